@@ -1,0 +1,27 @@
+//! `blocking`: the textbook iterative server. One thread accepts a connection and echoes it until
+//! the client closes, then accepts the next; every other client waits in the listen backlog.
+//!
+//! Cost per connection: nothing beyond the kernel's socket buffers and one read buffer, because
+//! there is only ever one. What blocks: everything. An idle client holds the whole server, so
+//! this model serves exactly one connection at a time; it is the baseline the others beat.
+
+use std::io;
+
+use crate::blocking_io;
+use crate::server::{EchoServer, Model, ServerConfig, ServerHandle};
+
+/// The iterative single-thread server.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Blocking;
+
+impl EchoServer for Blocking {
+    fn model(&self) -> Model {
+        Model::Blocking
+    }
+
+    fn start(&self, config: &ServerConfig) -> io::Result<ServerHandle> {
+        blocking_io::start(Model::Blocking, config, |acceptor| {
+            acceptor.run(|conn| conn.serve());
+        })
+    }
+}

@@ -1,0 +1,207 @@
+//! What the three blocking-I/O models (`blocking`, `thread-per-connection`, `thread-pool`) share:
+//! the one per-connection echo function, the accept loop with its error handling, and the
+//! registry of open connections that shutdown closes. Only where a connection runs differs.
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use slab::Slab;
+
+use crate::net::{self, ACCEPT_BACKOFF, ACCEPT_LOG, AcceptError};
+use crate::server::{Model, SHUTDOWN_GRACE, ServerConfig, ServerHandle, ServerId, Stop};
+
+/// Echoes `stream` until the peer half-closes or the connection fails, completing every partial
+/// write before reading again. Blocking in `write_all` while the peer does not read is the
+/// backpressure: the server then holds at most `buf` for this client, and stops reading it.
+pub(crate) fn echo(mut stream: &TcpStream, buf: &mut [u8]) -> io::Result<()> {
+    loop {
+        let n = match stream.read(buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        stream.write_all(&buf[..n])?;
+    }
+}
+
+/// State shared by the acceptor, the connection threads and the shutdown path.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    id: ServerId,
+    buffer_size: usize,
+    stopping: AtomicBool,
+    /// Every open connection, so shutdown can wake the threads blocked on them. Shared rather
+    /// than `dup`ed: a connection must not cost two descriptors, or a server near its
+    /// descriptor limit would have to drop connections it already accepted.
+    open: Mutex<Slab<Arc<TcpStream>>>,
+}
+
+impl Shared {
+    pub(crate) fn id(&self) -> ServerId {
+        self.id
+    }
+
+    pub(crate) fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::Acquire)
+    }
+
+    /// Registers a just-accepted connection; `None` once shutdown has begun (the stream is
+    /// then simply dropped, i.e. closed).
+    fn register(self: &Arc<Self>, stream: &Arc<TcpStream>) -> Option<Registered> {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        // Checked under the lock, so a connection is either closed by `close_all` or never served.
+        if self.is_stopping() {
+            return None;
+        }
+        Some(Registered {
+            shared: Arc::clone(self),
+            key: open.insert(Arc::clone(stream)),
+        })
+    }
+
+    fn close_all(&self) {
+        let open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        self.stopping.store(true, Ordering::Release);
+        for (_, stream) in open.iter() {
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
+
+/// Keeps a connection in the registry while it lives.
+#[derive(Debug)]
+struct Registered {
+    shared: Arc<Shared>,
+    key: usize,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        let mut open = self.shared.open.lock().unwrap_or_else(|e| e.into_inner());
+        open.try_remove(self.key);
+    }
+}
+
+/// An accepted connection, registered for shutdown, ready to be served on any thread.
+#[derive(Debug)]
+pub(crate) struct Conn {
+    stream: Arc<TcpStream>,
+    registered: Registered,
+}
+
+impl Conn {
+    /// Echoes the connection to its end, unless shutdown began while it was queued.
+    pub(crate) fn serve(self) {
+        if self.registered.shared.is_stopping() {
+            return;
+        }
+        let mut buf = vec![0; self.registered.shared.buffer_size];
+        // An error ends this connection only; there is no one to report it to.
+        let _ = echo(&self.stream, &mut buf);
+    }
+}
+
+/// The accept loop of a blocking model, run on the server's acceptor thread.
+#[derive(Debug)]
+pub(crate) struct Acceptor {
+    listener: Arc<TcpListener>,
+    shared: Arc<Shared>,
+}
+
+impl Acceptor {
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Accepts until shutdown, handing each connection to `on_conn`. Per-connection errors are
+    /// skipped at once; resource errors (`EMFILE`...) back off and retry, so the clients queued in
+    /// the backlog are served as soon as descriptors free up.
+    pub(crate) fn run(&self, mut on_conn: impl FnMut(Conn)) {
+        while !self.shared.is_stopping() {
+            match self.listener.accept() {
+                Ok((stream, _)) => {
+                    let _ = stream.set_nodelay(true);
+                    let stream = Arc::new(stream);
+                    if let Some(registered) = self.shared.register(&stream) {
+                        on_conn(Conn { stream, registered });
+                    }
+                }
+                Err(err) => match AcceptError::classify(&err) {
+                    AcceptError::WouldBlock | AcceptError::Connection => {}
+                    AcceptError::Resource | AcceptError::Fatal => {
+                        if self.shared.is_stopping() {
+                            return;
+                        }
+                        ACCEPT_LOG.accept_error(&err, ACCEPT_BACKOFF);
+                        std::thread::sleep(ACCEPT_BACKOFF);
+                    }
+                },
+            }
+        }
+    }
+}
+
+/// Binds the listener and runs `body` with its [`Acceptor`] on a thread named `es<id>-accept`.
+/// The returned handle's shutdown closes every registered connection, wakes the acceptor and
+/// joins its thread, which must itself join whatever threads `body` started.
+pub(crate) fn start(
+    model: Model,
+    config: &ServerConfig,
+    body: impl FnOnce(Acceptor) + Send + 'static,
+) -> io::Result<ServerHandle> {
+    let listener = Arc::new(net::bind(config)?);
+    let local_addr: SocketAddr = net::local_addr(&listener)?;
+    let id = ServerId::next();
+    let shared = Arc::new(Shared {
+        id,
+        buffer_size: config.buffer_size.max(1),
+        stopping: AtomicBool::new(false),
+        open: Mutex::new(Slab::new()),
+    });
+    let acceptor = Acceptor {
+        listener: Arc::clone(&listener),
+        shared: Arc::clone(&shared),
+    };
+    let thread = id.thread("accept").spawn(move || body(acceptor))?;
+    let stop = BlockingStop {
+        listener,
+        shared,
+        thread,
+    };
+    Ok(ServerHandle::new(model, id, local_addr, Box::new(stop)))
+}
+
+struct BlockingStop {
+    listener: Arc<TcpListener>,
+    shared: Arc<Shared>,
+    thread: JoinHandle<()>,
+}
+
+impl Stop for BlockingStop {
+    fn stop(self: Box<Self>) -> io::Result<()> {
+        self.shared.close_all();
+        net::wake_acceptor(&self.listener);
+        join_within(self.thread, Instant::now() + SHUTDOWN_GRACE)
+    }
+}
+
+/// Joins `thread` if it finishes before `deadline`; otherwise leaves it and says so.
+pub(crate) fn join_within(thread: JoinHandle<()>, deadline: Instant) -> io::Result<()> {
+    while !thread.is_finished() {
+        if Instant::now() >= deadline {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "a server thread did not stop within the shutdown grace period",
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    thread
+        .join()
+        .map_err(|_| io::Error::other("a server thread panicked"))
+}

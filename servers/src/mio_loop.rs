@@ -1,0 +1,327 @@
+//! `mio`: one thread running a mio (epoll, edge-triggered) readiness loop over every connection.
+//!
+//! The loop, in [`EventLoop::run`], is the whole server: the listener is accepted until
+//! `WouldBlock`; a connection is pumped (written, then read, until both would block) on every
+//! event for it. Edge-triggered readiness is only reported on change, so every read and write
+//! loop runs until `WouldBlock`, and a connection that stopped reading for backpressure reads
+//! again on its own once its buffer drains.
+//!
+//! Cost per connection: a slab entry and a small struct; bytes that could not be written at once
+//! are kept in a per-connection buffer of at most `buffer_size`, allocated only when a write
+//! falls short, and reads go through one buffer shared by the whole loop. A client that does not
+//! read fills its buffer, after which the loop stops reading it (its interest becomes WRITABLE
+//! only) until it drains. WRITABLE interest is held only while there is something to write.
+//! What blocks: nothing, as long as no handler computes; everything shares one core.
+
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Registry, Token, Waker};
+use slab::Slab;
+
+use crate::blocking_io::join_within;
+use crate::net::{self, ACCEPT_BACKOFF, ACCEPT_LOG, AcceptError};
+use crate::server::{
+    EchoServer, Model, SHUTDOWN_GRACE, ServerConfig, ServerHandle, ServerId, Stop,
+};
+
+/// The single-thread mio event loop.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MioLoop;
+
+impl EchoServer for MioLoop {
+    fn model(&self) -> Model {
+        Model::Mio
+    }
+
+    fn start(&self, config: &ServerConfig) -> io::Result<ServerHandle> {
+        let listener = net::bind(config)?;
+        let local_addr: SocketAddr = listener.local_addr()?;
+        let id = ServerId::next();
+        let (event_loop, waker) = EventLoop::new(listener, config.buffer_size)?;
+        let thread = id.thread("mio").spawn(move || {
+            if let Err(err) = event_loop.run() {
+                eprintln!("echo-server: mio: event loop failed: {err}");
+            }
+        })?;
+        let stop = LoopStop {
+            wakers: vec![waker],
+            threads: vec![thread],
+        };
+        Ok(ServerHandle::new(
+            Model::Mio,
+            id,
+            local_addr,
+            Box::new(stop),
+        ))
+    }
+}
+
+/// Stops event loops: wakes each, which then returns, dropping (closing) its connections.
+pub(crate) struct LoopStop {
+    pub(crate) wakers: Vec<Arc<Waker>>,
+    pub(crate) threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Stop for LoopStop {
+    fn stop(self: Box<Self>) -> io::Result<()> {
+        for waker in &self.wakers {
+            waker.wake()?;
+        }
+        let deadline = Instant::now() + SHUTDOWN_GRACE;
+        let mut result = Ok(());
+        for thread in self.threads {
+            if let Err(err) = join_within(thread, deadline) {
+                result = Err(err);
+            }
+        }
+        result
+    }
+}
+
+const LISTENER: Token = Token(usize::MAX - 1);
+const WAKER: Token = Token(usize::MAX - 2);
+
+/// One readiness loop: its poll, its listener, its connections.
+pub(crate) struct EventLoop {
+    poll: Poll,
+    listener: TcpListener,
+    connections: Slab<Connection>,
+    /// Shared by every connection: reads land here and are written straight back.
+    scratch: Box<[u8]>,
+    /// Set after a resource error (`EMFILE`...): accepting resumes on this timer, not on the
+    /// listener's readiness, which edge-triggering would not report again for queued clients.
+    accept_paused_until: Option<Instant>,
+}
+
+impl EventLoop {
+    /// A loop over `listener` (any blocking std listener; it is made non-blocking), and the waker
+    /// that stops it.
+    pub(crate) fn new(
+        listener: std::net::TcpListener,
+        buffer_size: usize,
+    ) -> io::Result<(Self, Arc<Waker>)> {
+        listener.set_nonblocking(true)?;
+        let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let mut listener = TcpListener::from_std(listener);
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        let event_loop = EventLoop {
+            poll,
+            listener,
+            connections: Slab::new(),
+            scratch: vec![0; buffer_size.max(1)].into_boxed_slice(),
+            accept_paused_until: None,
+        };
+        Ok((event_loop, waker))
+    }
+
+    /// Runs until the waker fires; returning drops, and so closes, every connection.
+    pub(crate) fn run(mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(1024);
+        loop {
+            let timeout = self
+                .accept_paused_until
+                .map(|until| until.saturating_duration_since(Instant::now()));
+            if let Err(err) = self.poll.poll(&mut events, timeout) {
+                if err.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(err);
+            }
+            if self
+                .accept_paused_until
+                .is_some_and(|until| Instant::now() >= until)
+            {
+                self.accept_paused_until = None;
+                self.accept();
+            }
+            for event in events.iter() {
+                match event.token() {
+                    WAKER => return Ok(()),
+                    LISTENER if self.accept_paused_until.is_none() => self.accept(),
+                    LISTENER => {}
+                    Token(key) => self.pump(key),
+                }
+            }
+        }
+    }
+
+    /// Accepts until `WouldBlock` (edge-triggered: no further event comes for clients already
+    /// queued), or until a resource error pauses accepting for a backoff.
+    fn accept(&mut self) {
+        loop {
+            match self.listener.accept() {
+                Ok((mut stream, _)) => {
+                    let _ = stream.set_nodelay(true);
+                    let entry = self.connections.vacant_entry();
+                    let token = Token(entry.key());
+                    // Registering reports readiness that is already there (data sent before
+                    // the accept), so nothing is missed.
+                    if self
+                        .poll
+                        .registry()
+                        .register(&mut stream, token, Interest::READABLE)
+                        .is_ok()
+                    {
+                        entry.insert(Connection::new(stream));
+                    }
+                }
+                Err(err) => match AcceptError::classify(&err) {
+                    AcceptError::WouldBlock => return,
+                    AcceptError::Connection => {}
+                    AcceptError::Resource | AcceptError::Fatal => {
+                        ACCEPT_LOG.accept_error(&err, ACCEPT_BACKOFF);
+                        self.accept_paused_until = Some(Instant::now() + ACCEPT_BACKOFF);
+                        return;
+                    }
+                },
+            }
+        }
+    }
+
+    /// Moves a connection's bytes as far as they go, then closes it or updates its interest.
+    fn pump(&mut self, key: usize) {
+        // A connection closed earlier in this batch of events may have a stale event left.
+        let Some(conn) = self.connections.get_mut(key) else {
+            return;
+        };
+        let registry = self.poll.registry();
+        match conn.pump(&mut self.scratch) {
+            Ok(State::Open) => {
+                let full = conn.backlog() >= self.scratch.len();
+                if conn.update_interest(registry, Token(key), full).is_err() {
+                    self.close(key);
+                }
+            }
+            // Finished (half-closed and fully echoed) or failed: either way only this one ends.
+            Ok(State::Finished) | Err(_) => self.close(key),
+        }
+    }
+
+    fn close(&mut self, key: usize) {
+        if let Some(mut conn) = self.connections.try_remove(key) {
+            let _ = self.poll.registry().deregister(&mut conn.stream);
+        }
+    }
+}
+
+/// Whether a connection still has work.
+enum State {
+    Open,
+    Finished,
+}
+
+struct Connection {
+    stream: TcpStream,
+    /// Echo bytes the peer has not taken yet; `sent` of them are already written.
+    unsent: Vec<u8>,
+    sent: usize,
+    /// The peer half-closed: write what is left, then close.
+    read_closed: bool,
+    interest: Interest,
+}
+
+impl Connection {
+    fn new(stream: TcpStream) -> Self {
+        Self {
+            stream,
+            unsent: Vec::new(),
+            sent: 0,
+            read_closed: false,
+            interest: Interest::READABLE,
+        }
+    }
+
+    fn backlog(&self) -> usize {
+        self.unsent.len() - self.sent
+    }
+
+    /// Writes what is pending and reads what there is to read, until both would block, the
+    /// buffer is full (backpressure), or the peer has half-closed and everything is echoed.
+    fn pump(&mut self, scratch: &mut [u8]) -> io::Result<State> {
+        let capacity = scratch.len();
+        loop {
+            self.flush()?;
+            if self.read_closed {
+                return Ok(if self.backlog() == 0 {
+                    State::Finished
+                } else {
+                    State::Open
+                });
+            }
+            let room = capacity - self.backlog();
+            if room == 0 {
+                // Full: stop reading until the peer takes some of its echo.
+                return Ok(State::Open);
+            }
+            match self.stream.read(&mut scratch[..room]) {
+                Ok(0) => self.read_closed = true,
+                Ok(n) => self.echo(&scratch[..n])?,
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Ok(State::Open),
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => return Err(err),
+            }
+        }
+    }
+
+    /// Writes freshly read bytes straight back; what the socket does not take is kept.
+    fn echo(&mut self, mut data: &[u8]) -> io::Result<()> {
+        if self.backlog() == 0 {
+            while !data.is_empty() {
+                match self.stream.write(data) {
+                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                    Ok(n) => data = &data[n..],
+                    Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                    Err(err) => return Err(err),
+                }
+            }
+        }
+        if !data.is_empty() {
+            if self.sent > 0 {
+                self.unsent.drain(..self.sent);
+                self.sent = 0;
+            }
+            self.unsent.extend_from_slice(data);
+        }
+        Ok(())
+    }
+
+    /// Writes the kept bytes until they are gone or the socket would block.
+    fn flush(&mut self) -> io::Result<()> {
+        while self.backlog() > 0 {
+            match self.stream.write(&self.unsent[self.sent..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => self.sent += n,
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => return Err(err),
+            }
+        }
+        self.unsent.clear();
+        self.sent = 0;
+        Ok(())
+    }
+
+    /// READABLE while reading, WRITABLE only while something waits to be written.
+    fn update_interest(&mut self, registry: &Registry, token: Token, full: bool) -> io::Result<()> {
+        let wants_write = self.backlog() > 0;
+        let wants_read = !self.read_closed && !full;
+        let interest = match (wants_read, wants_write) {
+            (true, true) => Interest::READABLE | Interest::WRITABLE,
+            (false, true) => Interest::WRITABLE,
+            // Nothing to write and not reading (cannot happen: such a connection is finished).
+            (_, false) => Interest::READABLE,
+        };
+        if interest != self.interest {
+            registry.reregister(&mut self.stream, token, interest)?;
+            self.interest = interest;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,303 @@
+//! The contract every model implements: [`EchoServer`], its [`ServerConfig`], the
+//! [`ServerHandle`] a running server is controlled through, and the [`Model`] registry.
+//!
+//! Everything outside this crate (the `echo-server` binary, the load generator's suite, the
+//! criterion benches, the conformance tests) goes through these types and never names a model's
+//! own type, so a model can be added or rewritten without touching any tool.
+
+use std::fmt;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// A TCP echo server built on one concurrency model.
+///
+/// # What every implementation guarantees
+///
+/// The models differ only in how they schedule work; their observable behaviour is the same,
+/// and the conformance suite (`servers/tests/conformance.rs`) checks each point for every model:
+///
+/// 1. **Listener.** Bound with `SO_REUSEADDR` and the configured listen backlog (default 4096,
+///    not the 128 of `std`/`mio`/`tokio`'s plain `bind`, which stalls connect bursts).
+/// 2. **Byte-exact echo.** Every byte read is written back, in order, whatever the segmentation;
+///    partial writes are completed.
+/// 3. **Half-close.** A client that shuts down its write side gets everything it sent echoed,
+///    then the server closes the connection.
+/// 4. **Misbehaving clients end only their own connection.** A reset, a vanished peer or garbage
+///    never makes the server exit, panic, or stop serving others.
+/// 5. **Bounded memory.** A client that sends but never reads costs at most one fixed buffer of
+///    [`ServerConfig::buffer_size`] bytes in the server; the server then stops reading it.
+/// 6. **Accept errors.** Per-connection errors (`ECONNABORTED`, `EPROTO`, ...) are retried at
+///    once; resource errors (`EMFILE`, `ENFILE`, `ENOBUFS`, `ENOMEM`) are logged at most once a
+///    second and retried after a short backoff, on a timer: no busy spin, no exit, and the
+///    clients already in the backlog are served as soon as descriptors free up.
+/// 7. **Idle connections** do not stop other clients from being served, except where the model
+///    by design cannot ([`Model::serves_concurrently`] says which).
+/// 8. **Shutdown.** [`ServerHandle::shutdown`] stops accepting, closes every connection and
+///    joins every thread the server started, within a few seconds, even with clients connected.
+///    Threads a server starts are named `es<id>-<role>` (see [`ServerHandle::id`]); a runtime's
+///    process-wide threads (async-std's global executor) are shared, not the server's own.
+pub trait EchoServer: Send + Sync {
+    /// Which model this is.
+    fn model(&self) -> Model;
+
+    /// Binds the listener and starts serving in the background. Returns once the listener is
+    /// bound, so a client may connect as soon as this returns.
+    fn start(&self, config: &ServerConfig) -> io::Result<ServerHandle>;
+}
+
+/// How a server is started. Every field has a default that suits a benchmark.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// Address to listen on; port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// The listen backlog passed to `listen(2)` (the kernel caps it at `net.core.somaxconn`).
+    pub backlog: u32,
+    /// Bytes of buffer per connection: the most a server holds for a client that does not read.
+    pub buffer_size: usize,
+    /// Worker threads, for the models that have them; `None` picks the model's own default.
+    pub threads: Option<usize>,
+}
+
+impl ServerConfig {
+    /// The default listen address of the `echo-server` binary.
+    pub const DEFAULT_LISTEN: SocketAddr =
+        SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 7878);
+    /// The default listen backlog.
+    pub const DEFAULT_BACKLOG: u32 = 4096;
+    /// The default per-connection buffer size.
+    pub const DEFAULT_BUFFER: usize = 16 * 1024;
+
+    /// A config listening on `127.0.0.1:0` (a free port), as tests and the suite want.
+    pub fn ephemeral() -> Self {
+        Self {
+            listen: SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
+            ..Self::default()
+        }
+    }
+
+    /// Worker threads to use: the configured count, or `default` when none was given.
+    pub fn threads_or(&self, default: usize) -> usize {
+        self.threads.unwrap_or(default).max(1)
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: Self::DEFAULT_LISTEN,
+            backlog: Self::DEFAULT_BACKLOG,
+            buffer_size: Self::DEFAULT_BUFFER,
+            threads: None,
+        }
+    }
+}
+
+/// The number of cores this process may run on (its affinity mask), at least 1.
+pub fn available_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// What a model does to stop; implemented privately by each model.
+pub(crate) trait Stop: Send {
+    /// Stops accepting, closes every connection, joins every thread.
+    fn stop(self: Box<Self>) -> io::Result<()>;
+}
+
+/// A running server. Dropping it shuts the server down too, ignoring errors.
+pub struct ServerHandle {
+    model: Model,
+    id: u64,
+    local_addr: SocketAddr,
+    stop: Option<Box<dyn Stop>>,
+}
+
+impl fmt::Debug for ServerHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerHandle")
+            .field("model", &self.model)
+            .field("id", &self.id)
+            .field("local_addr", &self.local_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServerHandle {
+    pub(crate) fn new(
+        model: Model,
+        id: ServerId,
+        local_addr: SocketAddr,
+        stop: Box<dyn Stop>,
+    ) -> Self {
+        Self {
+            model,
+            id: id.0,
+            local_addr,
+            stop: Some(stop),
+        }
+    }
+
+    /// The address the server is listening on (with the real port when port 0 was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The model serving.
+    pub fn model(&self) -> Model {
+        self.model
+    }
+
+    /// A number unique to this server within the process. Every thread the server starts is
+    /// named `es<id>-<role>`, so `top -H`, profilers and the tests can attribute threads.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The name prefix of this server's threads: `es<id>-`.
+    pub fn thread_prefix(&self) -> String {
+        ServerId(self.id).thread_prefix()
+    }
+
+    /// Stops accepting, closes every connection and joins every thread the server started.
+    pub fn shutdown(mut self) -> io::Result<()> {
+        match self.stop.take() {
+            Some(stop) => stop.stop(),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.stop();
+        }
+    }
+}
+
+/// A server instance's process-unique id, from which its thread names are made.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ServerId(u64);
+
+impl ServerId {
+    pub(crate) fn next() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        Self(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+
+    pub(crate) fn thread_prefix(self) -> String {
+        format!("es{}-", self.0)
+    }
+
+    /// `es<id>-<role>`, the name of a thread the server starts (Linux keeps 15 bytes of it).
+    pub(crate) fn thread_name(self, role: &str) -> String {
+        format!("es{}-{role}", self.0)
+    }
+
+    /// A thread builder named `es<id>-<role>`.
+    pub(crate) fn thread(self, role: &str) -> std::thread::Builder {
+        std::thread::Builder::new().name(self.thread_name(role))
+    }
+}
+
+/// How long a server waits for its threads when shutting down before it reports an error.
+pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(4);
+
+macro_rules! models {
+    ($( $(#[$doc:meta])* $variant:ident => $name:literal, $module:ident::$ty:ident ;)*) => {
+        /// The registry of models: the one place that lists them.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Model {
+            $( $(#[$doc])* $variant, )*
+        }
+
+        impl Model {
+            /// Every model, in the order reports list them.
+            pub const ALL: &'static [Model] = &[$(Model::$variant),*];
+
+            /// The stable name used on command lines, in file names and in reports.
+            pub const fn name(self) -> &'static str {
+                match self { $(Model::$variant => $name,)* }
+            }
+
+            /// A server of this model.
+            pub fn server(self) -> Box<dyn EchoServer> {
+                match self { $(Model::$variant => Box::new(crate::$module::$ty),)* }
+            }
+        }
+    };
+}
+
+models! {
+    /// One thread, one connection at a time (the textbook iterative server).
+    Blocking => "blocking", blocking::Blocking;
+    /// A new OS thread for every accepted connection.
+    ThreadPerConnection => "thread-per-connection", thread_per_connection::ThreadPerConnection;
+    /// A fixed pool of workers fed accepted connections through a channel.
+    ThreadPool => "thread-pool", thread_pool::ThreadPool;
+    /// One thread running a mio (epoll) readiness loop.
+    Mio => "mio", mio_loop::MioLoop;
+    /// tokio's multi-thread runtime, one task per connection.
+    Tokio => "tokio", tokio_rt::TokioServer;
+    /// async-std, one task per connection.
+    AsyncStd => "async-std", async_std_rt::AsyncStdServer;
+}
+
+impl Model {
+    /// Whether the model serves any number of connections at once. `false` for `blocking`
+    /// (one at a time) and `thread-pool` (as many as it has workers): for them an idle
+    /// connection, or more connections than workers, starves the rest by design.
+    pub const fn serves_concurrently(self) -> bool {
+        !matches!(self, Model::Blocking | Model::ThreadPool)
+    }
+
+    /// How many connections the model serves at once under `config`, where it is bounded.
+    pub fn concurrency_limit(self, config: &ServerConfig) -> Option<usize> {
+        match self {
+            Model::Blocking => Some(1),
+            Model::ThreadPool => Some(crate::thread_pool::pool_size(config)),
+            _ => None,
+        }
+    }
+
+    /// The valid names, comma-separated, for error messages.
+    pub fn names() -> String {
+        Self::ALL
+            .iter()
+            .map(|m| m.name())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+impl fmt::Display for Model {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The error for a name that is not a model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownModel(pub String);
+
+impl fmt::Display for UnknownModel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "unknown model '{}' (valid: {})", self.0, Model::names())
+    }
+}
+
+impl std::error::Error for UnknownModel {}
+
+impl FromStr for Model {
+    type Err = UnknownModel;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .iter()
+            .copied()
+            .find(|m| m.name() == s)
+            .ok_or_else(|| UnknownModel(s.to_owned()))
+    }
+}
