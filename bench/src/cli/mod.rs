@@ -1,0 +1,3 @@
+//! The subcommands of `echo-bench`, one module each.
+
+pub mod run;

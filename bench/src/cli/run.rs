@@ -1,0 +1,194 @@
+//! `echo-bench run`: one load against one address, the readable summary on stdout, and the
+//! optional JSON, CSV and HDR exports.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+use echo_bench::config::{parse_bytes, parse_cpu_list, parse_duration};
+use echo_bench::engine::{self, Progress};
+use echo_bench::report::write_hdr;
+use echo_bench::{Engine, Report, RunConfig, Stop, Workload};
+use echo_servers::cli::{EXIT_FAILURE, exit_code, usage_exit};
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// Options of `echo-bench run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The echo server, HOST:PORT.
+    #[arg(long, value_name = "HOST:PORT", value_parser = parse_target)]
+    target: SocketAddr,
+    /// Traffic pattern.
+    #[arg(long, value_enum, default_value = "ping-pong")]
+    workload: Workload,
+    /// Concurrent connections (churn: concurrent connect-echo-close loops).
+    #[arg(long, short = 'c', default_value_t = 16)]
+    connections: usize,
+    /// Bytes per message (64, 4k, 1MiB).
+    #[arg(long, value_name = "BYTES", default_value = "64", value_parser = parse_bytes)]
+    payload: usize,
+    /// Messages in flight per connection (ping-pong).
+    #[arg(long, default_value_t = 1)]
+    pipeline: usize,
+    /// Total messages per second (rate workload).
+    #[arg(long, value_name = "MSGS_PER_S")]
+    rate: Option<f64>,
+    /// How long to measure (10, 10s, 500ms).
+    #[arg(long, short = 'd', value_name = "D", value_parser = parse_duration, conflicts_with = "requests")]
+    duration: Option<Duration>,
+    /// Stop after this many messages instead of after a duration.
+    #[arg(long, value_name = "N")]
+    requests: Option<u64>,
+    /// Traffic before measuring, excluded from every figure.
+    #[arg(long, value_name = "D", default_value = "1s", value_parser = parse_duration)]
+    warmup: Duration,
+    /// How long one message or connect may take before it counts as a timeout.
+    #[arg(long, value_name = "D", default_value = "5s", value_parser = parse_duration)]
+    timeout: Duration,
+    /// Open connections at this many per second (default: all at once).
+    #[arg(long, value_name = "PER_S")]
+    connect_rate: Option<f64>,
+    /// Client worker threads (default: one per core).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Client engine: the event loop, or the naive thread-per-connection yardstick.
+    #[arg(long, value_enum, default_value = "event-loop")]
+    engine: Engine,
+    /// Seed of the verification byte streams.
+    #[arg(long, default_value_t = 0x5eed)]
+    seed: u64,
+    /// The server's pid, to report its CPU, memory, threads and context switches.
+    #[arg(long, value_name = "PID")]
+    server_pid: Option<u32>,
+    /// Pin the client to these CPUs (0, 0-1, 0,2).
+    #[arg(long, value_name = "LIST", value_parser = parse_cpu_list)]
+    client_cpus: Option<Vec<usize>>,
+    /// Write the report as JSON here.
+    #[arg(long, value_name = "PATH")]
+    json: Option<PathBuf>,
+    /// Write a CSV header and one row here.
+    #[arg(long, value_name = "PATH")]
+    csv: Option<PathBuf>,
+    /// Write the latency histogram (HdrHistogram V2, µs) here.
+    #[arg(long, value_name = "PATH")]
+    hdr: Option<PathBuf>,
+    /// No summary on stdout (errors still go to stderr).
+    #[arg(long, short = 'q')]
+    quiet: bool,
+}
+
+fn parse_target(text: &str) -> Result<SocketAddr, String> {
+    let bad = || format!("'{text}' is not HOST:PORT");
+    let mut addrs = text.to_socket_addrs().map_err(|_| bad())?;
+    addrs.next().ok_or_else(bad)
+}
+
+impl RunArgs {
+    fn config(&self) -> RunConfig {
+        let stop = match (self.requests, self.duration) {
+            (Some(n), _) => Stop::Requests(n),
+            (None, Some(d)) => Stop::Duration(d),
+            (None, None) => Stop::Duration(Duration::from_secs(5)),
+        };
+        RunConfig {
+            target: self.target,
+            workload: self.workload,
+            connections: self.connections,
+            payload: self.payload,
+            pipeline: self.pipeline,
+            rate: self.rate,
+            stop,
+            warmup: self.warmup,
+            timeout: self.timeout,
+            connect_rate: self.connect_rate,
+            threads: self
+                .threads
+                .unwrap_or_else(echo_bench::config::default_threads),
+            engine: self.engine,
+            seed: self.seed,
+            server_pid: self.server_pid,
+            client_cpus: self.client_cpus.clone(),
+        }
+    }
+}
+
+/// A progress bar on a terminal; invisible otherwise.
+pub fn progress_bar(config: &RunConfig) -> (ProgressBar, impl FnMut(Progress)) {
+    let bar = match config.stop {
+        Stop::Duration(d) => ProgressBar::new(d.as_millis() as u64),
+        Stop::Requests(n) => ProgressBar::new(n),
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg:>12} [{bar:30}] {percent:>3}%")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    let stop = config.stop;
+    let updater = {
+        let bar = bar.clone();
+        move |p: Progress| {
+            if p.warming_up {
+                bar.set_message("warming up");
+                bar.tick();
+                return;
+            }
+            bar.set_message(format!("{} msgs", p.messages));
+            bar.set_position(match stop {
+                Stop::Duration(_) => p.elapsed.as_millis() as u64,
+                Stop::Requests(_) => p.messages,
+            });
+        }
+    };
+    (bar, updater)
+}
+
+/// Runs the command; returns the process exit code.
+pub fn main(args: RunArgs) -> ExitCode {
+    let config = args.config();
+    if let Err(reason) = config.validate() {
+        usage_exit("echo-bench", &format!("error: {reason}"));
+    }
+    let (bar, mut on_progress) = progress_bar(&config);
+    let outcome = match engine::run(&config, &mut on_progress) {
+        Ok(outcome) => outcome,
+        Err(err) => {
+            bar.finish_and_clear();
+            eprintln!("echo-bench: run failed: {err}");
+            return exit_code(EXIT_FAILURE);
+        }
+    };
+    bar.finish_and_clear();
+    let report = Report::new(&config, &outcome);
+    if !args.quiet {
+        print!("{}", report.summary());
+    }
+    let mut write_failed = false;
+    let mut export = |what: &str, result: std::io::Result<()>| {
+        if let Err(err) = result {
+            eprintln!("echo-bench: cannot write {what}: {err}");
+            write_failed = true;
+        }
+    };
+    if let Some(path) = &args.json {
+        export("JSON", report.write_json(path));
+    }
+    if let Some(path) = &args.csv {
+        export("CSV", report.write_csv(path));
+    }
+    if let Some(path) = &args.hdr {
+        export("HDR histogram", write_hdr(&outcome.stats.latency, path));
+    }
+    if !report.is_clean() {
+        eprintln!(
+            "echo-bench: the run saw {} error(s); see the errors line",
+            report.errors.total()
+        );
+        return exit_code(EXIT_FAILURE);
+    }
+    if write_failed {
+        return exit_code(EXIT_FAILURE);
+    }
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,388 @@
+//! What a load-generator run does, as one validated type: [`RunConfig`]. Every check that can
+//! reject bad input happens in [`RunConfig::validate`], so the engine can trust its fields and
+//! every front end (CLI, suite, benches) reports bad input the same way.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// The traffic pattern.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Workload {
+    /// Closed loop: send a message, wait for its whole echo, repeat (`pipeline` in flight).
+    PingPong,
+    /// Open loop at a fixed total rate; latency measured from the intended send time.
+    Rate,
+    /// Connect, one echo, close, repeat.
+    Churn,
+    /// Write continuously while reading concurrently; bulk throughput.
+    Stream,
+}
+
+impl Workload {
+    /// The name used on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::PingPong => "ping-pong",
+            Workload::Rate => "rate",
+            Workload::Churn => "churn",
+            Workload::Stream => "stream",
+        }
+    }
+}
+
+impl std::fmt::Display for Workload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// How the client is built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Engine {
+    /// A few threads, each running a mio readiness loop over its share of the connections.
+    EventLoop,
+    /// The naive client: a blocking thread per connection, write then read. Kept only to measure
+    /// how much the event-loop engine saves; ping-pong only.
+    Threads,
+}
+
+/// When the run stops measuring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stop {
+    /// After this long (warm-up excluded).
+    Duration(#[serde(with = "secs")] Duration),
+    /// After this many completed messages (warm-up excluded).
+    Requests(u64),
+}
+
+/// Every option of a run. Construct it, then call [`RunConfig::validate`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunConfig {
+    /// The echo server to drive.
+    pub target: SocketAddr,
+    /// The traffic pattern.
+    pub workload: Workload,
+    /// Concurrent connections (for churn: concurrent connect-echo-close loops).
+    pub connections: usize,
+    /// Bytes per message.
+    pub payload: usize,
+    /// Messages in flight per connection (ping-pong).
+    pub pipeline: usize,
+    /// Total messages per second (rate).
+    pub rate: Option<f64>,
+    /// When to stop.
+    pub stop: Stop,
+    /// Traffic before measuring, excluded from every figure.
+    #[serde(with = "secs")]
+    pub warmup: Duration,
+    /// How long one message (or one connect) may take before it counts as a timeout.
+    #[serde(with = "secs")]
+    pub timeout: Duration,
+    /// Connections opened per second; `None` opens them all at once.
+    pub connect_rate: Option<f64>,
+    /// Client worker threads.
+    pub threads: usize,
+    /// The client engine.
+    pub engine: Engine,
+    /// Seed of the per-connection byte streams.
+    pub seed: u64,
+    /// The server's process id, to read its CPU, memory and threads from /proc.
+    pub server_pid: Option<u32>,
+    /// CPUs the client is pinned to, if any.
+    pub client_cpus: Option<Vec<usize>>,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        Self {
+            target: SocketAddr::from(([127, 0, 0, 1], 7878)),
+            workload: Workload::PingPong,
+            connections: 16,
+            payload: 64,
+            pipeline: 1,
+            rate: None,
+            stop: Stop::Duration(Duration::from_secs(5)),
+            warmup: Duration::from_secs(1),
+            timeout: Duration::from_secs(5),
+            connect_rate: None,
+            threads: default_threads(),
+            engine: Engine::EventLoop,
+            seed: 0x5eed,
+            server_pid: None,
+            client_cpus: None,
+        }
+    }
+}
+
+/// One client thread per core this process may use.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// The largest payload accepted: larger messages are a bulk transfer, which `stream` measures.
+pub const MAX_PAYLOAD: usize = 64 << 20;
+/// The largest pipeline depth accepted.
+pub const MAX_PIPELINE: usize = 4096;
+/// Descriptors the client keeps for itself beyond one per connection.
+const FD_SLACK: u64 = 64;
+
+impl RunConfig {
+    /// Checks every field, returning a one-line reason for the first bad one. Raises the soft
+    /// descriptor limit to the hard one if the connection count needs it.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.connections == 0 {
+            return Err("--connections must be at least 1".into());
+        }
+        if self.payload == 0 || self.payload > MAX_PAYLOAD {
+            return Err(format!(
+                "--payload must be between 1 and {MAX_PAYLOAD} bytes (got {})",
+                self.payload
+            ));
+        }
+        if self.pipeline == 0 || self.pipeline > MAX_PIPELINE {
+            return Err(format!("--pipeline must be between 1 and {MAX_PIPELINE}"));
+        }
+        if self.threads == 0 || self.threads > 1024 {
+            return Err("--threads must be between 1 and 1024".into());
+        }
+        match (self.workload, self.rate) {
+            (Workload::Rate, None) => return Err("--workload rate needs --rate MSGS_PER_S".into()),
+            (Workload::Rate, Some(r)) if !(r.is_finite() && r > 0.0 && r <= 1e9) => {
+                return Err("--rate must be a positive number of messages per second".into());
+            }
+            (w, Some(_)) if w != Workload::Rate => {
+                return Err(format!("--rate applies to --workload rate only, not {w}"));
+            }
+            _ => {}
+        }
+        if self.pipeline > 1 && self.workload != Workload::PingPong {
+            return Err("--pipeline applies to --workload ping-pong only".into());
+        }
+        if let Some(r) = self.connect_rate
+            && !(r.is_finite() && r > 0.0)
+        {
+            return Err(
+                "--connect-rate must be a positive number of connections per second".into(),
+            );
+        }
+        match self.stop {
+            Stop::Duration(d) if d.is_zero() => return Err("--duration must be above zero".into()),
+            Stop::Requests(0) => return Err("--requests must be at least 1".into()),
+            _ => {}
+        }
+        if self.timeout.is_zero() {
+            return Err("--timeout must be above zero".into());
+        }
+        if self.engine == Engine::Threads && self.workload != Workload::PingPong {
+            return Err("--engine threads runs the ping-pong workload only".into());
+        }
+        if self.target.port() == 0 {
+            return Err("--target needs a port other than 0".into());
+        }
+        let needed = self.connections as u64 + FD_SLACK;
+        let limit = raise_fd_limit();
+        if needed > limit {
+            return Err(format!(
+                "{} connections need about {needed} file descriptors but the limit is {limit} \
+                 (raise it with `ulimit -n`)",
+                self.connections
+            ));
+        }
+        Ok(())
+    }
+
+    /// The measured duration, where the run stops by time.
+    pub fn duration(&self) -> Option<Duration> {
+        match self.stop {
+            Stop::Duration(d) => Some(d),
+            Stop::Requests(_) => None,
+        }
+    }
+}
+
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit; returns the soft limit now in force.
+pub fn raise_fd_limit() -> u64 {
+    // SAFETY: getrlimit/setrlimit on a local struct.
+    unsafe {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return 1024;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: limit.rlim_max,
+                rlim_max: limit.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                return raised.rlim_cur;
+            }
+        }
+        limit.rlim_cur
+    }
+}
+
+/// Parses a duration: a plain number of seconds (`10`, `0.5`) or a number with a unit
+/// (`10s`, `500ms`, `2m`, `1h`).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let bad = || format!("invalid duration '{text}' (examples: 10, 10s, 500ms, 2m)");
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number.parse().map_err(|_| bad())?;
+    let scale = match unit.trim() {
+        "" | "s" | "sec" | "secs" => 1.0,
+        "ms" => 1e-3,
+        "us" | "µs" => 1e-6,
+        "m" | "min" => 60.0,
+        "h" => 3600.0,
+        _ => return Err(bad()),
+    };
+    let seconds = value * scale;
+    if !seconds.is_finite() || !(0.0..=7.0 * 86_400.0).contains(&seconds) {
+        return Err(bad());
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+/// Parses a byte size: `64`, `4k`, `4KiB`, `1m`, `1MiB` (k and m are binary).
+pub fn parse_bytes(text: &str) -> Result<usize, String> {
+    let text = text.trim();
+    let bad = || format!("invalid size '{text}' (examples: 64, 4k, 4KiB, 1MiB)");
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: usize = number.parse().map_err(|_| bad())?;
+    let scale = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        _ => return Err(bad()),
+    };
+    value.checked_mul(scale).ok_or_else(bad)
+}
+
+/// A CPU list: `0`, `0,2`, `0-3`, `0-1,4`.
+pub fn parse_cpu_list(text: &str) -> Result<Vec<usize>, String> {
+    let bad = || format!("invalid CPU list '{text}' (examples: 0, 0-1, 0,2)");
+    let mut cpus = Vec::new();
+    for part in text.split(',') {
+        let part = part.trim();
+        if let Some((a, b)) = part.split_once('-') {
+            let (a, b): (usize, usize) = (
+                a.trim().parse().map_err(|_| bad())?,
+                b.trim().parse().map_err(|_| bad())?,
+            );
+            if a > b || b >= 1024 {
+                return Err(bad());
+            }
+            cpus.extend(a..=b);
+        } else {
+            let cpu: usize = part.parse().map_err(|_| bad())?;
+            if cpu >= 1024 {
+                return Err(bad());
+            }
+            cpus.push(cpu);
+        }
+    }
+    cpus.sort_unstable();
+    cpus.dedup();
+    Ok(cpus)
+}
+
+mod secs {
+    //! Durations as floating-point seconds in JSON.
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let secs = f64::deserialize(d)?;
+        Duration::try_from_secs_f64(secs).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10").unwrap(), Duration::from_secs(10));
+        assert_eq!(parse_duration("10s").unwrap(), Duration::from_secs(10));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("1.5").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        for bad in ["", "-1", "ten", "5 parsecs", "1e9"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn sizes_and_cpus() {
+        assert_eq!(parse_bytes("64").unwrap(), 64);
+        assert_eq!(parse_bytes("4k").unwrap(), 4096);
+        assert_eq!(parse_bytes("1MiB").unwrap(), 1 << 20);
+        assert!(parse_bytes("-5").is_err());
+        assert!(parse_bytes("4q").is_err());
+        assert_eq!(parse_cpu_list("0-2,5").unwrap(), vec![0, 1, 2, 5]);
+        assert!(parse_cpu_list("2-1").is_err());
+    }
+
+    #[test]
+    fn validation_rejects_nonsense() {
+        let ok = RunConfig::default();
+        assert!(ok.validate().is_ok());
+        let cases = [
+            RunConfig {
+                connections: 0,
+                ..ok.clone()
+            },
+            RunConfig {
+                payload: 0,
+                ..ok.clone()
+            },
+            RunConfig {
+                payload: MAX_PAYLOAD + 1,
+                ..ok.clone()
+            },
+            RunConfig {
+                workload: Workload::Rate,
+                ..ok.clone()
+            },
+            RunConfig {
+                rate: Some(5.0),
+                ..ok.clone()
+            },
+            RunConfig {
+                stop: Stop::Requests(0),
+                ..ok.clone()
+            },
+            RunConfig {
+                engine: Engine::Threads,
+                workload: Workload::Stream,
+                ..ok.clone()
+            },
+            RunConfig {
+                connections: 100_000_000,
+                ..ok.clone()
+            },
+        ];
+        for case in cases {
+            assert!(case.validate().is_err(), "{case:?}");
+        }
+    }
+}

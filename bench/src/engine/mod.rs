@@ -1,0 +1,239 @@
+//! Runs a load against a socket address and gathers what the workers recorded.
+//!
+//! The timeline of a run: the workers open their connections (not measured), meet at a barrier,
+//! then send traffic through the warm-up (not measured) and the measured window. The
+//! coordinating thread samples the client's and the server's resource use at the window's edges
+//! and reports progress; it never touches a socket. This module knows only a socket address and,
+//! optionally, a server pid: nothing about which server is behind it.
+
+mod event_loop;
+mod threads;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Barrier, OnceLock};
+use std::time::{Duration, Instant};
+
+use crate::config::{Engine, RunConfig, Stop};
+use crate::procfs::{self, ProcSample, ServerUsage};
+use crate::stats::WorkerStats;
+
+/// What one worker hands back.
+pub(crate) struct WorkerOutcome {
+    stats: WorkerStats,
+    finished_at: Instant,
+}
+
+/// When the measured window opens and (for timed runs) closes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timeline {
+    measure_start: Instant,
+    end: Option<Instant>,
+}
+
+/// What the workers share with each other and the coordinator.
+pub(crate) struct Shared {
+    config: RunConfig,
+    threads: usize,
+    connected: Barrier,
+    go: Barrier,
+    timeline: OnceLock<Timeline>,
+    started: AtomicBool,
+    completed: AtomicU64,
+}
+
+impl Shared {
+    /// Called by every worker once its connections are open; returns the timeline.
+    fn wait_for_start(&self) -> Timeline {
+        self.connected.wait();
+        self.go.wait();
+        *self.timeline.get().expect("set between the barriers")
+    }
+
+    fn started(&self) -> bool {
+        self.started.load(Ordering::Relaxed)
+    }
+
+    /// Adds a worker's newly completed messages to the shared progress counter.
+    fn report_progress(&self, worker_total: u64) {
+        thread_local!(static LAST: std::cell::Cell<u64> = const { std::cell::Cell::new(0) });
+        LAST.with(|last| {
+            let delta = worker_total.saturating_sub(last.get());
+            if delta > 0 {
+                self.completed.fetch_add(delta, Ordering::Relaxed);
+                last.set(worker_total);
+            }
+        });
+    }
+}
+
+/// The seed of one connection's byte stream: distinct per slot and per reconnect.
+pub(crate) fn connection_seed(seed: u64, slot: usize, generation: u64) -> u64 {
+    seed ^ (slot as u64).wrapping_mul(0x2545_F491_4F6C_DD1D) ^ generation.rotate_left(32)
+}
+
+/// Progress while a run is going.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    /// Time since the measured window opened (zero during warm-up).
+    pub elapsed: Duration,
+    /// Whether the run is still warming up.
+    pub warming_up: bool,
+    /// Messages completed in the measured window so far.
+    pub messages: u64,
+}
+
+/// Everything a run measured, before it is turned into a report.
+#[derive(Debug)]
+pub struct RunOutcome {
+    /// The merged worker records.
+    pub stats: WorkerStats,
+    /// The measured window's length.
+    pub window: Duration,
+    /// The client process's CPU time in the window (all threads).
+    pub client_cpu: Duration,
+    /// The server's resource use in the window, when its pid is known and it is alive.
+    pub server: Option<ServerUsage>,
+    /// Client worker threads (connections, for the threads engine).
+    pub client_threads: usize,
+}
+
+/// Runs `config` (already validated) and returns what it measured. `on_progress` is called
+/// about ten times a second from the calling thread.
+pub fn run(
+    config: &RunConfig,
+    on_progress: &mut dyn FnMut(Progress),
+) -> std::io::Result<RunOutcome> {
+    if let Some(cpus) = &config.client_cpus {
+        // Before the workers are spawned, so they inherit it.
+        procfs::pin_current_thread(cpus)?;
+    }
+    let workers = match config.engine {
+        Engine::EventLoop => config.threads.min(config.connections),
+        Engine::Threads => config.connections,
+    };
+    let shared = Shared {
+        config: config.clone(),
+        threads: workers,
+        connected: Barrier::new(workers + 1),
+        go: Barrier::new(workers + 1),
+        timeline: OnceLock::new(),
+        started: AtomicBool::new(false),
+        completed: AtomicU64::new(0),
+    };
+    std::thread::scope(|scope| {
+        let mut handles = Vec::with_capacity(workers);
+        for w in 0..workers {
+            let shared = &shared;
+            // Slots dealt round-robin, so each worker gets an even share.
+            let slots: Vec<usize> = (w..config.connections).step_by(workers).collect();
+            let quota = event_loop::quota(config.stop, w, workers);
+            let builder = std::thread::Builder::new().name(format!("client-{w}"));
+            let spawned = match config.engine {
+                Engine::EventLoop => builder.spawn_scoped(scope, move || {
+                    match event_loop::Worker::new(shared, slots, quota) {
+                        Ok(worker) => worker.run(),
+                        Err(_) => {
+                            let timeline = shared.wait_for_start();
+                            let mut stats = WorkerStats::default();
+                            stats.errors.connect += 1;
+                            WorkerOutcome {
+                                stats,
+                                finished_at: timeline.measure_start,
+                            }
+                        }
+                    }
+                }),
+                Engine::Threads => builder
+                    .stack_size(256 * 1024)
+                    .spawn_scoped(scope, move || threads::connection(shared, slots[0], quota)),
+            };
+            match spawned {
+                Ok(handle) => handles.push(handle),
+                Err(err) => {
+                    // The barriers count on every worker: without one, fail the run outright.
+                    panic!("cannot start client worker {w}: {err}");
+                }
+            }
+        }
+
+        shared.connected.wait();
+        let measure_start = Instant::now() + config.warmup;
+        let end = match config.stop {
+            Stop::Duration(d) => Some(measure_start + d),
+            Stop::Requests(_) => None,
+        };
+        let _ = shared.timeline.set(Timeline { measure_start, end });
+        shared.started.store(true, Ordering::Relaxed);
+        shared.go.wait();
+
+        // Warm-up: report, then take the opening samples at the window's start.
+        while Instant::now() < measure_start {
+            on_progress(Progress {
+                elapsed: Duration::ZERO,
+                warming_up: true,
+                messages: 0,
+            });
+            std::thread::sleep(
+                measure_start
+                    .saturating_duration_since(Instant::now())
+                    .min(Duration::from_millis(100)),
+            );
+        }
+        let client_before = procfs::process_cpu_time();
+        let server_before = config.server_pid.and_then(ProcSample::read);
+
+        let mut server_after = None;
+        let mut client_after = None;
+        while handles.iter().any(|h| !h.is_finished()) {
+            let now = Instant::now();
+            if let Some(end) = end
+                && now >= end
+                && server_after.is_none()
+            {
+                // Sampled at the window's end, before the workers' teardown adds noise.
+                server_after = config.server_pid.and_then(ProcSample::read);
+                client_after = Some(procfs::process_cpu_time());
+            }
+            on_progress(Progress {
+                elapsed: now.saturating_duration_since(measure_start),
+                warming_up: false,
+                messages: shared.completed.load(Ordering::Relaxed),
+            });
+            let nap = end
+                .map(|e| e.saturating_duration_since(now))
+                .filter(|d| !d.is_zero())
+                .unwrap_or(Duration::from_millis(100))
+                .min(Duration::from_millis(100));
+            std::thread::sleep(nap);
+        }
+        let client_after = client_after.unwrap_or_else(procfs::process_cpu_time);
+        let server_after = server_after.or_else(|| config.server_pid.and_then(ProcSample::read));
+
+        let mut stats = WorkerStats::default();
+        let mut last_finish = measure_start;
+        for handle in handles {
+            let outcome = handle.join().expect("client worker panicked");
+            last_finish = last_finish.max(outcome.finished_at);
+            stats.merge(outcome.stats);
+        }
+        stats.per_connection.sort_unstable_by_key(|&(slot, _)| slot);
+        let window = match end {
+            Some(end) => end.saturating_duration_since(measure_start),
+            None => last_finish.saturating_duration_since(measure_start),
+        }
+        .max(Duration::from_micros(1));
+        let server = match (config.server_pid, server_before, server_after) {
+            (Some(pid), Some(before), Some(after)) => {
+                Some(ServerUsage::between(pid, &before, &after, window))
+            }
+            _ => None,
+        };
+        Ok(RunOutcome {
+            stats,
+            window,
+            client_cpu: client_after.saturating_sub(client_before),
+            server,
+            client_threads: workers,
+        })
+    })
+}

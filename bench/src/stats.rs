@@ -1,0 +1,210 @@
+//! What each client worker records while it runs, and how the workers' records are merged.
+
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+/// Highest latency the histograms hold, in µs (larger values are clamped): one hour.
+const MAX_LATENCY_US: u64 = 3_600_000_000;
+
+/// A latency histogram in microseconds, 3 significant digits.
+pub fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).expect("valid histogram bounds")
+}
+
+/// Records `latency` in µs (at least 1, at most the histogram's bound).
+pub fn record(histogram: &mut Histogram<u64>, latency: Duration) {
+    let us = (latency.as_nanos() / 1000).clamp(1, MAX_LATENCY_US as u128) as u64;
+    histogram.saturating_record(us);
+}
+
+/// Errors by kind. Every field is a count; 0 when none happened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Errors {
+    /// A connect that failed other than by refusal (including ephemeral ports exhausted).
+    pub connect: u64,
+    /// A connect refused: nothing listening, or the backlog overflowed.
+    pub refused: u64,
+    /// The server reset the connection (or a write found it closed).
+    pub reset: u64,
+    /// The server closed the connection while echoes were outstanding.
+    pub eof: u64,
+    /// A message or connect took longer than `--timeout`.
+    pub timeout: u64,
+    /// An echoed byte differed from what was sent.
+    pub mismatch: u64,
+}
+
+impl Errors {
+    /// All errors together.
+    pub fn total(&self) -> u64 {
+        self.connect + self.refused + self.reset + self.eof + self.timeout + self.mismatch
+    }
+
+    /// Adds `other` into `self`.
+    pub fn add(&mut self, other: &Errors) {
+        self.connect += other.connect;
+        self.refused += other.refused;
+        self.reset += other.reset;
+        self.eof += other.eof;
+        self.timeout += other.timeout;
+        self.mismatch += other.mismatch;
+    }
+}
+
+/// The kinds of [`Errors`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// See [`Errors::connect`].
+    Connect,
+    /// See [`Errors::refused`].
+    Refused,
+    /// See [`Errors::reset`].
+    Reset,
+    /// See [`Errors::eof`].
+    Eof,
+    /// See [`Errors::timeout`].
+    Timeout,
+    /// See [`Errors::mismatch`].
+    Mismatch,
+}
+
+impl Errors {
+    /// Counts one error of `kind`.
+    pub fn count(&mut self, kind: ErrorKind) {
+        match kind {
+            ErrorKind::Connect => self.connect += 1,
+            ErrorKind::Refused => self.refused += 1,
+            ErrorKind::Reset => self.reset += 1,
+            ErrorKind::Eof => self.eof += 1,
+            ErrorKind::Timeout => self.timeout += 1,
+            ErrorKind::Mismatch => self.mismatch += 1,
+        }
+    }
+}
+
+/// Classifies an I/O error on an established connection.
+pub fn classify_io(err: &std::io::Error) -> ErrorKind {
+    use std::io::ErrorKind as K;
+    match err.kind() {
+        K::ConnectionRefused => ErrorKind::Refused,
+        K::UnexpectedEof => ErrorKind::Eof,
+        K::TimedOut | K::WouldBlock => ErrorKind::Timeout,
+        _ => ErrorKind::Reset,
+    }
+}
+
+/// Classifies a failed connect; `EADDRNOTAVAIL` means the ephemeral ports ran out.
+pub fn classify_connect(err: &std::io::Error) -> (ErrorKind, bool) {
+    match err.raw_os_error() {
+        Some(libc::ECONNREFUSED) => (ErrorKind::Refused, false),
+        Some(libc::EADDRNOTAVAIL) => (ErrorKind::Connect, true),
+        Some(libc::ETIMEDOUT) => (ErrorKind::Timeout, false),
+        _ => (ErrorKind::Connect, false),
+    }
+}
+
+/// One worker's record of the measured window.
+#[derive(Debug)]
+pub struct WorkerStats {
+    /// Latency per message, from the intended send time (corrected for coordinated omission).
+    pub latency: Histogram<u64>,
+    /// Latency per message from the actual send time (differs from `latency` for `rate` only).
+    pub latency_uncorrected: Histogram<u64>,
+    /// Time to establish a connection (churn).
+    pub connect_latency: Histogram<u64>,
+    /// Errors seen in the measured window.
+    pub errors: Errors,
+    /// Messages completed per connection slot, indexed by the slot's global number.
+    pub per_connection: Vec<(usize, u64)>,
+    /// Messages completed.
+    pub messages: u64,
+    /// Payload bytes echoed and verified.
+    pub bytes: u64,
+    /// Messages sent (rate: the offered load actually put on the wire).
+    pub sent: u64,
+    /// Connections completed (churn).
+    pub connections_closed: u64,
+    /// This worker thread's CPU time in the measured window (summed when merged).
+    pub cpu: Duration,
+    /// The most CPU time any one worker used in the window.
+    pub busiest_cpu: Duration,
+    /// Whether a connect failed with the ephemeral ports exhausted.
+    pub ports_exhausted: bool,
+}
+
+impl Default for WorkerStats {
+    fn default() -> Self {
+        Self {
+            latency: new_histogram(),
+            latency_uncorrected: new_histogram(),
+            connect_latency: new_histogram(),
+            errors: Errors::default(),
+            per_connection: Vec::new(),
+            messages: 0,
+            bytes: 0,
+            sent: 0,
+            connections_closed: 0,
+            cpu: Duration::ZERO,
+            busiest_cpu: Duration::ZERO,
+            ports_exhausted: false,
+        }
+    }
+}
+
+impl WorkerStats {
+    /// Adds `other` into `self`.
+    pub fn merge(&mut self, other: WorkerStats) {
+        self.latency.add(&other.latency).expect("same bounds");
+        self.latency_uncorrected
+            .add(&other.latency_uncorrected)
+            .expect("same bounds");
+        self.connect_latency
+            .add(&other.connect_latency)
+            .expect("same bounds");
+        self.errors.add(&other.errors);
+        self.per_connection.extend(other.per_connection);
+        self.messages += other.messages;
+        self.bytes += other.bytes;
+        self.sent += other.sent;
+        self.connections_closed += other.connections_closed;
+        self.cpu += other.cpu;
+        self.busiest_cpu = self.busiest_cpu.max(other.cpu).max(other.busiest_cpu);
+        self.ports_exhausted |= other.ports_exhausted;
+    }
+}
+
+/// The CPU time the calling thread has used.
+pub fn thread_cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the local timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// Jain's fairness index of `counts`: 1 when all are equal, 1/n when one has everything.
+pub fn jain_index(counts: &[u64]) -> f64 {
+    let n = counts.len() as f64;
+    let sum: f64 = counts.iter().map(|&c| c as f64).sum();
+    let squares: f64 = counts.iter().map(|&c| (c as f64) * (c as f64)).sum();
+    if squares == 0.0 {
+        return if counts.is_empty() { 1.0 } else { 0.0 };
+    }
+    sum * sum / (n * squares)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jain() {
+        assert!((jain_index(&[5, 5, 5, 5]) - 1.0).abs() < 1e-12);
+        assert!((jain_index(&[10, 0, 0, 0]) - 0.25).abs() < 1e-12);
+        assert_eq!(jain_index(&[0, 0]), 0.0);
+    }
+}

@@ -1,0 +1,447 @@
+//! The load generator's checks: every workload against every server model, faults caught from
+//! deliberately broken servers, and the CLI's outputs and exit codes. Loopback only; every run
+//! is bounded by its duration plus its timeout.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use echo_bench::{Engine, Report, RunConfig, Stop, Workload, engine};
+use echo_servers::{Model, ServerConfig};
+
+fn short(target: SocketAddr, workload: Workload) -> RunConfig {
+    RunConfig {
+        target,
+        workload,
+        connections: 4,
+        payload: 100,
+        stop: Stop::Duration(Duration::from_millis(400)),
+        warmup: Duration::from_millis(100),
+        timeout: Duration::from_secs(2),
+        threads: 2,
+        ..RunConfig::default()
+    }
+}
+
+fn run(config: &RunConfig) -> Report {
+    config.validate().expect("valid config");
+    let outcome = engine::run(config, &mut |_| {}).expect("run");
+    Report::new(config, &outcome)
+}
+
+/// Runs `check` against every model in parallel, naming each model that failed.
+fn for_every_model(check: fn(Model)) {
+    let failures: Vec<String> = std::thread::scope(|scope| {
+        let runs: Vec<_> = Model::ALL
+            .iter()
+            .map(|&m| (m, scope.spawn(move || check(m))))
+            .collect();
+        runs.into_iter()
+            .filter_map(|(m, r)| {
+                r.join().err().map(|p| {
+                    let why = p
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                        .unwrap_or_default();
+                    format!("{m}: {why}")
+                })
+            })
+            .collect()
+    });
+    assert!(failures.is_empty(), "failed for:\n{}", failures.join("\n"));
+}
+
+fn start(model: Model) -> echo_servers::ServerHandle {
+    model
+        .server()
+        .start(&ServerConfig::ephemeral())
+        .expect("start server")
+}
+
+#[test]
+fn ping_pong_against_every_model() {
+    for_every_model(|model| {
+        let server = start(model);
+        let mut config = short(server.local_addr(), Workload::PingPong);
+        config.pipeline = 3;
+        let report = run(&config);
+        assert!(report.is_clean(), "errors: {:?}", report.errors);
+        assert!(report.messages > 0);
+        assert_eq!(report.bytes, report.messages * 100);
+        assert!(report.latency_us.p50 > 0 && report.latency_us.p50 <= report.latency_us.p99);
+        assert!(report.latency_us.p99 <= report.latency_us.max);
+        assert!(report.client.cpu_s > 0.0);
+        if model.serves_concurrently() {
+            assert_eq!(report.fairness.starved, 0, "{:?}", report.fairness);
+            assert!(
+                report.fairness.min > 0 && report.fairness.jain > 0.5,
+                "{:?}",
+                report.fairness
+            );
+        } else if model == Model::Blocking {
+            // One connection at a time: the other three starve, and the report says so.
+            assert_eq!(report.fairness.starved, 3, "{:?}", report.fairness);
+            assert!(report.warnings.iter().any(|w| w.contains("starved")));
+        }
+        server.shutdown().unwrap();
+    });
+}
+
+#[test]
+fn stream_churn_and_rate_against_every_model() {
+    for_every_model(|model| {
+        let server = start(model);
+        let addr = server.local_addr();
+        let concurrency = if model.serves_concurrently() { 4 } else { 1 };
+
+        let mut stream = short(addr, Workload::Stream);
+        stream.connections = concurrency;
+        stream.payload = 16 * 1024;
+        let report = run(&stream);
+        assert!(report.is_clean(), "stream errors: {:?}", report.errors);
+        assert!(report.bytes >= 16 * 1024 && report.throughput_mib_s > 0.0);
+
+        let mut churn = short(addr, Workload::Churn);
+        churn.connections = 2;
+        let report = run(&churn);
+        assert!(report.is_clean(), "churn errors: {:?}", report.errors);
+        let figures = report.churn.expect("churn figures");
+        assert!(figures.connections_per_s > 0.0);
+        assert!(figures.connect_latency_us.p50 > 0);
+        // Each churned connection carries exactly one echo.
+        assert_eq!(
+            report.messages as f64,
+            (figures.connections_per_s * report.duration_s).round()
+        );
+
+        let mut rate = short(addr, Workload::Rate);
+        rate.connections = concurrency;
+        rate.rate = Some(2000.0);
+        rate.stop = Stop::Duration(Duration::from_millis(500));
+        let report = run(&rate);
+        assert!(report.is_clean(), "rate errors: {:?}", report.errors);
+        let open = report.open_loop.expect("open-loop figures");
+        assert_eq!(open.offered_rps, 2000.0);
+        // An open loop sends on schedule whatever the server does: 1000 messages, give or take.
+        assert!(
+            (500..=1500).contains(&report.messages),
+            "{} messages",
+            report.messages
+        );
+        // Corrected latency counts queueing from the intended time, so it is never smaller.
+        assert!(report.latency_us.p99 >= open.latency_uncorrected_us.p99 / 2);
+        server.shutdown().unwrap();
+    });
+}
+
+#[test]
+fn requests_mode_and_the_threads_engine() {
+    let server = start(Model::Tokio);
+    let mut config = short(server.local_addr(), Workload::PingPong);
+    config.stop = Stop::Requests(1000);
+    config.warmup = Duration::ZERO;
+    let report = run(&config);
+    assert!(report.is_clean());
+    assert!(
+        (1000..=1004).contains(&report.messages),
+        "{}",
+        report.messages
+    );
+
+    config.engine = Engine::Threads;
+    config.stop = Stop::Duration(Duration::from_millis(300));
+    let report = run(&config);
+    assert!(report.is_clean(), "{:?}", report.errors);
+    assert!(report.messages > 0);
+    assert_eq!(report.client.threads, 4);
+    server.shutdown().unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Faulty servers
+
+/// A server whose per-connection behaviour is `serve`, one thread per connection.
+struct Faulty {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+}
+
+impl Faulty {
+    fn start(serve: fn(TcpStream)) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while !flag.load(Ordering::Relaxed) && Instant::now() < deadline {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        stream.set_nonblocking(false).unwrap();
+                        stream
+                            .set_read_timeout(Some(Duration::from_secs(5)))
+                            .unwrap();
+                        std::thread::spawn(move || serve(stream));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(2)),
+                }
+            }
+        });
+        Faulty { addr, stop }
+    }
+}
+
+impl Drop for Faulty {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Echoes, but flips one bit of the 1000th byte.
+fn corrupting(mut stream: TcpStream) {
+    let mut buf = [0; 4096];
+    let mut total = 0usize;
+    while let Ok(n) = stream.read(&mut buf) {
+        if n == 0 {
+            return;
+        }
+        if (total..total + n).contains(&1000) {
+            buf[1000 - total] ^= 0x10;
+        }
+        total += n;
+        if stream.write_all(&buf[..n]).is_err() {
+            return;
+        }
+    }
+}
+
+/// Echoes 2000 bytes, then drops the connection.
+fn dropping(mut stream: TcpStream) {
+    let mut buf = [0; 4096];
+    let mut total = 0usize;
+    while let Ok(n) = stream.read(&mut buf) {
+        let n = n.min(2000 - total);
+        if n == 0 || stream.write_all(&buf[..n]).is_err() {
+            return;
+        }
+        total += n;
+        if total >= 2000 {
+            return;
+        }
+    }
+}
+
+/// Echoes 2000 bytes, then keeps reading but never answers again.
+fn stalling(mut stream: TcpStream) {
+    let mut buf = [0; 4096];
+    let mut total = 0usize;
+    while let Ok(n) = stream.read(&mut buf) {
+        if n == 0 {
+            return;
+        }
+        let echo = n.min(2000usize.saturating_sub(total));
+        total += n;
+        if echo > 0 && stream.write_all(&buf[..echo]).is_err() {
+            return;
+        }
+    }
+}
+
+#[test]
+fn a_corrupted_byte_is_a_mismatch() {
+    let server = Faulty::start(corrupting);
+    let report = run(&short(server.addr, Workload::PingPong));
+    assert!(report.errors.mismatch >= 1, "{:?}", report.errors);
+    assert!(!report.is_clean());
+}
+
+#[test]
+fn a_dropped_connection_is_an_eof_or_reset() {
+    let server = Faulty::start(dropping);
+    let report = run(&short(server.addr, Workload::PingPong));
+    assert!(
+        report.errors.eof + report.errors.reset >= 1,
+        "{:?}",
+        report.errors
+    );
+    assert_eq!(report.errors.mismatch, 0);
+}
+
+#[test]
+fn a_stalled_server_is_a_timeout_within_duration_plus_timeout() {
+    let server = Faulty::start(stalling);
+    let mut config = short(server.addr, Workload::PingPong);
+    config.timeout = Duration::from_millis(300);
+    config.stop = Stop::Duration(Duration::from_secs(1));
+    let began = Instant::now();
+    let report = run(&config);
+    assert!(
+        began.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        began.elapsed()
+    );
+    assert!(report.errors.timeout >= 1, "{:?}", report.errors);
+}
+
+#[test]
+fn a_refused_target_is_counted() {
+    // Bind then drop: nothing listens on this port now.
+    let addr = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let report = run(&short(addr, Workload::PingPong));
+    assert!(report.errors.refused >= 1, "{:?}", report.errors);
+    let report = run(&short(addr, Workload::Churn));
+    assert!(report.errors.refused >= 1, "{:?}", report.errors);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The CLI
+
+fn echo_bench(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_echo-bench"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run echo-bench")
+}
+
+#[test]
+fn cli_writes_json_csv_and_hdr_and_exits_0_on_a_clean_run() {
+    let server = start(Model::Mio);
+    let dir = std::env::temp_dir().join(format!("echo-bench-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (json, csv, hdr) = (dir.join("r.json"), dir.join("r.csv"), dir.join("r.hdr"));
+    let target = server.local_addr().to_string();
+    let pid = std::process::id().to_string();
+    let output = echo_bench(&[
+        "run",
+        "--target",
+        &target,
+        "-c",
+        "3",
+        "-d",
+        "300ms",
+        "--warmup",
+        "100ms",
+        "--server-pid",
+        &pid,
+        "--json",
+        json.to_str().unwrap(),
+        "--csv",
+        csv.to_str().unwrap(),
+        "--hdr",
+        hdr.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("throughput") && stdout.contains("p99"),
+        "{stdout}"
+    );
+
+    let value: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    for key in [
+        "throughput_rps",
+        "throughput_mib_s",
+        "fairness",
+        "client",
+        "server",
+        "config",
+        "meta",
+    ] {
+        assert!(!value[key].is_null(), "missing {key}");
+    }
+    for key in ["p50", "p90", "p99", "p999", "p9999", "max", "mean"] {
+        assert!(
+            value["latency_us"][key].is_number(),
+            "missing latency_us.{key}"
+        );
+    }
+    for key in ["connect", "refused", "reset", "eof", "timeout", "mismatch"] {
+        assert_eq!(value["errors"][key], 0, "errors.{key}");
+    }
+    assert!(value["meta"]["cpu_model"].is_string() && value["meta"]["rustc"].is_string());
+    assert_eq!(value["config"]["connections"], 3);
+
+    let csv_text = std::fs::read_to_string(&csv).unwrap();
+    let lines: Vec<&str> = csv_text.lines().collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0].split(',').count(), lines[1].split(',').count());
+    assert!(lines[1].starts_with("ping-pong,3,64,"));
+
+    let mut bytes = std::fs::read(&hdr).unwrap();
+    let histogram: hdrhistogram::Histogram<u64> = hdrhistogram::serialization::Deserializer::new()
+        .deserialize(&mut bytes.as_slice())
+        .expect("a valid HDR V2 histogram");
+    assert_eq!(histogram.len(), value["messages"].as_u64().unwrap());
+    bytes.clear();
+    std::fs::remove_dir_all(&dir).ok();
+    server.shutdown().unwrap();
+}
+
+#[test]
+fn cli_exits_1_when_the_run_sees_errors() {
+    let server = Faulty::start(corrupting);
+    let target = server.addr.to_string();
+    let output = echo_bench(&["run", "--target", &target, "-d", "300ms", "--warmup", "0s"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("mismatch 1")
+            || String::from_utf8_lossy(&output.stdout).contains("mismatch")
+    );
+}
+
+#[test]
+fn cli_usage_errors_exit_2_with_one_line() {
+    let cases: &[&[&str]] = &[
+        &["run", "--target", "nowhere"],
+        &["run", "--target", "127.0.0.1:7878", "--connections", "0"],
+        &["run", "--target", "127.0.0.1:7878", "--payload", "-5"],
+        &["run", "--target", "127.0.0.1:7878", "--payload", "0"],
+        &[
+            "run",
+            "--target",
+            "127.0.0.1:7878",
+            "--payload",
+            "1000000000",
+        ],
+        &["run", "--target", "127.0.0.1:7878", "--duration", "soon"],
+        &["run", "--target", "127.0.0.1:7878", "--workload", "rate"],
+        &[
+            "run",
+            "--target",
+            "127.0.0.1:7878",
+            "--workload",
+            "teleport",
+        ],
+        &[
+            "run",
+            "--target",
+            "127.0.0.1:7878",
+            "--connections",
+            "100000000",
+        ],
+        &["run", "--target", "127.0.0.1:0"],
+        &["run"],
+        &["fly"],
+    ];
+    for args in cases {
+        let output = echo_bench(args);
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.starts_with("echo-bench: "), "{stderr}");
+    }
+}
