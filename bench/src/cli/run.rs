@@ -63,8 +63,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "PID")]
     server_pid: Option<u32>,
     /// Pin the client to these CPUs (0, 0-1, 0,2).
-    #[arg(long, value_name = "LIST", value_parser = parse_cpu_list)]
-    client_cpus: Option<Vec<usize>>,
+    #[arg(long, value_name = "LIST", value_parser = parse_cpus)]
+    client_cpus: Option<CpuList>,
     /// Write the report as JSON here.
     #[arg(long, value_name = "PATH")]
     json: Option<PathBuf>,
@@ -77,6 +77,15 @@ pub struct RunArgs {
     /// No summary on stdout (errors still go to stderr).
     #[arg(long, short = 'q')]
     quiet: bool,
+}
+
+/// A parsed `--client-cpus` list (a newtype, so clap takes it as one value).
+#[derive(Debug, Clone)]
+pub struct CpuList(pub Vec<usize>);
+
+/// Parses a CPU list argument.
+pub fn parse_cpus(text: &str) -> Result<CpuList, String> {
+    parse_cpu_list(text).map(CpuList)
 }
 
 fn parse_target(text: &str) -> Result<SocketAddr, String> {
@@ -109,7 +118,7 @@ impl RunArgs {
             engine: self.engine,
             seed: self.seed,
             server_pid: self.server_pid,
-            client_cpus: self.client_cpus.clone(),
+            client_cpus: self.client_cpus.as_ref().map(|c| c.0.clone()),
         }
     }
 }
