@@ -8,7 +8,19 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 /// The traffic pattern.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    clap::ValueEnum,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Workload {
     /// Closed loop: send a message, wait for its whole echo, repeat (`pipeline` in flight).
@@ -62,6 +74,7 @@ pub enum Stop {
 
 /// Every option of a run. Construct it, then call [`RunConfig::validate`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct RunConfig {
     /// The echo server to drive.
     pub target: SocketAddr,
@@ -95,6 +108,12 @@ pub struct RunConfig {
     pub server_pid: Option<u32>,
     /// CPUs the client is pinned to, if any.
     pub client_cpus: Option<Vec<usize>>,
+}
+
+impl Default for Workload {
+    fn default() -> Self {
+        Workload::PingPong
+    }
 }
 
 impl Default for RunConfig {

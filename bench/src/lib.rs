@@ -24,6 +24,7 @@ pub mod pattern;
 pub mod procfs;
 pub mod report;
 pub mod stats;
+pub mod suite;
 
 pub use config::{Engine, RunConfig, Stop, Workload};
 pub use report::Report;

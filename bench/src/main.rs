@@ -1,6 +1,9 @@
 //! `echo-bench`: the suite's command-line front end.
 //!
+//! - `echo-bench` or `echo-bench suite [options]`: measure every model, store the run in
+//!   `results/`, print the tables and the advice.
 //! - `echo-bench run --target HOST:PORT [options]`: drive one echo server and report.
+//! - `echo-bench serve --model NAME`: run one server model (what the suite starts).
 //!
 //! Exit codes: 0 clean run, 1 a run that saw errors, 2 usage error (one line on stderr).
 
@@ -16,18 +19,25 @@ use echo_servers::cli::parse_or_exit;
 #[command(name = "echo-bench", version, propagate_version = true)]
 struct Args {
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Measure every model at every point of a profile (the default command).
+    Suite(cli::suite::SuiteArgs),
     /// Drive one echo server at an address and report what it did.
     Run(cli::run::RunArgs),
+    /// Run one server model, as `echo-server` does.
+    Serve(echo_servers::cli::ServeArgs),
 }
 
 fn main() -> ExitCode {
     let args: Args = parse_or_exit("echo-bench");
     match args.command {
-        Command::Run(run) => cli::run::main(run),
+        None => cli::suite::main(cli::suite::SuiteArgs::default()),
+        Some(Command::Suite(suite)) => cli::suite::main(suite),
+        Some(Command::Run(run)) => cli::run::main(run),
+        Some(Command::Serve(serve)) => echo_servers::cli::serve(serve, "echo-bench serve"),
     }
 }

@@ -4,7 +4,8 @@
 use serde::{Deserialize, Serialize};
 
 /// Where and with what a run was made.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Meta {
     /// echo-bench's version.
     pub tool_version: String,

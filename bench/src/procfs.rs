@@ -74,7 +74,8 @@ impl ProcSample {
 }
 
 /// What a server process used between two samples, as reported.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ServerUsage {
     /// The server's process id.
     pub pid: u32,
@@ -123,6 +124,20 @@ pub fn process_cpu_time() -> Duration {
     };
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, (t.tv_usec * 1000) as u32);
     tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+/// The CPUs the calling thread may run on (its affinity mask), in order.
+pub fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: cpu_set_t is plain data, filled by sched_getaffinity.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return (0..crate::config::default_threads()).collect();
+        }
+        (0..libc::CPU_SETSIZE as usize)
+            .filter(|&cpu| libc::CPU_ISSET(cpu, &set))
+            .collect()
+    }
 }
 
 /// Pins the calling thread (and the threads it spawns afterwards) to `cpus`.

@@ -17,6 +17,7 @@ use crate::stats::{Errors, jain_index};
 
 /// Latency percentiles in microseconds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Latency {
     /// Median.
     pub p50: u64,
@@ -53,7 +54,8 @@ impl Latency {
 }
 
 /// How evenly the connections were served.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Fairness {
     /// Jain's index over messages per connection: 1.0 perfectly even, 1/n one connection only.
     pub jain: f64,
@@ -68,7 +70,8 @@ pub struct Fairness {
 }
 
 /// The client's own cost.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ClientUsage {
     /// Worker threads (one per connection for the threads engine).
     pub threads: usize,
@@ -83,7 +86,8 @@ pub struct ClientUsage {
 }
 
 /// Figures of the `churn` workload.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Churn {
     /// Connections opened, echoed once and closed, per second.
     pub connections_per_s: f64,
@@ -94,7 +98,8 @@ pub struct Churn {
 }
 
 /// Figures of the `rate` workload.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct OpenLoop {
     /// The rate asked for.
     pub offered_rps: f64,
@@ -107,8 +112,10 @@ pub struct OpenLoop {
 }
 
 /// One run's figures. Warm-up is excluded from every figure but `errors`, which counts the
-/// whole run (an error during warm-up is still an error).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// whole run (an error during warm-up is still an error). Missing fields read as defaults, so
+/// older or hand-made fixtures still load.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Report {
     /// Messages echoed per second.
     pub throughput_rps: f64,

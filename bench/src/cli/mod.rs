@@ -1,3 +1,4 @@
 //! The subcommands of `echo-bench`, one module each.
 
 pub mod run;
+pub mod suite;

@@ -1,0 +1,193 @@
+//! `echo-bench suite` (also `echo-bench` alone, and so `cargo run --release`): every model
+//! measured at every point of a profile, stored under `results/`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+use echo_bench::Workload;
+use echo_bench::config::{parse_bytes, parse_duration};
+use echo_bench::suite::plan::{self, Selection};
+use echo_bench::suite::{self, Launcher, Pinning, Profile, SuiteOptions, advice, output};
+use echo_servers::Model;
+use echo_servers::cli::{EXIT_FAILURE, exit_code, usage_exit};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::run::{CpuList, parse_cpus};
+
+/// Options of `echo-bench suite`.
+#[derive(Debug, Args, Default)]
+pub struct SuiteArgs {
+    /// quick (default, about 3 minutes), full (hours), or tiny (a smoke test).
+    #[arg(long, value_enum)]
+    profile: Option<Profile>,
+    /// Models to run, comma-separated (default: all).
+    #[arg(long, value_delimiter = ',', value_parser = parse_model)]
+    models: Option<Vec<Model>>,
+    /// Workloads to run, comma-separated.
+    #[arg(long, value_delimiter = ',', value_enum)]
+    workloads: Option<Vec<Workload>>,
+    /// Connection counts for ping-pong, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    connections: Option<Vec<usize>>,
+    /// Payloads for ping-pong, comma-separated (64,4k).
+    #[arg(long, value_delimiter = ',', value_parser = parse_bytes)]
+    payloads: Option<Vec<usize>>,
+    /// Repeats per point.
+    #[arg(long)]
+    repeat: Option<usize>,
+    /// Measured time per point (overrides the profile's).
+    #[arg(long, value_parser = parse_duration)]
+    duration: Option<Duration>,
+    /// Warm-up per point (overrides the profile's).
+    #[arg(long, value_parser = parse_duration)]
+    warmup: Option<Duration>,
+    /// CPUs for the servers (default: the first half).
+    #[arg(long, value_parser = parse_cpus)]
+    server_cpus: Option<CpuList>,
+    /// CPUs for the client (default: the second half).
+    #[arg(long, value_parser = parse_cpus)]
+    client_cpus: Option<CpuList>,
+    /// Pin nothing.
+    #[arg(long, conflicts_with_all = ["server_cpus", "client_cpus"])]
+    no_pin: bool,
+    /// p99 target of the capacity-knee search (full profile).
+    #[arg(long, value_parser = parse_duration, default_value = "1ms")]
+    p99_target: Duration,
+    /// Where run folders are written.
+    #[arg(long, default_value = "results")]
+    results: PathBuf,
+}
+
+fn parse_model(s: &str) -> Result<Model, String> {
+    s.parse::<Model>().map_err(|e| e.to_string())
+}
+
+/// Runs the suite; returns the exit code (1 when any point failed).
+pub fn main(args: SuiteArgs) -> ExitCode {
+    let profile = args.profile.unwrap_or_default();
+    let selection = Selection {
+        models: args.models.clone(),
+        workloads: args.workloads.clone(),
+        connections: args.connections.clone(),
+        payloads: args.payloads.clone(),
+        repeat: args.repeat,
+    };
+    if selection.repeat == Some(0) {
+        usage_exit("echo-bench", "error: --repeat must be at least 1");
+    }
+    if selection
+        .connections
+        .as_ref()
+        .is_some_and(|c| c.contains(&0))
+    {
+        usage_exit("echo-bench", "error: --connections must all be at least 1");
+    }
+    let points = plan::points(profile, &selection);
+    if points.is_empty() {
+        usage_exit(
+            "echo-bench",
+            "error: the selection leaves no point to measure",
+        );
+    }
+    let pinning = if args.no_pin {
+        Pinning::default()
+    } else {
+        let halves = Pinning::halves();
+        Pinning {
+            server_cpus: args.server_cpus.map(|c| c.0).or(halves.server_cpus),
+            client_cpus: args.client_cpus.map(|c| c.0).or(halves.client_cpus),
+        }
+    };
+    let allowed = echo_bench::procfs::allowed_cpus();
+    for cpu in pinning
+        .server_cpus
+        .iter()
+        .chain(&pinning.client_cpus)
+        .flatten()
+    {
+        if !allowed.contains(cpu) {
+            usage_exit(
+                "echo-bench",
+                &format!("error: CPU {cpu} is not available (have {allowed:?})"),
+            );
+        }
+    }
+    let launcher = match Launcher::this_binary() {
+        Ok(launcher) => launcher,
+        Err(err) => {
+            eprintln!("echo-bench: cannot find my own binary to start servers: {err}");
+            return exit_code(EXIT_FAILURE);
+        }
+    };
+    let options = SuiteOptions {
+        points,
+        profile,
+        duration: args.duration.unwrap_or_else(|| profile.duration()),
+        warmup: args.warmup.unwrap_or_else(|| profile.warmup()),
+        timeout: Duration::from_secs(5),
+        pinning,
+        p99_target: args.p99_target,
+        knee: profile == Profile::Full,
+        results_dir: args.results.clone(),
+        launcher,
+        command_line: command_line(),
+    };
+    let per_point = options.duration + options.warmup + Duration::from_millis(150);
+    eprintln!(
+        "echo-bench suite: {} profile, {} points, about {:.0} s; server CPUs {:?}, client CPUs {:?}",
+        profile.name(),
+        options.points.len(),
+        (per_point * options.points.len() as u32).as_secs_f64(),
+        options.pinning.server_cpus,
+        options.pinning.client_cpus
+    );
+    let bar = ProgressBar::new(options.points.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} {msg}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    let run = suite::run(&options, &mut |done, _, label| {
+        bar.set_position(done as u64);
+        bar.set_message(label.to_owned());
+    });
+    bar.finish_and_clear();
+    let aggregates = advice::aggregate(&run);
+    println!("{}", output::tables(&aggregates));
+    println!("Which model to pick:");
+    for line in advice::advice(&run) {
+        println!("- {}", line.replace("**", ""));
+    }
+    match output::write(&options.results_dir, &run) {
+        Ok(dir) => println!("\nwrote {} (run.json, summary.md, charts)", dir.display()),
+        Err(err) => {
+            eprintln!("echo-bench: cannot write the results: {err}");
+            return exit_code(EXIT_FAILURE);
+        }
+    }
+    let failed = run.points.iter().filter(|p| !p.ok()).count();
+    if failed > 0 {
+        eprintln!("echo-bench: {failed} point(s) failed; see summary.md");
+        return exit_code(EXIT_FAILURE);
+    }
+    ExitCode::SUCCESS
+}
+
+/// The command as typed, for the record.
+fn command_line() -> String {
+    let mut args = std::env::args();
+    let program = args
+        .next()
+        .map(|p| {
+            std::path::Path::new(&p)
+                .file_name()
+                .map_or(p.clone(), |n| n.to_string_lossy().into_owned())
+        })
+        .unwrap_or_else(|| "echo-bench".into());
+    std::iter::once(program)
+        .chain(args)
+        .collect::<Vec<_>>()
+        .join(" ")
+}

@@ -1,0 +1,261 @@
+//! The run's charts as SVG (plotters): throughput, server CPU, server memory and fairness against
+//! connections, one line per model, and the latency percentiles of each model at one point.
+
+use std::path::{Path, PathBuf};
+
+use echo_servers::Model;
+use plotters::prelude::*;
+
+use super::advice::Aggregate;
+use super::plan::size_label;
+use crate::config::Workload;
+
+type Series = Vec<(String, Vec<(f64, f64)>)>;
+
+const SIZE: (u32, u32) = (860, 520);
+
+fn color(i: usize) -> RGBColor {
+    const PALETTE: [RGBColor; 10] = [
+        RGBColor(31, 119, 180),
+        RGBColor(255, 127, 14),
+        RGBColor(44, 160, 44),
+        RGBColor(214, 39, 40),
+        RGBColor(148, 103, 189),
+        RGBColor(140, 86, 75),
+        RGBColor(227, 119, 194),
+        RGBColor(127, 127, 127),
+        RGBColor(188, 189, 34),
+        RGBColor(23, 190, 207),
+    ];
+    PALETTE[i % PALETTE.len()]
+}
+
+fn err(e: impl std::fmt::Display) -> std::io::Error {
+    std::io::Error::other(e.to_string())
+}
+
+/// A chart with connections on a log x axis and a linear y axis.
+fn by_connections(path: &Path, title: &str, y_desc: &str, series: &Series) -> std::io::Result<()> {
+    let xs = series.iter().flat_map(|(_, p)| p.iter().map(|&(x, _)| x));
+    let (x_min, x_max) = xs.fold((f64::MAX, 1.0f64), |(lo, hi), x| (lo.min(x), hi.max(x)));
+    let y_max = series
+        .iter()
+        .flat_map(|(_, p)| p.iter().map(|&(_, y)| y))
+        .fold(0.0f64, f64::max);
+    let root = SVGBackend::new(path, SIZE).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(42)
+        .y_label_area_size(70)
+        .build_cartesian_2d(
+            (x_min.min(x_max / 2.0).max(0.5)..x_max * 1.5).log_scale(),
+            0.0..(y_max * 1.1).max(1e-9),
+        )
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc("connections (log scale)")
+        .y_desc(y_desc)
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .draw()
+        .map_err(err)?;
+    for (i, (name, points)) in series.iter().enumerate() {
+        let c = color(i);
+        chart
+            .draw_series(LineSeries::new(points.iter().copied(), c.stroke_width(2)))
+            .map_err(err)?
+            .label(name.clone())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
+        chart
+            .draw_series(points.iter().map(|&p| Circle::new(p, 3, c.filled())))
+            .map_err(err)?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(err)?;
+    root.present().map_err(err)
+}
+
+/// Latency percentiles (p50, p99, p99.9) per model on a log y axis.
+fn percentiles(path: &Path, title: &str, series: &[(String, [u64; 3])]) -> std::io::Result<()> {
+    let y_max = series
+        .iter()
+        .flat_map(|(_, v)| v.iter().copied())
+        .max()
+        .unwrap_or(1) as f64;
+    let y_min = series
+        .iter()
+        .flat_map(|(_, v)| v.iter().copied())
+        .filter(|&v| v > 0)
+        .min()
+        .unwrap_or(1) as f64;
+    let root = SVGBackend::new(path, SIZE).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(42)
+        .y_label_area_size(70)
+        .build_cartesian_2d(
+            -0.2f64..2.2f64,
+            ((y_min / 2.0).max(1.0)..y_max * 2.0).log_scale(),
+        )
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_labels(3)
+        .x_label_formatter(&|x| match x.round() as i64 {
+            0 => "p50".into(),
+            1 => "p99".into(),
+            2 => "p99.9".into(),
+            _ => String::new(),
+        })
+        .y_desc("latency µs (log scale)")
+        .draw()
+        .map_err(err)?;
+    for (i, (name, values)) in series.iter().enumerate() {
+        let c = color(i);
+        let points: Vec<(f64, f64)> = values
+            .iter()
+            .enumerate()
+            .map(|(x, &v)| (x as f64, v.max(1) as f64))
+            .collect();
+        chart
+            .draw_series(LineSeries::new(points.clone(), c.stroke_width(2)))
+            .map_err(err)?
+            .label(name.clone())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
+        chart
+            .draw_series(points.into_iter().map(|p| Circle::new(p, 3, c.filled())))
+            .map_err(err)?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(err)?;
+    root.present().map_err(err)
+}
+
+fn models_in(aggregates: &[Aggregate]) -> Vec<Model> {
+    let mut models: Vec<Model> = Vec::new();
+    for a in aggregates {
+        if !models.contains(&a.model) {
+            models.push(a.model);
+        }
+    }
+    models
+}
+
+/// One series per model: `value` of the ping-pong points with `payload`, by connections.
+fn ping_series(aggregates: &[Aggregate], payload: usize, value: fn(&Aggregate) -> f64) -> Series {
+    models_in(aggregates)
+        .into_iter()
+        .map(|model| {
+            let mut points: Vec<(f64, f64)> = aggregates
+                .iter()
+                .filter(|a| {
+                    a.model == model
+                        && a.workload == Workload::PingPong
+                        && a.payload == payload
+                        && a.runs > 0
+                })
+                .map(|a| (a.connections as f64, value(a)))
+                .collect();
+            points.sort_by(|a, b| a.0.total_cmp(&b.0));
+            (model.name().to_owned(), points)
+        })
+        .filter(|(_, points)| !points.is_empty())
+        .collect()
+}
+
+/// Draws every chart the run's data supports into `dir`; returns the files written.
+pub fn draw_all(dir: &Path, aggregates: &[Aggregate]) -> std::io::Result<Vec<PathBuf>> {
+    let mut written = Vec::new();
+    let mut payloads: Vec<usize> = aggregates
+        .iter()
+        .filter(|a| a.workload == Workload::PingPong)
+        .map(|a| a.payload)
+        .collect();
+    payloads.sort_unstable();
+    payloads.dedup();
+    for &payload in &payloads {
+        let label = size_label(payload).replace(' ', "");
+        let path = dir.join(format!("throughput-{label}.svg"));
+        let series = ping_series(aggregates, payload, |a| a.rps);
+        by_connections(
+            &path,
+            &format!("ping-pong throughput, {} messages", size_label(payload)),
+            "messages/s",
+            &series,
+        )?;
+        written.push(path);
+    }
+    if let Some(&payload) = payloads.first() {
+        let charts: [(&str, &str, &str, fn(&Aggregate) -> f64); 3] = [
+            ("server-cpu.svg", "server CPU", "cores busy", |a| {
+                a.server_cpu
+            }),
+            ("server-rss.svg", "server peak RSS", "MiB", |a| {
+                a.server_rss_kib as f64 / 1024.0
+            }),
+            (
+                "fairness.svg",
+                "fairness (Jain's index over connections)",
+                "Jain index (1 = even)",
+                |a| a.fairness,
+            ),
+        ];
+        for (file, title, y, value) in charts {
+            let path = dir.join(file);
+            let series = ping_series(aggregates, payload, value);
+            by_connections(
+                &path,
+                &format!("{title}, ping-pong {} messages", size_label(payload)),
+                y,
+                &series,
+            )?;
+            written.push(path);
+        }
+        // Latency at the middle connection count measured (16 in the quick profile).
+        let mut counts: Vec<usize> = aggregates
+            .iter()
+            .filter(|a| a.workload == Workload::PingPong && a.payload == payload)
+            .map(|a| a.connections)
+            .collect();
+        counts.sort_unstable();
+        counts.dedup();
+        let c = counts[counts.len() / 2];
+        let series: Vec<(String, [u64; 3])> = aggregates
+            .iter()
+            .filter(|a| {
+                a.workload == Workload::PingPong
+                    && a.payload == payload
+                    && a.connections == c
+                    && a.runs > 0
+            })
+            .map(|a| (a.model.name().to_owned(), [a.p50, a.p99, a.p999]))
+            .collect();
+        if !series.is_empty() {
+            let path = dir.join("latency.svg");
+            percentiles(
+                &path,
+                &format!(
+                    "latency, ping-pong {c} connections × {}",
+                    size_label(payload)
+                ),
+                &series,
+            )?;
+            written.push(path);
+        }
+    }
+    Ok(written)
+}

@@ -1,0 +1,174 @@
+//! Server processes for the suite: started pinned to the server's CPUs, read for their
+//! `listening on` line, stopped with SIGTERM and checked for a clean exit.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use echo_servers::Model;
+
+/// How long a server may take to print its `listening on` line.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a server may take to exit after SIGTERM.
+const STOP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How to start a server: a program and the arguments before `--model NAME --listen ADDR`.
+#[derive(Debug, Clone)]
+pub struct Launcher {
+    /// The program.
+    pub program: PathBuf,
+    /// Arguments before the model's.
+    pub args: Vec<String>,
+    /// Extra arguments per model (testing aids, such as a crash on purpose).
+    pub extra: Vec<(Model, Vec<String>)>,
+}
+
+impl Launcher {
+    /// This very binary, re-executed as `echo-bench serve`: works from a clean clone with
+    /// `cargo run --release`, which builds only the default member.
+    pub fn this_binary() -> std::io::Result<Self> {
+        Ok(Self {
+            program: std::env::current_exe()?,
+            args: vec!["serve".into()],
+            extra: Vec::new(),
+        })
+    }
+
+    /// Starts `model` on a free loopback port, pinned to `cpus`, and waits for it to listen.
+    pub fn start(&self, model: Model, cpus: Option<&[usize]>) -> Result<ServerProcess, String> {
+        let mut command = Command::new(&self.program);
+        command
+            .args(&self.args)
+            .args(["--model", model.name(), "--listen", "127.0.0.1:0"])
+            .args(
+                self.extra
+                    .iter()
+                    .filter(|(m, _)| *m == model)
+                    .flat_map(|(_, a)| a.iter()),
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        if let Some(cpus) = cpus {
+            let cpus = cpus.to_vec();
+            // SAFETY: only sched_setaffinity on plain data runs between fork and exec.
+            unsafe {
+                command.pre_exec(move || {
+                    let mut set: libc::cpu_set_t = std::mem::zeroed();
+                    for &cpu in &cpus {
+                        libc::CPU_SET(cpu, &mut set);
+                    }
+                    if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0
+                    {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        let mut child = command
+            .spawn()
+            .map_err(|e| format!("cannot run {}: {e}", self.program.display()))?;
+        let stdout = child.stdout.take().expect("piped");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = match rx.recv_timeout(START_TIMEOUT) {
+            Ok(line) => line,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("no 'listening on' line within {START_TIMEOUT:?}"));
+            }
+        };
+        let addr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .and_then(|a| a.parse().ok());
+        match addr {
+            Some(addr) => Ok(ServerProcess { child, addr }),
+            None => {
+                let status = child.wait().ok();
+                Err(format!(
+                    "server exited before listening ({})",
+                    status.map_or("unknown status".into(), describe)
+                ))
+            }
+        }
+    }
+}
+
+/// A running server process; killed if dropped without [`ServerProcess::stop`].
+#[derive(Debug)]
+pub struct ServerProcess {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl ServerProcess {
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Its pid.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGTERM and checks that it exits 0 in time; says what went wrong otherwise
+    /// (including a crash before the signal).
+    pub fn stop(mut self) -> Result<(), String> {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            return Err(format!(
+                "server crashed during the run ({})",
+                describe(status)
+            ));
+        }
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) if status.success() => return Ok(()),
+                Ok(Some(status)) => {
+                    return Err(format!(
+                        "server did not exit cleanly ({})",
+                        describe(status)
+                    ));
+                }
+                Ok(None) if Instant::now() >= deadline => {
+                    return Err(format!(
+                        "server did not exit within {STOP_TIMEOUT:?} of SIGTERM"
+                    ));
+                }
+                Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+                Err(err) => return Err(format!("cannot wait for the server: {err}")),
+            }
+        }
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+fn describe(status: std::process::ExitStatus) -> String {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exit code {code}"),
+        (None, Some(signal)) => format!("killed by signal {signal}"),
+        _ => status.to_string(),
+    }
+}
