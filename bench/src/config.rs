@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "kebab-case")]
 pub enum Workload {
     /// Closed loop: send a message, wait for its whole echo, repeat (`pipeline` in flight).
+    #[default]
     PingPong,
     /// Open loop at a fixed total rate; latency measured from the intended send time.
     Rate,
@@ -108,12 +109,6 @@ pub struct RunConfig {
     pub server_pid: Option<u32>,
     /// CPUs the client is pinned to, if any.
     pub client_cpus: Option<Vec<usize>>,
-}
-
-impl Default for Workload {
-    fn default() -> Self {
-        Workload::PingPong
-    }
 }
 
 impl Default for RunConfig {

@@ -35,7 +35,14 @@ enum Command {
 fn main() -> ExitCode {
     let args: Args = parse_or_exit("echo-bench");
     match args.command {
-        None => cli::suite::main(cli::suite::SuiteArgs::default()),
+        None => {
+            // No subcommand: the suite with its defaults, exactly as `echo-bench suite`.
+            let Args { command } = Args::parse_from(["echo-bench", "suite"]);
+            match command {
+                Some(Command::Suite(suite)) => cli::suite::main(suite),
+                _ => unreachable!("parsed as the suite subcommand"),
+            }
+        }
         Some(Command::Suite(suite)) => cli::suite::main(suite),
         Some(Command::Run(run)) => cli::run::main(run),
         Some(Command::Serve(serve)) => echo_servers::cli::serve(serve, "echo-bench serve"),

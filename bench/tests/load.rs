@@ -445,3 +445,158 @@ fn cli_usage_errors_exit_2_with_one_line() {
         assert!(stderr.starts_with("echo-bench: "), "{stderr}");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// The suite
+
+mod suite {
+    use super::*;
+    use echo_bench::suite::{self, Launcher, Pinning, Profile, SuiteOptions, SuiteRun, plan};
+
+    fn options(
+        models: Vec<Model>,
+        extra: Vec<(Model, Vec<String>)>,
+        dir: &std::path::Path,
+    ) -> SuiteOptions {
+        SuiteOptions {
+            points: plan::points(
+                Profile::Tiny,
+                &plan::Selection {
+                    models: Some(models),
+                    ..plan::Selection::default()
+                },
+            ),
+            profile: Profile::Tiny,
+            duration: Duration::from_millis(600),
+            warmup: Duration::from_millis(100),
+            timeout: Duration::from_secs(2),
+            pinning: Pinning::halves(),
+            p99_target: Duration::from_millis(1),
+            knee: false,
+            results_dir: dir.to_path_buf(),
+            launcher: Launcher {
+                program: env!("CARGO_BIN_EXE_echo-bench").into(),
+                args: vec!["serve".into()],
+                extra,
+            },
+            command_line: "test".into(),
+        }
+    }
+
+    fn temp_dir(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("echo-bench-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn tiny_suite_runs_end_to_end_and_writes_every_file() {
+        let dir = temp_dir("suite");
+        let options = options(vec![Model::Mio, Model::Tokio], Vec::new(), &dir);
+        let run = suite::run(&options, &mut |_, _, _| {});
+        assert_eq!(run.points.len(), 2);
+        for point in &run.points {
+            assert!(point.ok(), "{point:?}");
+            let report = point.report.as_ref().unwrap();
+            assert!(report.is_clean() && report.messages > 0);
+            let server = report.server.expect("the suite knows its server's pid");
+            assert!(server.cpu_s > 0.0 && server.peak_rss_kib > 0);
+        }
+        let out = suite::output::write(&dir, &run).expect("write results");
+        for file in [
+            "run.json",
+            "summary.md",
+            "README.md",
+            "throughput-64B.svg",
+            "latency.svg",
+            "server-cpu.svg",
+            "server-rss.svg",
+            "fairness.svg",
+        ] {
+            let path = out.join(file);
+            assert!(
+                path.metadata().map(|m| m.len() > 0).unwrap_or(false),
+                "missing {file}"
+            );
+        }
+        let latest = std::fs::read_to_string(dir.join("latest")).unwrap();
+        assert_eq!(latest.trim(), out.file_name().unwrap().to_string_lossy());
+        let stored: SuiteRun =
+            serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
+        assert_eq!(stored.points.len(), run.points.len());
+        for (stored, ran) in stored.points.iter().zip(&run.points) {
+            assert_eq!(stored.point, ran.point);
+            assert_eq!(
+                stored.report.as_ref().unwrap().messages,
+                ran.report.as_ref().unwrap().messages
+            );
+        }
+        let summary = std::fs::read_to_string(out.join("summary.md")).unwrap();
+        assert!(summary.contains("## Which model to pick") && summary.contains("| mio |"));
+        assert!(
+            std::fs::read_to_string(out.join("throughput-64B.svg"))
+                .unwrap()
+                .contains("<svg")
+        );
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn a_model_that_crashes_mid_run_is_reported_and_the_suite_goes_on() {
+        let dir = temp_dir("crash");
+        let crash = vec![(
+            Model::ThreadPerConnection,
+            vec!["--abort-after".into(), "250".into()],
+        )];
+        let options = options(vec![Model::ThreadPerConnection, Model::Mio], crash, &dir);
+        let began = Instant::now();
+        let run = suite::run(&options, &mut |_, _, _| {});
+        assert!(began.elapsed() < Duration::from_secs(20));
+        let crashed = &run.points[0];
+        assert!(!crashed.ok());
+        assert!(
+            crashed.failure.as_deref().unwrap_or("").contains("crashed"),
+            "{crashed:?}"
+        );
+        assert!(
+            run.points[1].ok(),
+            "the next model still ran: {:?}",
+            run.points[1]
+        );
+        let out = suite::output::write(&dir, &run).unwrap();
+        let summary = std::fs::read_to_string(out.join("summary.md")).unwrap();
+        assert!(summary.contains("Failed points"), "{summary}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn advice_is_derived_from_the_data() {
+        let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/run.json");
+        let run: SuiteRun = serde_json::from_slice(&std::fs::read(fixture).unwrap()).unwrap();
+        let advice = suite::advice::advice(&run).join("\n");
+        // 1 connection: mio 30000 vs blocking 20000.
+        assert!(advice.contains("**mio** wins with 30000 msg/s"), "{advice}");
+        assert!(advice.contains("1.50× the runner-up blocking"), "{advice}");
+        // 100 connections: blocking starved, so tokio wins over mio by 1.25×.
+        assert!(
+            advice.contains("**tokio** wins with 100000 msg/s"),
+            "{advice}"
+        );
+        assert!(advice.contains("1.25× the runner-up mio"), "{advice}");
+        assert!(
+            advice.contains("blocking (starved 99 of 100 connections)"),
+            "{advice}"
+        );
+        // Memory per connection: mio grew 400 KiB over 99 connections, tokio 1000 KiB.
+        assert!(
+            advice.contains("**mio** needs the least, 4.0 KiB per connection"),
+            "{advice}"
+        );
+        // Churn: tokio 6000/s vs mio 5000/s.
+        assert!(
+            advice.contains("**tokio** wins with 6000 connections/s"),
+            "{advice}"
+        );
+    }
+}

@@ -17,7 +17,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use super::run::{CpuList, parse_cpus};
 
 /// Options of `echo-bench suite`.
-#[derive(Debug, Args, Default)]
+#[derive(Debug, Args)]
 pub struct SuiteArgs {
     /// quick (default, about 3 minutes), full (hours), or tiny (a smoke test).
     #[arg(long, value_enum)]

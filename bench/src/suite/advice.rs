@@ -279,7 +279,7 @@ pub fn advice(run: &SuiteRun) -> Vec<String> {
         // Memory per connection: the growth of peak RSS from the fewest to the most connections.
         let mut memory: Vec<(&Aggregate, f64)> = pick(Workload::PingPong, max_c, min_p)
             .into_iter()
-            .filter(|a| a.server_rss_kib > 0 && !a.failed && max_c > min_c)
+            .filter(|a| a.server_rss_kib > 0 && !a.failed && a.starved == 0 && max_c > min_c)
             .filter_map(|most| {
                 let few = pick(Workload::PingPong, min_c, min_p)
                     .into_iter()
@@ -292,7 +292,8 @@ pub fn advice(run: &SuiteRun) -> Vec<String> {
         if let (Some((least, least_kib)), Some((most, most_kib))) = (memory.first(), memory.last())
         {
             lines.push(format!(
-                "**Memory per connection** (peak RSS growth from {min_c} to {max_c} connections): \
+                "**Memory per connection** (peak RSS growth from {min_c} to {max_c} connections, \
+                 among models that served them all): \
                  **{}** needs the least, {:.1} KiB per connection ({:.1} MiB in all at {max_c}); \
                  the most is {} with {:.1} KiB per connection.",
                 least.model,
@@ -302,16 +303,17 @@ pub fn advice(run: &SuiteRun) -> Vec<String> {
                 most_kib
             ));
         }
-        let starving: Vec<String> = ping
-            .iter()
-            .filter(|a| a.starved > 0)
-            .map(|a| {
-                format!(
-                    "{} at {} connections ({} starved)",
-                    a.model, a.connections, a.starved
-                )
-            })
-            .collect();
+        // Once per model and connection count, whatever the payload.
+        let mut starving: Vec<String> = Vec::new();
+        for a in ping.iter().filter(|a| a.starved > 0) {
+            let line = format!(
+                "{} at {} connections ({} starved)",
+                a.model, a.connections, a.starved
+            );
+            if !starving.contains(&line) {
+                starving.push(line);
+            }
+        }
         if !starving.is_empty() {
             lines.push(format!(
                 "**Starvation** (connections that got no echo in the window): {}. These models \

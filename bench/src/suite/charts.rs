@@ -200,7 +200,13 @@ pub fn draw_all(dir: &Path, aggregates: &[Aggregate]) -> std::io::Result<Vec<Pat
         written.push(path);
     }
     if let Some(&payload) = payloads.first() {
-        let charts: [(&str, &str, &str, fn(&Aggregate) -> f64); 3] = [
+        type Chart = (
+            &'static str,
+            &'static str,
+            &'static str,
+            fn(&Aggregate) -> f64,
+        );
+        let charts: [Chart; 3] = [
             ("server-cpu.svg", "server CPU", "cores busy", |a| {
                 a.server_cpu
             }),
