@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
     Debug,
     Clone,
     Copy,
+    Default,
     PartialEq,
     Eq,
     PartialOrd,
