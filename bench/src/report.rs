@@ -319,15 +319,21 @@ impl Report {
             }
         ));
         if let Some(s) = &self.server {
+            // Socket send/recv are not counted in /proc/PID/io's syscr/syscw, so the count is
+            // shown only when it says something.
+            let syscalls = if s.syscalls > 0 {
+                format!("  read/write syscalls {}", s.syscalls)
+            } else {
+                String::new()
+            };
             line(format!(
-                "server       pid {}  {:.2} CPU-s = {:.2} cores  peak RSS {:.1} MiB  threads {}  ctx switches {}  syscalls {}",
+                "server       pid {}  {:.2} CPU-s = {:.2} cores  peak RSS {:.1} MiB  threads {}  ctx switches {}{syscalls}",
                 s.pid,
                 s.cpu_s,
                 s.cpu_cores,
                 s.peak_rss_kib as f64 / 1024.0,
                 s.threads,
                 s.context_switches,
-                s.syscalls
             ));
         }
         for w in &self.warnings {
