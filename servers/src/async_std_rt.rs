@@ -35,9 +35,7 @@ impl EchoServer for AsyncStdServer {
     }
 
     fn start(&self, config: &ServerConfig) -> io::Result<ServerHandle> {
-        let std_listener = net::bind(config)?;
-        std_listener.set_nonblocking(true)?;
-        let local_addr = std_listener.local_addr()?;
+        let (std_listener, local_addr) = net::bind_nonblocking(config)?;
         let id = ServerId::next();
         let (notify_shutdown, shutdown) = channel::bounded::<()>(1);
         let buffer_size = config.buffer_size.max(1);

@@ -15,6 +15,14 @@ pub(crate) fn bind(config: &ServerConfig) -> io::Result<TcpListener> {
     bind_with(config, false)
 }
 
+/// [`bind`] in non-blocking mode, for the async runtimes, with the bound address.
+pub(crate) fn bind_nonblocking(config: &ServerConfig) -> io::Result<(TcpListener, SocketAddr)> {
+    let listener = bind(config)?;
+    listener.set_nonblocking(true)?;
+    let local_addr = listener.local_addr()?;
+    Ok((listener, local_addr))
+}
+
 /// Like [`bind`], optionally with `SO_REUSEPORT` so several listeners share one port.
 pub(crate) fn bind_with(config: &ServerConfig, reuse_port: bool) -> io::Result<TcpListener> {
     let socket = Socket::new(

@@ -30,9 +30,7 @@ impl EchoServer for TokioServer {
     }
 
     fn start(&self, config: &ServerConfig) -> io::Result<ServerHandle> {
-        let std_listener = net::bind(config)?;
-        std_listener.set_nonblocking(true)?;
-        let local_addr = std_listener.local_addr()?;
+        let (std_listener, local_addr) = net::bind_nonblocking(config)?;
         let id = ServerId::next();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(config.threads_or(available_cores()))
