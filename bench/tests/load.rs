@@ -436,6 +436,13 @@ fn cli_usage_errors_exit_2_with_one_line() {
         &["run", "--target", "127.0.0.1:0"],
         &["run"],
         &["fly"],
+        &["suite", "--repeat", "0"],
+        &["suite", "--models", "nope"],
+        &["suite", "--profile", "huge"],
+        &["suite", "--connections", "0"],
+        &["suite", "--server-cpus", "999"],
+        &["suite", "--no-pin", "--client-cpus", "0"],
+        &["serve", "--model", "nope"],
     ];
     for args in cases {
         let output = echo_bench(args);
