@@ -411,7 +411,7 @@ fn idle_connections_block_only_where_the_model_says_so() {
             })
             .collect();
         let mut next = connect(addr);
-        let served = echoed_within(&mut next, b"next", Duration::from_millis(500));
+        let served = echoed_within(&mut next, b"next", Duration::from_secs(2));
         if model.serves_concurrently() {
             assert!(
                 served,
