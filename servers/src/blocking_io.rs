@@ -155,7 +155,7 @@ pub(crate) fn start(
     body: impl FnOnce(Acceptor) + Send + 'static,
 ) -> io::Result<ServerHandle> {
     let listener = Arc::new(net::bind(config)?);
-    let local_addr: SocketAddr = net::local_addr(&listener)?;
+    let local_addr: SocketAddr = listener.local_addr()?;
     let id = ServerId::next();
     let shared = Arc::new(Shared {
         id,

@@ -117,11 +117,6 @@ impl RateLimitedLog {
 /// The process-wide accept-error log.
 pub(crate) static ACCEPT_LOG: RateLimitedLog = RateLimitedLog::new();
 
-/// Local address of a std listener, with the real port.
-pub(crate) fn local_addr(listener: &TcpListener) -> io::Result<SocketAddr> {
-    listener.local_addr()
-}
-
 /// Wakes a thread blocked in `accept(2)` on `listener`: on Linux, shutting down a listening
 /// socket makes a blocked or later `accept` fail with `EINVAL`.
 pub(crate) fn wake_acceptor(listener: &TcpListener) {

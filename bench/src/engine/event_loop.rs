@@ -221,13 +221,17 @@ impl<'a> Worker<'a> {
             if let Some(interval) = rate_interval {
                 // Catch up on every tick that is due, so a stall shows as latency, not as a
                 // silently lower rate.
-                while next_tick <= now && !self.conns.is_empty() {
+                if next_tick <= now && !self.conns.is_empty() {
+                    // Taken once per turn: a connection that fails meanwhile is skipped by
+                    // `enqueue`, which ignores keys that are gone.
                     let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
-                    let key = keys[rr % keys.len()];
-                    rr += 1;
-                    self.enqueue(key, next_tick);
-                    self.pump(key);
-                    next_tick += interval;
+                    while next_tick <= now {
+                        let key = keys[rr % keys.len()];
+                        rr += 1;
+                        self.enqueue(key, next_tick);
+                        self.pump(key);
+                        next_tick += interval;
+                    }
                 }
             }
             if now >= next_scan {

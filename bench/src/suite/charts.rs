@@ -61,24 +61,7 @@ fn by_connections(path: &Path, title: &str, y_desc: &str, series: &Series) -> st
         .x_label_formatter(&|x| format!("{x:.0}"))
         .draw()
         .map_err(err)?;
-    for (i, (name, points)) in series.iter().enumerate() {
-        let c = color(i);
-        chart
-            .draw_series(LineSeries::new(points.iter().copied(), c.stroke_width(2)))
-            .map_err(err)?
-            .label(name.clone())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
-        chart
-            .draw_series(points.iter().map(|&p| Circle::new(p, 3, c.filled())))
-            .map_err(err)?;
-    }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
-        .map_err(err)?;
+    draw_lines(&mut chart, series, SeriesLabelPosition::UpperRight)?;
     root.present().map_err(err)
 }
 
@@ -119,30 +102,49 @@ fn percentiles(path: &Path, title: &str, series: &[(String, [u64; 3])]) -> std::
         .y_desc("latency µs (log scale)")
         .draw()
         .map_err(err)?;
-    for (i, (name, values)) in series.iter().enumerate() {
+    let lines: Series = series
+        .iter()
+        .map(|(name, values)| {
+            let points = values
+                .iter()
+                .enumerate()
+                .map(|(x, &v)| (x as f64, v.max(1) as f64))
+                .collect();
+            (name.clone(), points)
+        })
+        .collect();
+    draw_lines(&mut chart, &lines, SeriesLabelPosition::UpperLeft)?;
+    root.present().map_err(err)
+}
+
+/// One coloured line with dots per series, and the legend, on either kind of axes.
+fn draw_lines<'a, X, Y>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<X, Y>>,
+    series: &Series,
+    legend: SeriesLabelPosition,
+) -> std::io::Result<()>
+where
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
+    for (i, (name, points)) in series.iter().enumerate() {
         let c = color(i);
-        let points: Vec<(f64, f64)> = values
-            .iter()
-            .enumerate()
-            .map(|(x, &v)| (x as f64, v.max(1) as f64))
-            .collect();
         chart
-            .draw_series(LineSeries::new(points.clone(), c.stroke_width(2)))
+            .draw_series(LineSeries::new(points.iter().copied(), c.stroke_width(2)))
             .map_err(err)?
             .label(name.clone())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
         chart
-            .draw_series(points.into_iter().map(|p| Circle::new(p, 3, c.filled())))
+            .draw_series(points.iter().map(|&p| Circle::new(p, 3, c.filled())))
             .map_err(err)?;
     }
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
+        .position(legend)
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .draw()
-        .map_err(err)?;
-    root.present().map_err(err)
+        .map_err(err)
 }
 
 fn models_in(aggregates: &[Aggregate]) -> Vec<Model> {

@@ -250,39 +250,37 @@ fn find_knee(options: &SuiteOptions, model: Model) -> Knee {
         let achieved = report.open_loop.map_or(0.0, |o| o.achieved_rps);
         (achieved >= 0.95 * rate).then_some(report.latency_us.p99)
     };
+    // Probes `rate`, records it, and says whether it met the target.
+    let meets = |rate: f64, knee: &mut Knee| match probe(rate) {
+        Some(p99) if p99 <= target_us => {
+            knee.tried.push((rate, p99));
+            knee.rate = rate;
+            knee.p99_us = p99;
+            true
+        }
+        other => {
+            knee.tried.push((rate, other.unwrap_or(u64::MAX)));
+            false
+        }
+    };
     let (mut low, mut high) = (1_000.0_f64, 1_000.0_f64);
     // Grow until the target is missed, then bisect.
     for _ in 0..5 {
-        match probe(high) {
-            Some(p99) if p99 <= target_us => {
-                knee.tried.push((high, p99));
-                knee.rate = high;
-                knee.p99_us = p99;
-                low = high;
-                high *= 4.0;
-            }
-            other => {
-                knee.tried.push((high, other.unwrap_or(u64::MAX)));
-                break;
-            }
+        if !meets(high, &mut knee) {
+            break;
         }
+        low = high;
+        high *= 4.0;
     }
     for _ in 0..3 {
         if knee.rate == 0.0 || high <= low * 1.1 {
             break;
         }
         let mid = (low + high) / 2.0;
-        match probe(mid) {
-            Some(p99) if p99 <= target_us => {
-                knee.tried.push((mid, p99));
-                knee.rate = mid;
-                knee.p99_us = p99;
-                low = mid;
-            }
-            other => {
-                knee.tried.push((mid, other.unwrap_or(u64::MAX)));
-                high = mid;
-            }
+        if meets(mid, &mut knee) {
+            low = mid;
+        } else {
+            high = mid;
         }
     }
     knee
