@@ -30,6 +30,17 @@ fn color(i: usize) -> RGBColor {
     PALETTE[i % PALETTE.len()]
 }
 
+/// `120k`, `2.5`, `0.75`: axis labels without spurious decimals.
+fn axis_number(v: f64) -> String {
+    if v.abs() >= 10_000.0 {
+        format!("{:.0}k", v / 1000.0)
+    } else if v.abs() >= 10.0 || v == 0.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
 fn err(e: impl std::fmt::Display) -> std::io::Error {
     std::io::Error::other(e.to_string())
 }
@@ -51,7 +62,8 @@ fn by_connections(path: &Path, title: &str, y_desc: &str, series: &Series) -> st
         .y_label_area_size(70)
         .build_cartesian_2d(
             (x_min.min(x_max / 2.0).max(0.5)..x_max * 1.5).log_scale(),
-            0.0..(y_max * 1.1).max(1e-9),
+            // Headroom so the legend in the upper right does not cover the lines.
+            0.0..(y_max * 1.4).max(1e-9),
         )
         .map_err(err)?;
     chart
@@ -59,6 +71,7 @@ fn by_connections(path: &Path, title: &str, y_desc: &str, series: &Series) -> st
         .x_desc("connections (log scale)")
         .y_desc(y_desc)
         .x_label_formatter(&|x| format!("{x:.0}"))
+        .y_label_formatter(&|y| axis_number(*y))
         .draw()
         .map_err(err)?;
     draw_lines(&mut chart, series, SeriesLabelPosition::UpperRight)?;
@@ -100,6 +113,7 @@ fn percentiles(path: &Path, title: &str, series: &[(String, [u64; 3])]) -> std::
             _ => String::new(),
         })
         .y_desc("latency µs (log scale)")
+        .y_label_formatter(&|y| axis_number(*y))
         .draw()
         .map_err(err)?;
     let lines: Series = series
