@@ -120,17 +120,21 @@ pub fn run(
         started: AtomicBool::new(false),
         completed: AtomicU64::new(0),
     };
+    // Workers wake the coordinator when they finish, so a short run (a criterion sample) does
+    // not wait out the coordinator's nap.
+    let coordinator = std::thread::current();
     std::thread::scope(|scope| {
         let mut handles = Vec::with_capacity(workers);
         for w in 0..workers {
             let shared = &shared;
+            let coordinator = coordinator.clone();
             // Slots dealt round-robin, so each worker gets an even share.
             let slots: Vec<usize> = (w..config.connections).step_by(workers).collect();
             let quota = event_loop::quota(config.stop, w, workers);
             let builder = std::thread::Builder::new().name(format!("client-{w}"));
             let spawned = match config.engine {
                 Engine::EventLoop => builder.spawn_scoped(scope, move || {
-                    match event_loop::Worker::new(shared, slots, quota) {
+                    let outcome = match event_loop::Worker::new(shared, slots, quota) {
                         Ok(worker) => worker.run(),
                         Err(_) => {
                             let timeline = shared.wait_for_start();
@@ -141,11 +145,15 @@ pub fn run(
                                 finished_at: timeline.measure_start,
                             }
                         }
-                    }
+                    };
+                    coordinator.unpark();
+                    outcome
                 }),
-                Engine::Threads => builder
-                    .stack_size(256 * 1024)
-                    .spawn_scoped(scope, move || threads::connection(shared, slots[0], quota)),
+                Engine::Threads => builder.stack_size(256 * 1024).spawn_scoped(scope, move || {
+                    let outcome = threads::connection(shared, slots[0], quota);
+                    coordinator.unpark();
+                    outcome
+                }),
             };
             match spawned {
                 Ok(handle) => handles.push(handle),
@@ -204,7 +212,7 @@ pub fn run(
                 .filter(|d| !d.is_zero())
                 .unwrap_or(Duration::from_millis(100))
                 .min(Duration::from_millis(100));
-            std::thread::sleep(nap);
+            std::thread::park_timeout(nap);
         }
         let client_after = client_after.unwrap_or_else(procfs::process_cpu_time);
         let server_after = server_after.or_else(|| config.server_pid.and_then(ProcSample::read));
@@ -236,4 +244,24 @@ pub fn run(
             client_threads: workers,
         })
     })
+}
+
+/// Times `messages` completed messages of `config`'s workload over connections opened
+/// beforehand (the connect is not timed): the building block of the criterion benches'
+/// `iter_custom`. Fails if the run saw any error, so a broken server never yields a time.
+pub fn time_messages(config: &RunConfig, messages: u64) -> std::io::Result<Duration> {
+    let config = RunConfig {
+        stop: Stop::Requests(messages.max(1)),
+        warmup: Duration::ZERO,
+        ..config.clone()
+    };
+    let outcome = run(&config, &mut |_| {})?;
+    let errors = outcome.stats.errors;
+    if errors.total() > 0 {
+        return Err(std::io::Error::other(format!(
+            "{} against {}: errors {errors:?}",
+            config.workload, config.target
+        )));
+    }
+    Ok(outcome.window)
 }

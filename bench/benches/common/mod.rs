@@ -1,0 +1,56 @@
+//! What the three bench files share: criterion's settings (with the short mode), starting a
+//! model in-process, and timing messages through the load generator.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use criterion::Criterion;
+use echo_bench::{RunConfig, Workload, engine};
+use echo_servers::{Model, ServerConfig, ServerHandle};
+
+/// Criterion as configured for this suite. `ECHO_BENCH_QUICK=1` selects the short mode
+/// (10 samples, 0.3 s warm-up, 1 s measurement, 10,000 resamples and no plots per bench) used in CI and for a first look.
+pub fn criterion() -> Criterion {
+    let base = Criterion::default();
+    if std::env::var_os("ECHO_BENCH_QUICK").is_some_and(|v| v != "0") {
+        // Fewer resamples and no plots: criterion's own analysis would otherwise take longer
+        // than the measurements.
+        base.sample_size(10)
+            .warm_up_time(Duration::from_millis(300))
+            .measurement_time(Duration::from_secs(1))
+            .nresamples(10_000)
+            .without_plots()
+    } else {
+        base
+    }
+    .configure_from_args()
+}
+
+/// Starts `model` on a free loopback port in this process.
+pub fn start(model: Model) -> ServerHandle {
+    model
+        .server()
+        .start(&ServerConfig::ephemeral())
+        .unwrap_or_else(|e| panic!("{model}: cannot start: {e}"))
+}
+
+/// Times `iters` messages of `workload` against `target`. One client thread, so the other core
+/// is left to the server.
+pub fn time(
+    target: SocketAddr,
+    workload: Workload,
+    connections: usize,
+    payload: usize,
+    iters: u64,
+) -> Duration {
+    let config = RunConfig {
+        target,
+        workload,
+        connections,
+        payload,
+        threads: 1,
+        timeout: Duration::from_secs(10),
+        ..RunConfig::default()
+    };
+    engine::time_messages(&config, iters).unwrap_or_else(|e| panic!("{e}"))
+}

@@ -1,0 +1,64 @@
+//! `ping_pong/<payload>/<model>/<connections>`: the time of one round trip (one message sent and
+//! its whole echo received) over connections opened beforehand, for every model, at 1 and 32
+//! concurrent connections, payloads 64 B and 16 KiB. Throughput is set in bytes per message, so
+//! the reports show MiB/s.
+//!
+//! `blocking` serves one connection at a time and `thread-pool` as many as it has workers
+//! (cores × 2), so they are benched only at the connection counts they can serve: at 32 held
+//! connections the rest would starve and the time would measure the starvation. The suite
+//! (`cargo run --release`) measures that starvation instead.
+
+mod common;
+
+use criterion::{BenchmarkId, Throughput, criterion_group, criterion_main};
+use echo_bench::Workload;
+use echo_servers::{Model, ServerConfig};
+
+fn ping_pong(c: &mut criterion::Criterion) {
+    for payload in [64usize, 16 * 1024] {
+        let label = if payload >= 1024 {
+            format!("{}KiB", payload / 1024)
+        } else {
+            format!("{payload}B")
+        };
+        let mut group = c.benchmark_group(format!("ping_pong/{label}"));
+        group.throughput(Throughput::Bytes(payload as u64));
+        for &model in Model::ALL {
+            // One server per model for the group's benches at both connection counts.
+            let server = common::start(model);
+            for connections in [1usize, 32] {
+                if !serves(model, connections) {
+                    continue;
+                }
+                group.bench_function(BenchmarkId::new(model.name(), connections), |b| {
+                    b.iter_custom(|iters| {
+                        common::time(
+                            server.local_addr(),
+                            Workload::PingPong,
+                            connections,
+                            payload,
+                            iters,
+                        )
+                    })
+                });
+            }
+            server.shutdown().expect("shutdown");
+        }
+        group.finish();
+    }
+}
+
+/// Whether `model` serves `connections` at once by design (the others starve some of them, so
+/// a round-trip time would measure the starvation, not the model).
+fn serves(model: Model, connections: usize) -> bool {
+    model
+        .concurrency_limit(&ServerConfig::ephemeral())
+        .is_none_or(|limit| connections <= limit)
+}
+
+criterion_group! {
+    name = benches;
+    config = common::criterion();
+    targets = ping_pong
+}
+criterion_main!(benches);
