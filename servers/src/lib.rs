@@ -31,6 +31,8 @@ mod net;
 pub mod async_std_rt;
 pub mod blocking;
 pub mod mio_loop;
+pub mod mio_per_core;
 pub mod thread_per_connection;
 pub mod thread_pool;
+pub mod tokio_current_thread;
 pub mod tokio_rt;

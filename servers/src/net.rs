@@ -23,6 +23,21 @@ pub(crate) fn bind_nonblocking(config: &ServerConfig) -> io::Result<(TcpListener
     Ok((listener, local_addr))
 }
 
+/// `count` listeners sharing one port through `SO_REUSEPORT`, so the kernel spreads incoming
+/// connections over them (one per event loop or runtime). With port 0 the first picks the port.
+pub(crate) fn bind_reuse_port(config: &ServerConfig, count: usize) -> io::Result<Vec<TcpListener>> {
+    let first = bind_with(config, true)?;
+    let shared = ServerConfig {
+        listen: first.local_addr()?,
+        ..config.clone()
+    };
+    let mut listeners = vec![first];
+    for _ in 1..count.max(1) {
+        listeners.push(bind_with(&shared, true)?);
+    }
+    Ok(listeners)
+}
+
 /// Like [`bind`], optionally with `SO_REUSEPORT` so several listeners share one port.
 pub(crate) fn bind_with(config: &ServerConfig, reuse_port: bool) -> io::Result<TcpListener> {
     let socket = Socket::new(

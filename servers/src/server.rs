@@ -239,8 +239,12 @@ models! {
     ThreadPool => "thread-pool", thread_pool::ThreadPool;
     /// One thread running a mio (epoll) readiness loop.
     Mio => "mio", mio_loop::MioLoop;
+    /// One mio loop per core, each with its own SO_REUSEPORT listener.
+    MioPerCore => "mio-per-core", mio_per_core::MioPerCore;
     /// tokio's multi-thread runtime, one task per connection.
     Tokio => "tokio", tokio_rt::TokioServer;
+    /// A current-thread tokio runtime per core, each with its own SO_REUSEPORT listener.
+    TokioCurrentThread => "tokio-current-thread", tokio_current_thread::TokioCurrentThread;
     /// async-std, one task per connection.
     AsyncStd => "async-std", async_std_rt::AsyncStdServer;
 }

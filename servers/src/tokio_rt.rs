@@ -43,12 +43,7 @@ impl EchoServer for TokioServer {
             TcpListener::from_std(std_listener)?
         };
         let shutdown = CancellationToken::new();
-        let server = Listener {
-            listener,
-            shutdown: shutdown.clone(),
-            handlers: TaskTracker::new(),
-            buffer_size: config.buffer_size.max(1),
-        };
+        let server = Listener::new(listener, shutdown.clone(), config.buffer_size);
         // The runtime is driven, and dropped (joining its workers), on a thread of our own, so
         // shutdown never has to block inside whatever context the caller is in.
         let thread = id.thread("rt").spawn(move || {
@@ -64,8 +59,8 @@ impl EchoServer for TokioServer {
     }
 }
 
-/// The accept loop's state.
-struct Listener {
+/// The accept loop's state; also the accept loop of each runtime of `tokio-current-thread`.
+pub(crate) struct Listener {
     listener: TcpListener,
     /// Cancelled by [`ServerHandle::shutdown`]; the accept loop and every handler watch it.
     shutdown: CancellationToken,
@@ -75,8 +70,23 @@ struct Listener {
 }
 
 impl Listener {
+    /// A listener over `listener` (already registered with the current runtime), stopped by
+    /// `shutdown`.
+    pub(crate) fn new(
+        listener: TcpListener,
+        shutdown: CancellationToken,
+        buffer_size: usize,
+    ) -> Self {
+        Self {
+            listener,
+            shutdown,
+            handlers: TaskTracker::new(),
+            buffer_size: buffer_size.max(1),
+        }
+    }
+
     /// Accepts until shutdown, then waits (bounded) for every handler to finish.
-    async fn run(self) {
+    pub(crate) async fn run(self) {
         loop {
             let accepted = tokio::select! {
                 accepted = self.listener.accept() => accepted,

@@ -1,0 +1,57 @@
+//! `mio-per-core`: thread-per-core. One mio event loop per core (or `--threads`), each with its
+//! own listener on the same port through `SO_REUSEPORT`, so the kernel spreads connections over
+//! the loops and nothing is shared between them: the design behind most fast C servers, monoio
+//! and glommio. The loop is the very `mio` model's ([`crate::mio_loop::EventLoop`]).
+//!
+//! Cost per connection: as in `mio`. What blocks: nothing, as long as no handler computes; a
+//! connection stays on the loop the kernel gave it, so an unlucky spread leaves a core idle
+//! while another is busy (no work stealing).
+
+use std::io;
+
+use crate::mio_loop::{EventLoop, LoopStop};
+use crate::net;
+use crate::server::{EchoServer, Model, ServerConfig, ServerHandle, ServerId, available_cores};
+
+/// One mio loop per core behind SO_REUSEPORT.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MioPerCore;
+
+impl EchoServer for MioPerCore {
+    fn model(&self) -> Model {
+        Model::MioPerCore
+    }
+
+    fn start(&self, config: &ServerConfig) -> io::Result<ServerHandle> {
+        let listeners = net::bind_reuse_port(config, config.threads_or(available_cores()))?;
+        let local_addr = listeners[0].local_addr()?;
+        let id = ServerId::next();
+        let mut stop = LoopStop {
+            wakers: Vec::new(),
+            threads: Vec::new(),
+        };
+        for listener in listeners {
+            let (event_loop, waker) = EventLoop::new(listener, config.buffer_size)?;
+            stop.wakers.push(waker);
+            // If a later spawn fails, dropping `stop` here would leave the earlier loops
+            // running: stop them first.
+            match id.thread("mio").spawn(move || {
+                if let Err(err) = event_loop.run() {
+                    eprintln!("echo-server: mio-per-core: event loop failed: {err}");
+                }
+            }) {
+                Ok(thread) => stop.threads.push(thread),
+                Err(err) => {
+                    let _ = crate::server::Stop::stop(Box::new(stop));
+                    return Err(err);
+                }
+            }
+        }
+        Ok(ServerHandle::new(
+            Model::MioPerCore,
+            id,
+            local_addr,
+            Box::new(stop),
+        ))
+    }
+}
