@@ -8,7 +8,7 @@ use criterion::Criterion;
 use echo_bench::{RunConfig, Workload, engine};
 use echo_servers::{Model, ServerConfig, ServerHandle};
 
-/// Criterion as configured for this suite. `ECHO_BENCH_QUICK=1` selects the short mode
+/// Criterion as configured for this suite: 2 s warm-up, 4 s measurement, 100 samples. `ECHO_BENCH_QUICK=1` selects the short mode
 /// (10 samples, 0.3 s warm-up, 1 s measurement, 10,000 resamples and no plots per bench) used in CI and for a first look.
 pub fn criterion() -> Criterion {
     let base = Criterion::default();
@@ -21,7 +21,11 @@ pub fn criterion() -> Criterion {
             .nresamples(10_000)
             .without_plots()
     } else {
-        base
+        // Shorter than criterion's defaults (3 s + 5 s) so every group over every model stays
+        // within 10 minutes on 2 cores; still 100 samples per bench.
+        base.warm_up_time(Duration::from_secs(2))
+            .measurement_time(Duration::from_secs(4))
+            .nresamples(20_000)
     }
     .configure_from_args()
 }
