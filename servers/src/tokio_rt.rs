@@ -38,23 +38,13 @@ impl EchoServer for TokioServer {
             .enable_io()
             .enable_time()
             .build()?;
-        let listener = {
-            let _context = runtime.enter();
-            TcpListener::from_std(std_listener)?
-        };
-        let shutdown = CancellationToken::new();
-        let server = Listener::new(listener, shutdown.clone(), config.buffer_size);
-        // The runtime is driven, and dropped (joining its workers), on a thread of our own, so
-        // shutdown never has to block inside whatever context the caller is in.
-        let thread = id.thread("rt").spawn(move || {
-            runtime.block_on(server.run());
-            runtime.shutdown_timeout(SHUTDOWN_GRACE);
-        })?;
+        let mut stop = Runtimes::new();
+        stop.serve(id, runtime, std_listener, config.buffer_size)?;
         Ok(ServerHandle::new(
             Model::Tokio,
             id,
             local_addr,
-            Box::new(TokioStop { shutdown, thread }),
+            Box::new(stop),
         ))
     }
 }
@@ -137,18 +127,56 @@ async fn echo(mut socket: TcpStream, buffer_size: usize) -> io::Result<()> {
     }
 }
 
-struct TokioStop {
+/// Runtimes serving listeners, each driven (and dropped, joining its workers) on a thread of
+/// its own, so shutdown never blocks inside whatever context the caller is in. One for `tokio`,
+/// one per core for `tokio-current-thread`.
+pub(crate) struct Runtimes {
+    /// Cancelled by shutdown; every accept loop and handler of every runtime watches it.
     shutdown: CancellationToken,
-    thread: std::thread::JoinHandle<()>,
+    threads: Vec<std::thread::JoinHandle<()>>,
 }
 
-impl Stop for TokioStop {
+impl Runtimes {
+    pub(crate) fn new() -> Self {
+        Self {
+            shutdown: CancellationToken::new(),
+            threads: Vec::new(),
+        }
+    }
+
+    /// Serves `listener` (non-blocking) on `runtime`, on a thread named `es<id>-rt`.
+    pub(crate) fn serve(
+        &mut self,
+        id: ServerId,
+        runtime: tokio::runtime::Runtime,
+        listener: std::net::TcpListener,
+        buffer_size: usize,
+    ) -> io::Result<()> {
+        let listener = {
+            let _context = runtime.enter();
+            TcpListener::from_std(listener)?
+        };
+        let server = Listener::new(listener, self.shutdown.clone(), buffer_size);
+        let thread = id.thread("rt").spawn(move || {
+            runtime.block_on(server.run());
+            runtime.shutdown_timeout(SHUTDOWN_GRACE);
+        })?;
+        self.threads.push(thread);
+        Ok(())
+    }
+}
+
+impl Stop for Runtimes {
     fn stop(self: Box<Self>) -> io::Result<()> {
         self.shutdown.cancel();
-        // The thread waits up to the grace period for handlers, then for the runtime.
-        join_within(
-            self.thread,
-            Instant::now() + SHUTDOWN_GRACE * 2 + SHUTDOWN_GRACE / 2,
-        )
+        // Each thread waits up to the grace period for its handlers, then for its runtime.
+        let deadline = Instant::now() + SHUTDOWN_GRACE * 2 + SHUTDOWN_GRACE / 2;
+        let mut result = Ok(());
+        for thread in self.threads {
+            if let Err(err) = join_within(thread, deadline) {
+                result = Err(err);
+            }
+        }
+        result
     }
 }
