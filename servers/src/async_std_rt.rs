@@ -2,28 +2,29 @@
 //! by the whole process). async-std is discontinued upstream (its authors point to smol); it is
 //! pinned to its last release so this model keeps building.
 //!
-//! The accept loop runs in `task::block_on` on a thread of the server's own; handlers are
-//! `task::spawn`ed. Shutdown follows mini-redis: closing a channel tells every task to stop, and
-//! each task holds a sender of a second channel that the accept loop waits on until all are gone.
+//! The accept loop (shared with `smol`, see `futures_io.rs`) runs in `task::block_on` on a thread
+//! of the server's own; handlers are `task::spawn`ed onto the global executor.
 //!
 //! Cost per connection: one task and its read buffer. What blocks: nothing; a parked task costs
-//! no thread. The executor's threads are global, so they outlive a server; they are reused by the
-//! next one, not leaked.
+//! no thread, but per-message work runs on the executor thread that polls the task, delaying the
+//! tasks queued behind it. The executor's threads are global, so they outlive a server; they are
+//! reused by the next one, not leaked.
 
 use std::io;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use async_std::channel::{self, Receiver, Sender};
-use async_std::io::{ReadExt, WriteExt};
+use async_channel::Sender;
 use async_std::net::{TcpListener, TcpStream};
 use async_std::task;
-use futures_lite::future;
+use futures_lite::Future;
 
 use crate::blocking_io::join_within;
-use crate::net::{self, ACCEPT_BACKOFF, ACCEPT_LOG, AcceptError};
+use crate::futures_io::{Runtime, accept_loop};
+use crate::net;
 use crate::server::{
     EchoServer, Model, SHUTDOWN_GRACE, ServerConfig, ServerHandle, ServerId, Stop,
 };
+use crate::work::EchoPath;
 
 /// async-std, a task per connection.
 #[derive(Debug, Clone, Copy, Default)]
@@ -37,13 +38,14 @@ impl EchoServer for AsyncStdServer {
     fn start(&self, config: &ServerConfig) -> io::Result<ServerHandle> {
         let (std_listener, local_addr) = net::bind_nonblocking(config)?;
         let id = ServerId::next();
-        let (notify_shutdown, shutdown) = channel::bounded::<()>(1);
-        let buffer_size = config.buffer_size.max(1);
+        let (notify_shutdown, shutdown) = async_channel::bounded::<()>(1);
+        let path = EchoPath::of(config);
         let thread = id.thread("accept").spawn(move || {
             task::block_on(accept_loop(
+                AsyncStd,
                 TcpListener::from(std_listener),
                 shutdown,
-                buffer_size,
+                path,
             ));
         })?;
         Ok(ServerHandle::new(
@@ -58,74 +60,28 @@ impl EchoServer for AsyncStdServer {
     }
 }
 
-/// Resolves once shutdown has been signalled (the channel is closed, so `recv` fails).
-async fn shutdown_signalled(shutdown: &Receiver<()>) {
-    let _ = shutdown.recv().await;
-}
+/// async-std's global executor and reactor.
+struct AsyncStd;
 
-async fn accept_loop(listener: TcpListener, shutdown: Receiver<()>, buffer_size: usize) {
-    // Every handler holds a clone; when all are dropped, `recv` on `all_done` fails.
-    let (handler_alive, all_done) = channel::bounded::<()>(1);
-    loop {
-        let accepted = future::or(async { Some(listener.accept().await) }, async {
-            shutdown_signalled(&shutdown).await;
-            None
-        })
-        .await;
-        let Some(accepted) = accepted else { break };
-        match accepted {
-            Ok((socket, _)) => {
-                let _ = socket.set_nodelay(true);
-                let shutdown = shutdown.clone();
-                let alive: Sender<()> = handler_alive.clone();
-                task::spawn(async move {
-                    future::or(
-                        async {
-                            let _ = echo(socket, buffer_size).await;
-                        },
-                        shutdown_signalled(&shutdown),
-                    )
-                    .await;
-                    drop(alive);
-                });
-            }
-            Err(err) => match AcceptError::classify(&err) {
-                AcceptError::WouldBlock | AcceptError::Connection => {}
-                AcceptError::Resource | AcceptError::Fatal => {
-                    ACCEPT_LOG.accept_error(&err, ACCEPT_BACKOFF);
-                    let stopped = future::or(
-                        async {
-                            task::sleep(ACCEPT_BACKOFF).await;
-                            false
-                        },
-                        async {
-                            shutdown_signalled(&shutdown).await;
-                            true
-                        },
-                    )
-                    .await;
-                    if stopped {
-                        break;
-                    }
-                }
-            },
-        }
+impl Runtime for AsyncStd {
+    type Listener = TcpListener;
+    type Stream = TcpStream;
+
+    async fn accept(listener: &TcpListener) -> io::Result<TcpStream> {
+        listener.accept().await.map(|(socket, _)| socket)
     }
-    drop(listener);
-    drop(handler_alive);
-    let _ = async_std::future::timeout(SHUTDOWN_GRACE, all_done.recv()).await;
-}
 
-/// Echoes until the peer half-closes; `write_all` completes partial writes and applies
-/// backpressure to a peer that does not read.
-async fn echo(mut socket: TcpStream, buffer_size: usize) -> io::Result<()> {
-    let mut buf = vec![0; buffer_size];
-    loop {
-        let n = socket.read(&mut buf).await?;
-        if n == 0 {
-            return Ok(());
-        }
-        socket.write_all(&buf[..n]).await?;
+    fn set_nodelay(stream: &TcpStream) {
+        let _ = stream.set_nodelay(true);
+    }
+
+    fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
+        // Dropping async-std's JoinHandle detaches the task.
+        drop(task::spawn(task));
+    }
+
+    async fn sleep(duration: Duration) {
+        task::sleep(duration).await;
     }
 }
 

@@ -12,12 +12,13 @@ use std::time::{Duration, Instant};
 use slab::Slab;
 
 use crate::net::{self, ACCEPT_BACKOFF, ACCEPT_LOG, AcceptError};
+use crate::work::EchoPath;
 use crate::server::{Model, SHUTDOWN_GRACE, ServerConfig, ServerHandle, ServerId, Stop};
 
 /// Echoes `stream` until the peer half-closes or the connection fails, completing every partial
 /// write before reading again. Blocking in `write_all` while the peer does not read is the
 /// backpressure: the server then holds at most `buf` for this client, and stops reading it.
-pub(crate) fn echo(mut stream: &TcpStream, buf: &mut [u8]) -> io::Result<()> {
+pub(crate) fn echo(mut stream: &TcpStream, buf: &mut [u8], path: EchoPath) -> io::Result<()> {
     loop {
         let n = match stream.read(buf) {
             Ok(0) => return Ok(()),
@@ -25,6 +26,7 @@ pub(crate) fn echo(mut stream: &TcpStream, buf: &mut [u8]) -> io::Result<()> {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         };
+        path.on_message(&buf[..n]);
         stream.write_all(&buf[..n])?;
     }
 }
@@ -33,7 +35,7 @@ pub(crate) fn echo(mut stream: &TcpStream, buf: &mut [u8]) -> io::Result<()> {
 #[derive(Debug)]
 pub(crate) struct Shared {
     id: ServerId,
-    buffer_size: usize,
+    path: EchoPath,
     stopping: AtomicBool,
     /// Every open connection, so shutdown can wake the threads blocked on them. Shared rather
     /// than `dup`ed: a connection must not cost two descriptors, or a server near its
@@ -100,9 +102,10 @@ impl Conn {
         if self.registered.shared.is_stopping() {
             return;
         }
-        let mut buf = vec![0; self.registered.shared.buffer_size];
+        let path = self.registered.shared.path;
+        let mut buf = vec![0; path.buffer_size];
         // An error ends this connection only; there is no one to report it to.
-        let _ = echo(&self.stream, &mut buf);
+        let _ = echo(&self.stream, &mut buf, path);
     }
 }
 
@@ -159,7 +162,7 @@ pub(crate) fn start(
     let id = ServerId::next();
     let shared = Arc::new(Shared {
         id,
-        buffer_size: config.buffer_size.max(1),
+        path: EchoPath::of(config),
         stopping: AtomicBool::new(false),
         open: Mutex::new(Slab::new()),
     });

@@ -79,6 +79,15 @@ pub struct ServeArgs {
     #[arg(long, value_name = "BYTES", default_value_t = ServerConfig::DEFAULT_BUFFER as u64,
           value_parser = clap::value_parser!(u64).range(1..=64 * 1024 * 1024))]
     pub buffer: u64,
+    /// Microseconds of real CPU work (hashing, never sleeping) per message before its echo.
+    #[arg(long, value_name = "US", default_value_t = 0,
+          value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
+    pub work_us: u64,
+    /// Testing aid: a busy wait of this many nanoseconds per message, added to --work-us, to
+    /// make a known regression (as `echo-bench ab`'s own tests do). Never use it otherwise.
+    #[arg(long, value_name = "NS", default_value_t = 0,
+          value_parser = clap::value_parser!(u64).range(0..=1_000_000_000))]
+    pub handicap_ns: u64,
     /// Print the model names, one per line, and exit.
     #[arg(long)]
     pub list: bool,
@@ -117,6 +126,10 @@ pub fn serve(args: ServeArgs, tool: &str) -> ExitCode {
         backlog: args.backlog,
         buffer_size: args.buffer as usize,
         threads: args.threads.map(usize::from),
+        work: crate::Work::new(
+            std::time::Duration::from_micros(args.work_us)
+                + std::time::Duration::from_nanos(args.handicap_ns),
+        ),
     };
     // Registered before the server starts, so a signal that arrives early is not lost.
     let mut signals = match Signals::new([SIGINT, SIGTERM]) {

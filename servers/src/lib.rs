@@ -26,13 +26,18 @@ pub use server::{EchoServer, Model, ServerConfig, ServerHandle, UnknownModel, av
 pub mod cli;
 
 mod blocking_io;
+mod futures_io;
 mod net;
+mod work;
+pub use work::Work;
 
 pub mod async_std_rt;
 pub mod blocking;
 pub mod mio_loop;
 pub mod mio_per_core;
+pub mod smol_rt;
 pub mod thread_per_connection;
 pub mod thread_pool;
 pub mod tokio_current_thread;
+pub mod tokio_rayon;
 pub mod tokio_rt;

@@ -24,6 +24,7 @@ use slab::Slab;
 
 use crate::blocking_io::join_within;
 use crate::net::{self, ACCEPT_BACKOFF, ACCEPT_LOG, AcceptError};
+use crate::work::EchoPath;
 use crate::server::{
     EchoServer, Model, SHUTDOWN_GRACE, ServerConfig, ServerHandle, ServerId, Stop,
 };
@@ -41,7 +42,7 @@ impl EchoServer for MioLoop {
         let listener = net::bind(config)?;
         let local_addr: SocketAddr = listener.local_addr()?;
         let id = ServerId::next();
-        let (event_loop, waker) = EventLoop::new(listener, config.buffer_size)?;
+        let (event_loop, waker) = EventLoop::new(listener, EchoPath::of(config))?;
         let thread = id.thread("mio").spawn(move || {
             if let Err(err) = event_loop.run() {
                 eprintln!("echo-server: mio: event loop failed: {err}");
@@ -92,6 +93,9 @@ pub(crate) struct EventLoop {
     connections: Slab<Connection>,
     /// Shared by every connection: reads land here and are written straight back.
     scratch: Box<[u8]>,
+    /// The per-message work, done inline on this loop's thread (so it delays every other
+    /// connection of the loop: what the `--work-us` sweep shows).
+    path: EchoPath,
     /// Set after a resource error (`EMFILE`...): accepting resumes on this timer, not on the
     /// listener's readiness, which edge-triggering would not report again for queued clients.
     accept_paused_until: Option<Instant>,
@@ -102,7 +106,7 @@ impl EventLoop {
     /// that stops it.
     pub(crate) fn new(
         listener: std::net::TcpListener,
-        buffer_size: usize,
+        path: EchoPath,
     ) -> io::Result<(Self, Arc<Waker>)> {
         listener.set_nonblocking(true)?;
         let poll = Poll::new()?;
@@ -114,7 +118,8 @@ impl EventLoop {
             poll,
             listener,
             connections: Slab::new(),
-            scratch: vec![0; buffer_size.max(1)].into_boxed_slice(),
+            scratch: vec![0; path.buffer_size].into_boxed_slice(),
+            path,
             accept_paused_until: None,
         };
         Ok((event_loop, waker))
@@ -191,7 +196,7 @@ impl EventLoop {
             return;
         };
         let registry = self.poll.registry();
-        match conn.pump(&mut self.scratch) {
+        match conn.pump(&mut self.scratch, self.path) {
             Ok(State::Open) => {
                 let full = conn.backlog() >= self.scratch.len();
                 if conn.update_interest(registry, Token(key), full).is_err() {
@@ -243,7 +248,7 @@ impl Connection {
 
     /// Writes what is pending and reads what there is to read, until both would block, the
     /// buffer is full (backpressure), or the peer has half-closed and everything is echoed.
-    fn pump(&mut self, scratch: &mut [u8]) -> io::Result<State> {
+    fn pump(&mut self, scratch: &mut [u8], path: EchoPath) -> io::Result<State> {
         let capacity = scratch.len();
         loop {
             self.flush()?;
@@ -261,7 +266,10 @@ impl Connection {
             }
             match self.stream.read(&mut scratch[..room]) {
                 Ok(0) => self.read_closed = true,
-                Ok(n) => self.echo(&scratch[..n])?,
+                Ok(n) => {
+                    path.on_message(&scratch[..n]);
+                    self.echo(&scratch[..n])?;
+                }
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Ok(State::Open),
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
                 Err(err) => return Err(err),

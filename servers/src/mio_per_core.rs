@@ -11,6 +11,7 @@ use std::io;
 
 use crate::mio_loop::{EventLoop, LoopStop};
 use crate::net;
+use crate::work::EchoPath;
 use crate::server::{EchoServer, Model, ServerConfig, ServerHandle, ServerId, available_cores};
 
 /// One mio loop per core behind SO_REUSEPORT.
@@ -31,7 +32,7 @@ impl EchoServer for MioPerCore {
             threads: Vec::new(),
         };
         for listener in listeners {
-            let (event_loop, waker) = EventLoop::new(listener, config.buffer_size)?;
+            let (event_loop, waker) = EventLoop::new(listener, EchoPath::of(config))?;
             stop.wakers.push(waker);
             // If a later spawn fails, dropping `stop` here would leave the earlier loops
             // running: stop them first.

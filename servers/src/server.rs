@@ -12,6 +12,8 @@ use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::work::Work;
+
 /// A TCP echo server built on one concurrency model.
 ///
 /// # What every implementation guarantees
@@ -59,6 +61,8 @@ pub struct ServerConfig {
     pub buffer_size: usize,
     /// Worker threads, for the models that have them; `None` picks the model's own default.
     pub threads: Option<usize>,
+    /// CPU spent on every message before it is echoed (default none; see [`Work`]).
+    pub work: Work,
 }
 
 impl ServerConfig {
@@ -91,6 +95,7 @@ impl Default for ServerConfig {
             backlog: Self::DEFAULT_BACKLOG,
             buffer_size: Self::DEFAULT_BUFFER,
             threads: None,
+            work: Work::default(),
         }
     }
 }
@@ -245,8 +250,12 @@ models! {
     Tokio => "tokio", tokio_rt::TokioServer;
     /// A current-thread tokio runtime per core, each with its own SO_REUSEPORT listener.
     TokioCurrentThread => "tokio-current-thread", tokio_current_thread::TokioCurrentThread;
+    /// tokio for I/O with each message's work sent to a rayon pool.
+    TokioRayon => "tokio-rayon", tokio_rayon::TokioRayon;
     /// async-std, one task per connection.
     AsyncStd => "async-std", async_std_rt::AsyncStdServer;
+    /// smol, one task per connection on an executor with a thread per core.
+    Smol => "smol", smol_rt::SmolServer;
 }
 
 impl Model {

@@ -13,7 +13,8 @@ use crate::net;
 use crate::server::{
     EchoServer, Model, ServerConfig, ServerHandle, ServerId, Stop, available_cores,
 };
-use crate::tokio_rt::Runtimes;
+use crate::tokio_rt::{Inline, Runtimes};
+use crate::work::EchoPath;
 
 /// A current-thread tokio runtime per core behind SO_REUSEPORT.
 #[derive(Debug, Clone, Copy, Default)]
@@ -35,7 +36,7 @@ impl EchoServer for TokioCurrentThread {
                     .enable_io()
                     .enable_time()
                     .build()?;
-                runtimes.serve(id, runtime, listener, config.buffer_size)
+                runtimes.serve(id, runtime, listener, Inline(EchoPath::of(config)))
             });
             if let Err(err) = started {
                 // Stop the runtimes already running before reporting.

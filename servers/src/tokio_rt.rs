@@ -16,6 +16,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::blocking_io::join_within;
 use crate::net::{self, ACCEPT_BACKOFF, ACCEPT_LOG, AcceptError};
+use crate::work::EchoPath;
 use crate::server::{
     EchoServer, Model, SHUTDOWN_GRACE, ServerConfig, ServerHandle, ServerId, Stop, available_cores,
 };
@@ -39,7 +40,7 @@ impl EchoServer for TokioServer {
             .enable_time()
             .build()?;
         let mut stop = Runtimes::new();
-        stop.serve(id, runtime, std_listener, config.buffer_size)?;
+        stop.serve(id, runtime, std_listener, Inline(EchoPath::of(config)))?;
         Ok(ServerHandle::new(
             Model::Tokio,
             id,
@@ -49,29 +50,54 @@ impl EchoServer for TokioServer {
     }
 }
 
-/// The accept loop's state; also the accept loop of each runtime of `tokio-current-thread`.
-pub(crate) struct Listener {
+/// How a handler does the per-message work between reading a message and echoing it: inline
+/// on the runtime's worker ([`Inline`]) or elsewhere (`tokio-rayon` sends it to a rayon pool).
+pub(crate) trait OnMessage: Clone + Send + Sync + 'static {
+    /// The echo path (buffer size, work per message).
+    fn path(&self) -> EchoPath;
+
+    /// Does the work on `buf[..len]` and hands the buffer back for the echo. The buffer moves
+    /// rather than being borrowed, so an implementation may send it to another thread.
+    fn on_message(&self, buf: Vec<u8>, len: usize) -> impl Future<Output = Vec<u8>> + Send;
+}
+
+/// The work done right on the task's worker thread: while it runs, that worker serves nothing
+/// else (the head-of-line blocking the `--work-us` sweep shows).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Inline(pub(crate) EchoPath);
+
+impl OnMessage for Inline {
+    fn path(&self) -> EchoPath {
+        self.0
+    }
+
+    async fn on_message(&self, buf: Vec<u8>, len: usize) -> Vec<u8> {
+        self.0.on_message(&buf[..len]);
+        buf
+    }
+}
+
+/// The accept loop's state; also the accept loop of each runtime of `tokio-current-thread` and
+/// of `tokio-rayon`.
+pub(crate) struct Listener<H> {
     listener: TcpListener,
     /// Cancelled by [`ServerHandle::shutdown`]; the accept loop and every handler watch it.
     shutdown: CancellationToken,
     /// Every handler task, so shutdown can wait until each has closed its connection.
     handlers: TaskTracker,
-    buffer_size: usize,
+    /// What each handler does with a message before echoing it.
+    on_message: H,
 }
 
-impl Listener {
+impl<H: OnMessage> Listener<H> {
     /// A listener over `listener` (already registered with the current runtime), stopped by
     /// `shutdown`.
-    pub(crate) fn new(
-        listener: TcpListener,
-        shutdown: CancellationToken,
-        buffer_size: usize,
-    ) -> Self {
+    pub(crate) fn new(listener: TcpListener, shutdown: CancellationToken, on_message: H) -> Self {
         Self {
             listener,
             shutdown,
             handlers: TaskTracker::new(),
-            buffer_size: buffer_size.max(1),
+            on_message,
         }
     }
 
@@ -86,12 +112,12 @@ impl Listener {
                 Ok((socket, _)) => {
                     let _ = socket.set_nodelay(true);
                     let shutdown = self.shutdown.clone();
-                    let buffer_size = self.buffer_size;
+                    let on_message = self.on_message.clone();
                     self.handlers.spawn(async move {
                         // The handler ends at EOF, on an error, or at shutdown; dropping the
                         // socket closes it.
                         tokio::select! {
-                            _ = echo(socket, buffer_size) => {}
+                            _ = echo(socket, on_message) => {}
                             () = shutdown.cancelled() => {}
                         }
                     });
@@ -116,13 +142,14 @@ impl Listener {
 
 /// Echoes until the peer half-closes; `write_all` completes partial writes and, while the peer
 /// does not read, keeps the task from reading more (backpressure).
-async fn echo(mut socket: TcpStream, buffer_size: usize) -> io::Result<()> {
-    let mut buf = vec![0; buffer_size];
+async fn echo(mut socket: TcpStream, on_message: impl OnMessage) -> io::Result<()> {
+    let mut buf = vec![0; on_message.path().buffer_size];
     loop {
         let n = socket.read(&mut buf).await?;
         if n == 0 {
             return Ok(());
         }
+        buf = on_message.on_message(buf, n).await;
         socket.write_all(&buf[..n]).await?;
     }
 }
@@ -150,13 +177,13 @@ impl Runtimes {
         id: ServerId,
         runtime: tokio::runtime::Runtime,
         listener: std::net::TcpListener,
-        buffer_size: usize,
+        on_message: impl OnMessage,
     ) -> io::Result<()> {
         let listener = {
             let _context = runtime.enter();
             TcpListener::from_std(listener)?
         };
-        let server = Listener::new(listener, self.shutdown.clone(), buffer_size);
+        let server = Listener::new(listener, self.shutdown.clone(), on_message);
         let thread = id.thread("rt").spawn(move || {
             runtime.block_on(server.run());
             runtime.shutdown_timeout(SHUTDOWN_GRACE);

@@ -249,6 +249,27 @@ fn basic_echo() {
 }
 
 #[test]
+fn work_per_message_comes_before_each_echo() {
+    for_every_model(|model| {
+        const WORK: Duration = Duration::from_millis(25);
+        let config = ServerConfig {
+            work: echo_servers::Work::new(WORK),
+            ..ServerConfig::ephemeral()
+        };
+        let server = start_with(model, config);
+        let mut client = connect(server.local_addr());
+        for i in 0..3 {
+            let message = pattern(64, i);
+            let sent = Instant::now();
+            round_trip(&mut client, &message);
+            let took = sent.elapsed();
+            assert!(took >= WORK, "echo {i} came back after {took:?}, before the work");
+        }
+        server.shutdown().expect("shutdown");
+    });
+}
+
+#[test]
 fn binary_data_16_kib() {
     for_every_model(|model| {
         let server = start(model);

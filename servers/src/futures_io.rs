@@ -1,0 +1,125 @@
+//! What the futures-io models (`async-std`, `smol`) share: the accept loop, the per-connection
+//! echo and the shutdown protocol. The two runtimes speak the same `futures-io` traits and differ
+//! only in how a task is spawned, how a timer sleeps and what a listener is, which is what
+//! [`Runtime`] abstracts.
+//!
+//! Shutdown follows mini-redis: closing the `shutdown` channel tells the accept loop and every
+//! handler to stop, and each handler holds a sender of a second channel that the accept loop
+//! waits on (bounded by [`SHUTDOWN_GRACE`]) until every handler has dropped its connection.
+
+use std::io;
+use std::time::Duration;
+
+use async_channel::{Receiver, Sender};
+use futures_lite::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use futures_lite::{Future, future};
+
+use crate::net::{ACCEPT_BACKOFF, ACCEPT_LOG, AcceptError};
+use crate::server::SHUTDOWN_GRACE;
+use crate::work::EchoPath;
+
+/// A futures-io runtime: what the shared accept loop needs from it.
+pub(crate) trait Runtime: Send + 'static {
+    /// Its listener.
+    type Listener: Send + 'static;
+    /// Its connection type.
+    type Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+
+    /// Accepts one connection.
+    fn accept(listener: &Self::Listener) -> impl Future<Output = io::Result<Self::Stream>> + Send;
+
+    /// Turns Nagle off (echo replies are small and latency matters).
+    fn set_nodelay(stream: &Self::Stream);
+
+    /// Runs `task` in the background, detached.
+    fn spawn(&self, task: impl Future<Output = ()> + Send + 'static);
+
+    /// Sleeps on the runtime's timer.
+    fn sleep(duration: Duration) -> impl Future<Output = ()> + Send;
+}
+
+/// Resolves once shutdown has been signalled (the channel is closed, so `recv` fails).
+pub(crate) async fn shutdown_signalled(shutdown: &Receiver<()>) {
+    let _ = shutdown.recv().await;
+}
+
+/// Accepts until `shutdown` is closed, a task per connection, then waits (bounded) for every
+/// handler to close its connection.
+pub(crate) async fn accept_loop<R: Runtime>(
+    runtime: R,
+    listener: R::Listener,
+    shutdown: Receiver<()>,
+    path: EchoPath,
+) {
+    // Every handler holds a clone; when all are dropped, `recv` on `all_done` fails.
+    let (handler_alive, all_done) = async_channel::bounded::<()>(1);
+    loop {
+        let accepted = future::or(async { Some(R::accept(&listener).await) }, async {
+            shutdown_signalled(&shutdown).await;
+            None
+        })
+        .await;
+        let Some(accepted) = accepted else { break };
+        match accepted {
+            Ok(socket) => {
+                R::set_nodelay(&socket);
+                let shutdown = shutdown.clone();
+                let alive: Sender<()> = handler_alive.clone();
+                runtime.spawn(async move {
+                    future::or(
+                        async {
+                            // An error ends this connection only.
+                            let _ = echo(socket, path).await;
+                        },
+                        shutdown_signalled(&shutdown),
+                    )
+                    .await;
+                    drop(alive);
+                });
+            }
+            Err(err) => match AcceptError::classify(&err) {
+                AcceptError::WouldBlock | AcceptError::Connection => {}
+                AcceptError::Resource | AcceptError::Fatal => {
+                    ACCEPT_LOG.accept_error(&err, ACCEPT_BACKOFF);
+                    let stopped = future::or(
+                        async {
+                            R::sleep(ACCEPT_BACKOFF).await;
+                            false
+                        },
+                        async {
+                            shutdown_signalled(&shutdown).await;
+                            true
+                        },
+                    )
+                    .await;
+                    if stopped {
+                        break;
+                    }
+                }
+            },
+        }
+    }
+    drop(listener);
+    drop(handler_alive);
+    future::or(
+        async {
+            let _ = all_done.recv().await;
+        },
+        R::sleep(SHUTDOWN_GRACE),
+    )
+    .await;
+}
+
+/// Echoes until the peer half-closes; `write_all` completes partial writes and applies
+/// backpressure to a peer that does not read.
+async fn echo(mut socket: impl AsyncRead + AsyncWrite + Unpin, path: EchoPath) -> io::Result<()> {
+    let mut buf = vec![0; path.buffer_size];
+    loop {
+        let n = socket.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        path.on_message(&buf[..n]);
+        socket.write_all(&buf[..n]).await?;
+    }
+}

@@ -1,0 +1,131 @@
+//! `smol`: one task per connection on a smol `Executor` of the server's own, run by one thread
+//! per core (`es<id>-smol`), as smol's documentation sets up a multi-threaded executor. The
+//! accept loop is a task on that executor too; it and the echo are shared with `async-std`
+//! (`futures_io.rs`), so the two models differ only in their runtime: smol's small executor and
+//! its `async-io` reactor, against async-std's global ones built from the same parts.
+//!
+//! Cost per connection: one task and its read buffer. What blocks: nothing; a parked task costs
+//! no thread, but per-message work runs on the executor thread that polls the task, delaying the
+//! tasks queued behind it. I/O readiness comes from `async-io`'s reactor, driven by whichever
+//! executor thread is otherwise idle.
+//!
+//! Shutdown closes the shutdown channel; the accept loop stops, waits for the handlers, and then
+//! drops the sender that keeps the executor threads running, so they return and are joined.
+
+use std::io;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_channel::Sender;
+use futures_lite::{Future, future};
+use smol::net::{TcpListener, TcpStream};
+use smol::{Executor, Timer};
+
+use crate::blocking_io::join_within;
+use crate::futures_io::{Runtime, accept_loop, shutdown_signalled};
+use crate::net;
+use crate::server::{
+    EchoServer, Model, SHUTDOWN_GRACE, ServerConfig, ServerHandle, ServerId, Stop, available_cores,
+};
+use crate::work::EchoPath;
+
+/// smol, a task per connection on a thread-per-core executor.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SmolServer;
+
+impl EchoServer for SmolServer {
+    fn model(&self) -> Model {
+        Model::Smol
+    }
+
+    fn start(&self, config: &ServerConfig) -> io::Result<ServerHandle> {
+        let (std_listener, local_addr) = net::bind_nonblocking(config)?;
+        let listener = TcpListener::try_from(std_listener)?;
+        let id = ServerId::next();
+        let executor = Arc::new(Executor::new());
+        let (notify_shutdown, shutdown) = async_channel::bounded::<()>(1);
+        // The executor threads run until every sender of `exit` is gone: the accept task holds
+        // the only one and drops it when it has finished.
+        let (exit_sender, exit) = async_channel::bounded::<()>(1);
+        let path = EchoPath::of(config);
+        let smol = Smol(Arc::clone(&executor));
+        executor
+            .spawn(async move {
+                accept_loop(smol, listener, shutdown, path).await;
+                drop(exit_sender);
+            })
+            .detach();
+        let mut threads = Vec::new();
+        for _ in 0..config.threads_or(available_cores()) {
+            let executor = Arc::clone(&executor);
+            let exit = exit.clone();
+            let spawned = id.thread("smol").spawn(move || {
+                future::block_on(executor.run(shutdown_signalled(&exit)));
+            });
+            match spawned {
+                Ok(thread) => threads.push(thread),
+                Err(err) => {
+                    let _ = Box::new(SmolStop {
+                        notify_shutdown,
+                        threads,
+                    })
+                    .stop();
+                    return Err(err);
+                }
+            }
+        }
+        Ok(ServerHandle::new(
+            Model::Smol,
+            id,
+            local_addr,
+            Box::new(SmolStop {
+                notify_shutdown,
+                threads,
+            }),
+        ))
+    }
+}
+
+/// The server's own executor; its reactor is `async-io`'s.
+struct Smol(Arc<Executor<'static>>);
+
+impl Runtime for Smol {
+    type Listener = TcpListener;
+    type Stream = TcpStream;
+
+    async fn accept(listener: &TcpListener) -> io::Result<TcpStream> {
+        listener.accept().await.map(|(socket, _)| socket)
+    }
+
+    fn set_nodelay(stream: &TcpStream) {
+        let _ = stream.set_nodelay(true);
+    }
+
+    fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
+        self.0.spawn(task).detach();
+    }
+
+    async fn sleep(duration: Duration) {
+        Timer::after(duration).await;
+    }
+}
+
+struct SmolStop {
+    notify_shutdown: Sender<()>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Stop for SmolStop {
+    fn stop(self: Box<Self>) -> io::Result<()> {
+        self.notify_shutdown.close();
+        // The accept task waits up to the grace period for its handlers; the threads then end.
+        let deadline = Instant::now() + SHUTDOWN_GRACE + SHUTDOWN_GRACE / 2;
+        let mut result = Ok(());
+        for thread in self.threads {
+            if let Err(err) = join_within(thread, deadline) {
+                result = Err(err);
+            }
+        }
+        result
+    }
+}

@@ -1,0 +1,131 @@
+//! Handler work: the CPU a server spends on each message before echoing it.
+//!
+//! A real server computes something per request; an echo server computes nothing, which hides
+//! the first thing that separates the models: an event loop or a runtime worker that computes
+//! inline stalls every other connection it serves, while a thread per connection or a separate
+//! pool does not. [`Work`] puts a known amount of real CPU into every model's echo path, so the
+//! suite can show that. Every model calls [`Work::apply`] once per chunk it reads (one message
+//! in the request-response loads, where each read returns one message) and echoes the chunk
+//! only after it returns.
+//!
+//! The work hashes the chunk over and over until the time is spent; it never sleeps, so it
+//! costs a core exactly as a computing handler would.
+
+use std::time::{Duration, Instant};
+
+/// CPU spent per message; zero (the default) means a plain echo.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Work {
+    /// CPU time per message.
+    pub per_message: Duration,
+}
+
+/// Bytes hashed between two clock reads: small, so short work (a microsecond or less, as the
+/// `--handicap-ns` testing aid asks for) overshoots by little, whatever the payload size.
+const ROUND: usize = 64;
+
+impl Work {
+    /// Work of `per_message` per message.
+    pub const fn new(per_message: Duration) -> Self {
+        Self { per_message }
+    }
+
+    /// Whether there is nothing to do (the echo path then skips the call's clock reads).
+    pub fn is_none(&self) -> bool {
+        self.per_message.is_zero()
+    }
+
+    /// Spends [`Work::per_message`] of CPU hashing `message`, never sleeping, and returns the
+    /// hash (so the compiler cannot remove the work).
+    pub fn apply(&self, message: &[u8]) -> u64 {
+        if self.is_none() {
+            return 0;
+        }
+        let deadline = Instant::now() + self.per_message;
+        let sample = &message[..message.len().min(ROUND)];
+        // FNV-1a over the message's first bytes, folded again each round.
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        let mut rounds: u64 = 0;
+        loop {
+            for &byte in sample {
+                hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+            }
+            hash ^= rounds;
+            rounds += 1;
+            if Instant::now() >= deadline {
+                return std::hint::black_box(hash);
+            }
+        }
+    }
+}
+
+/// What every model's per-connection echo needs: its buffer size and the work per message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct EchoPath {
+    /// Bytes of buffer per connection (at least 1).
+    pub(crate) buffer_size: usize,
+    /// CPU per message before its echo.
+    pub(crate) work: Work,
+}
+
+impl EchoPath {
+    /// The echo path `config` asks for.
+    pub(crate) fn of(config: &crate::ServerConfig) -> Self {
+        Self {
+            buffer_size: config.buffer_size.max(1),
+            work: config.work,
+        }
+    }
+
+    /// Does the per-message work on a chunk just read, before it is echoed.
+    pub(crate) fn on_message(&self, message: &[u8]) {
+        self.work.apply(message);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_work_returns_at_once() {
+        let started = Instant::now();
+        for _ in 0..1000 {
+            Work::default().apply(b"hello");
+        }
+        assert!(started.elapsed() < Duration::from_millis(50));
+    }
+
+    #[test]
+    fn work_takes_at_least_its_time_in_cpu() {
+        let work = Work::new(Duration::from_millis(20));
+        let cpu_before = thread_cpu();
+        let started = Instant::now();
+        work.apply(&[7; 4096]);
+        let elapsed = started.elapsed();
+        let cpu = thread_cpu() - cpu_before;
+        assert!(elapsed >= Duration::from_millis(20), "took {elapsed:?}");
+        // It computes rather than sleeps: most of the wall time is this thread's CPU.
+        assert!(
+            cpu >= Duration::from_millis(10),
+            "only {cpu:?} of CPU in {elapsed:?}"
+        );
+    }
+
+    #[test]
+    fn empty_messages_still_spend_the_time() {
+        let started = Instant::now();
+        Work::new(Duration::from_millis(5)).apply(&[]);
+        assert!(started.elapsed() >= Duration::from_millis(5));
+    }
+
+    fn thread_cpu() -> Duration {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: clock_gettime writes into the timespec we own.
+        unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+        Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+    }
+}
