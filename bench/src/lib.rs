@@ -17,6 +17,7 @@
 //! starting servers is the job of the suite and the benches.
 #![deny(missing_docs)]
 
+pub mod ab;
 pub mod config;
 pub mod engine;
 pub mod meta;

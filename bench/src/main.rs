@@ -3,9 +3,12 @@
 //! - `echo-bench` or `echo-bench suite [options]`: measure every model, store the run in
 //!   `results/`, print the tables and the advice.
 //! - `echo-bench run --target HOST:PORT [options]`: drive one echo server and report.
+//! - `echo-bench ab --base BIN --head BIN`: paired comparison of two builds, with a verdict.
+//! - `echo-bench compare OLD NEW`: two stored suite runs side by side (unpaired).
 //! - `echo-bench serve --model NAME`: run one server model (what the suite starts).
 //!
-//! Exit codes: 0 clean run, 1 a run that saw errors, 2 usage error (one line on stderr).
+//! Exit codes: 0 clean run, 1 a run that saw errors (for `ab`, a confirmed regression), 2 usage
+//! error (one line on stderr) or, for `ab`, an invalid comparison.
 
 mod cli;
 
@@ -28,6 +31,10 @@ enum Command {
     Suite(cli::suite::SuiteArgs),
     /// Drive one echo server at an address and report what it did.
     Run(cli::run::RunArgs),
+    /// Compare two builds (base and head) in interleaved pairs; exit 1 on a confirmed regression.
+    Ab(cli::ab::AbArgs),
+    /// Compare two stored suite runs (unpaired: a lead to confirm with `ab`).
+    Compare(cli::compare::CompareArgs),
     /// Run one server model, as `echo-server` does.
     Serve(echo_servers::cli::ServeArgs),
 }
@@ -45,6 +52,8 @@ fn main() -> ExitCode {
         }
         Some(Command::Suite(suite)) => cli::suite::main(suite),
         Some(Command::Run(run)) => cli::run::main(run),
+        Some(Command::Ab(ab)) => cli::ab::main(ab),
+        Some(Command::Compare(compare)) => cli::compare::main(compare),
         Some(Command::Serve(serve)) => echo_servers::cli::serve(serve, "echo-bench serve"),
     }
 }

@@ -9,12 +9,12 @@ use clap::Args;
 use echo_bench::Workload;
 use echo_bench::config::{parse_bytes, parse_duration};
 use echo_bench::suite::plan::{self, Selection};
-use echo_bench::suite::{self, Launcher, Pinning, Profile, SuiteOptions, advice, output};
+use echo_bench::suite::{self, Launcher, Profile, SuiteOptions, advice, output};
 use echo_servers::Model;
 use echo_servers::cli::{EXIT_FAILURE, exit_code, usage_exit};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::run::{CpuList, parse_cpus};
+use super::PinArgs;
 
 /// Options of `echo-bench suite`.
 #[derive(Debug, Args)]
@@ -43,15 +43,8 @@ pub struct SuiteArgs {
     /// Warm-up per point (overrides the profile's).
     #[arg(long, value_parser = parse_duration)]
     warmup: Option<Duration>,
-    /// CPUs for the servers (default: the first half).
-    #[arg(long, value_parser = parse_cpus)]
-    server_cpus: Option<CpuList>,
-    /// CPUs for the client (default: the second half).
-    #[arg(long, value_parser = parse_cpus)]
-    client_cpus: Option<CpuList>,
-    /// Pin nothing.
-    #[arg(long, conflicts_with_all = ["server_cpus", "client_cpus"])]
-    no_pin: bool,
+    #[command(flatten)]
+    pin: PinArgs,
     /// p99 target of the capacity-knee search (full profile).
     #[arg(long, value_parser = parse_duration, default_value = "1ms")]
     p99_target: Duration,
@@ -91,29 +84,7 @@ pub fn main(args: SuiteArgs) -> ExitCode {
             "error: the selection leaves no point to measure",
         );
     }
-    let pinning = if args.no_pin {
-        Pinning::default()
-    } else {
-        let halves = Pinning::halves();
-        Pinning {
-            server_cpus: args.server_cpus.map(|c| c.0).or(halves.server_cpus),
-            client_cpus: args.client_cpus.map(|c| c.0).or(halves.client_cpus),
-        }
-    };
-    let allowed = echo_bench::procfs::allowed_cpus();
-    for cpu in pinning
-        .server_cpus
-        .iter()
-        .chain(&pinning.client_cpus)
-        .flatten()
-    {
-        if !allowed.contains(cpu) {
-            usage_exit(
-                "echo-bench",
-                &format!("error: CPU {cpu} is not available (have {allowed:?})"),
-            );
-        }
-    }
+    let pinning = args.pin.pinning();
     let launcher = match Launcher::this_binary() {
         Ok(launcher) => launcher,
         Err(err) => {
@@ -176,7 +147,7 @@ pub fn main(args: SuiteArgs) -> ExitCode {
 }
 
 /// The command as typed, for the record.
-fn command_line() -> String {
+pub(crate) fn command_line() -> String {
     let mut args = std::env::args();
     let program = args
         .next()

@@ -1,0 +1,197 @@
+//! `echo-bench compare OLD NEW`: two stored suite runs side by side, in `ab`'s table.
+//!
+//! Two runs made at different times are not paired: whatever the machine was doing differs
+//! between them, so a change here is only a lead to check with `ab`. There is no interval; the
+//! verdict compares the point estimate with the threshold, and the warnings say when the runs
+//! come from different machines or settings.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use super::{AbReport, BenchmarkResult, BenchmarkSpec, Change, Metric, MetricResult, Verdict};
+use crate::suite::{PointResult, SuiteRun};
+
+/// The metrics a suite run stores for every point.
+const METRICS: [Metric; 3] = [Metric::Throughput, Metric::P50, Metric::P99];
+
+/// Reads a suite's `run.json` (or a run folder holding one).
+pub fn read_run(path: &Path) -> Result<SuiteRun, String> {
+    let file = if path.is_dir() {
+        path.join("run.json")
+    } else {
+        path.to_owned()
+    };
+    let text = std::fs::read_to_string(&file)
+        .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    serde_json::from_str(&text)
+        .map_err(|e| format!("{} is not a suite run.json: {e}", file.display()))
+}
+
+/// Why two runs cannot be compared fairly, one warning each.
+pub fn differences(old: &SuiteRun, new: &SuiteRun) -> Vec<String> {
+    let mut warnings = Vec::new();
+    let mut differ = |what: &str, a: String, b: String| {
+        if a != b {
+            warnings.push(format!("different {what}: {a} vs {b}"));
+        }
+    };
+    differ("hosts", old.meta.host.clone(), new.meta.host.clone());
+    differ("CPUs", old.meta.cpu_model.clone(), new.meta.cpu_model.clone());
+    differ("core counts", old.meta.cores.to_string(), new.meta.cores.to_string());
+    differ("kernels", old.meta.kernel.clone(), new.meta.kernel.clone());
+    differ(
+        "durations per point",
+        format!("{}s", old.duration_s),
+        format!("{}s", new.duration_s),
+    );
+    differ(
+        "warm-ups",
+        format!("{}s", old.warmup_s),
+        format!("{}s", new.warmup_s),
+    );
+    differ(
+        "pinnings",
+        format!("{:?}", old.pinning),
+        format!("{:?}", new.pinning),
+    );
+    warnings
+}
+
+fn spec_of(point: &PointResult) -> BenchmarkSpec {
+    let p = &point.point;
+    BenchmarkSpec {
+        workload: p.workload,
+        model: p.model.name().to_owned(),
+        connections: p.connections,
+        payload: p.payload,
+        rate: p.rate,
+    }
+}
+
+/// Median of each metric over a point's repeats, by benchmark name.
+fn medians(run: &SuiteRun) -> BTreeMap<String, (BenchmarkSpec, BTreeMap<Metric, f64>)> {
+    let mut values: BTreeMap<String, (BenchmarkSpec, BTreeMap<Metric, Vec<f64>>)> = BTreeMap::new();
+    for point in run.points.iter().filter(|p| p.ok()) {
+        let Some(report) = &point.report else { continue };
+        let spec = spec_of(point);
+        let entry = values
+            .entry(spec.name())
+            .or_insert_with(|| (spec, BTreeMap::new()));
+        for metric in METRICS {
+            if let Some(v) = metric.of(report) {
+                entry.1.entry(metric).or_default().push(v);
+            }
+        }
+    }
+    values
+        .into_iter()
+        .map(|(name, (spec, metrics))| {
+            let metrics = metrics
+                .into_iter()
+                .map(|(m, mut v)| {
+                    v.sort_by(f64::total_cmp);
+                    (m, v[v.len() / 2])
+                })
+                .collect();
+            (name, (spec, metrics))
+        })
+        .collect()
+}
+
+/// Compares the points both runs measured; `exit_code` is 1 if any point's primary metric moved
+/// past `threshold_pct` the bad way.
+pub fn compare(old: &SuiteRun, new: &SuiteRun, threshold_pct: f64, command: &str) -> AbReport {
+    let old_points = medians(old);
+    let new_points = medians(new);
+    let mut benchmarks = Vec::new();
+    for (name, (spec, before)) in &old_points {
+        let Some((_, after)) = new_points.get(name) else { continue };
+        let primary = spec.primary();
+        let metrics: Vec<MetricResult> = METRICS
+            .iter()
+            .filter_map(|&metric| {
+                let (b, h) = (*before.get(&metric)?, *after.get(&metric)?);
+                let ratio = h / b;
+                let change_pct = (ratio - 1.0) * 100.0;
+                let change = Change {
+                    pairs: 1,
+                    ratio,
+                    change_pct,
+                    ci_low_pct: change_pct,
+                    ci_high_pct: change_pct,
+                    sd_log: f64::NAN,
+                    mde_pct: f64::NAN,
+                };
+                let mut verdict = change.verdict(threshold_pct, metric.higher_is_better());
+                if verdict == Verdict::Inconclusive {
+                    // No noise estimate: inside the threshold counts as no change.
+                    verdict = Verdict::NoChange;
+                }
+                Some(MetricResult {
+                    metric: Some(metric),
+                    unit: metric.unit().to_owned(),
+                    higher_is_better: metric.higher_is_better(),
+                    primary: metric == primary,
+                    base_median: b,
+                    head_median: h,
+                    change: Some(change),
+                    verdict,
+                })
+            })
+            .collect();
+        let verdict = metrics
+            .iter()
+            .find(|m| m.primary)
+            .map_or(Verdict::Invalid, |m| m.verdict);
+        benchmarks.push(BenchmarkResult {
+            name: name.clone(),
+            spec: Some(spec.clone()),
+            verdict,
+            threshold_pct,
+            metrics,
+            note: (verdict == Verdict::Invalid).then(|| "no primary figure in both runs".into()),
+            ..BenchmarkResult::default()
+        });
+    }
+    let mut warnings = differences(old, new);
+    warnings.push(
+        "unpaired comparison: the two runs were made at different times, so machine noise is \
+         not cancelled; confirm any change with `echo-bench ab`"
+            .into(),
+    );
+    let only = |a: &BTreeMap<String, _>, b: &BTreeMap<String, _>| {
+        a.keys().filter(|k| !b.contains_key(*k)).count()
+    };
+    let (only_old, only_new) = (only(&old_points, &new_points), only(&new_points, &old_points));
+    if only_old + only_new > 0 {
+        warnings.push(format!(
+            "{only_old} point(s) only in the old run and {only_new} only in the new one were left out"
+        ));
+    }
+    let regressed: Vec<&str> = benchmarks
+        .iter()
+        .filter(|b| b.verdict == Verdict::Regressed)
+        .map(|b| b.name.as_str())
+        .collect();
+    let (exit_code, conclusion) = if benchmarks.is_empty() {
+        (2, "the runs have no point in common".to_owned())
+    } else if regressed.is_empty() {
+        (0, format!("no point moved past {threshold_pct:.1}% the bad way"))
+    } else {
+        (1, format!("regressed (unpaired, unconfirmed): {}", regressed.join(", ")))
+    };
+    AbReport {
+        schema: 1,
+        command: command.to_owned(),
+        meta: new.meta.clone(),
+        pairs: 1,
+        threshold_pct,
+        trial_s: new.duration_s,
+        warmup_s: new.warmup_s,
+        benchmarks,
+        exit_code,
+        conclusion,
+        warnings,
+        ..AbReport::default()
+    }
+}

@@ -1,0 +1,238 @@
+//! The statistics of a paired comparison: per-pair log-ratios, their geometric mean, a bootstrap
+//! confidence interval, the minimum detectable effect, and the verdict.
+//!
+//! Each pair measures base and head back to back on the same machine, so slow drifts of the
+//! machine cancel in the pair's ratio; the pairs are then independent draws of that ratio. Ratios
+//! are averaged on the log scale (a 10% loss and a 10% gain are symmetric there), and the
+//! interval of the mean comes from resampling the pairs (percentile bootstrap), which assumes
+//! nothing about the shape of the noise.
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// Bootstrap resamples per interval.
+pub const RESAMPLES: usize = 10_000;
+/// Confidence level of the intervals.
+pub const CONFIDENCE: f64 = 0.95;
+/// Power at which the minimum detectable effect is stated.
+pub const POWER: f64 = 0.80;
+
+/// What a comparison concluded about one benchmark (or one metric of it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// The whole interval is past the threshold on the bad side.
+    Regressed,
+    /// The whole interval is past the threshold on the good side.
+    Improved,
+    /// The interval excludes changes as large as the threshold.
+    NoChange,
+    /// Too noisy to tell: the minimum detectable effect is above the threshold, or a regression
+    /// was not confirmed when re-run.
+    #[default]
+    Inconclusive,
+    /// Not comparable: echo errors, a saturated client, or a server that failed.
+    Invalid,
+}
+
+impl Verdict {
+    /// The name in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Verdict::Regressed => "regressed",
+            Verdict::Improved => "improved",
+            Verdict::NoChange => "no_change",
+            Verdict::Inconclusive => "inconclusive",
+            Verdict::Invalid => "invalid",
+        }
+    }
+}
+
+/// The change of one metric from base to head, over the pairs.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Change {
+    /// Pairs with a value on both sides.
+    pub pairs: usize,
+    /// Geometric mean of head/base.
+    pub ratio: f64,
+    /// `ratio` as a percentage change (+ means head is larger).
+    pub change_pct: f64,
+    /// Lower bound of the confidence interval, % change.
+    pub ci_low_pct: f64,
+    /// Upper bound of the confidence interval, % change.
+    pub ci_high_pct: f64,
+    /// Standard deviation of the per-pair log-ratios (the pair-to-pair noise).
+    pub sd_log: f64,
+    /// The smallest change this many pairs detect with 80% power at 95% confidence, %.
+    pub mde_pct: f64,
+}
+
+impl Change {
+    /// The change given per-pair `(base, head)` values (pairs with a non-positive value are
+    /// left out); `seed` makes the bootstrap repeatable. `None` with fewer than two pairs.
+    pub fn of(pairs: &[(f64, f64)], seed: u64) -> Option<Change> {
+        let logs: Vec<f64> = pairs
+            .iter()
+            .filter(|(b, h)| *b > 0.0 && *h > 0.0 && b.is_finite() && h.is_finite())
+            .map(|(b, h)| (h / b).ln())
+            .collect();
+        let n = logs.len();
+        if n < 2 {
+            return None;
+        }
+        let mean = logs.iter().sum::<f64>() / n as f64;
+        let sd_log =
+            (logs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt();
+        let (low, high) = bootstrap_interval(&logs, seed);
+        let pct = |log: f64| (log.exp() - 1.0) * 100.0;
+        Some(Change {
+            pairs: n,
+            ratio: mean.exp(),
+            change_pct: pct(mean),
+            ci_low_pct: pct(low),
+            ci_high_pct: pct(high),
+            sd_log,
+            mde_pct: pct(mde_log(sd_log, n)),
+        })
+    }
+
+    /// The verdict against `threshold_pct`, for a metric where larger is better or worse.
+    pub fn verdict(&self, threshold_pct: f64, higher_is_better: bool) -> Verdict {
+        // Express the interval as "how much worse": positive is the bad side.
+        let (worse_low, worse_high) = if higher_is_better {
+            (-self.ci_high_pct, -self.ci_low_pct)
+        } else {
+            (self.ci_low_pct, self.ci_high_pct)
+        };
+        if worse_low > threshold_pct {
+            Verdict::Regressed
+        } else if worse_high < -threshold_pct {
+            Verdict::Improved
+        } else if self.mde_pct > threshold_pct {
+            Verdict::Inconclusive
+        } else {
+            Verdict::NoChange
+        }
+    }
+
+    /// Pairs needed for the minimum detectable effect to reach `threshold_pct` at this noise
+    /// (capped at 10 000).
+    pub fn pairs_needed(&self, threshold_pct: f64) -> usize {
+        let target = (1.0 + threshold_pct / 100.0).ln();
+        (2..10_000)
+            .find(|&n| mde_log(self.sd_log, n) <= target)
+            .unwrap_or(10_000)
+    }
+
+    /// The largest change the interval cannot rule out, %: the noise floor an A/A comparison
+    /// measures.
+    pub fn noise_floor_pct(&self) -> f64 {
+        self.ci_low_pct.abs().max(self.ci_high_pct.abs())
+    }
+}
+
+/// The minimum detectable effect on the log scale: (t(1-α/2) + t(power)) · sd / √n.
+fn mde_log(sd_log: f64, n: usize) -> f64 {
+    let df = n.saturating_sub(1).max(1);
+    (t_quantile_975(df) + t_quantile_80(df)) * sd_log / (n as f64).sqrt()
+}
+
+/// Student's t, 97.5th percentile, by degrees of freedom (the normal value past 30).
+fn t_quantile_975(df: usize) -> f64 {
+    const T: [f64; 30] = [
+        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
+        2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
+        2.052, 2.048, 2.045, 2.042,
+    ];
+    T.get(df - 1).copied().unwrap_or(1.960)
+}
+
+/// Student's t, 80th percentile, by degrees of freedom (the normal value past 30).
+fn t_quantile_80(df: usize) -> f64 {
+    const T: [f64; 30] = [
+        1.376, 1.061, 0.978, 0.941, 0.920, 0.906, 0.896, 0.889, 0.883, 0.879, 0.876, 0.873, 0.870,
+        0.868, 0.866, 0.865, 0.863, 0.862, 0.861, 0.860, 0.859, 0.858, 0.858, 0.857, 0.856, 0.856,
+        0.855, 0.855, 0.854, 0.854,
+    ];
+    T.get(df - 1).copied().unwrap_or(0.842)
+}
+
+/// The percentile-bootstrap interval of the mean of `values`, resampled on rayon's pool in
+/// chunks with their own seeded generators (so the result does not depend on the thread count).
+fn bootstrap_interval(values: &[f64], seed: u64) -> (f64, f64) {
+    const CHUNKS: usize = 16;
+    let n = values.len();
+    let mut means: Vec<f64> = (0..CHUNKS)
+        .into_par_iter()
+        .flat_map_iter(|chunk| {
+            let mut rng = SmallRng::seed_from_u64(seed ^ (chunk as u64).wrapping_mul(0x9E37_79B9));
+            (0..RESAMPLES / CHUNKS)
+                .map(move |_| {
+                    (0..n).map(|_| values[rng.random_range(0..n)]).sum::<f64>() / n as f64
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    means.sort_by(f64::total_cmp);
+    let alpha = (1.0 - CONFIDENCE) / 2.0;
+    let at = |q: f64| means[((means.len() - 1) as f64 * q).round() as usize];
+    (at(alpha), at(1.0 - alpha))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs_with(ratios: &[f64]) -> Vec<(f64, f64)> {
+        ratios.iter().map(|r| (1000.0, 1000.0 * r)).collect()
+    }
+
+    #[test]
+    fn identical_pairs_give_a_zero_width_interval_and_no_change() {
+        let change = Change::of(&pairs_with(&[1.0; 8]), 1).unwrap();
+        assert_eq!(change.ratio, 1.0);
+        assert_eq!((change.ci_low_pct, change.ci_high_pct), (0.0, 0.0));
+        assert_eq!(change.verdict(3.0, true), Verdict::NoChange);
+    }
+
+    #[test]
+    fn a_clear_loss_of_throughput_is_a_regression_and_of_latency_an_improvement() {
+        let ratios = [0.80, 0.79, 0.81, 0.80, 0.82, 0.78, 0.80, 0.81];
+        let change = Change::of(&pairs_with(&ratios), 7).unwrap();
+        assert!((change.change_pct + 20.0).abs() < 1.0, "{change:?}");
+        assert!(change.ci_low_pct < change.change_pct && change.change_pct < change.ci_high_pct);
+        assert_eq!(change.verdict(3.0, true), Verdict::Regressed);
+        assert_eq!(change.verdict(3.0, false), Verdict::Improved);
+        // A threshold beyond the interval hides it.
+        assert_eq!(change.verdict(30.0, true), Verdict::NoChange);
+    }
+
+    #[test]
+    fn noisy_pairs_are_inconclusive_and_say_how_many_pairs_would_do() {
+        let ratios = [0.9, 1.1, 0.95, 1.08, 0.92, 1.05];
+        let change = Change::of(&pairs_with(&ratios), 3).unwrap();
+        assert_eq!(change.verdict(3.0, true), Verdict::Inconclusive);
+        assert!(change.mde_pct > 3.0);
+        let needed = change.pairs_needed(3.0);
+        assert!(needed > ratios.len(), "{needed}");
+        assert!(mde_log(change.sd_log, needed) <= (1.03f64).ln());
+    }
+
+    #[test]
+    fn the_bootstrap_is_repeatable_for_a_seed() {
+        let ratios = [0.97, 1.01, 0.99, 1.02, 0.98, 1.0, 0.96, 1.03];
+        let a = Change::of(&pairs_with(&ratios), 42).unwrap();
+        let b = Change::of(&pairs_with(&ratios), 42).unwrap();
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn unusable_pairs_are_left_out() {
+        assert!(Change::of(&[(1.0, 2.0)], 0).is_none());
+        let change = Change::of(&[(0.0, 1.0), (1.0, 1.0), (2.0, 2.0), (f64::NAN, 1.0)], 0);
+        assert_eq!(change.unwrap().pairs, 2);
+    }
+}

@@ -1,0 +1,170 @@
+//! `echo-bench ab`: the options, the progress line, and the outputs of a paired comparison.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+use echo_bench::ab::{self, AbOptions, AbReport, BenchmarkSpec, Build, export};
+use echo_bench::config::parse_duration;
+use echo_servers::cli::{EXIT_USAGE, exit_code, usage_exit};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::PinArgs;
+
+/// Options of `echo-bench ab`.
+#[derive(Debug, Args)]
+pub struct AbArgs {
+    /// The reference build: an echo-bench binary.
+    #[arg(long, value_name = "BIN")]
+    base: PathBuf,
+    /// The build under test: an echo-bench binary (the same as --base for an A/A calibration).
+    #[arg(long, value_name = "BIN")]
+    head: PathBuf,
+    /// Benchmarks, comma-separated WORKLOAD/MODEL/CONNECTIONS[/PAYLOAD][@RATE].
+    #[arg(long, value_delimiter = ',', value_parser = BenchmarkSpec::parse,
+          default_value = ab::DEFAULT_BENCHMARKS)]
+    benchmarks: Vec<BenchmarkSpec>,
+    /// Pairs of trials per benchmark.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(2..=1000))]
+    pairs: u32,
+    /// Smallest change worth flagging, % (raised to a benchmark's calibrated noise floor).
+    #[arg(long, value_name = "PCT", default_value_t = ab::DEFAULT_THRESHOLD_PCT, value_parser = parse_pct)]
+    threshold: f64,
+    /// Measured time per trial.
+    #[arg(long, value_name = "D", default_value = "500ms", value_parser = parse_duration)]
+    trial: Duration,
+    /// Warm-up per trial.
+    #[arg(long, value_name = "D", default_value = "200ms", value_parser = parse_duration)]
+    warmup: Duration,
+    /// A previous A/A run's --json: each benchmark's threshold is at least its noise floor.
+    #[arg(long, value_name = "PATH")]
+    calibration: Option<PathBuf>,
+    /// Seed of the ABBA/BAAB order and the bootstrap (default: from the clock; recorded).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Report a regression without re-running the flagged benchmarks to confirm it.
+    #[arg(long)]
+    no_confirm: bool,
+    /// Fail (exit 1) on inconclusive benchmarks too.
+    #[arg(long)]
+    strict: bool,
+    /// An extra argument for the base build's servers (repeatable).
+    #[arg(long, value_name = "ARG", allow_hyphen_values = true)]
+    base_server_arg: Vec<String>,
+    /// An extra argument for the head build's servers (repeatable), e.g. --head-server-arg=--handicap-ns=2000.
+    #[arg(long, value_name = "ARG", allow_hyphen_values = true)]
+    head_server_arg: Vec<String>,
+    #[command(flatten)]
+    pin: PinArgs,
+    /// Write the whole report (every sample, pair, interval, both builds) as JSON here.
+    #[arg(long, value_name = "PATH")]
+    json: Option<PathBuf>,
+    /// Write a Markdown summary (for a pull-request comment) here.
+    #[arg(long, value_name = "PATH")]
+    markdown: Option<PathBuf>,
+    /// Write Bencher Metric Format JSON here.
+    #[arg(long, value_name = "PATH")]
+    bmf: Option<PathBuf>,
+    /// Write github-action-benchmark custom JSON (customSmallerIsBetter) here.
+    #[arg(long, value_name = "PATH")]
+    github_action: Option<PathBuf>,
+    /// No table on stdout.
+    #[arg(long, short = 'q')]
+    quiet: bool,
+}
+
+fn parse_pct(text: &str) -> Result<f64, String> {
+    text.trim_end_matches('%')
+        .parse::<f64>()
+        .ok()
+        .filter(|p| p.is_finite() && *p >= 0.0 && *p < 100.0)
+        .ok_or_else(|| format!("'{text}' is not a percentage between 0 and 100"))
+}
+
+fn build(binary: PathBuf, server_args: Vec<String>, flag: &str) -> Build {
+    if !binary.is_file() {
+        usage_exit(
+            "echo-bench",
+            &format!("error: {flag} {}: no such file", binary.display()),
+        );
+    }
+    Build {
+        binary,
+        server_args,
+        meta: None,
+    }
+}
+
+/// Runs the command; returns the process exit code.
+pub fn main(args: AbArgs) -> ExitCode {
+    let calibration = match &args.calibration {
+        Some(path) => match AbReport::read(path) {
+            Ok(report) => report.noise_floors(),
+            Err(why) => usage_exit("echo-bench", &format!("error: --calibration: {why}")),
+        },
+        None => Default::default(),
+    };
+    let seed = args.seed.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64)
+    });
+    let options = AbOptions {
+        base: build(args.base, args.base_server_arg, "--base"),
+        head: build(args.head, args.head_server_arg, "--head"),
+        benchmarks: args.benchmarks,
+        pairs: args.pairs as usize,
+        trial: args.trial,
+        warmup: args.warmup,
+        threshold_pct: args.threshold,
+        calibration,
+        seed,
+        confirm: !args.no_confirm,
+        pinning: args.pin.pinning(),
+    };
+    if options.trial < Duration::from_millis(50) {
+        usage_exit("echo-bench", "error: --trial must be at least 50ms");
+    }
+
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} {msg}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    let mut on_trial = |done: usize, total: usize, what: &str| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+        bar.set_message(what.to_owned());
+    };
+    let report = ab::run(&options, &super::suite::command_line(), &mut on_trial);
+    bar.finish_and_clear();
+
+    if !args.quiet {
+        print!("{}", export::table(&report));
+    }
+    let mut failed = false;
+    let mut write = |path: &Option<PathBuf>, what: &str, text: String| {
+        if let Some(path) = path
+            && let Err(err) = std::fs::write(path, text)
+        {
+            eprintln!("echo-bench: cannot write {what} to {}: {err}", path.display());
+            failed = true;
+        }
+    };
+    write(&args.json, "JSON", export::json(&report));
+    write(&args.markdown, "Markdown", export::markdown(&report));
+    write(&args.bmf, "BMF", export::bmf(&report));
+    write(&args.github_action, "github-action JSON", export::github_action(&report));
+    for warning in &report.warnings {
+        eprintln!("echo-bench: warning: {warning}");
+    }
+    let code = match report.exit_code {
+        0 if args.strict && report.warnings.iter().any(|w| w.contains("inconclusive")) => 1,
+        0 if failed => 1,
+        code => code,
+    };
+    debug_assert!(code <= EXIT_USAGE);
+    exit_code(code)
+}
