@@ -205,6 +205,6 @@ mod tests {
         assert!(process_cpu_clock(u32::MAX).is_none());
         // Not a multiple of a 10 ms tick, as /proc/PID/stat's figure would be.
         let own = process_cpu_clock(std::process::id()).expect("own clock");
-        assert!(own.subsec_nanos() % 10_000_000 != 0);
+        assert!(!own.subsec_nanos().is_multiple_of(10_000_000));
     }
 }

@@ -443,6 +443,53 @@ fn cli_usage_errors_exit_2_with_one_line() {
         &["suite", "--server-cpus", "999"],
         &["suite", "--no-pin", "--client-cpus", "0"],
         &["serve", "--model", "nope"],
+        &["serve", "--model", "mio", "--work-us", "-1"],
+        &[
+            "ab",
+            "--base",
+            "/nonexistent/echo-bench",
+            "--head",
+            "/nonexistent/echo-bench",
+        ],
+        &["ab", "--base", env!("CARGO_BIN_EXE_echo-bench")],
+        &[
+            "ab",
+            "--base",
+            env!("CARGO_BIN_EXE_echo-bench"),
+            "--head",
+            env!("CARGO_BIN_EXE_echo-bench"),
+            "--benchmarks",
+            "ping-pong/nope/1",
+        ],
+        &[
+            "ab",
+            "--base",
+            env!("CARGO_BIN_EXE_echo-bench"),
+            "--head",
+            env!("CARGO_BIN_EXE_echo-bench"),
+            "--pairs",
+            "1",
+        ],
+        &[
+            "ab",
+            "--base",
+            env!("CARGO_BIN_EXE_echo-bench"),
+            "--head",
+            env!("CARGO_BIN_EXE_echo-bench"),
+            "--threshold",
+            "200",
+        ],
+        &[
+            "ab",
+            "--base",
+            env!("CARGO_BIN_EXE_echo-bench"),
+            "--head",
+            env!("CARGO_BIN_EXE_echo-bench"),
+            "--calibration",
+            "/nonexistent.json",
+        ],
+        &["compare", "/nonexistent/run.json", "/nonexistent/run.json"],
+        &["compare", "only-one"],
     ];
     for args in cases {
         let output = echo_bench(args);
@@ -605,5 +652,214 @@ mod suite {
             advice.contains("**tokio** wins with 6000 connections/s"),
             "{advice}"
         );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// `ab` and `compare`
+
+mod ab {
+    use super::*;
+    use echo_bench::ab::{AbReport, Verdict};
+
+    const BIN: &str = env!("CARGO_BIN_EXE_echo-bench");
+
+    fn temp(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("echo-bench-ab-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// A short `ab` of one fast benchmark; returns the exit code and the JSON report.
+    fn ab(dir: &std::path::Path, extra: &[&str]) -> (Option<i32>, AbReport) {
+        let json = dir.join("ab.json");
+        let began = Instant::now();
+        let mut args = vec![
+            "ab",
+            "--base",
+            BIN,
+            "--head",
+            BIN,
+            "--benchmarks",
+            "ping-pong/mio/1",
+            "--pairs",
+            "4",
+            "--trial",
+            "150ms",
+            "--warmup",
+            "50ms",
+            "--seed",
+            "7",
+            "--quiet",
+            "--json",
+        ];
+        let json_arg = json.to_str().unwrap().to_owned();
+        args.push(&json_arg);
+        args.extend_from_slice(extra);
+        let output = echo_bench(&args);
+        assert!(
+            began.elapsed() < Duration::from_secs(60),
+            "ab took {:?}",
+            began.elapsed()
+        );
+        let report = AbReport::read(&json)
+            .unwrap_or_else(|e| panic!("{e}; stderr: {}", String::from_utf8_lossy(&output.stderr)));
+        (output.status.code(), report)
+    }
+
+    #[test]
+    fn a_a_comparison_finds_no_regression_and_records_every_pair() {
+        let dir = temp("aa");
+        let (code, report) = ab(&dir, &[]);
+        assert_eq!(code, Some(0), "{}", report.conclusion);
+        assert!(report.aa);
+        assert_eq!(report.mode, "duet");
+        let bench = &report.benchmarks[0];
+        assert!(
+            matches!(bench.verdict, Verdict::NoChange | Verdict::Inconclusive),
+            "{:?}: {:?}",
+            bench.verdict,
+            bench.note
+        );
+        assert_eq!(bench.pairs.len(), 4);
+        // ABBA blocks: each block of two pairs has one of each order.
+        for block in bench.pairs.chunks(2) {
+            assert_ne!(block[0].order, block[1].order, "{:?}", bench.pairs);
+        }
+        for pair in &bench.pairs {
+            assert!(
+                pair.base.invalid.is_none() && pair.head.invalid.is_none(),
+                "{pair:?}"
+            );
+            assert!(pair.base.messages > 0 && pair.head.messages > 0);
+        }
+        assert!(
+            bench.noise_floor_pct.is_some(),
+            "an A/A run measures the noise floor"
+        );
+        let primary = bench.primary().expect("primary metric");
+        let change = primary.change.as_ref().expect("interval");
+        assert!(change.ci_low_pct <= change.change_pct && change.change_pct <= change.ci_high_pct);
+        assert!(
+            report.base.as_ref().unwrap().meta.is_some(),
+            "the build's environment is kept"
+        );
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn a_large_injected_slowdown_is_a_confirmed_regression_with_exit_1() {
+        let dir = temp("slow");
+        let (md, bmf, gha) = (
+            dir.join("ab.md"),
+            dir.join("bmf.json"),
+            dir.join("gha.json"),
+        );
+        let (code, report) = ab(
+            &dir,
+            &[
+                "--head-server-arg=--handicap-ns=20000",
+                "--markdown",
+                md.to_str().unwrap(),
+                "--bmf",
+                bmf.to_str().unwrap(),
+                "--github-action",
+                gha.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(code, Some(1), "{}", report.conclusion);
+        assert!(!report.aa);
+        let bench = &report.benchmarks[0];
+        assert_eq!(bench.verdict, Verdict::Regressed, "{:?}", bench.note);
+        let change = bench.primary().unwrap().change.clone().unwrap();
+        assert!(change.change_pct < -20.0, "{change:?}");
+        let again = bench
+            .confirmation
+            .as_ref()
+            .expect("re-run before reporting");
+        assert_eq!(again.verdict, Verdict::Regressed);
+        assert!(report.conclusion.contains("confirmed regression"));
+
+        let md = std::fs::read_to_string(md).unwrap();
+        assert!(
+            md.contains("| ping-pong/mio/1 |") && md.contains("regressed"),
+            "{md}"
+        );
+        let bmf: serde_json::Value = serde_json::from_slice(&std::fs::read(bmf).unwrap()).unwrap();
+        let throughput = &bmf["echo-bench/ping-pong/mio/1"]["throughput"];
+        assert!(throughput["value"].as_f64().unwrap() > 0.0, "{bmf}");
+        assert!(
+            throughput["lower_value"].as_f64().unwrap()
+                <= throughput["upper_value"].as_f64().unwrap()
+        );
+        let gha: serde_json::Value = serde_json::from_slice(&std::fs::read(gha).unwrap()).unwrap();
+        assert!(gha[0]["value"].as_f64().unwrap() > 120.0, "{gha}");
+        assert_eq!(gha[0]["unit"], "% of base cost");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn a_server_that_fails_mid_trial_makes_the_comparison_invalid_with_exit_2() {
+        let dir = temp("invalid");
+        let (code, report) = ab(
+            &dir,
+            &["--head-server-arg=--abort-after=120", "--sequential"],
+        );
+        assert_eq!(code, Some(2), "{}", report.conclusion);
+        assert_eq!(report.mode, "sequential");
+        let bench = &report.benchmarks[0];
+        assert_eq!(bench.verdict, Verdict::Invalid);
+        let note = bench.note.as_deref().unwrap_or("");
+        assert!(note.starts_with("head:"), "{note}");
+        assert!(
+            bench.pairs.iter().all(|p| p.base.invalid.is_none()),
+            "only head failed"
+        );
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn compare_puts_two_suite_runs_side_by_side_and_warns_when_unpaired() {
+        let dir = temp("compare");
+        let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/run.json");
+        let same = echo_bench(&["compare", fixture, fixture]);
+        let stdout = String::from_utf8_lossy(&same.stdout);
+        assert_eq!(same.status.code(), Some(0), "{stdout}");
+        assert!(
+            stdout.contains("no_change") && stdout.contains("unpaired"),
+            "{stdout}"
+        );
+
+        // The same run on another host with one point 40% slower.
+        let mut run: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(fixture).unwrap()).unwrap();
+        run["meta"]["host"] = "elsewhere".into();
+        let point = run["points"]
+            .as_array_mut()
+            .unwrap()
+            .iter_mut()
+            .find(|p| p["point"]["model"] == "mio" && p["point"]["workload"] == "ping-pong")
+            .expect("a mio ping-pong point");
+        let rps = point["report"]["throughput_rps"].as_f64().unwrap();
+        point["report"]["throughput_rps"] = (rps * 0.6).into();
+        let slower = dir.join("run.json");
+        std::fs::write(&slower, serde_json::to_vec(&run).unwrap()).unwrap();
+        let md = dir.join("compare.md");
+        let output = echo_bench(&[
+            "compare",
+            fixture,
+            slower.to_str().unwrap(),
+            "--markdown",
+            md.to_str().unwrap(),
+        ]);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert_eq!(output.status.code(), Some(1), "{stdout}");
+        assert!(
+            stdout.contains("-40.0%") && stdout.contains("regressed"),
+            "{stdout}"
+        );
+        assert!(stdout.contains("different hosts"), "{stdout}");
+        assert!(std::fs::read_to_string(md).unwrap().contains("regressed"));
+        std::fs::remove_dir_all(&dir).ok();
     }
 }

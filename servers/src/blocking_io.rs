@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use slab::Slab;
 
 use crate::net::{self, ACCEPT_BACKOFF, ACCEPT_LOG, AcceptError};
-use crate::work::EchoPath;
 use crate::server::{Model, SHUTDOWN_GRACE, ServerConfig, ServerHandle, ServerId, Stop};
+use crate::work::EchoPath;
 
 /// Echoes `stream` until the peer half-closes or the connection fails, completing every partial
 /// write before reading again. Blocking in `write_all` while the peer does not read is the

@@ -24,10 +24,10 @@ use slab::Slab;
 
 use crate::blocking_io::join_within;
 use crate::net::{self, ACCEPT_BACKOFF, ACCEPT_LOG, AcceptError};
-use crate::work::EchoPath;
 use crate::server::{
     EchoServer, Model, SHUTDOWN_GRACE, ServerConfig, ServerHandle, ServerId, Stop,
 };
+use crate::work::EchoPath;
 
 /// The single-thread mio event loop.
 #[derive(Debug, Clone, Copy, Default)]

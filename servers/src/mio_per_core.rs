@@ -11,8 +11,8 @@ use std::io;
 
 use crate::mio_loop::{EventLoop, LoopStop};
 use crate::net;
-use crate::work::EchoPath;
 use crate::server::{EchoServer, Model, ServerConfig, ServerHandle, ServerId, available_cores};
+use crate::work::EchoPath;
 
 /// One mio loop per core behind SO_REUSEPORT.
 #[derive(Debug, Clone, Copy, Default)]

@@ -16,10 +16,10 @@ use tokio_util::task::TaskTracker;
 
 use crate::blocking_io::join_within;
 use crate::net::{self, ACCEPT_BACKOFF, ACCEPT_LOG, AcceptError};
-use crate::work::EchoPath;
 use crate::server::{
     EchoServer, Model, SHUTDOWN_GRACE, ServerConfig, ServerHandle, ServerId, Stop, available_cores,
 };
+use crate::work::EchoPath;
 
 /// tokio's multi-thread runtime, a task per connection.
 #[derive(Debug, Clone, Copy, Default)]

@@ -263,7 +263,10 @@ fn work_per_message_comes_before_each_echo() {
             let sent = Instant::now();
             round_trip(&mut client, &message);
             let took = sent.elapsed();
-            assert!(took >= WORK, "echo {i} came back after {took:?}, before the work");
+            assert!(
+                took >= WORK,
+                "echo {i} came back after {took:?}, before the work"
+            );
         }
         server.shutdown().expect("shutdown");
     });

@@ -36,8 +36,16 @@ pub fn differences(old: &SuiteRun, new: &SuiteRun) -> Vec<String> {
         }
     };
     differ("hosts", old.meta.host.clone(), new.meta.host.clone());
-    differ("CPUs", old.meta.cpu_model.clone(), new.meta.cpu_model.clone());
-    differ("core counts", old.meta.cores.to_string(), new.meta.cores.to_string());
+    differ(
+        "CPUs",
+        old.meta.cpu_model.clone(),
+        new.meta.cpu_model.clone(),
+    );
+    differ(
+        "core counts",
+        old.meta.cores.to_string(),
+        new.meta.cores.to_string(),
+    );
     differ("kernels", old.meta.kernel.clone(), new.meta.kernel.clone());
     differ(
         "durations per point",
@@ -72,7 +80,9 @@ fn spec_of(point: &PointResult) -> BenchmarkSpec {
 fn medians(run: &SuiteRun) -> BTreeMap<String, (BenchmarkSpec, BTreeMap<Metric, f64>)> {
     let mut values: BTreeMap<String, (BenchmarkSpec, BTreeMap<Metric, Vec<f64>>)> = BTreeMap::new();
     for point in run.points.iter().filter(|p| p.ok()) {
-        let Some(report) = &point.report else { continue };
+        let Some(report) = &point.report else {
+            continue;
+        };
         let spec = spec_of(point);
         let entry = values
             .entry(spec.name())
@@ -105,7 +115,9 @@ pub fn compare(old: &SuiteRun, new: &SuiteRun, threshold_pct: f64, command: &str
     let new_points = medians(new);
     let mut benchmarks = Vec::new();
     for (name, (spec, before)) in &old_points {
-        let Some((_, after)) = new_points.get(name) else { continue };
+        let Some((_, after)) = new_points.get(name) else {
+            continue;
+        };
         let primary = spec.primary();
         let metrics: Vec<MetricResult> = METRICS
             .iter()
@@ -162,7 +174,10 @@ pub fn compare(old: &SuiteRun, new: &SuiteRun, threshold_pct: f64, command: &str
     let only = |a: &BTreeMap<String, _>, b: &BTreeMap<String, _>| {
         a.keys().filter(|k| !b.contains_key(*k)).count()
     };
-    let (only_old, only_new) = (only(&old_points, &new_points), only(&new_points, &old_points));
+    let (only_old, only_new) = (
+        only(&old_points, &new_points),
+        only(&new_points, &old_points),
+    );
     if only_old + only_new > 0 {
         warnings.push(format!(
             "{only_old} point(s) only in the old run and {only_new} only in the new one were left out"
@@ -176,9 +191,18 @@ pub fn compare(old: &SuiteRun, new: &SuiteRun, threshold_pct: f64, command: &str
     let (exit_code, conclusion) = if benchmarks.is_empty() {
         (2, "the runs have no point in common".to_owned())
     } else if regressed.is_empty() {
-        (0, format!("no point moved past {threshold_pct:.1}% the bad way"))
+        (
+            0,
+            format!("no point moved past {threshold_pct:.1}% the bad way"),
+        )
     } else {
-        (1, format!("regressed (unpaired, unconfirmed): {}", regressed.join(", ")))
+        (
+            1,
+            format!(
+                "regressed (unpaired, unconfirmed): {}",
+                regressed.join(", ")
+            ),
+        )
     };
     AbReport {
         schema: 1,

@@ -137,7 +137,7 @@ pub fn table(report: &AbReport) -> String {
         let mut out = String::new();
         for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
             let pad = w - cell.chars().count();
-            if i >= 2 && i <= 6 {
+            if (2..=6).contains(&i) {
                 out.push_str(&" ".repeat(pad));
                 out.push_str(cell);
             } else {

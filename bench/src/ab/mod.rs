@@ -3,20 +3,27 @@
 //!
 //! Run-to-run noise on a shared machine is larger than the regressions worth catching, so base
 //! and head are never compared across runs: each benchmark is measured as pairs of short trials,
-//! base and head back to back, in ABBA/BAAB blocks (so neither side always goes first), each
-//! trial with a fresh server process, both sides pinned alike. Each build drives its own server
+//! each trial with a fresh server process, both sides pinned alike, started in ABBA/BAAB blocks
+//! (so neither side always goes first).
+//!
+//! By default a pair's two trials run at the same time on the same CPUs (a *duet*, Bulej et al.,
+//! ICPE 2020): on this project's 2-core VM, back-to-back trials half a second apart differ by
+//! about 10% in throughput (the machine's own noise changes that fast), while the two halves of
+//! a duet differ by about 0.5%, because whatever the machine does hits both at once. The price
+//! is that the two builds compete for the CPUs, which is symmetric and so cancels in the ratio.
+//! `--sequential` runs them back to back instead. Each build drives its own server
 //! with its own load generator (`BIN serve` and `BIN run`), so a change to a model, to a
 //! dependency or to the load generator is compared the same way. [`stats`] turns the pairs
 //! into a ratio with a confidence interval and a verdict; a regression is re-measured before it
 //! is reported.
 
-pub mod export;
 pub mod compare;
+pub mod export;
 pub mod stats;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rand::rngs::SmallRng;
@@ -26,18 +33,21 @@ use serde::{Deserialize, Serialize};
 use crate::config::{Workload, parse_bytes};
 use crate::meta::Meta;
 use crate::report::Report;
+use crate::suite::process::ServerProcess;
 use crate::suite::{Launcher, Pinning};
 pub use stats::{Change, Verdict};
 
 /// The default threshold for wall-clock metrics, %.
 pub const DEFAULT_THRESHOLD_PCT: f64 = 3.0;
 /// The default offered rate of a `rate` benchmark without `@RATE`, messages per second.
-pub const DEFAULT_RATE: f64 = 20_000.0;
-/// The benchmarks compared when none are named: the two most used async designs, latency-bound
-/// (one connection), loaded well below capacity with many connections (where the client is not
-/// the bottleneck, so the server's CPU per message is what is judged), and connection churn.
+pub const DEFAULT_RATE: f64 = 5_000.0;
+/// The benchmarks compared when none are named: the two most used async designs at one
+/// connection (latency-bound: every microsecond a message costs shows), and connection churn on
+/// a work-stealing runtime and on async-std. These are the points where, on a 2-core machine
+/// with the client on one core, the server and not the load generator sets the pace; at 64
+/// connections the client saturates first, which `ab` would report as invalid.
 pub const DEFAULT_BENCHMARKS: &str =
-    "ping-pong/tokio/1,ping-pong/mio/1,rate/tokio/64,rate/mio/64,churn/tokio/1,churn/mio/1";
+    "ping-pong/tokio/1,ping-pong/mio/1,churn/tokio/1,churn/async-std/1";
 
 /// One benchmark: `WORKLOAD/MODEL/CONNECTIONS[/PAYLOAD][@RATE]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -253,6 +263,8 @@ pub struct AbOptions {
     pub confirm: bool,
     /// CPU split, the same for both builds.
     pub pinning: Pinning,
+    /// Run each pair's two trials at the same time (duet) rather than one after the other.
+    pub duet: bool,
 }
 
 impl AbOptions {
@@ -281,6 +293,8 @@ pub struct Sample {
     pub errors: u64,
     /// The client's utilisation of its cores (1 = saturated).
     pub client_utilisation: f64,
+    /// The server's CPU use, in cores.
+    pub server_cores: f64,
     /// Why the trial cannot be used, if it cannot.
     pub invalid: Option<String>,
     /// Seconds since the start of the `ab` run.
@@ -374,6 +388,8 @@ pub struct AbReport {
     pub aa: bool,
     /// Pairs per benchmark.
     pub pairs: usize,
+    /// `duet` (each pair's trials at the same time) or `sequential`.
+    pub mode: String,
     /// Seed of the order and the bootstrap.
     pub seed: u64,
     /// Measured seconds per trial.
@@ -470,6 +486,7 @@ pub fn run(options: &AbOptions, command: &str, on_trial: &mut OnTrial<'_>) -> Ab
         head: Some(head),
         aa,
         pairs: options.pairs,
+        mode: if options.duet { "duet" } else { "sequential" }.to_owned(),
         seed: options.seed,
         trial_s: options.trial.as_secs_f64(),
         warmup_s: options.warmup.as_secs_f64(),
@@ -505,7 +522,9 @@ fn conclude(report: &mut AbReport, confirmed: bool) {
                     b.pairs_needed.unwrap_or(0)
                 )
             });
-            report.warnings.push(format!("{}: inconclusive: {why}", b.name));
+            report
+                .warnings
+                .push(format!("{}: inconclusive: {why}", b.name));
         }
     }
     let (code, conclusion) = if !invalid.is_empty() {
@@ -518,7 +537,13 @@ fn conclude(report: &mut AbReport, confirmed: bool) {
         };
         (1, format!("{how}: {}", regressed.join(", ")))
     } else if !inconclusive.is_empty() {
-        (0, format!("no confirmed regression; inconclusive: {}", inconclusive.join(", ")))
+        (
+            0,
+            format!(
+                "no confirmed regression; inconclusive: {}",
+                inconclusive.join(", ")
+            ),
+        )
     } else {
         (0, "no regression".to_owned())
     };
@@ -527,7 +552,12 @@ fn conclude(report: &mut AbReport, confirmed: bool) {
 }
 
 /// Judges one benchmark's pairs.
-fn judge(options: &AbOptions, spec: &BenchmarkSpec, pairs: Vec<Pair>, seed: u64) -> BenchmarkResult {
+fn judge(
+    options: &AbOptions,
+    spec: &BenchmarkSpec,
+    pairs: Vec<Pair>,
+    seed: u64,
+) -> BenchmarkResult {
     let name = spec.name();
     let primary = spec.primary();
     let calibrated = options.calibration.get(&name).copied();
@@ -546,7 +576,9 @@ fn judge(options: &AbOptions, spec: &BenchmarkSpec, pairs: Vec<Pair>, seed: u64)
             let values: Vec<(f64, f64)> = pairs
                 .iter()
                 .filter(|p| p.base.invalid.is_none() && p.head.invalid.is_none())
-                .filter_map(|p| Some((*p.base.metrics.get(&metric)?, *p.head.metrics.get(&metric)?)))
+                .filter_map(|p| {
+                    Some((*p.base.metrics.get(&metric)?, *p.head.metrics.get(&metric)?))
+                })
                 .collect();
             if values.is_empty() {
                 return None;
@@ -620,7 +652,11 @@ impl<'a> Plan<'a> {
         let mut rng = SmallRng::seed_from_u64(seed);
         let blocks = benchmarks
             .iter()
-            .map(|_| (0..options.pairs.div_ceil(2)).map(|_| rng.random()).collect())
+            .map(|_| {
+                (0..options.pairs.div_ceil(2))
+                    .map(|_| rng.random())
+                    .collect()
+            })
             .collect();
         Self {
             options,
@@ -632,38 +668,77 @@ impl<'a> Plan<'a> {
 
     /// Runs every pair: the rounds outermost, so each benchmark's pairs are spread over the
     /// whole run and a slow drift of the machine touches base and head alike.
-    fn run(&mut self, base: &mut Build, head: &mut Build, on_trial: &mut OnTrial<'_>) -> Vec<Vec<Pair>> {
+    fn run(
+        &mut self,
+        base: &mut Build,
+        head: &mut Build,
+        on_trial: &mut OnTrial<'_>,
+    ) -> Vec<Vec<Pair>> {
         let total = self.options.pairs * self.benchmarks.len() * 2;
         let mut done = 0;
         let mut pairs: Vec<Vec<Pair>> = vec![Vec::new(); self.benchmarks.len()];
         for round in 0..self.options.pairs {
             for (slot, &index) in self.benchmarks.iter().enumerate() {
-                let spec = &self.options.benchmarks[index];
+                let options = self.options;
+                let spec = &options.benchmarks[index];
                 let abba = self.blocks[slot][round / 2];
                 // ABBA: the block's first pair runs base first, its second head first.
                 let base_first = abba == (round % 2 == 0);
                 let order = if base_first { "AB" } else { "BA" };
+                let sides = if base_first {
+                    [Side::Base, Side::Head]
+                } else {
+                    [Side::Head, Side::Base]
+                };
                 let mut pair = Pair {
                     order: order.to_owned(),
                     ..Pair::default()
                 };
-                for side in if base_first {
-                    [Side::Base, Side::Head]
-                } else {
-                    [Side::Head, Side::Base]
-                } {
-                    let build = match side {
-                        Side::Base => &mut *base,
-                        Side::Head => &mut *head,
-                    };
-                    let sample = trial(self.options, build, spec, self.started);
+                let mut record = |side: Side, sample: Sample, pair: &mut Pair| {
                     done += 1;
                     on_trial(done, total, &format!("{} {}", spec.name(), side_name(side)));
                     match side {
                         Side::Base => pair.base = sample,
                         Side::Head => pair.head = sample,
                     }
+                };
+                let build = |side: Side| match side {
+                    Side::Base => &options.base,
+                    Side::Head => &options.head,
+                };
+                if options.duet {
+                    // Both at once, started in the pair's order, so the machine's noise at
+                    // that moment hits both alike.
+                    let running =
+                        sides.map(|side| start_trial(options, build(side), spec, self.started));
+                    for (side, running) in sides.into_iter().zip(running) {
+                        let target = match side {
+                            Side::Base => &mut *base,
+                            Side::Head => &mut *head,
+                        };
+                        let sample = running.map_or_else(|s| s, |r| r.finish(target));
+                        record(side, sample, &mut pair);
+                    }
+                } else {
+                    for side in sides {
+                        let target = match side {
+                            Side::Base => &mut *base,
+                            Side::Head => &mut *head,
+                        };
+                        let sample = start_trial(options, build(side), spec, self.started)
+                            .map_or_else(|s| s, |r| r.finish(target));
+                        record(side, sample, &mut pair);
+                    }
                 }
+                check_saturation(
+                    &mut pair,
+                    options.duet,
+                    options
+                        .pinning
+                        .server_cpus
+                        .as_ref()
+                        .map_or_else(crate::config::default_threads, Vec::len),
+                );
                 pairs[slot].push(pair);
             }
         }
@@ -681,27 +756,43 @@ fn side_name(side: Side) -> &'static str {
 /// How long the client may take beyond its warm-up and measurement before it is killed.
 const CLIENT_GRACE: Duration = Duration::from_secs(30);
 
-/// Runs one trial: a fresh server of `build`, driven by `build`'s own load generator.
-fn trial(options: &AbOptions, build: &mut Build, spec: &BenchmarkSpec, started: Instant) -> Sample {
-    let at_s = started.elapsed().as_secs_f64();
-    let invalid = |why: String| Sample {
+/// A trial under way: its server and its load generator, both of one build.
+struct Running {
+    server: ServerProcess,
+    client: Result<Child, String>,
+    json: PathBuf,
+    deadline: Instant,
+    at_s: f64,
+}
+
+fn invalid_sample(why: String, at_s: f64) -> Sample {
+    Sample {
         invalid: Some(why),
         at_s,
         ..Sample::default()
-    };
-    let model: echo_servers::Model = match spec.model.parse() {
-        Ok(model) => model,
-        Err(_) => return invalid(format!("unknown model {}", spec.model)),
-    };
+    }
+}
+
+/// Starts one trial: a fresh server of `build`, then `build`'s own load generator against it.
+fn start_trial(
+    options: &AbOptions,
+    build: &Build,
+    spec: &BenchmarkSpec,
+    started: Instant,
+) -> Result<Running, Sample> {
+    let at_s = started.elapsed().as_secs_f64();
+    let model: echo_servers::Model = spec
+        .model
+        .parse()
+        .map_err(|_| invalid_sample(format!("unknown model {}", spec.model), at_s))?;
     let launcher = Launcher {
         program: build.binary.clone(),
         args: vec!["serve".into()],
         extra: vec![(model, build.server_args.clone())],
     };
-    let server = match launcher.start(model, options.pinning.server_cpus.as_deref()) {
-        Ok(server) => server,
-        Err(why) => return invalid(format!("server: {why}")),
-    };
+    let server = launcher
+        .start(model, options.pinning.server_cpus.as_deref())
+        .map_err(|why| invalid_sample(format!("server: {why}"), at_s))?;
     let json = std::env::temp_dir().join(format!(
         "echo-bench-ab-{}-{}.json",
         std::process::id(),
@@ -732,55 +823,66 @@ fn trial(options: &AbOptions, build: &mut Build, spec: &BenchmarkSpec, started: 
             .args(["--client-cpus", &list.join(",")])
             .args(["--threads", &cpus.len().to_string()]);
     }
-    let deadline = options.warmup + options.trial + CLIENT_GRACE;
-    let outcome = run_with_deadline(client, deadline);
-    let stopped = server.stop();
-    let report = std::fs::read_to_string(&json)
-        .ok()
-        .and_then(|text| serde_json::from_str::<Report>(&text).ok());
-    let _ = std::fs::remove_file(&json);
-    let Some(report) = report else {
-        let why = outcome.err().unwrap_or_else(|| "it wrote no JSON report".into());
-        return invalid(format!("client: {why}"));
-    };
-    if build.meta.is_none() {
-        build.meta = Some(report.meta.clone());
-    }
-    let mut sample = Sample {
-        metrics: Metric::ALL
-            .iter()
-            .filter_map(|&m| Some((m, m.of(&report)?)))
-            .collect(),
-        messages: report.messages,
-        errors: report.errors.total(),
-        client_utilisation: report.client.utilisation,
-        invalid: None,
+    let client = client
+        .spawn()
+        .map_err(|e| format!("cannot run {}: {e}", build.binary.display()));
+    Ok(Running {
+        server,
+        client,
+        json,
+        deadline: Instant::now() + options.warmup + options.trial + CLIENT_GRACE,
         at_s,
-    };
-    sample.invalid = if let Err(why) = stopped {
-        Some(format!("server: {why}"))
-    } else if sample.errors > 0 {
-        Some(format!("{} echo error(s)", sample.errors))
-    } else if report.client.saturated {
-        Some(format!(
-            "the client was saturated ({:.0}% of its cores): it, not the server, set the pace",
-            report.client.utilisation * 100.0
-        ))
-    } else if report.messages == 0 {
-        Some("no messages were measured".into())
-    } else {
-        None
-    };
-    sample
+    })
 }
 
-/// Runs `command` to completion or kills it at `deadline`; `Err` says what went wrong (a run
-/// that saw errors exits 1 but still wrote its report, which the caller reads).
-fn run_with_deadline(mut command: Command, deadline: Duration) -> Result<(), String> {
-    let mut child = command
-        .spawn()
-        .map_err(|e| format!("cannot run {:?}: {e}", command.get_program()))?;
-    let until = Instant::now() + deadline;
+impl Running {
+    /// Waits for the load generator, stops the server, and reads the trial's figures.
+    fn finish(self, build: &mut Build) -> Sample {
+        let outcome = self
+            .client
+            .and_then(|child| wait_until(child, self.deadline));
+        let stopped = self.server.stop();
+        let report = std::fs::read_to_string(&self.json)
+            .ok()
+            .and_then(|text| serde_json::from_str::<Report>(&text).ok());
+        let _ = std::fs::remove_file(&self.json);
+        let Some(report) = report else {
+            let why = outcome
+                .err()
+                .unwrap_or_else(|| "it wrote no JSON report".into());
+            return invalid_sample(format!("client: {why}"), self.at_s);
+        };
+        if build.meta.is_none() {
+            build.meta = Some(report.meta.clone());
+        }
+        let mut sample = Sample {
+            metrics: Metric::ALL
+                .iter()
+                .filter_map(|&m| Some((m, m.of(&report)?)))
+                .collect(),
+            messages: report.messages,
+            errors: report.errors.total(),
+            client_utilisation: report.client.utilisation,
+            server_cores: report.server.as_ref().map_or(0.0, |s| s.cpu_cores),
+            invalid: None,
+            at_s: self.at_s,
+        };
+        sample.invalid = if let Err(why) = stopped {
+            Some(format!("server: {why}"))
+        } else if sample.errors > 0 {
+            Some(format!("{} echo error(s)", sample.errors))
+        } else if report.messages == 0 {
+            Some("no messages were measured".into())
+        } else {
+            None
+        };
+        sample
+    }
+}
+
+/// Waits for `child` until `deadline`, killing it then; `Err` says what went wrong (a run that
+/// saw errors exits 1 but still wrote its report, which the caller reads).
+fn wait_until(mut child: Child, deadline: Instant) -> Result<(), String> {
     loop {
         match child.try_wait() {
             Ok(Some(status)) if status.success() => return Ok(()),
@@ -793,13 +895,37 @@ fn run_with_deadline(mut command: Command, deadline: Duration) -> Result<(), Str
                 let line = stderr.lines().last().unwrap_or("").trim().to_owned();
                 return Err(format!("exited with {status}: {line}"));
             }
-            Ok(None) if Instant::now() >= until => {
+            Ok(None) if Instant::now() >= deadline => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(format!("did not finish within {deadline:?}"));
+                return Err("did not finish in time".into());
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(5)),
             Err(e) => return Err(format!("cannot wait for it: {e}")),
+        }
+    }
+}
+
+/// Marks both trials of a pair invalid if the load generator, not the server, set the pace: the
+/// client's CPUs were saturated while the server's still had room. (When both sides are full,
+/// as churn on loopback often makes them, the two builds share the same bottleneck and the
+/// comparison stands.) In a duet both clients share the client CPUs and both servers the server
+/// CPUs, so their figures add up.
+fn check_saturation(pair: &mut Pair, duet: bool, server_cpus: usize) {
+    const SATURATED: f64 = 0.9;
+    let combine = |a: f64, b: f64| if duet { a + b } else { a.max(b) };
+    let client = combine(pair.base.client_utilisation, pair.head.client_utilisation);
+    let server =
+        combine(pair.base.server_cores, pair.head.server_cores) / server_cpus.max(1) as f64;
+    if client >= SATURATED && server < SATURATED {
+        let why = format!(
+            "the client was saturated ({:.0}% of its CPUs, the server's at {:.0}%): it, not the \
+             server, set the pace",
+            client * 100.0,
+            server * 100.0
+        );
+        for sample in [&mut pair.base, &mut pair.head] {
+            sample.invalid.get_or_insert_with(|| why.clone());
         }
     }
 }
@@ -812,7 +938,10 @@ mod tests {
     fn parses_benchmark_names() {
         let spec = BenchmarkSpec::parse("ping-pong/tokio/1").unwrap();
         assert_eq!(spec.workload, Workload::PingPong);
-        assert_eq!((spec.model.as_str(), spec.connections, spec.payload), ("tokio", 1, 64));
+        assert_eq!(
+            (spec.model.as_str(), spec.connections, spec.payload),
+            ("tokio", 1, 64)
+        );
         assert_eq!(spec.name(), "ping-pong/tokio/1");
         assert_eq!(spec.primary(), Metric::Throughput);
 

@@ -84,8 +84,7 @@ impl Change {
             return None;
         }
         let mean = logs.iter().sum::<f64>() / n as f64;
-        let sd_log =
-            (logs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt();
+        let sd_log = (logs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt();
         let (low, high) = bootstrap_interval(&logs, seed);
         let pct = |log: f64| (log.exp() - 1.0) * 100.0;
         Some(Change {

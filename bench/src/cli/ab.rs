@@ -46,6 +46,10 @@ pub struct AbArgs {
     /// Report a regression without re-running the flagged benchmarks to confirm it.
     #[arg(long)]
     no_confirm: bool,
+    /// Run each pair's trials one after the other instead of at the same time (a duet). Far
+    /// noisier on a shared machine; for when the two must not compete for the CPUs.
+    #[arg(long)]
+    sequential: bool,
     /// Fail (exit 1) on inconclusive benchmarks too.
     #[arg(long)]
     strict: bool,
@@ -122,6 +126,7 @@ pub fn main(args: AbArgs) -> ExitCode {
         seed,
         confirm: !args.no_confirm,
         pinning: args.pin.pinning(),
+        duet: !args.sequential,
     };
     if options.trial < Duration::from_millis(50) {
         usage_exit("echo-bench", "error: --trial must be at least 50ms");
@@ -149,14 +154,21 @@ pub fn main(args: AbArgs) -> ExitCode {
         if let Some(path) = path
             && let Err(err) = std::fs::write(path, text)
         {
-            eprintln!("echo-bench: cannot write {what} to {}: {err}", path.display());
+            eprintln!(
+                "echo-bench: cannot write {what} to {}: {err}",
+                path.display()
+            );
             failed = true;
         }
     };
     write(&args.json, "JSON", export::json(&report));
     write(&args.markdown, "Markdown", export::markdown(&report));
     write(&args.bmf, "BMF", export::bmf(&report));
-    write(&args.github_action, "github-action JSON", export::github_action(&report));
+    write(
+        &args.github_action,
+        "github-action JSON",
+        export::github_action(&report),
+    );
     for warning in &report.warnings {
         eprintln!("echo-bench: warning: {warning}");
     }

@@ -31,7 +31,8 @@ pub fn main(args: CompareArgs) -> ExitCode {
         usage_exit("echo-bench", "error: --threshold must be between 0 and 100");
     }
     let read = |path: &PathBuf| {
-        compare::read_run(path).unwrap_or_else(|why| usage_exit("echo-bench", &format!("error: {why}")))
+        compare::read_run(path)
+            .unwrap_or_else(|why| usage_exit("echo-bench", &format!("error: {why}")))
     };
     let (old, new) = (read(&args.old), read(&args.new));
     let report = compare::compare(&old, &new, args.threshold, &super::suite::command_line());
