@@ -23,7 +23,7 @@ fn ping_pong(c: &mut criterion::Criterion) {
         };
         let mut group = c.benchmark_group(format!("ping_pong/{label}"));
         group.throughput(Throughput::Bytes(payload as u64));
-        for &model in Model::ALL {
+        for model in common::models() {
             // One server per model for the group's benches at both connection counts.
             let server = common::start(model);
             for connections in [1usize, 32] {

@@ -5,14 +5,13 @@ mod common;
 
 use criterion::{BenchmarkId, Throughput, criterion_group, criterion_main};
 use echo_bench::Workload;
-use echo_servers::Model;
 
 const MIB: usize = 1 << 20;
 
 fn stream(c: &mut criterion::Criterion) {
     let mut group = c.benchmark_group("stream");
     group.throughput(Throughput::Bytes(MIB as u64));
-    for &model in Model::ALL {
+    for model in common::models() {
         let server = common::start(model);
         group.bench_function(BenchmarkId::from_parameter(model.name()), |b| {
             b.iter_custom(|iters| {

@@ -18,7 +18,12 @@ use crate::work::EchoPath;
 /// Echoes `stream` until the peer half-closes or the connection fails, completing every partial
 /// write before reading again. Blocking in `write_all` while the peer does not read is the
 /// backpressure: the server then holds at most `buf` for this client, and stops reading it.
-pub(crate) fn echo(mut stream: &TcpStream, buf: &mut [u8], path: EchoPath) -> io::Result<()> {
+/// Written for any blocking-style stream: `may`'s coroutine streams use it too.
+pub(crate) fn echo(
+    mut stream: impl Read + Write,
+    buf: &mut [u8],
+    path: EchoPath,
+) -> io::Result<()> {
     loop {
         let n = match stream.read(buf) {
             Ok(0) => return Ok(()),
@@ -105,7 +110,7 @@ impl Conn {
         let path = self.registered.shared.path;
         let mut buf = vec![0; path.buffer_size];
         // An error ends this connection only; there is no one to report it to.
-        let _ = echo(&self.stream, &mut buf, path);
+        let _ = echo(&*self.stream, &mut buf, path);
     }
 }
 

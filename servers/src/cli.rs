@@ -131,6 +131,10 @@ pub fn serve(args: ServeArgs, tool: &str) -> ExitCode {
                 + std::time::Duration::from_nanos(args.handicap_ns),
         ),
     };
+    if let Err(why) = model.available() {
+        eprintln!("{tool}: {model} is not available on this machine: {why}");
+        return exit_code(EXIT_FAILURE);
+    }
     // Registered before the server starts, so a signal that arrives early is not lost.
     let mut signals = match Signals::new([SIGINT, SIGTERM]) {
         Ok(signals) => signals,

@@ -33,6 +33,8 @@ pub use work::Work;
 
 pub mod async_std_rt;
 pub mod blocking;
+pub mod io_uring_rt;
+pub mod may_rt;
 pub mod mio_loop;
 pub mod mio_per_core;
 pub mod smol_rt;

@@ -48,6 +48,13 @@ pub trait EchoServer: Send + Sync {
     /// Binds the listener and starts serving in the background. Returns once the listener is
     /// bound, so a client may connect as soon as this returns.
     fn start(&self, config: &ServerConfig) -> io::Result<ServerHandle>;
+
+    /// Whether the model can run on this machine; `Err` says why not, in a short phrase (only
+    /// `io-uring`, where the kernel refuses io_uring). Every tool skips an unavailable model
+    /// and says so, rather than failing.
+    fn available(&self) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// How a server is started. Every field has a default that suits a benchmark.
@@ -256,9 +263,18 @@ models! {
     AsyncStd => "async-std", async_std_rt::AsyncStdServer;
     /// smol, one task per connection on an executor with a thread per core.
     Smol => "smol", smol_rt::SmolServer;
+    /// Completion-based io_uring I/O (tokio-uring), a runtime per core.
+    IoUring => "io-uring", io_uring_rt::IoUringServer;
+    /// Stackful coroutines (may), one per connection.
+    May => "may", may_rt::MayServer;
 }
 
 impl Model {
+    /// Whether the model can run here ([`EchoServer::available`]).
+    pub fn available(self) -> Result<(), String> {
+        self.server().available()
+    }
+
     /// Whether the model serves any number of connections at once. `false` for `blocking`
     /// (one at a time) and `thread-pool` (as many as it has workers): for them an idle
     /// connection, or more connections than workers, starves the rest by design.

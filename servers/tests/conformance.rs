@@ -20,15 +20,26 @@ const IO_TIMEOUT: Duration = Duration::from_secs(10);
 // ---------------------------------------------------------------------------------------------
 // Harness
 
-/// The models under test: all of them, or those named in `ECHO_MODELS`.
+/// The models under test: all of them, or those named in `ECHO_MODELS`, less those this machine
+/// cannot run (said on stderr).
 fn models() -> Vec<Model> {
-    match std::env::var("ECHO_MODELS") {
+    let named: Vec<Model> = match std::env::var("ECHO_MODELS") {
         Ok(list) if !list.trim().is_empty() => list
             .split(',')
             .map(|name| name.trim().parse().expect("ECHO_MODELS names a model"))
             .collect(),
         _ => Model::ALL.to_vec(),
-    }
+    };
+    named
+        .into_iter()
+        .filter(|model| match model.available() {
+            Ok(()) => true,
+            Err(why) => {
+                eprintln!("skipping {model}: {why}");
+                false
+            }
+        })
+        .collect()
 }
 
 /// Runs `check` against every model at once and fails naming each model that failed.

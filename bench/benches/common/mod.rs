@@ -58,3 +58,18 @@ pub fn time(
     };
     engine::time_messages(&config, iters).unwrap_or_else(|e| panic!("{e}"))
 }
+
+/// The models this machine can run; the others are skipped with a note on stderr.
+pub fn models() -> Vec<Model> {
+    Model::ALL
+        .iter()
+        .copied()
+        .filter(|model| match model.available() {
+            Ok(()) => true,
+            Err(why) => {
+                eprintln!("skipping {model}: {why}");
+                false
+            }
+        })
+        .collect()
+}

@@ -110,11 +110,12 @@ fn verdict_line(b: &BenchmarkResult) -> String {
     }
     if let Some(note) = &b.note {
         let _ = write!(line, ": {note}");
-    } else if b.verdict == Verdict::Inconclusive {
+    }
+    if let (Verdict::Inconclusive, Some(needed)) = (b.verdict, b.pairs_needed) {
         let _ = write!(
             line,
-            ": about {} pairs would resolve a {:.1}% change",
-            b.pairs_needed.unwrap_or(0),
+            "{} about {needed} pairs would resolve a {:.1}% change",
+            if b.note.is_some() { ";" } else { ":" },
             b.threshold_pct
         );
     }

@@ -307,6 +307,9 @@ pub struct Sample {
 pub struct Pair {
     /// `AB` (base first) or `BA`.
     pub order: String,
+    /// Why the pair is left out of the statistics although both trials ran cleanly (the client
+    /// side was saturated, so the load generator set the pace).
+    pub excluded: Option<String>,
     /// The base trial.
     pub base: Sample,
     /// The head trial.
@@ -515,13 +518,14 @@ fn conclude(report: &mut AbReport, confirmed: bool) {
     let inconclusive = named(Verdict::Inconclusive);
     for b in &report.benchmarks {
         if b.verdict == Verdict::Inconclusive {
-            let why = b.note.clone().unwrap_or_else(|| {
-                format!(
-                    "too noisy to tell a {:.1}% change; about {} pairs would",
-                    b.threshold_pct,
-                    b.pairs_needed.unwrap_or(0)
-                )
-            });
+            let why = match (b.pairs_needed, &b.note) {
+                (Some(needed), _) => format!(
+                    "too noisy to tell a {:.1}% change; about {needed} pairs would",
+                    b.threshold_pct
+                ),
+                (None, Some(note)) => note.clone(),
+                (None, None) => "no verdict".into(),
+            };
             report
                 .warnings
                 .push(format!("{}: inconclusive: {why}", b.name));
@@ -564,18 +568,30 @@ fn judge(
     let threshold_pct = calibrated.map_or(options.threshold_pct, |floor| {
         floor.max(options.threshold_pct)
     });
-    let invalid: Vec<String> = pairs
+    let mut invalid: Vec<String> = pairs
         .iter()
         .flat_map(|p| [(&p.base, "base"), (&p.head, "head")])
         .filter_map(|(s, side)| s.invalid.as_ref().map(|why| format!("{side}: {why}")))
         .collect();
+    let excluded: Vec<String> = pairs.iter().filter_map(|p| p.excluded.clone()).collect();
+    let usable = pairs.len() - excluded.len();
+    if invalid.is_empty() && !excluded.is_empty() && usable < (pairs.len() / 2).max(2) {
+        invalid.push(format!(
+            "{} of {} pairs left out: {}",
+            excluded.len(),
+            pairs.len(),
+            excluded[0]
+        ));
+    }
     let metrics: Vec<MetricResult> = Metric::ALL
         .iter()
         .enumerate()
         .filter_map(|(k, &metric)| {
             let values: Vec<(f64, f64)> = pairs
                 .iter()
-                .filter(|p| p.base.invalid.is_none() && p.head.invalid.is_none())
+                .filter(|p| {
+                    p.base.invalid.is_none() && p.head.invalid.is_none() && p.excluded.is_none()
+                })
                 .filter_map(|p| {
                     Some((*p.base.metrics.get(&metric)?, *p.head.metrics.get(&metric)?))
                 })
@@ -604,6 +620,7 @@ fn judge(
             })
         })
         .collect();
+    let pairs_len = pairs.len();
     let mut result = BenchmarkResult {
         name,
         spec: Some(spec.clone()),
@@ -629,6 +646,14 @@ fn judge(
         return result;
     };
     result.verdict = change.verdict(threshold_pct, primary.higher_is_better());
+    if !excluded.is_empty() {
+        result.note = Some(format!(
+            "{} of {} pairs left out: {}",
+            excluded.len(),
+            pairs_len,
+            excluded[0]
+        ));
+    }
     if options.is_aa() {
         result.noise_floor_pct = Some(change.noise_floor_pct());
     }
@@ -906,8 +931,9 @@ fn wait_until(mut child: Child, deadline: Instant) -> Result<(), String> {
     }
 }
 
-/// Marks both trials of a pair invalid if the load generator, not the server, set the pace: the
-/// client's CPUs were saturated while the server's still had room. (When both sides are full,
+/// Leaves a pair out of the statistics if the load generator, not the server, set the pace: the
+/// client's CPUs were saturated while the server's still had room. Such a pair is not wrong, only
+/// uninformative; a benchmark where most pairs are is invalid (see `judge`). (When both sides are full,
 /// as churn on loopback often makes them, the two builds share the same bottleneck and the
 /// comparison stands.) In a duet both clients share the client CPUs and both servers the server
 /// CPUs, so their figures add up.
@@ -924,9 +950,7 @@ fn check_saturation(pair: &mut Pair, duet: bool, server_cpus: usize) {
             client * 100.0,
             server * 100.0
         );
-        for sample in [&mut pair.base, &mut pair.head] {
-            sample.invalid.get_or_insert_with(|| why.clone());
-        }
+        pair.excluded = Some(why);
     }
 }
 

@@ -37,6 +37,9 @@ pub struct SuiteArgs {
     /// Repeats per point.
     #[arg(long)]
     repeat: Option<usize>,
+    /// CPU work per message in the servers to sweep, µs, comma-separated (full profile: 0,50,500).
+    #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
+    work_us: Option<Vec<u64>>,
     /// Measured time per point (overrides the profile's).
     #[arg(long, value_parser = parse_duration)]
     duration: Option<Duration>,
@@ -66,6 +69,7 @@ pub fn main(args: SuiteArgs) -> ExitCode {
         connections: args.connections.clone(),
         payloads: args.payloads.clone(),
         repeat: args.repeat,
+        work_us: args.work_us.clone(),
     };
     if selection.repeat == Some(0) {
         usage_exit("echo-bench", "error: --repeat must be at least 1");
@@ -77,7 +81,10 @@ pub fn main(args: SuiteArgs) -> ExitCode {
     {
         usage_exit("echo-bench", "error: --connections must all be at least 1");
     }
-    let points = plan::points(profile, &selection);
+    let (points, skipped) = suite::without_unavailable(plan::points(profile, &selection));
+    for line in &skipped {
+        eprintln!("echo-bench: skipping {line}");
+    }
     if points.is_empty() {
         usage_exit(
             "echo-bench",
@@ -104,6 +111,7 @@ pub fn main(args: SuiteArgs) -> ExitCode {
         results_dir: args.results.clone(),
         launcher,
         command_line: command_line(),
+        skipped,
     };
     let per_point = options.duration + options.warmup + Duration::from_millis(150);
     eprintln!(

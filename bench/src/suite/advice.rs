@@ -22,6 +22,8 @@ pub struct Aggregate {
     pub payload: usize,
     /// Open-loop rate.
     pub rate: Option<u64>,
+    /// CPU work per message in the server, µs.
+    pub work_us: u64,
     /// Repeats that ran.
     pub runs: usize,
     /// Median messages/s.
@@ -92,6 +94,7 @@ pub fn aggregate(run: &SuiteRun) -> Vec<Aggregate> {
                 connections: key.2,
                 payload: key.3,
                 rate: key.4,
+                work_us: key.5,
                 runs: reports.len(),
                 rps: median(rps.clone()),
                 rps_spread: (
@@ -124,6 +127,103 @@ pub fn aggregate(run: &SuiteRun) -> Vec<Aggregate> {
             }
         })
         .collect()
+}
+
+/// The run's points at its base work (the smallest `--work-us`, normally none): what every table,
+/// chart and advice line compares, except the work sweep's own.
+pub fn at_base_work(aggregates: &[Aggregate]) -> Vec<Aggregate> {
+    let base = aggregates.iter().map(|a| a.work_us).min().unwrap_or(0);
+    aggregates
+        .iter()
+        .filter(|a| a.work_us == base)
+        .cloned()
+        .collect()
+}
+
+/// The work sweep: the ping-pong points measured at more than one work level (the base level
+/// included, as the sweep's starting point), in order of work.
+pub fn work_sweep(aggregates: &[Aggregate]) -> Vec<&Aggregate> {
+    let base = aggregates.iter().map(|a| a.work_us).min().unwrap_or(0);
+    let swept: Vec<(usize, usize)> = aggregates
+        .iter()
+        .filter(|a| a.workload == Workload::PingPong && a.work_us != base)
+        .map(|a| (a.connections, a.payload))
+        .collect();
+    let mut sweep: Vec<&Aggregate> = aggregates
+        .iter()
+        .filter(|a| a.workload == Workload::PingPong && swept.contains(&(a.connections, a.payload)))
+        .collect();
+    sweep.sort_by_key(|a| (a.connections, a.work_us));
+    sweep
+}
+
+/// The advice of the work sweep: at the most connections swept, for each work level, who keeps
+/// the most throughput, how latency and fairness degrade, and what offloading to a pool buys.
+fn work_advice(aggregates: &[Aggregate]) -> Vec<String> {
+    let sweep = work_sweep(aggregates);
+    let Some(connections) = sweep.iter().map(|a| a.connections).max() else {
+        return Vec::new();
+    };
+    let at_c: Vec<&Aggregate> = sweep
+        .into_iter()
+        .filter(|a| a.connections == connections)
+        .collect();
+    let mut works: Vec<u64> = at_c.iter().map(|a| a.work_us).collect();
+    works.sort_unstable();
+    works.dedup();
+    let base = works[0];
+    let mut lines = Vec::new();
+    for &work in works.iter().skip(1) {
+        let here: Vec<&Aggregate> = at_c.iter().copied().filter(|a| a.work_us == work).collect();
+        lines.extend(shape(
+            &format!("Handler work, {work} µs of CPU per message"),
+            here.clone(),
+            &RPS,
+        ));
+        // How each model degrades from the base level: p99 growth and fairness.
+        let mut degrade: Vec<String> = Vec::new();
+        for a in &here {
+            let Some(b) = at_c
+                .iter()
+                .find(|b| b.model == a.model && b.work_us == base)
+            else {
+                continue;
+            };
+            if a.failed || b.failed {
+                continue;
+            }
+            degrade.push(format!(
+                "{} p99 {} → {} µs, fairness {:.2}{}",
+                a.model,
+                b.p99,
+                a.p99,
+                a.fairness,
+                if a.starved > 0 {
+                    format!(", {} starved", a.starved)
+                } else {
+                    String::new()
+                }
+            ));
+        }
+        if !degrade.is_empty() {
+            lines.push(format!(
+                "**What {work} µs of work does to latency** ({connections} connections, from                  {base} µs): {}. A loop or worker that computes inline delays every connection                  queued behind it; p99 and fairness show which models let that happen.",
+                degrade.join("; ")
+            ));
+        }
+        let find = |m: Model| here.iter().find(|a| a.model == m && !a.failed);
+        if let (Some(inline), Some(offload)) = (find(Model::Tokio), find(Model::TokioRayon)) {
+            lines.push(format!(
+                "**Offloading {work} µs of work to a rayon pool** (tokio-rayon against tokio,                  {connections} connections): throughput {:.2}×, p99 {} vs {} µs, fairness {:.2}                  vs {:.2}.",
+                offload.rps / inline.rps.max(1e-9),
+                offload.p99,
+                inline.p99,
+                offload.fairness,
+                inline.fairness
+            ));
+        }
+    }
+    lines
 }
 
 /// The value a load shape ranks models by, and how to print it.
@@ -232,7 +332,8 @@ fn describe_point(a: &Aggregate) -> String {
 
 /// The "Which model to pick" section, as markdown bullet lines.
 pub fn advice(run: &SuiteRun) -> Vec<String> {
-    let aggregates = aggregate(run);
+    let all = aggregate(run);
+    let aggregates = at_base_work(&all);
     let pick = |workload: Workload, connections: usize, payload: usize| -> Vec<&Aggregate> {
         aggregates
             .iter()
@@ -346,6 +447,7 @@ pub fn advice(run: &SuiteRun) -> Vec<String> {
             .collect();
         lines.extend(shape("Bulk transfer", candidates, &MIB));
     }
+    lines.extend(work_advice(&all));
     let mut knees: Vec<&super::Knee> = run.knees.iter().filter(|k| k.rate > 0.0).collect();
     knees.sort_by(|a, b| b.rate.total_cmp(&a.rate));
     if let Some(best) = knees.first() {

@@ -131,6 +131,123 @@ fn percentiles(path: &Path, title: &str, series: &[(String, [u64; 3])]) -> std::
     root.present().map_err(err)
 }
 
+/// The work sweep at its largest connection count: throughput, p99 and fairness against the
+/// CPU work per message, one line per model. The work levels are evenly spaced on the x axis
+/// (0, 50 and 500 µs are not on any useful scale).
+fn draw_work(dir: &Path, all: &[Aggregate]) -> std::io::Result<Vec<PathBuf>> {
+    let sweep = super::advice::work_sweep(all);
+    let Some(connections) = sweep.iter().map(|a| a.connections).max() else {
+        return Ok(Vec::new());
+    };
+    let at_c: Vec<&Aggregate> = sweep
+        .into_iter()
+        .filter(|a| a.connections == connections && a.runs > 0)
+        .collect();
+    let mut works: Vec<u64> = at_c.iter().map(|a| a.work_us).collect();
+    works.sort_unstable();
+    works.dedup();
+    type Value = fn(&Aggregate) -> f64;
+    let charts: [(&str, &str, &str, bool, Value); 3] = [
+        (
+            "work-throughput.svg",
+            "throughput",
+            "messages/s",
+            false,
+            |a| a.rps,
+        ),
+        (
+            "work-p99.svg",
+            "p99 latency",
+            "µs (log scale)",
+            true,
+            |a| a.p99.max(1) as f64,
+        ),
+        (
+            "work-fairness.svg",
+            "fairness",
+            "Jain index (1 = even)",
+            false,
+            |a| a.fairness,
+        ),
+    ];
+    let mut written = Vec::new();
+    for (file, what, y_desc, log_y, value) in charts {
+        let series: Series = models_in(all)
+            .into_iter()
+            .map(|model| {
+                let points = at_c
+                    .iter()
+                    .filter(|a| a.model == model)
+                    .filter_map(|a| {
+                        let x = works.iter().position(|&w| w == a.work_us)?;
+                        Some((x as f64, value(a)))
+                    })
+                    .collect();
+                (model.name().to_owned(), points)
+            })
+            .filter(|(_, points): &(String, Vec<(f64, f64)>)| !points.is_empty())
+            .collect();
+        let path = dir.join(file);
+        let title =
+            format!("{what} with CPU work per message, ping-pong {connections} connections");
+        let ys = series.iter().flat_map(|(_, p)| p.iter().map(|&(_, y)| y));
+        let (y_min, y_max) = ys.fold((f64::MAX, 0.0f64), |(lo, hi), y| (lo.min(y), hi.max(y)));
+        let root = SVGBackend::new(&path, SIZE).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        let mut builder = ChartBuilder::on(&root);
+        builder
+            .caption(title, ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(42)
+            .y_label_area_size(70);
+        let x_range = -0.3f64..(works.len() as f64 - 0.7);
+        let labels = works.clone();
+        let x_label = move |x: &f64| {
+            let i = x.round();
+            if (x - i).abs() < 0.01 && i >= 0.0 {
+                labels
+                    .get(i as usize)
+                    .map_or(String::new(), |w| format!("{w} µs"))
+            } else {
+                String::new()
+            }
+        };
+        if log_y {
+            let mut chart = builder
+                .build_cartesian_2d(x_range, ((y_min / 2.0).max(1.0)..y_max * 4.0).log_scale())
+                .map_err(err)?;
+            chart
+                .configure_mesh()
+                .x_labels(works.len() * 4)
+                .x_desc("CPU work per message")
+                .y_desc(y_desc)
+                .x_label_formatter(&x_label)
+                .y_label_formatter(&|y| axis_number(*y))
+                .draw()
+                .map_err(err)?;
+            draw_lines(&mut chart, &series, SeriesLabelPosition::UpperLeft)?;
+        } else {
+            let mut chart = builder
+                .build_cartesian_2d(x_range, 0.0..(y_max * 1.4).max(1e-9))
+                .map_err(err)?;
+            chart
+                .configure_mesh()
+                .x_labels(works.len() * 4)
+                .x_desc("CPU work per message")
+                .y_desc(y_desc)
+                .x_label_formatter(&x_label)
+                .y_label_formatter(&|y| axis_number(*y))
+                .draw()
+                .map_err(err)?;
+            draw_lines(&mut chart, &series, SeriesLabelPosition::UpperRight)?;
+        }
+        root.present().map_err(err)?;
+        drop(root);
+        written.push(path);
+    }
+    Ok(written)
+}
+
 /// One coloured line with dots per series, and the legend, on either kind of axes.
 fn draw_lines<'a, X, Y>(
     chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<X, Y>>,
@@ -194,8 +311,9 @@ fn ping_series(aggregates: &[Aggregate], payload: usize, value: fn(&Aggregate) -
 }
 
 /// Draws every chart the run's data supports into `dir`; returns the files written.
-pub fn draw_all(dir: &Path, aggregates: &[Aggregate]) -> std::io::Result<Vec<PathBuf>> {
-    let mut written = Vec::new();
+pub fn draw_all(dir: &Path, all: &[Aggregate]) -> std::io::Result<Vec<PathBuf>> {
+    let aggregates = &super::advice::at_base_work(all)[..];
+    let mut written = draw_work(dir, all)?;
     let mut payloads: Vec<usize> = aggregates
         .iter()
         .filter(|a| a.workload == Workload::PingPong)

@@ -73,6 +73,32 @@ pub struct SuiteOptions {
     pub launcher: Launcher,
     /// The command line, recorded for reproduction.
     pub command_line: String,
+    /// Models left out because this machine cannot run them, with the reason.
+    pub skipped: Vec<String>,
+}
+
+/// Removes the points of models this machine cannot run ([`Model::available`]); returns the
+/// rest and one `model: reason` line per model removed.
+pub fn without_unavailable(points: Vec<Point>) -> (Vec<Point>, Vec<String>) {
+    let mut skipped: Vec<String> = Vec::new();
+    let mut unavailable: Vec<Model> = Vec::new();
+    let kept = points
+        .into_iter()
+        .filter(|point| {
+            if unavailable.contains(&point.model) {
+                return false;
+            }
+            match point.model.available() {
+                Ok(()) => true,
+                Err(why) => {
+                    unavailable.push(point.model);
+                    skipped.push(format!("{}: {why}", point.model));
+                    false
+                }
+            }
+        })
+        .collect();
+    (kept, skipped)
 }
 
 /// One measured point.
@@ -136,6 +162,8 @@ pub struct SuiteRun {
     pub knees: Vec<Knee>,
     /// p99 target of the knee search, µs.
     pub p99_target_us: u64,
+    /// Models this machine could not run, with the reason.
+    pub skipped: Vec<String>,
 }
 
 /// Runs the suite, calling `on_point(done, total, label)` before each point.
@@ -169,6 +197,7 @@ pub fn run(options: &SuiteOptions, on_point: &mut dyn FnMut(usize, usize, &str))
         points,
         knees,
         p99_target_us: options.p99_target.as_micros() as u64,
+        skipped: options.skipped.clone(),
     }
 }
 
@@ -180,10 +209,16 @@ pub fn measure(options: &SuiteOptions, point: &Point) -> PointResult {
         failure: Some(why),
         report,
     };
-    let server = match options
-        .launcher
-        .start(point.model, options.pinning.server_cpus.as_deref())
-    {
+    let work = if point.work_us > 0 {
+        vec!["--work-us".to_owned(), point.work_us.to_string()]
+    } else {
+        Vec::new()
+    };
+    let server = match options.launcher.start_with(
+        point.model,
+        options.pinning.server_cpus.as_deref(),
+        &work,
+    ) {
         Ok(server) => server,
         Err(err) => return failed(format!("server did not start: {err}"), None),
     };
@@ -240,6 +275,7 @@ fn find_knee(options: &SuiteOptions, model: Model) -> Knee {
             connections: 100,
             payload: 64,
             rate: Some(rate),
+            work_us: 0,
             repeat: 0,
         };
         let result = measure(options, &point);

@@ -82,10 +82,10 @@ fn table(
         .iter()
         .filter(|a| a.workload == workload)
         .collect();
-    let mut columns: Vec<(usize, usize, Option<u64>)> = Vec::new();
+    let mut columns: Vec<(usize, usize, Option<u64>, u64)> = Vec::new();
     let mut models = Vec::new();
     for a in &points {
-        let column = (a.connections, a.payload, a.rate);
+        let column = (a.connections, a.payload, a.rate, a.work_us);
         if !columns.contains(&column) {
             columns.push(column);
         }
@@ -100,7 +100,7 @@ fn table(
     for column in &columns {
         let sample = points
             .iter()
-            .find(|a| (a.connections, a.payload, a.rate) == *column)
+            .find(|a| (a.connections, a.payload, a.rate, a.work_us) == *column)
             .expect("column from points");
         let _ = write!(out, " {} |", header(sample));
     }
@@ -110,7 +110,8 @@ fn table(
     for model in models {
         let _ = write!(out, "| {model} |");
         for column in &columns {
-            let in_column = |a: &&&Aggregate| (a.connections, a.payload, a.rate) == *column;
+            let in_column =
+                |a: &&&Aggregate| (a.connections, a.payload, a.rate, a.work_us) == *column;
             let best = points
                 .iter()
                 .filter(in_column)
@@ -143,7 +144,12 @@ fn table(
 }
 
 /// The markdown tables of every workload, shared by `summary.md` and the terminal.
-pub fn tables(aggregates: &[Aggregate]) -> String {
+pub fn tables(all: &[Aggregate]) -> String {
+    let sweep: Vec<Aggregate> = super::advice::work_sweep(all)
+        .into_iter()
+        .cloned()
+        .collect();
+    let aggregates = &super::advice::at_base_work(all)[..];
     let mut out = String::new();
     let spread = |a: &Aggregate| {
         if a.runs > 1 {
@@ -221,6 +227,20 @@ pub fn tables(aggregates: &[Aggregate]) -> String {
         out.push_str(&resources);
         out.push('\n');
     }
+    let work = table(
+        &sweep,
+        Workload::PingPong,
+        &|a| format!("{} conn, {} µs work", a.connections, a.work_us),
+        &|a| format!("{} ({} µs, J {:.2})", fmt_rate(a.rps), a.p99, a.fairness),
+        |a| a.rps,
+    );
+    if !work.is_empty() {
+        out.push_str(
+            "### Handler work: messages/s (p99 latency, Jain fairness) with CPU work per message\n\n",
+        );
+        out.push_str(&work);
+        out.push('\n');
+    }
     out
 }
 
@@ -250,11 +270,25 @@ fn summary_markdown(run: &SuiteRun, aggregates: &[Aggregate], charts: &[PathBuf]
         cpus(&run.pinning.server_cpus),
         cpus(&run.pinning.client_cpus)
     );
+    if !run.skipped.is_empty() {
+        let _ = writeln!(
+            out,
+            "Not measured (this machine cannot run them): {}.\n",
+            run.skipped.join("; ")
+        );
+    }
     out.push_str(&tables(aggregates));
     let saturated: Vec<String> = aggregates
         .iter()
         .filter(|a| a.client_saturated)
-        .map(|a| format!("{} {} c={}", a.model, a.workload, a.connections))
+        .map(|a| {
+            let work = if a.work_us > 0 {
+                format!(" work={}µs", a.work_us)
+            } else {
+                String::new()
+            };
+            format!("{} {} c={}{work}", a.model, a.workload, a.connections)
+        })
         .collect();
     if !saturated.is_empty() {
         let _ = writeln!(

@@ -74,6 +74,8 @@ pub struct Point {
     pub payload: usize,
     /// Open-loop rate (rate workload).
     pub rate: Option<f64>,
+    /// CPU work per message in the server (`--work-us`), µs.
+    pub work_us: u64,
     /// Which repeat (0-based).
     pub repeat: usize,
 }
@@ -86,6 +88,7 @@ impl Default for Point {
             connections: 1,
             payload: 64,
             rate: None,
+            work_us: 0,
             repeat: 0,
         }
     }
@@ -104,6 +107,9 @@ impl Point {
         if let Some(rate) = self.rate {
             label.push_str(&format!(" {rate:.0}/s"));
         }
+        if self.work_us > 0 {
+            label.push_str(&format!(" work={}µs", self.work_us));
+        }
         if self.repeat > 0 {
             label.push_str(&format!(" #{}", self.repeat + 1));
         }
@@ -111,13 +117,14 @@ impl Point {
     }
 
     /// The point's key without the repeat: repeats of one key are aggregated.
-    pub fn key(&self) -> (Model, Workload, usize, usize, Option<u64>) {
+    pub fn key(&self) -> (Model, Workload, usize, usize, Option<u64>, u64) {
         (
             self.model,
             self.workload,
             self.connections,
             self.payload,
             self.rate.map(|r| r as u64),
+            self.work_us,
         )
     }
 }
@@ -146,7 +153,14 @@ pub struct Selection {
     pub payloads: Option<Vec<usize>>,
     /// Repeats per point.
     pub repeat: Option<usize>,
+    /// CPU work per message to sweep, µs (the first for every point, the others for ping-pong
+    /// with the smallest payload).
+    pub work_us: Option<Vec<u64>>,
 }
+
+/// The work sweep of the full profile: none, a cheap handler, and one that costs more than the
+/// echo itself (µs of CPU per message).
+pub const FULL_WORK_US: [u64; 3] = [0, 50, 500];
 
 /// The points of `profile` narrowed by `selection`, repeats adjacent.
 pub fn points(profile: Profile, selection: &Selection) -> Vec<Point> {
@@ -177,9 +191,14 @@ pub fn points(profile: Profile, selection: &Selection) -> Vec<Point> {
     let payloads = selection.payloads.clone().unwrap_or(payloads);
     let workloads = selection.workloads.clone().unwrap_or(workloads);
     let repeat = selection.repeat.unwrap_or_else(|| profile.repeat()).max(1);
+    let works = selection.work_us.clone().unwrap_or_else(|| match profile {
+        Profile::Full => FULL_WORK_US.to_vec(),
+        _ => vec![0],
+    });
+    let first_work = works.first().copied().unwrap_or(0);
     let mut points = Vec::new();
     for &model in &models {
-        let mut push = |workload, connections, payload, rate| {
+        let mut push = |workload, connections, payload, rate, work_us| {
             for r in 0..repeat {
                 points.push(Point {
                     model,
@@ -187,6 +206,7 @@ pub fn points(profile: Profile, selection: &Selection) -> Vec<Point> {
                     connections,
                     payload,
                     rate,
+                    work_us,
                     repeat: r,
                 });
             }
@@ -196,7 +216,14 @@ pub fn points(profile: Profile, selection: &Selection) -> Vec<Point> {
                 Workload::PingPong => {
                     for &payload in &payloads {
                         for &c in &connections {
-                            push(workload, c, payload, None);
+                            push(workload, c, payload, None, first_work);
+                        }
+                    }
+                    // The work sweep at the smallest payload, where the work dominates.
+                    let payload = payloads.iter().copied().min().unwrap_or(64);
+                    for &work in works.iter().skip(1) {
+                        for &c in &connections {
+                            push(workload, c, payload, None, work);
                         }
                     }
                 }
@@ -207,7 +234,7 @@ pub fn points(profile: Profile, selection: &Selection) -> Vec<Point> {
                         vec![4]
                     };
                     for c in concurrent {
-                        push(workload, c, 64, None);
+                        push(workload, c, 64, None, first_work);
                     }
                 }
                 Workload::Stream => {
@@ -217,12 +244,12 @@ pub fn points(profile: Profile, selection: &Selection) -> Vec<Point> {
                         vec![4]
                     };
                     for c in concurrent {
-                        push(workload, c, 16 * 1024, None);
+                        push(workload, c, 16 * 1024, None, first_work);
                     }
                 }
                 Workload::Rate => {
                     for rate in [10_000.0, 25_000.0, 50_000.0, 100_000.0] {
-                        push(workload, 100, 64, Some(rate));
+                        push(workload, 100, 64, Some(rate), first_work);
                     }
                 }
             }
@@ -263,9 +290,39 @@ mod tests {
                 connections: Some(vec![2]),
                 payloads: Some(vec![10]),
                 repeat: Some(2),
+                work_us: None,
             },
         );
         assert_eq!(narrowed.len(), 2);
         assert_eq!(narrowed[1].repeat, 1);
+        assert!(points.iter().all(|p| p.work_us == 0));
+    }
+
+    #[test]
+    fn the_work_sweep_covers_ping_pong_at_the_smallest_payload() {
+        let selection = Selection {
+            models: Some(vec![Model::Tokio, Model::TokioRayon]),
+            workloads: Some(vec![Workload::PingPong, Workload::Churn]),
+            connections: Some(vec![1, 100]),
+            payloads: Some(vec![64, 4096]),
+            repeat: Some(1),
+            work_us: None,
+        };
+        let points = points(Profile::Full, &selection);
+        for work in FULL_WORK_US {
+            let swept: Vec<&Point> = points.iter().filter(|p| p.work_us == work).collect();
+            // Work 0: 2 payloads × 2 connection counts + 2 churn points, per model; the others
+            // 2 connection counts at 64 B.
+            let expected = if work == 0 { 2 * (4 + 2) } else { 2 * 2 };
+            assert_eq!(swept.len(), expected, "work {work}");
+            if work > 0 {
+                assert!(
+                    swept
+                        .iter()
+                        .all(|p| p.payload == 64 && p.workload == Workload::PingPong)
+                );
+                assert!(swept[0].label().contains(&format!("work={work}µs")));
+            }
+        }
     }
 }

@@ -40,6 +40,16 @@ impl Launcher {
 
     /// Starts `model` on a free loopback port, pinned to `cpus`, and waits for it to listen.
     pub fn start(&self, model: Model, cpus: Option<&[usize]>) -> Result<ServerProcess, String> {
+        self.start_with(model, cpus, &[])
+    }
+
+    /// [`Launcher::start`] with more server arguments (such as `--work-us 50`).
+    pub fn start_with(
+        &self,
+        model: Model,
+        cpus: Option<&[usize]>,
+        more: &[String],
+    ) -> Result<ServerProcess, String> {
         let mut command = Command::new(&self.program);
         command
             .args(&self.args)
@@ -50,6 +60,7 @@ impl Launcher {
                     .filter(|(m, _)| *m == model)
                     .flat_map(|(_, a)| a.iter()),
             )
+            .args(more)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null());

@@ -1,0 +1,194 @@
+//! `may`: stackful coroutines, one per connection, on the `may` runtime's scheduler (a worker
+//! thread per core, process-wide like async-std's executor). The code is the blocking models'
+//! own: the accept loop and the echo read and write as if they blocked, and `may`'s sockets
+//! turn each would-block into a switch to another coroutine, resumed from its epoll loop. So the
+//! echo is literally the blocking models' function (`blocking_io::echo`).
+//!
+//! Cost per connection: one coroutine with its own stack (`may`'s default, a few KiB touched of
+//! a larger reservation) and its buffer; a switch between coroutines is a register swap in user
+//! space, cheaper than a thread's context switch. What blocks: nothing, as long as code yields
+//! only through `may`'s own I/O and sleep; per-message work runs on the worker that runs the
+//! coroutine. `may` asks its users to promise that coroutines do not keep thread-local state
+//! across a switch (a coroutine can resume on another worker); this model's code keeps none.
+//!
+//! The accept loop runs on a thread of the server's own (`es<id>-accept`): `may`'s accept blocks
+//! a plain thread as it would a coroutine, and each accepted connection gets a coroutine.
+//!
+//! Shutdown: a listening socket shut down fails its pending `accept`, which ends the accept
+//! loop; every registered connection is shut down, which ends its coroutine's read; shutdown
+//! then joins the thread and waits for the coroutines. The workers are `may`'s, shared by the process and never stopped; their
+//! number is set by the first `may` server of the process.
+
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, RawFd};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Once};
+use std::time::{Duration, Instant};
+
+use may::net::{TcpListener, TcpStream};
+use slab::Slab;
+
+use crate::blocking_io;
+use crate::net::{self, ACCEPT_BACKOFF, ACCEPT_LOG, AcceptError};
+use crate::server::{
+    EchoServer, Model, SHUTDOWN_GRACE, ServerConfig, ServerHandle, ServerId, Stop, available_cores,
+};
+use crate::work::EchoPath;
+
+/// Stackful coroutines on `may`, one per connection.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MayServer;
+
+impl EchoServer for MayServer {
+    fn model(&self) -> Model {
+        Model::May
+    }
+
+    fn start(&self, config: &ServerConfig) -> io::Result<ServerHandle> {
+        // `may` reads its worker count once, when its scheduler starts.
+        static WORKERS: Once = Once::new();
+        WORKERS.call_once(|| {
+            may::config().set_workers(config.threads_or(available_cores()));
+        });
+        let std_listener = net::bind(config)?;
+        let local_addr = std_listener.local_addr()?;
+        // SAFETY: the descriptor comes from `into_raw_fd`, so this listener is its only owner.
+        // Shared with the stop, which shuts it down: it stays open until both are done.
+        let listener = Arc::new(unsafe { TcpListener::from_raw_fd(std_listener.into_raw_fd()) });
+        let id = ServerId::next();
+        let shared = Arc::new(Shared {
+            path: EchoPath::of(config),
+            stopping: AtomicBool::new(false),
+            open: Mutex::new(Slab::new()),
+            live: AtomicUsize::new(0),
+        });
+        // The accept loop runs on a thread of the server's own (`may`'s calls block a plain
+        // thread as they would a coroutine); the connections run as coroutines.
+        let acceptor = {
+            let shared = Arc::clone(&shared);
+            let listener = Arc::clone(&listener);
+            id.thread("accept")
+                .spawn(move || accept_loop(listener, shared))?
+        };
+        Ok(ServerHandle::new(
+            Model::May,
+            id,
+            local_addr,
+            Box::new(MayStop {
+                listener,
+                shared,
+                acceptor,
+            }),
+        ))
+    }
+}
+
+/// What the accept loop, the connections and shutdown share.
+struct Shared {
+    path: EchoPath,
+    stopping: AtomicBool,
+    /// The descriptor of every open connection, so shutdown can end its coroutine's read. A
+    /// descriptor is removed (under the lock) before its stream closes it, so one found here is
+    /// never another file's.
+    open: Mutex<Slab<RawFd>>,
+    /// Connection coroutines still running.
+    live: AtomicUsize,
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Slab<RawFd>> {
+        self.open.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::Acquire)
+    }
+}
+
+fn accept_loop(listener: Arc<TcpListener>, shared: Arc<Shared>) {
+    while !shared.stopping() {
+        match listener.accept() {
+            Ok((stream, _)) => serve(stream, &shared),
+            Err(err) => match AcceptError::classify(&err) {
+                AcceptError::WouldBlock | AcceptError::Connection => {}
+                AcceptError::Resource | AcceptError::Fatal => {
+                    if shared.stopping() {
+                        return;
+                    }
+                    ACCEPT_LOG.accept_error(&err, ACCEPT_BACKOFF);
+                    std::thread::sleep(ACCEPT_BACKOFF);
+                }
+            },
+        }
+    }
+}
+
+/// Registers `stream` and echoes it on a coroutine of its own.
+fn serve(stream: TcpStream, shared: &Arc<Shared>) {
+    let _ = stream.set_nodelay(true);
+    let key = {
+        let mut open = shared.lock();
+        // Checked under the lock: a connection is either shut down by `stop` or never served.
+        if shared.stopping() {
+            return;
+        }
+        open.insert(stream.as_raw_fd())
+    };
+    shared.live.fetch_add(1, Ordering::AcqRel);
+    let done = Arc::clone(shared);
+    // SAFETY: `may` requires that a coroutine keep no thread-local state across a switch,
+    // since it may resume on another worker; the echo keeps none.
+    let spawned = unsafe {
+        may::coroutine::Builder::new().spawn(move || {
+            let mut stream = stream;
+            let mut buf = vec![0; done.path.buffer_size];
+            // An error ends this connection only.
+            let _ = blocking_io::echo(&mut stream, &mut buf, done.path);
+            done.lock().try_remove(key);
+            drop(stream);
+            done.live.fetch_sub(1, Ordering::AcqRel);
+        })
+    };
+    if spawned.is_err() {
+        // The closure, and with it the stream, is dropped unrun: undo the registration.
+        shared.lock().try_remove(key);
+        shared.live.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+struct MayStop {
+    listener: Arc<TcpListener>,
+    shared: Arc<Shared>,
+    acceptor: std::thread::JoinHandle<()>,
+}
+
+fn shut_down(fd: RawFd) {
+    // SAFETY: the descriptor is open: the listener is held by the stop itself, a connection
+    // while it is registered (checked under the registry's lock).
+    let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+    let _ = socket2::SockRef::from(&fd).shutdown(std::net::Shutdown::Both);
+}
+
+impl Stop for MayStop {
+    fn stop(self: Box<Self>) -> io::Result<()> {
+        {
+            let open = self.shared.lock();
+            self.shared.stopping.store(true, Ordering::Release);
+            for (_, &fd) in open.iter() {
+                shut_down(fd);
+            }
+        }
+        shut_down(self.listener.as_raw_fd());
+        let deadline = Instant::now() + SHUTDOWN_GRACE;
+        blocking_io::join_within(self.acceptor, deadline)?;
+        while self.shared.live.load(Ordering::Acquire) > 0 {
+            if Instant::now() >= deadline {
+                return Err(io::Error::other(
+                    "may coroutines did not stop within the shutdown grace period",
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        Ok(())
+    }
+}
