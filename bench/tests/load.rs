@@ -627,6 +627,93 @@ mod suite {
     }
 
     #[test]
+    fn a_model_this_machine_cannot_run_is_skipped_and_said_so() {
+        use echo_servers::io_uring_rt::DISABLE_ENV;
+        let dir = temp_dir("skip");
+        let output = Command::new(env!("CARGO_BIN_EXE_echo-bench"))
+            .args(["suite", "--profile", "tiny", "--models", "io-uring,mio", "--results"])
+            .arg(&dir)
+            .env(DISABLE_ENV, "1")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(0), "{stderr}");
+        assert!(
+            stderr.contains(&format!("skipping io-uring: io_uring disabled by {DISABLE_ENV}")),
+            "{stderr}"
+        );
+        let run_dir = std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.join("run.json").is_file())
+            .expect("a run folder");
+        let run: SuiteRun =
+            serde_json::from_slice(&std::fs::read(run_dir.join("run.json")).unwrap()).unwrap();
+        assert_eq!(run.skipped.len(), 1, "{:?}", run.skipped);
+        assert!(run.points.iter().all(|p| p.point.model == Model::Mio && p.ok()));
+        let summary = std::fs::read_to_string(run_dir.join("summary.md")).unwrap();
+        assert!(summary.contains("Not measured"), "{summary}");
+
+        // Asked for directly, the server says why it cannot run, on one line, and exits 1.
+        let serve = Command::new(env!("CARGO_BIN_EXE_echo-bench"))
+            .args(["serve", "--model", "io-uring"])
+            .env(DISABLE_ENV, "1")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&serve.stderr);
+        assert_eq!(serve.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains("io-uring is not available on this machine"), "{stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn the_work_sweep_reaches_the_servers_and_gets_its_table_charts_and_advice() {
+        let dir = temp_dir("work");
+        let output = Command::new(env!("CARGO_BIN_EXE_echo-bench"))
+            .args(["suite", "--profile", "tiny", "--models", "tokio,tokio-rayon", "--work-us", "0,500"])
+            .args(["--results"])
+            .arg(&dir)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(0), "{stderr}");
+        let run_dir = std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.join("run.json").is_file())
+            .expect("a run folder");
+        let run: SuiteRun =
+            serde_json::from_slice(&std::fs::read(run_dir.join("run.json")).unwrap()).unwrap();
+        assert_eq!(run.points.len(), 4);
+        for point in &run.points {
+            let report = point.report.as_ref().expect("measured");
+            assert!(point.ok() && report.is_clean(), "{point:?}");
+            if point.point.work_us == 500 {
+                // Every echo waited for its 500 µs of work: a lower bound, not a speed.
+                assert!(report.latency_us.p50 >= 500, "{:?}", report.latency_us);
+            }
+        }
+        let summary = std::fs::read_to_string(run_dir.join("summary.md")).unwrap();
+        assert!(summary.contains("### Handler work"), "{summary}");
+        assert!(summary.contains("4 conn, 500 µs work"), "{summary}");
+        assert!(summary.contains("Handler work, 500 µs of CPU per message"), "{summary}");
+        assert!(
+            summary.contains("Offloading 500 µs of work to a rayon pool"),
+            "{summary}"
+        );
+        for chart in ["work-throughput.svg", "work-p99.svg", "work-fairness.svg"] {
+            assert!(run_dir.join(chart).is_file(), "{chart} missing");
+        }
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
     fn advice_is_derived_from_the_data() {
         let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/run.json");
         let run: SuiteRun = serde_json::from_slice(&std::fs::read(fixture).unwrap()).unwrap();

@@ -12,11 +12,11 @@ use crate::config::Workload;
 #[serde(rename_all = "kebab-case")]
 pub enum Profile {
     /// Every model × ping-pong at {1, 16, 256} connections × {64 B, 4 KiB}, plus churn and
-    /// stream; 2 s per point. About 3 minutes on 2 cores.
+    /// stream; 1.2 s per point. Under 3 minutes on 2 cores.
     #[default]
     Quick,
     /// Connections 1 to 10,000, payloads 64 B to 64 KiB, open-loop rate sweeps, capacity knees,
-    /// 3 repeats per point. Hours.
+    /// a sweep of CPU work per message (0, 50, 500 µs), 3 repeats per point. Hours.
     Full,
     /// One short ping-pong point per model: for smoke tests and CI.
     Tiny,
@@ -26,7 +26,7 @@ impl Profile {
     /// Measured time per point.
     pub fn duration(self) -> Duration {
         match self {
-            Profile::Quick => Duration::from_millis(2000),
+            Profile::Quick => Duration::from_millis(1200),
             Profile::Full => Duration::from_secs(5),
             Profile::Tiny => Duration::from_millis(300),
         }
