@@ -114,13 +114,23 @@ pub fn main(args: SuiteArgs) -> ExitCode {
         skipped,
     };
     let per_point = options.duration + options.warmup + Duration::from_millis(150);
+    let cpus = |list: &Option<Vec<usize>>| {
+        list.as_ref().map_or("any".to_owned(), |cpus| {
+            cpus.iter().map(usize::to_string).collect::<Vec<_>>().join(",")
+        })
+    };
+    let knee = if options.knee {
+        ", plus the capacity-knee search"
+    } else {
+        ""
+    };
     eprintln!(
-        "echo-bench suite: {} profile, {} points, about {:.0} s; server CPUs {:?}, client CPUs {:?}",
+        "echo-bench suite: {} profile, {} points, about {:.0} s{knee}; server CPUs {}, client CPUs {}",
         profile.name(),
         options.points.len(),
         (per_point * options.points.len() as u32).as_secs_f64(),
-        options.pinning.server_cpus,
-        options.pinning.client_cpus
+        cpus(&options.pinning.server_cpus),
+        cpus(&options.pinning.client_cpus)
     );
     let bar = ProgressBar::new(options.points.len() as u64);
     bar.set_style(

@@ -207,14 +207,14 @@ fn work_advice(aggregates: &[Aggregate]) -> Vec<String> {
         }
         if !degrade.is_empty() {
             lines.push(format!(
-                "**What {work} µs of work does to latency** ({connections} connections, from                  {base} µs): {}. A loop or worker that computes inline delays every connection                  queued behind it; p99 and fairness show which models let that happen.",
+                "**What {work} µs of work does to latency** ({connections} connections, from {base} µs): {}. A loop or worker that computes inline delays every connection queued behind it; p99 and fairness show which models let that happen.",
                 degrade.join("; ")
             ));
         }
         let find = |m: Model| here.iter().find(|a| a.model == m && !a.failed);
         if let (Some(inline), Some(offload)) = (find(Model::Tokio), find(Model::TokioRayon)) {
             lines.push(format!(
-                "**Offloading {work} µs of work to a rayon pool** (tokio-rayon against tokio,                  {connections} connections): throughput {:.2}×, p99 {} vs {} µs, fairness {:.2}                  vs {:.2}.",
+                "**Offloading {work} µs of work to a rayon pool** (tokio-rayon against tokio, {connections} connections): throughput {:.2}×, p99 {} vs {} µs, fairness {:.2} vs {:.2}.",
                 offload.rps / inline.rps.max(1e-9),
                 offload.p99,
                 inline.p99,

@@ -15,7 +15,8 @@ type Series = Vec<(String, Vec<(f64, f64)>)>;
 const SIZE: (u32, u32) = (860, 520);
 
 fn color(i: usize) -> RGBColor {
-    const PALETTE: [RGBColor; 10] = [
+    // Twelve models and more: every line its own colour.
+    const PALETTE: [RGBColor; 14] = [
         RGBColor(31, 119, 180),
         RGBColor(255, 127, 14),
         RGBColor(44, 160, 44),
@@ -26,6 +27,10 @@ fn color(i: usize) -> RGBColor {
         RGBColor(127, 127, 127),
         RGBColor(188, 189, 34),
         RGBColor(23, 190, 207),
+        RGBColor(0, 0, 0),
+        RGBColor(0, 0, 128),
+        RGBColor(128, 128, 0),
+        RGBColor(255, 0, 255),
     ];
     PALETTE[i % PALETTE.len()]
 }
