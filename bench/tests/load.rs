@@ -631,7 +631,14 @@ mod suite {
         use echo_servers::io_uring_rt::DISABLE_ENV;
         let dir = temp_dir("skip");
         let output = Command::new(env!("CARGO_BIN_EXE_echo-bench"))
-            .args(["suite", "--profile", "tiny", "--models", "io-uring,mio", "--results"])
+            .args([
+                "suite",
+                "--profile",
+                "tiny",
+                "--models",
+                "io-uring,mio",
+                "--results",
+            ])
             .arg(&dir)
             .env(DISABLE_ENV, "1")
             .stdin(Stdio::null())
@@ -640,7 +647,9 @@ mod suite {
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(0), "{stderr}");
         assert!(
-            stderr.contains(&format!("skipping io-uring: io_uring disabled by {DISABLE_ENV}")),
+            stderr.contains(&format!(
+                "skipping io-uring: io_uring disabled by {DISABLE_ENV}"
+            )),
             "{stderr}"
         );
         let run_dir = std::fs::read_dir(&dir)
@@ -652,7 +661,11 @@ mod suite {
         let run: SuiteRun =
             serde_json::from_slice(&std::fs::read(run_dir.join("run.json")).unwrap()).unwrap();
         assert_eq!(run.skipped.len(), 1, "{:?}", run.skipped);
-        assert!(run.points.iter().all(|p| p.point.model == Model::Mio && p.ok()));
+        assert!(
+            run.points
+                .iter()
+                .all(|p| p.point.model == Model::Mio && p.ok())
+        );
         let summary = std::fs::read_to_string(run_dir.join("summary.md")).unwrap();
         assert!(summary.contains("Not measured"), "{summary}");
 
@@ -665,7 +678,10 @@ mod suite {
             .unwrap();
         let stderr = String::from_utf8_lossy(&serve.stderr);
         assert_eq!(serve.status.code(), Some(1), "{stderr}");
-        assert!(stderr.contains("io-uring is not available on this machine"), "{stderr}");
+        assert!(
+            stderr.contains("io-uring is not available on this machine"),
+            "{stderr}"
+        );
         assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
         std::fs::remove_dir_all(&dir).ok();
     }
@@ -674,7 +690,15 @@ mod suite {
     fn the_work_sweep_reaches_the_servers_and_gets_its_table_charts_and_advice() {
         let dir = temp_dir("work");
         let output = Command::new(env!("CARGO_BIN_EXE_echo-bench"))
-            .args(["suite", "--profile", "tiny", "--models", "tokio,tokio-rayon", "--work-us", "0,500"])
+            .args([
+                "suite",
+                "--profile",
+                "tiny",
+                "--models",
+                "tokio,tokio-rayon",
+                "--work-us",
+                "0,500",
+            ])
             .args(["--results"])
             .arg(&dir)
             .stdin(Stdio::null())
@@ -702,7 +726,10 @@ mod suite {
         let summary = std::fs::read_to_string(run_dir.join("summary.md")).unwrap();
         assert!(summary.contains("### Handler work"), "{summary}");
         assert!(summary.contains("4 conn, 500 µs work"), "{summary}");
-        assert!(summary.contains("Handler work, 500 µs of CPU per message"), "{summary}");
+        assert!(
+            summary.contains("Handler work, 500 µs of CPU per message"),
+            "{summary}"
+        );
         assert!(
             summary.contains("Offloading 500 µs of work to a rayon pool"),
             "{summary}"

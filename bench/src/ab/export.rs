@@ -218,8 +218,8 @@ pub fn markdown(report: &AbReport) -> String {
         "\nBase `{}`, head `{}`; {} pairs per benchmark (ABBA order, seed {}), {:.1}s trials, \
          threshold {:.1}%, {:.0}s in all, on {} ({} cores). The primary metric (listed first) \
          decides; the others are informational. Verdicts: `regressed`/`improved` when the whole \
-         95% interval is past the threshold, `inconclusive` when the minimum detectable effect \
-         (MDE) is above it.",
+         95% interval is past the threshold, `no_change` when it lies inside it, `inconclusive` \
+         otherwise; MDE is the minimum detectable effect at 80% power.",
         build(&report.base),
         build(&report.head),
         report.pairs,

@@ -27,10 +27,10 @@ pub enum Verdict {
     Regressed,
     /// The whole interval is past the threshold on the good side.
     Improved,
-    /// The interval excludes changes as large as the threshold.
+    /// The whole interval is inside the threshold: changes as large as it are excluded.
     NoChange,
-    /// Too noisy to tell: the minimum detectable effect is above the threshold, or a regression
-    /// was not confirmed when re-run.
+    /// Too noisy to tell: the interval reaches past the threshold without lying beyond it, or a
+    /// regression was not confirmed when re-run.
     #[default]
     Inconclusive,
     /// Not comparable: echo errors, a saturated client, or a server that failed.
@@ -110,10 +110,10 @@ impl Change {
             Verdict::Regressed
         } else if worse_high < -threshold_pct {
             Verdict::Improved
-        } else if self.mde_pct > threshold_pct {
-            Verdict::Inconclusive
-        } else {
+        } else if worse_low > -threshold_pct && worse_high < threshold_pct {
             Verdict::NoChange
+        } else {
+            Verdict::Inconclusive
         }
     }
 
@@ -205,8 +205,12 @@ mod tests {
         assert!(change.ci_low_pct < change.change_pct && change.change_pct < change.ci_high_pct);
         assert_eq!(change.verdict(3.0, true), Verdict::Regressed);
         assert_eq!(change.verdict(3.0, false), Verdict::Improved);
-        // A threshold beyond the interval hides it.
+        // A threshold beyond the interval hides it; one inside it leaves it undecided.
         assert_eq!(change.verdict(30.0, true), Verdict::NoChange);
+        assert_eq!(
+            change.verdict(change.ci_high_pct.abs() + 0.5, true),
+            Verdict::Inconclusive
+        );
     }
 
     #[test]

@@ -116,7 +116,10 @@ pub fn main(args: SuiteArgs) -> ExitCode {
     let per_point = options.duration + options.warmup + Duration::from_millis(150);
     let cpus = |list: &Option<Vec<usize>>| {
         list.as_ref().map_or("any".to_owned(), |cpus| {
-            cpus.iter().map(usize::to_string).collect::<Vec<_>>().join(",")
+            cpus.iter()
+                .map(usize::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
         })
     };
     let knee = if options.knee {
