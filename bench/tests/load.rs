@@ -35,10 +35,9 @@ fn run(config: &RunConfig) -> Report {
 /// Runs `check` against every model in parallel, naming each model that failed.
 fn for_every_model(check: fn(Model)) {
     let failures: Vec<String> = std::thread::scope(|scope| {
-        let runs: Vec<_> = Model::ALL
-            .iter()
-            .filter(|m| m.available().is_ok())
-            .map(|&m| (m, scope.spawn(move || check(m))))
+        let runs: Vec<_> = Model::runnable(Model::ALL.iter().copied())
+            .into_iter()
+            .map(|m| (m, scope.spawn(move || check(m))))
             .collect();
         runs.into_iter()
             .filter_map(|(m, r)| {
@@ -539,6 +538,19 @@ mod suite {
         }
     }
 
+    /// The one run folder a suite wrote into `dir`, and its `run.json`.
+    fn the_run_in(dir: &std::path::Path) -> (std::path::PathBuf, SuiteRun) {
+        let run_dir = std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.join("run.json").is_file())
+            .expect("a run folder");
+        let run =
+            serde_json::from_slice(&std::fs::read(run_dir.join("run.json")).unwrap()).unwrap();
+        (run_dir, run)
+    }
+
     fn temp_dir(name: &str) -> std::path::PathBuf {
         let dir = std::env::temp_dir().join(format!("echo-bench-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -652,14 +664,7 @@ mod suite {
             )),
             "{stderr}"
         );
-        let run_dir = std::fs::read_dir(&dir)
-            .unwrap()
-            .flatten()
-            .map(|e| e.path())
-            .find(|p| p.join("run.json").is_file())
-            .expect("a run folder");
-        let run: SuiteRun =
-            serde_json::from_slice(&std::fs::read(run_dir.join("run.json")).unwrap()).unwrap();
+        let (run_dir, run) = the_run_in(&dir);
         assert_eq!(run.skipped.len(), 1, "{:?}", run.skipped);
         assert!(
             run.points
@@ -706,14 +711,7 @@ mod suite {
             .unwrap();
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(0), "{stderr}");
-        let run_dir = std::fs::read_dir(&dir)
-            .unwrap()
-            .flatten()
-            .map(|e| e.path())
-            .find(|p| p.join("run.json").is_file())
-            .expect("a run folder");
-        let run: SuiteRun =
-            serde_json::from_slice(&std::fs::read(run_dir.join("run.json")).unwrap()).unwrap();
+        let (run_dir, run) = the_run_in(&dir);
         assert_eq!(run.points.len(), 4);
         for point in &run.points {
             let report = point.report.as_ref().expect("measured");
@@ -927,6 +925,85 @@ mod ab {
         assert_eq!(bench.verdict, Verdict::Invalid);
         let note = bench.note.as_deref().unwrap_or("");
         assert!(note.starts_with("head:"), "{note}");
+        assert!(
+            bench.pairs.iter().all(|p| p.base.invalid.is_none()),
+            "only head failed"
+        );
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// A stand-in head build whose servers flip the first byte of every chunk they echo (a
+    /// Python echo server), while its load generator is the real one.
+    fn corrupting_build(dir: &std::path::Path) -> std::path::PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let script = dir.join("corrupting-echo-bench");
+        let text = format!(
+            r#"#!/bin/sh
+if [ "$1" = serve ]; then
+  exec python3 -c '
+import signal, socket, sys, threading
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", 0))
+s.listen(128)
+print("listening on 127.0.0.1:%d" % s.getsockname()[1], flush=True)
+def serve(c):
+    while True:
+        d = c.recv(65536)
+        if not d:
+            break
+        c.sendall(bytes([d[0] ^ 0xFF]) + d[1:])
+    c.close()
+while True:
+    c, _ = s.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+'
+fi
+exec {BIN} "$@"
+"#
+        );
+        std::fs::write(&script, text).unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        script
+    }
+
+    #[test]
+    fn echo_mismatches_make_the_comparison_invalid_with_exit_2() {
+        if Command::new("python3").arg("--version").output().is_err() {
+            eprintln!("skipped: the corrupting stand-in server needs python3");
+            return;
+        }
+        let dir = temp("mismatch");
+        let head = corrupting_build(&dir);
+        let json = dir.join("ab.json");
+        let output = echo_bench(&[
+            "ab",
+            "--base",
+            BIN,
+            "--head",
+            head.to_str().unwrap(),
+            "--benchmarks",
+            "ping-pong/mio/1",
+            "--pairs",
+            "2",
+            "--trial",
+            "100ms",
+            "--warmup",
+            "50ms",
+            "--quiet",
+            "--json",
+            json.to_str().unwrap(),
+        ]);
+        let report = AbReport::read(&json).unwrap();
+        assert_eq!(output.status.code(), Some(2), "{}", report.conclusion);
+        let bench = &report.benchmarks[0];
+        assert_eq!(bench.verdict, Verdict::Invalid);
+        let note = bench.note.as_deref().unwrap_or("");
+        assert!(
+            note.starts_with("head: ") && note.contains("echo error"),
+            "{note}"
+        );
         assert!(
             bench.pairs.iter().all(|p| p.base.invalid.is_none()),
             "only head failed"

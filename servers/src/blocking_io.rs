@@ -198,6 +198,21 @@ impl Stop for BlockingStop {
     }
 }
 
+/// Joins every thread of `threads` that finishes before `deadline`; the error is the last
+/// failure, if any (all are still waited for, so one stuck thread does not hide the others).
+pub(crate) fn join_all_within(
+    threads: impl IntoIterator<Item = JoinHandle<()>>,
+    deadline: Instant,
+) -> io::Result<()> {
+    let mut result = Ok(());
+    for thread in threads {
+        if let Err(err) = join_within(thread, deadline) {
+            result = Err(err);
+        }
+    }
+    result
+}
+
 /// Joins `thread` if it finishes before `deadline`; otherwise leaves it and says so.
 pub(crate) fn join_within(thread: JoinHandle<()>, deadline: Instant) -> io::Result<()> {
     while !thread.is_finished() {

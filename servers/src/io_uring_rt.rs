@@ -34,11 +34,12 @@ use tokio_uring::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::blocking_io::join_within;
-use crate::net::{self, ACCEPT_BACKOFF, ACCEPT_LOG, AcceptError};
+use crate::blocking_io::join_all_within;
+use crate::net;
 use crate::server::{
     EchoServer, Model, SHUTDOWN_GRACE, ServerConfig, ServerHandle, ServerId, Stop, available_cores,
 };
+use crate::tokio_rt::after_accept_error;
 use crate::work::EchoPath;
 
 /// Testing aid: set to make this model report itself unavailable, as on a kernel that refuses
@@ -156,16 +157,11 @@ async fn serve(listener: std::net::TcpListener, shutdown: CancellationToken, pat
                     }
                 });
             }
-            Err(err) => match AcceptError::classify(&err) {
-                AcceptError::WouldBlock | AcceptError::Connection => {}
-                AcceptError::Resource | AcceptError::Fatal => {
-                    ACCEPT_LOG.accept_error(&err, ACCEPT_BACKOFF);
-                    tokio::select! {
-                        () = tokio::time::sleep(ACCEPT_BACKOFF) => {}
-                        () = shutdown.cancelled() => break,
-                    }
+            Err(err) => {
+                if after_accept_error(&err, &shutdown).await {
+                    break;
                 }
-            },
+            }
         }
     }
     drop(listener);
@@ -209,12 +205,6 @@ impl Stop for UringStop {
     fn stop(self: Box<Self>) -> io::Result<()> {
         self.shutdown.cancel();
         let deadline = Instant::now() + SHUTDOWN_GRACE + SHUTDOWN_GRACE / 2;
-        let mut result = Ok(());
-        for thread in self.threads {
-            if let Err(err) = join_within(thread, deadline) {
-                result = Err(err);
-            }
-        }
-        result
+        join_all_within(self.threads, deadline)
     }
 }

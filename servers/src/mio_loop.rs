@@ -22,7 +22,7 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Registry, Token, Waker};
 use slab::Slab;
 
-use crate::blocking_io::join_within;
+use crate::blocking_io::join_all_within;
 use crate::net::{self, ACCEPT_BACKOFF, ACCEPT_LOG, AcceptError};
 use crate::server::{
     EchoServer, Model, SHUTDOWN_GRACE, ServerConfig, ServerHandle, ServerId, Stop,
@@ -73,13 +73,7 @@ impl Stop for LoopStop {
             waker.wake()?;
         }
         let deadline = Instant::now() + SHUTDOWN_GRACE;
-        let mut result = Ok(());
-        for thread in self.threads {
-            if let Err(err) = join_within(thread, deadline) {
-                result = Err(err);
-            }
-        }
-        result
+        join_all_within(self.threads, deadline)
     }
 }
 

@@ -275,6 +275,21 @@ impl Model {
         self.server().available()
     }
 
+    /// Those of `models` this machine can run, with a line on stderr for each one left out and
+    /// why: what test and bench harnesses use to skip rather than fail.
+    pub fn runnable(models: impl IntoIterator<Item = Model>) -> Vec<Model> {
+        models
+            .into_iter()
+            .filter(|model| match model.available() {
+                Ok(()) => true,
+                Err(why) => {
+                    eprintln!("skipping {model}: {why}");
+                    false
+                }
+            })
+            .collect()
+    }
+
     /// Whether the model serves any number of connections at once. `false` for `blocking`
     /// (one at a time) and `thread-pool` (as many as it has workers): for them an idle
     /// connection, or more connections than workers, starves the rest by design.

@@ -21,7 +21,7 @@ use futures_lite::{Future, future};
 use smol::net::{TcpListener, TcpStream};
 use smol::{Executor, Timer};
 
-use crate::blocking_io::join_within;
+use crate::blocking_io::join_all_within;
 use crate::futures_io::{Runtime, accept_loop, shutdown_signalled};
 use crate::net;
 use crate::server::{
@@ -120,12 +120,6 @@ impl Stop for SmolStop {
         self.notify_shutdown.close();
         // The accept task waits up to the grace period for its handlers; the threads then end.
         let deadline = Instant::now() + SHUTDOWN_GRACE + SHUTDOWN_GRACE / 2;
-        let mut result = Ok(());
-        for thread in self.threads {
-            if let Err(err) = join_within(thread, deadline) {
-                result = Err(err);
-            }
-        }
-        result
+        join_all_within(self.threads, deadline)
     }
 }

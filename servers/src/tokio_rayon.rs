@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use crate::blocking_io::join_within;
+use crate::blocking_io::join_all_within;
 use crate::net;
 use crate::server::{
     EchoServer, Model, SHUTDOWN_GRACE, ServerConfig, ServerHandle, ServerId, Stop, available_cores,
@@ -126,16 +126,12 @@ impl Stop for TokioRayonStop {
             pool,
             pool_threads,
         } = *self;
-        let mut result = Box::new(runtimes).stop();
+        let result = Box::new(runtimes).stop();
         // The runtime is gone, and with it every handler's clone of the pool: dropping this last
         // one tells rayon's threads to exit.
         drop(pool);
-        let deadline = Instant::now() + SHUTDOWN_GRACE;
-        for thread in std::mem::take(&mut *lock(&pool_threads)) {
-            if let Err(err) = join_within(thread, deadline) {
-                result = Err(err);
-            }
-        }
-        result
+        let threads = std::mem::take(&mut *lock(&pool_threads));
+        let joined = join_all_within(threads, Instant::now() + SHUTDOWN_GRACE);
+        result.and(joined)
     }
 }

@@ -14,7 +14,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::blocking_io::join_within;
+use crate::blocking_io::join_all_within;
 use crate::net::{self, ACCEPT_BACKOFF, ACCEPT_LOG, AcceptError};
 use crate::server::{
     EchoServer, Model, SHUTDOWN_GRACE, ServerConfig, ServerHandle, ServerId, Stop, available_cores,
@@ -122,21 +122,33 @@ impl<H: OnMessage> Listener<H> {
                         }
                     });
                 }
-                Err(err) => match AcceptError::classify(&err) {
-                    AcceptError::WouldBlock | AcceptError::Connection => {}
-                    AcceptError::Resource | AcceptError::Fatal => {
-                        ACCEPT_LOG.accept_error(&err, ACCEPT_BACKOFF);
-                        tokio::select! {
-                            () = tokio::time::sleep(ACCEPT_BACKOFF) => {}
-                            () = self.shutdown.cancelled() => break,
-                        }
+                Err(err) => {
+                    if after_accept_error(&err, &self.shutdown).await {
+                        break;
                     }
-                },
+                }
             }
         }
         drop(self.listener);
         self.handlers.close();
         let _ = tokio::time::timeout(SHUTDOWN_GRACE, self.handlers.wait()).await;
+    }
+}
+
+/// What a tokio accept loop does after a failed accept: nothing more for a per-connection error;
+/// for a resource error (`EMFILE`...), log it (rate-limited) and back off on the runtime's timer,
+/// so the clients queued in the backlog are served once descriptors free up. Returns whether
+/// shutdown began meanwhile.
+pub(crate) async fn after_accept_error(err: &io::Error, shutdown: &CancellationToken) -> bool {
+    match AcceptError::classify(err) {
+        AcceptError::WouldBlock | AcceptError::Connection => false,
+        AcceptError::Resource | AcceptError::Fatal => {
+            ACCEPT_LOG.accept_error(err, ACCEPT_BACKOFF);
+            tokio::select! {
+                () = tokio::time::sleep(ACCEPT_BACKOFF) => false,
+                () = shutdown.cancelled() => true,
+            }
+        }
     }
 }
 
@@ -198,12 +210,6 @@ impl Stop for Runtimes {
         self.shutdown.cancel();
         // Each thread waits up to the grace period for its handlers, then for its runtime.
         let deadline = Instant::now() + SHUTDOWN_GRACE * 2 + SHUTDOWN_GRACE / 2;
-        let mut result = Ok(());
-        for thread in self.threads {
-            if let Err(err) = join_within(thread, deadline) {
-                result = Err(err);
-            }
-        }
-        result
+        join_all_within(self.threads, deadline)
     }
 }

@@ -30,16 +30,7 @@ fn models() -> Vec<Model> {
             .collect(),
         _ => Model::ALL.to_vec(),
     };
-    named
-        .into_iter()
-        .filter(|model| match model.available() {
-            Ok(()) => true,
-            Err(why) => {
-                eprintln!("skipping {model}: {why}");
-                false
-            }
-        })
-        .collect()
+    Model::runnable(named)
 }
 
 /// Runs `check` against every model at once and fails naming each model that failed.

@@ -61,15 +61,5 @@ pub fn time(
 
 /// The models this machine can run; the others are skipped with a note on stderr.
 pub fn models() -> Vec<Model> {
-    Model::ALL
-        .iter()
-        .copied()
-        .filter(|model| match model.available() {
-            Ok(()) => true,
-            Err(why) => {
-                eprintln!("skipping {model}: {why}");
-                false
-            }
-        })
-        .collect()
+    Model::runnable(Model::ALL.iter().copied())
 }

@@ -892,10 +892,10 @@ impl Running {
             invalid: None,
             at_s: self.at_s,
         };
-        sample.invalid = if let Err(why) = stopped {
-            Some(format!("server: {why}"))
-        } else if sample.errors > 0 {
+        sample.invalid = if sample.errors > 0 {
             Some(format!("{} echo error(s)", sample.errors))
+        } else if let Err(why) = stopped {
+            Some(format!("server: {why}"))
         } else if report.messages == 0 {
             Some("no messages were measured".into())
         } else {

@@ -173,7 +173,14 @@ pub fn main(args: AbArgs) -> ExitCode {
         eprintln!("echo-bench: warning: {warning}");
     }
     let code = match report.exit_code {
-        0 if args.strict && report.warnings.iter().any(|w| w.contains("inconclusive")) => 1,
+        0 if args.strict
+            && report
+                .benchmarks
+                .iter()
+                .any(|b| b.verdict == ab::Verdict::Inconclusive) =>
+        {
+            1
+        }
         0 if failed => 1,
         code => code,
     };
