@@ -538,6 +538,26 @@ mod suite {
         }
     }
 
+    /// Runs `echo-bench suite --profile tiny ARGS --results DIR` with `env`; returns its output
+    /// and its stderr as text.
+    fn tiny_suite(
+        dir: &std::path::Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> (std::process::Output, String) {
+        let output = Command::new(env!("CARGO_BIN_EXE_echo-bench"))
+            .args(["suite", "--profile", "tiny"])
+            .args(args)
+            .arg("--results")
+            .arg(dir)
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        (output, stderr)
+    }
+
     /// The one run folder a suite wrote into `dir`, and its `run.json`.
     fn the_run_in(dir: &std::path::Path) -> (std::path::PathBuf, SuiteRun) {
         let run_dir = std::fs::read_dir(dir)
@@ -642,21 +662,8 @@ mod suite {
     fn a_model_this_machine_cannot_run_is_skipped_and_said_so() {
         use echo_servers::io_uring_rt::DISABLE_ENV;
         let dir = temp_dir("skip");
-        let output = Command::new(env!("CARGO_BIN_EXE_echo-bench"))
-            .args([
-                "suite",
-                "--profile",
-                "tiny",
-                "--models",
-                "io-uring,mio",
-                "--results",
-            ])
-            .arg(&dir)
-            .env(DISABLE_ENV, "1")
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&output.stderr);
+        let (output, stderr) =
+            tiny_suite(&dir, &["--models", "io-uring,mio"], &[(DISABLE_ENV, "1")]);
         assert_eq!(output.status.code(), Some(0), "{stderr}");
         assert!(
             stderr.contains(&format!(
@@ -694,22 +701,8 @@ mod suite {
     #[test]
     fn the_work_sweep_reaches_the_servers_and_gets_its_table_charts_and_advice() {
         let dir = temp_dir("work");
-        let output = Command::new(env!("CARGO_BIN_EXE_echo-bench"))
-            .args([
-                "suite",
-                "--profile",
-                "tiny",
-                "--models",
-                "tokio,tokio-rayon",
-                "--work-us",
-                "0,500",
-            ])
-            .args(["--results"])
-            .arg(&dir)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&output.stderr);
+        let args = ["--models", "tokio,tokio-rayon", "--work-us", "0,500"];
+        let (output, stderr) = tiny_suite(&dir, &args, &[]);
         assert_eq!(output.status.code(), Some(0), "{stderr}");
         let (run_dir, run) = the_run_in(&dir);
         assert_eq!(run.points.len(), 4);
