@@ -90,7 +90,7 @@ fn build(binary: PathBuf, server_args: Vec<String>, flag: &str) -> Build {
     if !binary.is_file() {
         usage_exit(
             "echo-bench",
-            &format!("error: {flag} {}: no such file", binary.display()),
+            &format!("error: {flag} {}: not a file", binary.display()),
         );
     }
     Build {

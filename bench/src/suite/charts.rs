@@ -4,6 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use echo_servers::Model;
+use plotters::coord::ranged1d::ValueFormatter;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use super::advice::Aggregate;
@@ -217,40 +219,58 @@ fn draw_work(dir: &Path, all: &[Aggregate]) -> std::io::Result<Vec<PathBuf>> {
                 String::new()
             }
         };
+        let x_axis = WorkAxis {
+            levels: works.len(),
+            label: &x_label,
+            y_desc,
+        };
         if log_y {
-            let mut chart = builder
+            let chart = builder
                 .build_cartesian_2d(x_range, ((y_min / 2.0).max(1.0)..y_max * 4.0).log_scale())
                 .map_err(err)?;
-            chart
-                .configure_mesh()
-                .x_labels(works.len() * 4)
-                .x_desc("CPU work per message")
-                .y_desc(y_desc)
-                .x_label_formatter(&x_label)
-                .y_label_formatter(&|y| axis_number(*y))
-                .draw()
-                .map_err(err)?;
-            draw_lines(&mut chart, &series, SeriesLabelPosition::UpperLeft)?;
+            x_axis.draw(chart, &series, SeriesLabelPosition::UpperLeft)?;
         } else {
-            let mut chart = builder
+            let chart = builder
                 .build_cartesian_2d(x_range, 0.0..(y_max * 1.4).max(1e-9))
                 .map_err(err)?;
-            chart
-                .configure_mesh()
-                .x_labels(works.len() * 4)
-                .x_desc("CPU work per message")
-                .y_desc(y_desc)
-                .x_label_formatter(&x_label)
-                .y_label_formatter(&|y| axis_number(*y))
-                .draw()
-                .map_err(err)?;
-            draw_lines(&mut chart, &series, SeriesLabelPosition::UpperRight)?;
+            x_axis.draw(chart, &series, SeriesLabelPosition::UpperRight)?;
         }
         root.present().map_err(err)?;
         drop(root);
         written.push(path);
     }
     Ok(written)
+}
+
+/// The mesh of a work-sweep chart (work levels evenly spaced on x), then its lines; the same
+/// for a linear and a log y axis.
+struct WorkAxis<'l> {
+    levels: usize,
+    label: &'l dyn Fn(&f64) -> String,
+    y_desc: &'l str,
+}
+
+impl WorkAxis<'_> {
+    fn draw<'a, Y>(
+        &self,
+        mut chart: ChartContext<'a, SVGBackend<'a>, Cartesian2d<RangedCoordf64, Y>>,
+        series: &Series,
+        legend: SeriesLabelPosition,
+    ) -> std::io::Result<()>
+    where
+        Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
+    {
+        chart
+            .configure_mesh()
+            .x_labels(self.levels * 4)
+            .x_desc("CPU work per message")
+            .y_desc(self.y_desc)
+            .x_label_formatter(self.label)
+            .y_label_formatter(&|y| axis_number(*y))
+            .draw()
+            .map_err(err)?;
+        draw_lines(&mut chart, series, legend)
+    }
 }
 
 /// One coloured line with dots per series, and the legend, on either kind of axes.
