@@ -117,6 +117,111 @@ impl ServerUsage {
     }
 }
 
+/// CPU time the machine spent on a set of CPUs, from /proc/stat (clock ticks, 10 ms).
+///
+/// Busy time includes interrupt and softirq time: on loopback that is mostly the traffic being
+/// measured, and the kernel also charges it to the task it interrupted (measured here: a
+/// 2-second ping-pong run spent a quarter of its CPU time in softirq, yet the two processes'
+/// own clocks covered it). Minus the server's and the client's own time, the rest is what other
+/// tasks took from the run.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct CpuTimes {
+    /// User, nice, system, irq and softirq time on the CPUs.
+    pub busy: Duration,
+    /// Time the hypervisor gave the CPUs to someone else.
+    pub steal: Duration,
+    /// How many CPUs were counted.
+    pub cpus: usize,
+}
+
+impl CpuTimes {
+    /// Reads the CPUs in `cpus` (every CPU when `None`); `None` if /proc/stat is unreadable.
+    pub fn read(cpus: Option<&[usize]>) -> Option<CpuTimes> {
+        Self::parse(&std::fs::read_to_string("/proc/stat").ok()?, cpus)
+    }
+
+    /// Parses the text of /proc/stat.
+    pub fn parse(stat: &str, cpus: Option<&[usize]>) -> Option<CpuTimes> {
+        let tick = 1.0 / clock_ticks();
+        let mut times = CpuTimes::default();
+        for line in stat.lines() {
+            let mut fields = line.split_whitespace();
+            let Some(cpu) = fields.next().and_then(|name| name.strip_prefix("cpu")) else {
+                continue;
+            };
+            let Ok(index) = cpu.parse::<usize>() else {
+                continue;
+            };
+            if cpus.is_some_and(|set| !set.contains(&index)) {
+                continue;
+            }
+            // user nice system idle iowait irq softirq steal
+            let values: Vec<f64> = fields.take(8).filter_map(|v| v.parse().ok()).collect();
+            if values.len() < 8 {
+                return None;
+            }
+            let busy = values[0] + values[1] + values[2] + values[5] + values[6];
+            times.busy += Duration::from_secs_f64(busy * tick);
+            times.steal += Duration::from_secs_f64(values[7] * tick);
+            times.cpus += 1;
+        }
+        (times.cpus > 0).then_some(times)
+    }
+}
+
+/// What the machine's CPUs did during a measured window, beyond the server and the client.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MachineUsage {
+    /// CPUs counted: those the server and the client may run on.
+    pub cpus: usize,
+    /// Cores busy on them in the window (user, nice, system, irq, softirq), all tasks.
+    pub busy_cores: f64,
+    /// Cores taken by the hypervisor (steal) in the window.
+    pub steal_cores: f64,
+    /// Cores used by anything but the server and the client, plus steal: the interference.
+    pub other_cores: f64,
+}
+
+impl MachineUsage {
+    /// The usage between two readings over `window`, given the CPU time the client and the
+    /// server used in it. /proc/stat counts in 10 ms ticks, so `other_cores` carries an error of
+    /// about one tick per CPU over the window; it is never below zero.
+    pub fn between(
+        before: &CpuTimes,
+        after: &CpuTimes,
+        own: Duration,
+        window: Duration,
+    ) -> MachineUsage {
+        let secs = window.as_secs_f64().max(1e-9);
+        let busy = after.busy.saturating_sub(before.busy).as_secs_f64();
+        let steal = after.steal.saturating_sub(before.steal).as_secs_f64();
+        MachineUsage {
+            cpus: after.cpus,
+            busy_cores: busy / secs,
+            steal_cores: steal / secs,
+            other_cores: ((busy - own.as_secs_f64()).max(0.0) + steal) / secs,
+        }
+    }
+}
+
+/// The CPUs process `pid` may run on (its affinity mask); `None` if it cannot be read.
+pub fn cpus_of(pid: u32) -> Option<Vec<usize>> {
+    let pid = libc::pid_t::try_from(pid).ok()?;
+    // SAFETY: cpu_set_t is plain data, filled by sched_getaffinity.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(pid, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return None;
+        }
+        Some(
+            (0..libc::CPU_SETSIZE as usize)
+                .filter(|&cpu| libc::CPU_ISSET(cpu, &set))
+                .collect(),
+        )
+    }
+}
+
 /// Process `pid`'s CPU time (every thread, those that exited included) in nanoseconds, from its
 /// POSIX CPU-time clock; `None` if the clock cannot be read.
 pub fn process_cpu_clock(pid: u32) -> Option<Duration> {
@@ -182,6 +287,30 @@ pub fn pin_current_thread(cpus: &[usize]) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpu_times_count_only_the_cpus_asked_for() {
+        let stat = "cpu  300 0 60 9000 5 7 9 4 0 0\n\
+                    cpu0 100 0 20 4500 2 3 4 1 0 0\n\
+                    cpu1 200 0 40 4500 3 4 5 3 0 0\nintr 1 2 3\n";
+        let tick = |n: f64| Duration::from_secs_f64(n / clock_ticks());
+        let all = CpuTimes::parse(stat, None).unwrap();
+        assert_eq!((all.busy, all.steal, all.cpus), (tick(376.0), tick(4.0), 2));
+        let one = CpuTimes::parse(stat, Some(&[1])).unwrap();
+        assert_eq!((one.busy, one.steal, one.cpus), (tick(249.0), tick(3.0), 1));
+        assert!(CpuTimes::parse(stat, Some(&[7])).is_none());
+        let later = CpuTimes {
+            busy: one.busy + Duration::from_millis(900),
+            steal: one.steal + Duration::from_millis(100),
+            cpus: 1,
+        };
+        let usage = MachineUsage::between(&one, &later, Duration::from_millis(500), Duration::from_secs(1));
+        assert!((usage.busy_cores - 0.9).abs() < 1e-9, "{usage:?}");
+        assert!((usage.other_cores - 0.5).abs() < 1e-9, "{usage:?}");
+        // Tick rounding can make the processes' own time exceed the busy time: never negative.
+        let usage = MachineUsage::between(&one, &later, Duration::from_secs(2), Duration::from_secs(1));
+        assert!((usage.other_cores - 0.1).abs() < 1e-9, "{usage:?}");
+    }
 
     #[test]
     fn reads_own_process() {

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{RunConfig, Workload};
 use crate::engine::RunOutcome;
 use crate::meta::Meta;
-use crate::procfs::ServerUsage;
+use crate::procfs::{MachineUsage, ServerUsage};
 use crate::stats::{Errors, jain_index};
 
 /// Latency percentiles in microseconds.
@@ -131,6 +131,8 @@ pub struct Report {
     pub client: ClientUsage,
     /// The server's cost, when its pid was known.
     pub server: Option<ServerUsage>,
+    /// The CPUs' use by every task in the window: how quiet the machine was.
+    pub machine: Option<MachineUsage>,
     /// Messages completed in the window.
     pub messages: u64,
     /// Payload bytes echoed and verified in the window.
@@ -226,6 +228,7 @@ impl Report {
                 saturated,
             },
             server: outcome.server,
+            machine: outcome.machine,
             messages: s.messages,
             bytes: s.bytes,
             duration_s: window,

@@ -36,7 +36,7 @@ use crate::meta::Meta;
 use crate::report::Report;
 use crate::suite::process::ServerProcess;
 use crate::suite::{Launcher, Pinning};
-pub use stats::{Change, Verdict};
+pub use stats::{Change, Estimate, Verdict};
 
 /// The default threshold for wall-clock metrics, %.
 pub const DEFAULT_THRESHOLD_PCT: f64 = 3.0;

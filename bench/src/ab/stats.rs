@@ -1,8 +1,11 @@
 //! The statistics of a paired comparison: per-pair log-ratios, their geometric mean, a bootstrap
 //! confidence interval, the minimum detectable effect, and the verdict.
 //!
-//! Each pair measures base and head back to back on the same machine, so slow drifts of the
-//! machine cancel in the pair's ratio; the pairs are then independent draws of that ratio. Ratios
+//! Each pair measures base and head at the same time on the same machine (a duet, or back to
+//! back with `--sequential`), so slow drifts of the machine cancel in the pair's ratio; the
+//! pairs are then independent draws of that ratio. The suite uses the same machinery: a round
+//! is a block in which every model is measured once, so two models pair up within rounds, and a
+//! figure's interval over its rounds ([`Estimate`]) comes from the same bootstrap. Ratios
 //! are averaged on the log scale (a 10% loss and a 10% gain are symmetric there), and the
 //! interval of the mean comes from resampling the pairs (percentile bootstrap), which assumes
 //! nothing about the shape of the noise.
@@ -133,6 +136,110 @@ impl Change {
     }
 }
 
+/// A figure measured several times (a suite point over its rounds): the median, and the 95%
+/// percentile-bootstrap interval of the geometric mean, the same resampling as [`Change`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Estimate {
+    /// Samples with a positive value.
+    pub n: usize,
+    /// Their median.
+    pub median: f64,
+    /// Lower bound of the interval (equal to the one sample when `n` is 1).
+    pub low: f64,
+    /// Upper bound of the interval.
+    pub high: f64,
+}
+
+impl Estimate {
+    /// The estimate of `values` (non-positive and non-finite ones left out); `None` if none is
+    /// left. `seed` makes the bootstrap repeatable.
+    pub fn of(values: &[f64], seed: u64) -> Option<Estimate> {
+        let mut kept: Vec<f64> = values
+            .iter()
+            .copied()
+            .filter(|v| *v > 0.0 && v.is_finite())
+            .collect();
+        kept.sort_by(f64::total_cmp);
+        let median = median(&kept)?;
+        let (low, high) = if kept.len() < 2 {
+            (median, median)
+        } else {
+            let logs: Vec<f64> = kept.iter().map(|v| v.ln()).collect();
+            let (low, high) = bootstrap_interval(&logs, seed);
+            (low.exp(), high.exp())
+        };
+        Some(Estimate {
+            n: kept.len(),
+            median,
+            low,
+            high,
+        })
+    }
+
+    /// Half the interval's width as a percentage of the median; `None` for a single sample,
+    /// which has no interval.
+    pub fn half_width_pct(&self) -> Option<f64> {
+        (self.n >= 2 && self.median > 0.0)
+            .then(|| 50.0 * (self.high - self.low) / self.median)
+    }
+}
+
+/// The median of sorted `values`; `None` when empty.
+pub fn median(sorted: &[f64]) -> Option<f64> {
+    let n = sorted.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(sorted[n / 2]),
+        _ => Some((sorted[n / 2 - 1] + sorted[n / 2]) / 2.0),
+    }
+}
+
+impl Change {
+    /// The change from `base` to `head` when the samples are not paired (two runs made at
+    /// different times): the difference of the log-means, its interval from resampling each
+    /// side on its own. `None` unless both sides have at least two positive samples.
+    pub fn unpaired(base: &[f64], head: &[f64], seed: u64) -> Option<Change> {
+        let logs = |v: &[f64]| -> Vec<f64> {
+            v.iter()
+                .filter(|x| **x > 0.0 && x.is_finite())
+                .map(|x| x.ln())
+                .collect()
+        };
+        let (b, h) = (logs(base), logs(head));
+        if b.len() < 2 || h.len() < 2 {
+            return None;
+        }
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+        let var = |v: &[f64]| {
+            let m = mean(v);
+            v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (v.len() - 1) as f64
+        };
+        // The spread of one pair's worth of difference, so `mde_pct` reads as in `of`.
+        let diff = mean(&h) - mean(&b);
+        let (low, high) = bootstrap(seed, |rng| {
+            resampled_mean(&h, rng) - resampled_mean(&b, rng)
+        });
+        let pct = |log: f64| (log.exp() - 1.0) * 100.0;
+        let sd_log = (var(&b) / b.len() as f64 + var(&h) / h.len() as f64).sqrt();
+        let n = b.len().min(h.len());
+        Some(Change {
+            pairs: n,
+            ratio: diff.exp(),
+            change_pct: pct(diff),
+            ci_low_pct: pct(low),
+            ci_high_pct: pct(high),
+            sd_log,
+            mde_pct: pct(mde_log(sd_log * (n as f64).sqrt(), n)),
+        })
+    }
+
+    /// Whether the interval holds zero: the data cannot tell the two apart.
+    pub fn within_noise(&self) -> bool {
+        self.ci_low_pct <= 0.0 && self.ci_high_pct >= 0.0
+    }
+}
+
 /// The minimum detectable effect on the log scale: (t(1-α/2) + t(power)) · sd / √n.
 fn mde_log(sd_log: f64, n: usize) -> f64 {
     let df = n.saturating_sub(1).max(1);
@@ -159,25 +266,34 @@ fn t_quantile_80(df: usize) -> f64 {
     T.get(df - 1).copied().unwrap_or(0.842)
 }
 
-/// The percentile-bootstrap interval of the mean of `values`, resampled on rayon's pool in
-/// chunks with their own seeded generators (so the result does not depend on the thread count).
+/// The percentile-bootstrap interval of the mean of `values`.
 fn bootstrap_interval(values: &[f64], seed: u64) -> (f64, f64) {
-    const CHUNKS: usize = 16;
+    bootstrap(seed, |rng| resampled_mean(values, rng))
+}
+
+/// The mean of one resample (with replacement) of `values`.
+fn resampled_mean(values: &[f64], rng: &mut SmallRng) -> f64 {
     let n = values.len();
-    let mut means: Vec<f64> = (0..CHUNKS)
+    (0..n).map(|_| values[rng.random_range(0..n)]).sum::<f64>() / n as f64
+}
+
+/// The central [`CONFIDENCE`] interval of `statistic` over [`RESAMPLES`] resamples, drawn on
+/// rayon's pool in chunks with their own seeded generators (so the result does not depend on
+/// the thread count).
+fn bootstrap(seed: u64, statistic: impl Fn(&mut SmallRng) -> f64 + Sync) -> (f64, f64) {
+    const CHUNKS: usize = 16;
+    let mut values: Vec<f64> = (0..CHUNKS)
         .into_par_iter()
         .flat_map_iter(|chunk| {
             let mut rng = SmallRng::seed_from_u64(seed ^ (chunk as u64).wrapping_mul(0x9E37_79B9));
             (0..RESAMPLES / CHUNKS)
-                .map(move |_| {
-                    (0..n).map(|_| values[rng.random_range(0..n)]).sum::<f64>() / n as f64
-                })
+                .map(|_| statistic(&mut rng))
                 .collect::<Vec<_>>()
         })
         .collect();
-    means.sort_by(f64::total_cmp);
+    values.sort_by(f64::total_cmp);
     let alpha = (1.0 - CONFIDENCE) / 2.0;
-    let at = |q: f64| means[((means.len() - 1) as f64 * q).round() as usize];
+    let at = |q: f64| values[((values.len() - 1) as f64 * q).round() as usize];
     (at(alpha), at(1.0 - alpha))
 }
 
@@ -230,6 +346,27 @@ mod tests {
         let a = Change::of(&pairs_with(&ratios), 42).unwrap();
         let b = Change::of(&pairs_with(&ratios), 42).unwrap();
         assert_eq!(a, b);
+    }
+
+    #[test]
+    fn an_estimate_over_rounds_has_its_median_inside_the_interval() {
+        let e = Estimate::of(&[100.0, 104.0, 98.0, 0.0], 5).unwrap();
+        assert_eq!((e.n, e.median), (3, 100.0));
+        assert!(e.low >= 98.0 && e.high <= 104.0 && e.low < e.median && e.median < e.high);
+        assert!(e.half_width_pct().unwrap() > 0.0);
+        let one = Estimate::of(&[7.0], 5).unwrap();
+        assert_eq!((one.low, one.high, one.half_width_pct()), (7.0, 7.0, None));
+        assert!(Estimate::of(&[0.0, f64::NAN], 5).is_none());
+    }
+
+    #[test]
+    fn unpaired_samples_separate_only_when_their_spreads_do() {
+        let base = [100.0, 101.0, 99.0, 100.5];
+        let far = Change::unpaired(&base, &[80.0, 81.0, 79.5, 80.5], 9).unwrap();
+        assert!(!far.within_noise() && far.ci_high_pct < -15.0, "{far:?}");
+        let near = Change::unpaired(&base, &[99.5, 101.5, 98.5, 100.0], 9).unwrap();
+        assert!(near.within_noise(), "{near:?}");
+        assert!(Change::unpaired(&base, &[90.0], 9).is_none());
     }
 
     #[test]

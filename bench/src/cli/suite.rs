@@ -9,7 +9,9 @@ use clap::Args;
 use echo_bench::Workload;
 use echo_bench::config::{parse_bytes, parse_duration};
 use echo_bench::suite::plan::{self, Selection};
-use echo_bench::suite::{self, Launcher, Profile, SuiteOptions, advice, output};
+use echo_bench::suite::{
+    self, InterferencePolicy, Launcher, Profile, SuiteOptions, advice, output,
+};
 use echo_servers::Model;
 use echo_servers::cli::{EXIT_FAILURE, exit_code, usage_exit};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -34,9 +36,19 @@ pub struct SuiteArgs {
     /// Payloads for ping-pong, comma-separated (64,4k).
     #[arg(long, value_delimiter = ',', value_parser = parse_bytes)]
     payloads: Option<Vec<usize>>,
-    /// Repeats per point.
+    /// Rounds: how often each point is measured, models shuffled within each round (profile
+    /// default: quick and full 3, tiny 1).
+    #[arg(long, alias = "repeat")]
+    rounds: Option<usize>,
+    /// Seed of the rounds' order (default: from the clock; recorded in run.json).
     #[arg(long)]
-    repeat: Option<usize>,
+    seed: Option<u64>,
+    /// Cores that other tasks may take during a trial before it is re-run.
+    #[arg(long, default_value_t = 0.25, value_parser = parse_cores)]
+    interference_limit: f64,
+    /// Re-runs of a trial disturbed by other tasks, before it is kept and flagged.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(0..=10))]
+    reruns: u32,
     /// CPU work per message in the servers to sweep, µs, comma-separated (full profile: 0,50,500).
     #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
     work_us: Option<Vec<u64>>,
@@ -56,6 +68,13 @@ pub struct SuiteArgs {
     results: PathBuf,
 }
 
+fn parse_cores(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
+        _ => Err(format!("'{s}' is not a positive number of cores")),
+    }
+}
+
 fn parse_model(s: &str) -> Result<Model, String> {
     s.parse::<Model>().map_err(|e| e.to_string())
 }
@@ -68,11 +87,11 @@ pub fn main(args: SuiteArgs) -> ExitCode {
         workloads: args.workloads.clone(),
         connections: args.connections.clone(),
         payloads: args.payloads.clone(),
-        repeat: args.repeat,
+        rounds: args.rounds,
         work_us: args.work_us.clone(),
     };
-    if selection.repeat == Some(0) {
-        usage_exit("echo-bench", "error: --repeat must be at least 1");
+    if selection.rounds == Some(0) {
+        usage_exit("echo-bench", "error: --rounds must be at least 1");
     }
     if selection
         .connections
@@ -99,8 +118,20 @@ pub fn main(args: SuiteArgs) -> ExitCode {
             return exit_code(EXIT_FAILURE);
         }
     };
+    let seed = args.seed.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64)
+            & 0xffff_ffff
+    });
     let options = SuiteOptions {
         points,
+        rounds: selection.rounds.unwrap_or_else(|| profile.rounds()),
+        seed,
+        interference: InterferencePolicy {
+            limit_cores: args.interference_limit,
+            reruns: args.reruns,
+        },
         profile,
         duration: args.duration.unwrap_or_else(|| profile.duration()),
         warmup: args.warmup.unwrap_or_else(|| profile.warmup()),
@@ -113,7 +144,9 @@ pub fn main(args: SuiteArgs) -> ExitCode {
         command_line: command_line(),
         skipped,
     };
-    let per_point = options.duration + options.warmup + Duration::from_millis(150);
+    let trials = options.points.len() * options.rounds;
+    // Measured here: about 0.1 s per trial to start, connect and stop a fresh server.
+    let per_point = options.duration + options.warmup + Duration::from_millis(100);
     let cpus = |list: &Option<Vec<usize>>| {
         list.as_ref().map_or("any".to_owned(), |cpus| {
             cpus.iter()
@@ -128,14 +161,17 @@ pub fn main(args: SuiteArgs) -> ExitCode {
         ""
     };
     eprintln!(
-        "echo-bench suite: {} profile, {} points, about {:.0} s{knee}; server CPUs {}, client CPUs {}",
+        "echo-bench suite: {} profile, {} points × {} round(s) = {trials} trials, about {:.0} s{knee}; \
+         server CPUs {}, client CPUs {}; seed {}",
         profile.name(),
         options.points.len(),
-        (per_point * options.points.len() as u32).as_secs_f64(),
+        options.rounds,
+        (per_point * trials as u32).as_secs_f64(),
         cpus(&options.pinning.server_cpus),
-        cpus(&options.pinning.client_cpus)
+        cpus(&options.pinning.client_cpus),
+        options.seed
     );
-    let bar = ProgressBar::new(options.points.len() as u64);
+    let bar = ProgressBar::new(trials as u64);
     bar.set_style(
         ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} {msg}")
             .expect("valid template")

@@ -14,7 +14,7 @@ use std::sync::{Barrier, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::config::{Engine, RunConfig, Stop};
-use crate::procfs::{self, ProcSample, ServerUsage};
+use crate::procfs::{self, CpuTimes, MachineUsage, ProcSample, ServerUsage};
 use crate::stats::WorkerStats;
 
 /// What one worker hands back.
@@ -95,6 +95,19 @@ pub struct RunOutcome {
     pub server: Option<ServerUsage>,
     /// Client worker threads (connections, for the threads engine).
     pub client_threads: usize,
+    /// What the CPUs the client and server run on did in the window, all tasks included.
+    pub machine: Option<MachineUsage>,
+}
+
+/// The CPUs whose time counts as the run's: the client's and the server's when both are pinned,
+/// else every CPU (an unpinned process may run anywhere).
+fn run_cpus(config: &RunConfig) -> Option<Vec<usize>> {
+    let mut cpus = config.client_cpus.clone()?;
+    let server = procfs::cpus_of(config.server_pid?)?;
+    cpus.extend(server);
+    cpus.sort_unstable();
+    cpus.dedup();
+    Some(cpus)
 }
 
 /// Runs `config` (already validated) and returns what it measured. `on_progress` is called
@@ -187,11 +200,14 @@ pub fn run(
                     .min(Duration::from_millis(100)),
             );
         }
+        let cpus = run_cpus(config);
+        let machine_before = CpuTimes::read(cpus.as_deref());
         let client_before = procfs::process_cpu_time();
         let server_before = config.server_pid.and_then(ProcSample::read);
 
         let mut server_after = None;
         let mut client_after = None;
+        let mut machine_after = None;
         while handles.iter().any(|h| !h.is_finished()) {
             let now = Instant::now();
             if let Some(end) = end
@@ -201,6 +217,7 @@ pub fn run(
                 // Sampled at the window's end, before the workers' teardown adds noise.
                 server_after = config.server_pid.and_then(ProcSample::read);
                 client_after = Some(procfs::process_cpu_time());
+                machine_after = CpuTimes::read(cpus.as_deref());
             }
             on_progress(Progress {
                 elapsed: now.saturating_duration_since(measure_start),
@@ -216,6 +233,7 @@ pub fn run(
         }
         let client_after = client_after.unwrap_or_else(procfs::process_cpu_time);
         let server_after = server_after.or_else(|| config.server_pid.and_then(ProcSample::read));
+        let machine_after = machine_after.or_else(|| CpuTimes::read(cpus.as_deref()));
 
         let mut stats = WorkerStats::default();
         let mut last_finish = measure_start;
@@ -236,12 +254,24 @@ pub fn run(
             }
             _ => None,
         };
+        let client_cpu = client_after.saturating_sub(client_before);
+        let server_cpu = server.map_or(Duration::ZERO, |s| Duration::from_secs_f64(s.cpu_s));
+        let machine = match (machine_before, machine_after) {
+            (Some(before), Some(after)) => Some(MachineUsage::between(
+                &before,
+                &after,
+                client_cpu + server_cpu,
+                window,
+            )),
+            _ => None,
+        };
         Ok(RunOutcome {
             stats,
             window,
-            client_cpu: client_after.saturating_sub(client_before),
+            client_cpu,
             server,
             client_threads: workers,
+            machine,
         })
     })
 }

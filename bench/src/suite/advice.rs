@@ -1,5 +1,12 @@
-//! From a run's figures to what a reader wants: points aggregated over repeats, and the
-//! "Which model to pick" advice, every number of it taken from the run.
+//! From a run's trials to what a reader wants: each point aggregated over its rounds (a median
+//! and a 95% interval), and the "Which model to pick" advice.
+//!
+//! A model wins a category only when the data separates it from the runner-up: the paired
+//! comparison over the rounds (each round is a block that measured every model, compared with
+//! `ab`'s bootstrap of log-ratios) puts the whole interval of the ratio past [`TIE_PCT`].
+//! Otherwise the advice names the leading group: the models that cannot be separated from the
+//! best, and no more. Where the client was saturated, throughput is only a lower bound, so the
+//! ranking uses the server's CPU time per message instead, and says so.
 
 use std::collections::BTreeMap;
 
@@ -7,9 +14,104 @@ use echo_servers::Model;
 
 use super::SuiteRun;
 use super::plan::size_label;
+use crate::ab::stats::{Change, Estimate, Verdict, median};
 use crate::config::Workload;
+use crate::report::Report;
 
-/// One point's figures, aggregated over its repeats (medians, with the throughput spread).
+/// The smallest difference between two models that the advice calls a difference, %: an
+/// interval of the ratio that reaches inside it is a tie.
+pub const TIE_PCT: f64 = 5.0;
+
+/// Seed of the bootstraps of the advice and the tables, so a run's report reads the same each
+/// time it is drawn.
+const SEED: u64 = 0xad71ce;
+
+/// A figure a model is ranked by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Measure {
+    /// Messages echoed per second.
+    Throughput,
+    /// Payload MiB echoed per second.
+    Bandwidth,
+    /// Connections opened, echoed and closed per second.
+    ConnectionRate,
+    /// Server CPU µs per echoed message: the cost of the same work, which a saturated client
+    /// does not distort.
+    CpuPerMessage,
+    /// 99th-percentile latency, µs.
+    P99,
+}
+
+impl Measure {
+    /// The figure in `report`, if it has one.
+    pub fn of(self, report: &Report) -> Option<f64> {
+        let value = match self {
+            Measure::Throughput => report.throughput_rps,
+            Measure::Bandwidth => report.throughput_mib_s,
+            Measure::ConnectionRate => report.churn?.connections_per_s,
+            Measure::CpuPerMessage => {
+                report.server?.cpu_s * 1e6 / (report.messages.max(1) as f64)
+            }
+            Measure::P99 => report.latency_us.p99 as f64,
+        };
+        (value > 0.0 && value.is_finite()).then_some(value)
+    }
+
+    /// Whether more is better.
+    pub fn higher_is_better(self) -> bool {
+        matches!(
+            self,
+            Measure::Throughput | Measure::Bandwidth | Measure::ConnectionRate
+        )
+    }
+
+    /// What it is called in a sentence.
+    pub fn name(self) -> &'static str {
+        match self {
+            Measure::Throughput | Measure::Bandwidth => "throughput",
+            Measure::ConnectionRate => "connection rate",
+            Measure::CpuPerMessage => "server CPU per message",
+            Measure::P99 => "p99 latency",
+        }
+    }
+
+    /// `value` with its unit, short.
+    pub fn format(self, value: f64) -> String {
+        match self {
+            Measure::Throughput => format!("{} msg/s", short(value)),
+            Measure::Bandwidth => format!("{} MiB/s", short(value)),
+            Measure::ConnectionRate => format!("{} conn/s", short(value)),
+            Measure::CpuPerMessage => format!("{} µs CPU/msg", short(value)),
+            Measure::P99 => format!("{} µs p99", short(value)),
+        }
+    }
+
+    /// `value ±h%` with its unit, the half-width of its interval when there is one.
+    pub fn format_estimate(self, e: &Estimate) -> String {
+        match e.half_width_pct() {
+            Some(h) => format!("{} ±{h:.0}%", self.format(e.median)),
+            None => self.format(e.median),
+        }
+    }
+}
+
+/// `131k`, `42.5`, `3.12`: three significant figures, no more.
+pub fn short(v: f64) -> String {
+    if v >= 100_000.0 {
+        format!("{:.0}k", v / 1000.0)
+    } else if v >= 10_000.0 {
+        format!("{:.1}k", v / 1000.0)
+    } else if v >= 100.0 {
+        format!("{v:.0}")
+    } else if v >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+/// One point's figures, aggregated over its rounds: medians for the tables, the samples of
+/// each round for intervals and paired comparisons.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Aggregate {
     /// The model.
@@ -24,12 +126,10 @@ pub struct Aggregate {
     pub rate: Option<u64>,
     /// CPU work per message in the server, µs.
     pub work_us: u64,
-    /// Repeats that ran.
+    /// Rounds that produced a report.
     pub runs: usize,
     /// Median messages/s.
     pub rps: f64,
-    /// Lowest and highest messages/s over the repeats.
-    pub rps_spread: (f64, f64),
     /// Median MiB/s.
     pub mib_s: f64,
     /// Median p50, p99, p99.9 latency, µs.
@@ -42,34 +142,87 @@ pub struct Aggregate {
     pub conn_s: f64,
     /// Median server CPU, cores.
     pub server_cpu: f64,
+    /// Median server CPU per message, µs.
+    pub cpu_us_per_msg: f64,
     /// Largest server peak RSS, KiB.
     pub server_rss_kib: u64,
     /// Median Jain index.
     pub fairness: f64,
-    /// Most starved connections in any repeat.
+    /// Most starved connections in any round.
     pub starved: u64,
-    /// Errors over all repeats.
+    /// Errors over all rounds.
     pub errors: u64,
-    /// Whether the client was saturated in any repeat.
+    /// Rounds in which the client was saturated.
+    pub client_saturated_rounds: usize,
+    /// Whether the client was saturated in any round.
     pub client_saturated: bool,
-    /// Whether any repeat failed (server crash, no start, unclean exit).
+    /// Open loop: whether every round achieved at least 95% of the offered rate.
+    pub sustained: bool,
+    /// Rounds kept although other tasks took more CPU than the interference limit.
+    pub interfered: usize,
+    /// Whether any round failed (server crash, no start, unclean exit).
     pub failed: bool,
+    /// The figures of each round that produced a report: `(round, report)` projections.
+    pub samples: Vec<Sample>,
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
-    if values.is_empty() {
-        return 0.0;
+/// One round's figures of a point.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    /// The round.
+    pub round: usize,
+    /// Each [`Measure`]'s value in that round (absent when the report lacks it).
+    pub values: BTreeMap<Measure, f64>,
+}
+
+impl Aggregate {
+    /// `(round, value)` of `measure` in every round that has it.
+    pub fn values(&self, measure: Measure) -> Vec<(usize, f64)> {
+        self.samples
+            .iter()
+            .filter_map(|s| Some((s.round, *s.values.get(&measure)?)))
+            .collect()
     }
+
+    /// The median of `measure` over the rounds and its 95% interval.
+    pub fn estimate(&self, measure: Measure) -> Option<Estimate> {
+        let values: Vec<f64> = self.values(measure).into_iter().map(|(_, v)| v).collect();
+        Estimate::of(&values, SEED)
+    }
+
+    /// Whether it served the load as asked: no failure, error or starved connection, and for
+    /// open loop the offered rate.
+    pub fn served(&self) -> bool {
+        !self.failed
+            && self.errors == 0
+            && self.starved == 0
+            && self.runs > 0
+            && (self.workload != Workload::Rate || self.sustained)
+    }
+
+    /// Why it did not serve the load, for the advice's "not eligible" list.
+    fn why_not_served(&self) -> String {
+        if self.failed {
+            "failed".to_owned()
+        } else if self.runs == 0 {
+            "no measurement".to_owned()
+        } else if self.starved > 0 {
+            format!("starved {} of {} connections", self.starved, self.connections)
+        } else if self.errors > 0 {
+            format!("{} errors", self.errors)
+        } else {
+            "fell behind the offered rate".to_owned()
+        }
+    }
+}
+
+fn median_of(values: impl Iterator<Item = f64>) -> f64 {
+    let mut values: Vec<f64> = values.collect();
     values.sort_by(f64::total_cmp);
-    let mid = values.len() / 2;
-    if values.len() % 2 == 1 {
-        values[mid]
-    } else {
-        (values[mid - 1] + values[mid]) / 2.0
-    }
+    median(&values).unwrap_or(0.0)
 }
 
-/// Aggregates the run's points over their repeats, in plan order.
+/// Aggregates the run's trials over their rounds, in plan order.
 pub fn aggregate(run: &SuiteRun) -> Vec<Aggregate> {
     let mut order = Vec::new();
     let mut groups: BTreeMap<_, Vec<&super::PointResult>> = BTreeMap::new();
@@ -80,14 +233,35 @@ pub fn aggregate(run: &SuiteRun) -> Vec<Aggregate> {
         }
         groups.entry(key).or_default().push(result);
     }
+    const MEASURES: [Measure; 5] = [
+        Measure::Throughput,
+        Measure::Bandwidth,
+        Measure::ConnectionRate,
+        Measure::CpuPerMessage,
+        Measure::P99,
+    ];
     order
         .into_iter()
         .map(|key| {
             let results = &groups[&key];
-            let reports: Vec<_> = results.iter().filter_map(|r| r.report.as_ref()).collect();
-            let of =
-                |f: &dyn Fn(&crate::Report) -> f64| median(reports.iter().map(|r| f(r)).collect());
-            let rps: Vec<f64> = reports.iter().map(|r| r.throughput_rps).collect();
+            let with_report: Vec<(&super::PointResult, &Report)> = results
+                .iter()
+                .filter_map(|r| Some((*r, r.report.as_ref()?)))
+                .collect();
+            let reports: Vec<&Report> = with_report.iter().map(|(_, r)| *r).collect();
+            let of = |f: &dyn Fn(&Report) -> f64| median_of(reports.iter().map(|r| f(r)));
+            let samples: Vec<Sample> = with_report
+                .iter()
+                .filter(|(result, _)| result.ok())
+                .map(|(result, report)| Sample {
+                    round: result.point.round,
+                    values: MEASURES
+                        .iter()
+                        .filter_map(|&m| Some((m, m.of(report)?)))
+                        .collect(),
+                })
+                .collect();
+            let saturated = reports.iter().filter(|r| r.client.saturated).count();
             Aggregate {
                 model: key.0,
                 workload: key.1,
@@ -96,20 +270,14 @@ pub fn aggregate(run: &SuiteRun) -> Vec<Aggregate> {
                 rate: key.4,
                 work_us: key.5,
                 runs: reports.len(),
-                rps: median(rps.clone()),
-                rps_spread: (
-                    rps.iter()
-                        .copied()
-                        .fold(f64::INFINITY, f64::min)
-                        .min(f64::MAX),
-                    rps.iter().copied().fold(0.0, f64::max),
-                ),
+                rps: of(&|r| r.throughput_rps),
                 mib_s: of(&|r| r.throughput_mib_s),
                 p50: of(&|r| r.latency_us.p50 as f64) as u64,
                 p99: of(&|r| r.latency_us.p99 as f64) as u64,
                 p999: of(&|r| r.latency_us.p999 as f64) as u64,
                 conn_s: of(&|r| r.churn.map_or(0.0, |c| c.connections_per_s)),
                 server_cpu: of(&|r| r.server.map_or(0.0, |s| s.cpu_cores)),
+                cpu_us_per_msg: of(&|r| Measure::CpuPerMessage.of(r).unwrap_or(0.0)),
                 server_rss_kib: reports
                     .iter()
                     .filter_map(|r| r.server.map(|s| s.peak_rss_kib))
@@ -122,8 +290,15 @@ pub fn aggregate(run: &SuiteRun) -> Vec<Aggregate> {
                     .max()
                     .unwrap_or(0),
                 errors: reports.iter().map(|r| r.errors.total()).sum(),
-                client_saturated: reports.iter().any(|r| r.client.saturated),
+                client_saturated_rounds: saturated,
+                client_saturated: saturated > 0,
+                sustained: reports.iter().all(|r| {
+                    r.open_loop
+                        .is_none_or(|o| o.achieved_rps >= 0.95 * o.offered_rps)
+                }),
+                interfered: results.iter().filter(|r| r.interfered).count(),
                 failed: results.iter().any(|r| !r.ok()),
+                samples,
             }
         })
         .collect()
@@ -157,8 +332,428 @@ pub fn work_sweep(aggregates: &[Aggregate]) -> Vec<&Aggregate> {
     sweep
 }
 
-/// The advice of the work sweep: at the most connections swept, for each work level, who keeps
-/// the most throughput, how latency and fairness degrade, and what offloading to a pool buys.
+/// One eligible model in a ranking.
+#[derive(Debug, Clone)]
+pub struct Ranked<'a> {
+    /// Its figures.
+    pub aggregate: &'a Aggregate,
+    /// The ranking measure over its rounds.
+    pub estimate: Estimate,
+    /// The paired change from this model to the leader (`None` for the leader, or with fewer
+    /// than two shared rounds).
+    pub leader_vs_this: Option<Change>,
+    /// Whether the leader is separated from it: the whole interval past [`TIE_PCT`].
+    pub separated: bool,
+}
+
+/// The models of one point, ranked by one measure, best first, and the leading group.
+#[derive(Debug, Clone)]
+pub struct Ranking<'a> {
+    /// What they were ranked by.
+    pub measure: Measure,
+    /// Eligible models, best median first.
+    pub ranked: Vec<Ranked<'a>>,
+    /// Models that did not serve the load, with the reason.
+    pub excluded: Vec<(Model, String)>,
+    /// Rounds in which any eligible model's client was saturated, of all their rounds.
+    pub saturated_rounds: (usize, usize),
+}
+
+impl Ranking<'_> {
+    /// The leading group: the leader and every model it cannot be separated from.
+    pub fn group(&self) -> Vec<Model> {
+        self.ranked
+            .iter()
+            .filter(|r| !r.separated)
+            .map(|r| r.aggregate.model)
+            .collect()
+    }
+
+    /// The leader, when the data separates it from every other model.
+    pub fn sole_winner(&self) -> Option<Model> {
+        let group = self.group();
+        (group.len() == 1 && self.ranked.len() > 1).then(|| group[0])
+    }
+}
+
+/// Ranks `candidates` (one point, every model) by `measure`. Models that did not serve the
+/// load cannot rank. `None` when no model can.
+pub fn rank<'a>(candidates: &[&'a Aggregate], measure: Measure) -> Option<Ranking<'a>> {
+    let mut excluded = Vec::new();
+    let mut ranked: Vec<Ranked<'a>> = Vec::new();
+    for &a in candidates {
+        match a.estimate(measure).filter(|_| a.served()) {
+            Some(estimate) => ranked.push(Ranked {
+                aggregate: a,
+                estimate,
+                leader_vs_this: None,
+                separated: false,
+            }),
+            None if a.served() => excluded.push((a.model, format!("no {}", measure.name()))),
+            None => excluded.push((a.model, a.why_not_served())),
+        }
+    }
+    let better = |x: f64, y: f64| {
+        if measure.higher_is_better() {
+            y.total_cmp(&x)
+        } else {
+            x.total_cmp(&y)
+        }
+    };
+    ranked.sort_by(|x, y| better(x.estimate.median, y.estimate.median));
+    let leader = ranked.first()?.aggregate;
+    let leader_rounds: BTreeMap<usize, f64> = leader.values(measure).into_iter().collect();
+    for r in ranked.iter_mut().skip(1) {
+        // Paired within rounds: this model as the base, the leader as the head.
+        let pairs: Vec<(f64, f64)> = r
+            .aggregate
+            .values(measure)
+            .into_iter()
+            .filter_map(|(round, v)| Some((v, *leader_rounds.get(&round)?)))
+            .collect();
+        r.leader_vs_this = Change::of(&pairs, SEED);
+        r.separated = r.leader_vs_this.as_ref().is_some_and(|c| {
+            c.verdict(TIE_PCT, measure.higher_is_better()) == Verdict::Improved
+        });
+    }
+    let rounds = |f: fn(&Aggregate) -> usize| ranked.iter().map(|r| f(r.aggregate)).sum();
+    Some(Ranking {
+        measure,
+        saturated_rounds: (rounds(|a| a.client_saturated_rounds), rounds(|a| a.runs)),
+        ranked,
+        excluded,
+    })
+}
+
+/// What a category ranks by: `preferred`, unless the client was saturated in any round of a
+/// model that served the load; then server CPU per message, since throughput there is only a
+/// lower bound.
+fn measure_for(candidates: &[&Aggregate], preferred: Measure) -> Measure {
+    let saturated = candidates
+        .iter()
+        .any(|a| a.served() && a.client_saturated_rounds > 0);
+    if saturated && preferred.higher_is_better() {
+        Measure::CpuPerMessage
+    } else {
+        preferred
+    }
+}
+
+/// One category of the advice, as a stability check reads it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Category {
+    /// Its title.
+    pub title: String,
+    /// The point it looks at.
+    pub point: String,
+    /// What it ranked by.
+    pub measure: String,
+    /// The leading group, leader first.
+    pub group: Vec<String>,
+    /// Every eligible model, best median first.
+    pub ranked: Vec<String>,
+    /// The sole winner, when the data separates one.
+    pub winner: Option<String>,
+}
+
+/// A category ranked, and its advice line.
+struct Judged {
+    category: Category,
+    line: String,
+}
+
+fn signed_pct(v: f64) -> String {
+    format!("{}{:.0}%", if v >= 0.0 { "+" } else { "−" }, v.abs())
+}
+
+/// The interval of a change, `+12% [+8%, +15%]`.
+fn change_text(c: &Change) -> String {
+    format!(
+        "{} [{}, {}]",
+        signed_pct(c.change_pct),
+        signed_pct(c.ci_low_pct),
+        signed_pct(c.ci_high_pct)
+    )
+}
+
+/// Ranks one category and writes its line: the winner when the data separates one, else the
+/// leading group as a tie, then the next model and how far behind it is.
+fn judge(title: &str, candidates: Vec<&Aggregate>, preferred: Measure, basis: &str) -> Option<Judged> {
+    let first = *candidates.first()?;
+    let measure = measure_for(&candidates, preferred);
+    let ranking = rank(&candidates, measure)?;
+    let (saturated, of) = ranking.saturated_rounds;
+    let mut how = describe_point(first);
+    if measure != preferred {
+        how.push_str(&format!(
+            "; the client was saturated in {saturated} of {of} trials, so throughput is only a \
+             lower bound: ranked by {}, lower is better",
+            measure.name()
+        ));
+    } else if !basis.is_empty() {
+        how.push_str(&format!("; {basis}"));
+    }
+    let rounds = ranking.ranked.iter().map(|r| r.aggregate.runs).max().unwrap_or(0);
+    how.push_str(&format!("; {rounds} round{}", if rounds == 1 { "" } else { "s" }));
+    let group = ranking.group();
+    let leader = &ranking.ranked[0];
+    let mut line = format!("**{title}** ({how}): ");
+    if ranking.ranked.len() == 1 {
+        line.push_str(&format!(
+            "**{}** is the only model that served the load, {}",
+            leader.aggregate.model,
+            measure.format_estimate(&leader.estimate)
+        ));
+    } else if let Some(winner) = ranking.sole_winner() {
+        let second = &ranking.ranked[1];
+        line.push_str(&format!(
+            "**{winner}** leads with {}; {} against the runner-up {} ({})",
+            measure.format_estimate(&leader.estimate),
+            second
+                .leader_vs_this
+                .as_ref()
+                .map_or_else(String::new, change_text),
+            second.aggregate.model,
+            measure.format_estimate(&second.estimate)
+        ));
+    } else {
+        let in_group: Vec<&Ranked> = ranking.ranked.iter().filter(|r| !r.separated).collect();
+        let names: Vec<String> = in_group.iter().map(|r| r.aggregate.model.to_string()).collect();
+        let (lo, hi) = in_group.iter().fold((f64::MAX, 0.0f64), |(lo, hi), r| {
+            (lo.min(r.estimate.median), hi.max(r.estimate.median))
+        });
+        line.push_str(&format!(
+            "**{}** tied: the data cannot separate {} from the leader by more than ±{TIE_PCT:.0}% \
+             (medians {}–{})",
+            names.join(", "),
+            if names.len() == 2 { "them" } else { "any of them" },
+            measure.format(lo.min(hi)),
+            measure.format(hi)
+        ));
+        if rounds < 2 {
+            line.push_str("; one round cannot separate any two models");
+        }
+    }
+    let next = ranking.ranked.iter().find(|r| r.separated);
+    if let Some(next) = next.filter(|_| ranking.sole_winner().is_none()) {
+        let behind = next
+            .leader_vs_this
+            .as_ref()
+            .map(|c| {
+                // How the next model compares with the leader: the inverse change.
+                let inv = |p: f64| (100.0 / (1.0 + p / 100.0)) - 100.0;
+                format!(
+                    " ({} [{}, {}] against {})",
+                    signed_pct(inv(c.change_pct)),
+                    signed_pct(inv(c.ci_high_pct)),
+                    signed_pct(inv(c.ci_low_pct)),
+                    leader.aggregate.model
+                )
+            })
+            .unwrap_or_default();
+        line.push_str(&format!(
+            "; then {}, {}{behind}",
+            next.aggregate.model,
+            measure.format_estimate(&next.estimate)
+        ));
+    }
+    if !ranking.excluded.is_empty() {
+        let excluded: Vec<String> = ranking
+            .excluded
+            .iter()
+            .map(|(m, why)| format!("{m} ({why})"))
+            .collect();
+        line.push_str(&format!(". Not eligible: {}", excluded.join(", ")));
+    }
+    line.push('.');
+    Some(Judged {
+        category: Category {
+            title: title.to_owned(),
+            point: describe_point(first),
+            measure: measure.name().to_owned(),
+            winner: ranking.sole_winner().map(|m| m.to_string()),
+            ranked: ranking.ranked.iter().map(|r| r.aggregate.model.to_string()).collect(),
+            group: group.iter().map(Model::to_string).collect(),
+        },
+        line,
+    })
+}
+
+fn describe_point(a: &Aggregate) -> String {
+    let work = if a.work_us > 0 {
+        format!(", {} µs work", a.work_us)
+    } else {
+        String::new()
+    };
+    match a.workload {
+        Workload::Churn => format!("churn, {} concurrent loops{work}", a.connections),
+        Workload::Stream => format!(
+            "stream, {} connections × {} writes{work}",
+            a.connections,
+            size_label(a.payload)
+        ),
+        Workload::Rate => format!(
+            "open loop, {} msg/s offered over {} connections × {}{work}",
+            short(a.rate.unwrap_or(0) as f64),
+            a.connections,
+            size_label(a.payload)
+        ),
+        Workload::PingPong => format!(
+            "{} connection{} × {}{work}",
+            a.connections,
+            if a.connections == 1 { "" } else { "s" },
+            size_label(a.payload)
+        ),
+    }
+}
+
+/// The ranked categories of the run, in the advice's order (without the memory, starvation,
+/// work-degradation and knee lines, which rank nothing).
+fn categories(aggregates: &[Aggregate]) -> Vec<Judged> {
+    let pick = |workload: Workload, connections: usize, payload: usize| -> Vec<&Aggregate> {
+        aggregates
+            .iter()
+            .filter(|a| {
+                a.workload == workload && a.connections == connections && a.payload == payload
+            })
+            .collect()
+    };
+    let ping: Vec<&Aggregate> = aggregates
+        .iter()
+        .filter(|a| a.workload == Workload::PingPong)
+        .collect();
+    let mut judged = Vec::new();
+    if !ping.is_empty() {
+        let min_c = ping.iter().map(|a| a.connections).min().unwrap_or(1);
+        let min_p = ping.iter().map(|a| a.payload).min().unwrap_or(64);
+        let max_p = ping.iter().map(|a| a.payload).max().unwrap_or(64);
+        let small_c: Vec<usize> = ping
+            .iter()
+            .filter(|a| a.payload == min_p)
+            .map(|a| a.connections)
+            .collect();
+        let max_c = small_c.iter().copied().max().unwrap_or(min_c);
+        judged.extend(judge(
+            "Few connections, small messages",
+            pick(Workload::PingPong, min_c, min_p),
+            Measure::Throughput,
+            "",
+        ));
+        if max_c != min_c {
+            judged.extend(judge(
+                "Many connections, small messages",
+                pick(Workload::PingPong, max_c, min_p),
+                Measure::Throughput,
+                "",
+            ));
+        }
+        if max_p != min_p {
+            // The middle connection count measured with the largest payload.
+            let mut counts: Vec<usize> = ping
+                .iter()
+                .filter(|a| a.payload == max_p)
+                .map(|a| a.connections)
+                .collect();
+            counts.sort_unstable();
+            counts.dedup();
+            let mid_c = counts[counts.len() / 2];
+            judged.extend(judge(
+                "Large messages",
+                pick(Workload::PingPong, mid_c, max_p),
+                Measure::Bandwidth,
+                "",
+            ));
+        }
+    }
+    let loads = |workload: Workload| -> Vec<(usize, usize, Option<u64>)> {
+        let mut loads = Vec::new();
+        for a in aggregates.iter().filter(|a| a.workload == workload) {
+            if !loads.contains(&(a.connections, a.payload, a.rate)) {
+                loads.push((a.connections, a.payload, a.rate));
+            }
+        }
+        loads
+    };
+    let at = |workload: Workload, (c, p, r): (usize, usize, Option<u64>)| -> Vec<&Aggregate> {
+        aggregates
+            .iter()
+            .filter(|a| a.workload == workload && (a.connections, a.payload, a.rate) == (c, p, r))
+            .collect()
+    };
+    if let Some(load) = loads(Workload::Churn).into_iter().max_by_key(|l| l.0) {
+        judged.extend(judge(
+            "Connection churn",
+            at(Workload::Churn, load),
+            Measure::ConnectionRate,
+            "",
+        ));
+    }
+    if let Some(&load) = loads(Workload::Stream).first() {
+        judged.extend(judge(
+            "Bulk transfer",
+            at(Workload::Stream, load),
+            Measure::Bandwidth,
+            "",
+        ));
+    }
+    for load in loads(Workload::Rate) {
+        let basis = "equal offered load: the cost of the same work, whatever the client";
+        judged.extend(judge(
+            "Cost at a fixed rate",
+            at(Workload::Rate, load),
+            Measure::CpuPerMessage,
+            basis,
+        ));
+        judged.extend(judge(
+            "Latency at a fixed rate",
+            at(Workload::Rate, load),
+            Measure::P99,
+            "equal offered load, p99 from the intended send time",
+        ));
+    }
+    judged
+}
+
+/// The ranked categories of a run: what `echo-bench stability` compares between runs.
+pub fn verdicts(run: &SuiteRun) -> Vec<Category> {
+    let all = aggregate(run);
+    let mut judged = categories(&at_base_work(&all));
+    judged.extend(work_categories(&all));
+    judged.into_iter().map(|j| j.category).collect()
+}
+
+/// The work sweep's categories: at the most connections swept, who keeps the most throughput
+/// at each work level above the base.
+fn work_categories(aggregates: &[Aggregate]) -> Vec<Judged> {
+    let sweep = work_sweep(aggregates);
+    let Some(connections) = sweep.iter().map(|a| a.connections).max() else {
+        return Vec::new();
+    };
+    let at_c: Vec<&Aggregate> = sweep
+        .into_iter()
+        .filter(|a| a.connections == connections)
+        .collect();
+    let mut works: Vec<u64> = at_c.iter().map(|a| a.work_us).collect();
+    works.sort_unstable();
+    works.dedup();
+    works
+        .iter()
+        .skip(1)
+        .filter_map(|&work| {
+            let here: Vec<&Aggregate> =
+                at_c.iter().copied().filter(|a| a.work_us == work).collect();
+            judge(
+                &format!("Handler work, {work} µs of CPU per message"),
+                here,
+                Measure::Throughput,
+                "",
+            )
+        })
+        .collect()
+}
+
+/// The work sweep's other lines: how latency and fairness degrade with the work, and what
+/// offloading to a pool buys.
 fn work_advice(aggregates: &[Aggregate]) -> Vec<String> {
     let sweep = work_sweep(aggregates);
     let Some(connections) = sweep.iter().map(|a| a.connections).max() else {
@@ -175,12 +770,6 @@ fn work_advice(aggregates: &[Aggregate]) -> Vec<String> {
     let mut lines = Vec::new();
     for &work in works.iter().skip(1) {
         let here: Vec<&Aggregate> = at_c.iter().copied().filter(|a| a.work_us == work).collect();
-        lines.extend(shape(
-            &format!("Handler work, {work} µs of CPU per message"),
-            here.clone(),
-            &RPS,
-        ));
-        // How each model degrades from the base level: p99 growth and fairness.
         let mut degrade: Vec<String> = Vec::new();
         for a in &here {
             let Some(b) = at_c
@@ -207,203 +796,47 @@ fn work_advice(aggregates: &[Aggregate]) -> Vec<String> {
         }
         if !degrade.is_empty() {
             lines.push(format!(
-                "**What {work} µs of work does to latency** ({connections} connections, from {base} µs): {}. A loop or worker that computes inline delays every connection queued behind it; p99 and fairness show which models let that happen.",
+                "**What {work} µs of work does to latency** ({connections} connections, from {base} µs, medians): {}. A loop or worker that computes inline delays every connection queued behind it; p99 and fairness show which models let that happen.",
                 degrade.join("; ")
             ));
         }
-        let find = |m: Model| here.iter().find(|a| a.model == m && !a.failed);
+        let find = |m: Model| here.iter().copied().find(|a| a.model == m && !a.failed);
         if let (Some(inline), Some(offload)) = (find(Model::Tokio), find(Model::TokioRayon)) {
-            lines.push(format!(
-                "**Offloading {work} µs of work to a rayon pool** (tokio-rayon against tokio, {connections} connections): throughput {:.2}×, p99 {} vs {} µs, fairness {:.2} vs {:.2}.",
-                offload.rps / inline.rps.max(1e-9),
-                offload.p99,
-                inline.p99,
-                offload.fairness,
-                inline.fairness
-            ));
+            if let Some(r) = rank(&[inline, offload], Measure::Throughput) {
+                let vs = r.ranked.get(1).and_then(|x| x.leader_vs_this.as_ref());
+                lines.push(format!(
+                    "**Offloading {work} µs of work to a rayon pool** (tokio-rayon against tokio, {connections} connections): throughput {:.2}× (medians){}, p99 {} vs {} µs, fairness {:.2} vs {:.2}.",
+                    offload.rps / inline.rps.max(1e-9),
+                    vs.map_or_else(
+                        || " with no interval (one round)".to_owned(),
+                        |c| if r.sole_winner().is_some() {
+                            format!(", {} for {} over {}", change_text(c), r.ranked[0].aggregate.model, r.ranked[1].aggregate.model)
+                        } else {
+                            " (within noise)".to_owned()
+                        }
+                    ),
+                    offload.p99,
+                    inline.p99,
+                    offload.fairness,
+                    inline.fairness
+                ));
+            }
         }
     }
     lines
-}
-
-/// The value a load shape ranks models by, and how to print it.
-struct Metric {
-    name: &'static str,
-    unit: &'static str,
-    value: fn(&Aggregate) -> f64,
-}
-
-const RPS: Metric = Metric {
-    name: "throughput",
-    unit: "msg/s",
-    value: |a| a.rps,
-};
-const MIB: Metric = Metric {
-    name: "throughput",
-    unit: "MiB/s",
-    value: |a| a.mib_s,
-};
-const CONN: Metric = Metric {
-    name: "connection rate",
-    unit: "connections/s",
-    value: |a| a.conn_s,
-};
-
-fn fmt_num(v: f64) -> String {
-    if v >= 100.0 {
-        format!("{v:.0}")
-    } else if v >= 10.0 {
-        format!("{v:.1}")
-    } else {
-        format!("{v:.2}")
-    }
-}
-
-/// One advice line: who won this shape, by how much over the runner-up, at what cost.
-fn shape(title: &str, candidates: Vec<&Aggregate>, metric: &Metric) -> Option<String> {
-    // A model that starved connections, erred or failed did not serve the load: it cannot win.
-    let mut valid: Vec<&Aggregate> = candidates
-        .iter()
-        .copied()
-        .filter(|a| !a.failed && a.errors == 0 && a.starved == 0 && (metric.value)(a) > 0.0)
-        .collect();
-    valid.sort_by(|a, b| (metric.value)(b).total_cmp(&(metric.value)(a)));
-    let first = valid.first()?;
-    let best = (metric.value)(first);
-    let mut line = format!(
-        "**{title}** ({}): **{}** wins with {} {} (p99 {} µs, server CPU {:.2} cores)",
-        describe_point(first),
-        first.model,
-        fmt_num(best),
-        metric.unit,
-        first.p99,
-        first.server_cpu
-    );
-    if let Some(second) = valid.get(1) {
-        let ratio = best / (metric.value)(second).max(1e-9);
-        line.push_str(&format!(
-            ", {ratio:.2}× the runner-up {} ({} {})",
-            second.model,
-            fmt_num((metric.value)(second)),
-            metric.unit
-        ));
-    }
-    let excluded: Vec<String> = candidates
-        .iter()
-        .filter(|a| !valid.iter().any(|v| v.model == a.model))
-        .map(|a| {
-            let why = if a.failed {
-                "failed".to_owned()
-            } else if a.starved > 0 {
-                format!("starved {} of {} connections", a.starved, a.connections)
-            } else if a.errors > 0 {
-                format!("{} errors", a.errors)
-            } else {
-                format!("no {}", metric.name)
-            };
-            format!("{} ({why})", a.model)
-        })
-        .collect();
-    if !excluded.is_empty() {
-        line.push_str(&format!(". Not eligible: {}", excluded.join(", ")));
-    }
-    if first.client_saturated {
-        line.push_str(". The client was saturated here, so the winner's margin is a lower bound");
-    }
-    line.push('.');
-    Some(line)
-}
-
-fn describe_point(a: &Aggregate) -> String {
-    match a.workload {
-        Workload::Churn => format!("churn, {} concurrent loops", a.connections),
-        Workload::Stream => format!(
-            "stream, {} connections × {} writes",
-            a.connections,
-            size_label(a.payload)
-        ),
-        _ => format!(
-            "{} connection(s) × {}",
-            a.connections,
-            size_label(a.payload)
-        ),
-    }
 }
 
 /// The "Which model to pick" section, as markdown bullet lines.
 pub fn advice(run: &SuiteRun) -> Vec<String> {
     let all = aggregate(run);
     let aggregates = at_base_work(&all);
-    let pick = |workload: Workload, connections: usize, payload: usize| -> Vec<&Aggregate> {
-        aggregates
-            .iter()
-            .filter(|a| {
-                a.workload == workload && a.connections == connections && a.payload == payload
-            })
-            .collect()
-    };
+    let mut lines: Vec<String> = categories(&aggregates).into_iter().map(|j| j.line).collect();
     let ping: Vec<&Aggregate> = aggregates
         .iter()
         .filter(|a| a.workload == Workload::PingPong)
         .collect();
-    let mut lines = Vec::new();
     if !ping.is_empty() {
-        let min_c = ping.iter().map(|a| a.connections).min().unwrap_or(1);
-        let max_c = ping.iter().map(|a| a.connections).max().unwrap_or(1);
-        let min_p = ping.iter().map(|a| a.payload).min().unwrap_or(64);
-        let max_p = ping.iter().map(|a| a.payload).max().unwrap_or(64);
-        lines.extend(shape(
-            "Few connections, small messages",
-            pick(Workload::PingPong, min_c, min_p),
-            &RPS,
-        ));
-        if max_c != min_c {
-            lines.extend(shape(
-                "Many connections, small messages",
-                pick(Workload::PingPong, max_c, min_p),
-                &RPS,
-            ));
-        }
-        if max_p != min_p {
-            let mid_c = ping
-                .iter()
-                .map(|a| a.connections)
-                .filter(|&c| c > min_c && c < max_c)
-                .min()
-                .unwrap_or(max_c);
-            lines.extend(shape(
-                "Large messages",
-                pick(Workload::PingPong, mid_c, max_p),
-                &MIB,
-            ));
-        }
-        // Memory per connection: the growth of peak RSS from the fewest to the most connections.
-        let mut memory: Vec<(&Aggregate, f64)> = pick(Workload::PingPong, max_c, min_p)
-            .into_iter()
-            .filter(|a| a.server_rss_kib > 0 && !a.failed && a.starved == 0 && max_c > min_c)
-            .filter_map(|most| {
-                let few = pick(Workload::PingPong, min_c, min_p)
-                    .into_iter()
-                    .find(|a| a.model == most.model && a.server_rss_kib > 0)?;
-                let growth = most.server_rss_kib.saturating_sub(few.server_rss_kib) as f64;
-                Some((most, growth / (max_c - min_c) as f64))
-            })
-            .collect();
-        memory.sort_by(|a, b| a.1.total_cmp(&b.1));
-        if let (Some((least, least_kib)), Some((most, most_kib))) = (memory.first(), memory.last())
-        {
-            lines.push(format!(
-                "**Memory per connection** (peak RSS growth from {min_c} to {max_c} connections, \
-                 among models that served them all): \
-                 **{}** needs the least, {:.1} KiB per connection ({:.1} MiB in all at {max_c}); \
-                 the most is {} with {:.1} KiB per connection.",
-                least.model,
-                least_kib,
-                least.server_rss_kib as f64 / 1024.0,
-                most.model,
-                most_kib
-            ));
-        }
+        lines.extend(memory_line(&ping));
         // Once per model and connection count, whatever the payload.
         let mut starving: Vec<String> = Vec::new();
         for a in ping.iter().filter(|a| a.starved > 0) {
@@ -424,55 +857,75 @@ pub fn advice(run: &SuiteRun) -> Vec<String> {
             ));
         }
     }
-    let churn: Vec<&Aggregate> = aggregates
-        .iter()
-        .filter(|a| a.workload == Workload::Churn)
-        .collect();
-    if let Some(c) = churn.iter().map(|a| a.connections).max() {
-        lines.extend(shape(
-            "Connection churn",
-            pick(Workload::Churn, c, 64),
-            &CONN,
-        ));
-    }
-    let stream: Vec<&Aggregate> = aggregates
-        .iter()
-        .filter(|a| a.workload == Workload::Stream)
-        .collect();
-    if let Some(first) = stream.first() {
-        let candidates = stream
-            .iter()
-            .copied()
-            .filter(|a| a.connections == first.connections && a.payload == first.payload)
-            .collect();
-        lines.extend(shape("Bulk transfer", candidates, &MIB));
-    }
+    lines.extend(work_categories(&all).into_iter().map(|j| j.line));
     lines.extend(work_advice(&all));
-    let mut knees: Vec<&super::Knee> = run.knees.iter().filter(|k| k.rate > 0.0).collect();
-    knees.sort_by(|a, b| b.rate.total_cmp(&a.rate));
-    if let Some(best) = knees.first() {
-        lines.push(format!(
-            "**Capacity under a p99 of {} µs** (open loop, 100 connections × 64 B): **{}** holds \
-             {:.0} msg/s (p99 {} µs){}.",
-            run.p99_target_us,
-            best.model,
-            best.rate,
-            best.p99_us,
-            knees
-                .get(1)
-                .map(|k| format!(
-                    ", {:.2}× the runner-up {} ({:.0} msg/s)",
-                    best.rate / k.rate,
-                    k.model,
-                    k.rate
-                ))
-                .unwrap_or_default()
-        ));
-    }
+    lines.extend(knee_line(run));
     if lines.is_empty() {
         lines.push(
             "No point of this run can rank the models (every candidate failed or starved).".into(),
         );
     }
     lines
+}
+
+/// Memory per connection: the growth of peak RSS from the fewest to the most connections with
+/// small messages, among models that served them all.
+fn memory_line(ping: &[&Aggregate]) -> Option<String> {
+    let min_p = ping.iter().map(|a| a.payload).min()?;
+    let small: Vec<&Aggregate> = ping.iter().copied().filter(|a| a.payload == min_p).collect();
+    let min_c = small.iter().map(|a| a.connections).min()?;
+    let max_c = small.iter().map(|a| a.connections).max()?;
+    if max_c == min_c {
+        return None;
+    }
+    let mut memory: Vec<(&Aggregate, f64)> = small
+        .iter()
+        .copied()
+        .filter(|a| a.connections == max_c)
+        .filter(|a| a.server_rss_kib > 0 && !a.failed && a.starved == 0)
+        .filter_map(|most| {
+            let few = small.iter().find(|a| {
+                a.model == most.model && a.connections == min_c && a.server_rss_kib > 0
+            })?;
+            let growth = most.server_rss_kib.saturating_sub(few.server_rss_kib) as f64;
+            Some((most, growth / (max_c - min_c) as f64))
+        })
+        .collect();
+    memory.sort_by(|a, b| a.1.total_cmp(&b.1));
+    let ((least, least_kib), (most, most_kib)) = (memory.first()?, memory.last()?);
+    Some(format!(
+        "**Memory per connection** (peak RSS growth from {min_c} to {max_c} connections, \
+         among models that served them all; the largest peak of the rounds): \
+         **{}** needs the least, {:.1} KiB per connection ({:.1} MiB in all at {max_c}); \
+         the most is {} with {:.1} KiB per connection.",
+        least.model,
+        least_kib,
+        least.server_rss_kib as f64 / 1024.0,
+        most.model,
+        most_kib
+    ))
+}
+
+/// The capacity knees of the full profile (one search per model, no rounds).
+fn knee_line(run: &SuiteRun) -> Option<String> {
+    let mut knees: Vec<&super::Knee> = run.knees.iter().filter(|k| k.rate > 0.0).collect();
+    knees.sort_by(|a, b| b.rate.total_cmp(&a.rate));
+    let best = knees.first()?;
+    Some(format!(
+        "**Capacity under a p99 of {} µs** (open loop, 100 connections × 64 B, one search per \
+         model, no interval): **{}** holds {:.0} msg/s (p99 {} µs){}.",
+        run.p99_target_us,
+        best.model,
+        best.rate,
+        best.p99_us,
+        knees
+            .get(1)
+            .map(|k| format!(
+                ", {:.2}× the next, {} ({:.0} msg/s)",
+                best.rate / k.rate,
+                k.model,
+                k.rate
+            ))
+            .unwrap_or_default()
+    ))
 }

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use super::SuiteRun;
-use super::advice::{Aggregate, advice, aggregate};
+use super::advice::{Aggregate, Measure, TIE_PCT, advice, aggregate, rank};
 use super::charts;
 use super::plan::size_label;
 use crate::config::Workload;
@@ -69,14 +69,40 @@ fn fmt_rate(v: f64) -> String {
     }
 }
 
-/// A markdown table: one row per model, one column per point of `workload`, the best of each
-/// column (by `value`, higher is better) in bold.
+/// `131k ±4%`: a median and the half-width of its 95% interval over the rounds.
+fn with_interval(a: &Aggregate, measure: Measure, fmt: fn(f64) -> String) -> String {
+    match a.estimate(measure) {
+        Some(e) => match e.half_width_pct() {
+            Some(h) => format!("{} ±{h:.0}%", fmt(e.median)),
+            None => fmt(e.median),
+        },
+        None => fmt(0.0),
+    }
+}
+
+/// The leading group of a column ranked by `preferred` (or by server CPU per message where the
+/// client was saturated, said by `†` in the header).
+fn leaders(column: &[&Aggregate], preferred: Measure) -> (Vec<echo_servers::Model>, bool) {
+    let saturated = column
+        .iter()
+        .any(|a| a.served() && a.client_saturated_rounds > 0);
+    let measure = if saturated && preferred.higher_is_better() {
+        Measure::CpuPerMessage
+    } else {
+        preferred
+    };
+    let group = rank(column, measure).map_or_else(Vec::new, |r| r.group());
+    (group, measure != preferred)
+}
+
+/// A markdown table: one row per model, one column per point of `workload`; the leading group
+/// of each column by `preferred` in bold (`None`: no ranking).
 fn table(
     aggregates: &[Aggregate],
     workload: Workload,
     header: &dyn Fn(&Aggregate) -> String,
     cell: &dyn Fn(&Aggregate) -> String,
-    value: fn(&Aggregate) -> f64,
+    preferred: Option<Measure>,
 ) -> String {
     let points: Vec<&Aggregate> = aggregates
         .iter()
@@ -96,39 +122,41 @@ fn table(
     if points.is_empty() {
         return String::new();
     }
-    let mut out = String::from("| model |");
-    for column in &columns {
-        let sample = points
+    let in_column = |column: &(usize, usize, Option<u64>, u64)| -> Vec<&Aggregate> {
+        points
             .iter()
-            .find(|a| (a.connections, a.payload, a.rate, a.work_us) == *column)
-            .expect("column from points");
-        let _ = write!(out, " {} |", header(sample));
+            .copied()
+            .filter(|a| (a.connections, a.payload, a.rate, a.work_us) == *column)
+            .collect()
+    };
+    let leading: Vec<(Vec<echo_servers::Model>, bool)> = columns
+        .iter()
+        .map(|column| preferred.map_or((Vec::new(), false), |m| leaders(&in_column(column), m)))
+        .collect();
+    let mut out = String::from("| model |");
+    for (column, (_, by_cpu)) in columns.iter().zip(&leading) {
+        let sample = in_column(column)[0];
+        let _ = write!(out, " {}{} |", header(sample), if *by_cpu { " †" } else { "" });
     }
     out.push_str("\n|---|");
     out.push_str(&"---:|".repeat(columns.len()));
     out.push('\n');
     for model in models {
         let _ = write!(out, "| {model} |");
-        for column in &columns {
-            let in_column =
-                |a: &&&Aggregate| (a.connections, a.payload, a.rate, a.work_us) == *column;
-            let best = points
-                .iter()
-                .filter(in_column)
-                .filter(|a| !a.failed && a.starved == 0 && a.errors == 0)
-                .map(|a| value(a))
-                .fold(0.0, f64::max);
-            let text = match points.iter().filter(in_column).find(|a| a.model == model) {
+        for (column, (group, _)) in columns.iter().zip(&leading) {
+            let text = match in_column(column).into_iter().find(|a| a.model == model) {
                 None => "–".to_owned(),
                 Some(a) if a.failed && a.runs == 0 => "failed".to_owned(),
                 Some(a) => {
-                    let mut text =
-                        bold_if(value(a) == best && best > 0.0 && a.starved == 0, cell(a));
+                    let mut text = bold_if(group.contains(&model), cell(a));
                     if a.starved > 0 {
                         let _ = write!(text, " ⚠{} starved", a.starved);
                     }
                     if a.errors > 0 {
                         let _ = write!(text, " ⚠{} err", a.errors);
+                    }
+                    if a.workload == Workload::Rate && !a.sustained {
+                        text.push_str(" ⚠behind");
                     }
                     if a.failed {
                         text.push_str(" ⚠failed");
@@ -151,97 +179,151 @@ pub fn tables(all: &[Aggregate]) -> String {
         .collect();
     let aggregates = &super::advice::at_base_work(all)[..];
     let mut out = String::new();
-    let spread = |a: &Aggregate| {
-        if a.runs > 1 {
-            format!(
-                " ±{:.0}%",
-                50.0 * (a.rps_spread.1 - a.rps_spread.0) / a.rps.max(1e-9)
-            )
-        } else {
-            String::new()
+    let mut section = |title: &str, table: String| {
+        if !table.is_empty() {
+            out.push_str(title);
+            out.push_str("\n\n");
+            out.push_str(&table);
+            out.push('\n');
         }
     };
-    let ping = table(
-        aggregates,
-        Workload::PingPong,
-        &|a| format!("{} conn × {}", a.connections, size_label(a.payload)),
-        &|a| format!("{} ({} µs){}", fmt_rate(a.rps), a.p99, spread(a)),
-        |a| a.rps,
+    let cpu = |a: &Aggregate| with_interval(a, Measure::CpuPerMessage, |v| format!("{v:.1} µs"));
+    section(
+        "### Ping-pong: messages/s (p99 latency; server CPU per message)",
+        table(
+            aggregates,
+            Workload::PingPong,
+            &|a| format!("{} conn × {}", a.connections, size_label(a.payload)),
+            &|a| {
+                format!(
+                    "{} ({} µs; {})",
+                    with_interval(a, Measure::Throughput, fmt_rate),
+                    a.p99,
+                    cpu(a)
+                )
+            },
+            Some(Measure::Throughput),
+        ),
     );
-    if !ping.is_empty() {
-        out.push_str("### Ping-pong: messages/s (p99 latency)\n\n");
-        out.push_str(&ping);
-        out.push('\n');
-    }
-    let rate = table(
-        aggregates,
-        Workload::Rate,
-        &|a| format!("{}/s offered", fmt_rate(a.rate.unwrap_or(0) as f64)),
-        &|a| format!("{} ({} µs)", fmt_rate(a.rps), a.p99),
-        |a| a.rps,
+    section(
+        "### Open loop: server CPU per message (achieved messages/s, corrected p99)",
+        table(
+            aggregates,
+            Workload::Rate,
+            &|a| format!("{}/s offered, {} conn", fmt_rate(a.rate.unwrap_or(0) as f64), a.connections),
+            &|a| format!("{} ({}/s, {})", cpu(a), fmt_rate(a.rps), with_interval(a, Measure::P99, |v| format!("{v:.0} µs"))),
+            Some(Measure::CpuPerMessage),
+        ),
     );
-    if !rate.is_empty() {
-        out.push_str("### Open loop: achieved messages/s (corrected p99)\n\n");
-        out.push_str(&rate);
-        out.push('\n');
-    }
-    let churn = table(
-        aggregates,
-        Workload::Churn,
-        &|a| format!("{} loops", a.connections),
-        &|a| format!("{}/s ({} µs)", fmt_rate(a.conn_s), a.p99),
-        |a| a.conn_s,
+    section(
+        "### Churn: connections/s (p99 echo latency; server CPU per connection)",
+        table(
+            aggregates,
+            Workload::Churn,
+            &|a| format!("{} loops", a.connections),
+            &|a| {
+                format!(
+                    "{} ({} µs; {})",
+                    with_interval(a, Measure::ConnectionRate, |v| format!("{}/s", fmt_rate(v))),
+                    a.p99,
+                    cpu(a)
+                )
+            },
+            Some(Measure::ConnectionRate),
+        ),
     );
-    if !churn.is_empty() {
-        out.push_str("### Churn: connections/s (p99 echo latency)\n\n");
-        out.push_str(&churn);
-        out.push('\n');
-    }
-    let stream = table(
-        aggregates,
-        Workload::Stream,
-        &|a| format!("{} conn × {}", a.connections, size_label(a.payload)),
-        &|a| format!("{:.0} MiB/s (CPU {:.2})", a.mib_s, a.server_cpu),
-        |a| a.mib_s,
+    section(
+        "### Stream: MiB/s echoed (server CPU per write)",
+        table(
+            aggregates,
+            Workload::Stream,
+            &|a| format!("{} conn × {}", a.connections, size_label(a.payload)),
+            &|a| {
+                format!(
+                    "{} MiB/s ({})",
+                    with_interval(a, Measure::Bandwidth, |v| format!("{v:.0}")),
+                    cpu(a)
+                )
+            },
+            Some(Measure::Bandwidth),
+        ),
     );
-    if !stream.is_empty() {
-        out.push_str("### Stream: MiB/s echoed (server CPU cores)\n\n");
-        out.push_str(&stream);
-        out.push('\n');
-    }
-    let resources = table(
-        aggregates,
-        Workload::PingPong,
-        &|a| format!("{} conn × {}", a.connections, size_label(a.payload)),
-        &|a| {
-            format!(
-                "{:.2} cores, {:.1} MiB",
-                a.server_cpu,
-                a.server_rss_kib as f64 / 1024.0
-            )
-        },
-        |_| 0.0,
+    section(
+        "### Server cost in ping-pong: CPU cores busy, peak RSS",
+        table(
+            aggregates,
+            Workload::PingPong,
+            &|a| format!("{} conn × {}", a.connections, size_label(a.payload)),
+            &|a| {
+                format!(
+                    "{:.2} cores, {:.1} MiB",
+                    a.server_cpu,
+                    a.server_rss_kib as f64 / 1024.0
+                )
+            },
+            None,
+        ),
     );
-    if !resources.is_empty() {
-        out.push_str("### Server cost in ping-pong: CPU cores busy, peak RSS\n\n");
-        out.push_str(&resources);
-        out.push('\n');
-    }
-    let work = table(
-        &sweep,
-        Workload::PingPong,
-        &|a| format!("{} conn, {} µs work", a.connections, a.work_us),
-        &|a| format!("{} ({} µs, J {:.2})", fmt_rate(a.rps), a.p99, a.fairness),
-        |a| a.rps,
+    section(
+        "### Handler work: messages/s (p99 latency, Jain fairness) with CPU work per message",
+        table(
+            &sweep,
+            Workload::PingPong,
+            &|a| format!("{} conn, {} µs work", a.connections, a.work_us),
+            &|a| {
+                format!(
+                    "{} ({} µs, J {:.2})",
+                    with_interval(a, Measure::Throughput, fmt_rate),
+                    a.p99,
+                    a.fairness
+                )
+            },
+            Some(Measure::Throughput),
+        ),
     );
-    if !work.is_empty() {
-        out.push_str(
-            "### Handler work: messages/s (p99 latency, Jain fairness) with CPU work per message\n\n",
-        );
-        out.push_str(&work);
-        out.push('\n');
-    }
     out
+}
+
+/// How quiet the machine was: what other tasks took during the measured windows, and which
+/// trials were re-run or kept disturbed.
+fn quietness(run: &SuiteRun) -> String {
+    let mut other: Vec<f64> = run
+        .points
+        .iter()
+        .filter_map(|p| p.interference_cores())
+        .collect();
+    if other.is_empty() {
+        return "Machine quietness: not measured (no /proc/stat).\n\n".to_owned();
+    }
+    other.sort_by(f64::total_cmp);
+    let reruns: u32 = run.points.iter().map(|p| p.attempts.saturating_sub(1)).sum();
+    let flagged: Vec<String> = run
+        .points
+        .iter()
+        .filter(|p| p.interfered)
+        .map(|p| format!("{} ({:.2} cores)", p.point.label(), p.interference_cores().unwrap_or(0.0)))
+        .collect();
+    let mut text = format!(
+        "Machine quietness: during the measured windows, tasks other than the server and the \
+         client (plus steal) took a median of {:.2} cores, at most {:.2} (limit {:.2}; /proc/stat \
+         counts 10 ms ticks, so about ±0.05 is rounding). {reruns} trial(s) were re-run for \
+         interference",
+        other[other.len() / 2],
+        other[other.len() - 1],
+        run.interference.limit_cores
+    );
+    if flagged.is_empty() {
+        text.push_str("; none was kept above the limit.\n\n");
+    } else {
+        let _ = write!(
+            text,
+            "; {} stayed above it after {} re-run(s) and are kept, flagged: {}.\n\n",
+            flagged.len(),
+            run.interference.reruns,
+            flagged.join(", ")
+        );
+    }
+    text
 }
 
 fn summary_markdown(run: &SuiteRun, aggregates: &[Aggregate], charts: &[PathBuf]) -> String {
@@ -251,8 +333,12 @@ fn summary_markdown(run: &SuiteRun, aggregates: &[Aggregate], charts: &[PathBuf]
     let _ = writeln!(
         out,
         "{} on {} ({} cores, {} MiB, kernel {}), {}, echo-bench {} at {}. Each point: {:.1} s \
-         measured after {:.1} s warm-up, a fresh server process. Best of each column in **bold** \
-         (among models that served every connection).\n",
+         measured after {:.1} s warm-up on a fresh server process, in {} interleaved round(s) \
+         (models shuffled within each round from seed {}). Figures are medians over the rounds, \
+         `±` the half-width of their 95% interval. In **bold**: each column's leading group, the \
+         models the paired comparison over the rounds cannot separate from the best by more than \
+         ±{TIE_PCT:.0}% (among models that served every connection); `†` marks columns where the \
+         client was saturated, ranked by server CPU per message instead of throughput.\n",
         m.time,
         m.cpu_model,
         m.cores,
@@ -262,14 +348,12 @@ fn summary_markdown(run: &SuiteRun, aggregates: &[Aggregate], charts: &[PathBuf]
         m.tool_version,
         m.git_revision,
         run.duration_s,
-        run.warmup_s
+        run.warmup_s,
+        run.rounds,
+        run.seed
     );
-    let _ = writeln!(
-        out,
-        "Pinning: server on CPUs {}, client on CPUs {}.\n",
-        cpus(&run.pinning.server_cpus),
-        cpus(&run.pinning.client_cpus)
-    );
+    let _ = writeln!(out, "CPU split: {}.\n", run.pinning.describe());
+    out.push_str(&quietness(run));
     if !run.skipped.is_empty() {
         let _ = writeln!(
             out,
@@ -278,24 +362,35 @@ fn summary_markdown(run: &SuiteRun, aggregates: &[Aggregate], charts: &[PathBuf]
         );
     }
     out.push_str(&tables(aggregates));
-    let saturated: Vec<String> = aggregates
-        .iter()
-        .filter(|a| a.client_saturated)
-        .map(|a| {
-            let work = if a.work_us > 0 {
-                format!(" work={}µs", a.work_us)
+    // One entry per point, with the models whose client saturated there.
+    let mut saturated: Vec<(String, Vec<String>)> = Vec::new();
+    for a in aggregates.iter().filter(|a| a.client_saturated) {
+        let point = format!(
+            "{} {} conn × {}{}",
+            a.workload,
+            a.connections,
+            size_label(a.payload),
+            if a.work_us > 0 {
+                format!(", {} µs work", a.work_us)
             } else {
                 String::new()
-            };
-            format!("{} {} c={}{work}", a.model, a.workload, a.connections)
-        })
-        .collect();
-    if !saturated.is_empty() {
-        let _ = writeln!(
-            out,
-            "Client saturated (the load generator, not the server, was the limit) at: {}.\n",
-            saturated.join(", ")
+            }
         );
+        let entry = format!("{} ({}/{})", a.model, a.client_saturated_rounds, a.runs);
+        match saturated.iter_mut().find(|(p, _)| *p == point) {
+            Some((_, models)) => models.push(entry),
+            None => saturated.push((point, vec![entry])),
+        }
+    }
+    if !saturated.is_empty() {
+        out.push_str(
+            "Client saturated (the load generator, not the server, was the limit; rounds \
+             saturated of rounds run):\n\n",
+        );
+        for (point, models) in &saturated {
+            let _ = writeln!(out, "- {point}: {}", models.join(", "));
+        }
+        out.push('\n');
     }
     let failures: Vec<String> = run
         .points
@@ -333,23 +428,16 @@ fn summary_markdown(run: &SuiteRun, aggregates: &[Aggregate], charts: &[PathBuf]
         }
         out.push('\n');
     }
-    out.push_str("## Which model to pick\n\nGenerated from this run's numbers.\n\n");
+    out.push_str(&format!(
+        "## Which model to pick\n\nGenerated from this run's numbers. A model is named alone \
+         only when every comparison over the rounds separates it from the runner-up by more than \
+         ±{TIE_PCT:.0}%; otherwise the leading group is named as a tie. `±` is the half-width of \
+         a median's 95% interval; `[a, b]` the 95% interval of a paired change.\n\n"
+    ));
     for line in advice(run) {
         let _ = writeln!(out, "- {line}");
     }
     out
-}
-
-fn cpus(list: &Option<Vec<usize>>) -> String {
-    list.as_ref().map_or_else(
-        || "any (not pinned)".to_owned(),
-        |l| {
-            l.iter()
-                .map(|c| c.to_string())
-                .collect::<Vec<_>>()
-                .join(",")
-        },
-    )
 }
 
 fn readme(run: &SuiteRun, dir: &Path) -> String {
@@ -361,8 +449,9 @@ fn readme(run: &SuiteRun, dir: &Path) -> String {
     format!(
         "# Suite run {name}\n\nWritten by echo-bench; do not edit.\n\n\
          - Command: `{}`\n- Profile: {}\n- Points: {} ({} failed), {:.0} s in all\n\
+         - Rounds: {}, order seed {}\n\
          - Machine: {} ({} cores online, {} usable), {} MiB, kernel {}, host {}\n\
-         - Build: echo-bench {} at git {}, {}\n- Pinning: server CPUs {}, client CPUs {}\n\
+         - Build: echo-bench {} at git {}, {}\n- CPU split: {}\n\
          - When: {}\n\n\
          Files: `run.json` (every point's full report and the environment), `summary.md` \
          (tables, charts and the advice), `*.svg` (charts).\n\n\
@@ -373,6 +462,8 @@ fn readme(run: &SuiteRun, dir: &Path) -> String {
         run.points.len(),
         run.points.iter().filter(|p| !p.ok()).count(),
         run.elapsed_s,
+        run.rounds,
+        run.seed,
         m.cpu_model,
         m.cores,
         m.cores_available,
@@ -382,8 +473,7 @@ fn readme(run: &SuiteRun, dir: &Path) -> String {
         m.tool_version,
         m.git_revision,
         m.rustc,
-        cpus(&run.pinning.server_cpus),
-        cpus(&run.pinning.client_cpus),
+        run.pinning.describe(),
         m.time,
         m.git_revision,
         run.command

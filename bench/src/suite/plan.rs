@@ -1,8 +1,16 @@
-//! Which points a suite run measures: the profiles and the selection flags.
+//! Which points a suite run measures, and in what order: the profiles, the selection flags, and
+//! the schedule of interleaved rounds.
+//!
+//! Every point is measured once per round. Within a round, the models of each point run in an
+//! order shuffled from the run's seed, so a burst of background load or a slow drift of the
+//! machine lands on different models in different rounds and shows up as spread, not as rank.
 
 use std::time::Duration;
 
 use echo_servers::Model;
+use rand::SeedableRng;
+use rand::rngs::SmallRng;
+use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Workload;
@@ -11,14 +19,15 @@ use crate::config::Workload;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Profile {
-    /// Every model × ping-pong at {1, 16, 256} connections × {64 B, 4 KiB}, plus churn and
-    /// stream; 1.2 s per point. Under 3 minutes on 2 cores.
+    /// Every model, 3 interleaved rounds of six points: ping-pong 1 × 64 B, 256 × 64 B and
+    /// 16 × 4 KiB, churn, stream, and an open-loop point at 20k msg/s; 0.45 s per trial. About
+    /// 3 minutes on 2 cores.
     #[default]
     Quick,
     /// Connections 1 to 10,000, payloads 64 B to 64 KiB, open-loop rate sweeps, capacity knees,
-    /// a sweep of CPU work per message (0, 50, 500 µs), 3 repeats per point. Hours.
+    /// a sweep of CPU work per message (0, 50, 500 µs), 3 rounds. Hours.
     Full,
-    /// One short ping-pong point per model: for smoke tests and CI.
+    /// One short ping-pong point per model, one round: for smoke tests and CI.
     Tiny,
 }
 
@@ -26,7 +35,7 @@ impl Profile {
     /// Measured time per point.
     pub fn duration(self) -> Duration {
         match self {
-            Profile::Quick => Duration::from_millis(1200),
+            Profile::Quick => Duration::from_millis(450),
             Profile::Full => Duration::from_secs(5),
             Profile::Tiny => Duration::from_millis(300),
         }
@@ -35,17 +44,18 @@ impl Profile {
     /// Warm-up per point.
     pub fn warmup(self) -> Duration {
         match self {
-            Profile::Quick => Duration::from_millis(300),
+            Profile::Quick => Duration::from_millis(150),
             Profile::Full => Duration::from_secs(1),
             Profile::Tiny => Duration::from_millis(100),
         }
     }
 
-    /// Repeats per point.
-    pub fn repeat(self) -> usize {
+    /// Rounds: how often each point is measured. Three is the fewest that give an interval and
+    /// let a paired comparison separate two models (every round must agree).
+    pub fn rounds(self) -> usize {
         match self {
-            Profile::Full => 3,
-            _ => 1,
+            Profile::Quick | Profile::Full => 3,
+            Profile::Tiny => 1,
         }
     }
 
@@ -76,8 +86,9 @@ pub struct Point {
     pub rate: Option<f64>,
     /// CPU work per message in the server (`--work-us`), µs.
     pub work_us: u64,
-    /// Which repeat (0-based).
-    pub repeat: usize,
+    /// Which round (0-based); older runs called it the repeat.
+    #[serde(alias = "repeat")]
+    pub round: usize,
 }
 
 impl Default for Point {
@@ -89,7 +100,7 @@ impl Default for Point {
             payload: 64,
             rate: None,
             work_us: 0,
-            repeat: 0,
+            round: 0,
         }
     }
 }
@@ -110,16 +121,21 @@ impl Point {
         if self.work_us > 0 {
             label.push_str(&format!(" work={}µs", self.work_us));
         }
-        if self.repeat > 0 {
-            label.push_str(&format!(" #{}", self.repeat + 1));
+        if self.round > 0 {
+            label.push_str(&format!(" round {}", self.round + 1));
         }
         label
     }
 
-    /// The point's key without the repeat: repeats of one key are aggregated.
+    /// The point's key without the round: the rounds of one key are aggregated.
     pub fn key(&self) -> (Model, Workload, usize, usize, Option<u64>, u64) {
+        let (workload, connections, payload, rate, work_us) = self.load();
+        (self.model, workload, connections, payload, rate, work_us)
+    }
+
+    /// The load without the model: the points that models are compared at.
+    pub fn load(&self) -> (Workload, usize, usize, Option<u64>, u64) {
         (
-            self.model,
             self.workload,
             self.connections,
             self.payload,
@@ -151,8 +167,8 @@ pub struct Selection {
     pub connections: Option<Vec<usize>>,
     /// Payloads for ping-pong.
     pub payloads: Option<Vec<usize>>,
-    /// Repeats per point.
-    pub repeat: Option<usize>,
+    /// Rounds.
+    pub rounds: Option<usize>,
     /// CPU work per message to sweep, µs (the first for every point, the others for ping-pong
     /// with the smallest payload).
     pub work_us: Option<Vec<u64>>,
@@ -162,7 +178,13 @@ pub struct Selection {
 /// echo itself (µs of CPU per message).
 pub const FULL_WORK_US: [u64; 3] = [0, 50, 500];
 
-/// The points of `profile` narrowed by `selection`, repeats adjacent.
+/// The open-loop point of the quick profile: a rate every unbounded model sustains on one server
+/// core, so models are compared on server CPU per message and p99 at equal offered load, which
+/// the client's limits do not distort.
+pub const QUICK_RATE: (usize, f64) = (64, 20_000.0);
+
+/// The points of `profile` narrowed by `selection`, one per model and load (round 0); see
+/// [`schedule`] for the rounds.
 pub fn points(profile: Profile, selection: &Selection) -> Vec<Point> {
     let models = selection
         .models
@@ -171,9 +193,14 @@ pub fn points(profile: Profile, selection: &Selection) -> Vec<Point> {
     let (connections, payloads, workloads): (Vec<usize>, Vec<usize>, Vec<Workload>) = match profile
     {
         Profile::Quick => (
-            vec![1, 16, 256],
+            vec![1, 256],
             vec![64, 4096],
-            vec![Workload::PingPong, Workload::Churn, Workload::Stream],
+            vec![
+                Workload::PingPong,
+                Workload::Churn,
+                Workload::Stream,
+                Workload::Rate,
+            ],
         ),
         Profile::Full => (
             vec![1, 10, 100, 1000, 10_000],
@@ -190,7 +217,6 @@ pub fn points(profile: Profile, selection: &Selection) -> Vec<Point> {
     let connections = selection.connections.clone().unwrap_or(connections);
     let payloads = selection.payloads.clone().unwrap_or(payloads);
     let workloads = selection.workloads.clone().unwrap_or(workloads);
-    let repeat = selection.repeat.unwrap_or_else(|| profile.repeat()).max(1);
     let works = selection.work_us.clone().unwrap_or_else(|| match profile {
         Profile::Full => FULL_WORK_US.to_vec(),
         _ => vec![0],
@@ -199,20 +225,30 @@ pub fn points(profile: Profile, selection: &Selection) -> Vec<Point> {
     let mut points = Vec::new();
     for &model in &models {
         let mut push = |workload, connections, payload, rate, work_us| {
-            for r in 0..repeat {
-                points.push(Point {
-                    model,
-                    workload,
-                    connections,
-                    payload,
-                    rate,
-                    work_us,
-                    repeat: r,
-                });
-            }
+            points.push(Point {
+                model,
+                workload,
+                connections,
+                payload,
+                rate,
+                work_us,
+                round: 0,
+            });
         };
         for &workload in &workloads {
             match workload {
+                Workload::PingPong if profile == Profile::Quick && selection.connections.is_none() => {
+                    // Small messages at the fewest and the most connections; large ones at a
+                    // middling count, where they are neither latency- nor connection-bound.
+                    let small = payloads.iter().copied().min().unwrap_or(64);
+                    let large = payloads.iter().copied().max().unwrap_or(4096);
+                    for &c in &connections {
+                        push(workload, c, small, None, first_work);
+                    }
+                    if large != small {
+                        push(workload, 16, large, None, first_work);
+                    }
+                }
                 Workload::PingPong => {
                     for &payload in &payloads {
                         for &c in &connections {
@@ -247,6 +283,10 @@ pub fn points(profile: Profile, selection: &Selection) -> Vec<Point> {
                         push(workload, c, 16 * 1024, None, first_work);
                     }
                 }
+                Workload::Rate if profile == Profile::Quick => {
+                    let (connections, rate) = QUICK_RATE;
+                    push(workload, connections, 64, Some(rate), first_work);
+                }
                 Workload::Rate => {
                     for rate in [10_000.0, 25_000.0, 50_000.0, 100_000.0] {
                         push(workload, 100, 64, Some(rate), first_work);
@@ -256,6 +296,30 @@ pub fn points(profile: Profile, selection: &Selection) -> Vec<Point> {
         }
     }
     points
+}
+
+/// The order of a run: `rounds` rounds of `points`; in each round, the loads in plan order and
+/// the models of each load shuffled from `seed`. The same seed gives the same order.
+pub fn schedule(points: &[Point], rounds: usize, seed: u64) -> Vec<Point> {
+    let mut loads: Vec<(Workload, usize, usize, Option<u64>, u64)> = Vec::new();
+    for point in points {
+        if !loads.contains(&point.load()) {
+            loads.push(point.load());
+        }
+    }
+    let mut rng = SmallRng::seed_from_u64(seed);
+    let mut order = Vec::with_capacity(points.len() * rounds);
+    for round in 0..rounds {
+        for load in &loads {
+            let mut models: Vec<&Point> = points.iter().filter(|p| p.load() == *load).collect();
+            models.shuffle(&mut rng);
+            order.extend(models.into_iter().map(|p| Point {
+                round,
+                ..p.clone()
+            }));
+        }
+    }
+    order
 }
 
 mod model_name {
@@ -280,8 +344,11 @@ mod tests {
     #[test]
     fn quick_profile_shape() {
         let points = points(Profile::Quick, &Selection::default());
-        // 6 ping-pong points + churn + stream, per model.
-        assert_eq!(points.len(), Model::ALL.len() * 8);
+        // 3 ping-pong points + churn + stream + one open-loop point, per model.
+        assert_eq!(points.len(), Model::ALL.len() * 6);
+        let rate: Vec<&Point> = points.iter().filter(|p| p.workload == Workload::Rate).collect();
+        assert_eq!(rate.len(), Model::ALL.len());
+        assert_eq!((rate[0].connections, rate[0].rate), (64, Some(20_000.0)));
         let narrowed = super::points(
             Profile::Quick,
             &Selection {
@@ -289,13 +356,39 @@ mod tests {
                 workloads: Some(vec![Workload::PingPong]),
                 connections: Some(vec![2]),
                 payloads: Some(vec![10]),
-                repeat: Some(2),
+                rounds: Some(2),
                 work_us: None,
             },
         );
-        assert_eq!(narrowed.len(), 2);
-        assert_eq!(narrowed[1].repeat, 1);
+        assert_eq!(narrowed.len(), 1);
+        assert_eq!(schedule(&narrowed, 2, 1)[1].round, 1);
         assert!(points.iter().all(|p| p.work_us == 0));
+    }
+
+    #[test]
+    fn a_schedule_shuffles_models_within_rounds_and_is_reproducible_from_its_seed() {
+        let points = points(Profile::Quick, &Selection::default());
+        let order = schedule(&points, 3, 42);
+        assert_eq!(order.len(), points.len() * 3);
+        assert_eq!(order, schedule(&points, 3, 42));
+        assert_ne!(order, schedule(&points, 3, 43));
+        // Each round measures every point once, a load's models back to back.
+        for round in 0..3 {
+            let in_round: Vec<&Point> = order.iter().filter(|p| p.round == round).collect();
+            assert_eq!(in_round.len(), points.len());
+            for point in &points {
+                assert_eq!(in_round.iter().filter(|p| p.key() == point.key()).count(), 1);
+            }
+        }
+        // The models' order differs between rounds (12 models: equal by chance 1 in 12!).
+        let models = |round: usize| -> Vec<Model> {
+            order
+                .iter()
+                .filter(|p| p.round == round && p.load() == points[0].load())
+                .map(|p| p.model)
+                .collect()
+        };
+        assert_ne!(models(0), models(1));
     }
 
     #[test]
@@ -305,7 +398,7 @@ mod tests {
             workloads: Some(vec![Workload::PingPong, Workload::Churn]),
             connections: Some(vec![1, 100]),
             payloads: Some(vec![64, 4096]),
-            repeat: Some(1),
+            rounds: Some(1),
             work_us: None,
         };
         let points = points(Profile::Full, &selection);
