@@ -5,6 +5,7 @@
 //! - `echo-bench run --target HOST:PORT [options]`: drive one echo server and report.
 //! - `echo-bench ab --base BIN --head BIN`: paired comparison of two builds, with a verdict.
 //! - `echo-bench compare OLD NEW`: two stored suite runs side by side (unpaired).
+//! - `echo-bench stability RUN...`: whether several suite runs' advice agrees.
 //! - `echo-bench serve --model NAME`: run one server model (what the suite starts).
 //!
 //! Exit codes: 0 clean run, 1 a run that saw errors (for `ab`, a confirmed regression), 2 usage
@@ -35,6 +36,8 @@ enum Command {
     Ab(cli::ab::AbArgs),
     /// Compare two stored suite runs (unpaired: a lead to confirm with `ab`).
     Compare(cli::compare::CompareArgs),
+    /// Check whether several suite runs' advice agrees; exit 1 on a contradiction.
+    Stability(cli::stability::StabilityArgs),
     /// Run one server model, as `echo-server` does.
     Serve(echo_servers::cli::ServeArgs),
 }
@@ -54,6 +57,7 @@ fn main() -> ExitCode {
         Some(Command::Run(run)) => cli::run::main(run),
         Some(Command::Ab(ab)) => cli::ab::main(ab),
         Some(Command::Compare(compare)) => cli::compare::main(compare),
+        Some(Command::Stability(stability)) => cli::stability::main(stability),
         Some(Command::Serve(serve)) => echo_servers::cli::serve(serve, "echo-bench serve"),
     }
 }

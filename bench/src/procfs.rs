@@ -304,11 +304,17 @@ mod tests {
             steal: one.steal + Duration::from_millis(100),
             cpus: 1,
         };
-        let usage = MachineUsage::between(&one, &later, Duration::from_millis(500), Duration::from_secs(1));
+        let usage = MachineUsage::between(
+            &one,
+            &later,
+            Duration::from_millis(500),
+            Duration::from_secs(1),
+        );
         assert!((usage.busy_cores - 0.9).abs() < 1e-9, "{usage:?}");
         assert!((usage.other_cores - 0.5).abs() < 1e-9, "{usage:?}");
         // Tick rounding can make the processes' own time exceed the busy time: never negative.
-        let usage = MachineUsage::between(&one, &later, Duration::from_secs(2), Duration::from_secs(1));
+        let usage =
+            MachineUsage::between(&one, &later, Duration::from_secs(2), Duration::from_secs(1));
         assert!((usage.other_cores - 0.1).abs() < 1e-9, "{usage:?}");
     }
 

@@ -436,7 +436,9 @@ fn cli_usage_errors_exit_2_with_one_line() {
         &["run", "--target", "127.0.0.1:0"],
         &["run"],
         &["fly"],
-        &["suite", "--repeat", "0"],
+        &["suite", "--rounds", "0"],
+        &["suite", "--interference-limit", "0"],
+        &["stability", "/nonexistent"],
         &["suite", "--models", "nope"],
         &["suite", "--profile", "huge"],
         &["suite", "--connections", "0"],
@@ -505,7 +507,9 @@ fn cli_usage_errors_exit_2_with_one_line() {
 
 mod suite {
     use super::*;
-    use echo_bench::suite::{self, Launcher, Pinning, Profile, SuiteOptions, SuiteRun, plan};
+    use echo_bench::suite::{
+        self, InterferencePolicy, Launcher, Pinning, Profile, SuiteOptions, SuiteRun, plan,
+    };
 
     fn options(
         models: Vec<Model>,
@@ -520,6 +524,13 @@ mod suite {
                     ..plan::Selection::default()
                 },
             ),
+            rounds: 1,
+            seed: 1,
+            // Other tests run beside these: no re-runs unless a test asks for them.
+            interference: InterferencePolicy {
+                limit_cores: 0.25,
+                reruns: 0,
+            },
             profile: Profile::Tiny,
             duration: Duration::from_millis(600),
             warmup: Duration::from_millis(100),
@@ -631,6 +642,90 @@ mod suite {
     }
 
     #[test]
+    fn the_rounds_order_is_recorded_and_reproducible_from_the_seed() {
+        let dir = temp_dir("rounds");
+        let mut options = options(
+            vec![Model::Mio, Model::Tokio, Model::Smol],
+            Vec::new(),
+            &dir,
+        );
+        options.rounds = 3;
+        options.seed = 9;
+        options.duration = Duration::from_millis(150);
+        options.warmup = Duration::from_millis(50);
+        let run = suite::run(&options, &mut |_, _, _| {});
+        assert_eq!((run.rounds, run.seed), (3, 9));
+        let ran: Vec<plan::Point> = run.points.iter().map(|p| p.point.clone()).collect();
+        assert_eq!(ran, plan::schedule(&options.points, 3, 9));
+        assert!(run.points.iter().enumerate().all(|(i, p)| p.order == i));
+        // Read back from run.json, the record gives the same order again.
+        let out = suite::output::write(&dir, &run).unwrap();
+        let stored: SuiteRun =
+            serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
+        let stored_order: Vec<plan::Point> =
+            stored.points.iter().map(|p| p.point.clone()).collect();
+        assert_eq!(
+            stored_order,
+            plan::schedule(&options.points, stored.rounds, stored.seed)
+        );
+        let summary = std::fs::read_to_string(out.join("summary.md")).unwrap();
+        assert!(summary.contains("3 interleaved round(s)") && summary.contains("seed 9"));
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// Processes that spin until dropped.
+    struct Hogs(Vec<std::process::Child>);
+
+    impl Drop for Hogs {
+        fn drop(&mut self) {
+            for hog in &mut self.0 {
+                let _ = hog.kill();
+                let _ = hog.wait();
+            }
+        }
+    }
+
+    #[test]
+    fn a_trial_disturbed_by_a_cpu_hog_is_rerun_and_flagged() {
+        let dir = temp_dir("hog");
+        let mut options = options(vec![Model::Mio], Vec::new(), &dir);
+        options.interference = InterferencePolicy {
+            limit_cores: 0.25,
+            reruns: 1,
+        };
+        options.duration = Duration::from_millis(400);
+        // One spinning process per CPU: whatever the scheduler does, it takes far more than
+        // the limit from the server's and the client's CPUs.
+        let cpus = echo_bench::procfs::allowed_cpus().len().max(1);
+        let hogs = Hogs(
+            (0..cpus)
+                .map(|_| {
+                    Command::new("sh")
+                        .args(["-c", "while :; do :; done"])
+                        .spawn()
+                        .expect("sh runs")
+                })
+                .collect(),
+        );
+        let run = suite::run(&options, &mut |_, _, _| {});
+        drop(hogs);
+        let trial = &run.points[0];
+        assert!(trial.ok(), "{trial:?}");
+        assert_eq!(trial.attempts, 2, "re-run once: {trial:?}");
+        assert!(trial.interfered, "kept, flagged: {trial:?}");
+        assert!(trial.discarded_interference[0] > 0.25, "{trial:?}");
+        assert!(trial.interference_cores().unwrap() > 0.25, "{trial:?}");
+        let out = suite::output::write(&dir, &run).unwrap();
+        let summary = std::fs::read_to_string(out.join("summary.md")).unwrap();
+        assert!(
+            summary.contains("1 trial(s) were re-run for interference")
+                && summary.contains("1 stayed above it"),
+            "{summary}"
+        );
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
     fn a_model_that_crashes_mid_run_is_reported_and_the_suite_goes_on() {
         let dir = temp_dir("crash");
         let crash = vec![(
@@ -641,16 +736,17 @@ mod suite {
         let began = Instant::now();
         let run = suite::run(&options, &mut |_, _, _| {});
         assert!(began.elapsed() < Duration::from_secs(20));
-        let crashed = &run.points[0];
+        let of = |model| run.points.iter().find(|p| p.point.model == model).unwrap();
+        let crashed = of(Model::ThreadPerConnection);
         assert!(!crashed.ok());
         assert!(
             crashed.failure.as_deref().unwrap_or("").contains("crashed"),
             "{crashed:?}"
         );
         assert!(
-            run.points[1].ok(),
-            "the next model still ran: {:?}",
-            run.points[1]
+            of(Model::Mio).ok(),
+            "the other model still ran: {:?}",
+            of(Model::Mio)
         );
         let out = suite::output::write(&dir, &run).unwrap();
         let summary = std::fs::read_to_string(out.join("summary.md")).unwrap();
@@ -736,15 +832,12 @@ mod suite {
         let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/run.json");
         let run: SuiteRun = serde_json::from_slice(&std::fs::read(fixture).unwrap()).unwrap();
         let advice = suite::advice::advice(&run).join("\n");
-        // 1 connection: mio 30000 vs blocking 20000.
-        assert!(advice.contains("**mio** wins with 30000 msg/s"), "{advice}");
-        assert!(advice.contains("1.50× the runner-up blocking"), "{advice}");
-        // 100 connections: blocking starved, so tokio wins over mio by 1.25×.
+        // One round: however far apart, no two models can be separated.
         assert!(
-            advice.contains("**tokio** wins with 100000 msg/s"),
+            advice.contains("**mio, blocking, tokio** tied")
+                && advice.contains("one round cannot separate"),
             "{advice}"
         );
-        assert!(advice.contains("1.25× the runner-up mio"), "{advice}");
         assert!(
             advice.contains("blocking (starved 99 of 100 connections)"),
             "{advice}"
@@ -754,9 +847,48 @@ mod suite {
             advice.contains("**mio** needs the least, 4.0 KiB per connection"),
             "{advice}"
         );
+
+        // The same figures in three rounds, each round 10% faster than the last for every
+        // model (a drift of the machine): the pairs within rounds separate the models.
+        let mut rounds = run.clone();
+        rounds.rounds = 3;
+        rounds.points = (0..3)
+            .flat_map(|round| {
+                run.points.iter().map(move |p| {
+                    let mut p = p.clone();
+                    p.point.round = round;
+                    let report = p.report.as_mut().unwrap();
+                    let drift = 1.0 + 0.1 * round as f64;
+                    report.throughput_rps *= drift;
+                    if let Some(churn) = report.churn.as_mut() {
+                        churn.connections_per_s *= drift;
+                    }
+                    p
+                })
+            })
+            .collect();
+        let advice = suite::advice::advice(&rounds).join("\n");
+        // 1 connection: mio 30000 vs blocking 20000 in every round.
+        assert!(
+            advice.contains("**mio** leads with 33.0k msg/s"),
+            "{advice}"
+        );
+        assert!(
+            advice.contains("+50% [+50%, +50%] against the runner-up blocking"),
+            "{advice}"
+        );
+        // 100 connections: blocking starved, so tokio leads mio by 25%.
+        assert!(
+            advice.contains("**tokio** leads with 110k msg/s"),
+            "{advice}"
+        );
+        assert!(
+            advice.contains("+25% [+25%, +25%] against the runner-up mio"),
+            "{advice}"
+        );
         // Churn: tokio 6000/s vs mio 5000/s.
         assert!(
-            advice.contains("**tokio** wins with 6000 connections/s"),
+            advice.contains("**tokio** leads with 6600 conn/s"),
             "{advice}"
         );
     }

@@ -1,9 +1,13 @@
 //! `echo-bench compare OLD NEW`: two stored suite runs side by side, in `ab`'s table.
 //!
-//! Two runs made at different times are not paired: whatever the machine was doing differs
-//! between them, so a change here is only a lead to check with `ab`. There is no interval; the
-//! verdict compares the point estimate with the threshold, and the warnings say when the runs
-//! come from different machines or settings.
+//! Points are matched on every parameter (workload, model, connections, payload, rate and
+//! handler work). Two runs made at different times are not paired: whatever the machine was
+//! doing differs between them, so a change here is only a lead to check with `ab`. Where both
+//! runs measured a point in several rounds, the change gets an unpaired bootstrap interval (the
+//! same resampling as `ab`'s), its verdict is judged on that interval, and a change whose
+//! interval holds zero is said to be within noise. Where either side has one sample there is no
+//! interval: the verdict compares the point estimate with the threshold, and says so. The
+//! warnings say when the runs come from different machines or settings.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -65,6 +69,14 @@ pub fn differences(old: &SuiteRun, new: &SuiteRun) -> Vec<String> {
     warnings
 }
 
+/// The name a point is matched by: the benchmark's, plus the handler work when there is any.
+fn name_of(point: &PointResult, spec: &BenchmarkSpec) -> String {
+    match point.point.work_us {
+        0 => spec.name(),
+        work => format!("{}+work{work}us", spec.name()),
+    }
+}
+
 fn spec_of(point: &PointResult) -> BenchmarkSpec {
     let p = &point.point;
     BenchmarkSpec {
@@ -76,16 +88,18 @@ fn spec_of(point: &PointResult) -> BenchmarkSpec {
     }
 }
 
-/// Median of each metric over a point's repeats, by benchmark name.
-fn medians(run: &SuiteRun) -> BTreeMap<String, (BenchmarkSpec, BTreeMap<Metric, f64>)> {
-    let mut values: BTreeMap<String, (BenchmarkSpec, BTreeMap<Metric, Vec<f64>>)> = BTreeMap::new();
+type Samples = BTreeMap<String, (BenchmarkSpec, BTreeMap<Metric, Vec<f64>>)>;
+
+/// Every round's value of each metric, by matched name.
+fn samples(run: &SuiteRun) -> Samples {
+    let mut values: Samples = BTreeMap::new();
     for point in run.points.iter().filter(|p| p.ok()) {
         let Some(report) = &point.report else {
             continue;
         };
         let spec = spec_of(point);
         let entry = values
-            .entry(spec.name())
+            .entry(name_of(point, &spec))
             .or_insert_with(|| (spec, BTreeMap::new()));
         for metric in METRICS {
             if let Some(v) = metric.of(report) {
@@ -94,25 +108,50 @@ fn medians(run: &SuiteRun) -> BTreeMap<String, (BenchmarkSpec, BTreeMap<Metric, 
         }
     }
     values
-        .into_iter()
-        .map(|(name, (spec, metrics))| {
-            let metrics = metrics
-                .into_iter()
-                .map(|(m, mut v)| {
-                    v.sort_by(f64::total_cmp);
-                    (m, v[v.len() / 2])
-                })
-                .collect();
-            (name, (spec, metrics))
-        })
-        .collect()
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    super::stats::median(&sorted).unwrap_or(0.0)
+}
+
+/// The change of one metric between the runs, and its verdict: on the interval where both
+/// sides have rounds, else on the point estimate (no interval).
+fn change_of(
+    base: &[f64],
+    head: &[f64],
+    threshold_pct: f64,
+    higher_is_better: bool,
+) -> (Change, Verdict) {
+    if let Some(change) = Change::unpaired(base, head, 0xc0_3a2e) {
+        let verdict = change.verdict(threshold_pct, higher_is_better);
+        return (change, verdict);
+    }
+    let ratio = median(head) / median(base);
+    let change_pct = (ratio - 1.0) * 100.0;
+    let change = Change {
+        pairs: 1,
+        ratio,
+        change_pct,
+        ci_low_pct: change_pct,
+        ci_high_pct: change_pct,
+        sd_log: f64::NAN,
+        mde_pct: f64::NAN,
+    };
+    let mut verdict = change.verdict(threshold_pct, higher_is_better);
+    if verdict == Verdict::Inconclusive {
+        // No noise estimate: inside the threshold counts as no change.
+        verdict = Verdict::NoChange;
+    }
+    (change, verdict)
 }
 
 /// Compares the points both runs measured; `exit_code` is 1 if any point's primary metric moved
 /// past `threshold_pct` the bad way.
 pub fn compare(old: &SuiteRun, new: &SuiteRun, threshold_pct: f64, command: &str) -> AbReport {
-    let old_points = medians(old);
-    let new_points = medians(new);
+    let old_points = samples(old);
+    let new_points = samples(new);
     let mut benchmarks = Vec::new();
     for (name, (spec, before)) in &old_points {
         let Some((_, after)) = new_points.get(name) else {
@@ -122,46 +161,35 @@ pub fn compare(old: &SuiteRun, new: &SuiteRun, threshold_pct: f64, command: &str
         let metrics: Vec<MetricResult> = METRICS
             .iter()
             .filter_map(|&metric| {
-                let (b, h) = (*before.get(&metric)?, *after.get(&metric)?);
-                let ratio = h / b;
-                let change_pct = (ratio - 1.0) * 100.0;
-                let change = Change {
-                    pairs: 1,
-                    ratio,
-                    change_pct,
-                    ci_low_pct: change_pct,
-                    ci_high_pct: change_pct,
-                    sd_log: f64::NAN,
-                    mde_pct: f64::NAN,
-                };
-                let mut verdict = change.verdict(threshold_pct, metric.higher_is_better());
-                if verdict == Verdict::Inconclusive {
-                    // No noise estimate: inside the threshold counts as no change.
-                    verdict = Verdict::NoChange;
-                }
+                let (b, h) = (before.get(&metric)?, after.get(&metric)?);
+                let (change, verdict) = change_of(b, h, threshold_pct, metric.higher_is_better());
                 Some(MetricResult {
                     metric: Some(metric),
                     unit: metric.unit().to_owned(),
                     higher_is_better: metric.higher_is_better(),
                     primary: metric == primary,
-                    base_median: b,
-                    head_median: h,
+                    base_median: median(b),
+                    head_median: median(h),
                     change: Some(change),
                     verdict,
                 })
             })
             .collect();
-        let verdict = metrics
-            .iter()
-            .find(|m| m.primary)
-            .map_or(Verdict::Invalid, |m| m.verdict);
+        let primary_result = metrics.iter().find(|m| m.primary);
+        let verdict = primary_result.map_or(Verdict::Invalid, |m| m.verdict);
+        let note = match primary_result.and_then(|m| m.change.as_ref()) {
+            None => Some("no primary figure in both runs".to_owned()),
+            Some(c) if c.pairs < 2 => Some("no interval (one sample)".to_owned()),
+            Some(c) if c.within_noise() => Some("within noise".to_owned()),
+            Some(_) => None,
+        };
         benchmarks.push(BenchmarkResult {
             name: name.clone(),
             spec: Some(spec.clone()),
             verdict,
             threshold_pct,
             metrics,
-            note: (verdict == Verdict::Invalid).then(|| "no primary figure in both runs".into()),
+            note,
             ..BenchmarkResult::default()
         });
     }

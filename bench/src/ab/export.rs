@@ -31,7 +31,11 @@ fn pct(value: f64) -> String {
 fn cells(metric: &MetricResult) -> [String; 7] {
     let name = metric.metric.map_or("?", Metric::name);
     let (change, interval, mde) = match &metric.change {
-        Some(c) if c.pairs < 2 => (pct(c.change_pct), "unpaired".into(), "-".into()),
+        Some(c) if c.pairs < 2 => (
+            pct(c.change_pct),
+            "no interval (one sample)".into(),
+            "-".into(),
+        ),
         Some(c) => (
             pct(c.change_pct),
             format!("[{}, {}]", pct(c.ci_low_pct), pct(c.ci_high_pct)),

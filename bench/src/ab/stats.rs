@@ -180,8 +180,7 @@ impl Estimate {
     /// Half the interval's width as a percentage of the median; `None` for a single sample,
     /// which has no interval.
     pub fn half_width_pct(&self) -> Option<f64> {
-        (self.n >= 2 && self.median > 0.0)
-            .then(|| 50.0 * (self.high - self.low) / self.median)
+        (self.n >= 2 && self.median > 0.0).then(|| 50.0 * (self.high - self.low) / self.median)
     }
 }
 

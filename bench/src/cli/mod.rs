@@ -3,6 +3,7 @@
 pub mod ab;
 pub mod compare;
 pub mod run;
+pub mod stability;
 pub mod suite;
 
 use clap::Args;

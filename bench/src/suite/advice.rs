@@ -49,9 +49,7 @@ impl Measure {
             Measure::Throughput => report.throughput_rps,
             Measure::Bandwidth => report.throughput_mib_s,
             Measure::ConnectionRate => report.churn?.connections_per_s,
-            Measure::CpuPerMessage => {
-                report.server?.cpu_s * 1e6 / (report.messages.max(1) as f64)
-            }
+            Measure::CpuPerMessage => report.server?.cpu_s * 1e6 / (report.messages.max(1) as f64),
             Measure::P99 => report.latency_us.p99 as f64,
         };
         (value > 0.0 && value.is_finite()).then_some(value)
@@ -207,7 +205,10 @@ impl Aggregate {
         } else if self.runs == 0 {
             "no measurement".to_owned()
         } else if self.starved > 0 {
-            format!("starved {} of {} connections", self.starved, self.connections)
+            format!(
+                "starved {} of {} connections",
+                self.starved, self.connections
+            )
         } else if self.errors > 0 {
             format!("{} errors", self.errors)
         } else {
@@ -412,9 +413,10 @@ pub fn rank<'a>(candidates: &[&'a Aggregate], measure: Measure) -> Option<Rankin
             .filter_map(|(round, v)| Some((v, *leader_rounds.get(&round)?)))
             .collect();
         r.leader_vs_this = Change::of(&pairs, SEED);
-        r.separated = r.leader_vs_this.as_ref().is_some_and(|c| {
-            c.verdict(TIE_PCT, measure.higher_is_better()) == Verdict::Improved
-        });
+        r.separated = r
+            .leader_vs_this
+            .as_ref()
+            .is_some_and(|c| c.verdict(TIE_PCT, measure.higher_is_better()) == Verdict::Improved);
     }
     let rounds = |f: fn(&Aggregate) -> usize| ranked.iter().map(|r| f(r.aggregate)).sum();
     Some(Ranking {
@@ -478,7 +480,12 @@ fn change_text(c: &Change) -> String {
 
 /// Ranks one category and writes its line: the winner when the data separates one, else the
 /// leading group as a tie, then the next model and how far behind it is.
-fn judge(title: &str, candidates: Vec<&Aggregate>, preferred: Measure, basis: &str) -> Option<Judged> {
+fn judge(
+    title: &str,
+    candidates: Vec<&Aggregate>,
+    preferred: Measure,
+    basis: &str,
+) -> Option<Judged> {
     let first = *candidates.first()?;
     let measure = measure_for(&candidates, preferred);
     let ranking = rank(&candidates, measure)?;
@@ -493,8 +500,16 @@ fn judge(title: &str, candidates: Vec<&Aggregate>, preferred: Measure, basis: &s
     } else if !basis.is_empty() {
         how.push_str(&format!("; {basis}"));
     }
-    let rounds = ranking.ranked.iter().map(|r| r.aggregate.runs).max().unwrap_or(0);
-    how.push_str(&format!("; {rounds} round{}", if rounds == 1 { "" } else { "s" }));
+    let rounds = ranking
+        .ranked
+        .iter()
+        .map(|r| r.aggregate.runs)
+        .max()
+        .unwrap_or(0);
+    how.push_str(&format!(
+        "; {rounds} round{}",
+        if rounds == 1 { "" } else { "s" }
+    ));
     let group = ranking.group();
     let leader = &ranking.ranked[0];
     let mut line = format!("**{title}** ({how}): ");
@@ -518,7 +533,10 @@ fn judge(title: &str, candidates: Vec<&Aggregate>, preferred: Measure, basis: &s
         ));
     } else {
         let in_group: Vec<&Ranked> = ranking.ranked.iter().filter(|r| !r.separated).collect();
-        let names: Vec<String> = in_group.iter().map(|r| r.aggregate.model.to_string()).collect();
+        let names: Vec<String> = in_group
+            .iter()
+            .map(|r| r.aggregate.model.to_string())
+            .collect();
         let (lo, hi) = in_group.iter().fold((f64::MAX, 0.0f64), |(lo, hi), r| {
             (lo.min(r.estimate.median), hi.max(r.estimate.median))
         });
@@ -526,7 +544,11 @@ fn judge(title: &str, candidates: Vec<&Aggregate>, preferred: Measure, basis: &s
             "**{}** tied: the data cannot separate {} from the leader by more than ±{TIE_PCT:.0}% \
              (medians {}–{})",
             names.join(", "),
-            if names.len() == 2 { "them" } else { "any of them" },
+            if names.len() == 2 {
+                "them"
+            } else {
+                "any of them"
+            },
             measure.format(lo.min(hi)),
             measure.format(hi)
         ));
@@ -572,7 +594,11 @@ fn judge(title: &str, candidates: Vec<&Aggregate>, preferred: Measure, basis: &s
             point: describe_point(first),
             measure: measure.name().to_owned(),
             winner: ranking.sole_winner().map(|m| m.to_string()),
-            ranked: ranking.ranked.iter().map(|r| r.aggregate.model.to_string()).collect(),
+            ranked: ranking
+                .ranked
+                .iter()
+                .map(|r| r.aggregate.model.to_string())
+                .collect(),
             group: group.iter().map(Model::to_string).collect(),
         },
         line,
@@ -801,10 +827,11 @@ fn work_advice(aggregates: &[Aggregate]) -> Vec<String> {
             ));
         }
         let find = |m: Model| here.iter().copied().find(|a| a.model == m && !a.failed);
-        if let (Some(inline), Some(offload)) = (find(Model::Tokio), find(Model::TokioRayon)) {
-            if let Some(r) = rank(&[inline, offload], Measure::Throughput) {
-                let vs = r.ranked.get(1).and_then(|x| x.leader_vs_this.as_ref());
-                lines.push(format!(
+        if let (Some(inline), Some(offload)) = (find(Model::Tokio), find(Model::TokioRayon))
+            && let Some(r) = rank(&[inline, offload], Measure::Throughput)
+        {
+            let vs = r.ranked.get(1).and_then(|x| x.leader_vs_this.as_ref());
+            lines.push(format!(
                     "**Offloading {work} µs of work to a rayon pool** (tokio-rayon against tokio, {connections} connections): throughput {:.2}× (medians){}, p99 {} vs {} µs, fairness {:.2} vs {:.2}.",
                     offload.rps / inline.rps.max(1e-9),
                     vs.map_or_else(
@@ -820,7 +847,6 @@ fn work_advice(aggregates: &[Aggregate]) -> Vec<String> {
                     offload.fairness,
                     inline.fairness
                 ));
-            }
         }
     }
     lines
@@ -830,7 +856,10 @@ fn work_advice(aggregates: &[Aggregate]) -> Vec<String> {
 pub fn advice(run: &SuiteRun) -> Vec<String> {
     let all = aggregate(run);
     let aggregates = at_base_work(&all);
-    let mut lines: Vec<String> = categories(&aggregates).into_iter().map(|j| j.line).collect();
+    let mut lines: Vec<String> = categories(&aggregates)
+        .into_iter()
+        .map(|j| j.line)
+        .collect();
     let ping: Vec<&Aggregate> = aggregates
         .iter()
         .filter(|a| a.workload == Workload::PingPong)
@@ -872,7 +901,11 @@ pub fn advice(run: &SuiteRun) -> Vec<String> {
 /// small messages, among models that served them all.
 fn memory_line(ping: &[&Aggregate]) -> Option<String> {
     let min_p = ping.iter().map(|a| a.payload).min()?;
-    let small: Vec<&Aggregate> = ping.iter().copied().filter(|a| a.payload == min_p).collect();
+    let small: Vec<&Aggregate> = ping
+        .iter()
+        .copied()
+        .filter(|a| a.payload == min_p)
+        .collect();
     let min_c = small.iter().map(|a| a.connections).min()?;
     let max_c = small.iter().map(|a| a.connections).max()?;
     if max_c == min_c {
@@ -928,4 +961,151 @@ fn knee_line(run: &SuiteRun) -> Option<String> {
             ))
             .unwrap_or_default()
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::procfs::ServerUsage;
+    use crate::suite::plan::Point;
+    use crate::suite::{PointResult, SuiteRun};
+
+    /// A trial of `model` at 16 connections × 64 B in `round` with `rps` messages/s over one
+    /// second, the server using `cpu_s` of CPU.
+    fn trial(model: Model, round: usize, rps: f64, cpu_s: f64, saturated: bool) -> PointResult {
+        let mut report = Report {
+            throughput_rps: rps,
+            messages: rps as u64,
+            server: Some(ServerUsage {
+                cpu_s,
+                cpu_cores: cpu_s,
+                ..ServerUsage::default()
+            }),
+            ..Report::default()
+        };
+        report.client.saturated = saturated;
+        report.fairness.jain = 1.0;
+        PointResult {
+            point: Point {
+                model,
+                connections: 16,
+                round,
+                ..Point::default()
+            },
+            status: "ok".into(),
+            report: Some(report),
+            attempts: 1,
+            ..PointResult::default()
+        }
+    }
+
+    /// A run of three rounds: each model's throughput per round, CPU fixed at 0.5 s.
+    fn run_of(models: &[(Model, [f64; 3])]) -> SuiteRun {
+        let mut points = Vec::new();
+        for round in 0..3 {
+            for (model, rps) in models {
+                points.push(trial(*model, round, rps[round], 0.5, false));
+            }
+        }
+        SuiteRun {
+            rounds: 3,
+            points,
+            ..SuiteRun::default()
+        }
+    }
+
+    #[test]
+    fn a_model_separated_in_every_round_wins_alone() {
+        // The rounds drift by 20% together; mio stays 15–20% ahead of tokio in each.
+        let run = run_of(&[
+            (Model::Tokio, [80_000.0, 100_000.0, 84_000.0]),
+            (Model::Mio, [94_000.0, 118_000.0, 100_000.0]),
+        ]);
+        let categories = verdicts(&run);
+        assert_eq!(
+            categories[0].winner.as_deref(),
+            Some("mio"),
+            "{categories:?}"
+        );
+        assert_eq!(categories[0].group, ["mio"]);
+        let line = &advice(&run)[0];
+        assert!(line.contains("**mio** leads with 100k msg/s"), "{line}");
+        assert!(line.contains("against the runner-up tokio"), "{line}");
+        assert!(line.contains("3 rounds"), "{line}");
+    }
+
+    #[test]
+    fn models_the_rounds_cannot_separate_are_named_as_a_tie_and_no_more() {
+        // mio and tokio swap places between rounds; blocking is 40% behind in every round.
+        let run = run_of(&[
+            (Model::Mio, [100_000.0, 92_000.0, 104_000.0]),
+            (Model::Tokio, [97_000.0, 99_000.0, 98_000.0]),
+            (Model::Blocking, [60_000.0, 58_000.0, 61_000.0]),
+        ]);
+        let categories = verdicts(&run);
+        assert_eq!(categories[0].winner, None, "{categories:?}");
+        assert_eq!(categories[0].group, ["mio", "tokio"]);
+        let line = &advice(&run)[0];
+        assert!(line.contains("**mio, tokio** tied"), "{line}");
+        assert!(line.contains("then blocking"), "{line}");
+        assert!(!line.contains("leads"), "{line}");
+    }
+
+    #[test]
+    fn one_round_separates_nothing() {
+        let mut run = run_of(&[
+            (Model::Mio, [200_000.0, 0.0, 0.0]),
+            (Model::Tokio, [100_000.0, 0.0, 0.0]),
+        ]);
+        run.points.retain(|p| p.point.round == 0);
+        let categories = verdicts(&run);
+        assert_eq!(categories[0].group, ["mio", "tokio"], "{categories:?}");
+        assert!(advice(&run)[0].contains("one round cannot separate"));
+    }
+
+    #[test]
+    fn where_the_client_saturates_models_are_ranked_by_server_cpu_per_message() {
+        // Equal throughput (the client's limit), but tokio spends 30% more CPU per message.
+        let mut run = SuiteRun::default();
+        for round in 0..3 {
+            run.points
+                .push(trial(Model::Mio, round, 100_000.0, 0.50, true));
+            run.points
+                .push(trial(Model::Tokio, round, 100_000.0, 0.65, true));
+        }
+        let categories = verdicts(&run);
+        assert_eq!(categories[0].measure, "server CPU per message");
+        assert_eq!(
+            categories[0].winner.as_deref(),
+            Some("mio"),
+            "{categories:?}"
+        );
+        let line = &advice(&run)[0];
+        assert!(
+            line.contains("client was saturated in 6 of 6 trials"),
+            "{line}"
+        );
+        assert!(line.contains("5.00 µs CPU/msg"), "{line}");
+    }
+
+    #[test]
+    fn a_model_that_starved_connections_cannot_rank() {
+        let mut run = run_of(&[
+            (Model::Mio, [100_000.0, 100_000.0, 100_000.0]),
+            (Model::Blocking, [150_000.0, 150_000.0, 150_000.0]),
+        ]);
+        for p in run
+            .points
+            .iter_mut()
+            .filter(|p| p.point.model == Model::Blocking)
+        {
+            p.report.as_mut().unwrap().fairness.starved = 15;
+        }
+        let line = &advice(&run)[0];
+        assert!(line.contains("**mio** is the only model"), "{line}");
+        assert!(
+            line.contains("blocking (starved 15 of 16 connections)"),
+            "{line}"
+        );
+    }
 }

@@ -13,6 +13,7 @@ pub mod charts;
 pub mod output;
 pub mod plan;
 pub mod process;
+pub mod stability;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -436,7 +437,10 @@ mod tests {
             let cpus: Vec<usize> = (0..n).collect();
             let split = Pinning::split(&cpus);
             let (server, client) = (split.server_cpus.unwrap(), split.client_cpus.unwrap());
-            assert!(client.len() >= server.len(), "{n} CPUs: {server:?} / {client:?}");
+            assert!(
+                client.len() >= server.len(),
+                "{n} CPUs: {server:?} / {client:?}"
+            );
             assert_eq!(server.len() + client.len(), n);
             assert!(server.iter().all(|c| !client.contains(c)));
         }

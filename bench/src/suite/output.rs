@@ -12,9 +12,14 @@ use crate::config::Workload;
 
 /// The folder name of a run: `<YYYY-MM-DD>-<host>-<6 hex digits>`.
 pub fn run_dir_name(run: &SuiteRun) -> String {
-    let date = run.meta.time.get(..10).unwrap_or("0000-00-00");
-    let host: String = run
-        .meta
+    unique_name("", &run.meta)
+}
+
+/// A folder name `<prefix>-<YYYY-MM-DD>-<host>-<6 hex digits>` (no prefix when empty) for
+/// something made now on `meta`'s machine.
+pub fn unique_name(prefix: &str, meta: &crate::meta::Meta) -> String {
+    let date = meta.time.get(..10).unwrap_or("0000-00-00");
+    let host: String = meta
         .host
         .chars()
         .map(|c| {
@@ -30,8 +35,13 @@ pub fn run_dir_name(run: &SuiteRun) -> String {
         .map_or(0, |d| d.as_nanos() as u64);
     let id =
         (nanos ^ (u64::from(std::process::id()) << 20)).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40;
+    let prefix = if prefix.is_empty() {
+        String::new()
+    } else {
+        format!("{prefix}-")
+    };
     format!(
-        "{date}-{}-{id:06x}",
+        "{prefix}{date}-{}-{id:06x}",
         if host.is_empty() { "host" } else { &host }
     )
 }
@@ -136,7 +146,12 @@ fn table(
     let mut out = String::from("| model |");
     for (column, (_, by_cpu)) in columns.iter().zip(&leading) {
         let sample = in_column(column)[0];
-        let _ = write!(out, " {}{} |", header(sample), if *by_cpu { " †" } else { "" });
+        let _ = write!(
+            out,
+            " {}{} |",
+            header(sample),
+            if *by_cpu { " †" } else { "" }
+        );
     }
     out.push_str("\n|---|");
     out.push_str(&"---:|".repeat(columns.len()));
@@ -210,8 +225,21 @@ pub fn tables(all: &[Aggregate]) -> String {
         table(
             aggregates,
             Workload::Rate,
-            &|a| format!("{}/s offered, {} conn", fmt_rate(a.rate.unwrap_or(0) as f64), a.connections),
-            &|a| format!("{} ({}/s, {})", cpu(a), fmt_rate(a.rps), with_interval(a, Measure::P99, |v| format!("{v:.0} µs"))),
+            &|a| {
+                format!(
+                    "{}/s offered, {} conn",
+                    fmt_rate(a.rate.unwrap_or(0) as f64),
+                    a.connections
+                )
+            },
+            &|a| {
+                format!(
+                    "{} ({}/s, {})",
+                    cpu(a),
+                    fmt_rate(a.rps),
+                    with_interval(a, Measure::P99, |v| format!("{v:.0} µs"))
+                )
+            },
             Some(Measure::CpuPerMessage),
         ),
     );
@@ -296,12 +324,22 @@ fn quietness(run: &SuiteRun) -> String {
         return "Machine quietness: not measured (no /proc/stat).\n\n".to_owned();
     }
     other.sort_by(f64::total_cmp);
-    let reruns: u32 = run.points.iter().map(|p| p.attempts.saturating_sub(1)).sum();
+    let reruns: u32 = run
+        .points
+        .iter()
+        .map(|p| p.attempts.saturating_sub(1))
+        .sum();
     let flagged: Vec<String> = run
         .points
         .iter()
         .filter(|p| p.interfered)
-        .map(|p| format!("{} ({:.2} cores)", p.point.label(), p.interference_cores().unwrap_or(0.0)))
+        .map(|p| {
+            format!(
+                "{} ({:.2} cores)",
+                p.point.label(),
+                p.interference_cores().unwrap_or(0.0)
+            )
+        })
         .collect();
     let mut text = format!(
         "Machine quietness: during the measured windows, tasks other than the server and the \

@@ -237,7 +237,9 @@ pub fn points(profile: Profile, selection: &Selection) -> Vec<Point> {
         };
         for &workload in &workloads {
             match workload {
-                Workload::PingPong if profile == Profile::Quick && selection.connections.is_none() => {
+                Workload::PingPong
+                    if profile == Profile::Quick && selection.connections.is_none() =>
+                {
                     // Small messages at the fewest and the most connections; large ones at a
                     // middling count, where they are neither latency- nor connection-bound.
                     let small = payloads.iter().copied().min().unwrap_or(64);
@@ -313,10 +315,7 @@ pub fn schedule(points: &[Point], rounds: usize, seed: u64) -> Vec<Point> {
         for load in &loads {
             let mut models: Vec<&Point> = points.iter().filter(|p| p.load() == *load).collect();
             models.shuffle(&mut rng);
-            order.extend(models.into_iter().map(|p| Point {
-                round,
-                ..p.clone()
-            }));
+            order.extend(models.into_iter().map(|p| Point { round, ..p.clone() }));
         }
     }
     order
@@ -346,7 +345,10 @@ mod tests {
         let points = points(Profile::Quick, &Selection::default());
         // 3 ping-pong points + churn + stream + one open-loop point, per model.
         assert_eq!(points.len(), Model::ALL.len() * 6);
-        let rate: Vec<&Point> = points.iter().filter(|p| p.workload == Workload::Rate).collect();
+        let rate: Vec<&Point> = points
+            .iter()
+            .filter(|p| p.workload == Workload::Rate)
+            .collect();
         assert_eq!(rate.len(), Model::ALL.len());
         assert_eq!((rate[0].connections, rate[0].rate), (64, Some(20_000.0)));
         let narrowed = super::points(
@@ -377,7 +379,10 @@ mod tests {
             let in_round: Vec<&Point> = order.iter().filter(|p| p.round == round).collect();
             assert_eq!(in_round.len(), points.len());
             for point in &points {
-                assert_eq!(in_round.iter().filter(|p| p.key() == point.key()).count(), 1);
+                assert_eq!(
+                    in_round.iter().filter(|p| p.key() == point.key()).count(),
+                    1
+                );
             }
         }
         // The models' order differs between rounds (12 models: equal by chance 1 in 12!).

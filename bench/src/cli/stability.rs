@@ -1,0 +1,52 @@
+//! `echo-bench stability RUN...`: whether the advice of several runs of the same profile agrees
+//! (what `scripts/stability.sh` calls after its runs).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use echo_bench::ab::compare::read_run;
+use echo_bench::suite::stability;
+use echo_servers::cli::{EXIT_FAILURE, exit_code, usage_exit};
+
+/// Options of `echo-bench stability`.
+#[derive(Debug, Args)]
+pub struct StabilityArgs {
+    /// Suite runs (folders or run.json files), at least two.
+    #[arg(required = true, num_args = 2..)]
+    runs: Vec<PathBuf>,
+    /// Where the report's folder is written.
+    #[arg(long, default_value = "results")]
+    results: PathBuf,
+    /// Print the report without storing it.
+    #[arg(long)]
+    no_store: bool,
+}
+
+/// Prints the report, stores it, and exits 1 when any run contradicts another.
+pub fn main(args: StabilityArgs) -> ExitCode {
+    let mut runs = Vec::new();
+    for path in &args.runs {
+        match read_run(path) {
+            Ok(run) => runs.push((path.clone(), run)),
+            Err(err) => usage_exit("echo-bench", &format!("error: {err}")),
+        }
+    }
+    let report = stability::check(&runs);
+    let command = super::suite::command_line();
+    println!("{}", report.markdown(&command));
+    if !args.no_store {
+        match report.write(&args.results, &command) {
+            Ok(dir) => println!("wrote {}", dir.display()),
+            Err(err) => {
+                eprintln!("echo-bench: cannot write the report: {err}");
+                return exit_code(EXIT_FAILURE);
+            }
+        }
+    }
+    if report.contradictions.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        exit_code(EXIT_FAILURE)
+    }
+}
