@@ -459,9 +459,10 @@ pub struct Category {
 }
 
 /// A category ranked, and its advice line.
-struct Judged {
+struct Judged<'a> {
     category: Category,
     line: String,
+    ranking: Ranking<'a>,
 }
 
 fn signed_pct(v: f64) -> String {
@@ -480,12 +481,12 @@ fn change_text(c: &Change) -> String {
 
 /// Ranks one category and writes its line: the winner when the data separates one, else the
 /// leading group as a tie, then the next model and how far behind it is.
-fn judge(
+fn judge<'a>(
     title: &str,
-    candidates: Vec<&Aggregate>,
+    candidates: Vec<&'a Aggregate>,
     preferred: Measure,
     basis: &str,
-) -> Option<Judged> {
+) -> Option<Judged<'a>> {
     let first = *candidates.first()?;
     let measure = measure_for(&candidates, preferred);
     let ranking = rank(&candidates, measure)?;
@@ -574,7 +575,7 @@ fn judge(
             })
             .unwrap_or_default();
         line.push_str(&format!(
-            "; then {}, {}{behind}",
+            "; the best-placed model the data separates from the leader: {}, {}{behind}",
             next.aggregate.model,
             measure.format_estimate(&next.estimate)
         ));
@@ -602,6 +603,7 @@ fn judge(
             group: group.iter().map(Model::to_string).collect(),
         },
         line,
+        ranking,
     })
 }
 
@@ -635,10 +637,11 @@ fn describe_point(a: &Aggregate) -> String {
 
 /// The ranked categories of the run, in the advice's order (without the memory, starvation,
 /// work-degradation and knee lines, which rank nothing).
-fn categories(aggregates: &[Aggregate]) -> Vec<Judged> {
-    let pick = |workload: Workload, connections: usize, payload: usize| -> Vec<&Aggregate> {
+fn categories<'a>(aggregates: &[&'a Aggregate]) -> Vec<Judged<'a>> {
+    let pick = |workload: Workload, connections: usize, payload: usize| -> Vec<&'a Aggregate> {
         aggregates
             .iter()
+            .copied()
             .filter(|a| {
                 a.workload == workload && a.connections == connections && a.payload == payload
             })
@@ -646,6 +649,7 @@ fn categories(aggregates: &[Aggregate]) -> Vec<Judged> {
     };
     let ping: Vec<&Aggregate> = aggregates
         .iter()
+        .copied()
         .filter(|a| a.workload == Workload::PingPong)
         .collect();
     let mut judged = Vec::new();
@@ -700,9 +704,10 @@ fn categories(aggregates: &[Aggregate]) -> Vec<Judged> {
         }
         loads
     };
-    let at = |workload: Workload, (c, p, r): (usize, usize, Option<u64>)| -> Vec<&Aggregate> {
+    let at = |workload: Workload, (c, p, r): (usize, usize, Option<u64>)| -> Vec<&'a Aggregate> {
         aggregates
             .iter()
+            .copied()
             .filter(|a| a.workload == workload && (a.connections, a.payload, a.rate) == (c, p, r))
             .collect()
     };
@@ -740,17 +745,31 @@ fn categories(aggregates: &[Aggregate]) -> Vec<Judged> {
     judged
 }
 
+/// Every ranked category of `all` (a run's aggregates) with its ranking, for the charts.
+pub fn rankings(all: &[Aggregate]) -> Vec<(Category, Ranking<'_>)> {
+    let mut judged = categories(&base_refs(all));
+    judged.extend(work_categories(all));
+    judged
+        .into_iter()
+        .map(|j| (j.category, j.ranking))
+        .collect()
+}
+
+/// The aggregates at the run's base work, borrowed.
+fn base_refs(all: &[Aggregate]) -> Vec<&Aggregate> {
+    let base = all.iter().map(|a| a.work_us).min().unwrap_or(0);
+    all.iter().filter(|a| a.work_us == base).collect()
+}
+
 /// The ranked categories of a run: what `echo-bench stability` compares between runs.
 pub fn verdicts(run: &SuiteRun) -> Vec<Category> {
     let all = aggregate(run);
-    let mut judged = categories(&at_base_work(&all));
-    judged.extend(work_categories(&all));
-    judged.into_iter().map(|j| j.category).collect()
+    rankings(&all).into_iter().map(|(c, _)| c).collect()
 }
 
 /// The work sweep's categories: at the most connections swept, who keeps the most throughput
 /// at each work level above the base.
-fn work_categories(aggregates: &[Aggregate]) -> Vec<Judged> {
+fn work_categories(aggregates: &[Aggregate]) -> Vec<Judged<'_>> {
     let sweep = work_sweep(aggregates);
     let Some(connections) = sweep.iter().map(|a| a.connections).max() else {
         return Vec::new();
@@ -855,13 +874,14 @@ fn work_advice(aggregates: &[Aggregate]) -> Vec<String> {
 /// The "Which model to pick" section, as markdown bullet lines.
 pub fn advice(run: &SuiteRun) -> Vec<String> {
     let all = aggregate(run);
-    let aggregates = at_base_work(&all);
+    let aggregates = base_refs(&all);
     let mut lines: Vec<String> = categories(&aggregates)
         .into_iter()
         .map(|j| j.line)
         .collect();
     let ping: Vec<&Aggregate> = aggregates
         .iter()
+        .copied()
         .filter(|a| a.workload == Workload::PingPong)
         .collect();
     if !ping.is_empty() {
@@ -1047,7 +1067,10 @@ mod tests {
         assert_eq!(categories[0].group, ["mio", "tokio"]);
         let line = &advice(&run)[0];
         assert!(line.contains("**mio, tokio** tied"), "{line}");
-        assert!(line.contains("then blocking"), "{line}");
+        assert!(
+            line.contains("separates from the leader: blocking"),
+            "{line}"
+        );
         assert!(!line.contains("leads"), "{line}");
     }
 

@@ -1,5 +1,7 @@
-//! The run's charts as SVG (plotters): throughput, server CPU, server memory and fairness against
-//! connections, one line per model, and the latency percentiles of each model at one point.
+//! The run's charts as SVG (plotters): one ranking chart per advice category (each model's median
+//! with its 95% interval over the rounds, the leading group filled), throughput, server CPU,
+//! server memory and fairness against connections (one line per model, with error bars where
+//! there are rounds), and the latency percentiles of each model at one point.
 
 use std::path::{Path, PathBuf};
 
@@ -8,11 +10,13 @@ use plotters::coord::ranged1d::ValueFormatter;
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
-use super::advice::Aggregate;
+use super::advice::{Aggregate, Measure, rankings};
 use super::plan::size_label;
 use crate::config::Workload;
 
 type Series = Vec<(String, Vec<(f64, f64)>)>;
+/// Per series, the error bars: `(x, low, high)`.
+type Bars = Vec<Vec<(f64, f64, f64)>>;
 
 const SIZE: (u32, u32) = (860, 520);
 
@@ -53,12 +57,19 @@ fn err(e: impl std::fmt::Display) -> std::io::Error {
 }
 
 /// A chart with connections on a log x axis and a linear y axis.
-fn by_connections(path: &Path, title: &str, y_desc: &str, series: &Series) -> std::io::Result<()> {
+fn by_connections(
+    path: &Path,
+    title: &str,
+    y_desc: &str,
+    series: &Series,
+    bars: &Bars,
+) -> std::io::Result<()> {
     let xs = series.iter().flat_map(|(_, p)| p.iter().map(|&(x, _)| x));
     let (x_min, x_max) = xs.fold((f64::MAX, 1.0f64), |(lo, hi), x| (lo.min(x), hi.max(x)));
     let y_max = series
         .iter()
         .flat_map(|(_, p)| p.iter().map(|&(_, y)| y))
+        .chain(bars.iter().flatten().map(|&(_, _, high)| high))
         .fold(0.0f64, f64::max);
     let root = SVGBackend::new(path, SIZE).into_drawing_area();
     root.fill(&WHITE).map_err(err)?;
@@ -81,8 +92,121 @@ fn by_connections(path: &Path, title: &str, y_desc: &str, series: &Series) -> st
         .y_label_formatter(&|y| axis_number(*y))
         .draw()
         .map_err(err)?;
+    for (i, bars) in bars.iter().enumerate() {
+        let c = color(i);
+        chart
+            .draw_series(bars.iter().map(|&(x, low, high)| {
+                ErrorBar::new_vertical(x, low, (low + high) / 2.0, high, c.stroke_width(1), 8)
+            }))
+            .map_err(err)?;
+    }
     draw_lines(&mut chart, series, SeriesLabelPosition::UpperRight)?;
     root.present().map_err(err)
+}
+
+/// One advice category: each eligible model's median (dot) and 95% interval over the rounds
+/// (bar), best at the top; the leading group filled, the rest hollow.
+fn ranking_chart(
+    path: &Path,
+    title: &str,
+    measure: Measure,
+    rows: &[(String, f64, f64, f64, bool)],
+) -> std::io::Result<()> {
+    let x_max = rows.iter().map(|r| r.3).fold(0.0f64, f64::max) * 1.1;
+    let height = 90 + 34 * rows.len() as u32;
+    let root = SVGBackend::new(path, (SIZE.0, height)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let n = rows.len();
+    let names: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(170)
+        .build_cartesian_2d(0.0..x_max.max(1e-9), -0.5f64..(n as f64 - 0.5))
+        .map_err(err)?;
+    let label = move |y: &f64| {
+        let i = y.round();
+        if (y - i).abs() < 0.01 && i >= 0.0 && (i as usize) < names.len() {
+            // Best at the top: row 0 is drawn highest.
+            names[names.len() - 1 - i as usize].clone()
+        } else {
+            String::new()
+        }
+    };
+    let x_desc = format!(
+        "{} ({}), median and 95% interval over the rounds",
+        measure.name(),
+        if measure.higher_is_better() {
+            "higher is better"
+        } else {
+            "lower is better"
+        }
+    );
+    chart
+        .configure_mesh()
+        .y_labels(n * 2 + 1)
+        .y_label_formatter(&label)
+        .x_desc(x_desc)
+        .x_label_formatter(&|x| axis_number(*x))
+        .disable_y_mesh()
+        .draw()
+        .map_err(err)?;
+    let lead = RGBColor(31, 119, 180);
+    let rest = RGBColor(127, 127, 127);
+    for (i, (_, median, low, high, leading)) in rows.iter().enumerate() {
+        let y = (n - 1 - i) as f64;
+        let c = if *leading { lead } else { rest };
+        chart
+            .draw_series(std::iter::once(ErrorBar::new_horizontal(
+                y,
+                *low,
+                *median,
+                *high,
+                c.stroke_width(2),
+                10,
+            )))
+            .map_err(err)?;
+        let style = if *leading { c.filled() } else { WHITE.filled() };
+        chart
+            .draw_series([
+                Circle::new((*median, y), 6, style),
+                Circle::new((*median, y), 6, c.stroke_width(2)),
+            ])
+            .map_err(err)?;
+    }
+    root.present().map_err(err)
+}
+
+/// The ranking chart of every advice category; returns the files written.
+fn draw_rankings(dir: &Path, all: &[Aggregate]) -> std::io::Result<Vec<PathBuf>> {
+    let mut written = Vec::new();
+    for (i, (category, ranking)) in rankings(all).into_iter().enumerate() {
+        if ranking.ranked.len() < 2 {
+            continue;
+        }
+        let rows: Vec<(String, f64, f64, f64, bool)> = ranking
+            .ranked
+            .iter()
+            .map(|r| {
+                (
+                    r.aggregate.model.name().to_owned(),
+                    r.estimate.median,
+                    r.estimate.low,
+                    r.estimate.high,
+                    !r.separated,
+                )
+            })
+            .collect();
+        let path = dir.join(format!("rank-{}.svg", i + 1));
+        let title = format!(
+            "{}: {} (filled: leading group, tied)",
+            category.title, category.point
+        );
+        ranking_chart(&path, &title, ranking.measure, &rows)?;
+        written.push(path);
+    }
+    Ok(written)
 }
 
 /// Latency percentiles (p50, p99, p99.9) per model on a log y axis.
@@ -313,12 +437,18 @@ fn models_in(aggregates: &[Aggregate]) -> Vec<Model> {
     models
 }
 
-/// One series per model: `value` of the ping-pong points with `payload`, by connections.
-fn ping_series(aggregates: &[Aggregate], payload: usize, value: fn(&Aggregate) -> f64) -> Series {
+/// One series per model: `value` of the ping-pong points with `payload`, by connections; with
+/// `interval`, the error bars of that measure's 95% interval over the rounds.
+fn ping_series(
+    aggregates: &[Aggregate],
+    payload: usize,
+    value: fn(&Aggregate) -> f64,
+    interval: Option<Measure>,
+) -> (Series, Bars) {
     models_in(aggregates)
         .into_iter()
         .map(|model| {
-            let mut points: Vec<(f64, f64)> = aggregates
+            let mut here: Vec<&Aggregate> = aggregates
                 .iter()
                 .filter(|a| {
                     a.model == model
@@ -326,19 +456,30 @@ fn ping_series(aggregates: &[Aggregate], payload: usize, value: fn(&Aggregate) -
                         && a.payload == payload
                         && a.runs > 0
                 })
+                .collect();
+            here.sort_by_key(|a| a.connections);
+            let points: Vec<(f64, f64)> = here
+                .iter()
                 .map(|a| (a.connections as f64, value(a)))
                 .collect();
-            points.sort_by(|a, b| a.0.total_cmp(&b.0));
-            (model.name().to_owned(), points)
+            let bars = here
+                .iter()
+                .filter_map(|a| {
+                    let e = a.estimate(interval?)?;
+                    (e.n > 1).then_some((a.connections as f64, e.low, e.high))
+                })
+                .collect();
+            ((model.name().to_owned(), points), bars)
         })
-        .filter(|(_, points)| !points.is_empty())
-        .collect()
+        .filter(|((_, points), _)| !points.is_empty())
+        .unzip()
 }
 
 /// Draws every chart the run's data supports into `dir`; returns the files written.
 pub fn draw_all(dir: &Path, all: &[Aggregate]) -> std::io::Result<Vec<PathBuf>> {
     let aggregates = &super::advice::at_base_work(all)[..];
-    let mut written = draw_work(dir, all)?;
+    let mut written = draw_rankings(dir, all)?;
+    written.extend(draw_work(dir, all)?);
     let mut payloads: Vec<usize> = aggregates
         .iter()
         .filter(|a| a.workload == Workload::PingPong)
@@ -349,12 +490,16 @@ pub fn draw_all(dir: &Path, all: &[Aggregate]) -> std::io::Result<Vec<PathBuf>> 
     for &payload in &payloads {
         let label = size_label(payload).replace(' ', "");
         let path = dir.join(format!("throughput-{label}.svg"));
-        let series = ping_series(aggregates, payload, |a| a.rps);
+        let (series, bars) = ping_series(aggregates, payload, |a| a.rps, Some(Measure::Throughput));
         by_connections(
             &path,
-            &format!("ping-pong throughput, {} messages", size_label(payload)),
+            &format!(
+                "ping-pong throughput, {} messages (median, 95% interval)",
+                size_label(payload)
+            ),
             "messages/s",
             &series,
+            &bars,
         )?;
         written.push(path);
     }
@@ -381,12 +526,13 @@ pub fn draw_all(dir: &Path, all: &[Aggregate]) -> std::io::Result<Vec<PathBuf>> 
         ];
         for (file, title, y, value) in charts {
             let path = dir.join(file);
-            let series = ping_series(aggregates, payload, value);
+            let (series, bars) = ping_series(aggregates, payload, value, None);
             by_connections(
                 &path,
                 &format!("{title}, ping-pong {} messages", size_label(payload)),
                 y,
                 &series,
+                &bars,
             )?;
             written.push(path);
         }

@@ -5,6 +5,10 @@
 //! for the same category. A tie in one run and a winner in another is not one: the winner is a
 //! member of the tie. Only a run that separates a model from the one the other run crowned
 //! contradicts it.
+//!
+//! Since ties cannot contradict, the report also shows what a sceptical reader asks next: the
+//! models in every run's leading group (the stable core of a category), and the leaders (best
+//! median) that another run's data separated from its own leader.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -53,6 +57,20 @@ pub struct Contradiction {
     pub other_group: Vec<String>,
 }
 
+/// One category across the runs.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Agreement {
+    /// The category (title and point).
+    pub category: String,
+    /// Models in the leading group of every run that ranked the category.
+    pub always_leading: Vec<String>,
+    /// Models in some runs' leading groups but not all.
+    pub sometimes_leading: Vec<String>,
+    /// `(run, leader)`: a run's best median that another run's data separated from its leader.
+    pub leaders_left_out: Vec<(usize, String)>,
+}
+
 /// The stability report.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -61,6 +79,8 @@ pub struct Stability {
     pub runs: Vec<RunEntry>,
     /// Every contradiction.
     pub contradictions: Vec<Contradiction>,
+    /// Each category's agreement across the runs.
+    pub agreement: Vec<Agreement>,
 }
 
 fn key(c: &Category) -> String {
@@ -83,6 +103,26 @@ pub fn check(runs: &[(PathBuf, SuiteRun)]) -> Stability {
             categories: verdicts(run),
         })
         .collect();
+    Stability::of(entries)
+}
+
+impl Stability {
+    /// Judges runs already reduced to their categories.
+    pub fn of(entries: Vec<RunEntry>) -> Stability {
+        let contradictions = contradictions(&entries);
+        let agreement = categories(&entries)
+            .into_iter()
+            .map(|k| agreement(&entries, &k))
+            .collect();
+        Stability {
+            runs: entries,
+            contradictions,
+            agreement,
+        }
+    }
+}
+
+fn contradictions(entries: &[RunEntry]) -> Vec<Contradiction> {
     let mut contradictions = Vec::new();
     for (i, a) in entries.iter().enumerate() {
         for category in &a.categories {
@@ -105,9 +145,54 @@ pub fn check(runs: &[(PathBuf, SuiteRun)]) -> Stability {
             }
         }
     }
-    Stability {
-        runs: entries,
-        contradictions,
+    contradictions
+}
+
+/// Every category's key, in the order first seen.
+fn categories(runs: &[RunEntry]) -> Vec<String> {
+    let mut keys: Vec<String> = Vec::new();
+    for r in runs {
+        for c in &r.categories {
+            if !keys.contains(&key(c)) {
+                keys.push(key(c));
+            }
+        }
+    }
+    keys
+}
+
+fn agreement(runs: &[RunEntry], k: &str) -> Agreement {
+    let ranked: Vec<(usize, &Category)> = runs
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| Some((i, r.categories.iter().find(|c| key(c) == k)?)))
+        .collect();
+    let mut seen: Vec<String> = Vec::new();
+    for (_, c) in &ranked {
+        for m in &c.group {
+            if !seen.contains(m) {
+                seen.push(m.clone());
+            }
+        }
+    }
+    let (always, sometimes) = seen
+        .into_iter()
+        .partition(|m| ranked.iter().all(|(_, c)| c.group.contains(m)));
+    let leaders_left_out = ranked
+        .iter()
+        .filter_map(|(i, c)| {
+            let leader = c.group.first()?;
+            ranked
+                .iter()
+                .any(|(_, other)| !other.group.contains(leader))
+                .then(|| (*i, leader.clone()))
+        })
+        .collect();
+    Agreement {
+        category: k.to_owned(),
+        always_leading: always,
+        sometimes_leading: sometimes,
+        leaders_left_out,
     }
 }
 
@@ -144,14 +229,7 @@ impl Stability {
             "\nLeading group of each category per run: a **bold** model is a sole winner; \
              otherwise the models listed are tied (the data cannot separate them).\n\n",
         );
-        let mut keys: Vec<String> = Vec::new();
-        for r in &self.runs {
-            for c in &r.categories {
-                if !keys.contains(&key(c)) {
-                    keys.push(key(c));
-                }
-            }
-        }
+        let keys = categories(&self.runs);
         out.push_str("| category |");
         for i in 0..self.runs.len() {
             let _ = write!(out, " run {} |", i + 1);
@@ -173,6 +251,26 @@ impl Stability {
             }
             out.push('\n');
         }
+        out.push_str(
+            "\n## Agreement\n\nWhat every run agrees on: the models in each run's leading group, \
+             those in only some, and any run whose leader (best median) another run separated \
+             from its own leader.\n\n| category | in every run's group | in some | leaders left out by another run |\n|---|---|---|---|\n",
+        );
+        for a in &self.agreement {
+            let left_out: Vec<String> = a
+                .leaders_left_out
+                .iter()
+                .map(|(run, m)| format!("{m} (run {})", run + 1))
+                .collect();
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} |",
+                a.category,
+                list_or_dash(&a.always_leading),
+                list_or_dash(&a.sometimes_leading),
+                list_or_dash(&left_out)
+            );
+        }
         if !self.contradictions.is_empty() {
             out.push_str("\n## Contradictions\n\n");
             for c in &self.contradictions {
@@ -189,7 +287,17 @@ impl Stability {
         }
         out
     }
+}
 
+fn list_or_dash(items: &[String]) -> String {
+    if items.is_empty() {
+        "–".to_owned()
+    } else {
+        items.join(", ")
+    }
+}
+
+impl Stability {
     /// Writes `README.md` and `stability.json` into a new folder under `results_dir`.
     pub fn write(&self, results_dir: &Path, command: &str) -> std::io::Result<PathBuf> {
         let name = super::output::unique_name("stability", &crate::meta::Meta::current());
@@ -199,5 +307,71 @@ impl Stability {
         let json = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
         std::fs::write(dir.join("stability.json"), json + "\n")?;
         Ok(dir)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(categories: &[(&str, &[&str], Option<&str>)]) -> RunEntry {
+        RunEntry {
+            categories: categories
+                .iter()
+                .map(|(title, group, winner)| Category {
+                    title: (*title).into(),
+                    point: "p".into(),
+                    measure: "throughput".into(),
+                    group: group.iter().map(|m| (*m).into()).collect(),
+                    ranked: group.iter().map(|m| (*m).into()).collect(),
+                    winner: winner.map(Into::into),
+                })
+                .collect(),
+            ..RunEntry::default()
+        }
+    }
+
+    #[test]
+    fn agreement_names_the_stable_core_and_leaders_another_run_separated() {
+        let s = Stability::of(vec![
+            entry(&[("few", &["mio", "tokio", "may"], None)]),
+            entry(&[("few", &["tokio", "mio"], None)]),
+            entry(&[("few", &["may", "mio"], None)]),
+        ]);
+        let a = &s.agreement[0];
+        assert_eq!(a.always_leading, ["mio"]);
+        assert_eq!(a.sometimes_leading, ["tokio", "may"]);
+        // Run 2's leader tokio is outside run 3's group; run 3's leader may outside run 2's.
+        assert_eq!(
+            a.leaders_left_out,
+            [(1, "tokio".to_owned()), (2, "may".to_owned())]
+        );
+        assert!(s.contradictions.is_empty(), "ties never contradict");
+        let text = s.markdown("test");
+        assert!(text.contains("| few (p) | mio | tokio, may |"), "{text}");
+    }
+
+    #[test]
+    fn a_sole_winner_another_run_leaves_out_is_a_contradiction() {
+        let s = Stability::of(vec![
+            entry(&[
+                ("few", &["mio"], Some("mio")),
+                ("many", &["may"], Some("may")),
+            ]),
+            entry(&[
+                ("few", &["tokio", "may"], None),
+                ("many", &["tokio", "may"], None),
+            ]),
+        ]);
+        assert_eq!(s.contradictions.len(), 1, "{:?}", s.contradictions);
+        let c = &s.contradictions[0];
+        assert_eq!(
+            (c.winner.as_str(), c.winner_run, c.other_run),
+            ("mio", 0, 1)
+        );
+        assert!(
+            s.markdown("test")
+                .contains("run 1 names **mio** alone; run 2 leads with tokio, may")
+        );
     }
 }
