@@ -15,8 +15,8 @@ use super::plan::size_label;
 use crate::config::Workload;
 
 type Series = Vec<(String, Vec<(f64, f64)>)>;
-/// Per series, the error bars: `(x, low, high)`.
-type Bars = Vec<Vec<(f64, f64, f64)>>;
+/// Per series, the error bars: `(x, low, median, high)`.
+type Bars = Vec<Vec<(f64, f64, f64, f64)>>;
 
 const SIZE: (u32, u32) = (860, 520);
 
@@ -69,7 +69,7 @@ fn by_connections(
     let y_max = series
         .iter()
         .flat_map(|(_, p)| p.iter().map(|&(_, y)| y))
-        .chain(bars.iter().flatten().map(|&(_, _, high)| high))
+        .chain(bars.iter().flatten().map(|&(_, _, _, high)| high))
         .fold(0.0f64, f64::max);
     let root = SVGBackend::new(path, SIZE).into_drawing_area();
     root.fill(&WHITE).map_err(err)?;
@@ -95,8 +95,8 @@ fn by_connections(
     for (i, bars) in bars.iter().enumerate() {
         let c = color(i);
         chart
-            .draw_series(bars.iter().map(|&(x, low, high)| {
-                ErrorBar::new_vertical(x, low, (low + high) / 2.0, high, c.stroke_width(1), 8)
+            .draw_series(bars.iter().map(|&(x, low, median, high)| {
+                ErrorBar::new_vertical(x, low, median, high, c.stroke_width(1), 8)
             }))
             .map_err(err)?;
     }
@@ -200,8 +200,14 @@ fn draw_rankings(dir: &Path, all: &[Aggregate]) -> std::io::Result<Vec<PathBuf>>
             .collect();
         let path = dir.join(format!("rank-{}.svg", i + 1));
         let title = format!(
-            "{}: {} (filled: leading group, tied)",
-            category.title, category.point
+            "{}: {} ({})",
+            category.title,
+            category.point,
+            if category.winner.is_some() {
+                "filled: the sole leader"
+            } else {
+                "filled: the leading group, tied"
+            }
         );
         ranking_chart(&path, &title, ranking.measure, &rows)?;
         written.push(path);
@@ -466,7 +472,7 @@ fn ping_series(
                 .iter()
                 .filter_map(|a| {
                     let e = a.estimate(interval?)?;
-                    (e.n > 1).then_some((a.connections as f64, e.low, e.high))
+                    (e.n > 1).then_some((a.connections as f64, e.low, e.median, e.high))
                 })
                 .collect();
             ((model.name().to_owned(), points), bars)

@@ -132,6 +132,8 @@ fn table(
     if points.is_empty() {
         return String::new();
     }
+    // Rows in the registry's order, whatever order the rounds ran in.
+    models.sort_by_key(|m| echo_servers::Model::ALL.iter().position(|x| x == m));
     let in_column = |column: &(usize, usize, Option<u64>, u64)| -> Vec<&Aggregate> {
         points
             .iter()
@@ -370,8 +372,8 @@ fn summary_markdown(run: &SuiteRun, aggregates: &[Aggregate], charts: &[PathBuf]
     let _ = writeln!(out, "# echo-bench suite: {} profile\n", run.profile.name());
     let _ = writeln!(
         out,
-        "{} on {} ({} cores, {} MiB, kernel {}), {}, echo-bench {} at {}. Each point: {:.1} s \
-         measured after {:.1} s warm-up on a fresh server process, in {} interleaved round(s) \
+        "{} on {} ({} cores, {} MiB, kernel {}), {}, echo-bench {} at {}. Each trial: {} s \
+         measured after {} s warm-up on a fresh server process, in {} interleaved round(s) \
          (models shuffled within each round from seed {}). Figures are medians over the rounds, \
          `±` the half-width of their 95% interval. In **bold**: each column's leading group, the \
          models the paired comparison over the rounds cannot separate from the best by more than \
