@@ -397,10 +397,15 @@ fn cli_exits_1_when_the_run_sees_errors() {
     let target = server.addr.to_string();
     let output = echo_bench(&["run", "--target", &target, "-d", "300ms", "--warmup", "0s"]);
     assert_eq!(output.status.code(), Some(1));
-    assert!(
-        String::from_utf8_lossy(&output.stdout).contains("mismatch 1")
-            || String::from_utf8_lossy(&output.stdout).contains("mismatch")
-    );
+    // The errors line counts the corrupted echoes: at least one.
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let mismatches: u64 = stdout
+        .lines()
+        .find(|l| l.starts_with("errors"))
+        .and_then(|l| l.split("mismatch").nth(1))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no errors line with a mismatch count: {stdout}"));
+    assert!(mismatches >= 1, "{stdout}");
 }
 
 #[test]
@@ -947,6 +952,28 @@ mod ab {
     }
 
     #[test]
+    fn strict_counts_inconclusive_as_a_failure_in_the_json_as_in_the_exit_code() {
+        let dir = temp("strict");
+        // A threshold of 0.1% cannot be resolved by 4 pairs: the verdict is inconclusive (or,
+        // should the interval miss zero by chance, a regression that confirmation re-runs).
+        let (code, report) = ab(&dir, &["--strict", "--threshold", "0.1"]);
+        assert_eq!(
+            code,
+            Some(i32::from(report.exit_code)),
+            "{}",
+            report.conclusion
+        );
+        if report
+            .benchmarks
+            .iter()
+            .any(|b| b.verdict == Verdict::Inconclusive)
+        {
+            assert_eq!(report.exit_code, 1, "{}", report.conclusion);
+        }
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
     fn a_a_comparison_finds_no_regression_and_records_every_pair() {
         let dir = temp("aa");
         let (code, report) = ab(&dir, &[]);
@@ -1136,6 +1163,74 @@ exec {BIN} "$@"
         std::fs::remove_dir_all(&dir).ok();
     }
 
+    /// The fixture's points in three rounds; `scale(model, round)` multiplies each throughput.
+    fn in_rounds(scale: &dyn Fn(&str, usize) -> f64) -> serde_json::Value {
+        let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/run.json");
+        let mut run: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(fixture).unwrap()).unwrap();
+        let points: Vec<serde_json::Value> = run["points"].as_array().unwrap().clone();
+        let mut rounds = Vec::new();
+        for round in 0..3 {
+            for point in &points {
+                let mut point = point.clone();
+                point["point"]["round"] = round.into();
+                let model = point["point"]["model"].as_str().unwrap().to_owned();
+                let rps = point["report"]["throughput_rps"].as_f64().unwrap();
+                point["report"]["throughput_rps"] = (rps * scale(&model, round)).into();
+                rounds.push(point);
+            }
+        }
+        run["points"] = rounds.into();
+        run["rounds"] = 3.into();
+        run
+    }
+
+    #[test]
+    fn compare_judges_rounds_on_intervals_and_matches_handler_work() {
+        let dir = temp("compare-rounds");
+        // Round-to-round jitter of ±2% everywhere.
+        let jitter = |round: usize| [1.0, 1.02, 0.98][round];
+        let old = in_rounds(&|_, round| jitter(round));
+        // mio 40% slower in every round; tokio unchanged but for the jitter.
+        let mut new = in_rounds(&|model, round| {
+            jitter((round + 1) % 3) * if model == "mio" { 0.6 } else { 1.0 }
+        });
+        // A handler-work point that exists only in the new run must not be matched with the
+        // plain one.
+        let mut worked = new["points"][0].clone();
+        worked["point"]["work_us"] = 50.into();
+        worked["report"]["throughput_rps"] = 1.0.into();
+        new["points"].as_array_mut().unwrap().push(worked);
+        let (old_path, new_path) = (dir.join("old.json"), dir.join("new.json"));
+        std::fs::write(&old_path, serde_json::to_vec(&old).unwrap()).unwrap();
+        std::fs::write(&new_path, serde_json::to_vec(&new).unwrap()).unwrap();
+        let output = echo_bench(&[
+            "compare",
+            old_path.to_str().unwrap(),
+            new_path.to_str().unwrap(),
+        ]);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert_eq!(output.status.code(), Some(1), "{stdout}");
+        let line = |name: &str| {
+            stdout
+                .lines()
+                .find(|l| l.starts_with(&format!("{name}:")))
+                .unwrap_or_else(|| panic!("no verdict for {name}: {stdout}"))
+                .to_owned()
+        };
+        let mio = line("ping-pong/mio/1");
+        assert!(mio.contains("regressed (-40.0% [-4"), "{mio}");
+        let tokio = line("ping-pong/tokio/1");
+        assert!(tokio.contains("within noise"), "{tokio}");
+        assert!(!stdout.contains("no interval"), "{stdout}");
+        assert!(!stdout.contains("+work50us:"), "{stdout}");
+        assert!(
+            stdout.contains("1 only in the new one were left out"),
+            "{stdout}"
+        );
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
     #[test]
     fn compare_puts_two_suite_runs_side_by_side_and_warns_when_unpaired() {
         let dir = temp("compare");
@@ -1174,6 +1269,10 @@ exec {BIN} "$@"
         assert_eq!(output.status.code(), Some(1), "{stdout}");
         assert!(
             stdout.contains("-40.0%") && stdout.contains("regressed"),
+            "{stdout}"
+        );
+        assert!(
+            stdout.contains("no interval (one sample)") && !stdout.contains("[-40.0%, -40.0%]"),
             "{stdout}"
         );
         assert!(stdout.contains("different hosts"), "{stdout}");

@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Once};
 use std::time::{Duration, Instant};
 
-use may::net::{TcpListener, TcpStream};
+use may::net::TcpListener;
 use slab::Slab;
 
 use crate::blocking_io;
@@ -88,8 +88,8 @@ struct Shared {
     path: EchoPath,
     stopping: AtomicBool,
     /// The descriptor of every open connection, so shutdown can end its coroutine's read. A
-    /// descriptor is removed (under the lock) before its stream closes it, so one found here is
-    /// never another file's.
+    /// descriptor is removed (under the lock) before its stream closes it ([`Connection`]), so
+    /// one found here is never another file's.
     open: Mutex<Slab<RawFd>>,
     /// Connection coroutines still running.
     live: AtomicUsize,
@@ -108,7 +108,10 @@ impl Shared {
 fn accept_loop(listener: Arc<TcpListener>, shared: Arc<Shared>) {
     while !shared.stopping() {
         match listener.accept() {
-            Ok((stream, _)) => serve(stream, &shared),
+            Ok((stream, _)) => {
+                let _ = stream.set_nodelay(true);
+                serve(stream, &shared, spawn_coroutine);
+            }
             Err(err) => match AcceptError::classify(&err) {
                 AcceptError::WouldBlock | AcceptError::Connection => {}
                 AcceptError::Resource | AcceptError::Fatal => {
@@ -123,37 +126,65 @@ fn accept_loop(listener: Arc<TcpListener>, shared: Arc<Shared>) {
     }
 }
 
-/// Registers `stream` and echoes it on a coroutine of its own.
-fn serve(stream: TcpStream, shared: &Arc<Shared>) {
-    let _ = stream.set_nodelay(true);
+/// A registered connection: its descriptor is in the registry for as long as the stream is
+/// open. Dropping it (when its coroutine ends, or when the coroutine could not be spawned and
+/// the closure holding it is dropped unrun) removes the registration first and closes the
+/// stream after, so `stop` never shuts down a descriptor number the kernel has already given
+/// to another file.
+struct Connection<S> {
+    stream: Option<S>,
+    key: usize,
+    shared: Arc<Shared>,
+}
+
+impl<S> Drop for Connection<S> {
+    fn drop(&mut self) {
+        self.shared.lock().try_remove(self.key);
+        drop(self.stream.take());
+        self.shared.live.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A job for a connection's coroutine.
+type Job = Box<dyn FnOnce() + Send + 'static>;
+
+/// Runs `job` on a new `may` coroutine.
+fn spawn_coroutine(job: Job) -> io::Result<()> {
+    // SAFETY: `may` requires that a coroutine keep no thread-local state across a switch,
+    // since it may resume on another worker; the echo keeps none.
+    unsafe { may::coroutine::Builder::new().spawn(job) }.map(drop)
+}
+
+/// Registers `stream` and echoes it on a coroutine of its own, started by `spawn`.
+fn serve<S>(stream: S, shared: &Arc<Shared>, spawn: impl FnOnce(Job) -> io::Result<()>)
+where
+    S: io::Read + io::Write + AsRawFd + Send + 'static,
+{
     let key = {
         let mut open = shared.lock();
         // Checked under the lock: a connection is either shut down by `stop` or never served.
         if shared.stopping() {
             return;
         }
-        open.insert(stream.as_raw_fd())
+        let key = open.insert(stream.as_raw_fd());
+        shared.live.fetch_add(1, Ordering::AcqRel);
+        key
     };
-    shared.live.fetch_add(1, Ordering::AcqRel);
-    let done = Arc::clone(shared);
-    // SAFETY: `may` requires that a coroutine keep no thread-local state across a switch,
-    // since it may resume on another worker; the echo keeps none.
-    let spawned = unsafe {
-        may::coroutine::Builder::new().spawn(move || {
-            let mut stream = stream;
-            let mut buf = vec![0; done.path.buffer_size];
+    let mut connection = Connection {
+        stream: Some(stream),
+        key,
+        shared: Arc::clone(shared),
+    };
+    // If spawning fails, the job is dropped unrun and with it the connection, registration
+    // first; an error there ends this connection only.
+    let _ = spawn(Box::new(move || {
+        let path = connection.shared.path;
+        let mut buf = vec![0; path.buffer_size];
+        if let Some(stream) = connection.stream.as_mut() {
             // An error ends this connection only.
-            let _ = blocking_io::echo(&mut stream, &mut buf, done.path);
-            done.lock().try_remove(key);
-            drop(stream);
-            done.live.fetch_sub(1, Ordering::AcqRel);
-        })
-    };
-    if spawned.is_err() {
-        // The closure, and with it the stream, is dropped unrun: undo the registration.
-        shared.lock().try_remove(key);
-        shared.live.fetch_sub(1, Ordering::AcqRel);
-    }
+            let _ = blocking_io::echo(stream, &mut buf, path);
+        }
+    }));
 }
 
 struct MayStop {
@@ -190,5 +221,117 @@ impl Stop for MayStop {
             std::thread::sleep(Duration::from_millis(2));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shared() -> Arc<Shared> {
+        Arc::new(Shared {
+            path: EchoPath::of(&ServerConfig::default()),
+            stopping: AtomicBool::new(false),
+            open: Mutex::new(Slab::new()),
+            live: AtomicUsize::new(0),
+        })
+    }
+
+    /// A connected loopback stream (its peer is returned too, to keep it open).
+    fn stream() -> (std::net::TcpStream, std::net::TcpStream) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        (server, client)
+    }
+
+    /// A stream that, when it closes, records whether its descriptor was still registered:
+    /// the moment a registered descriptor could be another file's.
+    struct Probe {
+        stream: std::net::TcpStream,
+        shared: Arc<Shared>,
+        registered_at_close: Arc<Mutex<Option<bool>>>,
+    }
+
+    impl io::Read for Probe {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.stream.read(buf)
+        }
+    }
+
+    impl io::Write for Probe {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.stream.write(buf)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            self.stream.flush()
+        }
+    }
+
+    impl AsRawFd for Probe {
+        fn as_raw_fd(&self) -> RawFd {
+            self.stream.as_raw_fd()
+        }
+    }
+
+    impl Drop for Probe {
+        fn drop(&mut self) {
+            let fd = self.stream.as_raw_fd();
+            let registered = self.shared.lock().iter().any(|(_, &f)| f == fd);
+            *self.registered_at_close.lock().unwrap() = Some(registered);
+        }
+    }
+
+    fn probe(shared: &Arc<Shared>) -> (Probe, Arc<Mutex<Option<bool>>>, std::net::TcpStream) {
+        let (server, client) = stream();
+        let seen = Arc::new(Mutex::new(None));
+        let probe = Probe {
+            stream: server,
+            shared: Arc::clone(shared),
+            registered_at_close: Arc::clone(&seen),
+        };
+        (probe, seen, client)
+    }
+
+    #[test]
+    fn a_connection_whose_coroutine_cannot_start_is_deregistered_before_its_descriptor_closes() {
+        let shared = shared();
+        let (probe, seen, _client) = probe(&shared);
+        // The spawn fails: the job, holding the stream, is dropped unrun.
+        serve(probe, &shared, |job| {
+            drop(job);
+            Err(io::Error::other("no coroutine for you"))
+        });
+        assert_eq!(
+            *seen.lock().unwrap(),
+            Some(false),
+            "the descriptor was still registered when it closed: stop could shut down another \
+             file that reuses its number"
+        );
+        assert!(shared.lock().is_empty());
+        assert_eq!(shared.live.load(Ordering::Acquire), 0);
+    }
+
+    #[test]
+    fn a_served_connection_is_registered_until_its_coroutine_ends() {
+        let shared = shared();
+        let (server, seen, client) = probe(&shared);
+        let fd = server.as_raw_fd();
+        let mut job = None;
+        serve(server, &shared, |j| {
+            job = Some(j);
+            Ok(())
+        });
+        assert_eq!(
+            shared.lock().iter().map(|(_, &f)| f).collect::<Vec<_>>(),
+            [fd]
+        );
+        assert_eq!(shared.live.load(Ordering::Acquire), 1);
+        // The peer closes: the echo reads EOF and the job ends, deregistering the connection.
+        drop(client);
+        (job.expect("spawned"))();
+        assert_eq!(*seen.lock().unwrap(), Some(false), "deregistered before it closed");
+        assert!(shared.lock().is_empty());
+        assert_eq!(shared.live.load(Ordering::Acquire), 0);
     }
 }

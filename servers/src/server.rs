@@ -218,7 +218,17 @@ impl ServerId {
 pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(4);
 
 macro_rules! models {
-    ($( $(#[$doc:meta])* $variant:ident => $name:literal, $module:ident::$ty:ident ;)*) => {
+    ($d:tt $( $(#[$doc:meta])* $variant:ident as $test:ident => $name:literal, $module:ident::$ty:ident ;)*) => {
+        /// Calls `$callback! { ident => Model::Variant, ... }` with every registered model, the
+        /// ident its name in snake case: how test files generate one test per model from the
+        /// registry, without a list of their own.
+        #[macro_export]
+        macro_rules! for_each_model {
+            ($d callback:ident) => {
+                $d callback! { $( $test => $d crate::Model::$variant ),* }
+            };
+        }
+
         /// The registry of models: the one place that lists them.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub enum Model {
@@ -243,30 +253,31 @@ macro_rules! models {
 }
 
 models! {
+    $
     /// One thread, one connection at a time (the textbook iterative server).
-    Blocking => "blocking", blocking::Blocking;
+    Blocking as blocking => "blocking", blocking::Blocking;
     /// A new OS thread for every accepted connection.
-    ThreadPerConnection => "thread-per-connection", thread_per_connection::ThreadPerConnection;
+    ThreadPerConnection as thread_per_connection => "thread-per-connection", thread_per_connection::ThreadPerConnection;
     /// A fixed pool of workers fed accepted connections through a channel.
-    ThreadPool => "thread-pool", thread_pool::ThreadPool;
+    ThreadPool as thread_pool => "thread-pool", thread_pool::ThreadPool;
     /// One thread running a mio (epoll) readiness loop.
-    Mio => "mio", mio_loop::MioLoop;
+    Mio as mio => "mio", mio_loop::MioLoop;
     /// One mio loop per core, each with its own SO_REUSEPORT listener.
-    MioPerCore => "mio-per-core", mio_per_core::MioPerCore;
+    MioPerCore as mio_per_core => "mio-per-core", mio_per_core::MioPerCore;
     /// tokio's multi-thread runtime, one task per connection.
-    Tokio => "tokio", tokio_rt::TokioServer;
+    Tokio as tokio => "tokio", tokio_rt::TokioServer;
     /// A current-thread tokio runtime per core, each with its own SO_REUSEPORT listener.
-    TokioCurrentThread => "tokio-current-thread", tokio_current_thread::TokioCurrentThread;
+    TokioCurrentThread as tokio_current_thread => "tokio-current-thread", tokio_current_thread::TokioCurrentThread;
     /// tokio for I/O with each message's work sent to a rayon pool.
-    TokioRayon => "tokio-rayon", tokio_rayon::TokioRayon;
+    TokioRayon as tokio_rayon => "tokio-rayon", tokio_rayon::TokioRayon;
     /// async-std, one task per connection.
-    AsyncStd => "async-std", async_std_rt::AsyncStdServer;
+    AsyncStd as async_std => "async-std", async_std_rt::AsyncStdServer;
     /// smol, one task per connection on an executor with a thread per core.
-    Smol => "smol", smol_rt::SmolServer;
+    Smol as smol => "smol", smol_rt::SmolServer;
     /// Completion-based io_uring I/O (tokio-uring), a runtime per core.
-    IoUring => "io-uring", io_uring_rt::IoUringServer;
+    IoUring as io_uring => "io-uring", io_uring_rt::IoUringServer;
     /// Stackful coroutines (may), one per connection.
-    May => "may", may_rt::MayServer;
+    May as may => "may", may_rt::MayServer;
 }
 
 impl Model {

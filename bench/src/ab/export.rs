@@ -102,15 +102,27 @@ fn rows(report: &AbReport) -> Vec<[String; 8]> {
 /// The verdict line of a benchmark, with its reason where it needs one.
 fn verdict_line(b: &BenchmarkResult) -> String {
     let mut line = format!("{}: {}", b.name, b.verdict.name());
-    if let Some(primary) = b.primary().and_then(|m| m.change.as_ref()) {
-        let _ = write!(
-            line,
-            " ({} [{}, {}], threshold {:.1}%)",
-            pct(primary.change_pct),
-            pct(primary.ci_low_pct),
-            pct(primary.ci_high_pct),
-            b.threshold_pct
-        );
+    match b.primary().and_then(|m| m.change.as_ref()) {
+        // One sample on a side: a point estimate, no interval to show.
+        Some(primary) if primary.pairs < 2 => {
+            let _ = write!(
+                line,
+                " ({}, threshold {:.1}%)",
+                pct(primary.change_pct),
+                b.threshold_pct
+            );
+        }
+        Some(primary) => {
+            let _ = write!(
+                line,
+                " ({} [{}, {}], threshold {:.1}%)",
+                pct(primary.change_pct),
+                pct(primary.ci_low_pct),
+                pct(primary.ci_high_pct),
+                b.threshold_pct
+            );
+        }
+        None => {}
     }
     if let Some(note) = &b.note {
         let _ = write!(line, ": {note}");

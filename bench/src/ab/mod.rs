@@ -266,6 +266,8 @@ pub struct AbOptions {
     pub pinning: Pinning,
     /// Run each pair's two trials at the same time (duet) rather than one after the other.
     pub duet: bool,
+    /// Count an inconclusive benchmark as a failure (exit 1), in the report as in the exit code.
+    pub strict: bool,
 }
 
 impl AbOptions {
@@ -499,13 +501,13 @@ pub fn run(options: &AbOptions, command: &str, on_trial: &mut OnTrial<'_>) -> Ab
         benchmarks: results,
         ..AbReport::default()
     };
-    conclude(&mut report, options.confirm);
+    conclude(&mut report, options.confirm, options.strict);
     report.elapsed_s = started.elapsed().as_secs_f64();
     report
 }
 
 /// Sets the exit code, the one-line conclusion and the warnings.
-fn conclude(report: &mut AbReport, confirmed: bool) {
+fn conclude(report: &mut AbReport, confirmed: bool, strict: bool) {
     let named = |verdict: Verdict| -> Vec<String> {
         report
             .benchmarks
@@ -541,6 +543,14 @@ fn conclude(report: &mut AbReport, confirmed: bool) {
             "regression (not re-run)"
         };
         (1, format!("{how}: {}", regressed.join(", ")))
+    } else if !inconclusive.is_empty() && strict {
+        (
+            1,
+            format!(
+                "inconclusive, which --strict counts as a failure: {}",
+                inconclusive.join(", ")
+            ),
+        )
     } else if !inconclusive.is_empty() {
         (
             0,

@@ -127,6 +127,7 @@ pub fn main(args: AbArgs) -> ExitCode {
         confirm: !args.no_confirm,
         pinning: args.pin.pinning(),
         duet: !args.sequential,
+        strict: args.strict,
     };
     if options.trial < Duration::from_millis(50) {
         usage_exit("echo-bench", "error: --trial must be at least 50ms");
@@ -173,14 +174,6 @@ pub fn main(args: AbArgs) -> ExitCode {
         eprintln!("echo-bench: warning: {warning}");
     }
     let code = match report.exit_code {
-        0 if args.strict
-            && report
-                .benchmarks
-                .iter()
-                .any(|b| b.verdict == ab::Verdict::Inconclusive) =>
-        {
-            1
-        }
         0 if failed => 1,
         code => code,
     };
