@@ -330,7 +330,11 @@ mod tests {
         // The peer closes: the echo reads EOF and the job ends, deregistering the connection.
         drop(client);
         (job.expect("spawned"))();
-        assert_eq!(*seen.lock().unwrap(), Some(false), "deregistered before it closed");
+        assert_eq!(
+            *seen.lock().unwrap(),
+            Some(false),
+            "deregistered before it closed"
+        );
         assert!(shared.lock().is_empty());
         assert_eq!(shared.live.load(Ordering::Acquire), 0);
     }
