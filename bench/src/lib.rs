@@ -1,6 +1,7 @@
-//! The measuring engine of echo-bench: drives any TCP echo server at a socket address and
-//! reports throughput, latency percentiles, errors, fairness and the client's and server's
-//! resource use, verifying every echoed byte.
+//! echo-bench: the suite that compares the server models (`suite`), the paired comparison of two
+//! builds for CI (`ab`), and their outputs. The load generator itself is the `echo-loadgen`
+//! crate, re-exported here under its own module names, so `echo_bench::engine` and
+//! `echo_loadgen::engine` are the same module.
 //!
 //! ```no_run
 //! use echo_bench::{RunConfig, Report, engine};
@@ -12,20 +13,10 @@
 //! println!("{}", report.summary());
 //! # Ok::<(), anyhow::Error>(())
 //! ```
-//!
-//! The engine knows only a socket address (and, optionally, the server's pid for /proc figures);
-//! starting servers is the job of the suite and the benches.
 #![deny(missing_docs)]
 
 pub mod ab;
-pub mod config;
-pub mod engine;
-pub mod meta;
-pub mod pattern;
-pub mod procfs;
-pub mod report;
-pub mod stats;
 pub mod suite;
 
-pub use config::{Engine, RunConfig, Stop, Workload};
-pub use report::Report;
+pub use echo_loadgen::{Engine, Report, RunConfig, Stop, Workload};
+pub use echo_loadgen::{config, engine, meta, pattern, procfs, report, stats};

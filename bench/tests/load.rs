@@ -761,7 +761,7 @@ mod suite {
 
     #[test]
     fn a_model_this_machine_cannot_run_is_skipped_and_said_so() {
-        use echo_servers::io_uring_rt::DISABLE_ENV;
+        use echo_servers::IO_URING_DISABLE_ENV as DISABLE_ENV;
         let dir = temp_dir("skip");
         let (output, stderr) =
             tiny_suite(&dir, &["--models", "io-uring,mio"], &[(DISABLE_ENV, "1")]);

@@ -31,15 +31,6 @@ mod net;
 mod work;
 pub use work::Work;
 
-pub mod async_std_rt;
-pub mod blocking;
-pub mod io_uring_rt;
-pub mod may_rt;
-pub mod mio_loop;
-pub mod mio_per_core;
-pub mod smol_rt;
-pub mod thread_per_connection;
-pub mod thread_pool;
-pub mod tokio_current_thread;
-pub mod tokio_rayon;
-pub mod tokio_rt;
+/// One module per model, named exactly as the model; reached only through the registry.
+mod models;
+pub use models::io_uring::DISABLE_ENV as IO_URING_DISABLE_ENV;

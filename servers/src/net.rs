@@ -69,7 +69,9 @@ pub(crate) enum AcceptError {
     /// The process or system ran out of something (descriptors, buffers, memory): back off and
     /// retry on a timer; the queued clients are still waiting in the backlog.
     Resource,
-    /// The listener itself is gone (shut down, or closed): stop accepting.
+    /// The listener itself failed (shut down, closed, or an error accept should never give).
+    /// Today every model treats it as `Resource` (log, back off, retry) unless it is stopping:
+    /// an accept loop that exited would leave queued clients hanging without a word.
     Fatal,
 }
 

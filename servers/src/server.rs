@@ -12,6 +12,7 @@ use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+pub use crate::models::Model;
 use crate::work::Work;
 
 /// A TCP echo server built on one concurrency model.
@@ -217,69 +218,6 @@ impl ServerId {
 /// How long a server waits for its threads when shutting down before it reports an error.
 pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(4);
 
-macro_rules! models {
-    ($d:tt $( $(#[$doc:meta])* $variant:ident as $test:ident => $name:literal, $module:ident::$ty:ident ;)*) => {
-        /// Calls `$callback! { ident => Model::Variant, ... }` with every registered model, the
-        /// ident its name in snake case: how test files generate one test per model from the
-        /// registry, without a list of their own.
-        #[macro_export]
-        macro_rules! for_each_model {
-            ($d callback:ident) => {
-                $d callback! { $( $test => $d crate::Model::$variant ),* }
-            };
-        }
-
-        /// The registry of models: the one place that lists them.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub enum Model {
-            $( $(#[$doc])* $variant, )*
-        }
-
-        impl Model {
-            /// Every model, in the order reports list them.
-            pub const ALL: &'static [Model] = &[$(Model::$variant),*];
-
-            /// The stable name used on command lines, in file names and in reports.
-            pub const fn name(self) -> &'static str {
-                match self { $(Model::$variant => $name,)* }
-            }
-
-            /// A server of this model.
-            pub fn server(self) -> Box<dyn EchoServer> {
-                match self { $(Model::$variant => Box::new(crate::$module::$ty),)* }
-            }
-        }
-    };
-}
-
-models! {
-    $
-    /// One thread, one connection at a time (the textbook iterative server).
-    Blocking as blocking => "blocking", blocking::Blocking;
-    /// A new OS thread for every accepted connection.
-    ThreadPerConnection as thread_per_connection => "thread-per-connection", thread_per_connection::ThreadPerConnection;
-    /// A fixed pool of workers fed accepted connections through a channel.
-    ThreadPool as thread_pool => "thread-pool", thread_pool::ThreadPool;
-    /// One thread running a mio (epoll) readiness loop.
-    Mio as mio => "mio", mio_loop::MioLoop;
-    /// One mio loop per core, each with its own SO_REUSEPORT listener.
-    MioPerCore as mio_per_core => "mio-per-core", mio_per_core::MioPerCore;
-    /// tokio's multi-thread runtime, one task per connection.
-    Tokio as tokio => "tokio", tokio_rt::TokioServer;
-    /// A current-thread tokio runtime per core, each with its own SO_REUSEPORT listener.
-    TokioCurrentThread as tokio_current_thread => "tokio-current-thread", tokio_current_thread::TokioCurrentThread;
-    /// tokio for I/O with each message's work sent to a rayon pool.
-    TokioRayon as tokio_rayon => "tokio-rayon", tokio_rayon::TokioRayon;
-    /// async-std, one task per connection.
-    AsyncStd as async_std => "async-std", async_std_rt::AsyncStdServer;
-    /// smol, one task per connection on an executor with a thread per core.
-    Smol as smol => "smol", smol_rt::SmolServer;
-    /// Completion-based io_uring I/O (tokio-uring), a runtime per core.
-    IoUring as io_uring => "io-uring", io_uring_rt::IoUringServer;
-    /// Stackful coroutines (may), one per connection.
-    May as may => "may", may_rt::MayServer;
-}
-
 impl Model {
     /// Whether the model can run here ([`EchoServer::available`]).
     pub fn available(self) -> Result<(), String> {
@@ -312,7 +250,7 @@ impl Model {
     pub fn concurrency_limit(self, config: &ServerConfig) -> Option<usize> {
         match self {
             Model::Blocking => Some(1),
-            Model::ThreadPool => Some(crate::thread_pool::pool_size(config)),
+            Model::ThreadPool => Some(crate::models::thread_pool::pool_size(config)),
             _ => None,
         }
     }

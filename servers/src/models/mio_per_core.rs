@@ -1,7 +1,7 @@
 //! `mio-per-core`: thread-per-core. One mio event loop per core (or `--threads`), each with its
 //! own listener on the same port through `SO_REUSEPORT`, so the kernel spreads connections over
 //! the loops and nothing is shared between them: the design behind most fast C servers, monoio
-//! and glommio. The loop is the very `mio` model's ([`crate::mio_loop::EventLoop`]).
+//! and glommio. The loop is the very `mio` model's ([`crate::models::mio::EventLoop`]).
 //!
 //! Cost per connection: as in `mio`. What blocks: nothing, as long as no handler computes; a
 //! connection stays on the loop the kernel gave it, so an unlucky spread leaves a core idle
@@ -9,7 +9,7 @@
 
 use std::io;
 
-use crate::mio_loop::{EventLoop, LoopStop};
+use crate::models::mio::{EventLoop, LoopStop};
 use crate::net;
 use crate::server::{EchoServer, Model, ServerConfig, ServerHandle, ServerId, available_cores};
 use crate::work::EchoPath;

@@ -23,6 +23,6 @@ fn main() {
         "cargo:rustc-env=ECHO_BENCH_RUSTC={}",
         output(&rustc, &["--version"])
     );
-    println!("cargo:rerun-if-changed=../.git/HEAD");
-    println!("cargo:rerun-if-changed=../.git/index");
+    println!("cargo:rerun-if-changed=../../.git/HEAD");
+    println!("cargo:rerun-if-changed=../../.git/index");
 }

@@ -22,7 +22,7 @@ use crate::net;
 use crate::server::{
     EchoServer, Model, SHUTDOWN_GRACE, ServerConfig, ServerHandle, ServerId, Stop, available_cores,
 };
-use crate::tokio_rt::{OnMessage, Runtimes};
+use crate::models::tokio::{OnMessage, Runtimes};
 use crate::work::EchoPath;
 
 /// tokio for I/O, rayon for the per-message work.

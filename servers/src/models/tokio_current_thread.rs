@@ -1,7 +1,7 @@
 //! `tokio-current-thread`: thread-per-core with tokio. One current-thread runtime per core (or
 //! `--threads`), each on its own thread with its own listener on the same port through
 //! `SO_REUSEPORT`; the kernel spreads connections, and a task never leaves its runtime. The
-//! accept loop, handlers and shutdown are the `tokio` model's (`tokio_rt::Runtimes`).
+//! accept loop, handlers and shutdown are the `tokio` model's (`models::tokio::Runtimes`).
 //!
 //! Cost per connection: one task and its read buffer. What blocks: nothing on one runtime while
 //! its tasks yield; but there is no work stealing, so a busy runtime cannot hand work to an idle
@@ -13,7 +13,7 @@ use crate::net;
 use crate::server::{
     EchoServer, Model, ServerConfig, ServerHandle, ServerId, Stop, available_cores,
 };
-use crate::tokio_rt::{Inline, Runtimes};
+use crate::models::tokio::{Inline, Runtimes};
 use crate::work::EchoPath;
 
 /// A current-thread tokio runtime per core behind SO_REUSEPORT.

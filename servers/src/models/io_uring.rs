@@ -39,7 +39,7 @@ use crate::net;
 use crate::server::{
     EchoServer, Model, SHUTDOWN_GRACE, ServerConfig, ServerHandle, ServerId, Stop, available_cores,
 };
-use crate::tokio_rt::after_accept_error;
+use crate::models::tokio::after_accept_error;
 use crate::work::EchoPath;
 
 /// Testing aid: set to make this model report itself unavailable, as on a kernel that refuses

@@ -114,7 +114,8 @@ pub struct WorkerStats {
     pub latency_uncorrected: Histogram<u64>,
     /// Time to establish a connection (churn).
     pub connect_latency: Histogram<u64>,
-    /// Errors seen in the measured window.
+    /// Errors seen in the whole run, warm-up included (an error is an error whenever it
+    /// happens).
     pub errors: Errors,
     /// Messages completed per connection slot, indexed by the slot's global number.
     pub per_connection: Vec<(usize, u64)>,

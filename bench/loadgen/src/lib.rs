@@ -1,0 +1,30 @@
+//! A verifying load generator for any TCP echo server at a socket address: it reports
+//! throughput, latency percentiles, errors, fairness and the client's and server's resource use,
+//! and checks every echoed byte.
+//!
+//! ```no_run
+//! use echo_loadgen::{RunConfig, Report, engine};
+//!
+//! let config = RunConfig { target: "127.0.0.1:7878".parse()?, ..RunConfig::default() };
+//! config.validate()?;
+//! let outcome = engine::run(&config, &mut |_| {})?;
+//! let report = Report::new(&config, &outcome);
+//! println!("{}", report.summary());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! The engine knows only a socket address (and, optionally, the server's pid for /proc figures);
+//! starting servers is the job of its users (echo-bench's suite and benches). This crate does
+//! not depend on any server.
+#![deny(missing_docs)]
+
+pub mod config;
+pub mod engine;
+pub mod meta;
+pub mod pattern;
+pub mod procfs;
+pub mod report;
+pub mod stats;
+
+pub use config::{Engine, RunConfig, Stop, Workload};
+pub use report::Report;

@@ -1,0 +1,95 @@
+//! The registry of models, and the models, one file each, named exactly as the model (`-` as
+//! `_`). Adding a model is its file here and one line in `models!` below, which declares the
+//! module, the `Model` variant, its name and its server type; a test checks that the registry
+//! and this folder agree.
+
+use crate::server::EchoServer;
+
+macro_rules! models {
+    ($d:tt $( $(#[$doc:meta])* $variant:ident => $name:literal, $module:ident::$ty:ident ;)*) => {
+        /// Calls `$callback! { ident => Model::Variant, ... }` with every registered model, the
+        /// ident its name in snake case: how test files generate one test per model from the
+        /// registry, without a list of their own.
+        #[macro_export]
+        macro_rules! for_each_model {
+            ($d callback:ident) => {
+                $d callback! { $( $module => $d crate::Model::$variant ),* }
+            };
+        }
+
+        $( pub(crate) mod $module; )*
+
+        /// The registry of models: the one place that lists them.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Model {
+            $( $(#[$doc])* $variant, )*
+        }
+
+        impl Model {
+            /// Every model, in the order reports list them.
+            pub const ALL: &'static [Model] = &[$(Model::$variant),*];
+
+            /// The stable name used on command lines, in file names and in reports.
+            pub const fn name(self) -> &'static str {
+                match self { $(Model::$variant => $name,)* }
+            }
+
+            /// A server of this model.
+            pub fn server(self) -> Box<dyn EchoServer> {
+                match self { $(Model::$variant => Box::new($module::$ty),)* }
+            }
+        }
+    };
+}
+
+models! {
+    $
+    /// One thread, one connection at a time (the textbook iterative server).
+    Blocking => "blocking", blocking::Blocking;
+    /// A new OS thread for every accepted connection.
+    ThreadPerConnection => "thread-per-connection", thread_per_connection::ThreadPerConnection;
+    /// A fixed pool of workers fed accepted connections through a channel.
+    ThreadPool => "thread-pool", thread_pool::ThreadPool;
+    /// One thread running a mio (epoll) readiness loop.
+    Mio => "mio", mio::MioLoop;
+    /// One mio loop per core, each with its own SO_REUSEPORT listener.
+    MioPerCore => "mio-per-core", mio_per_core::MioPerCore;
+    /// tokio's multi-thread runtime, one task per connection.
+    Tokio => "tokio", tokio::TokioServer;
+    /// A current-thread tokio runtime per core, each with its own SO_REUSEPORT listener.
+    TokioCurrentThread => "tokio-current-thread", tokio_current_thread::TokioCurrentThread;
+    /// tokio for I/O with each message's work sent to a rayon pool.
+    TokioRayon => "tokio-rayon", tokio_rayon::TokioRayon;
+    /// async-std, one task per connection.
+    AsyncStd => "async-std", async_std::AsyncStdServer;
+    /// smol, one task per connection on an executor with a thread per core.
+    Smol => "smol", smol::SmolServer;
+    /// Completion-based io_uring I/O (tokio-uring), a runtime per core.
+    IoUring => "io-uring", io_uring::IoUringServer;
+    /// Stackful coroutines (may), one per connection.
+    May => "may", may::MayServer;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Model;
+
+    /// The registry and this folder agree: every model has its file, named as the model, and
+    /// every file here (but this one) is a registered model.
+    #[test]
+    fn every_registered_model_has_its_file_and_every_file_is_registered() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/models");
+        let mut files: Vec<String> = std::fs::read_dir(dir)
+            .expect("the models folder")
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|name| name != "mod.rs")
+            .collect();
+        files.sort();
+        let mut expected: Vec<String> = Model::ALL
+            .iter()
+            .map(|m| format!("{}.rs", m.name().replace('-', "_")))
+            .collect();
+        expected.sort();
+        assert_eq!(files, expected);
+    }
+}
