@@ -60,7 +60,7 @@ impl Meta {
             rustc: env!("ECHO_BENCH_RUSTC").to_owned(),
             cpu_model,
             cores,
-            cores_available: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            cores_available: crate::config::default_threads(),
             memory_mib,
             kernel: read("/proc/sys/kernel/osrelease"),
             host: read("/proc/sys/kernel/hostname"),

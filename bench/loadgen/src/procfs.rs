@@ -266,22 +266,48 @@ pub fn allowed_cpus() -> Vec<usize> {
     }
 }
 
-/// Pins the calling thread (and the threads it spawns afterwards) to `cpus`.
-pub fn pin_current_thread(cpus: &[usize]) -> std::io::Result<()> {
-    // SAFETY: cpu_set_t is plain data; CPU_SET indexes within its fixed size (checked below).
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        for &cpu in cpus {
-            if cpu >= libc::CPU_SETSIZE as usize {
-                return Err(std::io::Error::other(format!("CPU {cpu} is out of range")));
+/// A set of CPUs, checked against the kernel's set size when built.
+#[derive(Clone, Copy)]
+pub struct CpuSet(libc::cpu_set_t);
+
+impl std::fmt::Debug for CpuSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CpuSet")
+    }
+}
+
+impl CpuSet {
+    /// The set of `cpus`; an error names a CPU beyond what the kernel's set can hold.
+    pub fn of(cpus: &[usize]) -> std::io::Result<CpuSet> {
+        // SAFETY: cpu_set_t is plain data; CPU_SET indexes within its fixed size (checked).
+        unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            for &cpu in cpus {
+                if cpu >= libc::CPU_SETSIZE as usize {
+                    return Err(std::io::Error::other(format!("CPU {cpu} is out of range")));
+                }
+                libc::CPU_SET(cpu, &mut set);
             }
-            libc::CPU_SET(cpu, &mut set);
-        }
-        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
-            return Err(std::io::Error::last_os_error());
+            Ok(CpuSet(set))
         }
     }
-    Ok(())
+
+    /// Pins the calling thread (and the threads and processes it starts afterwards) to the set.
+    /// Only `sched_setaffinity`: safe between `fork` and `exec`.
+    pub fn apply(&self) -> std::io::Result<()> {
+        // SAFETY: the set is a valid cpu_set_t of the size given.
+        let status =
+            unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &self.0) };
+        if status != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    }
+}
+
+/// Pins the calling thread (and the threads it spawns afterwards) to `cpus`.
+pub fn pin_current_thread(cpus: &[usize]) -> std::io::Result<()> {
+    CpuSet::of(cpus)?.apply()
 }
 
 #[cfg(test)]
@@ -316,6 +342,13 @@ mod tests {
         let usage =
             MachineUsage::between(&one, &later, Duration::from_secs(2), Duration::from_secs(1));
         assert!((usage.other_cores - 0.1).abs() < 1e-9, "{usage:?}");
+    }
+
+    #[test]
+    fn a_cpu_beyond_the_kernels_set_is_an_error_not_a_panic() {
+        let err = CpuSet::of(&[0, libc::CPU_SETSIZE as usize]).unwrap_err();
+        assert!(err.to_string().contains("out of range"), "{err}");
+        assert!(CpuSet::of(&allowed_cpus()).is_ok());
     }
 
     #[test]

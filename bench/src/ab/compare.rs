@@ -12,6 +12,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use super::stats::median_of;
 use super::{AbReport, BenchmarkResult, BenchmarkSpec, Change, Metric, MetricResult, Verdict};
 use crate::suite::{PointResult, SuiteRun};
 
@@ -110,12 +111,6 @@ fn samples(run: &SuiteRun) -> Samples {
     values
 }
 
-fn median(values: &[f64]) -> f64 {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    super::stats::median(&sorted).unwrap_or(0.0)
-}
-
 /// The change of one metric between the runs, and its verdict: on the interval where both
 /// sides have rounds, else on the point estimate (no interval).
 fn change_of(
@@ -128,7 +123,7 @@ fn change_of(
         let verdict = change.verdict(threshold_pct, higher_is_better);
         return (change, verdict);
     }
-    let ratio = median(head) / median(base);
+    let ratio = median_of(head) / median_of(base);
     let change_pct = (ratio - 1.0) * 100.0;
     let change = Change {
         pairs: 1,
@@ -168,8 +163,8 @@ pub fn compare(old: &SuiteRun, new: &SuiteRun, threshold_pct: f64, command: &str
                     unit: metric.unit().to_owned(),
                     higher_is_better: metric.higher_is_better(),
                     primary: metric == primary,
-                    base_median: median(b),
-                    head_median: median(h),
+                    base_median: median_of(b),
+                    head_median: median_of(h),
                     change: Some(change),
                     verdict,
                 })

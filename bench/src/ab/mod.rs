@@ -611,9 +611,7 @@ fn judge(
                 return None;
             }
             let median = |side: fn(&(f64, f64)) -> f64| {
-                let mut v: Vec<f64> = values.iter().map(side).collect();
-                v.sort_by(f64::total_cmp);
-                v[v.len() / 2]
+                stats::median_of(&values.iter().map(side).collect::<Vec<_>>())
             };
             let change = Change::of(&values, seed ^ (k as u64 + 1).wrapping_mul(0xA24B_AED4));
             let verdict = change.as_ref().map_or(Verdict::Inconclusive, |c| {
@@ -919,26 +917,23 @@ impl Running {
 /// Waits for `child` until `deadline`, killing it then; `Err` says what went wrong (a run that
 /// saw errors exits 1 but still wrote its report, which the caller reads).
 fn wait_until(mut child: Child, deadline: Instant) -> Result<(), String> {
-    loop {
-        match child.try_wait() {
-            Ok(Some(status)) if status.success() => return Ok(()),
-            Ok(Some(status)) => {
-                let mut stderr = String::new();
-                if let Some(mut pipe) = child.stderr.take() {
-                    use std::io::Read;
-                    let _ = pipe.read_to_string(&mut stderr);
-                }
-                let line = stderr.lines().last().unwrap_or("").trim().to_owned();
-                return Err(format!("exited with {status}: {line}"));
+    match crate::suite::process::wait_until(&mut child, deadline) {
+        Ok(Some(status)) if status.success() => Ok(()),
+        Ok(Some(status)) => {
+            let mut stderr = String::new();
+            if let Some(mut pipe) = child.stderr.take() {
+                use std::io::Read;
+                let _ = pipe.read_to_string(&mut stderr);
             }
-            Ok(None) if Instant::now() >= deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err("did not finish in time".into());
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
-            Err(e) => return Err(format!("cannot wait for it: {e}")),
+            let line = stderr.lines().last().unwrap_or("").trim().to_owned();
+            Err(format!("exited with {status}: {line}"))
         }
+        Ok(None) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            Err("did not finish in time".into())
+        }
+        Err(e) => Err(format!("cannot wait for it: {e}")),
     }
 }
 

@@ -14,7 +14,7 @@ use echo_servers::Model;
 
 use super::SuiteRun;
 use super::plan::size_label;
-use crate::ab::stats::{Change, Estimate, Verdict, median};
+use crate::ab::stats::{Change, Estimate, Verdict, median_of};
 use crate::config::Workload;
 use crate::report::Report;
 
@@ -217,12 +217,6 @@ impl Aggregate {
     }
 }
 
-fn median_of(values: impl Iterator<Item = f64>) -> f64 {
-    let mut values: Vec<f64> = values.collect();
-    values.sort_by(f64::total_cmp);
-    median(&values).unwrap_or(0.0)
-}
-
 /// Aggregates the run's trials over their rounds, in plan order.
 pub fn aggregate(run: &SuiteRun) -> Vec<Aggregate> {
     let mut order = Vec::new();
@@ -257,7 +251,9 @@ pub fn aggregate(run: &SuiteRun) -> Vec<Aggregate> {
                 .filter_map(|r| Some((*r, r.report.as_ref()?)))
                 .collect();
             let reports: Vec<&Report> = with_report.iter().map(|(_, r)| *r).collect();
-            let of = |f: &dyn Fn(&Report) -> f64| median_of(reports.iter().map(|r| f(r)));
+            let of = |f: &dyn Fn(&Report) -> f64| {
+                median_of(&reports.iter().map(|r| f(r)).collect::<Vec<_>>())
+            };
             let samples: Vec<Sample> = with_report
                 .iter()
                 .filter(|(result, _)| result.ok())

@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use echo_servers::Model;
 
+use crate::procfs;
+
 /// How long a server may take to print its `listening on` line.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a server may take to exit after SIGTERM.
@@ -65,20 +67,11 @@ impl Launcher {
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
         if let Some(cpus) = cpus {
-            let cpus = cpus.to_vec();
-            // SAFETY: only sched_setaffinity on plain data runs between fork and exec.
+            // Built before the fork: only sched_setaffinity runs between fork and exec.
+            let set = procfs::CpuSet::of(cpus).map_err(|e| e.to_string())?;
+            // SAFETY: the closure only calls sched_setaffinity, which is async-signal-safe.
             unsafe {
-                command.pre_exec(move || {
-                    let mut set: libc::cpu_set_t = std::mem::zeroed();
-                    for &cpu in &cpus {
-                        libc::CPU_SET(cpu, &mut set);
-                    }
-                    if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0
-                    {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    Ok(())
-                });
+                command.pre_exec(move || set.apply());
             }
         }
         let mut child = command
@@ -145,24 +138,16 @@ impl ServerProcess {
         }
         // SAFETY: kill(2) on our own child's pid.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        loop {
-            match self.child.try_wait() {
-                Ok(Some(status)) if status.success() => return Ok(()),
-                Ok(Some(status)) => {
-                    return Err(format!(
-                        "server did not exit cleanly ({})",
-                        describe(status)
-                    ));
-                }
-                Ok(None) if Instant::now() >= deadline => {
-                    return Err(format!(
-                        "server did not exit within {STOP_TIMEOUT:?} of SIGTERM"
-                    ));
-                }
-                Ok(None) => std::thread::sleep(Duration::from_millis(10)),
-                Err(err) => return Err(format!("cannot wait for the server: {err}")),
-            }
+        match wait_until(&mut self.child, Instant::now() + STOP_TIMEOUT) {
+            Ok(Some(status)) if status.success() => Ok(()),
+            Ok(Some(status)) => Err(format!(
+                "server did not exit cleanly ({})",
+                describe(status)
+            )),
+            Ok(None) => Err(format!(
+                "server did not exit within {STOP_TIMEOUT:?} of SIGTERM"
+            )),
+            Err(err) => Err(format!("cannot wait for the server: {err}")),
         }
     }
 }
@@ -173,6 +158,23 @@ impl Drop for ServerProcess {
             let _ = self.child.kill();
         }
         let _ = self.child.wait();
+    }
+}
+
+/// Polls `child` until it exits or `deadline` passes: its status, or `None` if it is still
+/// running then. The one wait-with-a-deadline of the suite's and `ab`'s child processes.
+pub fn wait_until(
+    child: &mut Child,
+    deadline: Instant,
+) -> std::io::Result<Option<std::process::ExitStatus>> {
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(Some(status));
+        }
+        if Instant::now() >= deadline {
+            return Ok(None);
+        }
+        std::thread::sleep(Duration::from_millis(5));
     }
 }
 
