@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use slab::Slab;
 
-use crate::net::{self, ACCEPT_BACKOFF, ACCEPT_LOG, AcceptError};
+use crate::net::{self, AcceptAction};
 use crate::server::{Model, SHUTDOWN_GRACE, ServerConfig, ServerHandle, ServerId, Stop};
 use crate::work::EchoPath;
 
@@ -126,9 +126,8 @@ impl Acceptor {
         &self.shared
     }
 
-    /// Accepts until shutdown, handing each connection to `on_conn`. Per-connection errors are
-    /// skipped at once; resource errors (`EMFILE`...) back off and retry, so the clients queued in
-    /// the backlog are served as soon as descriptors free up.
+    /// Accepts until shutdown (or until the listener fails), handing each connection to
+    /// `on_conn`, after a failed accept doing what [`net::after_accept_error`] says.
     pub(crate) fn run(&self, mut on_conn: impl FnMut(Conn)) {
         while !self.shared.is_stopping() {
             match self.listener.accept() {
@@ -139,15 +138,10 @@ impl Acceptor {
                         on_conn(Conn { stream, registered });
                     }
                 }
-                Err(err) => match AcceptError::classify(&err) {
-                    AcceptError::WouldBlock | AcceptError::Connection => {}
-                    AcceptError::Resource | AcceptError::Fatal => {
-                        if self.shared.is_stopping() {
-                            return;
-                        }
-                        ACCEPT_LOG.accept_error(&err, ACCEPT_BACKOFF);
-                        std::thread::sleep(ACCEPT_BACKOFF);
-                    }
+                Err(err) => match net::after_accept_error(&err, self.shared.is_stopping()) {
+                    AcceptAction::WaitReady | AcceptAction::Next => {}
+                    AcceptAction::BackOff(pause) => std::thread::sleep(pause),
+                    AcceptAction::Stop => return,
                 },
             }
         }

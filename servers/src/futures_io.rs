@@ -14,7 +14,7 @@ use async_channel::{Receiver, Sender};
 use futures_lite::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use futures_lite::{Future, future};
 
-use crate::net::{ACCEPT_BACKOFF, ACCEPT_LOG, AcceptError};
+use crate::net::{self, AcceptAction};
 use crate::server::SHUTDOWN_GRACE;
 use crate::work::EchoPath;
 
@@ -77,13 +77,12 @@ pub(crate) async fn accept_loop<R: Runtime>(
                     drop(alive);
                 });
             }
-            Err(err) => match AcceptError::classify(&err) {
-                AcceptError::WouldBlock | AcceptError::Connection => {}
-                AcceptError::Resource | AcceptError::Fatal => {
-                    ACCEPT_LOG.accept_error(&err, ACCEPT_BACKOFF);
+            Err(err) => match net::after_accept_error(&err, shutdown.is_closed()) {
+                AcceptAction::WaitReady | AcceptAction::Next => {}
+                AcceptAction::BackOff(pause) => {
                     let stopped = future::or(
                         async {
-                            R::sleep(ACCEPT_BACKOFF).await;
+                            R::sleep(pause).await;
                             false
                         },
                         async {
@@ -95,6 +94,11 @@ pub(crate) async fn accept_loop<R: Runtime>(
                     if stopped {
                         break;
                     }
+                }
+                AcceptAction::Stop => {
+                    // Accept no more; the connections go on until shutdown.
+                    shutdown_signalled(&shutdown).await;
+                    break;
                 }
             },
         }

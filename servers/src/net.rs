@@ -69,9 +69,8 @@ pub(crate) enum AcceptError {
     /// The process or system ran out of something (descriptors, buffers, memory): back off and
     /// retry on a timer; the queued clients are still waiting in the backlog.
     Resource,
-    /// The listener itself failed (shut down, closed, or an error accept should never give).
-    /// Today every model treats it as `Resource` (log, back off, retry) unless it is stopping:
-    /// an accept loop that exited would leave queued clients hanging without a word.
+    /// The listener itself failed (shut down, closed, or an error accept should never give):
+    /// stop accepting.
     Fatal,
 }
 
@@ -93,6 +92,46 @@ impl AcceptError {
             _ => Self::Fatal,
         }
     }
+}
+
+/// What an accept loop does after a failed `accept`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AcceptAction {
+    /// Nothing is queued on a non-blocking listener: wait for readiness.
+    WaitReady,
+    /// That one connection failed: accept the next at once.
+    Next,
+    /// The process or system ran out of something: accept again after this pause. The queued
+    /// clients wait in the backlog meanwhile.
+    BackOff(Duration),
+    /// The listener is unusable: stop accepting. Connections already accepted go on.
+    Stop,
+}
+
+/// The accept-error policy of every model: classifies `err`, logs what needs logging (a
+/// resource error at most once a second; a listener failure once, unless the server is
+/// `stopping`, when the failure is the shutdown itself), and says what to do next. The models
+/// differ only in how they wait.
+pub(crate) fn after_accept_error(err: &io::Error, stopping: bool) -> AcceptAction {
+    match AcceptError::classify(err) {
+        AcceptError::WouldBlock => AcceptAction::WaitReady,
+        AcceptError::Connection => AcceptAction::Next,
+        AcceptError::Resource => AcceptAction::BackOff(resource_pause(err)),
+        AcceptError::Fatal => {
+            if !stopping {
+                eprintln!("echo-server: accept: {err}; no longer accepting connections");
+            }
+            AcceptAction::Stop
+        }
+    }
+}
+
+/// The response to running out of something while accepting (or, for a model that spawns a
+/// thread per connection, while spawning one): logs it at most once a second and returns the
+/// pause before accepting again.
+pub(crate) fn resource_pause(err: &io::Error) -> Duration {
+    ACCEPT_LOG.accept_error(err, ACCEPT_BACKOFF);
+    ACCEPT_BACKOFF
 }
 
 /// The pause after a resource error before accepting again.
@@ -143,6 +182,33 @@ pub(crate) fn wake_acceptor(listener: &TcpListener) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_accept_error_gets_the_one_policys_action() {
+        let e = |code| io::Error::from_raw_os_error(code);
+        let would_block = io::Error::from(io::ErrorKind::WouldBlock);
+        assert_eq!(
+            after_accept_error(&would_block, false),
+            AcceptAction::WaitReady
+        );
+        assert_eq!(
+            after_accept_error(&e(libc::ECONNABORTED), false),
+            AcceptAction::Next
+        );
+        assert_eq!(
+            after_accept_error(&e(libc::EMFILE), false),
+            AcceptAction::BackOff(ACCEPT_BACKOFF)
+        );
+        // A failed listener stops accepting, whether or not the server is stopping.
+        assert_eq!(
+            after_accept_error(&e(libc::EINVAL), true),
+            AcceptAction::Stop
+        );
+        assert_eq!(
+            after_accept_error(&e(libc::EBADF), false),
+            AcceptAction::Stop
+        );
+    }
 
     #[test]
     fn classifies_accept_errors() {

@@ -56,6 +56,14 @@ pub trait EchoServer: Send + Sync {
     fn available(&self) -> Result<(), String> {
         Ok(())
     }
+
+    /// How many connections the model serves at once under `config`, where it is bounded by
+    /// design (`blocking`: one; `thread-pool`: its workers); `None` for any number. Connections
+    /// beyond the limit wait, starved, until one ends.
+    fn concurrency_limit(&self, config: &ServerConfig) -> Option<usize> {
+        let _ = config;
+        None
+    }
 }
 
 /// How a server is started. Every field has a default that suits a benchmark.
@@ -242,17 +250,14 @@ impl Model {
     /// Whether the model serves any number of connections at once. `false` for `blocking`
     /// (one at a time) and `thread-pool` (as many as it has workers): for them an idle
     /// connection, or more connections than workers, starves the rest by design.
-    pub const fn serves_concurrently(self) -> bool {
-        !matches!(self, Model::Blocking | Model::ThreadPool)
+    pub fn serves_concurrently(self) -> bool {
+        self.concurrency_limit(&ServerConfig::default()).is_none()
     }
 
-    /// How many connections the model serves at once under `config`, where it is bounded.
+    /// How many connections the model serves at once under `config`, where it is bounded
+    /// ([`EchoServer::concurrency_limit`]).
     pub fn concurrency_limit(self, config: &ServerConfig) -> Option<usize> {
-        match self {
-            Model::Blocking => Some(1),
-            Model::ThreadPool => Some(crate::models::thread_pool::pool_size(config)),
-            _ => None,
-        }
+        self.server().concurrency_limit(config)
     }
 
     /// The valid names, comma-separated, for error messages.

@@ -578,6 +578,26 @@ fn non_reading_client_keeps_server_memory_bounded(model: Model) {
     }
 }
 
+/// Descriptors `pid` has open.
+fn open_descriptors(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
+/// Waits until `pid` holds `limit` descriptors, or a count that has not changed for 200 ms (a
+/// model that accepts one connection at a time never reaches the limit); at most 3 s.
+fn descriptors_settle(pid: u32, limit: usize) {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let (mut last, mut since) = (open_descriptors(pid), Instant::now());
+    while last < limit && since.elapsed() < Duration::from_millis(200) && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(10));
+        let now = open_descriptors(pid);
+        if now != last {
+            (last, since) = (now, Instant::now());
+        }
+    }
+}
+
 fn descriptor_exhaustion_is_survived_without_spinning(model: Model) {
     const CLIENTS: usize = 100;
     let server = ServerProcess::start(model, Some(64));
@@ -589,8 +609,9 @@ fn descriptor_exhaustion_is_survived_without_spinning(model: Model) {
             Some(client)
         })
         .collect();
-    // Everything is connected; descriptors are exhausted for the models that accept eagerly.
-    std::thread::sleep(Duration::from_millis(500));
+    // Everything is connected: wait until the server holds every descriptor it will (the
+    // models that accept eagerly run out of them).
+    descriptors_settle(server.pid(), 64);
     let cpu_before = cpu_seconds(server.pid());
     std::thread::sleep(Duration::from_millis(1500));
     let cpu_used = cpu_seconds(server.pid()) - cpu_before;

@@ -35,7 +35,7 @@ pub struct RunArgs {
     /// Total messages per second (rate workload).
     #[arg(long, value_name = "MSGS_PER_S")]
     rate: Option<f64>,
-    /// How long to measure (10, 10s, 500ms).
+    /// How long to measure (10, 10s, 500ms) [default: 5s, unless --requests is given].
     #[arg(long, short = 'd', value_name = "D", value_parser = parse_duration, conflicts_with = "requests")]
     duration: Option<Duration>,
     /// Stop after this many messages instead of after a duration.

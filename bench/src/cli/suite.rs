@@ -52,10 +52,10 @@ pub struct SuiteArgs {
     /// CPU work per message in the servers to sweep, µs, comma-separated (full profile: 0,50,500).
     #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
     work_us: Option<Vec<u64>>,
-    /// Measured time per point (overrides the profile's).
+    /// Measured time per trial [default: the profile's: quick 450ms, full 5s, tiny 300ms].
     #[arg(long, value_parser = parse_duration)]
     duration: Option<Duration>,
-    /// Warm-up per point (overrides the profile's).
+    /// Warm-up per trial [default: the profile's: quick 150ms, full 1s, tiny 100ms].
     #[arg(long, value_parser = parse_duration)]
     warmup: Option<Duration>,
     #[command(flatten)]

@@ -19,6 +19,10 @@ impl EchoServer for Blocking {
         Model::Blocking
     }
 
+    fn concurrency_limit(&self, _config: &ServerConfig) -> Option<usize> {
+        Some(1)
+    }
+
     fn start(&self, config: &ServerConfig) -> io::Result<ServerHandle> {
         blocking_io::start(Model::Blocking, config, |acceptor| {
             acceptor.run(|conn| conn.serve());

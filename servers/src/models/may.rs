@@ -29,7 +29,7 @@ use may::net::TcpListener;
 use slab::Slab;
 
 use crate::blocking_io;
-use crate::net::{self, ACCEPT_BACKOFF, ACCEPT_LOG, AcceptError};
+use crate::net::{self, AcceptAction};
 use crate::server::{
     EchoServer, Model, SHUTDOWN_GRACE, ServerConfig, ServerHandle, ServerId, Stop, available_cores,
 };
@@ -112,15 +112,10 @@ fn accept_loop(listener: Arc<TcpListener>, shared: Arc<Shared>) {
                 let _ = stream.set_nodelay(true);
                 serve(stream, &shared, spawn_coroutine);
             }
-            Err(err) => match AcceptError::classify(&err) {
-                AcceptError::WouldBlock | AcceptError::Connection => {}
-                AcceptError::Resource | AcceptError::Fatal => {
-                    if shared.stopping() {
-                        return;
-                    }
-                    ACCEPT_LOG.accept_error(&err, ACCEPT_BACKOFF);
-                    std::thread::sleep(ACCEPT_BACKOFF);
-                }
+            Err(err) => match net::after_accept_error(&err, shared.stopping()) {
+                AcceptAction::WaitReady | AcceptAction::Next => {}
+                AcceptAction::BackOff(pause) => std::thread::sleep(pause),
+                AcceptAction::Stop => return,
             },
         }
     }

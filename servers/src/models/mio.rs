@@ -23,7 +23,7 @@ use mio::{Events, Interest, Poll, Registry, Token, Waker};
 use slab::Slab;
 
 use crate::blocking_io::join_all_within;
-use crate::net::{self, ACCEPT_BACKOFF, ACCEPT_LOG, AcceptError};
+use crate::net::{self, AcceptAction};
 use crate::server::{
     EchoServer, Model, SHUTDOWN_GRACE, ServerConfig, ServerHandle, ServerId, Stop,
 };
@@ -151,7 +151,8 @@ impl EventLoop {
     }
 
     /// Accepts until `WouldBlock` (edge-triggered: no further event comes for clients already
-    /// queued), or until a resource error pauses accepting for a backoff.
+    /// queued), until a resource error pauses accepting for a backoff, or until the listener
+    /// fails, when it is deregistered and the loop serves only the connections it has.
     fn accept(&mut self) {
         loop {
             match self.listener.accept() {
@@ -170,12 +171,16 @@ impl EventLoop {
                         entry.insert(Connection::new(stream));
                     }
                 }
-                Err(err) => match AcceptError::classify(&err) {
-                    AcceptError::WouldBlock => return,
-                    AcceptError::Connection => {}
-                    AcceptError::Resource | AcceptError::Fatal => {
-                        ACCEPT_LOG.accept_error(&err, ACCEPT_BACKOFF);
-                        self.accept_paused_until = Some(Instant::now() + ACCEPT_BACKOFF);
+                // The loop stops through its waker, never by failing its listener.
+                Err(err) => match net::after_accept_error(&err, false) {
+                    AcceptAction::WaitReady => return,
+                    AcceptAction::Next => {}
+                    AcceptAction::BackOff(pause) => {
+                        self.accept_paused_until = Some(Instant::now() + pause);
+                        return;
+                    }
+                    AcceptAction::Stop => {
+                        let _ = self.poll.registry().deregister(&mut self.listener);
                         return;
                     }
                 },

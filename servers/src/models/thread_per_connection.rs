@@ -10,7 +10,7 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 
 use crate::blocking_io::{self, join_within};
-use crate::net::{ACCEPT_BACKOFF, ACCEPT_LOG};
+use crate::net;
 use crate::server::{EchoServer, Model, SHUTDOWN_GRACE, ServerConfig, ServerHandle};
 
 /// A thread for every connection.
@@ -31,8 +31,7 @@ impl EchoServer for ThreadPerConnection {
                 Err(err) => {
                     // Out of threads or memory: the connection (moved into the failed spawn) is
                     // closed; back off as for any resource error.
-                    ACCEPT_LOG.accept_error(&err, ACCEPT_BACKOFF);
-                    std::thread::sleep(ACCEPT_BACKOFF);
+                    std::thread::sleep(net::resource_pause(&err));
                 }
             });
             threads.join_all();

@@ -33,6 +33,10 @@ impl EchoServer for ThreadPool {
         Model::ThreadPool
     }
 
+    fn concurrency_limit(&self, config: &ServerConfig) -> Option<usize> {
+        Some(pool_size(config))
+    }
+
     fn start(&self, config: &ServerConfig) -> io::Result<ServerHandle> {
         let size = pool_size(config);
         // Accepted connections waiting for a worker; past this the acceptor blocks and the

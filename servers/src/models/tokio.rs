@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::blocking_io::join_all_within;
-use crate::net::{self, ACCEPT_BACKOFF, ACCEPT_LOG, AcceptError};
+use crate::net::{self, AcceptAction};
 use crate::server::{
     EchoServer, Model, SHUTDOWN_GRACE, ServerConfig, ServerHandle, ServerId, Stop, available_cores,
 };
@@ -135,19 +135,19 @@ impl<H: OnMessage> Listener<H> {
     }
 }
 
-/// What a tokio accept loop does after a failed accept: nothing more for a per-connection error;
-/// for a resource error (`EMFILE`...), log it (rate-limited) and back off on the runtime's timer,
-/// so the clients queued in the backlog are served once descriptors free up. Returns whether
-/// shutdown began meanwhile.
+/// What a tokio accept loop does after a failed accept ([`net::after_accept_error`]), waiting on
+/// the runtime's timer; returns whether to leave the accept loop, which happens only once
+/// shutdown began: a failed listener stops accepting, but its connections go on until then.
 pub(crate) async fn after_accept_error(err: &io::Error, shutdown: &CancellationToken) -> bool {
-    match AcceptError::classify(err) {
-        AcceptError::WouldBlock | AcceptError::Connection => false,
-        AcceptError::Resource | AcceptError::Fatal => {
-            ACCEPT_LOG.accept_error(err, ACCEPT_BACKOFF);
-            tokio::select! {
-                () = tokio::time::sleep(ACCEPT_BACKOFF) => false,
-                () = shutdown.cancelled() => true,
-            }
+    match net::after_accept_error(err, shutdown.is_cancelled()) {
+        AcceptAction::WaitReady | AcceptAction::Next => false,
+        AcceptAction::BackOff(pause) => tokio::select! {
+            () = tokio::time::sleep(pause) => false,
+            () = shutdown.cancelled() => true,
+        },
+        AcceptAction::Stop => {
+            shutdown.cancelled().await;
+            true
         }
     }
 }
