@@ -223,8 +223,38 @@ impl ServerId {
     }
 }
 
-/// How long a server waits for its threads when shutting down before it reports an error.
+/// How long a server's handlers get to finish once shutdown begins, and how long a server waits
+/// for threads that have nothing else to wait for.
 pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(4);
+
+/// How long `stop` waits to join threads that first drain their handlers (each waits up to
+/// [`SHUTDOWN_GRACE`] for them) and then exit: the grace and half a grace of slack.
+pub(crate) const JOIN_AFTER_DRAIN: Duration = Duration::from_millis(SHUTDOWN_GRACE_MS * 3 / 2);
+
+/// How long `stop` waits to join threads that drain their handlers and then shut down a tokio
+/// runtime (`shutdown_timeout`, a grace of its own): two graces and half a grace of slack.
+pub(crate) const JOIN_AFTER_DRAIN_AND_RUNTIME: Duration =
+    Duration::from_millis(SHUTDOWN_GRACE_MS * 5 / 2);
+
+const SHUTDOWN_GRACE_MS: u64 = SHUTDOWN_GRACE.as_millis() as u64;
+
+/// Starts one unit of a server per item (a listener per core, or a thread per core) with
+/// `start_one`, which records what it started in `stop`. If one fails, the units already
+/// started are stopped before the error is returned, so a failed `start` leaves nothing
+/// running: the one place the per-core models say so.
+pub(crate) fn start_each<T, S: Stop + 'static>(
+    mut stop: S,
+    items: impl IntoIterator<Item = T>,
+    mut start_one: impl FnMut(&mut S, T) -> io::Result<()>,
+) -> io::Result<S> {
+    for item in items {
+        if let Err(err) = start_one(&mut stop, item) {
+            let _ = Box::new(stop).stop();
+            return Err(err);
+        }
+    }
+    Ok(stop)
+}
 
 impl Model {
     /// Whether the model can run here ([`EchoServer::available`]).

@@ -22,7 +22,7 @@ use crate::blocking_io::join_within;
 use crate::futures_io::{Runtime, accept_loop};
 use crate::net;
 use crate::server::{
-    EchoServer, Model, SHUTDOWN_GRACE, ServerConfig, ServerHandle, ServerId, Stop,
+    EchoServer, JOIN_AFTER_DRAIN, Model, ServerConfig, ServerHandle, ServerId, Stop,
 };
 use crate::work::EchoPath;
 
@@ -95,7 +95,7 @@ impl Stop for AsyncStdStop {
         self.notify_shutdown.close();
         join_within(
             self.thread,
-            Instant::now() + SHUTDOWN_GRACE + SHUTDOWN_GRACE / 2,
+            Instant::now() + JOIN_AFTER_DRAIN,
         )
     }
 }

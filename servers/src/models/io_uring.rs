@@ -37,7 +37,8 @@ use tokio_util::task::TaskTracker;
 use crate::blocking_io::join_all_within;
 use crate::net;
 use crate::server::{
-    EchoServer, Model, SHUTDOWN_GRACE, ServerConfig, ServerHandle, ServerId, Stop, available_cores,
+    EchoServer, JOIN_AFTER_DRAIN, Model, SHUTDOWN_GRACE, ServerConfig, ServerHandle, ServerId, Stop,
+    available_cores, start_each,
 };
 use crate::models::tokio::after_accept_error;
 use crate::work::EchoPath;
@@ -78,16 +79,16 @@ impl EchoServer for IoUringServer {
         let local_addr = listeners[0].local_addr()?;
         let id = ServerId::next();
         let path = EchoPath::of(config);
-        let mut stop = UringStop {
+        let stop = UringStop {
             shutdown: CancellationToken::new(),
             threads: Vec::new(),
         };
-        for listener in listeners {
+        let stop = start_each(stop, listeners, |stop, listener| {
             let shutdown = stop.shutdown.clone();
             // The runtime is built on its own thread (it cannot move between threads); the
             // thread reports whether that worked before `start` returns.
             let (started, outcome) = mpsc::channel();
-            let spawned = id.thread("uring").spawn(move || {
+            let thread = id.thread("uring").spawn(move || {
                 let runtime = match tokio_uring::Runtime::new(&tokio_uring::builder()) {
                     Ok(runtime) => runtime,
                     Err(err) => {
@@ -97,18 +98,12 @@ impl EchoServer for IoUringServer {
                 };
                 let _ = started.send(Ok(()));
                 runtime.block_on(serve(listener, shutdown, path));
-            });
-            let result = spawned.and_then(|thread| {
-                stop.threads.push(thread);
-                outcome
-                    .recv()
-                    .unwrap_or_else(|_| Err(io::Error::other("the io_uring thread died")))
-            });
-            if let Err(err) = result {
-                let _ = Box::new(stop).stop();
-                return Err(err);
-            }
-        }
+            })?;
+            stop.threads.push(thread);
+            outcome
+                .recv()
+                .unwrap_or_else(|_| Err(io::Error::other("the io_uring thread died")))
+        })?;
         Ok(ServerHandle::new(
             Model::IoUring,
             id,
@@ -204,7 +199,7 @@ struct UringStop {
 impl Stop for UringStop {
     fn stop(self: Box<Self>) -> io::Result<()> {
         self.shutdown.cancel();
-        let deadline = Instant::now() + SHUTDOWN_GRACE + SHUTDOWN_GRACE / 2;
+        let deadline = Instant::now() + JOIN_AFTER_DRAIN;
         join_all_within(self.threads, deadline)
     }
 }

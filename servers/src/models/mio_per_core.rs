@@ -11,7 +11,9 @@ use std::io;
 
 use crate::models::mio::{EventLoop, LoopStop};
 use crate::net;
-use crate::server::{EchoServer, Model, ServerConfig, ServerHandle, ServerId, available_cores};
+use crate::server::{
+    EchoServer, Model, ServerConfig, ServerHandle, ServerId, available_cores, start_each,
+};
 use crate::work::EchoPath;
 
 /// One mio loop per core behind SO_REUSEPORT.
@@ -27,27 +29,21 @@ impl EchoServer for MioPerCore {
         let listeners = net::bind_reuse_port(config, config.threads_or(available_cores()))?;
         let local_addr = listeners[0].local_addr()?;
         let id = ServerId::next();
-        let mut stop = LoopStop {
+        let stop = LoopStop {
             wakers: Vec::new(),
             threads: Vec::new(),
         };
-        for listener in listeners {
+        let stop = start_each(stop, listeners, |stop, listener| {
             let (event_loop, waker) = EventLoop::new(listener, EchoPath::of(config))?;
             stop.wakers.push(waker);
-            // If a later spawn fails, dropping `stop` here would leave the earlier loops
-            // running: stop them first.
-            match id.thread("mio").spawn(move || {
+            let thread = id.thread("mio").spawn(move || {
                 if let Err(err) = event_loop.run() {
                     eprintln!("echo-server: mio-per-core: event loop failed: {err}");
                 }
-            }) {
-                Ok(thread) => stop.threads.push(thread),
-                Err(err) => {
-                    let _ = crate::server::Stop::stop(Box::new(stop));
-                    return Err(err);
-                }
-            }
-        }
+            })?;
+            stop.threads.push(thread);
+            Ok(())
+        })?;
         Ok(ServerHandle::new(
             Model::MioPerCore,
             id,

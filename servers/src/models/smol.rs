@@ -25,7 +25,8 @@ use crate::blocking_io::join_all_within;
 use crate::futures_io::{Runtime, accept_loop, shutdown_signalled};
 use crate::net;
 use crate::server::{
-    EchoServer, Model, SHUTDOWN_GRACE, ServerConfig, ServerHandle, ServerId, Stop, available_cores,
+    EchoServer, JOIN_AFTER_DRAIN, Model, ServerConfig, ServerHandle, ServerId, Stop, available_cores,
+    start_each,
 };
 use crate::work::EchoPath;
 
@@ -55,34 +56,20 @@ impl EchoServer for SmolServer {
                 drop(exit_sender);
             })
             .detach();
-        let mut threads = Vec::new();
-        for _ in 0..config.threads_or(available_cores()) {
+        let stop = SmolStop {
+            notify_shutdown,
+            threads: Vec::new(),
+        };
+        let stop = start_each(stop, 0..config.threads_or(available_cores()), |stop, _| {
             let executor = Arc::clone(&executor);
             let exit = exit.clone();
-            let spawned = id.thread("smol").spawn(move || {
+            let thread = id.thread("smol").spawn(move || {
                 future::block_on(executor.run(shutdown_signalled(&exit)));
-            });
-            match spawned {
-                Ok(thread) => threads.push(thread),
-                Err(err) => {
-                    let _ = Box::new(SmolStop {
-                        notify_shutdown,
-                        threads,
-                    })
-                    .stop();
-                    return Err(err);
-                }
-            }
-        }
-        Ok(ServerHandle::new(
-            Model::Smol,
-            id,
-            local_addr,
-            Box::new(SmolStop {
-                notify_shutdown,
-                threads,
-            }),
-        ))
+            })?;
+            stop.threads.push(thread);
+            Ok(())
+        })?;
+        Ok(ServerHandle::new(Model::Smol, id, local_addr, Box::new(stop)))
     }
 }
 
@@ -119,7 +106,7 @@ impl Stop for SmolStop {
     fn stop(self: Box<Self>) -> io::Result<()> {
         self.notify_shutdown.close();
         // The accept task waits up to the grace period for its handlers; the threads then end.
-        let deadline = Instant::now() + SHUTDOWN_GRACE + SHUTDOWN_GRACE / 2;
+        let deadline = Instant::now() + JOIN_AFTER_DRAIN;
         join_all_within(self.threads, deadline)
     }
 }

@@ -17,7 +17,8 @@ use tokio_util::task::TaskTracker;
 use crate::blocking_io::join_all_within;
 use crate::net::{self, AcceptAction};
 use crate::server::{
-    EchoServer, Model, SHUTDOWN_GRACE, ServerConfig, ServerHandle, ServerId, Stop, available_cores,
+    EchoServer, JOIN_AFTER_DRAIN_AND_RUNTIME, Model, SHUTDOWN_GRACE, ServerConfig, ServerHandle,
+    ServerId, Stop, available_cores,
 };
 use crate::work::EchoPath;
 
@@ -209,7 +210,7 @@ impl Stop for Runtimes {
     fn stop(self: Box<Self>) -> io::Result<()> {
         self.shutdown.cancel();
         // Each thread waits up to the grace period for its handlers, then for its runtime.
-        let deadline = Instant::now() + SHUTDOWN_GRACE * 2 + SHUTDOWN_GRACE / 2;
+        let deadline = Instant::now() + JOIN_AFTER_DRAIN_AND_RUNTIME;
         join_all_within(self.threads, deadline)
     }
 }

@@ -11,7 +11,7 @@ use std::io;
 
 use crate::net;
 use crate::server::{
-    EchoServer, Model, ServerConfig, ServerHandle, ServerId, Stop, available_cores,
+    EchoServer, Model, ServerConfig, ServerHandle, ServerId, available_cores, start_each,
 };
 use crate::models::tokio::{Inline, Runtimes};
 use crate::work::EchoPath;
@@ -29,21 +29,14 @@ impl EchoServer for TokioCurrentThread {
         let listeners = net::bind_reuse_port(config, config.threads_or(available_cores()))?;
         let local_addr = listeners[0].local_addr()?;
         let id = ServerId::next();
-        let mut runtimes = Runtimes::new();
-        for listener in listeners {
-            let started = listener.set_nonblocking(true).and_then(|()| {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_io()
-                    .enable_time()
-                    .build()?;
-                runtimes.serve(id, runtime, listener, Inline(EchoPath::of(config)))
-            });
-            if let Err(err) = started {
-                // Stop the runtimes already running before reporting.
-                let _ = Box::new(runtimes).stop();
-                return Err(err);
-            }
-        }
+        let runtimes = start_each(Runtimes::new(), listeners, |runtimes, listener| {
+            listener.set_nonblocking(true)?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_io()
+                .enable_time()
+                .build()?;
+            runtimes.serve(id, runtime, listener, Inline(EchoPath::of(config)))
+        })?;
         Ok(ServerHandle::new(
             Model::TokioCurrentThread,
             id,
