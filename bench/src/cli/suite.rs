@@ -185,10 +185,10 @@ pub fn main(args: SuiteArgs) -> ExitCode {
     let aggregates = advice::aggregate(&run);
     println!("{}", output::tables(&aggregates));
     println!("Which model to pick:");
-    for line in advice::advice(&run) {
+    for line in advice::advice_of(&run, &aggregates) {
         println!("- {}", line.replace("**", ""));
     }
-    match output::write(&options.results_dir, &run) {
+    match output::write_with(&options.results_dir, &run, &aggregates) {
         Ok(dir) => println!("\nwrote {} (run.json, summary.md, charts)", dir.display()),
         Err(err) => {
             eprintln!("echo-bench: cannot write the results: {err}");

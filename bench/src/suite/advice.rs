@@ -876,8 +876,12 @@ fn work_advice(aggregates: &[Aggregate]) -> Vec<String> {
 
 /// The "Which model to pick" section, as markdown bullet lines.
 pub fn advice(run: &SuiteRun) -> Vec<String> {
-    let all = aggregate(run);
-    let aggregates = base_refs(&all);
+    advice_of(run, &aggregate(run))
+}
+
+/// [`advice`] from the run's aggregates, computed once by the caller.
+pub fn advice_of(run: &SuiteRun, all: &[Aggregate]) -> Vec<String> {
+    let aggregates = base_refs(all);
     let mut lines: Vec<String> = categories(&aggregates)
         .into_iter()
         .map(|j| j.line)
@@ -909,8 +913,8 @@ pub fn advice(run: &SuiteRun) -> Vec<String> {
             ));
         }
     }
-    lines.extend(work_categories(&all).into_iter().map(|j| j.line));
-    lines.extend(work_advice(&all));
+    lines.extend(work_categories(all).into_iter().map(|j| j.line));
+    lines.extend(work_advice(all));
     lines.extend(knee_line(run));
     if lines.is_empty() {
         lines.push(

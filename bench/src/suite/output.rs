@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use super::SuiteRun;
-use super::advice::{Aggregate, Measure, TIE_PCT, advice, aggregate, rank};
+use super::advice::{Aggregate, Measure, TIE_PCT, advice_of, aggregate, rank};
 use super::charts;
 use super::plan::size_label;
 use crate::config::Workload;
@@ -48,15 +48,23 @@ pub fn unique_name(prefix: &str, meta: &crate::meta::Meta) -> String {
 
 /// Writes every file of `run` under `results_dir`; returns the run's folder.
 pub fn write(results_dir: &Path, run: &SuiteRun) -> std::io::Result<PathBuf> {
+    write_with(results_dir, run, &aggregate(run))
+}
+
+/// [`write`] with the run's aggregates, computed once by the caller.
+pub fn write_with(
+    results_dir: &Path,
+    run: &SuiteRun,
+    aggregates: &[Aggregate],
+) -> std::io::Result<PathBuf> {
     let dir = results_dir.join(run_dir_name(run));
     std::fs::create_dir_all(&dir)?;
     let json = serde_json::to_string_pretty(run).map_err(std::io::Error::other)?;
     std::fs::write(dir.join("run.json"), json + "\n")?;
-    let aggregates = aggregate(run);
-    let charts = charts::draw_all(&dir, &aggregates)?;
+    let charts = charts::draw_all(&dir, aggregates)?;
     std::fs::write(
         dir.join("summary.md"),
-        summary_markdown(run, &aggregates, &charts),
+        summary_markdown(run, aggregates, &charts),
     )?;
     std::fs::write(dir.join("README.md"), readme(run, &dir))?;
     let name = dir
@@ -474,7 +482,7 @@ fn summary_markdown(run: &SuiteRun, aggregates: &[Aggregate], charts: &[PathBuf]
          ±{TIE_PCT:.0}%; otherwise the leading group is named as a tie. `±` is the half-width of \
          a median's 95% interval; `[a, b]` the 95% interval of a paired change.\n\n"
     ));
-    for line in advice(run) {
+    for line in advice_of(run, aggregates) {
         let _ = writeln!(out, "- {line}");
     }
     out
