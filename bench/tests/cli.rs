@@ -1,0 +1,201 @@
+//! `echo-bench run`'s outputs and exit codes, and every subcommand's usage errors.
+
+mod support;
+
+use echo_servers::Model;
+use support::*;
+
+#[test]
+fn cli_writes_json_csv_and_hdr_and_exits_0_on_a_clean_run() {
+    let server = start(Model::Mio);
+    let dir = std::env::temp_dir().join(format!("echo-bench-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (json, csv, hdr) = (dir.join("r.json"), dir.join("r.csv"), dir.join("r.hdr"));
+    let target = server.local_addr().to_string();
+    let pid = std::process::id().to_string();
+    let output = echo_bench(&[
+        "run",
+        "--target",
+        &target,
+        "-c",
+        "3",
+        "-d",
+        "300ms",
+        "--warmup",
+        "100ms",
+        "--server-pid",
+        &pid,
+        "--json",
+        json.to_str().unwrap(),
+        "--csv",
+        csv.to_str().unwrap(),
+        "--hdr",
+        hdr.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("throughput") && stdout.contains("p99"),
+        "{stdout}"
+    );
+
+    let value: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    for key in [
+        "throughput_rps",
+        "throughput_mib_s",
+        "fairness",
+        "client",
+        "server",
+        "config",
+        "meta",
+    ] {
+        assert!(!value[key].is_null(), "missing {key}");
+    }
+    for key in ["p50", "p90", "p99", "p999", "p9999", "max", "mean"] {
+        assert!(
+            value["latency_us"][key].is_number(),
+            "missing latency_us.{key}"
+        );
+    }
+    for key in ["connect", "refused", "reset", "eof", "timeout", "mismatch"] {
+        assert_eq!(value["errors"][key], 0, "errors.{key}");
+    }
+    assert!(value["meta"]["cpu_model"].is_string() && value["meta"]["rustc"].is_string());
+    assert_eq!(value["config"]["connections"], 3);
+
+    let csv_text = std::fs::read_to_string(&csv).unwrap();
+    let lines: Vec<&str> = csv_text.lines().collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0].split(',').count(), lines[1].split(',').count());
+    assert!(lines[1].starts_with("ping-pong,3,64,"));
+
+    let mut bytes = std::fs::read(&hdr).unwrap();
+    let histogram: hdrhistogram::Histogram<u64> = hdrhistogram::serialization::Deserializer::new()
+        .deserialize(&mut bytes.as_slice())
+        .expect("a valid HDR V2 histogram");
+    assert_eq!(histogram.len(), value["messages"].as_u64().unwrap());
+    bytes.clear();
+    std::fs::remove_dir_all(&dir).ok();
+    server.shutdown().unwrap();
+}
+
+#[test]
+fn cli_exits_1_when_the_run_sees_errors() {
+    let server = Faulty::start(corrupting);
+    let target = server.addr.to_string();
+    let output = echo_bench(&["run", "--target", &target, "-d", "300ms", "--warmup", "0s"]);
+    assert_eq!(output.status.code(), Some(1));
+    // The errors line counts the corrupted echoes: at least one.
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let mismatches: u64 = stdout
+        .lines()
+        .find(|l| l.starts_with("errors"))
+        .and_then(|l| l.split("mismatch").nth(1))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no errors line with a mismatch count: {stdout}"));
+    assert!(mismatches >= 1, "{stdout}");
+}
+
+#[test]
+fn cli_usage_errors_exit_2_with_one_line() {
+    let cases: &[&[&str]] = &[
+        &["run", "--target", "nowhere"],
+        &["run", "--target", "127.0.0.1:7878", "--connections", "0"],
+        &["run", "--target", "127.0.0.1:7878", "--payload", "-5"],
+        &["run", "--target", "127.0.0.1:7878", "--payload", "0"],
+        &[
+            "run",
+            "--target",
+            "127.0.0.1:7878",
+            "--payload",
+            "1000000000",
+        ],
+        &["run", "--target", "127.0.0.1:7878", "--duration", "soon"],
+        &["run", "--target", "127.0.0.1:7878", "--workload", "rate"],
+        &[
+            "run",
+            "--target",
+            "127.0.0.1:7878",
+            "--workload",
+            "teleport",
+        ],
+        &[
+            "run",
+            "--target",
+            "127.0.0.1:7878",
+            "--connections",
+            "100000000",
+        ],
+        &["run", "--target", "127.0.0.1:0"],
+        &["run"],
+        &["fly"],
+        &["suite", "--rounds", "0"],
+        &["suite", "--interference-limit", "0"],
+        &["stability", "/nonexistent"],
+        &["suite", "--models", "nope"],
+        &["suite", "--profile", "huge"],
+        &["suite", "--connections", "0"],
+        &["suite", "--server-cpus", "999"],
+        &["suite", "--no-pin", "--client-cpus", "0"],
+        &["serve", "--model", "nope"],
+        &["serve", "--model", "mio", "--work-us", "-1"],
+        &[
+            "ab",
+            "--base",
+            "/nonexistent/echo-bench",
+            "--head",
+            "/nonexistent/echo-bench",
+        ],
+        &["ab", "--base", env!("CARGO_BIN_EXE_echo-bench")],
+        &[
+            "ab",
+            "--base",
+            env!("CARGO_BIN_EXE_echo-bench"),
+            "--head",
+            env!("CARGO_BIN_EXE_echo-bench"),
+            "--benchmarks",
+            "ping-pong/nope/1",
+        ],
+        &[
+            "ab",
+            "--base",
+            env!("CARGO_BIN_EXE_echo-bench"),
+            "--head",
+            env!("CARGO_BIN_EXE_echo-bench"),
+            "--pairs",
+            "1",
+        ],
+        &[
+            "ab",
+            "--base",
+            env!("CARGO_BIN_EXE_echo-bench"),
+            "--head",
+            env!("CARGO_BIN_EXE_echo-bench"),
+            "--threshold",
+            "200",
+        ],
+        &[
+            "ab",
+            "--base",
+            env!("CARGO_BIN_EXE_echo-bench"),
+            "--head",
+            env!("CARGO_BIN_EXE_echo-bench"),
+            "--calibration",
+            "/nonexistent.json",
+        ],
+        &["compare", "/nonexistent/run.json", "/nonexistent/run.json"],
+        &["compare", "only-one"],
+    ];
+    for args in cases {
+        let output = echo_bench(args);
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.starts_with("echo-bench: "), "{stderr}");
+    }
+}

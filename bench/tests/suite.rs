@@ -1,0 +1,392 @@
+//! The suite: end to end, rounds and their order, interference, crashes, skipped models, the
+//! work sweep, and advice from fixtures.
+
+mod support;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use echo_servers::Model;
+
+use echo_bench::suite::{
+    self, InterferencePolicy, Launcher, Pinning, Profile, SuiteOptions, SuiteRun, plan,
+};
+
+fn options(
+    models: Vec<Model>,
+    extra: Vec<(Model, Vec<String>)>,
+    dir: &std::path::Path,
+) -> SuiteOptions {
+    SuiteOptions {
+        points: plan::points(
+            Profile::Tiny,
+            &plan::Selection {
+                models: Some(models),
+                ..plan::Selection::default()
+            },
+        ),
+        rounds: 1,
+        seed: 1,
+        // Other tests run beside these: no re-runs unless a test asks for them.
+        interference: InterferencePolicy {
+            limit_cores: 0.25,
+            reruns: 0,
+        },
+        profile: Profile::Tiny,
+        duration: Duration::from_millis(600),
+        warmup: Duration::from_millis(100),
+        timeout: Duration::from_secs(2),
+        pinning: Pinning::halves(),
+        p99_target: Duration::from_millis(1),
+        knee: false,
+        results_dir: dir.to_path_buf(),
+        launcher: Launcher {
+            program: env!("CARGO_BIN_EXE_echo-bench").into(),
+            args: vec!["serve".into()],
+            extra,
+        },
+        command_line: "test".into(),
+        skipped: Vec::new(),
+    }
+}
+
+/// Runs `echo-bench suite --profile tiny ARGS --results DIR` with `env`; returns its output
+/// and its stderr as text.
+fn tiny_suite(
+    dir: &std::path::Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (std::process::Output, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_echo-bench"))
+        .args(["suite", "--profile", "tiny"])
+        .args(args)
+        .arg("--results")
+        .arg(dir)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    (output, stderr)
+}
+
+/// The one run folder a suite wrote into `dir`, and its `run.json`.
+fn the_run_in(dir: &std::path::Path) -> (std::path::PathBuf, SuiteRun) {
+    let run_dir = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.join("run.json").is_file())
+        .expect("a run folder");
+    let run = serde_json::from_slice(&std::fs::read(run_dir.join("run.json")).unwrap()).unwrap();
+    (run_dir, run)
+}
+
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("echo-bench-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn tiny_suite_runs_end_to_end_and_writes_every_file() {
+    let dir = temp_dir("suite");
+    let options = options(vec![Model::Mio, Model::Tokio], Vec::new(), &dir);
+    let run = suite::run(&options, &mut |_, _, _| {});
+    assert_eq!(run.points.len(), 2);
+    for point in &run.points {
+        assert!(point.ok(), "{point:?}");
+        let report = point.report.as_ref().unwrap();
+        assert!(report.is_clean() && report.messages > 0);
+        let server = report.server.expect("the suite knows its server's pid");
+        assert!(server.cpu_s > 0.0 && server.peak_rss_kib > 0);
+    }
+    let out = suite::output::write(&dir, &run).expect("write results");
+    for file in [
+        "run.json",
+        "summary.md",
+        "README.md",
+        "throughput-64B.svg",
+        "latency.svg",
+        "server-cpu.svg",
+        "server-rss.svg",
+        "fairness.svg",
+    ] {
+        let path = out.join(file);
+        assert!(
+            path.metadata().map(|m| m.len() > 0).unwrap_or(false),
+            "missing {file}"
+        );
+    }
+    let latest = std::fs::read_to_string(dir.join("latest")).unwrap();
+    assert_eq!(latest.trim(), out.file_name().unwrap().to_string_lossy());
+    let stored: SuiteRun =
+        serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
+    assert_eq!(stored.points.len(), run.points.len());
+    for (stored, ran) in stored.points.iter().zip(&run.points) {
+        assert_eq!(stored.point, ran.point);
+        assert_eq!(
+            stored.report.as_ref().unwrap().messages,
+            ran.report.as_ref().unwrap().messages
+        );
+    }
+    let summary = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(summary.contains("## Which model to pick") && summary.contains("| mio |"));
+    assert!(
+        std::fs::read_to_string(out.join("throughput-64B.svg"))
+            .unwrap()
+            .contains("<svg")
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn the_rounds_order_is_recorded_and_reproducible_from_the_seed() {
+    let dir = temp_dir("rounds");
+    let mut options = options(
+        vec![Model::Mio, Model::Tokio, Model::Smol],
+        Vec::new(),
+        &dir,
+    );
+    options.rounds = 3;
+    options.seed = 9;
+    options.duration = Duration::from_millis(150);
+    options.warmup = Duration::from_millis(50);
+    let run = suite::run(&options, &mut |_, _, _| {});
+    assert_eq!((run.rounds, run.seed), (3, 9));
+    let ran: Vec<plan::Point> = run.points.iter().map(|p| p.point.clone()).collect();
+    assert_eq!(ran, plan::schedule(&options.points, 3, 9));
+    assert!(run.points.iter().enumerate().all(|(i, p)| p.order == i));
+    // Read back from run.json, the record gives the same order again.
+    let out = suite::output::write(&dir, &run).unwrap();
+    let stored: SuiteRun =
+        serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
+    let stored_order: Vec<plan::Point> = stored.points.iter().map(|p| p.point.clone()).collect();
+    assert_eq!(
+        stored_order,
+        plan::schedule(&options.points, stored.rounds, stored.seed)
+    );
+    let summary = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(summary.contains("3 interleaved round(s)") && summary.contains("seed 9"));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Processes that spin until dropped.
+struct Hogs(Vec<std::process::Child>);
+
+impl Drop for Hogs {
+    fn drop(&mut self) {
+        for hog in &mut self.0 {
+            let _ = hog.kill();
+            let _ = hog.wait();
+        }
+    }
+}
+
+#[test]
+fn a_trial_disturbed_by_a_cpu_hog_is_rerun_and_flagged() {
+    let dir = temp_dir("hog");
+    let mut options = options(vec![Model::Mio], Vec::new(), &dir);
+    options.interference = InterferencePolicy {
+        limit_cores: 0.25,
+        reruns: 1,
+    };
+    options.duration = Duration::from_millis(400);
+    // One spinning process per CPU: whatever the scheduler does, it takes far more than
+    // the limit from the server's and the client's CPUs.
+    let cpus = echo_bench::procfs::allowed_cpus().len().max(1);
+    let hogs = Hogs(
+        (0..cpus)
+            .map(|_| {
+                Command::new("sh")
+                    .args(["-c", "while :; do :; done"])
+                    .spawn()
+                    .expect("sh runs")
+            })
+            .collect(),
+    );
+    let run = suite::run(&options, &mut |_, _, _| {});
+    drop(hogs);
+    let trial = &run.points[0];
+    assert!(trial.ok(), "{trial:?}");
+    assert_eq!(trial.attempts, 2, "re-run once: {trial:?}");
+    assert!(trial.interfered, "kept, flagged: {trial:?}");
+    assert!(trial.discarded_interference[0] > 0.25, "{trial:?}");
+    assert!(trial.interference_cores().unwrap() > 0.25, "{trial:?}");
+    let out = suite::output::write(&dir, &run).unwrap();
+    let summary = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(
+        summary.contains("1 trial(s) were re-run for interference")
+            && summary.contains("1 stayed above it"),
+        "{summary}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn a_model_that_crashes_mid_run_is_reported_and_the_suite_goes_on() {
+    let dir = temp_dir("crash");
+    let crash = vec![(
+        Model::ThreadPerConnection,
+        vec!["--abort-after".into(), "250".into()],
+    )];
+    let options = options(vec![Model::ThreadPerConnection, Model::Mio], crash, &dir);
+    let began = Instant::now();
+    let run = suite::run(&options, &mut |_, _, _| {});
+    assert!(began.elapsed() < Duration::from_secs(20));
+    let of = |model| run.points.iter().find(|p| p.point.model == model).unwrap();
+    let crashed = of(Model::ThreadPerConnection);
+    assert!(!crashed.ok());
+    assert!(
+        crashed.failure.as_deref().unwrap_or("").contains("crashed"),
+        "{crashed:?}"
+    );
+    assert!(
+        of(Model::Mio).ok(),
+        "the other model still ran: {:?}",
+        of(Model::Mio)
+    );
+    let out = suite::output::write(&dir, &run).unwrap();
+    let summary = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(summary.contains("Failed points"), "{summary}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn a_model_this_machine_cannot_run_is_skipped_and_said_so() {
+    use echo_servers::IO_URING_DISABLE_ENV as DISABLE_ENV;
+    let dir = temp_dir("skip");
+    let (output, stderr) = tiny_suite(&dir, &["--models", "io-uring,mio"], &[(DISABLE_ENV, "1")]);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "skipping io-uring: io_uring disabled by {DISABLE_ENV}"
+        )),
+        "{stderr}"
+    );
+    let (run_dir, run) = the_run_in(&dir);
+    assert_eq!(run.skipped.len(), 1, "{:?}", run.skipped);
+    assert!(
+        run.points
+            .iter()
+            .all(|p| p.point.model == Model::Mio && p.ok())
+    );
+    let summary = std::fs::read_to_string(run_dir.join("summary.md")).unwrap();
+    assert!(summary.contains("Not measured"), "{summary}");
+
+    // Asked for directly, the server says why it cannot run, on one line, and exits 1.
+    let serve = Command::new(env!("CARGO_BIN_EXE_echo-bench"))
+        .args(["serve", "--model", "io-uring"])
+        .env(DISABLE_ENV, "1")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&serve.stderr);
+    assert_eq!(serve.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("io-uring is not available on this machine"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn the_work_sweep_reaches_the_servers_and_gets_its_table_charts_and_advice() {
+    let dir = temp_dir("work");
+    let args = ["--models", "tokio,tokio-rayon", "--work-us", "0,500"];
+    let (output, stderr) = tiny_suite(&dir, &args, &[]);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let (run_dir, run) = the_run_in(&dir);
+    assert_eq!(run.points.len(), 4);
+    for point in &run.points {
+        let report = point.report.as_ref().expect("measured");
+        assert!(point.ok() && report.is_clean(), "{point:?}");
+        if point.point.work_us == 500 {
+            // Every echo waited for its 500 µs of work: a lower bound, not a speed.
+            assert!(report.latency_us.p50 >= 500, "{:?}", report.latency_us);
+        }
+    }
+    let summary = std::fs::read_to_string(run_dir.join("summary.md")).unwrap();
+    assert!(summary.contains("### Handler work"), "{summary}");
+    assert!(summary.contains("4 conn, 500 µs work"), "{summary}");
+    assert!(
+        summary.contains("Handler work, 500 µs of CPU per message"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("Offloading 500 µs of work to a rayon pool"),
+        "{summary}"
+    );
+    for chart in ["work-throughput.svg", "work-p99.svg", "work-fairness.svg"] {
+        assert!(run_dir.join(chart).is_file(), "{chart} missing");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn advice_is_derived_from_the_data() {
+    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/run.json");
+    let run: SuiteRun = serde_json::from_slice(&std::fs::read(fixture).unwrap()).unwrap();
+    let advice = suite::advice::advice(&run).join("\n");
+    // One round: however far apart, no two models can be separated.
+    assert!(
+        advice.contains("**mio, blocking, tokio** tied")
+            && advice.contains("one round cannot separate"),
+        "{advice}"
+    );
+    assert!(
+        advice.contains("blocking (starved 99 of 100 connections)"),
+        "{advice}"
+    );
+    // Memory per connection: mio grew 400 KiB over 99 connections, tokio 1000 KiB.
+    assert!(
+        advice.contains("**mio** needs the least, 4.0 KiB per connection"),
+        "{advice}"
+    );
+
+    // The same figures in three rounds, each round 10% faster than the last for every
+    // model (a drift of the machine): the pairs within rounds separate the models.
+    let mut rounds = run.clone();
+    rounds.rounds = 3;
+    rounds.points = (0..3)
+        .flat_map(|round| {
+            run.points.iter().map(move |p| {
+                let mut p = p.clone();
+                p.point.round = round;
+                let report = p.report.as_mut().unwrap();
+                let drift = 1.0 + 0.1 * round as f64;
+                report.throughput_rps *= drift;
+                if let Some(churn) = report.churn.as_mut() {
+                    churn.connections_per_s *= drift;
+                }
+                p
+            })
+        })
+        .collect();
+    let advice = suite::advice::advice(&rounds).join("\n");
+    // 1 connection: mio 30000 vs blocking 20000 in every round.
+    assert!(
+        advice.contains("**mio** leads with 33.0k msg/s"),
+        "{advice}"
+    );
+    assert!(
+        advice.contains("+50% [+50%, +50%] against the runner-up blocking"),
+        "{advice}"
+    );
+    // 100 connections: blocking starved, so tokio leads mio by 25%.
+    assert!(
+        advice.contains("**tokio** leads with 110k msg/s"),
+        "{advice}"
+    );
+    assert!(
+        advice.contains("+25% [+25%, +25%] against the runner-up mio"),
+        "{advice}"
+    );
+    // Churn: tokio 6000/s vs mio 5000/s.
+    assert!(
+        advice.contains("**tokio** leads with 6600 conn/s"),
+        "{advice}"
+    );
+}
