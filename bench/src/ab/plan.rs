@@ -1,0 +1,123 @@
+//! The order of a run: each round of benchmarks as trials in ABBA/BAAB blocks from the seed.
+
+use super::*;
+
+/// The trials of one round of benchmarks, in their ABBA/BAAB order.
+pub(super) struct Plan<'a> {
+    options: &'a AbOptions,
+    benchmarks: &'a [usize],
+    /// Per benchmark, whether each block of two pairs runs ABBA (`true`) or BAAB.
+    blocks: Vec<Vec<bool>>,
+    started: Instant,
+}
+
+impl<'a> Plan<'a> {
+    pub(super) fn new(
+        options: &'a AbOptions,
+        benchmarks: &'a [usize],
+        seed: u64,
+        started: Instant,
+    ) -> Self {
+        let mut rng = SmallRng::seed_from_u64(seed);
+        let blocks = benchmarks
+            .iter()
+            .map(|_| {
+                (0..options.pairs.div_ceil(2))
+                    .map(|_| rng.random())
+                    .collect()
+            })
+            .collect();
+        Self {
+            options,
+            benchmarks,
+            blocks,
+            started,
+        }
+    }
+
+    /// Runs every pair: the rounds outermost, so each benchmark's pairs are spread over the
+    /// whole run and a slow drift of the machine touches base and head alike.
+    pub(super) fn run(
+        &mut self,
+        base: &mut Build,
+        head: &mut Build,
+        on_trial: &mut OnTrial<'_>,
+    ) -> Vec<Vec<Pair>> {
+        let total = self.options.pairs * self.benchmarks.len() * 2;
+        let mut done = 0;
+        let mut pairs: Vec<Vec<Pair>> = vec![Vec::new(); self.benchmarks.len()];
+        for round in 0..self.options.pairs {
+            for (slot, &index) in self.benchmarks.iter().enumerate() {
+                let options = self.options;
+                let spec = &options.benchmarks[index];
+                let abba = self.blocks[slot][round / 2];
+                // ABBA: the block's first pair runs base first, its second head first.
+                let base_first = abba == (round % 2 == 0);
+                let order = if base_first { "AB" } else { "BA" };
+                let sides = if base_first {
+                    [Side::Base, Side::Head]
+                } else {
+                    [Side::Head, Side::Base]
+                };
+                let mut pair = Pair {
+                    order: order.to_owned(),
+                    ..Pair::default()
+                };
+                let mut record = |side: Side, sample: Sample, pair: &mut Pair| {
+                    done += 1;
+                    on_trial(done, total, &format!("{} {}", spec.name(), side_name(side)));
+                    match side {
+                        Side::Base => pair.base = sample,
+                        Side::Head => pair.head = sample,
+                    }
+                };
+                let build = |side: Side| match side {
+                    Side::Base => &options.base,
+                    Side::Head => &options.head,
+                };
+                if options.duet {
+                    // Both at once, started in the pair's order, so the machine's noise at
+                    // that moment hits both alike.
+                    let running =
+                        sides.map(|side| start_trial(options, build(side), spec, self.started));
+                    for (side, running) in sides.into_iter().zip(running) {
+                        let target = match side {
+                            Side::Base => &mut *base,
+                            Side::Head => &mut *head,
+                        };
+                        let sample = running.map_or_else(|s| s, |r| r.finish(target));
+                        record(side, sample, &mut pair);
+                    }
+                } else {
+                    for side in sides {
+                        let target = match side {
+                            Side::Base => &mut *base,
+                            Side::Head => &mut *head,
+                        };
+                        let sample = start_trial(options, build(side), spec, self.started)
+                            .map_or_else(|s| s, |r| r.finish(target));
+                        record(side, sample, &mut pair);
+                    }
+                }
+                check_saturation(
+                    &mut pair,
+                    options.duet,
+                    options
+                        .pinning
+                        .server_cpus
+                        .as_ref()
+                        .map_or_else(crate::config::default_threads, Vec::len),
+                );
+                pairs[slot].push(pair);
+            }
+        }
+        pairs
+    }
+}
+
+pub(super) fn side_name(side: Side) -> &'static str {
+    match side {
+        Side::Base => "base",
+        Side::Head => "head",
+    }
+}

@@ -1,0 +1,184 @@
+//! What a benchmark is (`WORKLOAD/MODEL/CONNECTIONS[/PAYLOAD][@RATE]`), the defaults, and the
+//! metrics measured of it.
+
+use super::*;
+
+/// The default threshold for wall-clock metrics, %.
+pub const DEFAULT_THRESHOLD_PCT: f64 = 3.0;
+/// The default offered rate of a `rate` benchmark without `@RATE`, messages per second.
+pub const DEFAULT_RATE: f64 = 5_000.0;
+/// The benchmarks compared when none are named: the two most used async designs at one
+/// connection (latency-bound: every microsecond a message costs shows), and connection churn on
+/// a work-stealing runtime and on async-std. These are the points where, on a 2-core machine
+/// with the client on one core, the server and not the load generator sets the pace; at 64
+/// connections the client saturates first, which `ab` would report as invalid.
+pub const DEFAULT_BENCHMARKS: &str =
+    "ping-pong/tokio/1,ping-pong/mio/1,churn/tokio/1,churn/async-std/1";
+
+/// One benchmark: `WORKLOAD/MODEL/CONNECTIONS[/PAYLOAD][@RATE]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BenchmarkSpec {
+    /// The traffic pattern.
+    pub workload: Workload,
+    /// The server model's name.
+    pub model: String,
+    /// Concurrent connections.
+    pub connections: usize,
+    /// Bytes per message.
+    pub payload: usize,
+    /// Offered messages per second (rate workload only).
+    pub rate: Option<f64>,
+}
+
+impl BenchmarkSpec {
+    /// Parses `ping-pong/tokio/1`, `rate/mio/64@20000`, `ping-pong/mio/16/4k`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let bad = |why: &str| format!("benchmark '{text}': {why}");
+        let (path, rate) = match text.split_once('@') {
+            Some((path, rate)) => (
+                path,
+                Some(
+                    rate.parse::<f64>()
+                        .ok()
+                        .filter(|r| r.is_finite() && *r > 0.0)
+                        .ok_or_else(|| bad("the rate after @ must be a positive number"))?,
+                ),
+            ),
+            None => (text, None),
+        };
+        let parts: Vec<&str> = path.split('/').collect();
+        if !(3..=4).contains(&parts.len()) {
+            return Err(bad("expected WORKLOAD/MODEL/CONNECTIONS[/PAYLOAD][@RATE]"));
+        }
+        let workload = <Workload as clap::ValueEnum>::from_str(parts[0], true)
+            .map_err(|_| bad("workload must be ping-pong, rate, churn or stream"))?;
+        let model = parts[1]
+            .parse::<echo_servers::Model>()
+            .map_err(|_| bad(&format!("valid models: {}", echo_servers::Model::names())))?;
+        let connections = parts[2]
+            .parse::<usize>()
+            .ok()
+            .filter(|&c| c > 0)
+            .ok_or_else(|| bad("connections must be a positive number"))?;
+        let payload = match parts.get(3) {
+            Some(p) => parse_bytes(p).map_err(|e| bad(&e))?,
+            None => 64,
+        };
+        if rate.is_some() && workload != Workload::Rate {
+            return Err(bad("@RATE applies to the rate workload only"));
+        }
+        let rate = match workload {
+            Workload::Rate => Some(rate.unwrap_or(DEFAULT_RATE)),
+            _ => None,
+        };
+        Ok(Self {
+            workload,
+            model: model.name().to_owned(),
+            connections,
+            payload,
+            rate,
+        })
+    }
+
+    /// The canonical name, as parsed.
+    pub fn name(&self) -> String {
+        let mut name = format!("{}/{}/{}", self.workload, self.model, self.connections);
+        if self.payload != 64 {
+            name.push_str(&format!("/{}", self.payload));
+        }
+        if let Some(rate) = self.rate {
+            name.push_str(&format!("@{rate}"));
+        }
+        name
+    }
+
+    /// The metric the verdict is made on: throughput for closed loops; for an open loop, whose
+    /// throughput is fixed by the offered rate, the server's CPU per message.
+    pub fn primary(&self) -> Metric {
+        match self.workload {
+            Workload::Rate => Metric::ServerCpuPerMessage,
+            _ => Metric::Throughput,
+        }
+    }
+}
+
+/// A figure taken from each trial.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    /// Messages per second.
+    Throughput,
+    /// Median latency, µs.
+    P50,
+    /// 99th-percentile latency, µs.
+    P99,
+    /// Server CPU time per message, µs.
+    ServerCpuPerMessage,
+    /// Server context switches per message.
+    ContextSwitchesPerMessage,
+    /// Server read/write syscalls per message (from /proc/PID/io; absent where it counts none).
+    SyscallsPerMessage,
+}
+
+impl Metric {
+    /// Every metric, in report order.
+    pub const ALL: [Metric; 6] = [
+        Metric::Throughput,
+        Metric::P50,
+        Metric::P99,
+        Metric::ServerCpuPerMessage,
+        Metric::ContextSwitchesPerMessage,
+        Metric::SyscallsPerMessage,
+    ];
+
+    /// The name in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::Throughput => "throughput",
+            Metric::P50 => "p50",
+            Metric::P99 => "p99",
+            Metric::ServerCpuPerMessage => "server_cpu_per_msg",
+            Metric::ContextSwitchesPerMessage => "ctx_switches_per_msg",
+            Metric::SyscallsPerMessage => "syscalls_per_msg",
+        }
+    }
+
+    /// Its unit.
+    pub fn unit(self) -> &'static str {
+        match self {
+            Metric::Throughput => "msg/s",
+            Metric::P50 | Metric::P99 | Metric::ServerCpuPerMessage => "µs",
+            Metric::ContextSwitchesPerMessage | Metric::SyscallsPerMessage => "per msg",
+        }
+    }
+
+    /// Whether a larger value is better.
+    pub fn higher_is_better(self) -> bool {
+        self == Metric::Throughput
+    }
+
+    /// The value in a trial's report, if it has one.
+    pub fn of(self, report: &Report) -> Option<f64> {
+        let messages = report.messages as f64;
+        let per_message = |x: f64| (messages > 0.0).then(|| x / messages);
+        let value = match self {
+            Metric::Throughput => Some(report.throughput_rps),
+            Metric::P50 => Some(report.latency_us.p50 as f64),
+            Metric::P99 => Some(report.latency_us.p99 as f64),
+            Metric::ServerCpuPerMessage => report
+                .server
+                .as_ref()
+                .and_then(|s| per_message(s.cpu_s * 1e6)),
+            Metric::ContextSwitchesPerMessage => report
+                .server
+                .as_ref()
+                .and_then(|s| per_message(s.context_switches as f64)),
+            Metric::SyscallsPerMessage => report
+                .server
+                .as_ref()
+                .filter(|s| s.syscalls > 0)
+                .and_then(|s| per_message(s.syscalls as f64)),
+        };
+        value.filter(|v| v.is_finite() && *v > 0.0)
+    }
+}
