@@ -82,7 +82,7 @@ fn spec_of(point: &PointResult) -> BenchmarkSpec {
     let p = &point.point;
     BenchmarkSpec {
         workload: p.workload,
-        model: p.model.name().to_owned(),
+        model: p.model,
         connections: p.connections,
         payload: p.payload,
         rate: p.rate,

@@ -172,8 +172,8 @@ mod tests {
         let spec = BenchmarkSpec::parse("ping-pong/tokio/1").unwrap();
         assert_eq!(spec.workload, Workload::PingPong);
         assert_eq!(
-            (spec.model.as_str(), spec.connections, spec.payload),
-            ("tokio", 1, 64)
+            (spec.model, spec.connections, spec.payload),
+            (echo_servers::Model::Tokio, 1, 64)
         );
         assert_eq!(spec.name(), "ping-pong/tokio/1");
         assert_eq!(spec.primary(), Metric::Throughput);

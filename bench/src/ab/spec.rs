@@ -20,8 +20,9 @@ pub const DEFAULT_BENCHMARKS: &str =
 pub struct BenchmarkSpec {
     /// The traffic pattern.
     pub workload: Workload,
-    /// The server model's name.
-    pub model: String,
+    /// The server model (by its name in JSON).
+    #[serde(with = "crate::suite::plan::model_name")]
+    pub model: echo_servers::Model,
     /// Concurrent connections.
     pub connections: usize,
     /// Bytes per message.
@@ -73,7 +74,7 @@ impl BenchmarkSpec {
         };
         Ok(Self {
             workload,
-            model: model.name().to_owned(),
+            model,
             connections,
             payload,
             rate,

@@ -30,10 +30,7 @@ pub(super) fn start_trial(
     started: Instant,
 ) -> Result<Running, Sample> {
     let at_s = started.elapsed().as_secs_f64();
-    let model: echo_servers::Model = spec
-        .model
-        .parse()
-        .map_err(|_| invalid_sample(format!("unknown model {}", spec.model), at_s))?;
+    let model = spec.model;
     let launcher = Launcher {
         program: build.binary.clone(),
         args: vec!["serve".into()],

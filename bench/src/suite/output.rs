@@ -51,7 +51,7 @@ pub fn write(results_dir: &Path, run: &SuiteRun) -> std::io::Result<PathBuf> {
     write_with(results_dir, run, &aggregate(run))
 }
 
-/// [`write`] with the run's aggregates, computed once by the caller.
+/// [`write()`] with the run's aggregates, computed once by the caller.
 pub fn write_with(
     results_dir: &Path,
     run: &SuiteRun,

@@ -321,7 +321,7 @@ pub fn schedule(points: &[Point], rounds: usize, seed: u64) -> Vec<Point> {
     order
 }
 
-mod model_name {
+pub(crate) mod model_name {
     //! Models by their stable name in JSON.
     use echo_servers::Model;
     use serde::{Deserialize, Deserializer, Serializer};
