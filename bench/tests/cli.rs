@@ -101,6 +101,7 @@ fn cli_exits_1_when_the_run_sees_errors() {
     assert!(mismatches >= 1, "{stdout}");
 }
 
+/// One table of bad command lines (long as the table is), each checked the same way.
 #[test]
 fn cli_usage_errors_exit_2_with_one_line() {
     let cases: &[&[&str]] = &[

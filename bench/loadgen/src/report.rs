@@ -155,7 +155,8 @@ pub struct Report {
 const SATURATED: f64 = 0.9;
 
 impl Report {
-    /// Builds the report of `outcome`, a run of `config`.
+    /// Builds the report of `outcome`, a run of `config`: every figure and warning, one field
+    /// after another.
     pub fn new(config: &RunConfig, outcome: &RunOutcome) -> Self {
         let s = &outcome.stats;
         let window = outcome.window.as_secs_f64();
@@ -245,7 +246,8 @@ impl Report {
         self.errors.total() == 0
     }
 
-    /// The readable summary printed on stdout.
+    /// The readable summary printed on stdout, line by line from top to bottom (long as the
+    /// summary is).
     pub fn summary(&self) -> String {
         let c = &self.config;
         let mut out = String::new();

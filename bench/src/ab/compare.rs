@@ -143,7 +143,8 @@ fn change_of(
 }
 
 /// Compares the points both runs measured; `exit_code` is 1 if any point's primary metric moved
-/// past `threshold_pct` the bad way.
+/// past `threshold_pct` the bad way. Long because it assembles the whole report: matched points,
+/// each metric's change, the warnings and the conclusion.
 pub fn compare(old: &SuiteRun, new: &SuiteRun, threshold_pct: f64, command: &str) -> AbReport {
     let old_points = samples(old);
     let new_points = samples(new);

@@ -63,7 +63,9 @@ pub(super) fn conclude(report: &mut AbReport, confirmed: bool, strict: bool) {
     report.conclusion = conclusion;
 }
 
-/// Judges one benchmark's pairs.
+/// Judges one benchmark's pairs. Long because it is the verdict's whole rule in order:
+/// invalid pairs, saturated pairs left out, every metric's change, the threshold with its
+/// calibrated floor, and the verdict.
 pub(super) fn judge(
     options: &AbOptions,
     spec: &BenchmarkSpec,

@@ -81,96 +81,12 @@ fn parse_model(s: &str) -> Result<Model, String> {
 
 /// Runs the suite; returns the exit code (1 when any point failed).
 pub fn main(args: SuiteArgs) -> ExitCode {
-    let profile = args.profile.unwrap_or_default();
-    let selection = Selection {
-        models: args.models.clone(),
-        workloads: args.workloads.clone(),
-        connections: args.connections.clone(),
-        payloads: args.payloads.clone(),
-        rounds: args.rounds,
-        work_us: args.work_us.clone(),
+    let options = match options(&args) {
+        Ok(options) => options,
+        Err(code) => return code,
     };
-    if selection.rounds == Some(0) {
-        usage_exit("echo-bench", "error: --rounds must be at least 1");
-    }
-    if selection
-        .connections
-        .as_ref()
-        .is_some_and(|c| c.contains(&0))
-    {
-        usage_exit("echo-bench", "error: --connections must all be at least 1");
-    }
-    let (points, skipped) = suite::without_unavailable(plan::points(profile, &selection));
-    for line in &skipped {
-        eprintln!("echo-bench: skipping {line}");
-    }
-    if points.is_empty() {
-        usage_exit(
-            "echo-bench",
-            "error: the selection leaves no point to measure",
-        );
-    }
-    let pinning = args.pin.pinning();
-    let launcher = match Launcher::this_binary() {
-        Ok(launcher) => launcher,
-        Err(err) => {
-            eprintln!("echo-bench: cannot find my own binary to start servers: {err}");
-            return exit_code(EXIT_FAILURE);
-        }
-    };
-    let seed = args.seed.unwrap_or_else(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64)
-            & 0xffff_ffff
-    });
-    let options = SuiteOptions {
-        points,
-        rounds: selection.rounds.unwrap_or_else(|| profile.rounds()),
-        seed,
-        interference: InterferencePolicy {
-            limit_cores: args.interference_limit,
-            reruns: args.reruns,
-        },
-        profile,
-        duration: args.duration.unwrap_or_else(|| profile.duration()),
-        warmup: args.warmup.unwrap_or_else(|| profile.warmup()),
-        timeout: Duration::from_secs(5),
-        pinning,
-        p99_target: args.p99_target,
-        knee: profile == Profile::Full,
-        results_dir: args.results.clone(),
-        launcher,
-        command_line: command_line(),
-        skipped,
-    };
+    announce(&options);
     let trials = options.points.len() * options.rounds;
-    // Measured here: about 0.1 s per trial to start, connect and stop a fresh server.
-    let per_point = options.duration + options.warmup + Duration::from_millis(100);
-    let cpus = |list: &Option<Vec<usize>>| {
-        list.as_ref().map_or("any".to_owned(), |cpus| {
-            cpus.iter()
-                .map(usize::to_string)
-                .collect::<Vec<_>>()
-                .join(",")
-        })
-    };
-    let knee = if options.knee {
-        ", plus the capacity-knee search"
-    } else {
-        ""
-    };
-    eprintln!(
-        "echo-bench suite: {} profile, {} points × {} round(s) = {trials} trials, about {:.0} s{knee}; \
-         server CPUs {}, client CPUs {}; seed {}",
-        profile.name(),
-        options.points.len(),
-        options.rounds,
-        (per_point * trials as u32).as_secs_f64(),
-        cpus(&options.pinning.server_cpus),
-        cpus(&options.pinning.client_cpus),
-        options.seed
-    );
     let bar = ProgressBar::new(trials as u64);
     bar.set_style(
         ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} {msg}")
@@ -201,6 +117,101 @@ pub fn main(args: SuiteArgs) -> ExitCode {
         return exit_code(EXIT_FAILURE);
     }
     ExitCode::SUCCESS
+}
+
+/// The validated options of the run; exits 2 with one line on a usage error, returns the exit
+/// code on a failure to prepare.
+fn options(args: &SuiteArgs) -> Result<SuiteOptions, ExitCode> {
+    let profile = args.profile.unwrap_or_default();
+    let selection = Selection {
+        models: args.models.clone(),
+        workloads: args.workloads.clone(),
+        connections: args.connections.clone(),
+        payloads: args.payloads.clone(),
+        rounds: args.rounds,
+        work_us: args.work_us.clone(),
+    };
+    if selection.rounds == Some(0) {
+        usage_exit("echo-bench", "error: --rounds must be at least 1");
+    }
+    if selection
+        .connections
+        .as_ref()
+        .is_some_and(|c| c.contains(&0))
+    {
+        usage_exit("echo-bench", "error: --connections must all be at least 1");
+    }
+    let (points, skipped) = suite::without_unavailable(plan::points(profile, &selection));
+    for line in &skipped {
+        eprintln!("echo-bench: skipping {line}");
+    }
+    if points.is_empty() {
+        usage_exit(
+            "echo-bench",
+            "error: the selection leaves no point to measure",
+        );
+    }
+    let launcher = Launcher::this_binary().map_err(|err| {
+        eprintln!("echo-bench: cannot find my own binary to start servers: {err}");
+        exit_code(EXIT_FAILURE)
+    })?;
+    let seed = args.seed.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64)
+            & 0xffff_ffff
+    });
+    Ok(SuiteOptions {
+        points,
+        rounds: selection.rounds.unwrap_or_else(|| profile.rounds()),
+        seed,
+        interference: InterferencePolicy {
+            limit_cores: args.interference_limit,
+            reruns: args.reruns,
+        },
+        profile,
+        duration: args.duration.unwrap_or_else(|| profile.duration()),
+        warmup: args.warmup.unwrap_or_else(|| profile.warmup()),
+        timeout: Duration::from_secs(5),
+        pinning: args.pin.pinning(),
+        p99_target: args.p99_target,
+        knee: profile == Profile::Full,
+        results_dir: args.results.clone(),
+        launcher,
+        command_line: command_line(),
+        skipped,
+    })
+}
+
+/// One line on stderr: what will run, for about how long, where, with which seed.
+fn announce(options: &SuiteOptions) {
+    let trials = options.points.len() * options.rounds;
+    // Measured here: about 0.1 s per trial to start, connect and stop a fresh server.
+    let per_point = options.duration + options.warmup + Duration::from_millis(100);
+    let cpus = |list: &Option<Vec<usize>>| {
+        list.as_ref().map_or("any".to_owned(), |cpus| {
+            cpus.iter()
+                .map(usize::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+    };
+    let knee = if options.knee {
+        ", plus the capacity-knee search"
+    } else {
+        ""
+    };
+    eprintln!(
+        "echo-bench suite: {} profile, {} points × {} round(s) = {trials} trials, about {:.0} s{knee}; \
+         server CPUs {}, client CPUs {}; seed {}",
+        options.profile.name(),
+        options.points.len(),
+        options.rounds,
+        (per_point * trials as u32).as_secs_f64(),
+        cpus(&options.pinning.server_cpus),
+        cpus(&options.pinning.client_cpus),
+        options.seed
+    );
 }
 
 /// The command as typed, for the record.

@@ -217,10 +217,22 @@ impl Aggregate {
     }
 }
 
+/// The key of a point without its round.
+type Key = (Model, Workload, usize, usize, Option<u64>, u64);
+
+/// The figures kept per round, for intervals and paired comparisons.
+const MEASURES: [Measure; 5] = [
+    Measure::Throughput,
+    Measure::Bandwidth,
+    Measure::ConnectionRate,
+    Measure::CpuPerMessage,
+    Measure::P99,
+];
+
 /// Aggregates the run's trials over their rounds, in plan order.
 pub fn aggregate(run: &SuiteRun) -> Vec<Aggregate> {
-    let mut order = Vec::new();
-    let mut groups: BTreeMap<_, Vec<&super::PointResult>> = BTreeMap::new();
+    let mut order: Vec<Key> = Vec::new();
+    let mut groups: BTreeMap<Key, Vec<&super::PointResult>> = BTreeMap::new();
     for result in &run.points {
         let key = result.point.key();
         if !groups.contains_key(&key) {
@@ -235,77 +247,71 @@ pub fn aggregate(run: &SuiteRun) -> Vec<Aggregate> {
         let load = loads.iter().position(|l| *l == (k.1, k.2, k.3, k.4, k.5));
         (load, Model::ALL.iter().position(|m| *m == k.0))
     });
-    const MEASURES: [Measure; 5] = [
-        Measure::Throughput,
-        Measure::Bandwidth,
-        Measure::ConnectionRate,
-        Measure::CpuPerMessage,
-        Measure::P99,
-    ];
     order
         .into_iter()
-        .map(|key| {
-            let results = &groups[&key];
-            let with_report: Vec<(&super::PointResult, &Report)> = results
-                .iter()
-                .filter_map(|r| Some((*r, r.report.as_ref()?)))
-                .collect();
-            let reports: Vec<&Report> = with_report.iter().map(|(_, r)| *r).collect();
-            let of = |f: &dyn Fn(&Report) -> f64| {
-                median_of(&reports.iter().map(|r| f(r)).collect::<Vec<_>>())
-            };
-            let samples: Vec<Sample> = with_report
-                .iter()
-                .filter(|(result, _)| result.ok())
-                .map(|(result, report)| Sample {
-                    round: result.point.round,
-                    values: MEASURES
-                        .iter()
-                        .filter_map(|&m| Some((m, m.of(report)?)))
-                        .collect(),
-                })
-                .collect();
-            let saturated = reports.iter().filter(|r| r.client.saturated).count();
-            Aggregate {
-                model: key.0,
-                workload: key.1,
-                connections: key.2,
-                payload: key.3,
-                rate: key.4,
-                work_us: key.5,
-                runs: reports.len(),
-                rps: of(&|r| r.throughput_rps),
-                mib_s: of(&|r| r.throughput_mib_s),
-                p50: of(&|r| r.latency_us.p50 as f64) as u64,
-                p99: of(&|r| r.latency_us.p99 as f64) as u64,
-                p999: of(&|r| r.latency_us.p999 as f64) as u64,
-                conn_s: of(&|r| r.churn.map_or(0.0, |c| c.connections_per_s)),
-                server_cpu: of(&|r| r.server.map_or(0.0, |s| s.cpu_cores)),
-                cpu_us_per_msg: of(&|r| Measure::CpuPerMessage.of(r).unwrap_or(0.0)),
-                server_rss_kib: reports
-                    .iter()
-                    .filter_map(|r| r.server.map(|s| s.peak_rss_kib))
-                    .max()
-                    .unwrap_or(0),
-                fairness: of(&|r| r.fairness.jain),
-                starved: reports
-                    .iter()
-                    .map(|r| r.fairness.starved)
-                    .max()
-                    .unwrap_or(0),
-                errors: reports.iter().map(|r| r.errors.total()).sum(),
-                client_saturated_rounds: saturated,
-                client_saturated: saturated > 0,
-                sustained: reports.iter().all(|r| {
-                    r.open_loop
-                        .is_none_or(|o| o.achieved_rps >= 0.95 * o.offered_rps)
-                }),
-                interfered: results.iter().filter(|r| r.interfered).count(),
-                failed: results.iter().any(|r| !r.ok()),
-                samples,
-            }
-        })
+        .map(|key| aggregate_point(key, &groups[&key]))
         .collect()
+}
+
+/// One point's rounds reduced to an [`Aggregate`].
+fn aggregate_point(key: Key, results: &[&super::PointResult]) -> Aggregate {
+    let with_report: Vec<(&super::PointResult, &Report)> = results
+        .iter()
+        .filter_map(|r| Some((*r, r.report.as_ref()?)))
+        .collect();
+    let reports: Vec<&Report> = with_report.iter().map(|(_, r)| *r).collect();
+    let of =
+        |f: &dyn Fn(&Report) -> f64| median_of(&reports.iter().map(|r| f(r)).collect::<Vec<_>>());
+    let samples: Vec<Sample> = with_report
+        .iter()
+        .filter(|(result, _)| result.ok())
+        .map(|(result, report)| Sample {
+            round: result.point.round,
+            values: MEASURES
+                .iter()
+                .filter_map(|&m| Some((m, m.of(report)?)))
+                .collect(),
+        })
+        .collect();
+    let saturated = reports.iter().filter(|r| r.client.saturated).count();
+    Aggregate {
+        model: key.0,
+        workload: key.1,
+        connections: key.2,
+        payload: key.3,
+        rate: key.4,
+        work_us: key.5,
+        runs: reports.len(),
+        rps: of(&|r| r.throughput_rps),
+        mib_s: of(&|r| r.throughput_mib_s),
+        p50: of(&|r| r.latency_us.p50 as f64) as u64,
+        p99: of(&|r| r.latency_us.p99 as f64) as u64,
+        p999: of(&|r| r.latency_us.p999 as f64) as u64,
+        conn_s: of(&|r| r.churn.map_or(0.0, |c| c.connections_per_s)),
+        server_cpu: of(&|r| r.server.map_or(0.0, |s| s.cpu_cores)),
+        cpu_us_per_msg: of(&|r| Measure::CpuPerMessage.of(r).unwrap_or(0.0)),
+        server_rss_kib: reports
+            .iter()
+            .filter_map(|r| r.server.map(|s| s.peak_rss_kib))
+            .max()
+            .unwrap_or(0),
+        fairness: of(&|r| r.fairness.jain),
+        starved: reports
+            .iter()
+            .map(|r| r.fairness.starved)
+            .max()
+            .unwrap_or(0),
+        errors: reports.iter().map(|r| r.errors.total()).sum(),
+        client_saturated_rounds: saturated,
+        client_saturated: saturated > 0,
+        sustained: reports.iter().all(|r| {
+            r.open_loop
+                .is_none_or(|o| o.achieved_rps >= 0.95 * o.offered_rps)
+        }),
+        interfered: results.iter().filter(|r| r.interfered).count(),
+        failed: results.iter().any(|r| !r.ok()),
+        samples,
+    }
 }
 
 /// The run's points at its base work (the smallest `--work-us`, normally none): what every table,
@@ -493,96 +499,14 @@ fn judge<'a>(
     let first = *candidates.first()?;
     let measure = measure_for(&candidates, preferred);
     let ranking = rank(&candidates, measure)?;
-    let (saturated, of) = ranking.saturated_rounds;
-    let mut how = describe_point(first);
-    if measure != preferred {
-        how.push_str(&format!(
-            "; the client was saturated in {saturated} of {of} trials, so throughput is only a \
-             lower bound: ranked by {}, lower is better",
-            measure.name()
-        ));
-    } else if !basis.is_empty() {
-        how.push_str(&format!("; {basis}"));
-    }
     let rounds = ranking
         .ranked
         .iter()
         .map(|r| r.aggregate.runs)
         .max()
         .unwrap_or(0);
-    how.push_str(&format!(
-        "; {rounds} round{}",
-        if rounds == 1 { "" } else { "s" }
-    ));
-    let group = ranking.group();
-    let leader = &ranking.ranked[0];
-    let mut line = format!("**{title}** ({how}): ");
-    if ranking.ranked.len() == 1 {
-        line.push_str(&format!(
-            "**{}** is the only model that served the load, {}",
-            leader.aggregate.model,
-            measure.format_estimate(&leader.estimate)
-        ));
-    } else if let Some(winner) = ranking.sole_winner() {
-        let second = &ranking.ranked[1];
-        line.push_str(&format!(
-            "**{winner}** leads with {}; {} against the runner-up {} ({})",
-            measure.format_estimate(&leader.estimate),
-            second
-                .leader_vs_this
-                .as_ref()
-                .map_or_else(String::new, change_text),
-            second.aggregate.model,
-            measure.format_estimate(&second.estimate)
-        ));
-    } else {
-        let in_group: Vec<&Ranked> = ranking.ranked.iter().filter(|r| !r.separated).collect();
-        let names: Vec<String> = in_group
-            .iter()
-            .map(|r| r.aggregate.model.to_string())
-            .collect();
-        let (lo, hi) = in_group.iter().fold((f64::MAX, 0.0f64), |(lo, hi), r| {
-            (lo.min(r.estimate.median), hi.max(r.estimate.median))
-        });
-        line.push_str(&format!(
-            "**{}** tied: the data cannot separate {} from the leader by more than ±{TIE_PCT:.0}% \
-             (medians {}–{})",
-            names.join(", "),
-            if names.len() == 2 {
-                "them"
-            } else {
-                "any of them"
-            },
-            measure.format(lo.min(hi)),
-            measure.format(hi)
-        ));
-        if rounds < 2 {
-            line.push_str("; one round cannot separate any two models");
-        }
-    }
-    let next = ranking.ranked.iter().find(|r| r.separated);
-    if let Some(next) = next.filter(|_| ranking.sole_winner().is_none()) {
-        let behind = next
-            .leader_vs_this
-            .as_ref()
-            .map(|c| {
-                // How the next model compares with the leader: the inverse change.
-                let inv = |p: f64| (100.0 / (1.0 + p / 100.0)) - 100.0;
-                format!(
-                    " ({} [{}, {}] against {})",
-                    signed_pct(inv(c.change_pct)),
-                    signed_pct(inv(c.ci_high_pct)),
-                    signed_pct(inv(c.ci_low_pct)),
-                    leader.aggregate.model
-                )
-            })
-            .unwrap_or_default();
-        line.push_str(&format!(
-            "; the best-placed model the data separates from the leader: {}, {}{behind}",
-            next.aggregate.model,
-            measure.format_estimate(&next.estimate)
-        ));
-    }
+    let how = how_ranked(first, &ranking, preferred, basis, rounds);
+    let mut line = format!("**{title}** ({how}): {}", verdict_text(&ranking, rounds));
     if !ranking.excluded.is_empty() {
         let excluded: Vec<String> = ranking
             .excluded
@@ -592,22 +516,122 @@ fn judge<'a>(
         line.push_str(&format!(". Not eligible: {}", excluded.join(", ")));
     }
     line.push('.');
+    let names = |models: Vec<Model>| models.iter().map(Model::to_string).collect();
     Some(Judged {
         category: Category {
             title: title.to_owned(),
             point: describe_point(first),
             measure: measure.name().to_owned(),
             winner: ranking.sole_winner().map(|m| m.to_string()),
-            ranked: ranking
-                .ranked
-                .iter()
-                .map(|r| r.aggregate.model.to_string())
-                .collect(),
-            group: group.iter().map(Model::to_string).collect(),
+            ranked: names(ranking.ranked.iter().map(|r| r.aggregate.model).collect()),
+            group: names(ranking.group()),
         },
         line,
         ranking,
     })
+}
+
+/// The parenthesis of a category's line: the point, what it was ranked by and why, the rounds.
+fn how_ranked(
+    first: &Aggregate,
+    ranking: &Ranking<'_>,
+    preferred: Measure,
+    basis: &str,
+    rounds: usize,
+) -> String {
+    let (saturated, of) = ranking.saturated_rounds;
+    let mut how = describe_point(first);
+    if ranking.measure != preferred {
+        how.push_str(&format!(
+            "; the client was saturated in {saturated} of {of} trials, so throughput is only a \
+             lower bound: ranked by {}, lower is better",
+            ranking.measure.name()
+        ));
+    } else if !basis.is_empty() {
+        how.push_str(&format!("; {basis}"));
+    }
+    how.push_str(&format!(
+        "; {rounds} round{}",
+        if rounds == 1 { "" } else { "s" }
+    ));
+    how
+}
+
+/// What the ranking says: the only model, the sole winner and its margin, or the tie and the
+/// best-placed model the data separates from the leader.
+fn verdict_text(ranking: &Ranking<'_>, rounds: usize) -> String {
+    let measure = ranking.measure;
+    let leader = &ranking.ranked[0];
+    if ranking.ranked.len() == 1 {
+        return format!(
+            "**{}** is the only model that served the load, {}",
+            leader.aggregate.model,
+            measure.format_estimate(&leader.estimate)
+        );
+    }
+    if let Some(winner) = ranking.sole_winner() {
+        let second = &ranking.ranked[1];
+        return format!(
+            "**{winner}** leads with {}; {} against the runner-up {} ({})",
+            measure.format_estimate(&leader.estimate),
+            second
+                .leader_vs_this
+                .as_ref()
+                .map_or_else(String::new, change_text),
+            second.aggregate.model,
+            measure.format_estimate(&second.estimate)
+        );
+    }
+    let in_group: Vec<&Ranked> = ranking.ranked.iter().filter(|r| !r.separated).collect();
+    let names: Vec<String> = in_group
+        .iter()
+        .map(|r| r.aggregate.model.to_string())
+        .collect();
+    let (lo, hi) = in_group.iter().fold((f64::MAX, 0.0f64), |(lo, hi), r| {
+        (lo.min(r.estimate.median), hi.max(r.estimate.median))
+    });
+    let mut text = format!(
+        "**{}** tied: the data cannot separate {} from the leader by more than ±{TIE_PCT:.0}% \
+         (medians {}–{})",
+        names.join(", "),
+        if names.len() == 2 {
+            "them"
+        } else {
+            "any of them"
+        },
+        measure.format(lo.min(hi)),
+        measure.format(hi)
+    );
+    if rounds < 2 {
+        text.push_str("; one round cannot separate any two models");
+    }
+    if let Some(next) = ranking.ranked.iter().find(|r| r.separated) {
+        text.push_str(&format!(
+            "; the best-placed model the data separates from the leader: {}, {}{}",
+            next.aggregate.model,
+            measure.format_estimate(&next.estimate),
+            behind_leader(next, leader)
+        ));
+    }
+    text
+}
+
+/// ` (−12% [−15%, −9%] against tokio)`: how a separated model compares with the leader.
+fn behind_leader(next: &Ranked<'_>, leader: &Ranked<'_>) -> String {
+    next.leader_vs_this
+        .as_ref()
+        .map(|c| {
+            // The change is the leader's against this model: invert it.
+            let inv = |p: f64| (100.0 / (1.0 + p / 100.0)) - 100.0;
+            format!(
+                " ({} [{}, {}] against {})",
+                signed_pct(inv(c.change_pct)),
+                signed_pct(inv(c.ci_high_pct)),
+                signed_pct(inv(c.ci_low_pct)),
+                leader.aggregate.model
+            )
+        })
+        .unwrap_or_default()
 }
 
 fn describe_point(a: &Aggregate) -> String {
@@ -638,66 +662,69 @@ fn describe_point(a: &Aggregate) -> String {
     }
 }
 
-/// The ranked categories of the run, in the advice's order (without the memory, starvation,
-/// work-degradation and knee lines, which rank nothing).
-fn categories<'a>(aggregates: &[&'a Aggregate]) -> Vec<Judged<'a>> {
-    let pick = |workload: Workload, connections: usize, payload: usize| -> Vec<&'a Aggregate> {
-        aggregates
-            .iter()
-            .copied()
-            .filter(|a| {
-                a.workload == workload && a.connections == connections && a.payload == payload
-            })
-            .collect()
-    };
-    let ping: Vec<&Aggregate> = aggregates
+/// The ping-pong categories: small messages at the fewest and the most connections, and large
+/// messages at the middle connection count measured with them.
+fn ping_pong_categories<'a>(aggregates: &[&'a Aggregate]) -> Vec<Judged<'a>> {
+    let ping: Vec<&'a Aggregate> = aggregates
         .iter()
         .copied()
         .filter(|a| a.workload == Workload::PingPong)
         .collect();
+    let pick = |connections: usize, payload: usize| -> Vec<&'a Aggregate> {
+        ping.iter()
+            .copied()
+            .filter(|a| a.connections == connections && a.payload == payload)
+            .collect()
+    };
     let mut judged = Vec::new();
-    if !ping.is_empty() {
-        let min_c = ping.iter().map(|a| a.connections).min().unwrap_or(1);
-        let min_p = ping.iter().map(|a| a.payload).min().unwrap_or(64);
-        let max_p = ping.iter().map(|a| a.payload).max().unwrap_or(64);
-        let small_c: Vec<usize> = ping
-            .iter()
-            .filter(|a| a.payload == min_p)
-            .map(|a| a.connections)
-            .collect();
-        let max_c = small_c.iter().copied().max().unwrap_or(min_c);
+    if ping.is_empty() {
+        return judged;
+    }
+    let min_c = ping.iter().map(|a| a.connections).min().unwrap_or(1);
+    let min_p = ping.iter().map(|a| a.payload).min().unwrap_or(64);
+    let max_p = ping.iter().map(|a| a.payload).max().unwrap_or(64);
+    let max_c = ping
+        .iter()
+        .filter(|a| a.payload == min_p)
+        .map(|a| a.connections)
+        .max()
+        .unwrap_or(min_c);
+    judged.extend(judge(
+        "Few connections, small messages",
+        pick(min_c, min_p),
+        Measure::Throughput,
+        "",
+    ));
+    if max_c != min_c {
         judged.extend(judge(
-            "Few connections, small messages",
-            pick(Workload::PingPong, min_c, min_p),
+            "Many connections, small messages",
+            pick(max_c, min_p),
             Measure::Throughput,
             "",
         ));
-        if max_c != min_c {
-            judged.extend(judge(
-                "Many connections, small messages",
-                pick(Workload::PingPong, max_c, min_p),
-                Measure::Throughput,
-                "",
-            ));
-        }
-        if max_p != min_p {
-            // The middle connection count measured with the largest payload.
-            let mut counts: Vec<usize> = ping
-                .iter()
-                .filter(|a| a.payload == max_p)
-                .map(|a| a.connections)
-                .collect();
-            counts.sort_unstable();
-            counts.dedup();
-            let mid_c = counts[counts.len() / 2];
-            judged.extend(judge(
-                "Large messages",
-                pick(Workload::PingPong, mid_c, max_p),
-                Measure::Bandwidth,
-                "",
-            ));
-        }
     }
+    if max_p != min_p {
+        let mut counts: Vec<usize> = ping
+            .iter()
+            .filter(|a| a.payload == max_p)
+            .map(|a| a.connections)
+            .collect();
+        counts.sort_unstable();
+        counts.dedup();
+        judged.extend(judge(
+            "Large messages",
+            pick(counts[counts.len() / 2], max_p),
+            Measure::Bandwidth,
+            "",
+        ));
+    }
+    judged
+}
+
+/// The ranked categories of the run, in the advice's order (without the memory, starvation,
+/// work-degradation and knee lines, which rank nothing).
+fn categories<'a>(aggregates: &[&'a Aggregate]) -> Vec<Judged<'a>> {
+    let mut judged = ping_pong_categories(aggregates);
     let loads = |workload: Workload| -> Vec<(usize, usize, Option<u64>)> {
         let mut loads = Vec::new();
         for a in aggregates.iter().filter(|a| a.workload == workload) {

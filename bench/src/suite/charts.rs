@@ -270,7 +270,8 @@ fn percentiles(path: &Path, title: &str, series: &[(String, [u64; 3])]) -> std::
 
 /// The work sweep at its largest connection count: throughput, p99 and fairness against the
 /// CPU work per message, one line per model. The work levels are evenly spaced on the x axis
-/// (0, 50 and 500 µs are not on any useful scale).
+/// (0, 50 and 500 µs are not on any useful scale). Long because plotters' chart building is:
+/// three charts from one table of settings.
 fn draw_work(dir: &Path, all: &[Aggregate]) -> std::io::Result<Vec<PathBuf>> {
     let sweep = super::advice::work_sweep(all);
     let Some(connections) = sweep.iter().map(|a| a.connections).max() else {
@@ -481,7 +482,8 @@ fn ping_series(
         .unzip()
 }
 
-/// Draws every chart the run's data supports into `dir`; returns the files written.
+/// Draws every chart the run's data supports into `dir`; returns the files written. A list of
+/// the charts, one after another.
 pub fn draw_all(dir: &Path, all: &[Aggregate]) -> std::io::Result<Vec<PathBuf>> {
     let aggregates = &super::advice::at_base_work(all)[..];
     let mut written = draw_rankings(dir, all)?;

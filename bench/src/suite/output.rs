@@ -203,17 +203,32 @@ pub fn tables(all: &[Aggregate]) -> String {
         .cloned()
         .collect();
     let aggregates = &super::advice::at_base_work(all)[..];
+    let mut out = load_tables(aggregates);
+    out.push_str(&cost_and_work_tables(aggregates, &sweep));
+    out
+}
+
+/// `title`, a blank line and `table`, when there is a table.
+fn section(out: &mut String, title: &str, table: String) {
+    if !table.is_empty() {
+        out.push_str(title);
+        out.push_str("\n\n");
+        out.push_str(&table);
+        out.push('\n');
+    }
+}
+
+/// A median server CPU per message with its interval.
+fn cpu(a: &Aggregate) -> String {
+    with_interval(a, Measure::CpuPerMessage, |v| format!("{v:.1} µs"))
+}
+
+/// The tables of what each workload achieved: ping-pong, open loop, churn, stream; one table
+/// after another.
+fn load_tables(aggregates: &[Aggregate]) -> String {
     let mut out = String::new();
-    let mut section = |title: &str, table: String| {
-        if !table.is_empty() {
-            out.push_str(title);
-            out.push_str("\n\n");
-            out.push_str(&table);
-            out.push('\n');
-        }
-    };
-    let cpu = |a: &Aggregate| with_interval(a, Measure::CpuPerMessage, |v| format!("{v:.1} µs"));
     section(
+        &mut out,
         "### Ping-pong: messages/s (p99 latency; server CPU per message)",
         table(
             aggregates,
@@ -231,6 +246,7 @@ pub fn tables(all: &[Aggregate]) -> String {
         ),
     );
     section(
+        &mut out,
         "### Open loop: server CPU per message (achieved messages/s, corrected p99)",
         table(
             aggregates,
@@ -254,6 +270,7 @@ pub fn tables(all: &[Aggregate]) -> String {
         ),
     );
     section(
+        &mut out,
         "### Churn: connections/s (p99 echo latency; server CPU per connection)",
         table(
             aggregates,
@@ -271,6 +288,7 @@ pub fn tables(all: &[Aggregate]) -> String {
         ),
     );
     section(
+        &mut out,
         "### Stream: MiB/s echoed (server CPU per write)",
         table(
             aggregates,
@@ -286,7 +304,14 @@ pub fn tables(all: &[Aggregate]) -> String {
             Some(Measure::Bandwidth),
         ),
     );
+    out
+}
+
+/// The tables of what the server spent in ping-pong, and of the handler-work sweep.
+fn cost_and_work_tables(aggregates: &[Aggregate], sweep: &[Aggregate]) -> String {
+    let mut out = String::new();
     section(
+        &mut out,
         "### Server cost in ping-pong: CPU cores busy, peak RSS",
         table(
             aggregates,
@@ -303,9 +328,10 @@ pub fn tables(all: &[Aggregate]) -> String {
         ),
     );
     section(
+        &mut out,
         "### Handler work: messages/s (p99 latency, Jain fairness) with CPU work per message",
         table(
-            &sweep,
+            sweep,
             Workload::PingPong,
             &|a| format!("{} conn, {} µs work", a.connections, a.work_us),
             &|a| {
@@ -374,6 +400,59 @@ fn quietness(run: &SuiteRun) -> String {
     text
 }
 
+/// Where the client was saturated: one line per point, with each model's rounds saturated.
+fn saturation_list(aggregates: &[Aggregate]) -> String {
+    let mut out = String::new();
+    // One entry per point, with the models whose client saturated there.
+    let mut saturated: Vec<(String, Vec<String>)> = Vec::new();
+    for a in aggregates.iter().filter(|a| a.client_saturated) {
+        let point = format!(
+            "{} {} conn × {}{}",
+            a.workload,
+            a.connections,
+            size_label(a.payload),
+            if a.work_us > 0 {
+                format!(", {} µs work", a.work_us)
+            } else {
+                String::new()
+            }
+        );
+        let entry = format!("{} ({}/{})", a.model, a.client_saturated_rounds, a.runs);
+        match saturated.iter_mut().find(|(p, _)| *p == point) {
+            Some((_, models)) => models.push(entry),
+            None => saturated.push((point, vec![entry])),
+        }
+    }
+    if !saturated.is_empty() {
+        out.push_str(
+            "Client saturated (the load generator, not the server, was the limit; rounds \
+             saturated of rounds run):\n\n",
+        );
+        for (point, models) in &saturated {
+            let _ = writeln!(out, "- {point}: {}", models.join(", "));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// The capacity knees of the full profile, as a table.
+fn knee_table(run: &SuiteRun) -> String {
+    let mut out = String::new();
+    if !run.knees.is_empty() {
+        let _ = writeln!(
+            out,
+            "### Capacity knee: highest open-loop rate with p99 under {} µs (100 conn × 64 B)\n\n| model | rate | p99 µs |\n|---|---:|---:|",
+            run.p99_target_us
+        );
+        for k in &run.knees {
+            let _ = writeln!(out, "| {} | {:.0} | {} |", k.model, k.rate, k.p99_us);
+        }
+        out.push('\n');
+    }
+    out
+}
+
 fn summary_markdown(run: &SuiteRun, aggregates: &[Aggregate], charts: &[PathBuf]) -> String {
     let mut out = String::new();
     let m = &run.meta;
@@ -410,36 +489,7 @@ fn summary_markdown(run: &SuiteRun, aggregates: &[Aggregate], charts: &[PathBuf]
         );
     }
     out.push_str(&tables(aggregates));
-    // One entry per point, with the models whose client saturated there.
-    let mut saturated: Vec<(String, Vec<String>)> = Vec::new();
-    for a in aggregates.iter().filter(|a| a.client_saturated) {
-        let point = format!(
-            "{} {} conn × {}{}",
-            a.workload,
-            a.connections,
-            size_label(a.payload),
-            if a.work_us > 0 {
-                format!(", {} µs work", a.work_us)
-            } else {
-                String::new()
-            }
-        );
-        let entry = format!("{} ({}/{})", a.model, a.client_saturated_rounds, a.runs);
-        match saturated.iter_mut().find(|(p, _)| *p == point) {
-            Some((_, models)) => models.push(entry),
-            None => saturated.push((point, vec![entry])),
-        }
-    }
-    if !saturated.is_empty() {
-        out.push_str(
-            "Client saturated (the load generator, not the server, was the limit; rounds \
-             saturated of rounds run):\n\n",
-        );
-        for (point, models) in &saturated {
-            let _ = writeln!(out, "- {point}: {}", models.join(", "));
-        }
-        out.push('\n');
-    }
+    out.push_str(&saturation_list(aggregates));
     let failures: Vec<String> = run
         .points
         .iter()
@@ -455,17 +505,7 @@ fn summary_markdown(run: &SuiteRun, aggregates: &[Aggregate], charts: &[PathBuf]
     if !failures.is_empty() {
         let _ = writeln!(out, "### Failed points\n\n{}\n", failures.join("\n"));
     }
-    if !run.knees.is_empty() {
-        let _ = writeln!(
-            out,
-            "### Capacity knee: highest open-loop rate with p99 under {} µs (100 conn × 64 B)\n\n| model | rate | p99 µs |\n|---|---:|---:|",
-            run.p99_target_us
-        );
-        for k in &run.knees {
-            let _ = writeln!(out, "| {} | {:.0} | {} |", k.model, k.rate, k.p99_us);
-        }
-        out.push('\n');
-    }
+    out.push_str(&knee_table(run));
     if !charts.is_empty() {
         out.push_str("### Charts\n\n");
         for chart in charts {

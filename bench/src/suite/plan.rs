@@ -184,7 +184,8 @@ pub const FULL_WORK_US: [u64; 3] = [0, 50, 500];
 pub const QUICK_RATE: (usize, f64) = (64, 20_000.0);
 
 /// The points of `profile` narrowed by `selection`, one per model and load (round 0); see
-/// [`schedule`] for the rounds.
+/// [`schedule`] for the rounds. Long because it is the profiles' table: one arm per workload,
+/// each saying which points that profile measures.
 pub fn points(profile: Profile, selection: &Selection) -> Vec<Point> {
     let models = selection
         .models

@@ -197,8 +197,8 @@ fn agreement(runs: &[RunEntry], k: &str) -> Agreement {
 }
 
 impl Stability {
-    /// The report as markdown: the runs, one table of leading groups per category, and the
-    /// contradictions.
+    /// The report as markdown: the runs, one table of leading groups per category, the
+    /// agreement, and the contradictions; the document top to bottom.
     pub fn markdown(&self, command: &str) -> String {
         let mut out = String::from(
             "# Advice stability\n\nWritten by `echo-bench stability`; do not edit.\n\n",

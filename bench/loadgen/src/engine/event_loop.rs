@@ -165,6 +165,8 @@ impl<'a> Worker<'a> {
         })
     }
 
+    /// The worker's readiness loop, whole, in the way mio's own examples keep theirs in view:
+    /// timers, events, reconnects and the end of the run are decided in one place.
     pub(super) fn run(mut self) -> WorkerOutcome {
         let config = &self.shared.config;
         let mut events = Events::with_capacity(1024);
@@ -492,7 +494,8 @@ impl<'a> Worker<'a> {
     }
 
     /// One round of writing then reading. `Ok(true)` when new output was queued, so the caller
-    /// writes again.
+    /// writes again. Long because each of the workloads' per-message steps (send, verify,
+    /// record, reconnect) has to happen in this order for one connection.
     fn pump_once(&mut self, key: usize) -> Result<bool, End> {
         let workload = self.shared.config.workload;
         let Some(conn) = self.conns.get_mut(key) else {

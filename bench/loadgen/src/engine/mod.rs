@@ -112,6 +112,10 @@ fn run_cpus(config: &RunConfig) -> Option<Vec<usize>> {
 
 /// Runs `config` (already validated) and returns what it measured. `on_progress` is called
 /// about ten times a second from the calling thread.
+///
+/// Long on purpose: it is the run's whole timeline (spawn, connect barrier, warm-up, the
+/// samples at the window's two edges, teardown) in one place, because the order of those steps
+/// is what makes the figures right; split, the order would be spread over several functions.
 pub fn run(
     config: &RunConfig,
     on_progress: &mut dyn FnMut(Progress),
