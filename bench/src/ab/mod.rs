@@ -7,11 +7,11 @@
 //! (so neither side always goes first).
 //!
 //! By default a pair's two trials run at the same time on the same CPUs (a *duet*, Bulej et al.,
-//! ICPE 2020): on this project's 2-core VM, A/A pairs of back-to-back trials differ by 8–12%
+//! ICPE 2020): on this project's 2-core VM, A/A pairs of back-to-back trials differ by 8–15%
 //! (the machine's own noise changes that fast), while the two halves of a duet differ by about
-//! 0.5–0.8%, because whatever the machine does hits both at once (README, "Catching
-//! regressions"). The price
-//! is that the two builds compete for the CPUs, which is symmetric and so cancels in the ratio.
+//! 0.3–0.6%, because whatever the machine does hits both at once (`scripts/ab-noise.sh`; README,
+//! "Catching regressions"). The price is that the two builds compete for the CPUs, which is
+//! symmetric and so cancels in the ratio.
 //! `--sequential` runs them back to back instead. Each build drives its own server
 //! with its own load generator (`BIN serve` and `BIN run`), so a change to a model, to a
 //! dependency or to the load generator is compared the same way. [`stats`] turns the pairs
