@@ -797,13 +797,13 @@ pub fn verdicts(run: &SuiteRun) -> Vec<Category> {
     rankings(&all).into_iter().map(|(c, _)| c).collect()
 }
 
-/// The work sweep's categories: at the most connections swept, who keeps the most throughput
-/// at each work level above the base.
-fn work_categories(aggregates: &[Aggregate]) -> Vec<Judged<'_>> {
+/// The work sweep at its largest connection count: that count, its points, and the work levels
+/// in increasing order (the base level first).
+fn sweep_at_most_connections(
+    aggregates: &[Aggregate],
+) -> Option<(usize, Vec<&Aggregate>, Vec<u64>)> {
     let sweep = work_sweep(aggregates);
-    let Some(connections) = sweep.iter().map(|a| a.connections).max() else {
-        return Vec::new();
-    };
+    let connections = sweep.iter().map(|a| a.connections).max()?;
     let at_c: Vec<&Aggregate> = sweep
         .into_iter()
         .filter(|a| a.connections == connections)
@@ -811,6 +811,15 @@ fn work_categories(aggregates: &[Aggregate]) -> Vec<Judged<'_>> {
     let mut works: Vec<u64> = at_c.iter().map(|a| a.work_us).collect();
     works.sort_unstable();
     works.dedup();
+    Some((connections, at_c, works))
+}
+
+/// The work sweep's categories: at the most connections swept, who keeps the most throughput
+/// at each work level above the base.
+fn work_categories(aggregates: &[Aggregate]) -> Vec<Judged<'_>> {
+    let Some((_, at_c, works)) = sweep_at_most_connections(aggregates) else {
+        return Vec::new();
+    };
     works
         .iter()
         .skip(1)
@@ -830,17 +839,9 @@ fn work_categories(aggregates: &[Aggregate]) -> Vec<Judged<'_>> {
 /// The work sweep's other lines: how latency and fairness degrade with the work, and what
 /// offloading to a pool buys.
 fn work_advice(aggregates: &[Aggregate]) -> Vec<String> {
-    let sweep = work_sweep(aggregates);
-    let Some(connections) = sweep.iter().map(|a| a.connections).max() else {
+    let Some((connections, at_c, works)) = sweep_at_most_connections(aggregates) else {
         return Vec::new();
     };
-    let at_c: Vec<&Aggregate> = sweep
-        .into_iter()
-        .filter(|a| a.connections == connections)
-        .collect();
-    let mut works: Vec<u64> = at_c.iter().map(|a| a.work_us).collect();
-    works.sort_unstable();
-    works.dedup();
     let base = works[0];
     let mut lines = Vec::new();
     for &work in works.iter().skip(1) {
