@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use slab::Slab;
 
 use crate::net::{self, AcceptAction};
-use crate::server::{Model, SHUTDOWN_GRACE, ServerConfig, ServerHandle, ServerId, Stop};
+use crate::server::{Model, SHUTDOWN_GRACE, ServerConfig, ServerHandle, ServerId, StopServer};
 use crate::work::EchoPath;
 
 /// Echoes `stream` until the peer half-closes or the connection fails, completing every partial
@@ -38,7 +38,7 @@ pub(crate) fn echo(
 
 /// State shared by the acceptor, the connection threads and the shutdown path.
 #[derive(Debug)]
-pub(crate) struct Shared {
+pub(crate) struct BlockingState {
     id: ServerId,
     path: EchoPath,
     stopping: AtomicBool,
@@ -48,7 +48,7 @@ pub(crate) struct Shared {
     open: Mutex<Slab<Arc<TcpStream>>>,
 }
 
-impl Shared {
+impl BlockingState {
     pub(crate) fn id(&self) -> ServerId {
         self.id
     }
@@ -83,7 +83,7 @@ impl Shared {
 /// Keeps a connection in the registry while it lives.
 #[derive(Debug)]
 struct Registered {
-    shared: Arc<Shared>,
+    shared: Arc<BlockingState>,
     key: usize,
 }
 
@@ -118,11 +118,11 @@ impl Conn {
 #[derive(Debug)]
 pub(crate) struct Acceptor {
     listener: Arc<TcpListener>,
-    shared: Arc<Shared>,
+    shared: Arc<BlockingState>,
 }
 
 impl Acceptor {
-    pub(crate) fn shared(&self) -> &Arc<Shared> {
+    pub(crate) fn shared(&self) -> &Arc<BlockingState> {
         &self.shared
     }
 
@@ -159,7 +159,7 @@ pub(crate) fn start(
     let listener = Arc::new(net::bind(config)?);
     let local_addr: SocketAddr = listener.local_addr()?;
     let id = ServerId::next();
-    let shared = Arc::new(Shared {
+    let shared = Arc::new(BlockingState {
         id,
         path: EchoPath::of(config),
         stopping: AtomicBool::new(false),
@@ -180,11 +180,11 @@ pub(crate) fn start(
 
 struct BlockingStop {
     listener: Arc<TcpListener>,
-    shared: Arc<Shared>,
+    shared: Arc<BlockingState>,
     thread: JoinHandle<()>,
 }
 
-impl Stop for BlockingStop {
+impl StopServer for BlockingStop {
     fn stop(self: Box<Self>) -> io::Result<()> {
         self.shared.close_all();
         net::wake_acceptor(&self.listener);

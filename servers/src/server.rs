@@ -122,7 +122,7 @@ pub fn available_cores() -> usize {
 }
 
 /// What a model does to stop; implemented privately by each model.
-pub(crate) trait Stop: Send {
+pub(crate) trait StopServer: Send {
     /// Stops accepting, closes every connection, joins every thread.
     fn stop(self: Box<Self>) -> io::Result<()>;
 }
@@ -132,7 +132,7 @@ pub struct ServerHandle {
     model: Model,
     id: u64,
     local_addr: SocketAddr,
-    stop: Option<Box<dyn Stop>>,
+    stop: Option<Box<dyn StopServer>>,
 }
 
 impl fmt::Debug for ServerHandle {
@@ -150,7 +150,7 @@ impl ServerHandle {
         model: Model,
         id: ServerId,
         local_addr: SocketAddr,
-        stop: Box<dyn Stop>,
+        stop: Box<dyn StopServer>,
     ) -> Self {
         Self {
             model,
@@ -242,7 +242,7 @@ const SHUTDOWN_GRACE_MS: u64 = SHUTDOWN_GRACE.as_millis() as u64;
 /// `start_one`, which records what it started in `stop`. If one fails, the units already
 /// started are stopped before the error is returned, so a failed `start` leaves nothing
 /// running: the one place the per-core models say so.
-pub(crate) fn start_each<T, S: Stop + 'static>(
+pub(crate) fn start_each<T, S: StopServer + 'static>(
     mut stop: S,
     items: impl IntoIterator<Item = T>,
     mut start_one: impl FnMut(&mut S, T) -> io::Result<()>,

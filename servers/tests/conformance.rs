@@ -145,14 +145,14 @@ fn threads_named(prefix: &str) -> Vec<String> {
 }
 
 /// The `echo-server` binary, started on a free port, killed when dropped.
-struct ServerProcess {
+struct BinaryServer {
     child: Child,
     addr: SocketAddr,
     /// Reads stdout after the `listening on` line; returns any further lines at EOF.
     rest_of_stdout: Option<std::thread::JoinHandle<Vec<String>>>,
 }
 
-impl ServerProcess {
+impl BinaryServer {
     fn start(model: Model, fd_limit: Option<u64>) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_echo-server"));
         command
@@ -196,7 +196,7 @@ impl ServerProcess {
             .strip_prefix("listening on ")
             .and_then(|a| a.parse().ok())
             .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
-        ServerProcess {
+        BinaryServer {
             child,
             addr,
             rest_of_stdout: Some(rest_of_stdout),
@@ -231,7 +231,7 @@ impl ServerProcess {
     }
 }
 
-impl Drop for ServerProcess {
+impl Drop for BinaryServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -541,7 +541,7 @@ fn shutdown_closes_connections_and_joins_every_thread(model: Model) {
 // Checks through the binary
 
 fn non_reading_client_keeps_server_memory_bounded(model: Model) {
-    let server = ServerProcess::start(model, None);
+    let server = BinaryServer::start(model, None);
     let hog = connect(server.addr);
     hog.set_nonblocking(true).unwrap();
     let rss_before = rss_kib(server.pid());
@@ -600,7 +600,7 @@ fn descriptors_settle(pid: u32, limit: usize) {
 
 fn descriptor_exhaustion_is_survived_without_spinning(model: Model) {
     const CLIENTS: usize = 100;
-    let server = ServerProcess::start(model, Some(64));
+    let server = BinaryServer::start(model, Some(64));
     let mut pending: Vec<Option<TcpStream>> = (0..CLIENTS)
         .map(|i| {
             let client = connect(server.addr);
@@ -656,7 +656,7 @@ fn descriptor_exhaustion_is_survived_without_spinning(model: Model) {
 }
 
 fn binary_prints_listening_line_and_exits_0_on_sigterm_with_connections_open(model: Model) {
-    let server = ServerProcess::start(model, None);
+    let server = BinaryServer::start(model, None);
     let mut client = connect(server.addr);
     round_trip(&mut client, b"through the binary");
     let _idle = connect(server.addr);

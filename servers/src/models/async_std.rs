@@ -22,7 +22,7 @@ use crate::blocking_io::join_within;
 use crate::futures_io::{Runtime, accept_loop};
 use crate::net;
 use crate::server::{
-    EchoServer, JOIN_AFTER_DRAIN, Model, ServerConfig, ServerHandle, ServerId, Stop,
+    EchoServer, JOIN_AFTER_DRAIN, Model, ServerConfig, ServerHandle, ServerId, StopServer,
 };
 use crate::work::EchoPath;
 
@@ -90,7 +90,7 @@ struct AsyncStdStop {
     thread: std::thread::JoinHandle<()>,
 }
 
-impl Stop for AsyncStdStop {
+impl StopServer for AsyncStdStop {
     fn stop(self: Box<Self>) -> io::Result<()> {
         self.notify_shutdown.close();
         join_within(

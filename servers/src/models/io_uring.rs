@@ -37,7 +37,7 @@ use tokio_util::task::TaskTracker;
 use crate::blocking_io::join_all_within;
 use crate::net;
 use crate::server::{
-    EchoServer, JOIN_AFTER_DRAIN, Model, SHUTDOWN_GRACE, ServerConfig, ServerHandle, ServerId, Stop,
+    EchoServer, JOIN_AFTER_DRAIN, Model, SHUTDOWN_GRACE, ServerConfig, ServerHandle, ServerId, StopServer,
     available_cores, start_each,
 };
 use crate::models::tokio::after_accept_error;
@@ -196,7 +196,7 @@ struct UringStop {
     threads: Vec<std::thread::JoinHandle<()>>,
 }
 
-impl Stop for UringStop {
+impl StopServer for UringStop {
     fn stop(self: Box<Self>) -> io::Result<()> {
         self.shutdown.cancel();
         let deadline = Instant::now() + JOIN_AFTER_DRAIN;

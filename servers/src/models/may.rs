@@ -31,7 +31,7 @@ use slab::Slab;
 use crate::blocking_io;
 use crate::net::{self, AcceptAction};
 use crate::server::{
-    EchoServer, Model, SHUTDOWN_GRACE, ServerConfig, ServerHandle, ServerId, Stop, available_cores,
+    EchoServer, Model, SHUTDOWN_GRACE, ServerConfig, ServerHandle, ServerId, StopServer, available_cores,
 };
 use crate::work::EchoPath;
 
@@ -53,10 +53,10 @@ impl EchoServer for MayServer {
         let std_listener = net::bind(config)?;
         let local_addr = std_listener.local_addr()?;
         // SAFETY: the descriptor comes from `into_raw_fd`, so this listener is its only owner.
-        // Shared with the stop, which shuts it down: it stays open until both are done.
+        // MayState with the stop, which shuts it down: it stays open until both are done.
         let listener = Arc::new(unsafe { TcpListener::from_raw_fd(std_listener.into_raw_fd()) });
         let id = ServerId::next();
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(MayState {
             path: EchoPath::of(config),
             stopping: AtomicBool::new(false),
             open: Mutex::new(Slab::new()),
@@ -84,7 +84,7 @@ impl EchoServer for MayServer {
 }
 
 /// What the accept loop, the connections and shutdown share.
-struct Shared {
+struct MayState {
     path: EchoPath,
     stopping: AtomicBool,
     /// The descriptor of every open connection, so shutdown can end its coroutine's read. A
@@ -95,7 +95,7 @@ struct Shared {
     live: AtomicUsize,
 }
 
-impl Shared {
+impl MayState {
     fn lock(&self) -> std::sync::MutexGuard<'_, Slab<RawFd>> {
         self.open.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -105,7 +105,7 @@ impl Shared {
     }
 }
 
-fn accept_loop(listener: Arc<TcpListener>, shared: Arc<Shared>) {
+fn accept_loop(listener: Arc<TcpListener>, shared: Arc<MayState>) {
     while !shared.stopping() {
         match listener.accept() {
             Ok((stream, _)) => {
@@ -129,7 +129,7 @@ fn accept_loop(listener: Arc<TcpListener>, shared: Arc<Shared>) {
 struct Connection<S> {
     stream: Option<S>,
     key: usize,
-    shared: Arc<Shared>,
+    shared: Arc<MayState>,
 }
 
 impl<S> Drop for Connection<S> {
@@ -151,7 +151,7 @@ fn spawn_coroutine(job: Job) -> io::Result<()> {
 }
 
 /// Registers `stream` and echoes it on a coroutine of its own, started by `spawn`.
-fn serve<S>(stream: S, shared: &Arc<Shared>, spawn: impl FnOnce(Job) -> io::Result<()>)
+fn serve<S>(stream: S, shared: &Arc<MayState>, spawn: impl FnOnce(Job) -> io::Result<()>)
 where
     S: io::Read + io::Write + AsRawFd + Send + 'static,
 {
@@ -184,7 +184,7 @@ where
 
 struct MayStop {
     listener: Arc<TcpListener>,
-    shared: Arc<Shared>,
+    shared: Arc<MayState>,
     acceptor: std::thread::JoinHandle<()>,
 }
 
@@ -195,7 +195,7 @@ fn shut_down(fd: RawFd) {
     let _ = socket2::SockRef::from(&fd).shutdown(std::net::Shutdown::Both);
 }
 
-impl Stop for MayStop {
+impl StopServer for MayStop {
     fn stop(self: Box<Self>) -> io::Result<()> {
         {
             let open = self.shared.lock();
@@ -223,8 +223,8 @@ impl Stop for MayStop {
 mod tests {
     use super::*;
 
-    fn shared() -> Arc<Shared> {
-        Arc::new(Shared {
+    fn shared() -> Arc<MayState> {
+        Arc::new(MayState {
             path: EchoPath::of(&ServerConfig::default()),
             stopping: AtomicBool::new(false),
             open: Mutex::new(Slab::new()),
@@ -244,7 +244,7 @@ mod tests {
     /// the moment a registered descriptor could be another file's.
     struct Probe {
         stream: std::net::TcpStream,
-        shared: Arc<Shared>,
+        shared: Arc<MayState>,
         registered_at_close: Arc<Mutex<Option<bool>>>,
     }
 
@@ -277,7 +277,7 @@ mod tests {
         }
     }
 
-    fn probe(shared: &Arc<Shared>) -> (Probe, Arc<Mutex<Option<bool>>>, std::net::TcpStream) {
+    fn probe(shared: &Arc<MayState>) -> (Probe, Arc<Mutex<Option<bool>>>, std::net::TcpStream) {
         let (server, client) = stream();
         let seen = Arc::new(Mutex::new(None));
         let probe = Probe {

@@ -25,7 +25,7 @@ use slab::Slab;
 use crate::blocking_io::join_all_within;
 use crate::net::{self, AcceptAction};
 use crate::server::{
-    EchoServer, Model, SHUTDOWN_GRACE, ServerConfig, ServerHandle, ServerId, Stop,
+    EchoServer, Model, SHUTDOWN_GRACE, ServerConfig, ServerHandle, ServerId, StopServer,
 };
 use crate::work::EchoPath;
 
@@ -67,7 +67,7 @@ pub(crate) struct LoopStop {
     pub(crate) threads: Vec<std::thread::JoinHandle<()>>,
 }
 
-impl Stop for LoopStop {
+impl StopServer for LoopStop {
     fn stop(self: Box<Self>) -> io::Result<()> {
         for waker in &self.wakers {
             waker.wake()?;

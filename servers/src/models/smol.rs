@@ -25,7 +25,7 @@ use crate::blocking_io::join_all_within;
 use crate::futures_io::{Runtime, accept_loop, shutdown_signalled};
 use crate::net;
 use crate::server::{
-    EchoServer, JOIN_AFTER_DRAIN, Model, ServerConfig, ServerHandle, ServerId, Stop, available_cores,
+    EchoServer, JOIN_AFTER_DRAIN, Model, ServerConfig, ServerHandle, ServerId, StopServer, available_cores,
     start_each,
 };
 use crate::work::EchoPath;
@@ -102,7 +102,7 @@ struct SmolStop {
     threads: Vec<std::thread::JoinHandle<()>>,
 }
 
-impl Stop for SmolStop {
+impl StopServer for SmolStop {
     fn stop(self: Box<Self>) -> io::Result<()> {
         self.notify_shutdown.close();
         // The accept task waits up to the grace period for its handlers; the threads then end.

@@ -18,7 +18,7 @@ use crate::blocking_io::join_all_within;
 use crate::net::{self, AcceptAction};
 use crate::server::{
     EchoServer, JOIN_AFTER_DRAIN_AND_RUNTIME, Model, SHUTDOWN_GRACE, ServerConfig, ServerHandle,
-    ServerId, Stop, available_cores,
+    ServerId, StopServer, available_cores,
 };
 use crate::work::EchoPath;
 
@@ -206,7 +206,7 @@ impl Runtimes {
     }
 }
 
-impl Stop for Runtimes {
+impl StopServer for Runtimes {
     fn stop(self: Box<Self>) -> io::Result<()> {
         self.shutdown.cancel();
         // Each thread waits up to the grace period for its handlers, then for its runtime.

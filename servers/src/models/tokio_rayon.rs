@@ -20,7 +20,7 @@ use std::time::Instant;
 use crate::blocking_io::join_all_within;
 use crate::net;
 use crate::server::{
-    EchoServer, Model, SHUTDOWN_GRACE, ServerConfig, ServerHandle, ServerId, Stop, available_cores,
+    EchoServer, Model, SHUTDOWN_GRACE, ServerConfig, ServerHandle, ServerId, StopServer, available_cores,
 };
 use crate::models::tokio::{OnMessage, Runtimes};
 use crate::work::EchoPath;
@@ -119,7 +119,7 @@ struct TokioRayonStop {
     pool_threads: Arc<Mutex<Vec<JoinHandle<()>>>>,
 }
 
-impl Stop for TokioRayonStop {
+impl StopServer for TokioRayonStop {
     fn stop(self: Box<Self>) -> io::Result<()> {
         let TokioRayonStop {
             runtimes,

@@ -15,7 +15,7 @@ use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
-use super::{Shared, WorkerOutcome, connection_seed};
+use super::{RunState, WorkerOutcome, connection_seed};
 use crate::config::{Stop, Workload};
 use crate::pattern::ByteStream;
 use crate::stats::{self, ErrorKind, WorkerStats, thread_cpu_time};
@@ -117,7 +117,7 @@ enum End {
 }
 
 pub(super) struct Worker<'a> {
-    shared: &'a Shared,
+    shared: &'a RunState,
     slots: Vec<usize>,
     poll: Poll,
     conns: Slab<Conn>,
@@ -141,7 +141,7 @@ pub(super) struct Worker<'a> {
 
 impl<'a> Worker<'a> {
     pub(super) fn new(
-        shared: &'a Shared,
+        shared: &'a RunState,
         slots: Vec<usize>,
         quota: Option<u64>,
     ) -> io::Result<Self> {

@@ -31,7 +31,7 @@ pub(crate) struct Timeline {
 }
 
 /// What the workers share with each other and the coordinator.
-pub(crate) struct Shared {
+pub(crate) struct RunState {
     config: RunConfig,
     threads: usize,
     connected: Barrier,
@@ -41,7 +41,7 @@ pub(crate) struct Shared {
     completed: AtomicU64,
 }
 
-impl Shared {
+impl RunState {
     /// Called by every worker once its connections are open; returns the timeline.
     fn wait_for_start(&self) -> Timeline {
         self.connected.wait();
@@ -128,7 +128,7 @@ pub fn run(
         Engine::EventLoop => config.threads.min(config.connections),
         Engine::Threads => config.connections,
     };
-    let shared = Shared {
+    let shared = RunState {
         config: config.clone(),
         threads: workers,
         connected: Barrier::new(workers + 1),

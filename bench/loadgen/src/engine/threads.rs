@@ -6,12 +6,12 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Instant;
 
-use super::{Shared, WorkerOutcome, connection_seed};
+use super::{RunState, WorkerOutcome, connection_seed};
 use crate::pattern::ByteStream;
 use crate::stats::{self, ErrorKind, WorkerStats, thread_cpu_time};
 
 /// Drives connection `slot` until the run ends.
-pub(super) fn connection(shared: &Shared, slot: usize, quota: Option<u64>) -> WorkerOutcome {
+pub(super) fn connection(shared: &RunState, slot: usize, quota: Option<u64>) -> WorkerOutcome {
     let config = &shared.config;
     let mut stats = WorkerStats::default();
     let stream = TcpStream::connect_timeout(&config.target, config.timeout);
