@@ -20,6 +20,7 @@
 
 pub mod config;
 pub mod engine;
+pub mod export;
 pub mod meta;
 pub mod pattern;
 pub mod procfs;

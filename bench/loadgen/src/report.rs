@@ -2,11 +2,7 @@
 //! JSON, CSV and the raw HDR histogram. The JSON field names are an interface: the suite, the
 //! comparison tools and users' scripts read them, so they do not change.
 
-use std::io::Write;
-use std::path::Path;
-
 use hdrhistogram::Histogram;
-use hdrhistogram::serialization::{Serializer, V2Serializer};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{RunConfig, Workload};
@@ -347,12 +343,6 @@ impl Report {
         out
     }
 
-    /// Writes the report as pretty JSON to `path`.
-    pub fn write_json(&self, path: &Path) -> std::io::Result<()> {
-        let json = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
-        std::fs::write(path, json + "\n")
-    }
-
     /// The CSV header matching [`Report::csv_row`].
     pub const CSV_HEADER: &'static str = "workload,connections,payload,pipeline,duration_s,throughput_rps,throughput_mib_s,p50_us,p90_us,p99_us,p999_us,p9999_us,max_us,mean_us,errors_connect,errors_refused,errors_reset,errors_eof,errors_timeout,errors_mismatch,fairness_jain,client_cpu_cores,client_saturated,server_cpu_cores,server_peak_rss_kib";
 
@@ -395,20 +385,4 @@ impl Report {
             server_rss
         )
     }
-
-    /// Writes the CSV header and this run's row to `path`.
-    pub fn write_csv(&self, path: &Path) -> std::io::Result<()> {
-        let mut file = std::fs::File::create(path)?;
-        writeln!(file, "{}", Self::CSV_HEADER)?;
-        writeln!(file, "{}", self.csv_row())
-    }
-}
-
-/// Writes `histogram` in the HdrHistogram V2 format (mergeable across runs and hosts).
-pub fn write_hdr(histogram: &Histogram<u64>, path: &Path) -> std::io::Result<()> {
-    let mut bytes = Vec::new();
-    V2Serializer::new()
-        .serialize(histogram, &mut bytes)
-        .map_err(|e| std::io::Error::other(format!("{e:?}")))?;
-    std::fs::write(path, bytes)
 }

@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use serde_json::{Value, json};
 
 use super::{AbReport, BenchmarkResult, Metric, MetricResult, Verdict};
+use crate::export::Exporter;
 
 /// A number for a table: three significant figures, thousands as `k`.
 pub fn figure(value: f64) -> String {
@@ -316,4 +317,36 @@ pub fn github_action(report: &AbReport) -> String {
         })
         .collect();
     serde_json::to_string_pretty(&entries).expect("serializes") + "\n"
+}
+
+/// `ab`'s file formats as [`Exporter`]s, written through `Exports` like the run's.
+macro_rules! exporters {
+    ($($(#[$doc:meta])* $ty:ident => $name:literal, $render:ident;)*) => {
+        $(
+            $(#[$doc])*
+            #[derive(Debug, Clone, Copy)]
+            pub struct $ty;
+
+            impl Exporter<AbReport> for $ty {
+                fn name(&self) -> &'static str {
+                    $name
+                }
+
+                fn render(&self, report: &AbReport) -> std::io::Result<Vec<u8>> {
+                    Ok($render(report).into_bytes())
+                }
+            }
+        )*
+    };
+}
+
+exporters! {
+    /// The whole report as JSON ([`json`]).
+    Json => "JSON", json;
+    /// A pull-request comment ([`markdown`]).
+    Markdown => "Markdown", markdown;
+    /// Bencher Metric Format ([`bmf`]).
+    Bmf => "BMF", bmf;
+    /// github-action-benchmark's custom JSON ([`github_action`]).
+    GithubAction => "github-action JSON", github_action;
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::Args;
 use echo_bench::ab::{self, AbOptions, AbReport, BenchmarkSpec, Build, export};
 use echo_bench::config::parse_duration;
+use echo_bench::export::Exports;
 use echo_servers::cli::{EXIT_USAGE, exit_code, usage_exit};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -150,26 +151,16 @@ pub fn main(args: AbArgs) -> ExitCode {
     if !args.quiet {
         print!("{}", export::table(&report));
     }
-    let mut failed = false;
-    let mut write = |path: &Option<PathBuf>, what: &str, text: String| {
-        if let Some(path) = path
-            && let Err(err) = std::fs::write(path, text)
-        {
-            eprintln!(
-                "echo-bench: cannot write {what} to {}: {err}",
-                path.display()
-            );
-            failed = true;
-        }
-    };
-    write(&args.json, "JSON", export::json(&report));
-    write(&args.markdown, "Markdown", export::markdown(&report));
-    write(&args.bmf, "BMF", export::bmf(&report));
-    write(
-        &args.github_action,
-        "github-action JSON",
-        export::github_action(&report),
-    );
+    let mut exports = Exports::default();
+    exports.add(export::Json, args.json.as_deref());
+    exports.add(export::Markdown, args.markdown.as_deref());
+    exports.add(export::Bmf, args.bmf.as_deref());
+    exports.add(export::GithubAction, args.github_action.as_deref());
+    let written = exports.write(&report);
+    let failed = written.is_err();
+    for line in written.err().unwrap_or_default() {
+        eprintln!("echo-bench: {line}");
+    }
     for warning in &report.warnings {
         eprintln!("echo-bench: warning: {warning}");
     }

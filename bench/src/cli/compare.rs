@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use echo_bench::ab::{compare, export};
+use echo_bench::export::Exports;
 use echo_servers::cli::{exit_code, usage_exit};
 
 /// Options of `echo-bench compare`.
@@ -37,16 +38,14 @@ pub fn main(args: CompareArgs) -> ExitCode {
     let (old, new) = (read(&args.old), read(&args.new));
     let report = compare::compare(&old, &new, args.threshold, &super::suite::command_line());
     print!("{}", export::table(&report));
-    for (path, text) in [
-        (&args.markdown, export::markdown(&report)),
-        (&args.json, export::json(&report)),
-    ] {
-        if let Some(path) = path
-            && let Err(err) = std::fs::write(path, text)
-        {
-            eprintln!("echo-bench: cannot write {}: {err}", path.display());
-            return exit_code(1);
+    let mut exports = Exports::default();
+    exports.add(export::Markdown, args.markdown.as_deref());
+    exports.add(export::Json, args.json.as_deref());
+    if let Err(failures) = exports.write(&report) {
+        for line in failures {
+            eprintln!("echo-bench: {line}");
         }
+        return exit_code(1);
     }
     exit_code(report.exit_code)
 }

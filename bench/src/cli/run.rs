@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::Args;
 use echo_bench::config::{parse_bytes, parse_cpu_list, parse_duration};
 use echo_bench::engine::{self, Progress};
-use echo_bench::report::write_hdr;
+use echo_bench::export::{self, Exports, RunResult};
 use echo_bench::{Engine, Report, RunConfig, Stop, Workload};
 use echo_servers::cli::{EXIT_FAILURE, exit_code, usage_exit};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -173,21 +173,17 @@ pub fn main(args: RunArgs) -> ExitCode {
     if !args.quiet {
         print!("{}", report.summary());
     }
-    let mut write_failed = false;
-    let mut export = |what: &str, result: std::io::Result<()>| {
-        if let Err(err) = result {
-            eprintln!("echo-bench: cannot write {what}: {err}");
-            write_failed = true;
-        }
-    };
-    if let Some(path) = &args.json {
-        export("JSON", report.write_json(path));
-    }
-    if let Some(path) = &args.csv {
-        export("CSV", report.write_csv(path));
-    }
-    if let Some(path) = &args.hdr {
-        export("HDR histogram", write_hdr(&outcome.stats.latency, path));
+    let mut exports = Exports::default();
+    exports.add(export::Json, args.json.as_deref());
+    exports.add(export::Csv, args.csv.as_deref());
+    exports.add(export::Hdr, args.hdr.as_deref());
+    let written = exports.write(&RunResult {
+        report: &report,
+        latency: &outcome.stats.latency,
+    });
+    let write_failed = written.is_err();
+    for line in written.err().unwrap_or_default() {
+        eprintln!("echo-bench: {line}");
     }
     if !report.is_clean() {
         eprintln!(
