@@ -46,6 +46,46 @@ fn a_stalled_server_is_a_timeout_within_duration_plus_timeout() {
 }
 
 #[test]
+fn a_server_that_stops_echoing_is_stalled_and_the_run_exits_1_within_the_window() {
+    // The server echoes 2000 bytes per connection, then reads without answering. The timeout
+    // (5 s, the default) is longer than the window, so no message times out: without the
+    // stall count this run reported nothing but starvation, and exited 0.
+    let server = Faulty::start(stalling);
+    let target = server.addr.to_string();
+    let began = Instant::now();
+    let output = echo_bench(&[
+        "run",
+        "--target",
+        &target,
+        "-c",
+        "4",
+        "--payload",
+        "512",
+        "-d",
+        "1s",
+        "--warmup",
+        "200ms",
+    ]);
+    assert!(
+        began.elapsed() < Duration::from_secs(4),
+        "took {:?}",
+        began.elapsed()
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stdout}{stderr}");
+    let stalled: u64 = stdout
+        .lines()
+        .find(|l| l.starts_with("errors"))
+        .and_then(|l| l.split("stalled").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no stalled count: {stdout}"));
+    assert_eq!(stalled, 4, "{stdout}");
+    assert!(stderr.contains("4 connection(s) stalled"), "{stderr}");
+}
+
+#[test]
 fn a_refused_target_is_counted() {
     // Bind then drop: nothing listens on this port now.
     let addr = TcpListener::bind("127.0.0.1:0")

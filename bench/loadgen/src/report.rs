@@ -300,8 +300,8 @@ impl Report {
         }
         let e = &self.errors;
         line(format!(
-            "errors       connect {}  refused {}  reset {}  eof {}  timeout {}  mismatch {}",
-            e.connect, e.refused, e.reset, e.eof, e.timeout, e.mismatch
+            "errors       connect {}  refused {}  reset {}  eof {}  timeout {}  stalled {}  mismatch {}",
+            e.connect, e.refused, e.reset, e.eof, e.timeout, e.stalled, e.mismatch
         ));
         let f = &self.fairness;
         line(format!(
@@ -344,7 +344,7 @@ impl Report {
     }
 
     /// The CSV header matching [`Report::csv_row`].
-    pub const CSV_HEADER: &'static str = "workload,connections,payload,pipeline,duration_s,throughput_rps,throughput_mib_s,p50_us,p90_us,p99_us,p999_us,p9999_us,max_us,mean_us,errors_connect,errors_refused,errors_reset,errors_eof,errors_timeout,errors_mismatch,fairness_jain,client_cpu_cores,client_saturated,server_cpu_cores,server_peak_rss_kib";
+    pub const CSV_HEADER: &'static str = "workload,connections,payload,pipeline,duration_s,throughput_rps,throughput_mib_s,p50_us,p90_us,p99_us,p999_us,p9999_us,max_us,mean_us,errors_connect,errors_refused,errors_reset,errors_eof,errors_timeout,errors_mismatch,fairness_jain,client_cpu_cores,client_saturated,server_cpu_cores,server_peak_rss_kib,errors_stalled";
 
     /// One CSV row of the headline figures.
     pub fn csv_row(&self) -> String {
@@ -357,7 +357,7 @@ impl Report {
             .server
             .map_or(String::new(), |s| s.peak_rss_kib.to_string());
         format!(
-            "{},{},{},{},{:.3},{:.1},{:.3},{},{},{},{},{},{},{:.1},{},{},{},{},{},{},{:.4},{:.3},{},{},{}",
+            "{},{},{},{},{:.3},{:.1},{:.3},{},{},{},{},{},{},{:.1},{},{},{},{},{},{},{:.4},{:.3},{},{},{},{}",
             self.config.workload,
             self.config.connections,
             self.config.payload,
@@ -382,7 +382,8 @@ impl Report {
             self.client.cpu_cores,
             self.client.saturated,
             server_cpu,
-            server_rss
+            server_rss,
+            e.stalled
         )
     }
 }

@@ -19,8 +19,10 @@ pub fn record(histogram: &mut Histogram<u64>, latency: Duration) {
     histogram.saturating_record(us);
 }
 
-/// Errors by kind. Every field is a count; 0 when none happened.
+/// Errors by kind. Every field is a count; 0 when none happened (and when an older report does
+/// not have it).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Errors {
     /// A connect that failed other than by refusal (including ephemeral ports exhausted).
     pub connect: u64,
@@ -34,12 +36,25 @@ pub struct Errors {
     pub timeout: u64,
     /// An echoed byte differed from what was sent.
     pub mismatch: u64,
+    /// A connection that made no progress for the whole measured window (or for `--timeout`,
+    /// if that is shorter) while it waited for an echo: the server stopped serving it. Counted
+    /// once per connection at the window's end, where a timeout longer than the window would
+    /// never have fired. A model that serves a bounded number of connections at once shows its
+    /// starved connections here too. (The event-loop engine counts it; the threads engine's
+    /// blocking reads report the same server as timeouts.)
+    pub stalled: u64,
 }
 
 impl Errors {
     /// All errors together.
     pub fn total(&self) -> u64 {
-        self.connect + self.refused + self.reset + self.eof + self.timeout + self.mismatch
+        self.connect
+            + self.refused
+            + self.reset
+            + self.eof
+            + self.timeout
+            + self.mismatch
+            + self.stalled
     }
 
     /// Adds `other` into `self`.
@@ -50,6 +65,7 @@ impl Errors {
         self.eof += other.eof;
         self.timeout += other.timeout;
         self.mismatch += other.mismatch;
+        self.stalled += other.stalled;
     }
 }
 
@@ -68,6 +84,8 @@ pub enum ErrorKind {
     Timeout,
     /// See [`Errors::mismatch`].
     Mismatch,
+    /// See [`Errors::stalled`].
+    Stalled,
 }
 
 impl Errors {
@@ -80,6 +98,7 @@ impl Errors {
             ErrorKind::Eof => self.eof += 1,
             ErrorKind::Timeout => self.timeout += 1,
             ErrorKind::Mismatch => self.mismatch += 1,
+            ErrorKind::Stalled => self.stalled += 1,
         }
     }
 }

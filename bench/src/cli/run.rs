@@ -186,10 +186,18 @@ pub fn main(args: RunArgs) -> ExitCode {
         eprintln!("echo-bench: {line}");
     }
     if !report.is_clean() {
+        let stalled = match report.errors.stalled {
+            0 => String::new(),
+            n => format!(" ({n} connection(s) stalled: the server stopped answering them)"),
+        };
         eprintln!(
-            "echo-bench: the run saw {} error(s); see the errors line",
+            "echo-bench: the run saw {} error(s){stalled}; see the errors line",
             report.errors.total()
         );
+        return exit_code(EXIT_FAILURE);
+    }
+    if report.messages == 0 {
+        eprintln!("echo-bench: no message completed in the measured window");
         return exit_code(EXIT_FAILURE);
     }
     if write_failed {

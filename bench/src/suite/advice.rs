@@ -148,7 +148,7 @@ pub struct Aggregate {
     pub fairness: f64,
     /// Most starved connections in any round.
     pub starved: u64,
-    /// Errors over all rounds.
+    /// Echo errors over all rounds (stalled connections are counted as `starved` instead).
     pub errors: u64,
     /// Rounds in which the client was saturated.
     pub client_saturated_rounds: usize,
@@ -301,7 +301,12 @@ fn aggregate_point(key: Key, results: &[&super::PointResult]) -> Aggregate {
             .map(|r| r.fairness.starved)
             .max()
             .unwrap_or(0),
-        errors: reports.iter().map(|r| r.errors.total()).sum(),
+        // Stalled connections are what `starved` already reports (a bounded model's queue, or a
+        // dead server): a result, not an echo error.
+        errors: reports
+            .iter()
+            .map(|r| r.errors.total() - r.errors.stalled)
+            .sum(),
         client_saturated_rounds: saturated,
         client_saturated: saturated > 0,
         sustained: reports.iter().all(|r| {

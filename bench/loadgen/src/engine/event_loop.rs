@@ -107,6 +107,9 @@ struct Conn {
     inflight: VecDeque<Message>,
     enqueued: u64,
     received: u64,
+    /// When the connection last made progress (opened, or completed a message before the
+    /// window's end): what tells a stalled connection from a busy one.
+    last_progress: Instant,
 }
 
 /// Why a connection ended.
@@ -279,6 +282,7 @@ impl<'a> Worker<'a> {
             self.shared.report_progress(done);
         }
         self.stopping = true;
+        self.count_stalled();
         let cpu = if self.measuring {
             thread_cpu_time().saturating_sub(self.cpu_at_start)
         } else {
@@ -373,6 +377,7 @@ impl<'a> Worker<'a> {
                     inflight: VecDeque::new(),
                     enqueued: 0,
                     received: 0,
+                    last_progress: started,
                 });
             }
             Err(err) => self.connect_failed(&err),
@@ -538,6 +543,9 @@ impl<'a> Worker<'a> {
                         .is_some_and(|m| m.end <= conn.received)
                     {
                         let message = conn.inflight.pop_front().expect("checked");
+                        if self.measure_end.is_none_or(|end| now < end) {
+                            conn.last_progress = now;
+                        }
                         let in_window = self.measuring
                             && now >= self.measure_start
                             && self.measure_end.is_none_or(|end| now < end);
@@ -583,6 +591,34 @@ impl<'a> Worker<'a> {
             }
             Workload::Rate => Ok(false),
         }
+    }
+
+    /// At a timed window's end, counts every connection that waits for an echo (or a connect)
+    /// and made no progress for the whole window, or for `--timeout` if that is shorter: the
+    /// server stopped serving it, which a timeout longer than the window would never report.
+    /// Progress after the window's end does not count: another worker closing its connections
+    /// first may just have freed a bounded server to serve this one.
+    fn count_stalled(&mut self) {
+        let Some(end) = self.measure_end else {
+            return;
+        };
+        let window = end.saturating_duration_since(self.measure_start);
+        let patience = window.min(self.shared.config.timeout);
+        let Some(since) = end.checked_sub(patience) else {
+            return;
+        };
+        let stalled = self
+            .conns
+            .iter()
+            .filter(|(_, c)| {
+                let waiting = match c.phase {
+                    Phase::Connecting(_) => true,
+                    Phase::Open => !c.inflight.is_empty(),
+                };
+                waiting && c.last_progress <= since
+            })
+            .count();
+        self.stats.errors.stalled += stalled as u64;
     }
 
     /// Counts a timeout for every connect or message older than `--timeout`, closing it.
