@@ -106,6 +106,21 @@ fn cli_exits_1_when_the_run_sees_errors() {
 fn cli_usage_errors_exit_2_with_one_line() {
     let cases: &[&[&str]] = &[
         &["run", "--target", "nowhere"],
+        &["run", "--target", "127.0.0.1:9", "--client-cpus", "4000"],
+        &[
+            "run",
+            "--target",
+            "127.0.0.1:9",
+            "--server-pid",
+            "4000000000",
+        ],
+        &[
+            "run",
+            "--target",
+            "127.0.0.1:9",
+            "--json",
+            "/nonexistent-dir/run.json",
+        ],
         &["run", "--target", "127.0.0.1:7878", "--connections", "0"],
         &["run", "--target", "127.0.0.1:7878", "--payload", "-5"],
         &["run", "--target", "127.0.0.1:7878", "--payload", "0"],

@@ -83,6 +83,18 @@ fn a_server_that_stops_echoing_is_stalled_and_the_run_exits_1_within_the_window(
         .unwrap_or_else(|| panic!("no stalled count: {stdout}"));
     assert_eq!(stalled, 4, "{stdout}");
     assert!(stderr.contains("4 connection(s) stalled"), "{stderr}");
+
+    // Quiet, the errors line still prints, and nothing else.
+    let quiet = echo_bench(&[
+        "run", "--target", &target, "-c", "2", "-d", "300ms", "--warmup", "100ms", "-q",
+    ]);
+    let stdout = String::from_utf8_lossy(&quiet.stdout);
+    assert_eq!(quiet.status.code(), Some(1), "{stdout}");
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    assert!(
+        stdout.starts_with("errors") && stdout.contains("stalled 2"),
+        "{stdout}"
+    );
 }
 
 #[test]

@@ -47,6 +47,29 @@ impl<'e, R: ?Sized> Exports<'e, R> {
         }
     }
 
+    /// Checks, before a run, that every requested path can be written: `Err` names the first
+    /// format and path that cannot. A file this creates to find out is removed again.
+    pub fn check_writable(&self) -> Result<(), String> {
+        for (exporter, path) in &self.requested {
+            let existed = path.exists();
+            let opened = std::fs::OpenOptions::new()
+                .append(true)
+                .create(true)
+                .open(path);
+            if let Err(err) = opened {
+                return Err(format!(
+                    "cannot write {} to {}: {err}",
+                    exporter.name(),
+                    path.display()
+                ));
+            }
+            if !existed {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+        Ok(())
+    }
+
     /// Writes every requested format of `result`; `Err` holds one line per format that could
     /// not be written, naming it and its path.
     pub fn write(&self, result: &R) -> Result<(), Vec<String>> {

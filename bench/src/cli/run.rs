@@ -153,11 +153,44 @@ pub fn progress_bar(config: &RunConfig) -> (ProgressBar, impl FnMut(Progress)) {
     (bar, updater)
 }
 
+/// The file formats asked for, each with its path.
+fn exports<'a>(args: &RunArgs) -> Exports<'static, RunResult<'a>> {
+    let mut exports = Exports::default();
+    exports.add(export::Json, args.json.as_deref());
+    exports.add(export::Csv, args.csv.as_deref());
+    exports.add(export::Hdr, args.hdr.as_deref());
+    exports
+}
+
 /// Runs the command; returns the process exit code.
 pub fn main(args: RunArgs) -> ExitCode {
     let config = args.config();
     if let Err(reason) = config.validate() {
         usage_exit("echo-bench", &format!("error: {reason}"));
+    }
+    // What would only fail once the run is under way is checked first.
+    let allowed = echo_bench::procfs::allowed_cpus();
+    if let Some(cpu) = config
+        .client_cpus
+        .iter()
+        .flatten()
+        .find(|cpu| !allowed.contains(cpu))
+    {
+        usage_exit(
+            "echo-bench",
+            &format!("error: --client-cpus: CPU {cpu} is not available (have {allowed:?})"),
+        );
+    }
+    if let Some(pid) = config.server_pid
+        && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+    {
+        usage_exit(
+            "echo-bench",
+            &format!("error: --server-pid: no process {pid}"),
+        );
+    }
+    if let Err(why) = exports(&args).check_writable() {
+        usage_exit("echo-bench", &format!("error: {why}"));
     }
     let (bar, mut on_progress) = progress_bar(&config);
     let outcome = match engine::run(&config, &mut on_progress) {
@@ -172,12 +205,13 @@ pub fn main(args: RunArgs) -> ExitCode {
     let report = Report::new(&config, &outcome);
     if !args.quiet {
         print!("{}", report.summary());
+    } else if !report.is_clean() {
+        // Quiet, but never about errors: their line still prints.
+        for line in report.summary().lines().filter(|l| l.starts_with("errors")) {
+            println!("{line}");
+        }
     }
-    let mut exports = Exports::default();
-    exports.add(export::Json, args.json.as_deref());
-    exports.add(export::Csv, args.csv.as_deref());
-    exports.add(export::Hdr, args.hdr.as_deref());
-    let written = exports.write(&RunResult {
+    let written = exports(&args).write(&RunResult {
         report: &report,
         latency: &outcome.stats.latency,
     });
