@@ -2,6 +2,9 @@
 
 mod support;
 
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
 use echo_servers::Model;
 use support::*;
 
@@ -99,6 +102,69 @@ fn cli_exits_1_when_the_run_sees_errors() {
         .and_then(|n| n.trim().parse().ok())
         .unwrap_or_else(|| panic!("no errors line with a mismatch count: {stdout}"));
     assert!(mismatches >= 1, "{stdout}");
+}
+
+#[test]
+fn a_refused_target_gets_one_clear_line_and_exit_1_not_a_report_of_zeros() {
+    // A port nobody listens on: bound, then released.
+    let port = {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let target = format!("127.0.0.1:{port}");
+    let json = std::env::temp_dir().join(format!("echo-bench-refused-{}.json", std::process::id()));
+    let began = Instant::now();
+    let output = echo_bench(&[
+        "run",
+        "--target",
+        &target,
+        "-d",
+        "2s",
+        "--warmup",
+        "200ms",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(
+        began.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        began.elapsed()
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert_eq!(
+        stderr.trim(),
+        format!("echo-bench: connection refused by {target}")
+    );
+    assert!(
+        output.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    // The file asked for is still written, and claims no window that never happened.
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(report["messages"], 0);
+    assert!(
+        report["duration_s"].as_f64().unwrap() < 1.0,
+        "{}",
+        report["duration_s"]
+    );
+    std::fs::remove_file(&json).ok();
+}
+
+#[test]
+fn a_server_that_closes_every_connection_gets_one_clear_line() {
+    let server = Faulty::start(drop);
+    let target = server.addr.to_string();
+    let output = echo_bench(&["run", "--target", &target, "-d", "1s", "--warmup", "100ms"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.trim().starts_with(&format!(
+            "echo-bench: {target} closed every connection at once"
+        )),
+        "{stderr}"
+    );
 }
 
 /// One table of bad command lines (long as the table is), each checked the same way.

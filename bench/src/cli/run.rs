@@ -153,6 +153,32 @@ pub fn progress_bar(config: &RunConfig) -> (ProgressBar, impl FnMut(Progress)) {
     (bar, updater)
 }
 
+/// One line instead of a report of zeros, when no connection got as far as an echo: every
+/// connect refused or failed, or the server closed every connection at once.
+fn nothing_measured(report: &Report) -> Option<String> {
+    let e = &report.errors;
+    let connections = report.config.connections as u64;
+    if report.messages > 0 {
+        return None;
+    }
+    if e.refused >= connections && e.connect == 0 {
+        return Some(format!("connection refused by {}", report.config.target));
+    }
+    if e.refused + e.connect >= connections {
+        return Some(format!(
+            "could not connect to {} ({} refused, {} failed)",
+            report.config.target, e.refused, e.connect
+        ));
+    }
+    if e.eof + e.reset >= connections {
+        return Some(format!(
+            "{} closed every connection at once ({} closed, {} reset)",
+            report.config.target, e.eof, e.reset
+        ));
+    }
+    None
+}
+
 /// The file formats asked for, each with its path.
 fn exports<'a>(args: &RunArgs) -> Exports<'static, RunResult<'a>> {
     let mut exports = Exports::default();
@@ -203,7 +229,11 @@ pub fn main(args: RunArgs) -> ExitCode {
     };
     bar.finish_and_clear();
     let report = Report::new(&config, &outcome);
-    if !args.quiet {
+    let nothing = nothing_measured(&report);
+    if let Some(line) = &nothing {
+        // One clear line instead of a report of zeros; the files asked for are still written.
+        eprintln!("echo-bench: {line}");
+    } else if !args.quiet {
         print!("{}", report.summary());
     } else if !report.is_clean() {
         // Quiet, but never about errors: their line still prints.
@@ -218,6 +248,9 @@ pub fn main(args: RunArgs) -> ExitCode {
     let write_failed = written.is_err();
     for line in written.err().unwrap_or_default() {
         eprintln!("echo-bench: {line}");
+    }
+    if nothing.is_some() {
+        return exit_code(EXIT_FAILURE);
     }
     if !report.is_clean() {
         let stalled = match report.errors.stalled {

@@ -247,8 +247,12 @@ pub fn run(
             stats.merge(outcome.stats);
         }
         stats.per_connection.sort_unstable_by_key(|&(slot, _)| slot);
+        // A timed window ends early when every worker did (all their connections failed): the
+        // report must not claim a window that never happened.
         let window = match end {
-            Some(end) => end.saturating_duration_since(measure_start),
+            Some(end) => end
+                .min(last_finish)
+                .saturating_duration_since(measure_start),
             None => last_finish.saturating_duration_since(measure_start),
         }
         .max(Duration::from_micros(1));
