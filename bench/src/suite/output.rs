@@ -218,6 +218,11 @@ fn section(out: &mut String, title: &str, table: String) {
     }
 }
 
+/// The column header of a ping-pong or stream point: `16 conn × 4 KiB`.
+fn ping_header(a: &Aggregate) -> String {
+    format!("{} conn × {}", a.connections, size_label(a.payload))
+}
+
 /// A median server CPU per message with its interval.
 fn cpu(a: &Aggregate) -> String {
     with_interval(a, Measure::CpuPerMessage, |v| format!("{v:.1} µs"))
@@ -233,7 +238,7 @@ fn load_tables(aggregates: &[Aggregate]) -> String {
         table(
             aggregates,
             Workload::PingPong,
-            &|a| format!("{} conn × {}", a.connections, size_label(a.payload)),
+            &ping_header,
             &|a| {
                 format!(
                     "{} ({} µs; {})",
@@ -293,7 +298,7 @@ fn load_tables(aggregates: &[Aggregate]) -> String {
         table(
             aggregates,
             Workload::Stream,
-            &|a| format!("{} conn × {}", a.connections, size_label(a.payload)),
+            &ping_header,
             &|a| {
                 format!(
                     "{} MiB/s ({})",
@@ -316,7 +321,7 @@ fn cost_and_work_tables(aggregates: &[Aggregate], sweep: &[Aggregate]) -> String
         table(
             aggregates,
             Workload::PingPong,
-            &|a| format!("{} conn × {}", a.connections, size_label(a.payload)),
+            &ping_header,
             &|a| {
                 format!(
                     "{:.2} cores, {:.1} MiB",
