@@ -14,6 +14,7 @@ use echo_servers::Model;
 
 use super::SuiteRun;
 use super::plan::size_label;
+use crate::ab::export::figure as short;
 use crate::ab::stats::{Change, Estimate, Verdict, median_of};
 use crate::config::Workload;
 use crate::report::Report;
@@ -90,21 +91,6 @@ impl Measure {
             Some(h) => format!("{} ±{h:.0}%", self.format(e.median)),
             None => self.format(e.median),
         }
-    }
-}
-
-/// `131k`, `42.5`, `3.12`: three significant figures, no more.
-pub fn short(v: f64) -> String {
-    if v >= 100_000.0 {
-        format!("{:.0}k", v / 1000.0)
-    } else if v >= 10_000.0 {
-        format!("{:.1}k", v / 1000.0)
-    } else if v >= 100.0 {
-        format!("{v:.0}")
-    } else if v >= 10.0 {
-        format!("{v:.1}")
-    } else {
-        format!("{v:.2}")
     }
 }
 
