@@ -430,7 +430,7 @@ pub fn rank<'a>(candidates: &[&'a Aggregate], measure: Measure) -> Option<Rankin
 /// What a category ranks by: `preferred`, unless the client was saturated in any round of a
 /// model that served the load; then server CPU per message, since throughput there is only a
 /// lower bound.
-fn measure_for(candidates: &[&Aggregate], preferred: Measure) -> Measure {
+pub fn measure_for(candidates: &[&Aggregate], preferred: Measure) -> Measure {
     let saturated = candidates
         .iter()
         .any(|a| a.served() && a.client_saturated_rounds > 0);

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use super::SuiteRun;
-use super::advice::{Aggregate, Measure, TIE_PCT, advice_of, aggregate, rank};
+use super::advice::{Aggregate, Measure, TIE_PCT, advice_of, aggregate, measure_for, rank};
 use super::charts;
 use super::plan::size_label;
 use crate::config::Workload;
@@ -101,14 +101,7 @@ fn with_interval(a: &Aggregate, measure: Measure, fmt: fn(f64) -> String) -> Str
 /// The leading group of a column ranked by `preferred` (or by server CPU per message where the
 /// client was saturated, said by `†` in the header).
 fn leaders(column: &[&Aggregate], preferred: Measure) -> (Vec<echo_servers::Model>, bool) {
-    let saturated = column
-        .iter()
-        .any(|a| a.served() && a.client_saturated_rounds > 0);
-    let measure = if saturated && preferred.higher_is_better() {
-        Measure::CpuPerMessage
-    } else {
-        preferred
-    };
+    let measure = measure_for(column, preferred);
     let group = rank(column, measure).map_or_else(Vec::new, |r| r.group());
     (group, measure != preferred)
 }
