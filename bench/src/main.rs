@@ -6,6 +6,7 @@
 //! - `echo-bench ab --base BIN --head BIN`: paired comparison of two builds, with a verdict.
 //! - `echo-bench compare OLD NEW`: two stored suite runs side by side (unpaired).
 //! - `echo-bench stability RUN...`: whether several suite runs' advice agrees.
+//! - `echo-bench report RUN_DIR`: redraw a stored run's summary and charts from its run.json.
 //! - `echo-bench serve --model NAME`: run one server model (what the suite starts).
 //!
 //! Exit codes: 0 clean run, 1 a run that saw errors (for `ab`, a confirmed regression), 2 usage
@@ -36,6 +37,8 @@ enum Command {
     Ab(cli::ab::AbArgs),
     /// Compare two stored suite runs (unpaired: a lead to confirm with `ab`).
     Compare(cli::compare::CompareArgs),
+    /// Redraw a stored run's charts, summary.md and README.md from its run.json.
+    Report(cli::report::ReportArgs),
     /// Check whether several suite runs' advice agrees; exit 1 on a contradiction.
     Stability(cli::stability::StabilityArgs),
     /// Run one server model, as `echo-server` does.
@@ -58,6 +61,7 @@ fn main() -> ExitCode {
         Some(Command::Ab(ab)) => cli::ab::main(ab),
         Some(Command::Compare(compare)) => cli::compare::main(compare),
         Some(Command::Stability(stability)) => cli::stability::main(stability),
+        Some(Command::Report(report)) => cli::report::main(report),
         Some(Command::Serve(serve)) => echo_servers::cli::serve(serve, "echo-bench serve"),
     }
 }

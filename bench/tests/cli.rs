@@ -219,6 +219,7 @@ fn cli_usage_errors_exit_2_with_one_line() {
         &["suite", "--rounds", "0"],
         &["suite", "--interference-limit", "0"],
         &["stability", "/nonexistent"],
+        &["report", "/nonexistent"],
         &["suite", "--models", "nope"],
         &["suite", "--profile", "huge"],
         &["suite", "--connections", "0"],

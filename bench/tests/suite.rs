@@ -225,6 +225,38 @@ fn a_trial_disturbed_by_a_cpu_hog_is_rerun_and_flagged() {
 }
 
 #[test]
+fn report_redraws_a_runs_summary_and_charts_from_its_run_json() {
+    let dir = temp_dir("report");
+    let (output, stderr) = tiny_suite(&dir, &["--models", "mio,tokio"], &[]);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let (run_dir, _) = the_run_in(&dir);
+    let summary = std::fs::read_to_string(run_dir.join("summary.md")).unwrap();
+    let run_json = std::fs::read(run_dir.join("run.json")).unwrap();
+    for file in ["summary.md", "README.md", "throughput-64B.svg"] {
+        std::fs::remove_file(run_dir.join(file)).unwrap();
+    }
+    let redrawn = support::echo_bench(&["report", run_dir.to_str().unwrap()]);
+    assert_eq!(
+        redrawn.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&redrawn.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(run_dir.join("summary.md")).unwrap(),
+        summary,
+        "the same version redraws the same summary"
+    );
+    assert!(run_dir.join("README.md").is_file() && run_dir.join("throughput-64B.svg").is_file());
+    assert_eq!(
+        std::fs::read(run_dir.join("run.json")).unwrap(),
+        run_json,
+        "run.json untouched"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
 fn a_model_that_crashes_mid_run_is_reported_and_the_suite_goes_on() {
     let dir = temp_dir("crash");
     let crash = vec![(

@@ -2,6 +2,7 @@
 
 pub mod ab;
 pub mod compare;
+pub mod report;
 pub mod run;
 pub mod stability;
 pub mod suite;

@@ -61,18 +61,24 @@ pub fn write_with(
     std::fs::create_dir_all(&dir)?;
     let json = serde_json::to_string_pretty(run).map_err(std::io::Error::other)?;
     std::fs::write(dir.join("run.json"), json + "\n")?;
-    let charts = charts::draw_all(&dir, aggregates)?;
-    std::fs::write(
-        dir.join("summary.md"),
-        summary_markdown(run, aggregates, &charts),
-    )?;
-    std::fs::write(dir.join("README.md"), readme(run, &dir))?;
+    redraw(&dir, run, aggregates)?;
     let name = dir
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     std::fs::write(results_dir.join("latest"), format!("{name}\n"))?;
     Ok(dir)
+}
+
+/// Writes everything of a run folder but its run.json: the charts, summary.md and README.md.
+/// What `echo-bench report` runs on a stored run, so a newer version can redraw an older run.
+pub fn redraw(dir: &Path, run: &SuiteRun, aggregates: &[Aggregate]) -> std::io::Result<()> {
+    let charts = charts::draw_all(dir, aggregates)?;
+    std::fs::write(
+        dir.join("summary.md"),
+        summary_markdown(run, aggregates, &charts),
+    )?;
+    std::fs::write(dir.join("README.md"), readme(run, dir))
 }
 
 fn bold_if(best: bool, text: String) -> String {

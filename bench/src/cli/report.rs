@@ -1,0 +1,46 @@
+//! `echo-bench report RUN_DIR`: redraws a stored run's charts, summary.md and README.md from its
+//! run.json alone, with this version's tables, charts and advice.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use echo_bench::ab::compare::read_run;
+use echo_bench::suite::{advice, output};
+use echo_servers::cli::{EXIT_FAILURE, exit_code, usage_exit};
+
+/// Options of `echo-bench report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The run's folder (holding run.json).
+    run: PathBuf,
+}
+
+/// Redraws the run; exit 2 when there is no run there, 1 when a file cannot be written.
+pub fn main(args: ReportArgs) -> ExitCode {
+    if !args.run.is_dir() {
+        usage_exit(
+            "echo-bench",
+            &format!("error: {} is not a run folder", args.run.display()),
+        );
+    }
+    let run = read_run(&args.run)
+        .unwrap_or_else(|why| usage_exit("echo-bench", &format!("error: {why}")));
+    let aggregates = advice::aggregate(&run);
+    match output::redraw(&args.run, &run, &aggregates) {
+        Ok(()) => {
+            println!(
+                "redrew {} (summary.md, README.md, charts)",
+                args.run.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!(
+                "echo-bench: cannot write into {}: {err}",
+                args.run.display()
+            );
+            exit_code(EXIT_FAILURE)
+        }
+    }
+}
