@@ -17,7 +17,7 @@ mod cli;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use echo_servers::cli::parse_or_exit;
+use echo_cli::parse_or_exit;
 
 /// Compare server concurrency models: drive TCP echo servers and measure them.
 #[derive(Debug, Parser)]

@@ -48,3 +48,52 @@ fn the_load_generator_does_not_depend_on_the_servers() {
         }
     }
 }
+
+#[test]
+fn the_shared_command_line_crate_depends_on_clap_alone() {
+    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("cli");
+    let manifest = std::fs::read_to_string(crate_dir.join("Cargo.toml")).unwrap();
+    let dependencies: Vec<&str> = manifest
+        .split("[dependencies]")
+        .nth(1)
+        .expect("a [dependencies] table")
+        .split("\n[")
+        .next()
+        .unwrap()
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .collect();
+    assert_eq!(
+        dependencies,
+        ["clap.workspace = true"],
+        "echo-cli is shared by the servers and the load generator, so it must pull in neither"
+    );
+}
+
+#[test]
+fn exit_codes_are_defined_once_outside_the_servers_library() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let mut files = Vec::new();
+    for dir in [
+        "servers/src",
+        "bench/src",
+        "bench/loadgen/src",
+        "bench/cli/src",
+    ] {
+        sources(&root.join(dir), &mut files);
+    }
+    let defining: Vec<_> = files
+        .iter()
+        .filter(|file| {
+            std::fs::read_to_string(file)
+                .unwrap()
+                .contains("pub const EXIT_USAGE")
+        })
+        .collect();
+    assert_eq!(
+        defining,
+        [&root.join("bench/cli/src/lib.rs")],
+        "the exit codes have one home, echo-cli"
+    );
+}

@@ -1,6 +1,6 @@
-//! What the command-line tools share: the server front end ([`ServeArgs`], [`serve`]) used by
-//! `echo-server` and `echo-bench serve`, and error reporting, so that every tool reports bad
-//! input the same way: one line on stderr and exit code 2.
+//! The server front end: [`ServeArgs`] and [`serve`], the command line of `echo-server` and of
+//! `echo-bench serve`. Exit codes and one-line usage errors come from the `echo-cli` crate,
+//! which every tool shares.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -9,54 +9,9 @@ use std::process::ExitCode;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
+use echo_cli::{EXIT_FAILURE, exit_code, usage_exit};
+
 use crate::{Model, ServerConfig};
-
-/// Exit code for a usage error (bad flag, value or argument).
-pub const EXIT_USAGE: u8 = 2;
-/// Exit code for a run that saw failures.
-pub const EXIT_FAILURE: u8 = 1;
-
-/// Parses the command line with clap, turning clap's multi-line errors into one line on stderr
-/// (`<tool>: error: ... [possible values: ...]`) and exit code 2. Help and version go to stdout
-/// with exit 0, as usual.
-pub fn parse_or_exit<T: clap::Parser>(tool: &str) -> T {
-    match T::try_parse() {
-        Ok(parsed) => parsed,
-        Err(err) => {
-            use clap::error::ErrorKind;
-            if matches!(
-                err.kind(),
-                ErrorKind::DisplayHelp
-                    | ErrorKind::DisplayVersion
-                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
-            ) {
-                err.exit();
-            }
-            usage_exit(tool, &one_line(&err.render().to_string()))
-        }
-    }
-}
-
-/// Prints `<tool>: <message>` on one line and exits with [`EXIT_USAGE`].
-pub fn usage_exit(tool: &str, message: &str) -> ! {
-    eprintln!("{tool}: {message}");
-    std::process::exit(EXIT_USAGE.into())
-}
-
-/// clap's rendered error folded onto one line, without the "For more information" hint.
-pub fn one_line(rendered: &str) -> String {
-    rendered
-        .lines()
-        .map(str::trim)
-        .filter(|line| !line.is_empty() && !line.starts_with("For more information"))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// An [`ExitCode`] from a raw code.
-pub fn exit_code(code: u8) -> ExitCode {
-    ExitCode::from(code)
-}
 
 /// A TCP echo server built on the chosen concurrency model.
 #[derive(Debug, Clone, clap::Parser)]
@@ -168,19 +123,5 @@ pub fn serve(args: ServeArgs, tool: &str) -> ExitCode {
             eprintln!("{tool}: {model}: shutdown: {err}");
             exit_code(EXIT_FAILURE)
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::one_line;
-
-    #[test]
-    fn folds_clap_errors_onto_one_line() {
-        let rendered = "error: invalid value 'x' for '--model <MODEL>'\n  [possible values: a, b]\n\nFor more information, try '--help'.\n";
-        assert_eq!(
-            one_line(rendered),
-            "error: invalid value 'x' for '--model <MODEL>' [possible values: a, b]"
-        );
     }
 }

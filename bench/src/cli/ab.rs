@@ -8,7 +8,7 @@ use clap::Args;
 use echo_bench::ab::{self, AbOptions, AbReport, BenchmarkSpec, Build, export};
 use echo_bench::config::parse_duration;
 use echo_bench::export::Exports;
-use echo_servers::cli::{EXIT_USAGE, exit_code, usage_exit};
+use echo_cli::{EXIT_USAGE, exit_code, usage_exit};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::PinArgs;

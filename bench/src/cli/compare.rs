@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Args;
 use echo_bench::ab::{compare, export};
 use echo_bench::export::Exports;
-use echo_servers::cli::{exit_code, usage_exit};
+use echo_cli::{exit_code, usage_exit};
 
 /// Options of `echo-bench compare`.
 #[derive(Debug, Args)]

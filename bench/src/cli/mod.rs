@@ -9,7 +9,7 @@ pub mod suite;
 
 use clap::Args;
 use echo_bench::suite::Pinning;
-use echo_servers::cli::usage_exit;
+use echo_cli::usage_exit;
 
 use run::{CpuList, parse_cpus};
 

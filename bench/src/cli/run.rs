@@ -11,7 +11,7 @@ use echo_bench::config::{parse_bytes, parse_cpu_list, parse_duration};
 use echo_bench::engine::{self, Progress};
 use echo_bench::export::{self, Exports, RunResult};
 use echo_bench::{Engine, Report, RunConfig, Stop, Workload};
-use echo_servers::cli::{EXIT_FAILURE, exit_code, usage_exit};
+use echo_cli::{EXIT_FAILURE, exit_code, usage_exit};
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// Options of `echo-bench run`.

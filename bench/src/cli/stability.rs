@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::Args;
 use echo_bench::ab::compare::read_run;
 use echo_bench::suite::stability;
-use echo_servers::cli::{EXIT_FAILURE, exit_code, usage_exit};
+use echo_cli::{EXIT_FAILURE, exit_code, usage_exit};
 
 /// Options of `echo-bench stability`.
 #[derive(Debug, Args)]

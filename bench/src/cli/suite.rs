@@ -12,8 +12,8 @@ use echo_bench::suite::plan::{self, Selection};
 use echo_bench::suite::{
     self, InterferencePolicy, Launcher, Profile, SuiteOptions, advice, output,
 };
+use echo_cli::{EXIT_FAILURE, exit_code, usage_exit};
 use echo_servers::Model;
-use echo_servers::cli::{EXIT_FAILURE, exit_code, usage_exit};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::PinArgs;

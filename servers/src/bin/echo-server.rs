@@ -8,6 +8,6 @@ use std::process::ExitCode;
 use echo_servers::cli::{self, ServeArgs};
 
 fn main() -> ExitCode {
-    let args: ServeArgs = cli::parse_or_exit("echo-server");
+    let args: ServeArgs = echo_cli::parse_or_exit("echo-server");
     cli::serve(args, "echo-server")
 }

@@ -1,0 +1,77 @@
+//! The command-line conventions that every tool of the project shares (`echo-server`,
+//! `echo-bench` and its subcommands), so that they all report bad input the same way: one line
+//! on stderr, `<tool>: <message>`, and a documented exit code.
+//!
+//! | code | meaning |
+//! |---|---|
+//! | 0 | success (or `--help`, `--version`) |
+//! | [`EXIT_FAILURE`] = 1 | the run worked but saw failures (echo errors, a regression, a crash) |
+//! | [`EXIT_USAGE`] = 2 | a usage error: bad flag, value, argument or path, found before any work |
+//!
+//! It lives in a crate of its own, depending on clap only, because both the servers and the
+//! load generator need it and neither may depend on the other.
+
+#![deny(missing_docs)]
+
+use std::process::ExitCode;
+
+/// Exit code for a usage error (bad flag, value or argument).
+pub const EXIT_USAGE: u8 = 2;
+/// Exit code for a run that saw failures.
+pub const EXIT_FAILURE: u8 = 1;
+
+/// Parses the command line with clap, turning clap's multi-line errors into one line on stderr
+/// (`<tool>: error: ... [possible values: ...]`) and exit code 2. Help and version go to stdout
+/// with exit 0, as usual.
+pub fn parse_or_exit<T: clap::Parser>(tool: &str) -> T {
+    match T::try_parse() {
+        Ok(parsed) => parsed,
+        Err(err) => {
+            use clap::error::ErrorKind;
+            if matches!(
+                err.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
+                err.exit();
+            }
+            usage_exit(tool, &one_line(&err.render().to_string()))
+        }
+    }
+}
+
+/// Prints `<tool>: <message>` on one line and exits with [`EXIT_USAGE`].
+pub fn usage_exit(tool: &str, message: &str) -> ! {
+    eprintln!("{tool}: {message}");
+    std::process::exit(EXIT_USAGE.into())
+}
+
+/// clap's rendered error folded onto one line, without the "For more information" hint.
+pub fn one_line(rendered: &str) -> String {
+    rendered
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with("For more information"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// An [`ExitCode`] from a raw code.
+pub fn exit_code(code: u8) -> ExitCode {
+    ExitCode::from(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    #[test]
+    fn folds_clap_errors_onto_one_line() {
+        let rendered = "error: invalid value 'x' for '--model <MODEL>'\n  [possible values: a, b]\n\nFor more information, try '--help'.\n";
+        assert_eq!(
+            one_line(rendered),
+            "error: invalid value 'x' for '--model <MODEL>' [possible values: a, b]"
+        );
+    }
+}
