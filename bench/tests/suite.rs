@@ -107,8 +107,11 @@ fn tiny_suite_runs_end_to_end_and_writes_every_file() {
         "run.json",
         "summary.md",
         "README.md",
+        "index.html",
+        "latency.hlog",
         "throughput-64B.svg",
-        "latency.svg",
+        "throughput-64B-by-family.svg",
+        "latency-ping-pong-4c-64B.svg",
         "server-cpu.svg",
         "server-rss.svg",
         "fairness.svg",
@@ -232,7 +235,16 @@ fn report_redraws_a_runs_summary_and_charts_from_its_run_json() {
     let (run_dir, _) = the_run_in(&dir);
     let summary = std::fs::read_to_string(run_dir.join("summary.md")).unwrap();
     let run_json = std::fs::read(run_dir.join("run.json")).unwrap();
-    for file in ["summary.md", "README.md", "throughput-64B.svg"] {
+    let html = std::fs::read_to_string(run_dir.join("index.html")).unwrap();
+    let log = std::fs::read(run_dir.join("latency.hlog")).unwrap();
+    for file in [
+        "summary.md",
+        "README.md",
+        "index.html",
+        "latency.hlog",
+        "throughput-64B.svg",
+        "latency-ping-pong-4c-64B.svg",
+    ] {
         std::fs::remove_file(run_dir.join(file)).unwrap();
     }
     let redrawn = support::echo_bench(&["report", run_dir.to_str().unwrap()]);
@@ -247,7 +259,19 @@ fn report_redraws_a_runs_summary_and_charts_from_its_run_json() {
         summary,
         "the same version redraws the same summary"
     );
-    assert!(run_dir.join("README.md").is_file() && run_dir.join("throughput-64B.svg").is_file());
+    assert_eq!(
+        std::fs::read_to_string(run_dir.join("index.html")).unwrap(),
+        html,
+        "the same version redraws the same page"
+    );
+    assert_eq!(std::fs::read(run_dir.join("latency.hlog")).unwrap(), log);
+    for file in [
+        "README.md",
+        "throughput-64B.svg",
+        "latency-ping-pong-4c-64B.svg",
+    ] {
+        assert!(run_dir.join(file).is_file(), "{file} not redrawn");
+    }
     assert_eq!(
         std::fs::read(run_dir.join("run.json")).unwrap(),
         run_json,

@@ -21,7 +21,9 @@
 #![deny(missing_docs)]
 
 mod server;
-pub use server::{EchoServer, Model, ServerConfig, ServerHandle, UnknownModel, available_cores};
+pub use server::{
+    EchoServer, Family, Model, ServerConfig, ServerHandle, UnknownModel, available_cores,
+};
 
 pub mod cli;
 

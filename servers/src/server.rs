@@ -12,7 +12,7 @@ use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-pub use crate::models::Model;
+pub use crate::models::{Family, Model};
 use crate::work::Work;
 
 /// A TCP echo server built on one concurrency model.

@@ -9,7 +9,7 @@ use crate::config::{RunConfig, Workload};
 use crate::engine::RunOutcome;
 use crate::meta::Meta;
 use crate::procfs::{MachineUsage, ServerUsage};
-use crate::stats::{Errors, jain_index};
+use crate::stats::{Errors, StoredHistograms, encode_histogram, jain_index};
 
 /// Latency percentiles in microseconds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
@@ -141,6 +141,9 @@ pub struct Report {
     pub open_loop: Option<OpenLoop>,
     /// Things a reader must know to trust the numbers.
     pub warnings: Vec<String>,
+    /// The full latency histograms (absent in reports written before they were stored).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub histograms: Option<StoredHistograms>,
     /// Every option of the run.
     pub config: RunConfig,
     /// Where and with what it ran.
@@ -232,6 +235,11 @@ impl Report {
             churn,
             open_loop,
             warnings,
+            histograms: Some(StoredHistograms {
+                latency: encode_histogram(&s.latency),
+                latency_uncorrected: (config.workload == Workload::Rate)
+                    .then(|| encode_histogram(&s.latency_uncorrected)),
+            }),
             config: config.clone(),
             meta: Meta::current(),
         }

@@ -19,6 +19,52 @@ pub fn record(histogram: &mut Histogram<u64>, latency: Duration) {
     histogram.saturating_record(us);
 }
 
+/// A run's full latency histograms, each in HdrHistogram's V2 compressed encoding, base64
+/// (the form HdrHistogram's own logs use, readable by its other implementations). Stored in
+/// every report so that a percentile spectrum can be drawn, and runs merged, after the fact.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredHistograms {
+    /// Latency per message, µs (for `rate`: from the intended send time).
+    pub latency: String,
+    /// For `rate`: latency from the actual send time ("uncorrected").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_uncorrected: Option<String>,
+}
+
+impl StoredHistograms {
+    /// The decoded latency histogram.
+    pub fn latency(&self) -> Result<Histogram<u64>, String> {
+        decode_histogram(&self.latency)
+    }
+
+    /// The decoded uncorrected latency histogram, for open-loop runs.
+    pub fn latency_uncorrected(&self) -> Option<Result<Histogram<u64>, String>> {
+        self.latency_uncorrected.as_deref().map(decode_histogram)
+    }
+}
+
+/// `histogram` in HdrHistogram's V2 compressed encoding, base64.
+pub fn encode_histogram(histogram: &Histogram<u64>) -> String {
+    use base64::Engine as _;
+    use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
+    let mut bytes = Vec::new();
+    V2DeflateSerializer::new()
+        .serialize(histogram, &mut bytes)
+        .expect("serialising a histogram into memory cannot fail");
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// A histogram from [`encode_histogram`]'s text.
+pub fn decode_histogram(text: &str) -> Result<Histogram<u64>, String> {
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .map_err(|e| format!("stored histogram is not base64: {e}"))?;
+    hdrhistogram::serialization::Deserializer::new()
+        .deserialize(&mut bytes.as_slice())
+        .map_err(|e| format!("stored histogram does not decode: {e:?}"))
+}
+
 /// Errors by kind. Every field is a count; 0 when none happened (and when an older report does
 /// not have it).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -226,5 +272,23 @@ mod tests {
         assert!((jain_index(&[5, 5, 5, 5]) - 1.0).abs() < 1e-12);
         assert!((jain_index(&[10, 0, 0, 0]) - 0.25).abs() < 1e-12);
         assert_eq!(jain_index(&[0, 0]), 0.0);
+    }
+}
+
+#[cfg(test)]
+mod histogram_tests {
+    use super::*;
+
+    #[test]
+    fn stored_histograms_decode_to_what_was_recorded() {
+        let mut h = new_histogram();
+        for us in [1u64, 7, 90, 90, 1_500, 250_000] {
+            record(&mut h, Duration::from_micros(us));
+        }
+        let back = decode_histogram(&encode_histogram(&h)).unwrap();
+        assert_eq!(back.len(), 6);
+        assert_eq!(back.value_at_quantile(0.5), h.value_at_quantile(0.5));
+        assert_eq!(back.max(), h.max());
+        assert!(decode_histogram("not base64!").is_err());
     }
 }

@@ -30,7 +30,7 @@ pub fn main(args: ReportArgs) -> ExitCode {
     match output::redraw(&args.run, &run, &aggregates) {
         Ok(()) => {
             println!(
-                "redrew {} (summary.md, README.md, charts)",
+                "redrew {} (index.html, summary.md, README.md, charts, latency.hlog)",
                 args.run.display()
             );
             ExitCode::SUCCESS

@@ -10,6 +10,7 @@
 
 pub mod advice;
 pub mod charts;
+pub mod html;
 pub mod output;
 pub mod plan;
 pub mod process;

@@ -1,5 +1,6 @@
 //! Writing a suite run to `results/<date>-<host>-<id>/`: `run.json`, `summary.md` (tables and
-//! advice), the SVG charts, a `README.md` saying how it was made, and `results/latest`.
+//! advice), `index.html` (the same, one self-contained page), the SVG charts, `latency.hlog`, a
+//! `README.md` saying how it was made, and `results/latest`.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -70,13 +71,17 @@ pub fn write_with(
     Ok(dir)
 }
 
-/// Writes everything of a run folder but its run.json: the charts, summary.md and README.md.
+/// Writes everything of a run folder but its run.json: the charts, latency.hlog (the merged
+/// histograms), summary.md, index.html and README.md.
 /// What `echo-bench report` runs on a stored run, so a newer version can redraw an older run.
 pub fn redraw(dir: &Path, run: &SuiteRun, aggregates: &[Aggregate]) -> std::io::Result<()> {
-    let charts = charts::draw_all(dir, aggregates)?;
+    let charts = charts::draw_all(dir, run, aggregates)?;
+    let histograms = charts::write_histogram_log(dir, run, aggregates)?;
+    let summary = Summary::of(run, aggregates, &charts);
+    std::fs::write(dir.join("summary.md"), summary.markdown())?;
     std::fs::write(
-        dir.join("summary.md"),
-        summary_markdown(run, aggregates, &charts),
+        dir.join("index.html"),
+        super::html::page(run, dir, &summary, histograms.as_deref())?,
     )?;
     std::fs::write(dir.join("README.md"), readme(run, dir))
 }
@@ -457,79 +462,113 @@ fn knee_table(run: &SuiteRun) -> String {
     out
 }
 
-fn summary_markdown(run: &SuiteRun, aggregates: &[Aggregate], charts: &[PathBuf]) -> String {
-    let mut out = String::new();
-    let m = &run.meta;
-    let _ = writeln!(out, "# echo-bench suite: {} profile\n", run.profile.name());
-    let _ = writeln!(
-        out,
-        "{} on {} ({} cores, {} MiB, kernel {}), {}, echo-bench {} at {}. Each trial: {} s \
-         measured after {} s warm-up on a fresh server process, in {} interleaved round(s) \
-         (models shuffled within each round from seed {}). Figures are medians over the rounds, \
-         `±` the half-width of their 95% interval. In **bold**: each column's leading group, the \
-         models the paired comparison over the rounds cannot separate from the best by more than \
-         ±{TIE_PCT:.0}% (among models that served every connection); `†` marks columns where the \
-         client was saturated, ranked by server CPU per message instead of throughput.\n",
-        m.time,
-        m.cpu_model,
-        m.cores,
-        m.memory_mib,
-        m.kernel,
-        m.rustc,
-        m.tool_version,
-        m.git_revision,
-        run.duration_s,
-        run.warmup_s,
-        run.rounds,
-        run.seed
-    );
-    let _ = writeln!(out, "CPU split: {}.\n", run.pinning.describe());
-    out.push_str(&quietness(run));
-    if !run.skipped.is_empty() {
+/// summary.md's parts, each Markdown, so that summary.md and index.html can order them as their
+/// readers need (the page puts the advice first).
+#[derive(Debug)]
+pub struct Summary {
+    /// The `# ` heading.
+    pub title: String,
+    /// How the run was made: machine, build, method, CPU split, quietness, skipped models.
+    pub about: String,
+    /// The tables, where the client saturated, failed points and knees.
+    pub results: String,
+    /// The chart files, in order.
+    pub charts: Vec<String>,
+    /// "Which model to pick", with its heading.
+    pub advice: String,
+}
+
+impl Summary {
+    /// The parts of `run`'s summary; `charts` are the files drawn.
+    pub fn of(run: &SuiteRun, aggregates: &[Aggregate], charts: &[PathBuf]) -> Self {
+        let title = format!("# echo-bench suite: {} profile\n\n", run.profile.name());
+        let mut about = String::new();
+        let m = &run.meta;
         let _ = writeln!(
-            out,
-            "Not measured (this machine cannot run them): {}.\n",
-            run.skipped.join("; ")
+            about,
+            "{} on {} ({} cores, {} MiB, kernel {}), {}, echo-bench {} at {}. Each trial: {} s \
+             measured after {} s warm-up on a fresh server process, in {} interleaved round(s) \
+             (models shuffled within each round from seed {}). Figures are medians over the \
+             rounds, `±` the half-width of their 95% interval. In **bold**: each column's leading \
+             group, the models the paired comparison over the rounds cannot separate from the \
+             best by more than ±{TIE_PCT:.0}% (among models that served every connection); `†` \
+             marks columns where the client was saturated, ranked by server CPU per message \
+             instead of throughput.\n",
+            m.time,
+            m.cpu_model,
+            m.cores,
+            m.memory_mib,
+            m.kernel,
+            m.rustc,
+            m.tool_version,
+            m.git_revision,
+            run.duration_s,
+            run.warmup_s,
+            run.rounds,
+            run.seed
         );
+        let _ = writeln!(about, "CPU split: {}.\n", run.pinning.describe());
+        about.push_str(&quietness(run));
+        if !run.skipped.is_empty() {
+            let _ = writeln!(
+                about,
+                "Not measured (this machine cannot run them): {}.\n",
+                run.skipped.join("; ")
+            );
+        }
+        let mut results = tables(aggregates);
+        results.push_str(&saturation_list(aggregates));
+        let failures: Vec<String> = run
+            .points
+            .iter()
+            .filter(|p| !p.ok())
+            .map(|p| {
+                format!(
+                    "- {}: {}",
+                    p.point.label(),
+                    p.failure.clone().unwrap_or_default()
+                )
+            })
+            .collect();
+        if !failures.is_empty() {
+            let _ = writeln!(results, "### Failed points\n\n{}\n", failures.join("\n"));
+        }
+        results.push_str(&knee_table(run));
+        let mut advice = format!(
+            "## Which model to pick\n\nGenerated from this run's numbers. A model is named alone \
+             only when every comparison over the rounds separates it from the runner-up by more \
+             than ±{TIE_PCT:.0}%; otherwise the leading group is named as a tie. `±` is the \
+             half-width of a median's 95% interval; `[a, b]` the 95% interval of a paired \
+             change.\n\n"
+        );
+        for line in advice_of(run, aggregates) {
+            let _ = writeln!(advice, "- {line}");
+        }
+        Self {
+            title,
+            about,
+            results,
+            charts: charts
+                .iter()
+                .filter_map(|c| Some(c.file_name()?.to_string_lossy().into_owned()))
+                .collect(),
+            advice,
+        }
     }
-    out.push_str(&tables(aggregates));
-    out.push_str(&saturation_list(aggregates));
-    let failures: Vec<String> = run
-        .points
-        .iter()
-        .filter(|p| !p.ok())
-        .map(|p| {
-            format!(
-                "- {}: {}",
-                p.point.label(),
-                p.failure.clone().unwrap_or_default()
-            )
-        })
-        .collect();
-    if !failures.is_empty() {
-        let _ = writeln!(out, "### Failed points\n\n{}\n", failures.join("\n"));
-    }
-    out.push_str(&knee_table(run));
-    if !charts.is_empty() {
-        out.push_str("### Charts\n\n");
-        for chart in charts {
-            if let Some(name) = chart.file_name() {
-                let name = name.to_string_lossy();
+
+    /// summary.md: heading, how it was made, results, charts, advice.
+    pub fn markdown(&self) -> String {
+        let mut out = format!("{}{}{}", self.title, self.about, self.results);
+        if !self.charts.is_empty() {
+            out.push_str("### Charts\n\n");
+            for name in &self.charts {
                 let _ = writeln!(out, "![{name}]({name})");
             }
+            out.push('\n');
         }
-        out.push('\n');
+        out.push_str(&self.advice);
+        out
     }
-    out.push_str(&format!(
-        "## Which model to pick\n\nGenerated from this run's numbers. A model is named alone \
-         only when every comparison over the rounds separates it from the runner-up by more than \
-         ±{TIE_PCT:.0}%; otherwise the leading group is named as a tie. `±` is the half-width of \
-         a median's 95% interval; `[a, b]` the 95% interval of a paired change.\n\n"
-    ));
-    for line in advice_of(run, aggregates) {
-        let _ = writeln!(out, "- {line}");
-    }
-    out
 }
 
 fn readme(run: &SuiteRun, dir: &Path) -> String {
@@ -545,8 +584,11 @@ fn readme(run: &SuiteRun, dir: &Path) -> String {
          - Machine: {} ({} cores online, {} usable), {} MiB, kernel {}, host {}\n\
          - Build: echo-bench {} at git {}, {}\n- CPU split: {}\n\
          - When: {}\n\n\
-         Files: `run.json` (every point's full report and the environment), `summary.md` \
-         (tables, charts and the advice), `*.svg` (charts).\n\n\
+         Files: `index.html` (the report to open: advice, sortable tables, every chart), \
+         `run.json` (every point's full report, histograms included, and the environment), \
+         `summary.md` (the same report as Markdown), `*.svg` (charts), `latency.hlog` (each \
+         point's merged latency histograms, HdrHistogram's interval-log format; absent for runs \
+         stored before histograms were kept).\n\n\
          To reproduce: check out {} and run `{}` on a similar machine. Numbers from \
          different machines or settings are not comparable.\n",
         run.command,

@@ -1,12 +1,12 @@
 //! The registry of models, and the models, one file each, named exactly as the model (`-` as
 //! `_`). Adding a model is its file here and one line in `models!` below, which declares the
-//! module, the `Model` variant, its name and its server type; a test checks that the registry
+//! module, the `Model` variant, its name, its family and its server type; a test checks that the registry
 //! and this folder agree.
 
 use crate::server::EchoServer;
 
 macro_rules! models {
-    ($d:tt $( $(#[$doc:meta])* $variant:ident => $name:literal, $module:ident::$ty:ident ;)*) => {
+    ($d:tt $( $(#[$doc:meta])* $variant:ident => $name:literal, $family:ident, $module:ident::$ty:ident ;)*) => {
         /// Calls `$callback! { ident => Model::Variant, ... }` with every registered model, the
         /// ident its name in snake case: how test files generate one test per model from the
         /// registry, without a list of their own.
@@ -34,6 +34,11 @@ macro_rules! models {
                 match self { $(Model::$variant => $name,)* }
             }
 
+            /// The family the model belongs to: how reports group models into panels.
+            pub const fn family(self) -> Family {
+                match self { $(Model::$variant => Family::$family,)* }
+            }
+
             /// A server of this model.
             pub fn server(self) -> Box<dyn EchoServer> {
                 match self { $(Model::$variant => Box::new($module::$ty),)* }
@@ -42,32 +47,57 @@ macro_rules! models {
     };
 }
 
+/// A family of models: what their code looks like and where a connection waits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Family {
+    /// Blocking code: a connection waits in a thread (or, for `may`, a stackful coroutine).
+    Threads,
+    /// A readiness loop written by hand: a connection waits as an entry in the loop's slab.
+    EventLoop,
+    /// An async runtime: a connection waits as a suspended task (future).
+    AsyncRuntime,
+}
+
+impl Family {
+    /// Every family, in the order reports show them.
+    pub const ALL: [Family; 3] = [Family::Threads, Family::EventLoop, Family::AsyncRuntime];
+
+    /// How reports title the family.
+    pub const fn title(self) -> &'static str {
+        match self {
+            Family::Threads => "blocking code: threads and coroutines",
+            Family::EventLoop => "event loops",
+            Family::AsyncRuntime => "async runtimes",
+        }
+    }
+}
+
 models! {
     $
     /// One thread, one connection at a time (the textbook iterative server).
-    Blocking => "blocking", blocking::Blocking;
+    Blocking => "blocking", Threads, blocking::Blocking;
     /// A new OS thread for every accepted connection.
-    ThreadPerConnection => "thread-per-connection", thread_per_connection::ThreadPerConnection;
+    ThreadPerConnection => "thread-per-connection", Threads, thread_per_connection::ThreadPerConnection;
     /// A fixed pool of workers fed accepted connections through a channel.
-    ThreadPool => "thread-pool", thread_pool::ThreadPool;
+    ThreadPool => "thread-pool", Threads, thread_pool::ThreadPool;
     /// One thread running a mio (epoll) readiness loop.
-    Mio => "mio", mio::MioLoop;
+    Mio => "mio", EventLoop, mio::MioLoop;
     /// One mio loop per core, each with its own SO_REUSEPORT listener.
-    MioPerCore => "mio-per-core", mio_per_core::MioPerCore;
+    MioPerCore => "mio-per-core", EventLoop, mio_per_core::MioPerCore;
     /// tokio's multi-thread runtime, one task per connection.
-    Tokio => "tokio", tokio::TokioServer;
+    Tokio => "tokio", AsyncRuntime, tokio::TokioServer;
     /// A current-thread tokio runtime per core, each with its own SO_REUSEPORT listener.
-    TokioCurrentThread => "tokio-current-thread", tokio_current_thread::TokioCurrentThread;
+    TokioCurrentThread => "tokio-current-thread", AsyncRuntime, tokio_current_thread::TokioCurrentThread;
     /// tokio for I/O with each message's work sent to a rayon pool.
-    TokioRayon => "tokio-rayon", tokio_rayon::TokioRayon;
+    TokioRayon => "tokio-rayon", AsyncRuntime, tokio_rayon::TokioRayon;
     /// async-std, one task per connection.
-    AsyncStd => "async-std", async_std::AsyncStdServer;
+    AsyncStd => "async-std", AsyncRuntime, async_std::AsyncStdServer;
     /// smol, one task per connection on an executor with a thread per core.
-    Smol => "smol", smol::SmolServer;
+    Smol => "smol", AsyncRuntime, smol::SmolServer;
     /// Completion-based io_uring I/O (tokio-uring), a runtime per core.
-    IoUring => "io-uring", io_uring::IoUringServer;
+    IoUring => "io-uring", AsyncRuntime, io_uring::IoUringServer;
     /// Stackful coroutines (may), one per connection.
-    May => "may", may::MayServer;
+    May => "may", Threads, may::MayServer;
 }
 
 #[cfg(test)]

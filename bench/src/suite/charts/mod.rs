@@ -1,0 +1,619 @@
+//! The run's charts as SVG (plotters), every model in the same style on every chart
+//! ([`style`]), the legend beside the plot ([`canvas`]):
+//! - a ranking chart per advice category: each model's median with its 95% interval over the
+//!   rounds, the leading group filled;
+//! - against connections (log scale, ticks at the measured counts): throughput with error bars,
+//!   the same in small multiples by model family, server CPU per message, server memory and
+//!   fairness; starved points hollow, failed ones crossed;
+//! - the handler-work sweep: throughput, p99 and fairness against the CPU work per message;
+//! - a latency spectrum per point ([`spectrum`]), from the histograms stored in run.json.
+
+mod canvas;
+mod spectrum;
+mod style;
+
+use std::path::{Path, PathBuf};
+
+use echo_servers::{Family, Model};
+use plotters::prelude::*;
+
+use self::canvas::{Axis, Figure, Line, Mark, Panel, Point, Scale, axis_number};
+use self::style::SeriesStyle;
+use super::SuiteRun;
+use super::advice::{Aggregate, Measure, rankings};
+use super::plan::size_label;
+use crate::config::Workload;
+
+pub use self::canvas::{LEGEND_WIDTH, WIDTH};
+pub use self::spectrum::write_log as write_histogram_log;
+
+fn err(e: impl std::fmt::Display) -> std::io::Error {
+    std::io::Error::other(e.to_string())
+}
+
+/// One advice category: each eligible model's median (dot) and 95% interval over the rounds
+/// (bar), best at the top; the leading group filled, the rest hollow.
+fn ranking_chart(
+    path: &Path,
+    title: &str,
+    measure: Measure,
+    rows: &[(String, f64, f64, f64, bool)],
+) -> std::io::Result<()> {
+    let x_max = rows.iter().map(|r| r.3).fold(0.0f64, f64::max) * 1.1;
+    let height = 90 + 34 * rows.len() as u32;
+    let root = SVGBackend::new(path, (canvas::WIDTH, height)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let n = rows.len();
+    let names: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(170)
+        .build_cartesian_2d(0.0..x_max.max(1e-9), -0.5f64..(n as f64 - 0.5))
+        .map_err(err)?;
+    let label = move |y: &f64| {
+        let i = y.round();
+        if (y - i).abs() < 0.01 && i >= 0.0 && (i as usize) < names.len() {
+            // Best at the top: row 0 is drawn highest.
+            names[names.len() - 1 - i as usize].clone()
+        } else {
+            String::new()
+        }
+    };
+    let x_desc = format!(
+        "{} ({}), median and 95% interval over the rounds",
+        measure.name(),
+        if measure.higher_is_better() {
+            "higher is better"
+        } else {
+            "lower is better"
+        }
+    );
+    chart
+        .configure_mesh()
+        .y_labels(n * 2 + 1)
+        .y_label_formatter(&label)
+        .x_desc(x_desc)
+        .x_label_formatter(&|x| axis_number(*x))
+        .disable_y_mesh()
+        .draw()
+        .map_err(err)?;
+    let lead = RGBColor(31, 119, 180);
+    let rest = RGBColor(127, 127, 127);
+    for (i, (_, median, low, high, leading)) in rows.iter().enumerate() {
+        let y = (n - 1 - i) as f64;
+        let c = if *leading { lead } else { rest };
+        chart
+            .draw_series(std::iter::once(ErrorBar::new_horizontal(
+                y,
+                *low,
+                *median,
+                *high,
+                c.stroke_width(2),
+                10,
+            )))
+            .map_err(err)?;
+        let style = if *leading { c.filled() } else { WHITE.filled() };
+        chart
+            .draw_series([
+                Circle::new((*median, y), 6, style),
+                Circle::new((*median, y), 6, c.stroke_width(2)),
+            ])
+            .map_err(err)?;
+    }
+    root.present().map_err(err)
+}
+
+/// The ranking chart of every advice category; returns the files written.
+fn draw_rankings(dir: &Path, all: &[Aggregate]) -> std::io::Result<Vec<PathBuf>> {
+    let mut written = Vec::new();
+    for (i, (category, ranking)) in rankings(all).into_iter().enumerate() {
+        if ranking.ranked.len() < 2 {
+            continue;
+        }
+        let rows: Vec<(String, f64, f64, f64, bool)> = ranking
+            .ranked
+            .iter()
+            .map(|r| {
+                (
+                    r.aggregate.model.name().to_owned(),
+                    r.estimate.median,
+                    r.estimate.low,
+                    r.estimate.high,
+                    !r.separated,
+                )
+            })
+            .collect();
+        let path = dir.join(format!("rank-{}.svg", i + 1));
+        let title = format!(
+            "{}: {} ({})",
+            category.title,
+            category.point,
+            if category.winner.is_some() {
+                "filled: the sole leader"
+            } else {
+                "filled: the leading group, tied"
+            }
+        );
+        ranking_chart(&path, &title, ranking.measure, &rows)?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+/// How a point's marker says what it can claim: crossed if a round failed, hollow if
+/// connections starved or saw errors, filled otherwise.
+fn mark_of(a: &Aggregate) -> Mark {
+    if a.failed {
+        Mark::Crossed
+    } else if a.starved > 0 || a.errors > 0 {
+        Mark::Hollow
+    } else {
+        Mark::Filled
+    }
+}
+
+/// The legend's note for a model's points: where it starved, failed or saw errors.
+fn note_of(points: &[&Aggregate], x_name: &dyn Fn(&Aggregate) -> String) -> Option<String> {
+    let list = |keep: &dyn Fn(&Aggregate) -> bool| -> Vec<String> {
+        points
+            .iter()
+            .filter(|a| keep(a))
+            .map(|a| x_name(a))
+            .collect()
+    };
+    let mut parts = Vec::new();
+    let failed = list(&|a| a.failed);
+    if !failed.is_empty() {
+        parts.push(format!("failed at {}", failed.join(", ")));
+    }
+    let starved = list(&|a| !a.failed && (a.starved > 0 || a.errors > 0));
+    if !starved.is_empty() {
+        parts.push(format!("starved or erred at {}", starved.join(", ")));
+    }
+    (!parts.is_empty()).then(|| parts.join("; "))
+}
+
+fn models_in(aggregates: &[Aggregate]) -> Vec<Model> {
+    let mut models: Vec<Model> = Vec::new();
+    for a in aggregates {
+        if !models.contains(&a.model) {
+            models.push(a.model);
+        }
+    }
+    models.sort_by_key(|m| Model::ALL.iter().position(|x| x == m));
+    models
+}
+
+/// One line per model: `value` of the ping-pong points with `payload`, by connections; with
+/// `interval`, that measure's 95% interval over the rounds as error bars.
+fn connection_lines(
+    aggregates: &[Aggregate],
+    payload: usize,
+    value: fn(&Aggregate) -> f64,
+    interval: Option<Measure>,
+) -> Vec<Line> {
+    models_in(aggregates)
+        .into_iter()
+        .filter_map(|model| {
+            let mut here: Vec<&Aggregate> = aggregates
+                .iter()
+                .filter(|a| {
+                    a.model == model
+                        && a.workload == Workload::PingPong
+                        && a.payload == payload
+                        && a.runs > 0
+                })
+                .collect();
+            here.sort_by_key(|a| a.connections);
+            let points: Vec<Point> = here
+                .iter()
+                .map(|a| Point {
+                    x: a.connections as f64,
+                    y: value(a),
+                    interval: interval
+                        .and_then(|m| a.estimate(m))
+                        .filter(|e| e.n > 1)
+                        .map(|e| (e.low, e.high)),
+                    mark: mark_of(a),
+                })
+                .collect();
+            (!points.is_empty()).then(|| Line {
+                name: model.name().to_owned(),
+                style: SeriesStyle::of_model(model),
+                points,
+                note: note_of(&here, &|a| a.connections.to_string()),
+            })
+        })
+        .collect()
+}
+
+/// Connections on a log axis, ticked at the counts measured.
+fn connections_axis(aggregates: &[Aggregate], payload: usize) -> Axis {
+    let mut counts: Vec<usize> = aggregates
+        .iter()
+        .filter(|a| a.workload == Workload::PingPong && a.payload == payload)
+        .map(|a| a.connections)
+        .collect();
+    counts.sort_unstable();
+    counts.dedup();
+    let low = *counts.first().unwrap_or(&1) as f64;
+    let high = *counts.last().unwrap_or(&1) as f64;
+    Axis::new("connections (log scale)", Scale::Log)
+        .with_range(low / 1.6, high.max(low * 2.0) * 1.6)
+        .with_ticks(counts.iter().map(|&c| (c as f64, c.to_string())).collect())
+}
+
+const MARKERS_NOTE: &str =
+    "Hollow marker: some connections starved or saw errors; crossed: the point failed.";
+const BARS_NOTE: &str = "Bars: 95% interval over the rounds.";
+
+/// The charts against connections for one ping-pong payload; returns the files written.
+fn draw_by_connections(
+    dir: &Path,
+    aggregates: &[Aggregate],
+    payload: usize,
+    first: bool,
+) -> std::io::Result<Vec<PathBuf>> {
+    let mut written = Vec::new();
+    let size = size_label(payload);
+    let label = size.replace(' ', "");
+    let notes = vec![BARS_NOTE.to_owned(), MARKERS_NOTE.to_owned()];
+    let throughput = connection_lines(aggregates, payload, |a| a.rps, Some(Measure::Throughput));
+    let throughput_axis = Axis::new("messages/s", Scale::Linear);
+    let path = dir.join(format!("throughput-{label}.svg"));
+    canvas::draw(
+        &path,
+        &Figure {
+            title: format!("ping-pong throughput, {size} messages (median, 95% interval)"),
+            x: connections_axis(aggregates, payload),
+            y: throughput_axis.clone(),
+            panels: vec![Panel {
+                title: None,
+                lines: throughput.clone(),
+            }],
+            notes: notes.clone(),
+        },
+    )?;
+    written.push(path);
+    // The same in small multiples, one panel per family, where a dozen lines tangle.
+    let panels: Vec<Panel> = Family::ALL
+        .into_iter()
+        .map(|family| Panel {
+            title: Some(family.title().to_owned()),
+            lines: throughput
+                .iter()
+                .filter(|l| l.name.parse::<Model>().is_ok_and(|m| m.family() == family))
+                .cloned()
+                .collect(),
+        })
+        .filter(|p| !p.lines.is_empty())
+        .collect();
+    if panels.len() > 1 {
+        let path = dir.join(format!("throughput-{label}-by-family.svg"));
+        canvas::draw(
+            &path,
+            &Figure {
+                title: format!("ping-pong throughput, {size} messages, by model family"),
+                x: connections_axis(aggregates, payload),
+                y: throughput_axis,
+                panels,
+                notes: notes.clone(),
+            },
+        )?;
+        written.push(path);
+    }
+    if !first {
+        return Ok(written);
+    }
+    type Chart = (
+        &'static str,
+        &'static str,
+        Axis,
+        fn(&Aggregate) -> f64,
+        Option<Measure>,
+    );
+    let charts: [Chart; 3] = [
+        (
+            "server-cpu.svg",
+            "server CPU per message",
+            Axis::new("µs of server CPU per message (log scale)", Scale::Log),
+            |a| a.cpu_us_per_msg,
+            Some(Measure::CpuPerMessage),
+        ),
+        (
+            "server-rss.svg",
+            "server peak RSS",
+            Axis::new("MiB", Scale::Linear),
+            |a| a.server_rss_kib as f64 / 1024.0,
+            None,
+        ),
+        (
+            "fairness.svg",
+            "fairness (Jain's index over connections)",
+            Axis::new("Jain index (1 = even)", Scale::Linear).with_range(0.0, 1.05),
+            |a| a.fairness,
+            None,
+        ),
+    ];
+    for (file, title, y, value, interval) in charts {
+        let path = dir.join(file);
+        canvas::draw(
+            &path,
+            &Figure {
+                title: format!("{title}, ping-pong {size} messages"),
+                x: connections_axis(aggregates, payload),
+                y,
+                panels: vec![Panel {
+                    title: None,
+                    lines: connection_lines(aggregates, payload, value, interval),
+                }],
+                notes: notes.clone(),
+            },
+        )?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+/// The work sweep at its largest connection count: throughput, p99 and fairness against the
+/// CPU work per message, one line per model; the work levels evenly spaced on x.
+fn draw_work(dir: &Path, all: &[Aggregate]) -> std::io::Result<Vec<PathBuf>> {
+    let sweep = super::advice::work_sweep(all);
+    let Some(connections) = sweep.iter().map(|a| a.connections).max() else {
+        return Ok(Vec::new());
+    };
+    let at_c: Vec<&Aggregate> = sweep
+        .into_iter()
+        .filter(|a| a.connections == connections && a.runs > 0)
+        .collect();
+    let mut works: Vec<u64> = at_c.iter().map(|a| a.work_us).collect();
+    works.sort_unstable();
+    works.dedup();
+    let x = Axis::new("CPU work per message", Scale::Linear)
+        .with_range(-0.3, works.len() as f64 - 0.7)
+        .with_ticks(
+            works
+                .iter()
+                .enumerate()
+                .map(|(i, w)| (i as f64, format!("{w} µs")))
+                .collect(),
+        );
+    type Chart = (
+        &'static str,
+        &'static str,
+        Axis,
+        fn(&Aggregate) -> f64,
+        Option<Measure>,
+    );
+    let charts: [Chart; 3] = [
+        (
+            "work-throughput.svg",
+            "throughput",
+            Axis::new("messages/s (log scale)", Scale::Log),
+            |a| a.rps,
+            Some(Measure::Throughput),
+        ),
+        (
+            "work-p99.svg",
+            "p99 latency",
+            Axis::new("µs (log scale)", Scale::Log),
+            |a| a.p99.max(1) as f64,
+            Some(Measure::P99),
+        ),
+        (
+            "work-fairness.svg",
+            "fairness",
+            Axis::new("Jain index (1 = even)", Scale::Linear).with_range(0.0, 1.05),
+            |a| a.fairness,
+            None,
+        ),
+    ];
+    let mut written = Vec::new();
+    for (file, what, y, value, interval) in charts {
+        let lines: Vec<Line> = models_in(all)
+            .into_iter()
+            .filter_map(|model| {
+                let here: Vec<&Aggregate> =
+                    at_c.iter().copied().filter(|a| a.model == model).collect();
+                let points: Vec<Point> = here
+                    .iter()
+                    .filter_map(|a| {
+                        let x = works.iter().position(|&w| w == a.work_us)?;
+                        Some(Point {
+                            x: x as f64,
+                            y: value(a),
+                            interval: interval
+                                .and_then(|m| a.estimate(m))
+                                .filter(|e| e.n > 1)
+                                .map(|e| (e.low, e.high)),
+                            mark: mark_of(a),
+                        })
+                    })
+                    .collect();
+                (!points.is_empty()).then(|| Line {
+                    name: model.name().to_owned(),
+                    style: SeriesStyle::of_model(model),
+                    points,
+                    note: note_of(&here, &|a| format!("{} µs", a.work_us)),
+                })
+            })
+            .collect();
+        let path = dir.join(file);
+        canvas::draw(
+            &path,
+            &Figure {
+                title: format!(
+                    "{what} with CPU work per message, ping-pong {connections} connections"
+                ),
+                x: x.clone(),
+                y,
+                panels: vec![Panel { title: None, lines }],
+                notes: vec![BARS_NOTE.to_owned(), MARKERS_NOTE.to_owned()],
+            },
+        )?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+/// Draws every chart the run's data supports into `dir`; returns the files written.
+pub fn draw_all(dir: &Path, run: &SuiteRun, all: &[Aggregate]) -> std::io::Result<Vec<PathBuf>> {
+    let aggregates = &super::advice::at_base_work(all)[..];
+    let mut written = draw_rankings(dir, all)?;
+    written.extend(draw_work(dir, all)?);
+    let mut payloads: Vec<usize> = aggregates
+        .iter()
+        .filter(|a| a.workload == Workload::PingPong)
+        .map(|a| a.payload)
+        .collect();
+    payloads.sort_unstable();
+    payloads.dedup();
+    for (i, &payload) in payloads.iter().enumerate() {
+        written.extend(draw_by_connections(dir, aggregates, payload, i == 0)?);
+    }
+    written.extend(spectrum::draw(dir, run, aggregates)?);
+    Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::canvas::{HEIGHT, draw};
+    use super::*;
+
+    /// A figure with every model, one of them starved, and intervals.
+    fn every_model() -> Figure {
+        let lines = Model::ALL
+            .iter()
+            .enumerate()
+            .map(|(i, &model)| Line {
+                name: model.name().to_owned(),
+                style: SeriesStyle::of_model(model),
+                points: [1.0, 16.0, 256.0]
+                    .into_iter()
+                    .map(|x| Point {
+                        x,
+                        y: 1000.0 * (i + 1) as f64 * x.sqrt(),
+                        interval: Some((900.0 * x.sqrt(), 1100.0 * (i + 1) as f64 * x.sqrt())),
+                        mark: if i == 0 { Mark::Hollow } else { Mark::Filled },
+                    })
+                    .collect(),
+                note: (i == 0).then(|| "starved at 256".to_owned()),
+            })
+            .collect();
+        Figure {
+            title: "test".to_owned(),
+            x: Axis::new("connections", Scale::Log),
+            y: Axis::new("messages/s", Scale::Linear),
+            panels: vec![Panel { title: None, lines }],
+            notes: vec![MARKERS_NOTE.to_owned()],
+        }
+    }
+
+    fn drawn(figure: &Figure, name: &str) -> String {
+        let dir = std::env::temp_dir().join(format!("echo-bench-charts-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        draw(&path, figure).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let _ = std::fs::remove_file(&path);
+        text
+    }
+
+    fn number(node: &roxmltree::Node<'_, '_>, attribute: &str) -> f64 {
+        node.attribute(attribute)
+            .unwrap_or("0")
+            .parse()
+            .unwrap_or(0.0)
+    }
+
+    #[test]
+    fn a_chart_is_valid_svg_with_its_legend_beside_the_plot() {
+        let svg = drawn(&every_model(), "legend.svg");
+        let doc = roxmltree::Document::parse(&svg).expect("the chart parses as XML");
+        assert_eq!(doc.root_element().tag_name().name(), "svg");
+        let boundary = f64::from(WIDTH - LEGEND_WIDTH);
+        let names: Vec<&str> = Model::ALL.iter().map(|m| m.name()).collect();
+        let mut legend_entries = 0;
+        for text in doc.descendants().filter(|n| n.has_tag_name("text")) {
+            if names.contains(&text.text().unwrap_or("").trim()) {
+                assert!(
+                    number(&text, "x") >= boundary,
+                    "legend entry inside the plot"
+                );
+                legend_entries += 1;
+            }
+        }
+        assert_eq!(
+            legend_entries,
+            Model::ALL.len(),
+            "one legend entry per model"
+        );
+        // No drawn line crosses into the legend's column: every line lies on one side of it.
+        for line in doc.descendants().filter(|n| n.has_tag_name("polyline")) {
+            let xs: Vec<f64> = line
+                .attribute("points")
+                .unwrap_or("")
+                .split_whitespace()
+                .filter_map(|p| p.split(',').next()?.parse().ok())
+                .collect();
+            let left = xs.iter().all(|&x| x < boundary);
+            let right = xs.iter().all(|&x| x >= boundary);
+            assert!(left || right, "a line crosses the legend's edge: {xs:?}");
+            assert!(xs.iter().all(|&x| x <= f64::from(WIDTH)));
+        }
+        assert!(svg.contains(&format!("height=\"{HEIGHT}\"")));
+    }
+
+    #[test]
+    fn every_model_is_drawn_in_its_own_colour_in_the_plot() {
+        let svg = drawn(&every_model(), "colours.svg");
+        let doc = roxmltree::Document::parse(&svg).unwrap();
+        let boundary = f64::from(WIDTH - LEGEND_WIDTH);
+        for model in Model::ALL {
+            let colour = SeriesStyle::of_model(*model).hex();
+            let in_plot = doc.descendants().any(|n| {
+                n.has_tag_name("polyline")
+                    && n.attribute("stroke")
+                        .is_some_and(|s| s.eq_ignore_ascii_case(&colour))
+                    && n.attribute("points").is_some_and(|p| {
+                        p.split_whitespace().all(|xy| {
+                            xy.split(',')
+                                .next()
+                                .and_then(|x| x.parse::<f64>().ok())
+                                .is_some_and(|x| x < boundary)
+                        })
+                    })
+            });
+            assert!(in_plot, "{model}'s line ({colour}) is not in the plot");
+        }
+    }
+
+    #[test]
+    fn hollow_markers_are_drawn_for_starved_points() {
+        let svg = drawn(&every_model(), "hollow.svg");
+        let colour = SeriesStyle::of_model(Model::ALL[0]).hex();
+        // The first model is starved: its markers are white circles outlined in its colour.
+        let doc = roxmltree::Document::parse(&svg).unwrap();
+        let boundary = f64::from(WIDTH - LEGEND_WIDTH);
+        let white_in_plot = doc
+            .descendants()
+            .filter(|n| {
+                n.has_tag_name("circle")
+                    && number(n, "cx") < boundary
+                    && n.attribute("fill")
+                        .is_some_and(|f| f.eq_ignore_ascii_case("#FFFFFF"))
+            })
+            .count();
+        assert!(
+            white_in_plot >= 3,
+            "three hollow markers expected, found {white_in_plot}"
+        );
+        assert!(svg.contains("starved at 256"));
+        assert!(
+            svg.to_ascii_uppercase()
+                .contains(&colour.to_ascii_uppercase())
+        );
+    }
+}

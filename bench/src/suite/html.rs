@@ -1,0 +1,223 @@
+//! `index.html`: a run as one self-contained page that opens in any browser, with no network:
+//! the advice first, then the tables (sortable: click a column header), every chart as inline
+//! SVG, how the run was made, and links to the run's files. Rendered from the same Markdown
+//! parts as summary.md ([`Summary`]) by pulldown-cmark, so the two never disagree.
+//!
+//! The page records its own script errors on `<html data-errors="N">` and marks
+//! `data-ready="1"` once its script has run, which is what `scripts/check-report.sh` checks in
+//! headless Chromium.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use pulldown_cmark::{Event, Options, Parser};
+
+use super::SuiteRun;
+use super::output::Summary;
+
+const STYLE: &str = r#"
+body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #222;
+       max-width: 1240px; margin: 0 auto; padding: 16px 28px 48px; }
+h1 { font-size: 26px; margin-bottom: 4px; }
+h2 { margin-top: 36px; border-bottom: 1px solid #ddd; padding-bottom: 4px; }
+h3 { margin-top: 28px; font-size: 17px; }
+#advice { background: #f5f8fc; border: 1px solid #d6e2f0; border-radius: 6px; padding: 4px 20px 12px; }
+#advice li { margin: 6px 0; }
+table { border-collapse: collapse; margin: 8px 0 4px; font-size: 13px; }
+th, td { border: 1px solid #ddd; padding: 4px 8px; }
+td:not(:first-child) { text-align: right; white-space: nowrap; }
+th { background: #f2f2f2; cursor: pointer; user-select: none; position: sticky; top: 0; }
+th[data-order="asc"]::after { content: " \25B2"; font-size: 10px; }
+th[data-order="desc"]::after { content: " \25BC"; font-size: 10px; }
+tr:nth-child(even) td { background: #fafafa; }
+figure { margin: 18px 0 26px; }
+figure svg { max-width: 100%; height: auto; border: 1px solid #eee; }
+figcaption { font-size: 13px; color: #555; margin-bottom: 4px; }
+code { background: #f2f2f2; padding: 1px 4px; border-radius: 3px; font-size: 13px; }
+.hint { color: #666; font-size: 13px; }
+"#;
+
+/// Records script errors on the page before anything else runs.
+const ERRORS_SCRIPT: &str = r#"
+(function () {
+  var errors = [];
+  function note(text) {
+    errors.push(String(text));
+    document.documentElement.setAttribute("data-errors", String(errors.length));
+  }
+  window.addEventListener("error", function (e) { note(e.message); });
+  var original = console.error;
+  console.error = function () {
+    note(Array.prototype.join.call(arguments, " "));
+    original.apply(console, arguments);
+  };
+})();
+"#;
+
+/// Makes every table sortable by its columns: numbers (with k/M suffixes) by value, the rest
+/// by text; cells without a number last.
+const SORT_SCRIPT: &str = r#"
+(function () {
+  function key(cell) {
+    var text = cell.textContent.trim();
+    var m = text.match(/-?\d+(\.\d+)?\s*([kM])?/);
+    if (!m) { return null; }
+    var v = parseFloat(m[0]);
+    if (m[2] === "k") { v *= 1e3; } else if (m[2] === "M") { v *= 1e6; }
+    return v;
+  }
+  document.querySelectorAll("table").forEach(function (table) {
+    var headers = table.querySelectorAll("thead th");
+    headers.forEach(function (th, column) {
+      th.title = "sort by this column";
+      th.addEventListener("click", function () {
+        var ascending = th.getAttribute("data-order") !== "asc";
+        headers.forEach(function (h) { h.removeAttribute("data-order"); });
+        th.setAttribute("data-order", ascending ? "asc" : "desc");
+        var body = table.tBodies[0];
+        var rows = Array.prototype.slice.call(body.rows);
+        rows.sort(function (a, b) {
+          var x = a.cells[column], y = b.cells[column];
+          if (column > 0) {
+            var kx = key(x), ky = key(y);
+            if (kx === null && ky === null) { return 0; }
+            if (kx === null) { return 1; }
+            if (ky === null) { return -1; }
+            return ascending ? kx - ky : ky - kx;
+          }
+          var c = x.textContent.localeCompare(y.textContent);
+          return ascending ? c : -c;
+        });
+        rows.forEach(function (row) { body.appendChild(row); });
+      });
+    });
+  });
+  document.documentElement.setAttribute("data-ready", "1");
+})();
+"#;
+
+/// `text` with HTML's special characters escaped.
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// An SVG file's markup for inlining: its XML declaration dropped.
+fn inline_svg(path: &Path) -> std::io::Result<String> {
+    let text = std::fs::read_to_string(path)?;
+    let start = text.find("<svg").ok_or_else(|| {
+        std::io::Error::other(format!("{} holds no <svg> element", path.display()))
+    })?;
+    Ok(text[start..].to_owned())
+}
+
+/// `markdown` as HTML, tables included.
+fn to_html(markdown: &str) -> String {
+    let mut out = String::new();
+    let parser = Parser::new_ext(markdown, Options::ENABLE_TABLES);
+    pulldown_cmark::html::push_html(
+        &mut out,
+        parser.map(|event| match event {
+            // summary.md's tables are wide: keep cells on one line.
+            Event::SoftBreak => Event::Text(" ".into()),
+            other => other,
+        }),
+    );
+    out
+}
+
+/// The charts, each inline under its file name.
+fn charts_html(dir: &Path, charts: &[String]) -> std::io::Result<String> {
+    let mut out = String::new();
+    for name in charts {
+        let _ = writeln!(
+            out,
+            "<figure><figcaption><a href=\"{0}\">{0}</a></figcaption>{1}</figure>",
+            escape(name),
+            inline_svg(&dir.join(name))?
+        );
+    }
+    Ok(out)
+}
+
+/// The page of the run stored in `dir`, from its summary's parts; `histograms` is its
+/// latency.hlog, if written.
+pub fn page(
+    run: &SuiteRun,
+    dir: &Path,
+    summary: &Summary,
+    histograms: Option<&Path>,
+) -> std::io::Result<String> {
+    let title = summary
+        .title
+        .trim()
+        .trim_start_matches('#')
+        .trim()
+        .to_owned();
+    let mut files = String::from(
+        "<ul><li><a href=\"run.json\">run.json</a>: every trial's full report (latency \
+         histograms included, base64 of HdrHistogram's V2 encoding) and the environment</li>\
+         <li><a href=\"summary.md\">summary.md</a>: this page as Markdown</li>\
+         <li><a href=\"README.md\">README.md</a>: how the run was made</li>",
+    );
+    if let Some(hlog) = histograms.and_then(Path::file_name) {
+        let _ = write!(
+            files,
+            "<li><a href=\"{0}\">{0}</a>: each point's latency histograms, merged over the \
+             rounds, in HdrHistogram's interval-log format (tag: point/model)</li>",
+            escape(&hlog.to_string_lossy())
+        );
+    }
+    files.push_str("</ul>");
+    let mut html = String::new();
+    let _ = write!(
+        html,
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <title>{title}</title>\n<script>{ERRORS_SCRIPT}</script>\n<style>{STYLE}</style>\n\
+         </head>\n<body>\n<h1>{title}</h1>\n<p class=\"hint\">{when}, {machine}. Command: \
+         <code>{command}</code></p>\n<section id=\"advice\">\n{advice}</section>\n\
+         <section id=\"results\">\n<h2>Results</h2>\n<p class=\"hint\">Click a column header to \
+         sort the table by it.</p>\n{results}</section>\n<section id=\"charts\">\n<h2>Charts</h2>\n\
+         {charts}</section>\n<section id=\"about\">\n<h2>How this run was made</h2>\n{about}\
+         <h3>Files</h3>\n{files}\n</section>\n<script>{SORT_SCRIPT}</script>\n</body>\n</html>\n",
+        title = escape(&title),
+        when = escape(&run.meta.time),
+        machine = escape(&format!(
+            "{} ({} cores), host {}",
+            run.meta.cpu_model, run.meta.cores, run.meta.host
+        )),
+        command = escape(&run.command),
+        advice = to_html(&summary.advice),
+        results = to_html(&summary.results),
+        charts = charts_html(dir, &summary.charts)?,
+        about = to_html(&summary.about),
+    );
+    Ok(html)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markdown_tables_become_html_tables() {
+        let html = to_html("| model | a |\n|---|---:|\n| **tokio** | 1.5k ±3% |\n");
+        assert!(html.contains("<table>"), "{html}");
+        assert!(html.contains("<strong>tokio</strong>"), "{html}");
+        assert!(
+            html.contains("<th style=\"text-align: right\">a</th>"),
+            "{html}"
+        );
+    }
+
+    #[test]
+    fn the_scripts_are_inline_and_reach_nothing_outside() {
+        for script in [ERRORS_SCRIPT, SORT_SCRIPT, STYLE] {
+            assert!(!script.contains("http"), "{script}");
+            assert!(!script.contains("</script"), "{script}");
+        }
+    }
+}
