@@ -245,6 +245,20 @@ fn connections_axis(aggregates: &[Aggregate], payload: usize) -> Axis {
         .with_ticks(counts.iter().map(|&c| (c as f64, c.to_string())).collect())
 }
 
+/// One chart of a set: file, title, y axis, the figure drawn and the measure of its interval.
+type ChartSpec = (
+    &'static str,
+    &'static str,
+    Axis,
+    fn(&Aggregate) -> f64,
+    Option<Measure>,
+);
+
+/// Jain's index: 0 to 1, whatever the data.
+fn fairness_axis() -> Axis {
+    Axis::new("Jain index (1 = even)", Scale::Linear).with_range(0.0, 1.05)
+}
+
 const MARKERS_NOTE: &str =
     "Hollow marker: some connections starved or saw errors; crossed: the point failed.";
 const BARS_NOTE: &str = "Bars: 95% interval over the rounds.";
@@ -307,14 +321,7 @@ fn draw_by_connections(
     if !first {
         return Ok(written);
     }
-    type Chart = (
-        &'static str,
-        &'static str,
-        Axis,
-        fn(&Aggregate) -> f64,
-        Option<Measure>,
-    );
-    let charts: [Chart; 3] = [
+    let charts: [ChartSpec; 3] = [
         (
             "server-cpu.svg",
             "server CPU per message",
@@ -332,7 +339,7 @@ fn draw_by_connections(
         (
             "fairness.svg",
             "fairness (Jain's index over connections)",
-            Axis::new("Jain index (1 = even)", Scale::Linear).with_range(0.0, 1.05),
+            fairness_axis(),
             |a| a.fairness,
             None,
         ),
@@ -380,14 +387,7 @@ fn draw_work(dir: &Path, all: &[Aggregate]) -> std::io::Result<Vec<PathBuf>> {
                 .map(|(i, w)| (i as f64, format!("{w} µs")))
                 .collect(),
         );
-    type Chart = (
-        &'static str,
-        &'static str,
-        Axis,
-        fn(&Aggregate) -> f64,
-        Option<Measure>,
-    );
-    let charts: [Chart; 3] = [
+    let charts: [ChartSpec; 3] = [
         (
             "work-throughput.svg",
             "throughput",
@@ -405,7 +405,7 @@ fn draw_work(dir: &Path, all: &[Aggregate]) -> std::io::Result<Vec<PathBuf>> {
         (
             "work-fairness.svg",
             "fairness",
-            Axis::new("Jain index (1 = even)", Scale::Linear).with_range(0.0, 1.05),
+            fairness_axis(),
             |a| a.fairness,
             None,
         ),
