@@ -247,6 +247,8 @@ fn report_redraws_a_runs_summary_and_charts_from_its_run_json() {
     ] {
         std::fs::remove_file(run_dir.join(file)).unwrap();
     }
+    // A chart an older version drew and this one does not is not left behind.
+    std::fs::write(run_dir.join("latency.svg"), "<svg/>").unwrap();
     let redrawn = support::echo_bench(&["report", run_dir.to_str().unwrap()]);
     assert_eq!(
         redrawn.status.code(),

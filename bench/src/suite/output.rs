@@ -75,6 +75,13 @@ pub fn write_with(
 /// histograms), summary.md, index.html and README.md.
 /// What `echo-bench report` runs on a stored run, so a newer version can redraw an older run.
 pub fn redraw(dir: &Path, run: &SuiteRun, aggregates: &[Aggregate]) -> std::io::Result<()> {
+    // Every chart in a run folder is drawn here: those an older version drew and this one does
+    // not (latency.svg became the spectra) go, so the folder holds one version's charts.
+    for entry in std::fs::read_dir(dir)?.flatten() {
+        if entry.path().extension().is_some_and(|e| e == "svg") {
+            std::fs::remove_file(entry.path())?;
+        }
+    }
     let charts = charts::draw_all(dir, run, aggregates)?;
     let histograms = charts::write_histogram_log(dir, run, aggregates)?;
     let summary = Summary::of(run, aggregates, &charts);
