@@ -37,7 +37,9 @@ enum Command {
     Ab(cli::ab::AbArgs),
     /// Compare two stored suite runs (unpaired: a lead to confirm with `ab`).
     Compare(cli::compare::CompareArgs),
-    /// Redraw a stored run's charts, summary.md and README.md from its run.json.
+    /// Combine the reports of several agents that loaded one server at the same time.
+    Merge(cli::merge::MergeArgs),
+    /// Redraw a stored run's index.html, charts, summary.md and README.md from its run.json.
     Report(cli::report::ReportArgs),
     /// Check whether several suite runs' advice agrees; exit 1 on a contradiction.
     Stability(cli::stability::StabilityArgs),
@@ -62,6 +64,7 @@ fn main() -> ExitCode {
         Some(Command::Compare(compare)) => cli::compare::main(compare),
         Some(Command::Stability(stability)) => cli::stability::main(stability),
         Some(Command::Report(report)) => cli::report::main(report),
+        Some(Command::Merge(merge)) => cli::merge::main(merge),
         Some(Command::Serve(serve)) => echo_servers::cli::serve(serve, "echo-bench serve"),
     }
 }

@@ -21,6 +21,7 @@
 pub mod config;
 pub mod engine;
 pub mod export;
+pub mod merge;
 pub mod meta;
 pub mod pattern;
 pub mod procfs;

@@ -135,6 +135,9 @@ pub struct Report {
     pub bytes: u64,
     /// The measured window, seconds.
     pub duration_s: f64,
+    /// When the measured window opened: seconds since the Unix epoch (0 in reports made before
+    /// it was recorded).
+    pub window_start_unix_s: f64,
     /// Churn figures.
     pub churn: Option<Churn>,
     /// Open-loop figures.
@@ -232,6 +235,10 @@ impl Report {
             messages: s.messages,
             bytes: s.bytes,
             duration_s: window,
+            window_start_unix_s: outcome
+                .window_start
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64()),
             churn,
             open_loop,
             warnings,

@@ -74,9 +74,50 @@ pub struct RunArgs {
     /// Write the latency histogram (HdrHistogram V2, µs) here.
     #[arg(long, value_name = "PATH")]
     hdr: Option<PathBuf>,
+    /// Start at this wall-clock time (Unix seconds, fractions allowed), so that agents on
+    /// several machines open their measured windows together (see `echo-bench merge`).
+    #[arg(long, value_name = "UNIX_TIME", conflicts_with = "start_in")]
+    start_at: Option<f64>,
+    /// Start after this long (10s, 500ms): `--start-at` relative to now.
+    #[arg(long, value_name = "D", value_parser = parse_duration)]
+    start_in: Option<Duration>,
     /// No summary on stdout (errors still go to stderr).
     #[arg(long, short = 'q')]
     quiet: bool,
+}
+
+/// The longest a run may be asked to wait for its start.
+const MAX_START_WAIT: Duration = Duration::from_secs(24 * 3600);
+
+/// Waits until `--start-at` (or `--start-in`); a start in the past or more than a day ahead is
+/// a usage error.
+fn wait_for_start(args: &RunArgs) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    let wait = match (args.start_at, args.start_in) {
+        (Some(at), _) => {
+            if !at.is_finite() || at < now - 1.0 {
+                usage_exit(
+                    "echo-bench",
+                    &format!("error: --start-at {at} is {:.1} s in the past", now - at),
+                );
+            }
+            Duration::from_secs_f64((at - now).max(0.0))
+        }
+        (None, Some(d)) => d,
+        (None, None) => return,
+    };
+    if wait > MAX_START_WAIT {
+        usage_exit(
+            "echo-bench",
+            &format!(
+                "error: the start is {} s away (at most a day)",
+                wait.as_secs()
+            ),
+        );
+    }
+    std::thread::sleep(wait);
 }
 
 /// A parsed `--client-cpus` list (a newtype, so clap takes it as one value).
@@ -218,6 +259,7 @@ pub fn main(args: RunArgs) -> ExitCode {
     if let Err(why) = exports(&args).check_writable() {
         usage_exit("echo-bench", &format!("error: {why}"));
     }
+    wait_for_start(&args);
     let (bar, mut on_progress) = progress_bar(&config);
     let outcome = match engine::run(&config, &mut on_progress) {
         Ok(outcome) => outcome,

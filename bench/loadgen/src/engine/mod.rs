@@ -97,6 +97,9 @@ pub struct RunOutcome {
     pub client_threads: usize,
     /// What the CPUs the client and server run on did in the window, all tasks included.
     pub machine: Option<MachineUsage>,
+    /// When the measured window opened, by the wall clock (so that the windows of agents on
+    /// several machines can be lined up).
+    pub window_start: std::time::SystemTime,
 }
 
 /// The CPUs whose time counts as the run's: the client's and the server's when both are pinned,
@@ -183,6 +186,7 @@ pub fn run(
 
         shared.connected.wait();
         let measure_start = Instant::now() + config.warmup;
+        let window_start = std::time::SystemTime::now() + config.warmup;
         let end = match config.stop {
             Stop::Duration(d) => Some(measure_start + d),
             Stop::Requests(_) => None,
@@ -280,6 +284,7 @@ pub fn run(
             server,
             client_threads: workers,
             machine,
+            window_start,
         })
     })
 }
