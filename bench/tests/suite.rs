@@ -47,6 +47,7 @@ fn options(
         },
         command_line: "test".into(),
         skipped: Vec::new(),
+        c10k: None,
     }
 }
 
@@ -447,4 +448,63 @@ fn advice_is_derived_from_the_data() {
         advice.contains("**tokio** leads with 6600 conn/s"),
         "{advice}"
     );
+}
+
+#[test]
+fn the_c10k_profile_holds_idle_connections_and_reports_their_cost() {
+    let dir = temp_dir("c10k");
+    let output = Command::new(env!("CARGO_BIN_EXE_echo-bench"))
+        .args(["suite", "--profile", "c10k", "--models", "mio,thread-pool"])
+        .args([
+            "--connections",
+            "300",
+            "--duration",
+            "300ms",
+            "--warmup",
+            "100ms",
+        ])
+        .arg("--results")
+        .arg(&dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let (run_dir, run) = the_run_in(&dir);
+    assert!(
+        run.points.is_empty(),
+        "the c10k profile measures no ordinary point"
+    );
+    let mio = run
+        .c10k
+        .iter()
+        .find(|h| h.model == Model::Mio)
+        .expect("mio held");
+    assert_eq!(mio.status, "ok", "{mio:?}");
+    let held: Vec<usize> = mio.levels.iter().map(|l| l.connections).collect();
+    assert_eq!(held, [0, 100, 300]);
+    assert!(mio.levels.iter().all(|l| l.rss_kib > 0 && l.threads > 0));
+    assert_eq!(mio.errors, 0);
+    assert!(mio.baseline.is_some() && mio.under_idle.is_some() && mio.accept_s > 0.0);
+    assert!(mio.kib_per_connection().is_some());
+    let pool = run
+        .c10k
+        .iter()
+        .find(|h| h.model == Model::ThreadPool)
+        .unwrap();
+    assert_eq!(
+        pool.status, "not-applicable",
+        "a bounded model is not a failure"
+    );
+    let summary = std::fs::read_to_string(run_dir.join("summary.md")).unwrap();
+    assert!(
+        summary.contains("### Holding 300 idle connections"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("**Memory per idle connection**"),
+        "{summary}"
+    );
+    assert!(run_dir.join("c10k-memory.svg").is_file());
+    std::fs::remove_dir_all(&dir).ok();
 }

@@ -122,7 +122,17 @@ pub fn main(args: SuiteArgs) -> ExitCode {
 /// The validated options of the run; exits 2 with one line on a usage error, returns the exit
 /// code on a failure to prepare.
 fn options(args: &SuiteArgs) -> Result<SuiteOptions, ExitCode> {
-    let profile = args.profile.unwrap_or_default();
+    // `suite --connections 10000` (no profile named) asks for the C10K measurement.
+    let c10k_by_connections = args.profile.is_none()
+        && args
+            .connections
+            .as_ref()
+            .is_some_and(|c| c.iter().any(|&n| n >= C10K_CONNECTIONS));
+    let profile = if c10k_by_connections {
+        Profile::C10k
+    } else {
+        args.profile.unwrap_or_default()
+    };
     let selection = Selection {
         models: args.models.clone(),
         workloads: args.workloads.clone(),
@@ -145,7 +155,22 @@ fn options(args: &SuiteArgs) -> Result<SuiteOptions, ExitCode> {
     for line in &skipped {
         eprintln!("echo-bench: skipping {line}");
     }
-    if points.is_empty() {
+    let c10k = matches!(profile, Profile::C10k | Profile::Full).then(|| {
+        let target = match profile {
+            Profile::C10k => selection
+                .connections
+                .as_ref()
+                .and_then(|c| c.iter().max().copied())
+                .unwrap_or(C10K_CONNECTIONS),
+            _ => C10K_CONNECTIONS,
+        };
+        let asked = selection
+            .models
+            .clone()
+            .unwrap_or_else(|| echo_servers::Model::ALL.to_vec());
+        (echo_servers::Model::runnable(asked), target)
+    });
+    if points.is_empty() && c10k.as_ref().is_none_or(|(models, _)| models.is_empty()) {
         usage_exit(
             "echo-bench",
             "error: the selection leaves no point to measure",
@@ -180,8 +205,12 @@ fn options(args: &SuiteArgs) -> Result<SuiteOptions, ExitCode> {
         launcher,
         command_line: command_line(),
         skipped,
+        c10k,
     })
 }
+
+/// Idle connections the C10K measurement holds unless `--connections` says otherwise.
+const C10K_CONNECTIONS: usize = 10_000;
 
 /// One line on stderr: what will run, for about how long, where, with which seed.
 fn announce(options: &SuiteOptions) {
@@ -196,11 +225,17 @@ fn announce(options: &SuiteOptions) {
                 .join(",")
         })
     };
-    let knee = if options.knee {
-        ", plus the capacity-knee search"
+    let mut knee = if options.knee {
+        ", plus the capacity-knee search".to_owned()
     } else {
-        ""
+        String::new()
     };
+    if let Some((models, target)) = &options.c10k {
+        knee.push_str(&format!(
+            ", plus {target} idle connections held by {} model(s) (about 15 s each)",
+            models.len()
+        ));
+    }
     eprintln!(
         "echo-bench suite: {} profile, {} points × {} round(s) = {trials} trials, about {:.0} s{knee}; \
          server CPUs {}, client CPUs {}; seed {}",

@@ -935,6 +935,7 @@ pub fn advice_of(run: &SuiteRun, all: &[Aggregate]) -> Vec<String> {
     lines.extend(work_categories(all).into_iter().map(|j| j.line));
     lines.extend(work_advice(all));
     lines.extend(knee_line(run));
+    lines.extend(super::c10k::advice(&run.c10k));
     if lines.is_empty() {
         lines.push(
             "No point of this run can rank the models (every candidate failed or starved).".into(),

@@ -9,6 +9,7 @@
 //! above.
 
 pub mod advice;
+pub mod c10k;
 pub mod charts;
 pub mod html;
 pub mod output;
@@ -135,6 +136,8 @@ pub struct SuiteOptions {
     pub command_line: String,
     /// Models left out because this machine cannot run them, with the reason.
     pub skipped: Vec<String>,
+    /// The C10K measurement: the models and the idle connections each must hold.
+    pub c10k: Option<(Vec<Model>, usize)>,
 }
 
 /// Removes the points of models this machine cannot run ([`Model::available`]); returns the
@@ -243,6 +246,9 @@ pub struct SuiteRun {
     pub p99_target_us: u64,
     /// Models this machine could not run, with the reason.
     pub skipped: Vec<String>,
+    /// The C10K measurement, per model (c10k and full profiles).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub c10k: Vec<c10k::Holding>,
 }
 
 /// Runs the suite, calling `on_point(done, total, label)` before each trial.
@@ -267,6 +273,17 @@ pub fn run(options: &SuiteOptions, on_point: &mut dyn FnMut(usize, usize, &str))
             knees.push(find_knee(options, model));
         }
     }
+    let mut holdings = Vec::new();
+    if let Some((models, target)) = &options.c10k {
+        for model in models {
+            on_point(
+                total,
+                total,
+                &format!("{model}: holding {target} connections"),
+            );
+            holdings.push(c10k::measure(options, *model, *target));
+        }
+    }
     SuiteRun {
         schema: 2,
         profile: options.profile,
@@ -283,6 +300,7 @@ pub fn run(options: &SuiteOptions, on_point: &mut dyn FnMut(usize, usize, &str))
         knees,
         p99_target_us: options.p99_target.as_micros() as u64,
         skipped: options.skipped.clone(),
+        c10k: holdings,
     }
 }
 

@@ -541,6 +541,7 @@ impl Summary {
             let _ = writeln!(results, "### Failed points\n\n{}\n", failures.join("\n"));
         }
         results.push_str(&knee_table(run));
+        results.push_str(&super::c10k::table(&run.c10k));
         let mut advice = format!(
             "## Which model to pick\n\nGenerated from this run's numbers. A model is named alone \
              only when every comparison over the rounds separates it from the runner-up by more \

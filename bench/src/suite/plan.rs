@@ -29,6 +29,10 @@ pub enum Profile {
     Full,
     /// One short ping-pong point per model, one round: for smoke tests and CI.
     Tiny,
+    /// What holding 10,000 mostly idle connections costs each model: memory and threads per
+    /// connection, accept rate, and the latency of a small active load beside them (also
+    /// `suite --connections 10000`). About 15 s per model on 2 cores.
+    C10k,
 }
 
 impl Profile {
@@ -38,6 +42,7 @@ impl Profile {
             Profile::Quick => Duration::from_millis(450),
             Profile::Full => Duration::from_secs(5),
             Profile::Tiny => Duration::from_millis(300),
+            Profile::C10k => Duration::from_secs(1),
         }
     }
 
@@ -47,6 +52,7 @@ impl Profile {
             Profile::Quick => Duration::from_millis(150),
             Profile::Full => Duration::from_secs(1),
             Profile::Tiny => Duration::from_millis(100),
+            Profile::C10k => Duration::from_millis(300),
         }
     }
 
@@ -55,7 +61,7 @@ impl Profile {
     pub fn rounds(self) -> usize {
         match self {
             Profile::Quick | Profile::Full => 3,
-            Profile::Tiny => 1,
+            Profile::Tiny | Profile::C10k => 1,
         }
     }
 
@@ -65,6 +71,7 @@ impl Profile {
             Profile::Quick => "quick",
             Profile::Full => "full",
             Profile::Tiny => "tiny",
+            Profile::C10k => "c10k",
         }
     }
 }
@@ -214,6 +221,8 @@ pub fn points(profile: Profile, selection: &Selection) -> Vec<Point> {
             ],
         ),
         Profile::Tiny => (vec![4], vec![64], vec![Workload::PingPong]),
+        // Its own measurement (suite::c10k), not points.
+        Profile::C10k => return Vec::new(),
     };
     let connections = selection.connections.clone().unwrap_or(connections);
     let payloads = selection.payloads.clone().unwrap_or(payloads);

@@ -458,6 +458,56 @@ fn draw_work(dir: &Path, all: &[Aggregate]) -> std::io::Result<Vec<PathBuf>> {
     Ok(written)
 }
 
+/// Server memory against idle connections held (C10K), one line per model, both axes log.
+fn draw_c10k(dir: &Path, run: &SuiteRun) -> std::io::Result<Vec<PathBuf>> {
+    let held: Vec<&super::c10k::Holding> = run.c10k.iter().filter(|h| h.status == "ok").collect();
+    let Some(target) = held.iter().map(|h| h.target).max() else {
+        return Ok(Vec::new());
+    };
+    let lines: Vec<Line> = held
+        .iter()
+        .map(|h| Line {
+            name: h.model.name().to_owned(),
+            style: SeriesStyle::of_model(h.model),
+            points: h
+                .levels
+                .iter()
+                .filter(|l| l.connections > 0)
+                .map(|l| Point {
+                    x: l.connections as f64,
+                    y: l.rss_kib as f64 / 1024.0,
+                    interval: None,
+                    mark: Mark::Filled,
+                })
+                .collect(),
+            note: h
+                .kib_per_connection()
+                .map(|kib| format!("{kib:.2} KiB per connection")),
+        })
+        .collect();
+    let ticks = super::c10k::levels(target)
+        .into_iter()
+        .filter(|&c| c > 0)
+        .map(|c| (c as f64, c.to_string()))
+        .collect();
+    let path = dir.join("c10k-memory.svg");
+    canvas::draw(
+        &path,
+        &Figure {
+            title: format!("server memory holding up to {target} idle connections"),
+            x: Axis::new("idle connections held (log scale)", Scale::Log)
+                .with_range(60.0, target as f64 * 1.6)
+                .with_ticks(ticks),
+            y: Axis::new("server RSS, MiB (log scale)", Scale::Log),
+            panels: vec![Panel { title: None, lines }],
+            notes: vec![
+                "One measurement per model; the bounded models are not applicable.".to_owned(),
+            ],
+        },
+    )?;
+    Ok(vec![path])
+}
+
 /// Draws every chart the run's data supports into `dir`; returns the files written.
 pub fn draw_all(dir: &Path, run: &SuiteRun, all: &[Aggregate]) -> std::io::Result<Vec<PathBuf>> {
     let aggregates = &super::advice::at_base_work(all)[..];
@@ -474,6 +524,7 @@ pub fn draw_all(dir: &Path, run: &SuiteRun, all: &[Aggregate]) -> std::io::Resul
         written.extend(draw_by_connections(dir, aggregates, payload, i == 0)?);
     }
     written.extend(spectrum::draw(dir, run, aggregates)?);
+    written.extend(draw_c10k(dir, run)?);
     Ok(written)
 }
 

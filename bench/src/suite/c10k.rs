@@ -1,0 +1,514 @@
+//! The C10K measurement (`--profile c10k`, and part of the full profile): what holding many
+//! mostly idle connections costs each model. Per model, on a fresh server process:
+//! 1. a small active load (ping-pong, [`ACTIVE_CONNECTIONS`] connections) with no idle
+//!    connections: the baseline latency;
+//! 2. idle connections opened at a bounded rate up to the target (10,000 by default), the
+//!    server's RSS and threads sampled at each level of [`levels`], and the time until the
+//!    server holds them all (its accept rate);
+//! 3. the same active load while they stay open: what holding them costs a live client;
+//! 4. every idle connection echoes once (they were held, not just queued);
+//! 5. all closed, and the RSS the server keeps afterwards.
+//!
+//! The idle connections are plain blocking sockets of this process (the load generator's
+//! engine drives only the active load). Bounded models (`blocking`, `thread-pool`) serve a
+//! fixed number of connections at once: they are reported as not applicable, with that number.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use echo_servers::{Model, ServerConfig};
+use serde::{Deserialize, Serialize};
+
+use super::SuiteOptions;
+use super::plan::model_name;
+use crate::procfs::ProcSample;
+use crate::report::Latency;
+use crate::{Report, RunConfig, Stop, Workload};
+
+/// Connections of the active load.
+pub const ACTIVE_CONNECTIONS: usize = 16;
+
+/// Idle connections opened per second: fast enough to reach 10,000 in 2 s, slow enough not to
+/// overflow a 4096 backlog before the server accepts.
+const CONNECT_RATE: f64 = 5_000.0;
+
+/// Descriptors this process needs besides the idle connections (the active load, files).
+const SPARE_DESCRIPTORS: u64 = 256;
+
+/// One level of held connections and what the server used there.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Level {
+    /// Idle connections held.
+    pub connections: usize,
+    /// The server's resident memory, KiB.
+    pub rss_kib: u64,
+    /// The server's threads.
+    pub threads: u64,
+}
+
+/// One model's C10K result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Holding {
+    /// The model.
+    #[serde(with = "model_name")]
+    pub model: Model,
+    /// `ok`, `not-applicable` (a bounded model) or `failed`.
+    pub status: String,
+    /// Why not applicable, or why it failed.
+    pub note: Option<String>,
+    /// The idle connections asked for.
+    pub target: usize,
+    /// RSS and threads at each level, from 0 up to the target.
+    pub levels: Vec<Level>,
+    /// Seconds from the first connect until the server held every connection.
+    pub accept_s: f64,
+    /// The active load with no idle connection.
+    pub baseline: Option<Latency>,
+    /// The same load with the idle connections held.
+    pub under_idle: Option<Latency>,
+    /// Messages/s of the active load, without and with the idle connections.
+    pub baseline_rps: f64,
+    /// See `baseline_rps`.
+    pub under_idle_rps: f64,
+    /// Idle connections that failed to open, or to echo at the end.
+    pub errors: u64,
+    /// The server's RSS after every connection closed, KiB.
+    pub rss_after_close_kib: u64,
+}
+
+impl Default for Holding {
+    fn default() -> Self {
+        Self {
+            model: Model::ALL[0],
+            status: String::new(),
+            note: None,
+            target: 0,
+            levels: Vec::new(),
+            accept_s: 0.0,
+            baseline: None,
+            under_idle: None,
+            baseline_rps: 0.0,
+            under_idle_rps: 0.0,
+            errors: 0,
+            rss_after_close_kib: 0,
+        }
+    }
+}
+
+impl Holding {
+    /// Resident memory per held connection, KiB: the growth from no connection to the target.
+    pub fn kib_per_connection(&self) -> Option<f64> {
+        let first = self.levels.first()?;
+        let last = self.levels.last()?;
+        (last.connections > first.connections).then(|| {
+            (last.rss_kib as f64 - first.rss_kib as f64)
+                / (last.connections - first.connections) as f64
+        })
+    }
+
+    /// Connections accepted per second.
+    pub fn accept_rate(&self) -> f64 {
+        self.target as f64 / self.accept_s.max(1e-9)
+    }
+}
+
+/// The levels sampled on the way to `target`: 0, 100, 1,000, 3,000, 10,000 (those below it),
+/// and the target.
+pub fn levels(target: usize) -> Vec<usize> {
+    let mut levels: Vec<usize> = [0, 100, 1_000, 3_000, 10_000]
+        .into_iter()
+        .filter(|&l| l < target)
+        .collect();
+    levels.push(target);
+    levels
+}
+
+/// Descriptors process `pid` holds.
+fn descriptors(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
+/// Waits until `pid` holds at least (or, `at_least` false, at most) `count` descriptors, up to
+/// `limit`; whether it did.
+fn wait_for_descriptors(pid: u32, count: usize, at_least: bool, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        let held = descriptors(pid);
+        if (at_least && held >= count) || (!at_least && held <= count) {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn sample(pid: u32, connections: usize) -> Level {
+    let s = ProcSample::read(pid).unwrap_or_default();
+    Level {
+        connections,
+        rss_kib: s.rss_kib,
+        threads: s.threads,
+    }
+}
+
+/// The active load against `addr`: its latency and messages/s, or why it failed.
+fn active_load(
+    options: &SuiteOptions,
+    addr: SocketAddr,
+    pid: u32,
+) -> Result<(Latency, f64), String> {
+    let config = RunConfig {
+        target: addr,
+        workload: Workload::PingPong,
+        connections: ACTIVE_CONNECTIONS,
+        payload: 64,
+        stop: Stop::Duration(options.duration),
+        warmup: options.warmup,
+        timeout: options.timeout,
+        threads: options
+            .pinning
+            .client_cpus
+            .as_ref()
+            .map_or_else(crate::config::default_threads, Vec::len)
+            .max(1),
+        server_pid: Some(pid),
+        client_cpus: options.pinning.client_cpus.clone(),
+        ..RunConfig::default()
+    };
+    let outcome = crate::engine::run(&config, &mut |_| {}).map_err(|e| e.to_string())?;
+    let report = Report::new(&config, &outcome);
+    if !report.is_clean() || report.messages == 0 {
+        return Err(format!("the active load saw errors: {:?}", report.errors));
+    }
+    Ok((report.latency_us, report.throughput_rps))
+}
+
+/// Opens idle connections to `addr` until `held` has `count`, paced at [`CONNECT_RATE`].
+fn open_until(
+    addr: SocketAddr,
+    held: &mut Vec<TcpStream>,
+    count: usize,
+    began: Instant,
+    errors: &mut u64,
+) {
+    while held.len() < count {
+        let due = began + Duration::from_secs_f64(held.len() as f64 / CONNECT_RATE);
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        match TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {
+            Ok(stream) => {
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+                let _ = stream.set_write_timeout(Some(Duration::from_secs(2)));
+                held.push(stream);
+            }
+            Err(_) => {
+                *errors += 1;
+                if *errors > 100 {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Every held connection echoes one small message; returns how many did not.
+fn echo_each(held: &mut [TcpStream]) -> u64 {
+    let message = *b"c10k-ok\n";
+    let mut failed = 0;
+    for stream in held {
+        let mut back = [0u8; 8];
+        let ok = stream.write_all(&message).is_ok()
+            && stream.read_exact(&mut back).is_ok()
+            && back == message;
+        failed += u64::from(!ok);
+    }
+    failed
+}
+
+/// Measures `model` holding `target` idle connections (see the module doc).
+pub fn measure(options: &SuiteOptions, model: Model, target: usize) -> Holding {
+    let mut result = Holding {
+        model,
+        target,
+        status: "failed".into(),
+        ..Holding::default()
+    };
+    if let Some(limit) = model.concurrency_limit(&ServerConfig::default()) {
+        result.status = "not-applicable".into();
+        result.note = Some(format!(
+            "serves at most {limit} connection(s) at once; the rest would wait unserved"
+        ));
+        return result;
+    }
+    let have = crate::config::raise_fd_limit();
+    if have < target as u64 + SPARE_DESCRIPTORS {
+        result.note = Some(format!(
+            "the descriptor limit is {have}, too low for {target} connections (raise the hard \
+             limit, `ulimit -Hn`, above {})",
+            target as u64 + SPARE_DESCRIPTORS
+        ));
+        return result;
+    }
+    let server = match options
+        .launcher
+        .start(model, options.pinning.server_cpus.as_deref())
+    {
+        Ok(server) => server,
+        Err(why) => {
+            result.note = Some(format!("server did not start: {why}"));
+            return result;
+        }
+    };
+    let (addr, pid) = (server.addr(), server.pid());
+    let outcome = hold(options, &mut result, addr, pid);
+    let stopped = server.stop();
+    match (outcome, stopped) {
+        (Ok(()), Ok(())) => result.status = "ok".into(),
+        (Err(why), _) | (Ok(()), Err(why)) => result.note = Some(why),
+    }
+    result
+}
+
+/// Steps 1–5 of the module doc against a started server.
+fn hold(
+    options: &SuiteOptions,
+    result: &mut Holding,
+    addr: SocketAddr,
+    pid: u32,
+) -> Result<(), String> {
+    let (baseline, baseline_rps) = active_load(options, addr, pid)?;
+    result.baseline = Some(baseline);
+    result.baseline_rps = baseline_rps;
+    let base_descriptors = descriptors(pid);
+    let mut held: Vec<TcpStream> = Vec::with_capacity(result.target);
+    let began = Instant::now();
+    for level in levels(result.target) {
+        open_until(addr, &mut held, level, began, &mut result.errors);
+        if held.len() < level {
+            return Err(format!(
+                "opened {} of {level} connections ({} connects failed)",
+                held.len(),
+                result.errors
+            ));
+        }
+        // The server holds them when its descriptors say so, not when connect returned.
+        if !wait_for_descriptors(pid, base_descriptors + level, true, Duration::from_secs(20)) {
+            return Err(format!(
+                "the server did not accept {level} connections within 20 s"
+            ));
+        }
+        if level == result.target {
+            result.accept_s = began.elapsed().as_secs_f64();
+        }
+        // Let lazily allocated per-connection state settle before reading the RSS.
+        std::thread::sleep(Duration::from_millis(100));
+        result.levels.push(sample(pid, level));
+    }
+    let (under_idle, under_idle_rps) = active_load(options, addr, pid)?;
+    result.under_idle = Some(under_idle);
+    result.under_idle_rps = under_idle_rps;
+    result.errors += echo_each(&mut held);
+    drop(held);
+    wait_for_descriptors(pid, base_descriptors + 5, false, Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(200));
+    result.rss_after_close_kib = sample(pid, 0).rss_kib;
+    if result.errors > 0 {
+        return Err(format!(
+            "{} idle connection(s) failed to open or echo",
+            result.errors
+        ));
+    }
+    Ok(())
+}
+
+/// Latency under idle load counts as hurt when its p99 is more than this many times the
+/// baseline's: single samples of a p99 move by up to 2× between runs on this kind of machine.
+const HURT_RATIO: f64 = 2.0;
+
+/// The advice on holding idle connections: memory per connection, and latency beside them.
+pub fn advice(holdings: &[Holding]) -> Vec<String> {
+    let ok: Vec<&Holding> = holdings.iter().filter(|h| h.status == "ok").collect();
+    let mut lines = Vec::new();
+    let mut memory: Vec<(&Holding, f64)> = ok
+        .iter()
+        .filter_map(|h| Some((*h, h.kib_per_connection()?)))
+        .collect();
+    memory.sort_by(|a, b| a.1.total_cmp(&b.1));
+    if let (Some(least), Some(most)) = (memory.first(), memory.last()) {
+        let list: Vec<String> = memory
+            .iter()
+            .map(|(h, kib)| format!("{} {kib:.2}", h.model))
+            .collect();
+        let kept: Vec<String> = ok
+            .iter()
+            .filter(|h| {
+                let first = h.levels.first().map_or(0, |l| l.rss_kib);
+                h.rss_after_close_kib > first + 16 * 1024
+            })
+            .map(|h| {
+                format!(
+                    "{} ({:.0} MiB)",
+                    h.model,
+                    h.rss_after_close_kib as f64 / 1024.0
+                )
+            })
+            .collect();
+        lines.push(format!(
+            "**Memory per idle connection** ({} connections held; resident memory growth, one \
+             measurement per model, no interval): **{}** needs the least, {:.2} KiB per \
+             connection; the most is {} with {:.2} KiB (KiB per connection: {}).{}",
+            least.0.target,
+            least.0.model,
+            least.1,
+            most.0.model,
+            most.1,
+            list.join(", "),
+            if kept.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " After every connection closed, these kept more than 16 MiB above their \
+                     start: {}.",
+                    kept.join(", ")
+                )
+            }
+        ));
+    }
+    let latency: Vec<(&Holding, u64, u64)> = ok
+        .iter()
+        .filter_map(|h| Some((*h, h.baseline?.p99, h.under_idle?.p99)))
+        .collect();
+    if !latency.is_empty() {
+        let hurt: Vec<String> = latency
+            .iter()
+            .filter(|(_, base, idle)| *idle as f64 > HURT_RATIO * (*base).max(1) as f64)
+            .map(|(h, base, idle)| format!("{} ({base} → {idle} µs)", h.model))
+            .collect();
+        let target = latency[0].0.target;
+        lines.push(format!(
+            "**Latency beside idle connections** (p99 of {ACTIVE_CONNECTIONS} active ping-pong \
+             connections, without and with {target} idle ones; one sample each): {}",
+            if hurt.is_empty() {
+                format!(
+                    "no model's p99 more than doubled ({}); within this machine's run-to-run \
+                     noise, holding idle connections did not slow the active ones.",
+                    latency
+                        .iter()
+                        .map(|(h, base, idle)| format!("{} {base} → {idle} µs", h.model))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            } else {
+                format!("p99 more than doubled for {}.", hurt.join(", "))
+            }
+        ));
+    }
+    let na: Vec<String> = holdings
+        .iter()
+        .filter(|h| h.status != "ok")
+        .map(|h| format!("{} ({})", h.model, h.note.clone().unwrap_or_default()))
+        .collect();
+    if !na.is_empty() {
+        lines.push(format!(
+            "Not measured holding idle connections: {}.",
+            na.join("; ")
+        ));
+    }
+    lines
+}
+
+/// The C10K table, Markdown.
+pub fn table(holdings: &[Holding]) -> String {
+    if holdings.is_empty() {
+        return String::new();
+    }
+    let target = holdings.iter().map(|h| h.target).max().unwrap_or(0);
+    let mut out = format!(
+        "### Holding {target} idle connections: server memory, threads, accept rate, and the \
+         latency of {ACTIVE_CONNECTIONS} active connections beside them\n\n\
+         | model | RSS at 0 | RSS at {target} | KiB per connection | threads at {target} | \
+         s to hold all (connects at {CONNECT_RATE:.0}/s) | active p50/p99 alone | active p50/p99 beside idle | RSS after close |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+    );
+    let mib = |kib: u64| format!("{:.1} MiB", kib as f64 / 1024.0);
+    let lat =
+        |l: Option<Latency>| l.map_or("–".to_owned(), |l| format!("{}/{} µs", l.p50, l.p99));
+    for h in holdings {
+        if h.status != "ok" {
+            let _ = std::fmt::Write::write_fmt(
+                &mut out,
+                format_args!(
+                    "| {} | {} |||||||| \n",
+                    h.model,
+                    if h.status == "not-applicable" {
+                        format!("not applicable: {}", h.note.clone().unwrap_or_default())
+                    } else {
+                        format!("failed: {}", h.note.clone().unwrap_or_default())
+                    }
+                ),
+            );
+            continue;
+        }
+        let (first, last) = (
+            h.levels.first().copied().unwrap_or_default(),
+            h.levels.last().copied().unwrap_or_default(),
+        );
+        let _ = std::fmt::Write::write_fmt(
+            &mut out,
+            format_args!(
+                "| {} | {} | {} | {:.2} | {} | {:.2} | {} | {} | {} |\n",
+                h.model,
+                mib(first.rss_kib),
+                mib(last.rss_kib),
+                h.kib_per_connection().unwrap_or(0.0),
+                last.threads,
+                h.accept_s,
+                lat(h.baseline),
+                lat(h.under_idle),
+                mib(h.rss_after_close_kib)
+            ),
+        );
+    }
+    out.push('\n');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels_climb_to_the_target() {
+        assert_eq!(levels(10_000), [0, 100, 1_000, 3_000, 10_000]);
+        assert_eq!(levels(2_000), [0, 100, 1_000, 2_000]);
+        assert_eq!(levels(50), [0, 50]);
+    }
+
+    #[test]
+    fn memory_per_connection_is_the_growth_over_the_connections() {
+        let holding = Holding {
+            levels: vec![
+                Level {
+                    connections: 0,
+                    rss_kib: 4_000,
+                    threads: 2,
+                },
+                Level {
+                    connections: 10_000,
+                    rss_kib: 54_000,
+                    threads: 2,
+                },
+            ],
+            target: 10_000,
+            accept_s: 2.0,
+            ..Holding::default()
+        };
+        assert_eq!(holding.kib_per_connection(), Some(5.0));
+        assert_eq!(holding.accept_rate(), 5_000.0);
+    }
+}
