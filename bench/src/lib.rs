@@ -19,4 +19,6 @@ pub mod ab;
 pub mod suite;
 
 pub use echo_loadgen::{Engine, Report, RunConfig, Stop, Workload};
-pub use echo_loadgen::{config, engine, export, merge, meta, pattern, procfs, report, stats};
+pub use echo_loadgen::{
+    config, conformance, engine, export, merge, meta, pattern, procfs, report, stats,
+};

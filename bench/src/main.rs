@@ -37,6 +37,8 @@ enum Command {
     Ab(cli::ab::AbArgs),
     /// Compare two stored suite runs (unpaired: a lead to confirm with `ab`).
     Compare(cli::compare::CompareArgs),
+    /// Check any echo server for the classic bugs: the checks every model passes.
+    Conformance(cli::conformance::ConformanceArgs),
     /// Combine the reports of several agents that loaded one server at the same time.
     Merge(cli::merge::MergeArgs),
     /// Redraw a stored run's index.html, charts, summary.md and README.md from its run.json.
@@ -65,6 +67,7 @@ fn main() -> ExitCode {
         Some(Command::Stability(stability)) => cli::stability::main(stability),
         Some(Command::Report(report)) => cli::report::main(report),
         Some(Command::Merge(merge)) => cli::merge::main(merge),
+        Some(Command::Conformance(c)) => cli::conformance::main(c),
         Some(Command::Serve(serve)) => echo_servers::cli::serve(serve, "echo-bench serve"),
     }
 }

@@ -1,5 +1,8 @@
-//! The conformance suite: every check runs against every registered model, through the
-//! `EchoServer` trait or through the `echo-server` binary. The registry generates the tests
+//! The conformance suite: every check runs against every registered model. The checks any echo
+//! server must pass are defined once, in `echo_loadgen::conformance` (which `echo-bench
+//! conformance` runs against any server), and run here on the `echo-server` binary; the checks
+//! only a model of this project can pass (work before each echo, threads joined at shutdown,
+//! one line on stdout, exit 0) are here. The registry generates the tests
 //! (`echo_servers::for_each_model!`), one per model and check, named `<model>::<check>`, so a new
 //! model is covered by adding it to the registry, a failure names its model, and
 //! `cargo test -p echo-servers tokio::` runs the tokio model's checks alone (`tokio` alone also
@@ -8,13 +11,12 @@
 //! Bounds: every socket has read and write timeouts, every loop a limit or a deadline, and all
 //! traffic goes to 127.0.0.1.
 
-use std::io::{self, BufRead, BufReader, ErrorKind, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use echo_loadgen::conformance::{self, ServerCommand, Subject, pattern};
 use echo_servers::{Model, ServerConfig, ServerHandle};
 
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -70,10 +72,6 @@ fn raise_descriptor_limit() {
     }
 }
 
-fn start(model: Model) -> ServerHandle {
-    start_with(model, ServerConfig::ephemeral())
-}
-
 fn start_with(model: Model, config: ServerConfig) -> ServerHandle {
     model
         .server()
@@ -88,48 +86,11 @@ fn connect(addr: SocketAddr) -> TcpStream {
     stream
 }
 
-/// Bytes of every value in a pseudo-random order, so a shifted or swapped byte shows.
-fn pattern(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
-
 fn round_trip(stream: &mut TcpStream, message: &[u8]) {
     stream.write_all(message).expect("write");
     let mut echoed = vec![0; message.len()];
     stream.read_exact(&mut echoed).expect("read echo");
     assert!(echoed == message, "echo differs from what was sent");
-}
-
-/// Whether `stream` gets `message` echoed within `wait` (false on timeout).
-fn echoed_within(stream: &mut TcpStream, message: &[u8], wait: Duration) -> bool {
-    stream.write_all(message).expect("write");
-    stream.set_read_timeout(Some(wait)).unwrap();
-    let mut echoed = vec![0; message.len()];
-    let result = stream.read_exact(&mut echoed);
-    stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-    match result {
-        Ok(()) => {
-            assert!(echoed == message, "echo differs from what was sent");
-            true
-        }
-        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => false,
-        Err(e) => panic!("read: {e}"),
-    }
-}
-
-/// Reads until EOF; returns what was read.
-fn read_to_eof(mut stream: &TcpStream) -> Vec<u8> {
-    let mut all = Vec::new();
-    stream.read_to_end(&mut all).expect("read to EOF");
-    all
 }
 
 /// The names of this process's threads that start with `prefix`.
@@ -144,132 +105,8 @@ fn threads_named(prefix: &str) -> Vec<String> {
         .collect()
 }
 
-/// The `echo-server` binary, started on a free port, killed when dropped.
-struct BinaryServer {
-    child: Child,
-    addr: SocketAddr,
-    /// Reads stdout after the `listening on` line; returns any further lines at EOF.
-    rest_of_stdout: Option<std::thread::JoinHandle<Vec<String>>>,
-}
-
-impl BinaryServer {
-    fn start(model: Model, fd_limit: Option<u64>) -> Self {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_echo-server"));
-        command
-            .args(["--model", model.name(), "--listen", "127.0.0.1:0"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
-        if let Some(limit) = fd_limit {
-            // SAFETY: setrlimit is async-signal-safe, as pre_exec requires.
-            unsafe {
-                command.pre_exec(move || {
-                    let rlimit = libc::rlimit {
-                        rlim_cur: limit,
-                        rlim_max: limit,
-                    };
-                    if libc::setrlimit(libc::RLIMIT_NOFILE, &rlimit) != 0 {
-                        return Err(io::Error::last_os_error());
-                    }
-                    Ok(())
-                });
-            }
-        }
-        let mut child = command.spawn().expect("spawn echo-server");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        let rest_of_stdout = std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            let first = lines.next();
-            let _ = tx.send(first);
-            // Keep reading until the server exits, so a line printed later is noticed.
-            lines.map_while(Result::ok).collect()
-        });
-        let line = match rx.recv_timeout(IO_TIMEOUT) {
-            Ok(Some(Ok(line))) => line,
-            other => {
-                let _ = child.kill();
-                panic!("no 'listening on' line from echo-server: {other:?}");
-            }
-        };
-        let addr = line
-            .strip_prefix("listening on ")
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
-        BinaryServer {
-            child,
-            addr,
-            rest_of_stdout: Some(rest_of_stdout),
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Sends SIGTERM and waits (bounded) for the exit status; once it has exited, checks that
-    /// it printed nothing after its `listening on` line.
-    fn terminate(mut self, within: Duration) -> Option<std::process::ExitStatus> {
-        // SAFETY: plain kill(2) on our own child.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + within;
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                // The process is gone, so its stdout is at EOF and the reader ends.
-                if let Some(reader) = self.rest_of_stdout.take() {
-                    let extra = reader.join().expect("stdout reader");
-                    assert!(
-                        extra.is_empty(),
-                        "echo-server printed more than one line: {extra:?}"
-                    );
-                }
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        None
-    }
-}
-
-impl Drop for BinaryServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// CPU seconds (user + system) used so far by process `pid`.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read stat");
-    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
-    let after = &stat[stat.rfind(')').unwrap() + 2..];
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
-    // SAFETY: sysconf has no preconditions.
-    ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
-}
-
-/// Resident memory of process `pid`, in KiB.
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS")
-}
-
 // ---------------------------------------------------------------------------------------------
 // Checks through the trait
-
-fn basic_echo(model: Model) {
-    let server = start(model);
-    let mut client = connect(server.local_addr());
-    round_trip(&mut client, b"hello, echo");
-    round_trip(&mut client, b"and again");
-    drop(client);
-    server.shutdown().expect("shutdown");
-}
 
 fn work_per_message_comes_before_each_echo(model: Model) {
     const WORK: Duration = Duration::from_millis(25);
@@ -289,193 +126,6 @@ fn work_per_message_comes_before_each_echo(model: Model) {
             "echo {i} came back after {took:?}, before the work"
         );
     }
-    server.shutdown().expect("shutdown");
-}
-
-fn binary_data_16_kib(model: Model) {
-    let server = start(model);
-    let mut client = connect(server.local_addr());
-    let mut data: Vec<u8> = (0..=255u8).cycle().take(4096).collect();
-    data.extend(pattern(12 * 1024, 16));
-    round_trip(&mut client, &data);
-    server.shutdown().expect("shutdown");
-}
-
-fn thousands_of_tiny_writes(model: Model) {
-    let server = start(model);
-    let client = connect(server.local_addr());
-    client.set_nodelay(true).unwrap();
-    let data = pattern(5000 * 3, 3);
-    let mut writer = client.try_clone().unwrap();
-    let sent = data.clone();
-    let write = std::thread::spawn(move || {
-        for chunk in sent.chunks(3) {
-            writer.write_all(chunk).expect("tiny write");
-        }
-    });
-    let mut echoed = vec![0; data.len()];
-    (&client).read_exact(&mut echoed).expect("read echo");
-    write.join().unwrap();
-    assert!(echoed == data, "echo of tiny writes differs");
-    server.shutdown().expect("shutdown");
-}
-
-fn sixteen_mib_while_reading_concurrently(model: Model) {
-    const TOTAL: usize = 16 << 20;
-    let server = start(model);
-    let client = connect(server.local_addr());
-    let data = pattern(TOTAL, 7);
-    let mut writer = client.try_clone().unwrap();
-    let sent = data.clone();
-    let write = std::thread::spawn(move || {
-        // Odd, varying chunk sizes so reads and writes never line up.
-        let mut offset = 0;
-        let mut size = 1;
-        while offset < sent.len() {
-            let end = (offset + size).min(sent.len());
-            writer.write_all(&sent[offset..end]).expect("write");
-            offset = end;
-            size = size * 7 % 65_521 + 1;
-        }
-        writer.shutdown(Shutdown::Write).unwrap();
-    });
-    let echoed = read_to_eof(&client);
-    write.join().unwrap();
-    assert_eq!(echoed.len(), TOTAL, "echoed byte count");
-    assert!(echoed == data, "16 MiB echo differs");
-    server.shutdown().expect("shutdown");
-}
-
-fn half_close_echoes_everything_then_closes(model: Model) {
-    let server = start(model);
-    let client = connect(server.local_addr());
-    let data = pattern(256 * 1024, 11);
-    let mut writer = client.try_clone().unwrap();
-    let sent = data.clone();
-    let write = std::thread::spawn(move || {
-        writer.write_all(&sent).expect("write");
-        writer.shutdown(Shutdown::Write).expect("half-close");
-    });
-    // read_to_end returning proves the server closed after echoing.
-    let echoed = read_to_eof(&client);
-    write.join().unwrap();
-    assert!(echoed == data, "half-closed echo differs");
-    server.shutdown().expect("shutdown");
-}
-
-fn resetting_clients_only_end_their_own_connection(model: Model) {
-    let server = start(model);
-    let addr = server.local_addr();
-    // The bounded models serve one connection per worker, so there a survivor held open
-    // through the resets would queue them behind it: it connects afterwards instead.
-    let mut survivor = model.serves_concurrently().then(|| {
-        let mut survivor = connect(addr);
-        round_trip(&mut survivor, b"before");
-        survivor
-    });
-    for i in 0..200u64 {
-        let client = connect(addr);
-        let data = pattern(4096 + i as usize, i);
-        (&client).write_all(&data).expect("write");
-        if i % 2 == 0 {
-            let mut some = [0; 100];
-            let _ = (&client).read(&mut some);
-        }
-        // SO_LINGER 0: close sends RST instead of FIN, mid-stream.
-        socket2::SockRef::from(&client)
-            .set_linger(Some(Duration::ZERO))
-            .unwrap();
-        drop(client);
-    }
-    // Garbage too: a connection that sends bytes and disappears without reading.
-    let garbage = connect(addr);
-    (&garbage).write_all(&[0xff; 1000]).unwrap();
-    drop(garbage);
-    let mut survivor = survivor.take().unwrap_or_else(|| connect(addr));
-    round_trip(&mut survivor, b"still served");
-    drop(survivor);
-    let mut fresh = connect(addr);
-    round_trip(&mut fresh, b"new client served");
-    drop(fresh);
-    server.shutdown().expect("shutdown");
-}
-
-fn sixty_four_clients_two_hundred_round_trips_each(model: Model) {
-    let server = start(model);
-    let addr = server.local_addr();
-    std::thread::scope(|scope| {
-        for c in 0..64u64 {
-            scope.spawn(move || {
-                let mut client = connect(addr);
-                for r in 0..200u64 {
-                    let message = pattern(1 + ((c * 31 + r) % 200) as usize, c * 1000 + r);
-                    round_trip(&mut client, &message);
-                }
-            });
-        }
-    });
-    server.shutdown().expect("shutdown");
-}
-
-fn idle_connections_block_only_where_the_model_says_so(model: Model) {
-    let config = ServerConfig {
-        threads: Some(2),
-        ..ServerConfig::ephemeral()
-    };
-    let server = start_with(model, config.clone());
-    let addr = server.local_addr();
-    // Enough idle connections to occupy every worker of a bounded model (each proven
-    // served by one echo, so it has been taken up), or a few for the others.
-    let idle_count = model.concurrency_limit(&config).unwrap_or(3);
-    let mut idle: Vec<TcpStream> = (0..idle_count)
-        .map(|_| {
-            let mut c = connect(addr);
-            round_trip(&mut c, b"x");
-            c
-        })
-        .collect();
-    let mut next = connect(addr);
-    let served = echoed_within(&mut next, b"next", Duration::from_secs(2));
-    if model.serves_concurrently() {
-        assert!(
-            served,
-            "an idle connection stopped another client from being served"
-        );
-    } else {
-        assert!(
-            !served,
-            "{} idle connections should occupy every worker of this model",
-            idle_count
-        );
-        // Freeing one worker lets the waiting client in, with its echo intact.
-        drop(idle.pop());
-        let mut echoed = [0; 4];
-        next.read_exact(&mut echoed)
-            .expect("served once a worker frees up");
-        assert_eq!(&echoed, b"next");
-    }
-    drop(idle);
-    server.shutdown().expect("shutdown");
-}
-
-fn a_thousand_connections_held_open(model: Model) {
-    if !model.serves_concurrently() {
-        return; // By design these serve one connection per worker; see idle check.
-    }
-    let server = start(model);
-    let addr = server.local_addr();
-    let mut clients: Vec<TcpStream> = (0..1000).map(|_| connect(addr)).collect();
-    for (i, client) in clients.iter_mut().enumerate() {
-        client.write_all(&(i as u32).to_le_bytes()).unwrap();
-    }
-    for (i, client) in clients.iter_mut().enumerate() {
-        let mut echoed = [0; 4];
-        client
-            .read_exact(&mut echoed)
-            .expect("echo on a held connection");
-        assert_eq!(u32::from_le_bytes(echoed), i as u32);
-    }
-    drop(clients);
     server.shutdown().expect("shutdown");
 }
 
@@ -540,132 +190,62 @@ fn shutdown_closes_connections_and_joins_every_thread(model: Model) {
 // ---------------------------------------------------------------------------------------------
 // Checks through the binary
 
-fn non_reading_client_keeps_server_memory_bounded(model: Model) {
-    let server = BinaryServer::start(model, None);
-    let hog = connect(server.addr);
-    hog.set_nonblocking(true).unwrap();
-    let rss_before = rss_kib(server.pid());
-    let chunk = vec![0x5a; 64 * 1024];
-    let mut pushed = 0usize;
-    let deadline = Instant::now() + Duration::from_secs(3);
-    let mut last_progress = Instant::now();
-    // Push without ever reading until the writes stall for a while (or time runs out).
-    while Instant::now() < deadline && last_progress.elapsed() < Duration::from_millis(700) {
-        match (&hog).write(&chunk) {
-            Ok(n) => {
-                pushed += n;
-                last_progress = Instant::now();
-            }
-            Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                std::thread::sleep(Duration::from_millis(5))
-            }
-            Err(e) => panic!("write: {e}"),
-        }
-    }
-    let grown_kib = rss_kib(server.pid()).saturating_sub(rss_before);
-    // Kernel socket buffers on both sides absorb a few MiB; an unbounded server absorbs all.
-    assert!(
-        pushed < 64 << 20,
-        "the server kept reading a client that never reads ({pushed} bytes taken)"
-    );
-    assert!(
-        grown_kib < 16 * 1024,
-        "server memory grew by {grown_kib} KiB behind a non-reading client"
-    );
-    if model.serves_concurrently() {
-        let mut other = connect(server.addr);
-        round_trip(&mut other, b"others are still served");
-    }
+/// The `echo-server` command line of `model`, on a free port with two workers (so the bounded
+/// models' limit is known: [`serial`]).
+fn binary(model: Model) -> ServerCommand {
+    ServerCommand::new(&format!(
+        "{} --model {} --threads 2 --listen {{addr}}",
+        env!("CARGO_BIN_EXE_echo-server"),
+        model.name()
+    ))
+    .expect("a command")
 }
 
-/// Descriptors `pid` has open.
-fn open_descriptors(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+/// How many clients `model` serves at once under [`binary`]'s options, if bounded.
+fn serial(model: Model) -> Option<usize> {
+    model.concurrency_limit(&ServerConfig {
+        threads: Some(2),
+        ..ServerConfig::default()
+    })
 }
 
-/// Waits until `pid` holds `limit` descriptors, or a count that has not changed for 200 ms (a
-/// model that accepts one connection at a time never reaches the limit); at most 3 s.
-fn descriptors_settle(pid: u32, limit: usize) {
-    let deadline = Instant::now() + Duration::from_secs(3);
-    let (mut last, mut since) = (open_descriptors(pid), Instant::now());
-    while last < limit && since.elapsed() < Duration::from_millis(200) && Instant::now() < deadline
-    {
-        std::thread::sleep(Duration::from_millis(10));
-        let now = open_descriptors(pid);
-        if now != last {
-            (last, since) = (now, Instant::now());
-        }
-    }
-}
-
-fn descriptor_exhaustion_is_survived_without_spinning(model: Model) {
-    const CLIENTS: usize = 100;
-    let server = BinaryServer::start(model, Some(64));
-    let mut pending: Vec<Option<TcpStream>> = (0..CLIENTS)
-        .map(|i| {
-            let client = connect(server.addr);
-            (&client).write_all(&(i as u32).to_le_bytes()).unwrap();
-            client.set_nonblocking(true).unwrap();
-            Some(client)
-        })
-        .collect();
-    // Everything is connected: wait until the server holds every descriptor it will (the
-    // models that accept eagerly run out of them).
-    descriptors_settle(server.pid(), 64);
-    let cpu_before = cpu_seconds(server.pid());
-    std::thread::sleep(Duration::from_millis(1500));
-    let cpu_used = cpu_seconds(server.pid()) - cpu_before;
+/// Runs the shared check `name` on `model` through the binary. It must pass; the only skip
+/// allowed is a check that does not apply to a model bounded by design.
+fn shared(model: Model, name: &str) {
+    let check = conformance::find(name).unwrap_or_else(|| panic!("no shared check {name}"));
+    let subject = Subject {
+        command: Some(binary(model)),
+        serial: serial(model),
+        ..Subject::default()
+    };
+    let outcome = conformance::run(check, &subject);
+    let bounded_skip = outcome.status == "skip" && serial(model).is_some();
     assert!(
-        cpu_used < 0.3,
-        "server used {cpu_used:.2} CPU-s in 1.5 s while out of descriptors (busy accept?)"
+        outcome.passed() || bounded_skip,
+        "{model} {name}: {} ({})",
+        outcome.status,
+        outcome.reason.unwrap_or_default()
     );
-    // Close each client once its echo arrived; the queued ones must then be served.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut served = 0;
-    while served < CLIENTS {
-        assert!(
-            Instant::now() < deadline,
-            "only {served} of {CLIENTS} clients served after descriptors freed up"
-        );
-        let mut progress = false;
-        for (i, slot) in pending.iter_mut().enumerate() {
-            let Some(client) = slot else { continue };
-            let mut echoed = [0; 4];
-            match client.peek(&mut echoed) {
-                Ok(4) => {
-                    client.read_exact(&mut echoed).unwrap();
-                    assert_eq!(u32::from_le_bytes(echoed), i as u32);
-                    *slot = None;
-                    served += 1;
-                    progress = true;
-                }
-                Ok(0) => panic!("client {i} was closed by the server without an echo"),
-                Ok(_) => {}
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
-                Err(e) => panic!("client {i}: {e}"),
-            }
-        }
-        if !progress {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-    let status = server
-        .terminate(Duration::from_secs(5))
-        .expect("exit after SIGTERM");
-    assert!(status.success(), "exit status after exhaustion: {status}");
 }
 
 fn binary_prints_listening_line_and_exits_0_on_sigterm_with_connections_open(model: Model) {
-    let server = BinaryServer::start(model, None);
-    let mut client = connect(server.addr);
+    let mut server = binary(model).launch(None).expect("echo-server starts");
+    let mut client = connect(server.addr());
     round_trip(&mut client, b"through the binary");
-    let _idle = connect(server.addr);
+    let _idle = connect(server.addr());
     let began = Instant::now();
     let status = server
         .terminate(Duration::from_secs(5))
         .expect("echo-server did not exit within 5 s of SIGTERM");
     assert!(status.success(), "exit status {status}");
     assert!(began.elapsed() < Duration::from_secs(5));
+    let printed = server.output().expect("exited, so its stdout is complete");
+    assert_eq!(
+        printed.len(),
+        1,
+        "echo-server printed more than one line: {printed:?}"
+    );
+    assert!(printed[0].starts_with("listening on "), "{printed:?}");
 }
 
 #[test]
@@ -735,6 +315,21 @@ macro_rules! checks {
     };
 }
 
+/// `#[test] fn <check>()` running the shared check of that name on the module's `MODEL`.
+macro_rules! shared_checks {
+    ($($check:ident),* $(,)?) => {
+        /// The shared checks this module runs, to compare with the shared list.
+        #[allow(dead_code)]
+        pub const SHARED: &[&str] = &[$(stringify!($check)),*];
+        $(
+            #[test]
+            fn $check() {
+                super::run(MODEL, |model| super::shared(model, stringify!($check)));
+            }
+        )*
+    };
+}
+
 /// A module per model, holding its checks.
 macro_rules! conformance {
     ($($model:ident => $variant:path),* $(,)?) => {
@@ -742,8 +337,12 @@ macro_rules! conformance {
             mod $model {
                 const MODEL: echo_servers::Model = $variant;
                 checks! {
-                    basic_echo,
                     work_per_message_comes_before_each_echo,
+                    shutdown_closes_connections_and_joins_every_thread,
+                    binary_prints_listening_line_and_exits_0_on_sigterm_with_connections_open,
+                }
+                shared_checks! {
+                    basic_echo,
                     binary_data_16_kib,
                     thousands_of_tiny_writes,
                     sixteen_mib_while_reading_concurrently,
@@ -752,10 +351,9 @@ macro_rules! conformance {
                     sixty_four_clients_two_hundred_round_trips_each,
                     idle_connections_block_only_where_the_model_says_so,
                     a_thousand_connections_held_open,
-                    shutdown_closes_connections_and_joins_every_thread,
                     non_reading_client_keeps_server_memory_bounded,
+                    exits_on_sigterm_with_connections_open,
                     descriptor_exhaustion_is_survived_without_spinning,
-                    binary_prints_listening_line_and_exits_0_on_sigterm_with_connections_open,
                 }
             }
         )*
@@ -763,3 +361,15 @@ macro_rules! conformance {
 }
 
 echo_servers::for_each_model!(conformance);
+
+#[test]
+fn every_shared_check_runs_on_every_model() {
+    let mut listed: Vec<&str> = mio::SHARED.to_vec();
+    let mut defined: Vec<&str> = conformance::CHECKS.iter().map(|c| c.name).collect();
+    listed.sort_unstable();
+    defined.sort_unstable();
+    assert_eq!(
+        listed, defined,
+        "shared_checks! must list every shared check"
+    );
+}

@@ -19,6 +19,7 @@
 #![deny(missing_docs)]
 
 pub mod config;
+pub mod conformance;
 pub mod engine;
 pub mod export;
 pub mod merge;

@@ -2,6 +2,7 @@
 
 pub mod ab;
 pub mod compare;
+pub mod conformance;
 pub mod merge;
 pub mod report;
 pub mod run;

@@ -1,0 +1,231 @@
+//! The conformance checks: what every echo server must get right, in one definition that both
+//! the models' tests (servers/tests/conformance.rs) and `echo-bench conformance` run, against a
+//! server started from a command line for each check ([`ServerCommand`]) or one already
+//! running at an address.
+//!
+//! They test the classic bugs of a hand-written socket server: a single `recv` per connection,
+//! `send` where `sendall` is needed, `recv() == b''` not taken as end of file, a reset client
+//! ending the server, one client at a time, unbounded buffering for a client that never reads,
+//! a busy loop when descriptors run out, no way to stop it.
+
+mod checks;
+mod launch;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub use self::checks::{EXHAUSTION_FD_LIMIT, Probe, pattern};
+pub use self::launch::{Launched, ServerCommand};
+
+/// Why a check did not pass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// It failed, with the reason.
+    Fail(String),
+    /// It could not run here, with the reason.
+    Skip(String),
+}
+
+/// What a check function returns.
+pub type CheckResult = Result<(), Verdict>;
+
+/// What a check needs from the harness.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Needs {
+    /// Any server at an address.
+    Address,
+    /// A server of its own, started for it (it signals or exhausts it), with at most this many
+    /// descriptors if given.
+    Start(Option<u64>),
+}
+
+/// One check: its name (also the name of its test for every model), what it shows, what it
+/// needs, and its function.
+#[derive(Debug, Clone, Copy)]
+pub struct Check {
+    /// The name: snake case, as the models' tests are named.
+    pub name: &'static str,
+    /// One line on what it shows.
+    pub about: &'static str,
+    /// What it needs.
+    pub needs: Needs,
+    run: fn(&mut Probe<'_>) -> CheckResult,
+}
+
+macro_rules! check {
+    ($name:ident, $needs:expr, $about:literal) => {
+        Check {
+            name: stringify!($name),
+            about: $about,
+            needs: $needs,
+            run: checks::$name,
+        }
+    };
+}
+
+/// Every check, in the order they run.
+pub const CHECKS: &[Check] = &[
+    check!(
+        basic_echo,
+        Needs::Address,
+        "echoes two messages byte for byte"
+    ),
+    check!(
+        binary_data_16_kib,
+        Needs::Address,
+        "echoes every byte value, zeros included"
+    ),
+    check!(
+        thousands_of_tiny_writes,
+        Needs::Address,
+        "5,000 writes of 3 bytes come back in order"
+    ),
+    check!(
+        sixteen_mib_while_reading_concurrently,
+        Needs::Address,
+        "16 MiB in odd chunks, read while written, then end of file"
+    ),
+    check!(
+        half_close_echoes_everything_then_closes,
+        Needs::Address,
+        "after the client closes its side: the whole echo, then the server closes"
+    ),
+    check!(
+        resetting_clients_only_end_their_own_connection,
+        Needs::Address,
+        "200 clients reset mid-stream; others are still served"
+    ),
+    check!(
+        sixty_four_clients_two_hundred_round_trips_each,
+        Needs::Address,
+        "64 clients at once, 200 round trips each"
+    ),
+    check!(
+        idle_connections_block_only_where_the_model_says_so,
+        Needs::Address,
+        "idle clients do not keep a new one waiting (unless serial by design)"
+    ),
+    check!(
+        a_thousand_connections_held_open,
+        Needs::Address,
+        "1,000 connections held open at once, each served"
+    ),
+    check!(
+        non_reading_client_keeps_server_memory_bounded,
+        Needs::Address,
+        "a client that never reads does not make the server buffer without bound"
+    ),
+    check!(
+        exits_on_sigterm_with_connections_open,
+        Needs::Start(None),
+        "stops within 5 s of SIGTERM with connections open"
+    ),
+    check!(
+        descriptor_exhaustion_is_survived_without_spinning,
+        Needs::Start(Some(EXHAUSTION_FD_LIMIT)),
+        "out of descriptors: no busy loop, every client served once they free up"
+    ),
+];
+
+/// The check called `name`.
+pub fn find(name: &str) -> Option<&'static Check> {
+    CHECKS.iter().find(|c| c.name == name)
+}
+
+/// What to check: a command to start the server for each check, or a server already running
+/// (then the checks that must start or signal it are skipped).
+#[derive(Debug, Clone, Default)]
+pub struct Subject {
+    /// Starts a fresh server for each check.
+    pub command: Option<ServerCommand>,
+    /// A server already running.
+    pub target: Option<SocketAddr>,
+    /// The running server's pid, if known.
+    pub pid: Option<u32>,
+    /// How many clients it serves at once by design, if bounded (`--expect-serial`: 1).
+    pub serial: Option<usize>,
+}
+
+/// A check's result, as `echo-bench conformance --json` writes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Outcome {
+    /// The check.
+    pub check: String,
+    /// `pass`, `fail` or `skip`.
+    pub status: String,
+    /// Why it failed or was skipped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// How long it took, seconds.
+    pub seconds: f64,
+}
+
+impl Outcome {
+    /// Whether it passed.
+    pub fn passed(&self) -> bool {
+        self.status == "pass"
+    }
+
+    /// Whether it failed.
+    pub fn failed(&self) -> bool {
+        self.status == "fail"
+    }
+}
+
+/// Runs `check` against `subject`.
+pub fn run(check: &Check, subject: &Subject) -> Outcome {
+    let began = std::time::Instant::now();
+    let result = run_inner(check, subject);
+    let (status, reason) = match result {
+        Ok(()) => ("pass", None),
+        Err(Verdict::Fail(why)) => ("fail", Some(why)),
+        Err(Verdict::Skip(why)) => ("skip", Some(why)),
+    };
+    Outcome {
+        check: check.name.to_owned(),
+        status: status.to_owned(),
+        reason,
+        seconds: began.elapsed().as_secs_f64(),
+    }
+}
+
+fn run_inner(check: &Check, subject: &Subject) -> CheckResult {
+    if let Some(command) = &subject.command {
+        let fd_limit = match check.needs {
+            Needs::Start(limit) => limit,
+            Needs::Address => None,
+        };
+        let mut server = command
+            .launch(fd_limit)
+            .map_err(|e| Verdict::Fail(format!("the server did not start: {e}")))?;
+        let (addr, pid) = (server.addr(), server.pid());
+        let result = (check.run)(&mut Probe {
+            addr,
+            pid: Some(pid),
+            serial: subject.serial,
+            server: Some(&mut server),
+        });
+        // Stopped politely; `Launched`'s drop kills one that ignores SIGTERM (judging that is
+        // the SIGTERM check's job, not every check's).
+        server.terminate(Duration::from_secs(2));
+        return result;
+    }
+    let Some(addr) = subject.target else {
+        return Err(Verdict::Skip(
+            "no server: give a command or a target".to_owned(),
+        ));
+    };
+    if let Needs::Start(_) = check.needs {
+        return Err(Verdict::Skip(
+            "needs to start or signal the server itself (give --command)".to_owned(),
+        ));
+    }
+    (check.run)(&mut Probe {
+        addr,
+        pid: subject.pid,
+        serial: subject.serial,
+        server: None,
+    })
+}

@@ -1,0 +1,150 @@
+//! `echo-bench conformance`: the conformance checks the models pass, run against any echo
+//! server: one started from a command for each check, or one already running.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use echo_bench::conformance::{self, CHECKS, Check, ServerCommand, Subject};
+use echo_cli::{EXIT_FAILURE, exit_code, usage_exit};
+
+/// Options of `echo-bench conformance`.
+#[derive(Debug, Args)]
+pub struct ConformanceArgs {
+    /// Start the server with this command for each check; `{addr}`, `{host}` and `{port}` are
+    /// replaced with a free loopback address. Ready when it accepts connections there, or when
+    /// it prints `listening on ADDR`.
+    #[arg(
+        long,
+        value_name = "CMD",
+        required_unless_present = "target",
+        conflicts_with = "target"
+    )]
+    command: Option<String>,
+    /// Check a server already running at this address (checks that must start or signal the
+    /// server are skipped).
+    #[arg(long, value_name = "HOST:PORT")]
+    target: Option<String>,
+    /// With --target: the server's pid, for the memory check.
+    #[arg(long, value_name = "PID", requires = "target")]
+    server_pid: Option<u32>,
+    /// The server serves one client at a time by design (a blocking accept/recv loop).
+    #[arg(long)]
+    expect_serial: bool,
+    /// Run only these checks (comma-separated; see --list).
+    #[arg(long, value_name = "NAMES", value_delimiter = ',')]
+    checks: Option<Vec<String>>,
+    /// List the checks and exit.
+    #[arg(long, exclusive = true)]
+    list: bool,
+    /// Write the results as JSON here.
+    #[arg(long, value_name = "PATH")]
+    json: Option<PathBuf>,
+}
+
+fn target(text: &str) -> SocketAddr {
+    text.to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .unwrap_or_else(|| usage_exit("echo-bench", &format!("error: '{text}' is not HOST:PORT")))
+}
+
+/// The checks asked for, in the shared order; a usage error names an unknown one.
+fn selected(names: Option<&[String]>) -> Vec<&'static Check> {
+    let Some(names) = names else {
+        return CHECKS.iter().collect();
+    };
+    for name in names {
+        if conformance::find(name).is_none() {
+            let valid: Vec<&str> = CHECKS.iter().map(|c| c.name).collect();
+            usage_exit(
+                "echo-bench",
+                &format!(
+                    "error: unknown check '{name}' (valid: {})",
+                    valid.join(", ")
+                ),
+            );
+        }
+    }
+    CHECKS
+        .iter()
+        .filter(|c| names.iter().any(|n| n == c.name))
+        .collect()
+}
+
+/// Runs the command: exit 0 when every check passed (or was skipped), 1 when any failed.
+pub fn main(args: ConformanceArgs) -> ExitCode {
+    if args.list {
+        for check in CHECKS {
+            println!("{:<55} {}", check.name, check.about);
+        }
+        return ExitCode::SUCCESS;
+    }
+    let checks = selected(args.checks.as_deref());
+    // A thousand held connections take a descriptor each here, and in a server started here
+    // (which inherits the limit).
+    echo_bench::config::raise_fd_limit();
+    let subject = Subject {
+        command: args.command.as_deref().map(|c| {
+            ServerCommand::new(c)
+                .unwrap_or_else(|e| usage_exit("echo-bench", &format!("error: {e}")))
+        }),
+        target: args.target.as_deref().map(target),
+        pid: args.server_pid,
+        serial: args.expect_serial.then_some(1),
+    };
+    if let Some(addr) = subject.target
+        && let Err(e) =
+            std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(5))
+    {
+        eprintln!("echo-bench: cannot connect to {addr}: {e}");
+        return exit_code(EXIT_FAILURE);
+    }
+    if let Some(path) = &args.json
+        && let Err(e) = std::fs::write(path, "")
+    {
+        usage_exit(
+            "echo-bench",
+            &format!("error: cannot write {}: {e}", path.display()),
+        );
+    }
+    let mut outcomes = Vec::new();
+    for check in checks {
+        let outcome = conformance::run(check, &subject);
+        let reason = outcome
+            .reason
+            .as_deref()
+            .map_or(String::new(), |r| format!(": {r}"));
+        println!(
+            "{:<4}  {}{reason} ({:.2} s)",
+            outcome.status.to_uppercase(),
+            outcome.check,
+            outcome.seconds
+        );
+        outcomes.push(outcome);
+    }
+    let count = |status: &str| outcomes.iter().filter(|o| o.status == status).count();
+    println!(
+        "{} passed, {} failed, {} skipped",
+        count("pass"),
+        count("fail"),
+        count("skip")
+    );
+    if let Some(path) = &args.json {
+        let json = serde_json::json!({
+            "server": args.command.as_deref().or(args.target.as_deref()),
+            "expect_serial": args.expect_serial,
+            "checks": outcomes,
+        });
+        if let Err(e) = std::fs::write(path, format!("{json:#}\n")) {
+            eprintln!("echo-bench: cannot write {}: {e}", path.display());
+            return exit_code(EXIT_FAILURE);
+        }
+    }
+    if count("fail") > 0 {
+        exit_code(EXIT_FAILURE)
+    } else {
+        ExitCode::SUCCESS
+    }
+}

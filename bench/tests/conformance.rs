@@ -1,0 +1,164 @@
+//! `echo-bench conformance` against servers outside this project: the tutorial servers shipped
+//! in servers/python/ pass; deliberately faulty ones (tests/fixtures/faulty/) fail with a reason
+//! a tutorial reader understands; a running server is checked at its address.
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+use echo_servers::Model;
+
+fn python() -> bool {
+    let found = Command::new("python3")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        eprintln!("SKIP: python3 is not on PATH");
+    }
+    found
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// `echo-bench conformance --command 'python3 SCRIPT {addr}' ARGS...`.
+fn conformance(script: &str, args: &[&str]) -> (Output, String) {
+    let script = root().join(script);
+    let command = format!("python3 {} {{addr}}", script.display());
+    let mut all = vec!["conformance", "--command", command.as_str()];
+    all.extend_from_slice(args);
+    let output = support::echo_bench(&all);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    (output, stdout)
+}
+
+#[test]
+fn the_shipped_python_servers_pass_every_check() {
+    if !python() {
+        return;
+    }
+    for (script, args) in [
+        (
+            "servers/python/blocking_server.py",
+            &["--expect-serial"][..],
+        ),
+        ("servers/python/threading_server.py", &[][..]),
+        ("servers/python/selectors_server.py", &[][..]),
+        ("servers/python/asyncio_server.py", &[][..]),
+    ] {
+        let (output, stdout) = conformance(script, args);
+        assert_eq!(output.status.code(), Some(0), "{script}:\n{stdout}");
+        assert!(stdout.contains(" 0 failed"), "{script}:\n{stdout}");
+        let lines = stdout.lines().filter(|l| l.starts_with("PASS")).count();
+        assert!(lines >= 11, "{script}: every check reported:\n{stdout}");
+    }
+}
+
+#[test]
+fn faulty_servers_fail_with_the_pitfall_named() {
+    if !python() {
+        return;
+    }
+    for (script, check, reason) in [
+        (
+            "naive.py",
+            "sixteen_mib_while_reading_concurrently",
+            "one recv() per connection",
+        ),
+        ("naive.py", "basic_echo", "loop until recv() returns b''"),
+        (
+            "corrupting.py",
+            "binary_data_16_kib",
+            "differs from what was sent at byte 999",
+        ),
+        (
+            "unbounded.py",
+            "non_reading_client_keeps_server_memory_bounded",
+            "without bound",
+        ),
+        (
+            "spinning.py",
+            "descriptor_exhaustion_is_survived_without_spinning",
+            "busy loop on EMFILE",
+        ),
+    ] {
+        let path = format!("bench/tests/fixtures/faulty/{script}");
+        let (output, stdout) = conformance(&path, &["--checks", check]);
+        assert_eq!(output.status.code(), Some(1), "{script} {check}:\n{stdout}");
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with("FAIL") && l.contains(check))
+            .unwrap_or_else(|| panic!("{script}: no FAIL line for {check}:\n{stdout}"));
+        assert!(line.contains(reason), "{script}: {line}");
+    }
+}
+
+#[test]
+fn a_running_server_is_checked_at_its_address_and_what_needs_a_start_is_skipped() {
+    let server = support::start(Model::Mio);
+    let addr = server.local_addr().to_string();
+    let dir = std::env::temp_dir().join(format!("echo-bench-conformance-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join("c.json");
+    let output = support::echo_bench(&[
+        "conformance",
+        "--target",
+        &addr,
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    let skipped: Vec<&str> = stdout.lines().filter(|l| l.starts_with("SKIP")).collect();
+    assert_eq!(
+        skipped.len(),
+        2,
+        "the two checks that start the server: {stdout}"
+    );
+    assert!(
+        skipped.iter().all(|l| l.contains("give --command")),
+        "{stdout}"
+    );
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let checks = report["checks"].as_array().unwrap();
+    assert_eq!(checks.len(), echo_bench::conformance::CHECKS.len());
+    assert!(checks.iter().all(|c| c["status"] != "fail"), "{report}");
+    server.shutdown().unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn conformance_usage_errors_exit_2_with_one_line() {
+    for args in [
+        vec!["conformance"],
+        vec![
+            "conformance",
+            "--target",
+            "127.0.0.1:1",
+            "--command",
+            "x {addr}",
+        ],
+        vec![
+            "conformance",
+            "--command",
+            "x {addr}",
+            "--checks",
+            "no_such_check",
+        ],
+        vec!["conformance", "--target", "not an address"],
+    ] {
+        let output = support::echo_bench(&args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{args:?}: {stderr}");
+    }
+    // Nothing listening: one line, exit 1.
+    let output = support::echo_bench(&["conformance", "--target", "127.0.0.1:1"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("cannot connect to 127.0.0.1:1"));
+}
