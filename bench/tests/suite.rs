@@ -43,7 +43,7 @@ fn options(
         launcher: Launcher {
             program: env!("CARGO_BIN_EXE_echo-bench").into(),
             args: vec!["serve".into()],
-            extra,
+            extra: extra.into_iter().map(|(m, a)| (m.into(), a)).collect(),
         },
         command_line: "test".into(),
         skipped: Vec::new(),
@@ -294,7 +294,12 @@ fn a_model_that_crashes_mid_run_is_reported_and_the_suite_goes_on() {
     let began = Instant::now();
     let run = suite::run(&options, &mut |_, _, _| {});
     assert!(began.elapsed() < Duration::from_secs(20));
-    let of = |model| run.points.iter().find(|p| p.point.model == model).unwrap();
+    let of = |model: Model| {
+        run.points
+            .iter()
+            .find(|p| p.point.model == model.into())
+            .unwrap()
+    };
     let crashed = of(Model::ThreadPerConnection);
     assert!(!crashed.ok());
     assert!(
@@ -329,7 +334,7 @@ fn a_model_this_machine_cannot_run_is_skipped_and_said_so() {
     assert!(
         run.points
             .iter()
-            .all(|p| p.point.model == Model::Mio && p.ok())
+            .all(|p| p.point.model == Model::Mio.into() && p.ok())
     );
     let summary = std::fs::read_to_string(run_dir.join("summary.md")).unwrap();
     assert!(summary.contains("Not measured"), "{summary}");

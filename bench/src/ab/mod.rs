@@ -173,7 +173,7 @@ mod tests {
         assert_eq!(spec.workload, Workload::PingPong);
         assert_eq!(
             (spec.model, spec.connections, spec.payload),
-            (echo_servers::Model::Tokio, 1, 64)
+            (echo_servers::Model::Tokio.into(), 1, 64)
         );
         assert_eq!(spec.name(), "ping-pong/tokio/1");
         assert_eq!(spec.primary(), Metric::Throughput);

@@ -20,9 +20,8 @@ pub const DEFAULT_BENCHMARKS: &str =
 pub struct BenchmarkSpec {
     /// The traffic pattern.
     pub workload: Workload,
-    /// The server model (by its name in JSON).
-    #[serde(with = "crate::suite::plan::model_name")]
-    pub model: echo_servers::Model,
+    /// The server: a model, or an outside server named with `--server` (by name in JSON).
+    pub model: crate::suite::Server,
     /// Concurrent connections.
     pub connections: usize,
     /// Bytes per message.
@@ -53,9 +52,15 @@ impl BenchmarkSpec {
         }
         let workload = <Workload as clap::ValueEnum>::from_str(parts[0], true)
             .map_err(|_| bad("workload must be ping-pong, rate, churn or stream"))?;
-        let model = parts[1]
-            .parse::<echo_servers::Model>()
-            .map_err(|_| bad(&format!("valid models: {}", echo_servers::Model::names())))?;
+        let model = match parts[1].parse::<echo_servers::Model>() {
+            Ok(model) => crate::suite::Server::Model(model),
+            Err(_) => crate::suite::Server::registered(parts[1]).ok_or_else(|| {
+                bad(&format!(
+                    "valid models: {} (or an outside server named with --server)",
+                    echo_servers::Model::names()
+                ))
+            })?,
+        };
         let connections = parts[2]
             .parse::<usize>()
             .ok()

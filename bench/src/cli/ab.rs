@@ -22,10 +22,16 @@ pub struct AbArgs {
     /// The build under test: an echo-bench binary (the same as --base for an A/A calibration).
     #[arg(long, value_name = "BIN")]
     head: PathBuf,
-    /// Benchmarks, comma-separated WORKLOAD/MODEL/CONNECTIONS[/PAYLOAD][@RATE].
-    #[arg(long, value_delimiter = ',', value_parser = BenchmarkSpec::parse,
-          default_value = ab::DEFAULT_BENCHMARKS)]
-    benchmarks: Vec<BenchmarkSpec>,
+    /// Benchmarks, comma-separated WORKLOAD/MODEL/CONNECTIONS[/PAYLOAD][@RATE]; MODEL may be
+    /// an outside server's NAME [default: the defaults, plus ping-pong/NAME/1 for each
+    /// --server].
+    #[arg(long, value_delimiter = ',', value_name = "LIST")]
+    benchmarks: Option<Vec<String>>,
+    /// An outside server to benchmark with both builds' load generators, started by a command
+    /// in which `{addr}` is a free loopback address: NAME=CMD, repeatable. Both sides run the
+    /// same server, so a change shows the load generator's effect on it.
+    #[arg(long = "server", value_name = "NAME=CMD", value_parser = echo_bench::suite::Server::parse_outside)]
+    servers: Vec<echo_bench::suite::Server>,
     /// Pairs of trials per benchmark.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(2..=1000))]
     pairs: u32,
@@ -101,6 +107,31 @@ fn build(binary: PathBuf, server_args: Vec<String>, flag: &str) -> Build {
     }
 }
 
+/// The benchmarks asked for, parsed once every `--server` is registered (clap parses the
+/// options in command-line order); a usage error names a bad one.
+fn benchmarks(
+    asked: Option<&[String]>,
+    servers: &[echo_bench::suite::Server],
+) -> Vec<BenchmarkSpec> {
+    let mut names: Vec<String> = match asked {
+        Some(list) => list.to_vec(),
+        None => ab::DEFAULT_BENCHMARKS
+            .split(',')
+            .map(str::to_owned)
+            .collect(),
+    };
+    if asked.is_none() {
+        names.extend(servers.iter().map(|s| format!("ping-pong/{s}/1")));
+    }
+    names
+        .iter()
+        .map(|name| {
+            BenchmarkSpec::parse(name.trim())
+                .unwrap_or_else(|e| usage_exit("echo-bench", &format!("error: --benchmarks: {e}")))
+        })
+        .collect()
+}
+
 /// Runs the command; returns the process exit code.
 pub fn main(args: AbArgs) -> ExitCode {
     let calibration = match &args.calibration {
@@ -118,7 +149,7 @@ pub fn main(args: AbArgs) -> ExitCode {
     let options = AbOptions {
         base: build(args.base, args.base_server_arg, "--base"),
         head: build(args.head, args.head_server_arg, "--head"),
-        benchmarks: args.benchmarks,
+        benchmarks: benchmarks(args.benchmarks.as_deref(), &args.servers),
         pairs: args.pairs as usize,
         trial: args.trial,
         warmup: args.warmup,

@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::Args;
 use echo_bench::Workload;
 use echo_bench::config::{parse_bytes, parse_duration};
+use echo_bench::suite::Server;
 use echo_bench::suite::plan::{self, Selection};
 use echo_bench::suite::{
     self, InterferencePolicy, Launcher, Profile, SuiteOptions, advice, output,
@@ -27,6 +28,17 @@ pub struct SuiteArgs {
     /// Models to run, comma-separated (default: all).
     #[arg(long, value_delimiter = ',', value_parser = parse_model)]
     models: Option<Vec<Model>>,
+    /// An outside server to measure beside the models, started by a command in which
+    /// `{addr}` (or `{host}` and `{port}`) is a free loopback address: NAME=CMD, repeatable.
+    #[arg(long = "server", value_name = "NAME=CMD", value_parser = Server::parse_outside)]
+    servers: Vec<Server>,
+    /// Outside servers from a TOML file: a `[servers]` table of `NAME = "CMD"` lines.
+    #[arg(long = "servers", value_name = "FILE")]
+    servers_file: Option<PathBuf>,
+    /// Add the tutorial's Python servers shipped in servers/python/ (blocking, threading,
+    /// selectors, asyncio) when python3 is on PATH.
+    #[arg(long)]
+    python: bool,
     /// Workloads to run, comma-separated.
     #[arg(long, value_delimiter = ',', value_enum)]
     workloads: Option<Vec<Workload>>,
@@ -119,6 +131,79 @@ pub fn main(args: SuiteArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// The outside servers asked for: `--server`, then `--servers FILE`, then `--python`; exits 2
+/// with one line on a bad file or name.
+fn outside_servers(args: &SuiteArgs) -> Vec<Server> {
+    let mut servers = args.servers.clone();
+    if let Some(path) = &args.servers_file {
+        #[derive(serde::Deserialize)]
+        struct File {
+            servers: std::collections::BTreeMap<String, String>,
+        }
+        let text = std::fs::read_to_string(path).unwrap_or_else(|e| {
+            usage_exit(
+                "echo-bench",
+                &format!("error: --servers {}: {e}", path.display()),
+            )
+        });
+        let file: File = toml::from_str(&text).unwrap_or_else(|e| {
+            usage_exit(
+                "echo-bench",
+                &format!(
+                    "error: --servers {}: {} (expected a [servers] table of NAME = \"CMD\")",
+                    path.display(),
+                    e.message()
+                ),
+            )
+        });
+        for (name, command) in file.servers {
+            servers.push(Server::outside(&name, &command).unwrap_or_else(|e| {
+                usage_exit(
+                    "echo-bench",
+                    &format!("error: --servers {}: {e}", path.display()),
+                )
+            }));
+        }
+    }
+    if args.python {
+        servers.extend(python_servers());
+    }
+    servers
+}
+
+/// The Python servers shipped in servers/python/, as outside servers named `py-<kind>`; none,
+/// with a note, when python3 is not on PATH or the folder is missing.
+fn python_servers() -> Vec<Server> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../servers/python");
+    let python = std::process::Command::new("python3")
+        .arg("--version")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !python {
+        eprintln!("echo-bench: --python: python3 is not on PATH; the Python servers are left out");
+        return Vec::new();
+    }
+    if !dir.is_dir() {
+        eprintln!(
+            "echo-bench: --python: {} is missing (run from a clone of the project)",
+            dir.display()
+        );
+        return Vec::new();
+    }
+    ["blocking", "threading", "selectors", "asyncio"]
+        .into_iter()
+        .filter_map(|kind| {
+            let script = dir.join(format!("{kind}_server.py"));
+            let command = format!("python3 {} {{addr}}", script.display());
+            Server::outside(&format!("py-{kind}"), &command)
+                .map_err(|e| eprintln!("echo-bench: --python: {e}"))
+                .ok()
+        })
+        .collect()
+}
+
 /// The validated options of the run; exits 2 with one line on a usage error, returns the exit
 /// code on a failure to prepare.
 fn options(args: &SuiteArgs) -> Result<SuiteOptions, ExitCode> {
@@ -140,6 +225,7 @@ fn options(args: &SuiteArgs) -> Result<SuiteOptions, ExitCode> {
         payloads: args.payloads.clone(),
         rounds: args.rounds,
         work_us: args.work_us.clone(),
+        outside: outside_servers(args),
     };
     if selection.rounds == Some(0) {
         usage_exit("echo-bench", "error: --rounds must be at least 1");

@@ -12,6 +12,8 @@ use std::collections::BTreeMap;
 
 use echo_servers::Model;
 
+use super::Server;
+
 use super::SuiteRun;
 use super::plan::size_label;
 use crate::ab::export::figure as short;
@@ -99,7 +101,7 @@ impl Measure {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Aggregate {
     /// The model.
-    pub model: Model,
+    pub model: Server,
     /// The workload.
     pub workload: Workload,
     /// Connections.
@@ -204,7 +206,7 @@ impl Aggregate {
 }
 
 /// The key of a point without its round.
-type Key = (Model, Workload, usize, usize, Option<u64>, u64);
+type Key = (Server, Workload, usize, usize, Option<u64>, u64);
 
 /// The figures kept per round, for intervals and paired comparisons.
 const MEASURES: [Measure; 5] = [
@@ -231,7 +233,7 @@ pub fn aggregate(run: &SuiteRun) -> Vec<Aggregate> {
     let loads: Vec<_> = order.iter().map(|k| (k.1, k.2, k.3, k.4, k.5)).collect();
     order.sort_by_key(|k| {
         let load = loads.iter().position(|l| *l == (k.1, k.2, k.3, k.4, k.5));
-        (load, Model::ALL.iter().position(|m| *m == k.0))
+        (load, k.0)
     });
     order
         .into_iter()
@@ -355,14 +357,14 @@ pub struct Ranking<'a> {
     /// Eligible models, best median first.
     pub ranked: Vec<Ranked<'a>>,
     /// Models that did not serve the load, with the reason.
-    pub excluded: Vec<(Model, String)>,
+    pub excluded: Vec<(Server, String)>,
     /// Rounds in which any eligible model's client was saturated, of all their rounds.
     pub saturated_rounds: (usize, usize),
 }
 
 impl Ranking<'_> {
     /// The leading group: the leader and every model it cannot be separated from.
-    pub fn group(&self) -> Vec<Model> {
+    pub fn group(&self) -> Vec<Server> {
         self.ranked
             .iter()
             .filter(|r| !r.separated)
@@ -371,7 +373,7 @@ impl Ranking<'_> {
     }
 
     /// The leader, when the data separates it from every other model.
-    pub fn sole_winner(&self) -> Option<Model> {
+    pub fn sole_winner(&self) -> Option<Server> {
         let group = self.group();
         (group.len() == 1 && self.ranked.len() > 1).then(|| group[0])
     }
@@ -507,7 +509,7 @@ fn judge<'a>(
         line.push_str(&format!(". Not eligible: {}", excluded.join(", ")));
     }
     line.push('.');
-    let names = |models: Vec<Model>| models.iter().map(Model::to_string).collect();
+    let names = |models: Vec<Server>| models.iter().map(Server::to_string).collect();
     Some(Judged {
         category: Category {
             title: title.to_owned(),
@@ -867,8 +869,9 @@ fn work_advice(aggregates: &[Aggregate]) -> Vec<String> {
                 degrade.join("; ")
             ));
         }
-        let find = |m: Model| here.iter().copied().find(|a| a.model == m && !a.failed);
-        if let (Some(inline), Some(offload)) = (find(Model::Tokio), find(Model::TokioRayon))
+        let find = |m: Server| here.iter().copied().find(|a| a.model == m && !a.failed);
+        if let (Some(inline), Some(offload)) =
+            (find(Model::Tokio.into()), find(Model::TokioRayon.into()))
             && let Some(r) = rank(&[inline, offload], Measure::Throughput)
         {
             let vs = r.ranked.get(1).and_then(|x| x.leader_vs_this.as_ref());
@@ -1032,7 +1035,7 @@ mod tests {
         report.fairness.jain = 1.0;
         PointResult {
             point: Point {
-                model,
+                model: model.into(),
                 connections: 16,
                 round,
                 ..Point::default()
@@ -1145,7 +1148,7 @@ mod tests {
         for p in run
             .points
             .iter_mut()
-            .filter(|p| p.point.model == Model::Blocking)
+            .filter(|p| p.point.model == Model::Blocking.into())
         {
             p.report.as_mut().unwrap().fairness.starved = 15;
         }

@@ -15,12 +15,15 @@ pub mod html;
 pub mod output;
 pub mod plan;
 pub mod process;
+pub mod server;
 pub mod stability;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use echo_servers::Model;
+
+pub use self::server::Server;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{RunConfig, Stop, Workload};
@@ -144,7 +147,7 @@ pub struct SuiteOptions {
 /// rest and one `model: reason` line per model removed.
 pub fn without_unavailable(points: Vec<Point>) -> (Vec<Point>, Vec<String>) {
     let mut skipped: Vec<String> = Vec::new();
-    let mut unavailable: Vec<Model> = Vec::new();
+    let mut unavailable: Vec<Server> = Vec::new();
     let kept = points
         .into_iter()
         .filter(|point| {
@@ -246,6 +249,9 @@ pub struct SuiteRun {
     pub p99_target_us: u64,
     /// Models this machine could not run, with the reason.
     pub skipped: Vec<String>,
+    /// The outside servers measured beside the models, with their commands.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outside: Vec<OutsideServer>,
     /// The C10K measurement, per model (c10k and full profiles).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub c10k: Vec<c10k::Holding>,
@@ -266,7 +272,11 @@ pub fn run(options: &SuiteOptions, on_point: &mut dyn FnMut(usize, usize, &str))
     }
     let mut knees = Vec::new();
     if options.knee {
-        let mut models: Vec<Model> = options.points.iter().map(|p| p.model).collect();
+        let mut models: Vec<Model> = options
+            .points
+            .iter()
+            .filter_map(|p| p.model.model())
+            .collect();
         models.dedup();
         for model in models {
             on_point(total, total, &format!("{model}: capacity knee"));
@@ -301,7 +311,33 @@ pub fn run(options: &SuiteOptions, on_point: &mut dyn FnMut(usize, usize, &str))
         p99_target_us: options.p99_target.as_micros() as u64,
         skipped: options.skipped.clone(),
         c10k: holdings,
+        outside: outside_of(&options.points),
     }
+}
+
+/// An outside server as run.json records it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutsideServer {
+    /// Its name in the tables.
+    pub name: String,
+    /// The command that started it.
+    pub command: String,
+}
+
+/// The outside servers among `points`, in order.
+fn outside_of(points: &[Point]) -> Vec<OutsideServer> {
+    let mut outside: Vec<OutsideServer> = Vec::new();
+    for server in points.iter().map(|p| p.model).filter(|s| s.is_outside()) {
+        if !outside.iter().any(|o| o.name == server.name()) {
+            outside.push(OutsideServer {
+                name: server.name().to_owned(),
+                command: server
+                    .command()
+                    .map_or_else(String::new, |c| c.template().to_owned()),
+            });
+        }
+    }
+    outside
 }
 
 /// Measures one trial, re-running it while other tasks take more than the interference limit
@@ -394,7 +430,7 @@ fn find_knee(options: &SuiteOptions, model: Model) -> Knee {
     };
     let probe = |rate: f64| -> Option<u64> {
         let point = Point {
-            model,
+            model: model.into(),
             workload: Workload::Rate,
             connections: 100,
             payload: 64,

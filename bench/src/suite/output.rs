@@ -118,7 +118,7 @@ fn with_interval(a: &Aggregate, measure: Measure, fmt: fn(f64) -> String) -> Str
 
 /// The leading group of a column ranked by `preferred` (or by server CPU per message where the
 /// client was saturated, said by `†` in the header).
-fn leaders(column: &[&Aggregate], preferred: Measure) -> (Vec<echo_servers::Model>, bool) {
+fn leaders(column: &[&Aggregate], preferred: Measure) -> (Vec<super::Server>, bool) {
     let measure = measure_for(column, preferred);
     let group = rank(column, measure).map_or_else(Vec::new, |r| r.group());
     (group, measure != preferred)
@@ -152,7 +152,7 @@ fn table(
         return String::new();
     }
     // Rows in the registry's order, whatever order the rounds ran in.
-    models.sort_by_key(|m| echo_servers::Model::ALL.iter().position(|x| x == m));
+    models.sort();
     let in_column = |column: &(usize, usize, Option<u64>, u64)| -> Vec<&Aggregate> {
         points
             .iter()
@@ -160,7 +160,7 @@ fn table(
             .filter(|a| (a.connections, a.payload, a.rate, a.work_us) == *column)
             .collect()
     };
-    let leading: Vec<(Vec<echo_servers::Model>, bool)> = columns
+    let leading: Vec<(Vec<super::Server>, bool)> = columns
         .iter()
         .map(|column| preferred.map_or((Vec::new(), false), |m| leaders(&in_column(column), m)))
         .collect();
@@ -178,7 +178,12 @@ fn table(
     out.push_str(&"---:|".repeat(columns.len()));
     out.push('\n');
     for model in models {
-        let _ = write!(out, "| {model} |");
+        let outside = if model.is_outside() {
+            " *(outside)*"
+        } else {
+            ""
+        };
+        let _ = write!(out, "| {model}{outside} |");
         for (column, (group, _)) in columns.iter().zip(&leading) {
             let text = match in_column(column).into_iter().find(|a| a.model == model) {
                 None => "–".to_owned(),
@@ -516,6 +521,20 @@ impl Summary {
         );
         let _ = writeln!(about, "CPU split: {}.\n", run.pinning.describe());
         about.push_str(&quietness(run));
+        if !run.outside.is_empty() {
+            let list: Vec<String> = run
+                .outside
+                .iter()
+                .map(|o| format!("**{}** (`{}`)", o.name, o.command))
+                .collect();
+            let _ = writeln!(
+                about,
+                "Outside servers, marked *(outside)* in the tables: started from their commands \
+                 and measured like the models (same points, pinning and rounds; not the \
+                 handler-work sweep): {}.\n",
+                list.join(", ")
+            );
+        }
         if !run.skipped.is_empty() {
             let _ = writeln!(
                 about,

@@ -8,6 +8,8 @@
 use std::time::Duration;
 
 use echo_servers::Model;
+
+use super::Server;
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use rand::seq::SliceRandom;
@@ -80,9 +82,8 @@ impl Profile {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Point {
-    /// The server model.
-    #[serde(with = "model_name")]
-    pub model: Model,
+    /// The server: a model, or an outside server.
+    pub model: Server,
     /// The workload.
     pub workload: Workload,
     /// Connections.
@@ -101,7 +102,7 @@ pub struct Point {
 impl Default for Point {
     fn default() -> Self {
         Self {
-            model: Model::ALL[0],
+            model: Server::default(),
             workload: Workload::PingPong,
             connections: 1,
             payload: 64,
@@ -135,7 +136,7 @@ impl Point {
     }
 
     /// The point's key without the round: the rounds of one key are aggregated.
-    pub fn key(&self) -> (Model, Workload, usize, usize, Option<u64>, u64) {
+    pub fn key(&self) -> (Server, Workload, usize, usize, Option<u64>, u64) {
         let (workload, connections, payload, rate, work_us) = self.load();
         (self.model, workload, connections, payload, rate, work_us)
     }
@@ -168,6 +169,9 @@ pub fn size_label(bytes: usize) -> String {
 pub struct Selection {
     /// Models to run.
     pub models: Option<Vec<Model>>,
+    /// Outside servers to measure beside them (`--server`), at the points without handler
+    /// work (their handlers cannot be told to work).
+    pub outside: Vec<Server>,
     /// Workloads to run.
     pub workloads: Option<Vec<Workload>>,
     /// Connection counts for ping-pong (and stream, rate).
@@ -232,9 +236,17 @@ pub fn points(profile: Profile, selection: &Selection) -> Vec<Point> {
         _ => vec![0],
     });
     let first_work = works.first().copied().unwrap_or(0);
+    let servers: Vec<Server> = models
+        .iter()
+        .map(|&m| Server::Model(m))
+        .chain(selection.outside.iter().copied())
+        .collect();
     let mut points = Vec::new();
-    for &model in &models {
+    for &model in &servers {
         let mut push = |workload, connections, payload, rate, work_us| {
+            if model.is_outside() && work_us > 0 {
+                return; // an outside server's handler cannot be told to work
+            }
             points.push(Point {
                 model,
                 workload,
@@ -370,6 +382,7 @@ mod tests {
                 payloads: Some(vec![10]),
                 rounds: Some(2),
                 work_us: None,
+                outside: Vec::new(),
             },
         );
         assert_eq!(narrowed.len(), 1);
@@ -396,7 +409,7 @@ mod tests {
             }
         }
         // The models' order differs between rounds (12 models: equal by chance 1 in 12!).
-        let models = |round: usize| -> Vec<Model> {
+        let models = |round: usize| -> Vec<Server> {
             order
                 .iter()
                 .filter(|p| p.round == round && p.load() == points[0].load())
@@ -415,8 +428,22 @@ mod tests {
             payloads: Some(vec![64, 4096]),
             rounds: Some(1),
             work_us: None,
+            outside: vec![Server::parse_outside("plan-test=python3 x.py {addr}").unwrap()],
         };
         let points = points(Profile::Full, &selection);
+        let outside: Vec<&Point> = points.iter().filter(|p| p.model.is_outside()).collect();
+        assert!(
+            !outside.is_empty(),
+            "an outside server gets the models' points"
+        );
+        assert!(
+            outside.iter().all(|p| p.work_us == 0),
+            "but not the work sweep: its handler cannot be told to work"
+        );
+        let points: Vec<Point> = points
+            .into_iter()
+            .filter(|p| !p.model.is_outside())
+            .collect();
         for work in FULL_WORK_US {
             let swept: Vec<&Point> = points.iter().filter(|p| p.work_us == work).collect();
             // Work 0: 2 payloads × 2 connection counts + 2 churn points, per model; the others

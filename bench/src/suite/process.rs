@@ -1,5 +1,7 @@
 //! Server processes for the suite: started pinned to the server's CPUs, read for their
-//! `listening on` line, stopped with SIGTERM and checked for a clean exit.
+//! `listening on` line, stopped with SIGTERM and checked for a clean exit. A model runs as
+//! `echo-bench serve`; an outside server from its command (ready when it accepts connections or
+//! says `listening on`), and stopping it by SIGTERM's default action counts as clean.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -9,7 +11,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use echo_servers::Model;
+use super::Server;
+use crate::conformance::Launched;
 
 use crate::procfs;
 
@@ -26,7 +29,7 @@ pub struct Launcher {
     /// Arguments before the model's.
     pub args: Vec<String>,
     /// Extra arguments per model (testing aids, such as a crash on purpose).
-    pub extra: Vec<(Model, Vec<String>)>,
+    pub extra: Vec<(Server, Vec<String>)>,
 }
 
 impl Launcher {
@@ -41,17 +44,45 @@ impl Launcher {
     }
 
     /// Starts `model` on a free loopback port, pinned to `cpus`, and waits for it to listen.
-    pub fn start(&self, model: Model, cpus: Option<&[usize]>) -> Result<ServerProcess, String> {
-        self.start_with(model, cpus, &[])
+    pub fn start(
+        &self,
+        model: impl Into<Server>,
+        cpus: Option<&[usize]>,
+    ) -> Result<ServerProcess, String> {
+        self.start_with(model.into(), cpus, &[])
+    }
+
+    /// Starts an outside server from its command, pinned to `cpus`.
+    fn start_outside(server: Server, cpus: Option<&[usize]>) -> Result<ServerProcess, String> {
+        let command = server.command().ok_or_else(|| {
+            format!("{server}: an outside server read back from a stored run has no command")
+        })?;
+        let (mut process, given) = command.prepare().map_err(|e| e.to_string())?;
+        if let Some(cpus) = cpus {
+            let set = procfs::CpuSet::of(cpus).map_err(|e| e.to_string())?;
+            // SAFETY: the closure only calls sched_setaffinity, which is async-signal-safe.
+            unsafe {
+                process.pre_exec(move || set.apply());
+            }
+        }
+        let launched = Launched::spawn(process, given)
+            .map_err(|e| format!("{server} ({}): {e}", command.template()))?;
+        Ok(ServerProcess {
+            addr: launched.addr(),
+            process: Process::Outside(launched),
+        })
     }
 
     /// [`Launcher::start`] with more server arguments (such as `--work-us 50`).
     pub fn start_with(
         &self,
-        model: Model,
+        server: Server,
         cpus: Option<&[usize]>,
         more: &[String],
     ) -> Result<ServerProcess, String> {
+        let Some(model) = server.model() else {
+            return Self::start_outside(server, cpus);
+        };
         let mut command = Command::new(&self.program);
         command
             .args(&self.args)
@@ -59,7 +90,7 @@ impl Launcher {
             .args(
                 self.extra
                     .iter()
-                    .filter(|(m, _)| *m == model)
+                    .filter(|(m, _)| *m == server)
                     .flat_map(|(_, a)| a.iter()),
             )
             .args(more)
@@ -97,7 +128,10 @@ impl Launcher {
             .strip_prefix("listening on ")
             .and_then(|a| a.parse().ok());
         match addr {
-            Some(addr) => Ok(ServerProcess { child, addr }),
+            Some(addr) => Ok(ServerProcess {
+                process: Process::Own(child),
+                addr,
+            }),
             None => {
                 let status = child.wait().ok();
                 Err(format!(
@@ -112,8 +146,15 @@ impl Launcher {
 /// A running server process; killed if dropped without [`ServerProcess::stop`].
 #[derive(Debug)]
 pub struct ServerProcess {
-    child: Child,
+    process: Process,
     addr: SocketAddr,
+}
+
+/// A model's process, or an outside server's.
+#[derive(Debug)]
+enum Process {
+    Own(Child),
+    Outside(Launched),
 }
 
 impl ServerProcess {
@@ -124,21 +165,48 @@ impl ServerProcess {
 
     /// Its pid.
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        match &self.process {
+            Process::Own(child) => child.id(),
+            Process::Outside(launched) => launched.pid(),
+        }
     }
 
-    /// Sends SIGTERM and checks that it exits 0 in time; says what went wrong otherwise
-    /// (including a crash before the signal).
+    /// Sends SIGTERM and checks that it exits 0 in time (an outside server may also end by the
+    /// signal's default action); says what went wrong otherwise (including a crash before the
+    /// signal).
     pub fn stop(mut self) -> Result<(), String> {
-        if let Ok(Some(status)) = self.child.try_wait() {
+        let child = match &mut self.process {
+            Process::Own(child) => child,
+            Process::Outside(launched) => {
+                if let Some(status) = launched.exited() {
+                    return Err(format!(
+                        "server crashed during the run ({})",
+                        describe(status)
+                    ));
+                }
+                return match launched.terminate(STOP_TIMEOUT) {
+                    Some(status) if status.success() || status.signal() == Some(libc::SIGTERM) => {
+                        Ok(())
+                    }
+                    Some(status) => Err(format!(
+                        "server did not exit cleanly ({})",
+                        describe(status)
+                    )),
+                    None => Err(format!(
+                        "server did not exit within {STOP_TIMEOUT:?} of SIGTERM"
+                    )),
+                };
+            }
+        };
+        if let Ok(Some(status)) = child.try_wait() {
             return Err(format!(
                 "server crashed during the run ({})",
                 describe(status)
             ));
         }
         // SAFETY: kill(2) on our own child's pid.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        match wait_until(&mut self.child, Instant::now() + STOP_TIMEOUT) {
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        match wait_until(child, Instant::now() + STOP_TIMEOUT) {
             Ok(Some(status)) if status.success() => Ok(()),
             Ok(Some(status)) => Err(format!(
                 "server did not exit cleanly ({})",
@@ -154,10 +222,13 @@ impl ServerProcess {
 
 impl Drop for ServerProcess {
     fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
+        // A `Launched` kills its own process when dropped.
+        if let Process::Own(child) = &mut self.process {
+            if let Ok(None) = child.try_wait() {
+                let _ = child.kill();
+            }
+            let _ = child.wait();
         }
-        let _ = self.child.wait();
     }
 }
 

@@ -35,9 +35,10 @@ impl ServerCommand {
         &self.template
     }
 
-    /// Starts the server on a free loopback port, with at most `fd_limit` descriptors if
-    /// given, and waits until it is ready.
-    pub fn launch(&self, fd_limit: Option<u64>) -> std::io::Result<Launched> {
+    /// The process to start, on a free loopback port (the address it was given is returned
+    /// with it), for a caller that adds its own settings (CPU pinning) before
+    /// [`Launched::spawn`].
+    pub fn prepare(&self) -> std::io::Result<(Command, SocketAddr)> {
         let free = TcpListener::bind("127.0.0.1:0")?.local_addr()?;
         let line = self
             .template
@@ -50,6 +51,13 @@ impl ServerCommand {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
+        Ok((command, free))
+    }
+
+    /// Starts the server on a free loopback port, with at most `fd_limit` descriptors if
+    /// given, and waits until it is ready.
+    pub fn launch(&self, fd_limit: Option<u64>) -> std::io::Result<Launched> {
+        let (mut command, free) = self.prepare()?;
         if let Some(limit) = fd_limit {
             // SAFETY: setrlimit is async-signal-safe, as pre_exec requires.
             unsafe {
@@ -65,6 +73,14 @@ impl ServerCommand {
                 });
             }
         }
+        Launched::spawn(command, free)
+    }
+}
+
+impl Launched {
+    /// Spawns `command` (from [`ServerCommand::prepare`], given `addr`) and waits until it is
+    /// ready.
+    pub fn spawn(mut command: Command, addr: SocketAddr) -> std::io::Result<Launched> {
         let mut child = command.spawn()?;
         let stdout = child.stdout.take().expect("piped stdout");
         let (tx, rx) = mpsc::channel();
@@ -78,10 +94,10 @@ impl ServerCommand {
         });
         let mut launched = Launched {
             child,
-            addr: free,
+            addr,
             stdout: Some(lines),
         };
-        launched.wait_ready(&rx, free)?;
+        launched.wait_ready(&rx, addr)?;
         Ok(launched)
     }
 }
@@ -151,6 +167,11 @@ impl Launched {
             std::thread::sleep(Duration::from_millis(10));
         }
         None
+    }
+
+    /// Its exit status, if it has exited.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().ok()?
     }
 
     /// What it printed on stdout, once it has exited (`None` while it runs).

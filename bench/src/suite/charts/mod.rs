@@ -14,7 +14,9 @@ mod style;
 
 use std::path::{Path, PathBuf};
 
-use echo_servers::{Family, Model};
+use echo_servers::Family;
+
+use super::Server;
 use plotters::prelude::*;
 
 use self::canvas::{Axis, Figure, Line, Mark, Panel, Point, Scale, axis_number};
@@ -175,14 +177,14 @@ fn note_of(points: &[&Aggregate], x_name: &dyn Fn(&Aggregate) -> String) -> Opti
     (!parts.is_empty()).then(|| parts.join("; "))
 }
 
-fn models_in(aggregates: &[Aggregate]) -> Vec<Model> {
-    let mut models: Vec<Model> = Vec::new();
+fn models_in(aggregates: &[Aggregate]) -> Vec<Server> {
+    let mut models: Vec<Server> = Vec::new();
     for a in aggregates {
         if !models.contains(&a.model) {
             models.push(a.model);
         }
     }
-    models.sort_by_key(|m| Model::ALL.iter().position(|x| x == m));
+    models.sort();
     models
 }
 
@@ -221,7 +223,7 @@ fn connection_lines(
                 .collect();
             (!points.is_empty()).then(|| Line {
                 name: model.name().to_owned(),
-                style: SeriesStyle::of_model(model),
+                style: SeriesStyle::of(model),
                 points,
                 note: note_of(&here, &|a| a.connections.to_string()),
             })
@@ -291,14 +293,17 @@ fn draw_by_connections(
         },
     )?;
     written.push(path);
-    // The same in small multiples, one panel per family, where a dozen lines tangle.
+    // The same in small multiples, one panel per family (and one for outside servers),
+    // where a dozen lines tangle.
     let panels: Vec<Panel> = Family::ALL
         .into_iter()
+        .map(Some)
+        .chain([None])
         .map(|family| Panel {
-            title: Some(family.title().to_owned()),
+            title: Some(family.map_or("outside servers", Family::title).to_owned()),
             lines: throughput
                 .iter()
-                .filter(|l| l.name.parse::<Model>().is_ok_and(|m| m.family() == family))
+                .filter(|l| Server::named(&l.name).family() == family)
                 .cloned()
                 .collect(),
         })
@@ -434,7 +439,7 @@ fn draw_work(dir: &Path, all: &[Aggregate]) -> std::io::Result<Vec<PathBuf>> {
                     .collect();
                 (!points.is_empty()).then(|| Line {
                     name: model.name().to_owned(),
-                    style: SeriesStyle::of_model(model),
+                    style: SeriesStyle::of(model),
                     points,
                     note: note_of(&here, &|a| format!("{} µs", a.work_us)),
                 })
@@ -530,6 +535,8 @@ pub fn draw_all(dir: &Path, run: &SuiteRun, all: &[Aggregate]) -> std::io::Resul
 
 #[cfg(test)]
 mod tests {
+    use echo_servers::Model;
+
     use super::canvas::{HEIGHT, draw};
     use super::*;
 

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use echo_servers::Model;
+use crate::suite::Server;
 use hdrhistogram::Histogram;
 
 use super::canvas::{self, Axis, Figure, Line, Mark, Panel, Point, Scale};
@@ -81,11 +81,11 @@ fn sources(
     run: &SuiteRun,
     base_work: u64,
     uncorrected: bool,
-) -> BTreeMap<Load, Vec<(Model, Source)>> {
+) -> BTreeMap<Load, Vec<(Server, Source)>> {
     // Per load and model: the histogram merged so far (none once a round lacks one), and every
     // round's recorded percentiles.
     type Rounds = (Option<Histogram<u64>>, Vec<[f64; 5]>);
-    let mut merged: BTreeMap<(Load, Model), Rounds> = BTreeMap::new();
+    let mut merged: BTreeMap<(Load, Server), Rounds> = BTreeMap::new();
     for result in run.points.iter().filter(|p| p.ok()) {
         let Some(report) = &result.report else {
             continue;
@@ -124,7 +124,7 @@ fn sources(
             (None, Some(_), _) => None,
         };
     }
-    let mut by_load: BTreeMap<Load, Vec<(Model, Source)>> = BTreeMap::new();
+    let mut by_load: BTreeMap<Load, Vec<(Server, Source)>> = BTreeMap::new();
     for ((load, model), (histogram, rounds)) in merged {
         let source = match histogram {
             Some(h) => Source::Histogram(h),
@@ -204,7 +204,7 @@ pub fn draw(dir: &Path, run: &SuiteRun, aggregates: &[Aggregate]) -> std::io::Re
                     .collect();
                 lines.push(Line {
                     name: model.name().to_owned(),
-                    style: SeriesStyle::of_model(*model),
+                    style: SeriesStyle::of(*model),
                     points,
                     note: (starved > 0).then(|| {
                         format!(

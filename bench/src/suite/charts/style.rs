@@ -4,6 +4,8 @@
 //! runs.
 
 use echo_servers::{Family, Model};
+
+use crate::suite::Server;
 use plotters::style::RGBColor;
 
 /// Twelve colours, one per model, chosen to stay apart from each other on white (Tableau 10,
@@ -21,6 +23,14 @@ const PALETTE: [RGBColor; 12] = [
     RGBColor(85, 85, 85),    // dark grey
     RGBColor(0, 0, 0),       // black
     RGBColor(23, 190, 207),  // cyan
+];
+
+/// Colours of outside servers, apart from the models' (dark, saturated).
+const OUTSIDE_PALETTE: [RGBColor; 4] = [
+    RGBColor(128, 0, 128), // plum
+    RGBColor(0, 100, 0),   // forest green
+    RGBColor(139, 0, 0),   // dark red
+    RGBColor(0, 0, 139),   // navy
 ];
 
 /// A marker's shape.
@@ -81,6 +91,22 @@ impl SeriesStyle {
             color: PALETTE[index % PALETTE.len()],
             shape: SHAPES[index % SHAPES.len()],
             dash,
+        }
+    }
+
+    /// The look of a model or an outside server: outside servers take colours of their own,
+    /// darker than the models', solid lines, and the shapes in turn.
+    pub fn of(server: Server) -> Self {
+        match server {
+            Server::Model(model) => Self::of_model(model),
+            Server::Outside(i) => {
+                let i = usize::from(i);
+                Self {
+                    color: OUTSIDE_PALETTE[i % OUTSIDE_PALETTE.len()],
+                    shape: SHAPES[i % SHAPES.len()],
+                    dash: Dash::Solid,
+                }
+            }
         }
     }
 
