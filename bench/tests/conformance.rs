@@ -162,3 +162,90 @@ fn conformance_usage_errors_exit_2_with_one_line() {
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("cannot connect to 127.0.0.1:1"));
 }
+
+#[test]
+fn an_outside_server_is_measured_beside_the_models_and_marked() {
+    if !python() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("echo-bench-outside-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = root().join("servers/python/asyncio_server.py");
+    let server = format!("py=python3 {} {{addr}}", script.display());
+    let output = Command::new(env!("CARGO_BIN_EXE_echo-bench"))
+        .args([
+            "suite",
+            "--profile",
+            "tiny",
+            "--models",
+            "tokio",
+            "--server",
+            &server,
+        ])
+        .arg("--results")
+        .arg(&dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let run_dir = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.join("run.json").is_file())
+        .expect("a run folder");
+    let run: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run_dir.join("run.json")).unwrap()).unwrap();
+    assert_eq!(run["outside"][0]["name"], "py", "{}", run["outside"]);
+    let measured: Vec<&str> = run["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["status"] == "ok")
+        .map(|p| p["point"]["model"].as_str().unwrap())
+        .collect();
+    assert!(
+        measured.contains(&"py") && measured.contains(&"tokio"),
+        "{measured:?}"
+    );
+    let summary = std::fs::read_to_string(run_dir.join("summary.md")).unwrap();
+    assert!(summary.contains("| py *(outside)* |"), "{summary}");
+    let advice = &summary[summary.find("## Which model to pick").unwrap()..];
+    assert!(advice.contains("py"), "{advice}");
+    // A stored run with an outside server redraws without its command.
+    let redrawn = support::echo_bench(&["report", run_dir.to_str().unwrap()]);
+    assert_eq!(redrawn.status.code(), Some(0));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn outside_servers_from_a_file_and_bad_names_are_checked_before_the_run() {
+    let dir = std::env::temp_dir().join(format!("echo-bench-servers-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("servers.toml");
+    std::fs::write(&file, "[servers]\ntokio = \"python3 x.py {addr}\"\n").unwrap();
+    let bin = env!("CARGO_BIN_EXE_echo-bench");
+    for args in [
+        vec!["suite", "--server", "no-equals-sign"],
+        vec!["suite", "--server", "mio=python3 x.py {addr}"],
+        vec!["suite", "--servers", file.to_str().unwrap()],
+        vec!["suite", "--servers", "/no/such/servers.toml"],
+        vec![
+            "ab",
+            "--base",
+            bin,
+            "--head",
+            bin,
+            "--benchmarks",
+            "ping-pong/nobody/1",
+        ],
+    ] {
+        let output = support::echo_bench(&args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{args:?}: {stderr}");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
