@@ -16,6 +16,7 @@
 #![deny(missing_docs)]
 
 pub mod ab;
+pub mod history;
 pub mod suite;
 
 pub use echo_loadgen::{Engine, Report, RunConfig, Stop, Workload};

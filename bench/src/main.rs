@@ -39,6 +39,8 @@ enum Command {
     Compare(cli::compare::CompareArgs),
     /// Check any echo server for the classic bugs: the checks every model passes.
     Conformance(cli::conformance::ConformanceArgs),
+    /// Track results over commits: a store of one record per commit, and its change points.
+    History(cli::history::HistoryArgs),
     /// Combine the reports of several agents that loaded one server at the same time.
     Merge(cli::merge::MergeArgs),
     /// Redraw a stored run's index.html, charts, summary.md and README.md from its run.json.
@@ -68,6 +70,7 @@ fn main() -> ExitCode {
         Some(Command::Report(report)) => cli::report::main(report),
         Some(Command::Merge(merge)) => cli::merge::main(merge),
         Some(Command::Conformance(c)) => cli::conformance::main(c),
+        Some(Command::History(h)) => cli::history::main(h),
         Some(Command::Serve(serve)) => echo_servers::cli::serve(serve, "echo-bench serve"),
     }
 }

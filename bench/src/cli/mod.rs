@@ -3,6 +3,7 @@
 pub mod ab;
 pub mod compare;
 pub mod conformance;
+pub mod history;
 pub mod merge;
 pub mod report;
 pub mod run;

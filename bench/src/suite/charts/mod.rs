@@ -513,6 +513,83 @@ fn draw_c10k(dir: &Path, run: &SuiteRun) -> std::io::Result<Vec<PathBuf>> {
     Ok(vec![path])
 }
 
+/// A history's trend chart: `values` (commit index, value) of one series, the level of each
+/// segment between change points as a dashed step line, and each change point crossed;
+/// `commits` labels the x axis.
+pub fn draw_trend(
+    path: &Path,
+    title: &str,
+    unit: &str,
+    values: &[(f64, f64)],
+    change_points: &[usize],
+    commits: &[String],
+) -> std::io::Result<()> {
+    let point = |(x, y): (f64, f64), mark| Point {
+        x,
+        y,
+        interval: None,
+        mark,
+    };
+    // Each segment's mean, drawn flat from its first commit to its last.
+    let mut bounds: Vec<usize> = vec![0];
+    bounds.extend(change_points.iter().copied());
+    bounds.push(values.len());
+    let mut level = Vec::new();
+    for w in bounds.windows(2) {
+        let segment = &values[w[0]..w[1]];
+        let mean = segment.iter().map(|v| v.1).sum::<f64>() / segment.len().max(1) as f64;
+        level.push(point((segment[0].0, mean), Mark::None));
+        level.push(point((segment[segment.len() - 1].0, mean), Mark::None));
+    }
+    let mut level_style = SeriesStyle::nth(1);
+    level_style.dash = style::Dash::Dashed;
+    let lines = vec![
+        Line {
+            name: "per commit".to_owned(),
+            style: SeriesStyle::nth(0),
+            points: values.iter().map(|&v| point(v, Mark::Filled)).collect(),
+            note: None,
+        },
+        Line {
+            name: "level".to_owned(),
+            style: level_style,
+            points: level,
+            note: Some("mean between change points".to_owned()),
+        },
+    ];
+    // One single-point line per change point, so no line joins them (the legend lists one).
+    let lines: Vec<Line> = lines
+        .into_iter()
+        .chain(change_points.iter().filter_map(|&i| {
+            values.get(i).map(|&v| Line {
+                name: "change point".to_owned(),
+                style: SeriesStyle::nth(2),
+                points: vec![point(v, Mark::Crossed)],
+                note: Some("E-Divisive means".to_owned()),
+            })
+        }))
+        .collect();
+    let every = (commits.len() / 8).max(1);
+    let ticks = commits
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % every == 0)
+        .map(|(i, c)| (i as f64, c.chars().take(7).collect()))
+        .collect();
+    canvas::draw(
+        path,
+        &Figure {
+            title: title.to_owned(),
+            x: Axis::new("commit (oldest first)", Scale::Linear)
+                .with_range(-0.5, commits.len().max(1) as f64 - 0.5)
+                .with_ticks(ticks),
+            y: Axis::new(unit, Scale::Linear),
+            panels: vec![Panel { title: None, lines }],
+            notes: Vec::new(),
+        },
+    )
+}
+
 /// Draws every chart the run's data supports into `dir`; returns the files written.
 pub fn draw_all(dir: &Path, run: &SuiteRun, all: &[Aggregate]) -> std::io::Result<Vec<PathBuf>> {
     let aggregates = &super::advice::at_base_work(all)[..];

@@ -110,6 +110,15 @@ impl SeriesStyle {
         }
     }
 
+    /// The `n`th style of a chart whose series are not servers (a history's trend lines).
+    pub fn nth(n: usize) -> Self {
+        Self {
+            color: PALETTE[n % PALETTE.len()],
+            shape: SHAPES[n % SHAPES.len()],
+            dash: [Dash::Solid, Dash::Dashed, Dash::Dotted][n / PALETTE.len() % 3],
+        }
+    }
+
     /// The `#rrggbb` form of the colour, as the SVG files spell it.
     #[cfg(test)]
     pub fn hex(&self) -> String {

@@ -1,0 +1,320 @@
+//! Regression tracking over commits: a store of one record per commit (JSON lines), each
+//! holding every benchmark's figures from an `ab` report (the head build's medians) or a suite
+//! run.json (each point's medians), and the change points of every series, found with
+//! E-Divisive means ([`edivisive`]).
+
+pub mod edivisive;
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::ab::AbReport;
+use crate::suite::SuiteRun;
+use crate::suite::advice::{Measure, aggregate, at_base_work};
+
+/// The store's file in its folder.
+pub const STORE_FILE: &str = "history.jsonl";
+
+/// One figure of one benchmark at one commit.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Figure {
+    /// Its value.
+    pub value: f64,
+    /// Whether more is better (throughput) or less (latency, CPU per message).
+    pub higher_is_better: bool,
+}
+
+/// One commit's figures.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// The commit measured.
+    pub commit: String,
+    /// When it was measured (RFC 3339).
+    pub date: String,
+    /// The machine: host and CPU.
+    pub machine: String,
+    /// The build: echo-bench version and rustc.
+    pub build: String,
+    /// What the figures came from (`ab` or `suite`) and its command.
+    pub source: String,
+    /// Every figure, by `BENCHMARK METRIC`.
+    pub figures: BTreeMap<String, Figure>,
+}
+
+/// A record of the stored result at `path`: an `echo-bench ab --json` report (the head
+/// build's median of each metric) or a suite run.json (each point's median throughput, server
+/// CPU per message and p99, at the base handler work).
+pub fn record_of(path: &Path) -> Result<Record, String> {
+    let text = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let value: serde_json::Value = serde_json::from_slice(&text)
+        .map_err(|e| format!("{} is not JSON: {e}", path.display()))?;
+    if value.get("benchmarks").is_some() {
+        let report: AbReport = serde_json::from_value(value)
+            .map_err(|e| format!("{} is not an ab report: {e}", path.display()))?;
+        Ok(from_ab(&report))
+    } else if value.get("points").is_some() {
+        let run: SuiteRun = serde_json::from_value(value)
+            .map_err(|e| format!("{} is not a suite run.json: {e}", path.display()))?;
+        Ok(from_suite(&run))
+    } else {
+        Err(format!(
+            "{} is neither an ab report nor a suite run.json",
+            path.display()
+        ))
+    }
+}
+
+fn from_ab(report: &AbReport) -> Record {
+    let meta = report
+        .head
+        .as_ref()
+        .and_then(|h| h.meta.clone())
+        .unwrap_or_else(|| report.meta.clone());
+    let mut figures = BTreeMap::new();
+    for bench in &report.benchmarks {
+        for metric in &bench.metrics {
+            let Some(name) = metric.metric.map(|m| m.name()) else {
+                continue;
+            };
+            if metric.head_median.is_finite() && metric.head_median > 0.0 {
+                figures.insert(
+                    format!("{} {name}", bench.name),
+                    Figure {
+                        value: metric.head_median,
+                        higher_is_better: metric.higher_is_better,
+                    },
+                );
+            }
+        }
+    }
+    Record {
+        commit: meta.git_revision.clone(),
+        date: report.meta.time.clone(),
+        machine: format!("{} ({})", meta.host, meta.cpu_model),
+        build: format!("echo-bench {}, {}", meta.tool_version, meta.rustc),
+        source: format!("ab: {}", report.command),
+        figures,
+    }
+}
+
+fn from_suite(run: &SuiteRun) -> Record {
+    let mut figures = BTreeMap::new();
+    for a in at_base_work(&aggregate(run)) {
+        let mut name = format!("{}/{}/{}", a.workload, a.model, a.connections);
+        if a.payload != 64 {
+            name.push_str(&format!("/{}", a.payload));
+        }
+        if let Some(rate) = a.rate {
+            name.push_str(&format!("@{rate}"));
+        }
+        for (metric, measure) in [
+            ("throughput", Measure::Throughput),
+            ("server_cpu_per_msg", Measure::CpuPerMessage),
+            ("p99", Measure::P99),
+        ] {
+            if let Some(e) = a.estimate(measure) {
+                figures.insert(
+                    format!("{name} {metric}"),
+                    Figure {
+                        value: e.median,
+                        higher_is_better: measure.higher_is_better(),
+                    },
+                );
+            }
+        }
+    }
+    let m = &run.meta;
+    Record {
+        commit: m.git_revision.clone(),
+        date: m.time.clone(),
+        machine: format!("{} ({})", m.host, m.cpu_model),
+        build: format!("echo-bench {}, {}", m.tool_version, m.rustc),
+        source: format!("suite: {}", run.command),
+        figures,
+    }
+}
+
+/// The store's records, oldest first; none for a store not made yet.
+pub fn load(store: &Path) -> Result<Vec<Record>, String> {
+    let path = store.join(STORE_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(format!("{}: {e}", path.display())),
+    };
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
+        .map(|(i, line)| {
+            serde_json::from_str(line)
+                .map_err(|e| format!("{} line {}: {e}", path.display(), i + 1))
+        })
+        .collect()
+}
+
+/// Adds `record` to the store (made if needed). A commit already stored is replaced where it
+/// stands: one record per commit.
+pub fn append(store: &Path, record: Record) -> Result<PathBuf, String> {
+    let mut records = load(store)?;
+    match records.iter_mut().find(|r| r.commit == record.commit) {
+        Some(old) => *old = record,
+        None => records.push(record),
+    }
+    std::fs::create_dir_all(store).map_err(|e| format!("{}: {e}", store.display()))?;
+    let path = store.join(STORE_FILE);
+    let mut text = Vec::new();
+    for r in &records {
+        serde_json::to_writer(&mut text, r).map_err(|e| e.to_string())?;
+        let _ = writeln!(text);
+    }
+    std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(path)
+}
+
+/// A change point of one series.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChangePoint {
+    /// The series: `BENCHMARK METRIC`.
+    pub series: String,
+    /// The first commit of the new level.
+    pub commit: String,
+    /// Its place in the store.
+    pub index: usize,
+    /// The mean before (since the previous change point) and after (until the next).
+    pub before: f64,
+    /// See `before`.
+    pub after: f64,
+    /// The change, %.
+    pub change_pct: f64,
+    /// Whether it made things worse.
+    pub regression: bool,
+}
+
+/// Every series of `records` (figures by name, in store order, with their commit index).
+pub fn series(records: &[Record]) -> BTreeMap<String, Vec<(usize, f64, bool)>> {
+    let mut all: BTreeMap<String, Vec<(usize, f64, bool)>> = BTreeMap::new();
+    for (i, record) in records.iter().enumerate() {
+        for (name, figure) in &record.figures {
+            all.entry(name.clone())
+                .or_default()
+                .push((i, figure.value, figure.higher_is_better));
+        }
+    }
+    all
+}
+
+/// The change points of every series of `records` that moved the level by at least
+/// `min_change_pct` (a significant split of a fraction of a percent is noise no one acts on).
+pub fn change_points(
+    records: &[Record],
+    settings: &edivisive::Settings,
+    min_change_pct: f64,
+) -> Vec<ChangePoint> {
+    let mut found = Vec::new();
+    for (name, points) in series(records) {
+        let values: Vec<f64> = points.iter().map(|p| p.1).collect();
+        let cuts = edivisive::change_points(&values, settings);
+        let bounds: Vec<usize> = std::iter::once(0)
+            .chain(cuts.iter().copied())
+            .chain(std::iter::once(values.len()))
+            .collect();
+        let mean = |a: usize, b: usize| values[a..b].iter().sum::<f64>() / (b - a) as f64;
+        for (k, &cut) in cuts.iter().enumerate() {
+            let (before, after) = (mean(bounds[k], cut), mean(cut, bounds[k + 2]));
+            let change_pct = (after / before - 1.0) * 100.0;
+            if change_pct.abs() < min_change_pct {
+                continue;
+            }
+            let higher_is_better = points[cut].2;
+            found.push(ChangePoint {
+                series: name.clone(),
+                commit: records[points[cut].0].commit.clone(),
+                index: points[cut].0,
+                before,
+                after,
+                change_pct,
+                regression: if higher_is_better {
+                    change_pct < 0.0
+                } else {
+                    change_pct > 0.0
+                },
+            });
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    /// 80 commits of one throughput series: flat at 100 with ±1% noise, stepping down by
+    /// `step` at commit 40.
+    fn history(step: f64, seed: u64) -> Vec<Record> {
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
+        (0..80)
+            .map(|i| {
+                let level = if i < 40 { 100.0 } else { 100.0 * (1.0 - step) };
+                let value = level * (1.0 + 0.01 * (rng.random::<f64>() * 2.0 - 1.0));
+                Record {
+                    commit: format!("c{i:02}"),
+                    date: String::new(),
+                    machine: "test".into(),
+                    build: "test".into(),
+                    source: "synthetic".into(),
+                    figures: BTreeMap::from([(
+                        "ping-pong/mio/1 throughput".to_owned(),
+                        Figure {
+                            value,
+                            higher_is_better: true,
+                        },
+                    )]),
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_five_percent_step_at_commit_40_is_found_as_a_regression() {
+        let found = change_points(&history(0.05, 7), &edivisive::Settings::default(), 1.0);
+        assert_eq!(found.len(), 1, "{found:?}");
+        let change = &found[0];
+        assert!((39..=41).contains(&change.index), "{change:?}");
+        assert!(
+            change.regression && (-6.0..-4.0).contains(&change.change_pct),
+            "{change:?}"
+        );
+        assert_eq!(change.commit, format!("c{:02}", change.index));
+    }
+
+    #[test]
+    fn flat_histories_report_nothing() {
+        for seed in 0..10 {
+            let found = change_points(&history(0.0, seed), &edivisive::Settings::default(), 1.0);
+            assert!(found.is_empty(), "seed {seed}: {found:?}");
+        }
+    }
+
+    #[test]
+    fn the_store_keeps_one_record_per_commit() {
+        let store = std::env::temp_dir().join(format!("echo-bench-history-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&store);
+        let records = history(0.0, 1);
+        append(&store, records[0].clone()).unwrap();
+        append(&store, records[1].clone()).unwrap();
+        let mut again = records[0].clone();
+        again.source = "re-run".into();
+        append(&store, again).unwrap();
+        let stored = load(&store).unwrap();
+        assert_eq!(stored.len(), 2);
+        assert_eq!(
+            (stored[0].commit.as_str(), stored[0].source.as_str()),
+            ("c00", "re-run")
+        );
+        std::fs::remove_dir_all(&store).ok();
+    }
+}
