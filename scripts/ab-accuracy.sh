@@ -5,7 +5,7 @@
 #
 # Usage: scripts/ab-accuracy.sh [AA_RUNS] [RUNS_PER_HANDICAP] [HANDICAPS_NS...]
 #   defaults: 20 A/A runs, 5 runs per handicap, handicaps 300 600 1000 1500 2500 ns.
-# Writes every run's JSON and a summary.md to results/ab-accuracy-<date>-<host>/.
+# Writes every run's JSON and a summary.md to results/ab-accuracy-<date>-<host>-<time>/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,7 +17,8 @@ handicaps=("$@")
 
 cargo build --release --locked -q
 bin=target/release/echo-bench
-out="results/ab-accuracy-$(date -u +%Y-%m-%d)-$(hostname)"
+# A folder of its own per run of this script, so an earlier one is never overwritten.
+out="results/ab-accuracy-$(date -u +%Y-%m-%d)-$(hostname)-$(date -u +%H%M%S)"
 mkdir -p "$out"
 started=$(date +%s)
 

@@ -101,6 +101,7 @@ impl<'a> Plan<'a> {
                 }
                 check_saturation(
                     &mut pair,
+                    spec,
                     options.duet,
                     options
                         .pinning

@@ -7,13 +7,17 @@ use super::*;
 pub const DEFAULT_THRESHOLD_PCT: f64 = 3.0;
 /// The default offered rate of a `rate` benchmark without `@RATE`, messages per second.
 pub const DEFAULT_RATE: f64 = 5_000.0;
-/// The benchmarks compared when none are named: the two most used async designs at one
-/// connection (latency-bound: every microsecond a message costs shows), and connection churn on
-/// a work-stealing runtime and on async-std. These are the points where, on a 2-core machine
-/// with the client on one core, the server and not the load generator sets the pace; at 64
-/// connections the client saturates first, which `ab` would report as invalid.
-pub const DEFAULT_BENCHMARKS: &str =
-    "ping-pong/tokio/1,ping-pong/mio/1,churn/tokio/1,churn/async-std/1";
+/// The benchmarks compared when none are named:
+/// - the two most used async designs at one connection (latency-bound: every microsecond a
+///   message costs shows), and connection churn on a work-stealing runtime and on async-std,
+///   where, on a 2-core machine with the client on one core, the server sets the pace;
+/// - loaded benchmarks that see concurrency, one per model family: open loop at a fixed rate
+///   over 256 connections (the mio loop) and 64 (the tokio scheduler, a thread per connection),
+///   judged on the server's CPU per message at equal offered load, which a busy client does not
+///   distort. The rates keep each duet's two servers about two-thirds busy on one core
+///   (measured: the A/A noise floor is then 0.4–1.2%).
+pub const DEFAULT_BENCHMARKS: &str = "ping-pong/tokio/1,ping-pong/mio/1,churn/tokio/1,\
+     churn/async-std/1,rate/mio/256@30000,rate/tokio/64@25000,rate/thread-per-connection/64@20000";
 
 /// One benchmark: `WORKLOAD/MODEL/CONNECTIONS[/PAYLOAD][@RATE]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
