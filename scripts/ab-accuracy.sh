@@ -3,8 +3,9 @@
 # repeated runs of the default comparison, and the detection rate of injected slowdowns
 # (the servers' --handicap-ns testing aid) at the default number of pairs.
 #
-# Usage: scripts/ab-accuracy.sh [AA_RUNS] [RUNS_PER_HANDICAP] [HANDICAPS_NS...]
-#   defaults: 20 A/A runs, 5 runs per handicap, handicaps 300 600 1000 1500 2500 ns.
+# Usage: [AB_OPTS="--threshold 1"] scripts/ab-accuracy.sh [AA_RUNS] [RUNS_PER_HANDICAP] [HANDICAPS_NS...]
+#   defaults: 20 A/A runs, 5 runs per handicap, handicaps 300 600 1000 1500 2500 ns; AB_OPTS go
+#   to every `ab` run (and are recorded in the summary).
 # Writes every run's JSON and a summary.md to results/ab-accuracy-<date>-<host>-<time>/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,24 +25,26 @@ started=$(date +%s)
 
 for i in $(seq 1 "$aa_runs"); do
     # Exit codes 0 and 1 are both results here; 2 (invalid) is kept and counted too.
-    "$bin" ab --base "$bin" --head "$bin" --seed "$i" --quiet --json "$out/aa-$i.json" || true
+    # shellcheck disable=SC2086 # AB_OPTS is a list of options.
+    "$bin" ab --base "$bin" --head "$bin" --seed "$i" --quiet --json "$out/aa-$i.json" ${AB_OPTS:-} || true
     echo "A/A $i/$aa_runs done"
 done
 for ns in "${handicaps[@]}"; do
     for i in $(seq 1 "$per_handicap"); do
         "$bin" ab --base "$bin" --head "$bin" --head-server-arg="--handicap-ns=$ns" \
-            --seed "$((1000 + i))" --quiet --json "$out/handicap-$ns-$i.json" || true
+            --seed "$((1000 + i))" --quiet --json "$out/handicap-$ns-$i.json" ${AB_OPTS:-} || true
         echo "handicap $ns ns $i/$per_handicap done"
     done
 done
 
-python3 - "$out" "$aa_runs" "$per_handicap" "$(( $(date +%s) - started ))" "${handicaps[@]}" <<'PY'
+python3 - "$out" "$aa_runs" "$per_handicap" "$(( $(date +%s) - started ))" "${AB_OPTS:-}" "${handicaps[@]}" <<'PY'
 import json, sys, glob, os, statistics
-out, aa_runs, per, elapsed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-handicaps = sys.argv[5:]
+out, aa_runs, per, elapsed, opts = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+handicaps = sys.argv[6:]
 load = lambda p: json.load(open(p))
+env = f"AB_OPTS=\"{opts}\" " if opts else ""
 lines = [f"# `echo-bench ab` accuracy on {os.uname().nodename}", "",
-         f"Made by `scripts/ab-accuracy.sh {aa_runs} {per} {' '.join(handicaps)}` in {elapsed} s.", ""]
+         f"Made by `{env}scripts/ab-accuracy.sh {aa_runs} {per} {' '.join(handicaps)}` in {elapsed} s.", ""]
 aa = [load(p) for p in sorted(glob.glob(f"{out}/aa-*.json"))]
 if aa:
     meta = aa[0]["meta"]
