@@ -177,6 +177,35 @@ fn note_of(points: &[&Aggregate], x_name: &dyn Fn(&Aggregate) -> String) -> Opti
     (!parts.is_empty()).then(|| parts.join("; "))
 }
 
+/// `a` drawn at `x`: `value` of it, with `interval`'s 95% interval over the rounds where there
+/// were rounds, and the marker of what it can claim.
+fn point_of(
+    a: &Aggregate,
+    x: f64,
+    value: fn(&Aggregate) -> f64,
+    interval: Option<Measure>,
+) -> Point {
+    Point {
+        x,
+        y: value(a),
+        interval: interval
+            .and_then(|m| a.estimate(m))
+            .filter(|e| e.n > 1)
+            .map(|e| (e.low, e.high)),
+        mark: mark_of(a),
+    }
+}
+
+/// A server's line, if it has points.
+fn line_of(server: Server, points: Vec<Point>, note: Option<String>) -> Option<Line> {
+    (!points.is_empty()).then(|| Line {
+        name: server.name().to_owned(),
+        style: SeriesStyle::of(server),
+        points,
+        note,
+    })
+}
+
 fn models_in(aggregates: &[Aggregate]) -> Vec<Server> {
     let mut models: Vec<Server> = Vec::new();
     for a in aggregates {
@@ -211,22 +240,13 @@ fn connection_lines(
             here.sort_by_key(|a| a.connections);
             let points: Vec<Point> = here
                 .iter()
-                .map(|a| Point {
-                    x: a.connections as f64,
-                    y: value(a),
-                    interval: interval
-                        .and_then(|m| a.estimate(m))
-                        .filter(|e| e.n > 1)
-                        .map(|e| (e.low, e.high)),
-                    mark: mark_of(a),
-                })
+                .map(|a| point_of(a, a.connections as f64, value, interval))
                 .collect();
-            (!points.is_empty()).then(|| Line {
-                name: model.name().to_owned(),
-                style: SeriesStyle::of(model),
+            line_of(
+                model,
                 points,
-                note: note_of(&here, &|a| a.connections.to_string()),
-            })
+                note_of(&here, &|a| a.connections.to_string()),
+            )
         })
         .collect()
 }
@@ -426,23 +446,14 @@ fn draw_work(dir: &Path, all: &[Aggregate]) -> std::io::Result<Vec<PathBuf>> {
                     .iter()
                     .filter_map(|a| {
                         let x = works.iter().position(|&w| w == a.work_us)?;
-                        Some(Point {
-                            x: x as f64,
-                            y: value(a),
-                            interval: interval
-                                .and_then(|m| a.estimate(m))
-                                .filter(|e| e.n > 1)
-                                .map(|e| (e.low, e.high)),
-                            mark: mark_of(a),
-                        })
+                        Some(point_of(a, x as f64, value, interval))
                     })
                     .collect();
-                (!points.is_empty()).then(|| Line {
-                    name: model.name().to_owned(),
-                    style: SeriesStyle::of(model),
+                line_of(
+                    model,
                     points,
-                    note: note_of(&here, &|a| format!("{} µs", a.work_us)),
-                })
+                    note_of(&here, &|a| format!("{} µs", a.work_us)),
+                )
             })
             .collect();
         let path = dir.join(file);
