@@ -513,3 +513,30 @@ fn the_c10k_profile_holds_idle_connections_and_reports_their_cost() {
     assert!(run_dir.join("c10k-memory.svg").is_file());
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn a_c10k_target_beyond_the_descriptor_limit_fails_with_the_reason() {
+    let dir = temp_dir("c10k-limit");
+    // More connections than any descriptor limit this machine allows one process (20,000).
+    let output = Command::new(env!("CARGO_BIN_EXE_echo-bench"))
+        .args([
+            "suite",
+            "--profile",
+            "c10k",
+            "--models",
+            "mio",
+            "--connections",
+            "1000000",
+        ])
+        .arg("--results")
+        .arg(&dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("descriptor limit"), "{stderr}");
+    let (_, run) = the_run_in(&dir);
+    assert_eq!(run.c10k[0].status, "failed");
+    std::fs::remove_dir_all(&dir).ok();
+}

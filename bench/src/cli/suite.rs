@@ -128,6 +128,20 @@ pub fn main(args: SuiteArgs) -> ExitCode {
         eprintln!("echo-bench: {failed} point(s) failed; see summary.md");
         return exit_code(EXIT_FAILURE);
     }
+    // Not applicable (a bounded model) is a result; failed is not.
+    let not_held: Vec<String> = run
+        .c10k
+        .iter()
+        .filter(|h| h.status == "failed")
+        .map(|h| format!("{} ({})", h.model, h.note.clone().unwrap_or_default()))
+        .collect();
+    if !not_held.is_empty() {
+        eprintln!(
+            "echo-bench: holding idle connections failed for {}",
+            not_held.join("; ")
+        );
+        return exit_code(EXIT_FAILURE);
+    }
     ExitCode::SUCCESS
 }
 
