@@ -100,24 +100,49 @@ fn lost(sent: usize, got: usize) -> Verdict {
     ))
 }
 
+/// The connection ended after `got` of `sent` echoed bytes.
+fn closed_early(sent: usize, got: usize) -> Verdict {
+    if got == 0 {
+        fail(
+            "the server closed the connection instead of echoing: does it serve only one \
+             message per connection? loop until recv() returns b''",
+        )
+    } else {
+        lost(sent, got)
+    }
+}
+
 /// Sends `message` and reads its echo.
 fn round_trip(stream: &mut TcpStream, message: &[u8]) -> CheckResult {
-    stream
-        .write_all(message)
-        .map_err(|e| fail(format!("writing to the server failed: {e}")))?;
+    if let Err(e) = stream.write_all(message) {
+        return Err(
+            if matches!(e.kind(), ErrorKind::ConnectionReset | ErrorKind::BrokenPipe) {
+                fail(
+                    "the server closed the connection before the next message: does it serve only \
+                 one message per connection? loop until recv() returns b''",
+                )
+            } else {
+                fail(format!("writing to the server failed: {e}"))
+            },
+        );
+    }
     let mut echoed = vec![0; message.len()];
     let mut got = 0;
     while got < echoed.len() {
+        // A server that closes with the client's next message unread resets the connection
+        // instead of ending it: the same fault, seen one way or the other.
+        let ended = |e: &std::io::Error| {
+            matches!(
+                e.kind(),
+                ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted | ErrorKind::BrokenPipe
+            )
+        };
         match stream.read(&mut echoed[got..]) {
             Ok(0) => {
-                return Err(if got == 0 {
-                    fail(
-                        "the server closed the connection instead of echoing: does it serve \
-                         only one message per connection? loop until recv() returns b''",
-                    )
-                } else {
-                    lost(message.len(), got)
-                });
+                return Err(closed_early(message.len(), got));
+            }
+            Err(e) if ended(&e) => {
+                return Err(closed_early(message.len(), got));
             }
             Ok(n) => got += n,
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
