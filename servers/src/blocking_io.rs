@@ -1,9 +1,9 @@
 //! What the three blocking-I/O models (`blocking`, `thread-per-connection`, `thread-pool`) share:
 //! the one per-connection echo function, the accept loop with its error handling, and the
-//! registry of open connections that shutdown closes. Only where a connection runs differs.
+//! registry of open connections that shutdown closes, over either stream transport
+//! ([`net::StreamListener`]). Only where a connection runs differs.
 
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use slab::Slab;
 
-use crate::net::{self, AcceptAction};
+use crate::net::{self, AcceptAction, Stream, StreamListener};
 use crate::server::{Model, SHUTDOWN_GRACE, ServerConfig, ServerHandle, ServerId, StopServer};
 use crate::work::EchoPath;
 
@@ -45,7 +45,7 @@ pub(crate) struct BlockingState {
     /// Every open connection, so shutdown can wake the threads blocked on them. Shared rather
     /// than `dup`ed: a connection must not cost two descriptors, or a server near its
     /// descriptor limit would have to drop connections it already accepted.
-    open: Mutex<Slab<Arc<TcpStream>>>,
+    open: Mutex<Slab<Arc<Stream>>>,
 }
 
 impl BlockingState {
@@ -59,7 +59,7 @@ impl BlockingState {
 
     /// Registers a just-accepted connection; `None` once shutdown has begun (the stream is
     /// then simply dropped, i.e. closed).
-    fn register(self: &Arc<Self>, stream: &Arc<TcpStream>) -> Option<Registered> {
+    fn register(self: &Arc<Self>, stream: &Arc<Stream>) -> Option<Registered> {
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         // Checked under the lock, so a connection is either closed by `close_all` or never served.
         if self.is_stopping() {
@@ -97,7 +97,7 @@ impl Drop for Registered {
 /// An accepted connection, registered for shutdown, ready to be served on any thread.
 #[derive(Debug)]
 pub(crate) struct Conn {
-    stream: Arc<TcpStream>,
+    stream: Arc<Stream>,
     registered: Registered,
 }
 
@@ -117,7 +117,7 @@ impl Conn {
 /// The accept loop of a blocking model, run on the server's acceptor thread.
 #[derive(Debug)]
 pub(crate) struct Acceptor {
-    listener: Arc<TcpListener>,
+    listener: Arc<StreamListener>,
     shared: Arc<BlockingState>,
 }
 
@@ -131,8 +131,7 @@ impl Acceptor {
     pub(crate) fn run(&self, mut on_conn: impl FnMut(Conn)) {
         while !self.shared.is_stopping() {
             match self.listener.accept() {
-                Ok((stream, _)) => {
-                    let _ = stream.set_nodelay(true);
+                Ok(stream) => {
                     let stream = Arc::new(stream);
                     if let Some(registered) = self.shared.register(&stream) {
                         on_conn(Conn { stream, registered });
@@ -157,7 +156,7 @@ pub(crate) fn start(
     body: impl FnOnce(Acceptor) + Send + 'static,
 ) -> io::Result<ServerHandle> {
     let listener = Arc::new(net::bind(config)?);
-    let local_addr: SocketAddr = listener.local_addr()?;
+    let endpoint = listener.endpoint()?;
     let id = ServerId::next();
     let shared = Arc::new(BlockingState {
         id,
@@ -175,11 +174,11 @@ pub(crate) fn start(
         shared,
         thread,
     };
-    Ok(ServerHandle::new(model, id, local_addr, Box::new(stop)))
+    Ok(ServerHandle::new(model, id, endpoint, Box::new(stop)))
 }
 
 struct BlockingStop {
-    listener: Arc<TcpListener>,
+    listener: Arc<StreamListener>,
     shared: Arc<BlockingState>,
     thread: JoinHandle<()>,
 }
@@ -187,7 +186,7 @@ struct BlockingStop {
 impl StopServer for BlockingStop {
     fn stop(self: Box<Self>) -> io::Result<()> {
         self.shared.close_all();
-        net::wake_acceptor(&self.listener);
+        net::shut_down(&*self.listener);
         join_within(self.thread, Instant::now() + SHUTDOWN_GRACE)
     }
 }

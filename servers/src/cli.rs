@@ -3,13 +3,12 @@
 //! which every tool shares.
 
 use std::io::Write;
-use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
-use echo_cli::{EXIT_FAILURE, exit_code, usage_exit};
+use echo_cli::{EXIT_FAILURE, Endpoint, exit_code, usage_exit};
 
 use crate::{Model, ServerConfig};
 
@@ -20,9 +19,10 @@ pub struct ServeArgs {
     /// The concurrency model (see --list).
     #[arg(long, value_name = "NAME", required_unless_present = "list", value_parser = parse_model)]
     pub model: Option<Model>,
-    /// Address to listen on; port 0 picks a free port.
-    #[arg(long, value_name = "ADDR", default_value_t = ServerConfig::DEFAULT_LISTEN)]
-    pub listen: SocketAddr,
+    /// Where to listen: HOST:PORT, [V6]:PORT, unix:PATH or udp:HOST:PORT (see --list for the
+    /// models that serve udp:); port 0 picks a free port.
+    #[arg(long, value_name = "ADDR", default_value_t = Endpoint::Tcp(ServerConfig::DEFAULT_LISTEN))]
+    pub listen: Endpoint,
     /// Worker threads, for the models that have them (default: the model's own).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub threads: Option<u16>,
@@ -43,7 +43,7 @@ pub struct ServeArgs {
     #[arg(long, value_name = "NS", default_value_t = 0,
           value_parser = clap::value_parser!(u64).range(0..=1_000_000_000))]
     pub handicap_ns: u64,
-    /// Print the model names, one per line, and exit.
+    /// Print the model names, one per line with the transports each serves, and exit.
     #[arg(long)]
     pub list: bool,
     /// Testing aid: abort the process this long after start (e.g. 300ms), to check that tools
@@ -69,7 +69,8 @@ fn parse_model(s: &str) -> Result<Model, String> {
 pub fn serve(args: ServeArgs, tool: &str) -> ExitCode {
     if args.list {
         for model in Model::ALL {
-            println!("{model}");
+            let transports: Vec<&str> = model.transports().iter().map(|t| t.name()).collect();
+            println!("{model}\t{}", transports.join(","));
         }
         return ExitCode::SUCCESS;
     }
@@ -86,6 +87,16 @@ pub fn serve(args: ServeArgs, tool: &str) -> ExitCode {
                 + std::time::Duration::from_nanos(args.handicap_ns),
         ),
     };
+    let transport = config.listen.transport();
+    if !model.serves(transport) {
+        usage_exit(
+            tool,
+            &format!(
+                "error: {model} does not serve {transport}: (models that do: {})",
+                Model::serving(transport)
+            ),
+        );
+    }
     if let Err(why) = model.available() {
         eprintln!("{tool}: {model} is not available on this machine: {why}");
         return exit_code(EXIT_FAILURE);
@@ -106,7 +117,7 @@ pub fn serve(args: ServeArgs, tool: &str) -> ExitCode {
         }
     };
     let mut stdout = std::io::stdout().lock();
-    let _ = writeln!(stdout, "listening on {}", server.local_addr());
+    let _ = writeln!(stdout, "listening on {}", server.endpoint());
     let _ = stdout.flush();
     drop(stdout);
 

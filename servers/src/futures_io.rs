@@ -1,7 +1,8 @@
 //! What the futures-io models (`async-std`, `smol`) share: the accept loop, the per-connection
 //! echo and the shutdown protocol. The two runtimes speak the same `futures-io` traits and differ
 //! only in how a task is spawned, how a timer sleeps and what a listener is, which is what
-//! [`Runtime`] abstracts.
+//! [`Runtime`] abstracts. A listener is either stream transport ([`Listener`]), and a connection
+//! the runtime's TCP or Unix stream as one type ([`Either`]), so the echo is written once.
 //!
 //! Shutdown follows mini-redis: closing the `shutdown` channel tells the accept loop and every
 //! handler to stop, and each handler holds a sender of a second channel that the accept loop
@@ -13,29 +14,42 @@ use std::time::Duration;
 use async_channel::{Receiver, Sender};
 use futures_lite::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use futures_lite::{Future, future};
+pub(crate) use futures_util::future::Either;
 
-use crate::net::{self, AcceptAction};
+use crate::net::{self, AcceptAction, StreamListener};
 use crate::server::SHUTDOWN_GRACE;
 use crate::work::EchoPath;
 
 /// A futures-io runtime: what the shared accept loop needs from it.
 pub(crate) trait Runtime: Send + 'static {
-    /// Its listener.
-    type Listener: Send + 'static;
-    /// Its connection type.
+    /// Its TCP listener.
+    type TcpListener: Send + Sync + 'static;
+    /// Its Unix stream listener.
+    type UnixListener: Send + Sync + 'static;
+    /// Its connection type: its TCP or its Unix stream.
     type Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static;
 
-    /// Accepts one connection.
-    fn accept(listener: &Self::Listener) -> impl Future<Output = io::Result<Self::Stream>> + Send;
+    /// Adopts a bound, non-blocking listener.
+    fn listener(
+        listener: StreamListener,
+    ) -> io::Result<Listener<Self::TcpListener, Self::UnixListener>>;
 
-    /// Turns Nagle off (echo replies are small and latency matters).
-    fn set_nodelay(stream: &Self::Stream);
+    /// Accepts one connection, Nagle off for TCP (echo replies are small and latency matters).
+    fn accept(
+        listener: &Listener<Self::TcpListener, Self::UnixListener>,
+    ) -> impl Future<Output = io::Result<Self::Stream>> + Send;
 
     /// Runs `task` in the background, detached.
     fn spawn(&self, task: impl Future<Output = ()> + Send + 'static);
 
     /// Sleeps on the runtime's timer.
     fn sleep(duration: Duration) -> impl Future<Output = ()> + Send;
+}
+
+/// A runtime's listener of either stream transport.
+pub(crate) enum Listener<T, U> {
+    Tcp(T),
+    Unix(U),
 }
 
 /// Resolves once shutdown has been signalled (the channel is closed, so `recv` fails).
@@ -47,7 +61,7 @@ pub(crate) async fn shutdown_signalled(shutdown: &Receiver<()>) {
 /// handler to close its connection.
 pub(crate) async fn accept_loop<R: Runtime>(
     runtime: R,
-    listener: R::Listener,
+    listener: Listener<R::TcpListener, R::UnixListener>,
     shutdown: Receiver<()>,
     path: EchoPath,
 ) {
@@ -62,7 +76,6 @@ pub(crate) async fn accept_loop<R: Runtime>(
         let Some(accepted) = accepted else { break };
         match accepted {
             Ok(socket) => {
-                R::set_nodelay(&socket);
                 let shutdown = shutdown.clone();
                 let alive: Sender<()> = handler_alive.clone();
                 runtime.spawn(async move {

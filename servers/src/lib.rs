@@ -1,4 +1,5 @@
-//! Interchangeable TCP echo servers, one per concurrency model, behind one trait.
+//! Interchangeable echo servers, one per concurrency model, behind one trait: every model serves
+//! TCP and Unix stream sockets, and the models where it means something serve UDP datagrams.
 //!
 //! Start any model through the [`Model`] registry and the [`EchoServer`] trait:
 //!
@@ -26,8 +27,10 @@ pub use server::{
 };
 
 pub mod cli;
+pub use echo_cli::{Endpoint, Transport};
 
 mod blocking_io;
+mod datagram;
 mod futures_io;
 mod net;
 mod work;

@@ -1,62 +1,333 @@
-//! Socket plumbing every model shares: binding the listener the same way, and telling accept
-//! errors apart, so that the models differ only in their concurrency model.
+//! Socket plumbing every model shares: binding the listener the same way whatever the transport,
+//! accepting from it, and telling accept errors apart, so that the models differ only in their
+//! concurrency model.
+//!
+//! This is the transport seam. [`bind`] gives a [`StreamListener`] (TCP or a Unix stream socket,
+//! as the configured [`Endpoint`] says) and [`bind_datagram`] a UDP socket; each runtime adopts
+//! the bound socket into its own types in one small adapter, and every model's accept loop, echo
+//! and shutdown are written once over it.
 
-use std::io;
-use std::net::{SocketAddr, TcpListener};
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream, UdpSocket};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use socket2::{Domain, Protocol, Socket, Type};
+use echo_cli::{Endpoint, Transport};
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
-use crate::server::ServerConfig;
+use crate::server::{Model, ServerConfig};
 
-/// Binds a listening socket with `SO_REUSEADDR` and the configured backlog, in blocking mode.
-pub(crate) fn bind(config: &ServerConfig) -> io::Result<TcpListener> {
-    bind_with(config, false)
+/// A bound, listening stream socket of either stream transport, in blocking mode until a model
+/// says otherwise.
+#[derive(Debug)]
+pub(crate) enum StreamListener {
+    /// A TCP listener.
+    Tcp(TcpListener),
+    /// A Unix stream socket listener.
+    Unix(UnixListener),
 }
 
-/// [`bind`] in non-blocking mode, for the async runtimes, with the bound address.
-pub(crate) fn bind_nonblocking(config: &ServerConfig) -> io::Result<(TcpListener, SocketAddr)> {
+/// An accepted connection of either stream transport.
+#[derive(Debug)]
+pub(crate) enum Stream {
+    /// A TCP connection.
+    Tcp(TcpStream),
+    /// A Unix stream connection.
+    Unix(UnixStream),
+}
+
+impl StreamListener {
+    /// Accepts one connection, with Nagle off for TCP (echo replies are small and latency
+    /// matters; a Unix socket has no Nagle).
+    pub(crate) fn accept(&self) -> io::Result<Stream> {
+        match self {
+            StreamListener::Tcp(listener) => {
+                let (stream, _) = listener.accept()?;
+                let _ = stream.set_nodelay(true);
+                Ok(Stream::Tcp(stream))
+            }
+            StreamListener::Unix(listener) => Ok(Stream::Unix(listener.accept()?.0)),
+        }
+    }
+
+    /// Switches between blocking and non-blocking mode.
+    pub(crate) fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        match self {
+            StreamListener::Tcp(listener) => listener.set_nonblocking(nonblocking),
+            StreamListener::Unix(listener) => listener.set_nonblocking(nonblocking),
+        }
+    }
+
+    /// Where it listens, in the tools' address syntax (with the real port when 0 was asked for).
+    pub(crate) fn endpoint(&self) -> io::Result<Endpoint> {
+        match self {
+            StreamListener::Tcp(listener) => Ok(Endpoint::Tcp(listener.local_addr()?)),
+            StreamListener::Unix(listener) => {
+                let addr = listener.local_addr()?;
+                let path = addr.as_pathname().ok_or_else(|| {
+                    io::Error::new(io::ErrorKind::InvalidInput, "an unnamed Unix socket")
+                })?;
+                Ok(Endpoint::Unix(path.to_owned()))
+            }
+        }
+    }
+
+    /// Another descriptor for the same listening socket.
+    fn try_clone(&self) -> io::Result<Self> {
+        Ok(match self {
+            StreamListener::Tcp(listener) => StreamListener::Tcp(listener.try_clone()?),
+            StreamListener::Unix(listener) => StreamListener::Unix(listener.try_clone()?),
+        })
+    }
+}
+
+impl AsFd for StreamListener {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            StreamListener::Tcp(listener) => listener.as_fd(),
+            StreamListener::Unix(listener) => listener.as_fd(),
+        }
+    }
+}
+
+impl Stream {
+    /// Shuts down one or both directions.
+    pub(crate) fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        match self {
+            Stream::Tcp(stream) => stream.shutdown(how),
+            Stream::Unix(stream) => stream.shutdown(how),
+        }
+    }
+}
+
+impl AsRawFd for Stream {
+    fn as_raw_fd(&self) -> RawFd {
+        match self {
+            Stream::Tcp(stream) => stream.as_raw_fd(),
+            Stream::Unix(stream) => stream.as_raw_fd(),
+        }
+    }
+}
+
+impl Read for &Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(stream) => (&*stream).read(buf),
+            Stream::Unix(stream) => (&*stream).read(buf),
+        }
+    }
+}
+
+impl Write for &Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(stream) => (&*stream).write(buf),
+            Stream::Unix(stream) => (&*stream).write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Binds the listening socket `config.listen` names: TCP with `SO_REUSEADDR`, or a Unix stream
+/// socket (a stale socket file left by a server that died is removed first), with the
+/// configured backlog, in blocking mode. A `udp:` address is refused: the caller serves streams.
+pub(crate) fn bind(config: &ServerConfig) -> io::Result<StreamListener> {
+    match &config.listen {
+        Endpoint::Tcp(_) => bind_tcp(config, false).map(StreamListener::Tcp),
+        Endpoint::Unix(path) => bind_unix(path, config.backlog).map(StreamListener::Unix),
+        Endpoint::Udp(_) => Err(not_served(Transport::Udp)),
+    }
+}
+
+/// The error for a transport a model does not serve: names the models that do.
+pub(crate) fn not_served(transport: Transport) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::Unsupported,
+        format!(
+            "{transport}: is not served by this model (models that serve it: {})",
+            Model::serving(transport)
+        ),
+    )
+}
+
+/// [`bind`] in non-blocking mode, for the async runtimes, with where it listens.
+pub(crate) fn bind_nonblocking(config: &ServerConfig) -> io::Result<(StreamListener, Endpoint)> {
     let listener = bind(config)?;
     listener.set_nonblocking(true)?;
-    let local_addr = listener.local_addr()?;
-    Ok((listener, local_addr))
+    let endpoint = listener.endpoint()?;
+    Ok((listener, endpoint))
 }
 
-/// `count` listeners sharing one port through `SO_REUSEPORT`, so the kernel spreads incoming
-/// connections over them (one per event loop or runtime). With port 0 the first picks the port.
-pub(crate) fn bind_reuse_port(config: &ServerConfig, count: usize) -> io::Result<Vec<TcpListener>> {
-    let first = bind_with(config, true)?;
-    let shared = ServerConfig {
-        listen: first.local_addr()?,
-        ..config.clone()
+/// `count` listeners for one address, one per event loop or runtime. For TCP they are separate
+/// sockets sharing the port through `SO_REUSEPORT`, so the kernel spreads incoming connections
+/// over them (with port 0 the first picks the port). A Unix socket path can be bound only once,
+/// so there they are descriptors of one socket: every loop watches it and whichever accepts
+/// first gets the connection.
+pub(crate) fn bind_per_core(
+    config: &ServerConfig,
+    count: usize,
+) -> io::Result<Vec<StreamListener>> {
+    let first = match &config.listen {
+        Endpoint::Tcp(_) => StreamListener::Tcp(bind_tcp(config, true)?),
+        _ => bind(config)?,
     };
-    let mut listeners = vec![first];
+    let shared = match &first {
+        StreamListener::Tcp(listener) => Some(ServerConfig {
+            listen: Endpoint::Tcp(listener.local_addr()?),
+            ..config.clone()
+        }),
+        StreamListener::Unix(_) => None,
+    };
+    let mut listeners = Vec::with_capacity(count.max(1));
     for _ in 1..count.max(1) {
-        listeners.push(bind_with(&shared, true)?);
+        listeners.push(match &shared {
+            Some(shared) => StreamListener::Tcp(bind_tcp(shared, true)?),
+            None => first.try_clone()?,
+        });
     }
+    listeners.insert(0, first);
     Ok(listeners)
 }
 
-/// Like [`bind`], optionally with `SO_REUSEPORT` so several listeners share one port.
-pub(crate) fn bind_with(config: &ServerConfig, reuse_port: bool) -> io::Result<TcpListener> {
-    let socket = Socket::new(
-        Domain::for_address(config.listen),
-        Type::STREAM,
-        Some(Protocol::TCP),
-    )?;
+/// Binds the UDP socket `config.listen` names (`udp:HOST:PORT`), in blocking mode.
+pub(crate) fn bind_datagram(config: &ServerConfig) -> io::Result<UdpSocket> {
+    let Endpoint::Udp(addr) = config.listen else {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "a datagram server needs a udp: address",
+        ));
+    };
+    bind_udp(addr, false)
+}
+
+/// `count` UDP sockets on one port through `SO_REUSEPORT`, one per event loop or runtime; the
+/// kernel hashes each sender to one of them, so a sender's datagrams stay on one core.
+pub(crate) fn bind_datagram_per_core(
+    config: &ServerConfig,
+    count: usize,
+) -> io::Result<Vec<UdpSocket>> {
+    let Endpoint::Udp(addr) = config.listen else {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "a datagram server needs a udp: address",
+        ));
+    };
+    let first = bind_udp(addr, true)?;
+    let addr = first.local_addr()?;
+    let mut sockets = vec![first];
+    for _ in 1..count.max(1) {
+        sockets.push(bind_udp(addr, true)?);
+    }
+    Ok(sockets)
+}
+
+fn bind_udp(addr: std::net::SocketAddr, reuse_port: bool) -> io::Result<UdpSocket> {
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.bind(&addr.into())?;
+    Ok(socket.into())
+}
+
+/// A TCP listener, optionally with `SO_REUSEPORT` so several listeners share one port.
+fn bind_tcp(config: &ServerConfig, reuse_port: bool) -> io::Result<TcpListener> {
+    let Endpoint::Tcp(addr) = config.listen else {
+        unreachable!("bind_tcp is called for TCP addresses only");
+    };
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
     if reuse_port {
         socket.set_reuse_port(true)?;
     }
-    if config.listen.is_ipv6() {
+    if addr.is_ipv6() {
         socket.set_only_v6(true)?;
     }
-    socket.bind(&config.listen.into())?;
-    // The kernel silently caps the backlog at net.core.somaxconn.
-    let backlog = i32::try_from(config.backlog).unwrap_or(i32::MAX);
-    socket.listen(backlog)?;
+    socket.bind(&addr.into())?;
+    socket.listen(backlog(config.backlog))?;
     Ok(socket.into())
+}
+
+/// The backlog for `listen(2)`; the kernel silently caps it at net.core.somaxconn.
+fn backlog(backlog: u32) -> i32 {
+    i32::try_from(backlog).unwrap_or(i32::MAX)
+}
+
+/// A Unix stream listener at `path`. A socket file already there is removed only when no one
+/// listens on it (a server that died without cleaning up); a live server's socket, or a file
+/// that is not a socket, is an "address in use" error and is left alone.
+fn bind_unix(path: &Path, backlog_len: u32) -> io::Result<UnixListener> {
+    remove_if_stale(path)?;
+    let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
+    socket.bind(&SockAddr::unix(path)?)?;
+    socket.listen(backlog(backlog_len))?;
+    Ok(socket.into())
+}
+
+fn remove_if_stale(path: &Path) -> io::Result<()> {
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(err) => return Err(err),
+    };
+    let in_use = |why: &str| {
+        io::Error::new(
+            io::ErrorKind::AddrInUse,
+            format!("{} {why}", path.display()),
+        )
+    };
+    if !meta.file_type().is_socket() {
+        return Err(in_use("exists and is not a socket; not removing it"));
+    }
+    // A non-blocking connect cannot hang on a live server whose backlog is full: that says
+    // EAGAIN, which means someone listens, as success does.
+    let probe = Socket::new(Domain::UNIX, Type::STREAM, None)?;
+    probe.set_nonblocking(true)?;
+    match probe.connect(&SockAddr::unix(path)?) {
+        Err(err) if err.raw_os_error() == Some(libc::ECONNREFUSED) => std::fs::remove_file(path),
+        Err(err) if err.raw_os_error() != Some(libc::EAGAIN) => Err(err),
+        _ => Err(in_use("has a server listening on it")),
+    }
+}
+
+/// The socket file a Unix listener created, removed when the server shuts down, unless another
+/// file has replaced it meanwhile (a newer server's socket is not ours to remove).
+#[derive(Debug)]
+pub(crate) struct SocketFile {
+    path: PathBuf,
+    identity: (u64, u64),
+}
+
+impl SocketFile {
+    /// The socket file at `endpoint`, if it is a Unix socket this process just bound.
+    pub(crate) fn of(endpoint: &Endpoint) -> Option<Self> {
+        let path = endpoint.unix_path()?;
+        let meta = std::fs::symlink_metadata(path).ok()?;
+        Some(Self {
+            path: path.to_owned(),
+            identity: (meta.dev(), meta.ino()),
+        })
+    }
+}
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        if let Ok(meta) = std::fs::symlink_metadata(&self.path)
+            && (meta.dev(), meta.ino()) == self.identity
+        {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
 }
 
 /// What a failed `accept` means for the accept loop.
@@ -173,10 +444,11 @@ impl RateLimitedLog {
 /// The process-wide accept-error log.
 pub(crate) static ACCEPT_LOG: RateLimitedLog = RateLimitedLog::new();
 
-/// Wakes a thread blocked in `accept(2)` on `listener`: on Linux, shutting down a listening
-/// socket makes a blocked or later `accept` fail with `EINVAL`.
-pub(crate) fn wake_acceptor(listener: &TcpListener) {
-    let _ = socket2::SockRef::from(listener).shutdown(std::net::Shutdown::Both);
+/// Shuts down both directions of the socket behind `fd`, whatever its kind: how shutdown wakes
+/// a thread blocked on it. A listening socket's blocked or later `accept` then fails with
+/// `EINVAL`; a connection's `read` returns end-of-file; a UDP socket's `recv_from` returns.
+pub(crate) fn shut_down(fd: impl AsFd) {
+    let _ = socket2::SockRef::from(&fd).shutdown(Shutdown::Both);
 }
 
 #[cfg(test)]

@@ -8,6 +8,8 @@
 use std::fmt;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
+
+use echo_cli::{Endpoint, Transport};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -15,7 +17,8 @@ use std::time::Duration;
 pub use crate::models::{Family, Model};
 use crate::work::Work;
 
-/// A TCP echo server built on one concurrency model.
+/// An echo server built on one concurrency model, serving TCP and Unix stream sockets, and UDP
+/// datagrams where [`EchoServer::transports`] says so.
 ///
 /// # What every implementation guarantees
 ///
@@ -23,7 +26,9 @@ use crate::work::Work;
 /// and the conformance suite (`servers/tests/conformance.rs`) checks each point for every model:
 ///
 /// 1. **Listener.** Bound with `SO_REUSEADDR` and the configured listen backlog (default 4096,
-///    not the 128 of `std`/`mio`/`tokio`'s plain `bind`, which stalls connect bursts).
+///    not the 128 of `std`/`mio`/`tokio`'s plain `bind`, which stalls connect bursts). The same
+///    for a Unix socket (`unix:PATH`), whose file is removed at shutdown, and at bind only when
+///    it is a stale one no server listens on. Every point below holds on both stream transports.
 /// 2. **Byte-exact echo.** Every byte read is written back, in order, whatever the segmentation;
 ///    partial writes are completed.
 /// 3. **Half-close.** A client that shuts down its write side gets everything it sent echoed,
@@ -42,6 +47,10 @@ use crate::work::Work;
 ///    joins every thread the server started, within a few seconds, even with clients connected.
 ///    Threads a server starts are named `es<id>-<role>` (see [`ServerHandle::id`]); a runtime's
 ///    process-wide threads (async-std's global executor) are shared, not the server's own.
+/// 9. **Datagrams** (the models whose [`EchoServer::transports`] include UDP). Each datagram is
+///    sent back to its sender unchanged, whatever its size up to 65,507 bytes; what the kernel
+///    drops when its buffer overflows is lost, never a crash; shutdown as in point 8. The other
+///    models refuse a `udp:` address with an error naming those that serve it.
 pub trait EchoServer: Send + Sync {
     /// Which model this is.
     fn model(&self) -> Model;
@@ -64,13 +73,19 @@ pub trait EchoServer: Send + Sync {
         let _ = config;
         None
     }
+
+    /// The transports the model serves: both stream transports always (they share one code
+    /// path, see `net.rs`); UDP only where a datagram server means something for the model.
+    fn transports(&self) -> &'static [Transport] {
+        &[Transport::Tcp, Transport::Unix]
+    }
 }
 
 /// How a server is started. Every field has a default that suits a benchmark.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerConfig {
-    /// Address to listen on; port 0 picks a free port.
-    pub listen: SocketAddr,
+    /// Where to listen: TCP, a Unix socket path or UDP ([`Endpoint`]); port 0 picks a free port.
+    pub listen: Endpoint,
     /// The listen backlog passed to `listen(2)` (the kernel caps it at `net.core.somaxconn`).
     pub backlog: u32,
     /// Bytes of buffer per connection: the most a server holds for a client that does not read.
@@ -82,7 +97,7 @@ pub struct ServerConfig {
 }
 
 impl ServerConfig {
-    /// The default listen address of the `echo-server` binary.
+    /// The default listen address of the `echo-server` binary (TCP).
     pub const DEFAULT_LISTEN: SocketAddr =
         SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 7878);
     /// The default listen backlog.
@@ -93,7 +108,18 @@ impl ServerConfig {
     /// A config listening on `127.0.0.1:0` (a free port), as tests and the suite want.
     pub fn ephemeral() -> Self {
         Self {
-            listen: SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
+            listen: Endpoint::Tcp(SocketAddr::new(
+                std::net::IpAddr::V4(Ipv4Addr::LOCALHOST),
+                0,
+            )),
+            ..Self::default()
+        }
+    }
+
+    /// The default config listening on `listen`.
+    pub fn at(listen: Endpoint) -> Self {
+        Self {
+            listen,
             ..Self::default()
         }
     }
@@ -107,7 +133,7 @@ impl ServerConfig {
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
-            listen: Self::DEFAULT_LISTEN,
+            listen: Endpoint::Tcp(Self::DEFAULT_LISTEN),
             backlog: Self::DEFAULT_BACKLOG,
             buffer_size: Self::DEFAULT_BUFFER,
             threads: None,
@@ -131,8 +157,11 @@ pub(crate) trait StopServer: Send {
 pub struct ServerHandle {
     model: Model,
     id: u64,
-    local_addr: SocketAddr,
+    endpoint: Endpoint,
     stop: Option<Box<dyn StopServer>>,
+    /// A Unix listener's socket file, removed after the server has stopped (declared after
+    /// `stop`, so dropping the handle stops the server first).
+    socket_file: Option<crate::net::SocketFile>,
 }
 
 impl fmt::Debug for ServerHandle {
@@ -140,7 +169,7 @@ impl fmt::Debug for ServerHandle {
         f.debug_struct("ServerHandle")
             .field("model", &self.model)
             .field("id", &self.id)
-            .field("local_addr", &self.local_addr)
+            .field("endpoint", &self.endpoint)
             .finish_non_exhaustive()
     }
 }
@@ -149,20 +178,33 @@ impl ServerHandle {
     pub(crate) fn new(
         model: Model,
         id: ServerId,
-        local_addr: SocketAddr,
+        endpoint: Endpoint,
         stop: Box<dyn StopServer>,
     ) -> Self {
         Self {
             model,
             id: id.0,
-            local_addr,
+            socket_file: crate::net::SocketFile::of(&endpoint),
+            endpoint,
             stop: Some(stop),
         }
     }
 
-    /// The address the server is listening on (with the real port when port 0 was asked for).
+    /// Where the server listens, in the tools' address syntax (with the real port when port 0
+    /// was asked for): what `listening on` prints and `--target` takes.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// The IP address and port the server listens on (TCP or UDP).
+    ///
+    /// # Panics
+    /// If the server listens on a Unix socket, which has no IP address: use
+    /// [`ServerHandle::endpoint`] where the transport is not known to be TCP or UDP.
     pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+        self.endpoint
+            .socket_addr()
+            .expect("local_addr() of a server on a Unix socket; use endpoint()")
     }
 
     /// The model serving.
@@ -181,12 +223,15 @@ impl ServerHandle {
         ServerId(self.id).thread_prefix()
     }
 
-    /// Stops accepting, closes every connection and joins every thread the server started.
+    /// Stops accepting, closes every connection and joins every thread the server started;
+    /// then removes a Unix socket's file.
     pub fn shutdown(mut self) -> io::Result<()> {
-        match self.stop.take() {
+        let result = match self.stop.take() {
             Some(stop) => stop.stop(),
             None => Ok(()),
-        }
+        };
+        drop(self.socket_file.take());
+        result
     }
 }
 
@@ -288,6 +333,26 @@ impl Model {
     /// ([`EchoServer::concurrency_limit`]).
     pub fn concurrency_limit(self, config: &ServerConfig) -> Option<usize> {
         self.server().concurrency_limit(config)
+    }
+
+    /// The transports the model serves ([`EchoServer::transports`]).
+    pub fn transports(self) -> &'static [Transport] {
+        self.server().transports()
+    }
+
+    /// Whether the model serves `transport`.
+    pub fn serves(self, transport: Transport) -> bool {
+        self.transports().contains(&transport)
+    }
+
+    /// The names of the models that serve `transport`, comma-separated, for error messages.
+    pub fn serving(transport: Transport) -> String {
+        Self::ALL
+            .iter()
+            .filter(|m| m.serves(transport))
+            .map(|m| m.name())
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     /// The valid names, comma-separated, for error messages.

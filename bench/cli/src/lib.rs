@@ -8,12 +8,16 @@
 //! | [`EXIT_FAILURE`] = 1 | the run worked but saw failures (echo errors, a regression, a crash) |
 //! | [`EXIT_USAGE`] = 2 | a usage error: bad flag, value, argument or path, found before any work |
 //!
-//! It lives in a crate of its own, depending on clap only, because both the servers and the
-//! load generator need it and neither may depend on the other.
+//! It also holds the one address syntax of every tool ([`Endpoint`]: `HOST:PORT`, `unix:PATH`,
+//! `udp:HOST:PORT`). It lives in a crate of its own, depending on clap only, because both the
+//! servers and the load generator need it and neither may depend on the other.
 
 #![deny(missing_docs)]
 
 use std::process::ExitCode;
+
+mod endpoint;
+pub use endpoint::{BadEndpoint, Endpoint, Transport, UNIX_PATH_MAX};
 
 /// Exit code for a usage error (bad flag, value or argument).
 pub const EXIT_USAGE: u8 = 2;

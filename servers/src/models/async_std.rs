@@ -15,12 +15,13 @@ use std::time::{Duration, Instant};
 
 use async_channel::Sender;
 use async_std::net::{TcpListener, TcpStream};
+use async_std::os::unix::net::{UnixListener, UnixStream};
 use async_std::task;
 use futures_lite::Future;
 
 use crate::blocking_io::join_within;
-use crate::futures_io::{Runtime, accept_loop};
-use crate::net;
+use crate::futures_io::{Either, Listener, Runtime, accept_loop};
+use crate::net::{self, StreamListener};
 use crate::server::{
     EchoServer, JOIN_AFTER_DRAIN, Model, ServerConfig, ServerHandle, ServerId, StopServer,
 };
@@ -36,22 +37,18 @@ impl EchoServer for AsyncStdServer {
     }
 
     fn start(&self, config: &ServerConfig) -> io::Result<ServerHandle> {
-        let (std_listener, local_addr) = net::bind_nonblocking(config)?;
+        let (std_listener, endpoint) = net::bind_nonblocking(config)?;
+        let listener = AsyncStd::listener(std_listener)?;
         let id = ServerId::next();
         let (notify_shutdown, shutdown) = async_channel::bounded::<()>(1);
         let path = EchoPath::of(config);
         let thread = id.thread("accept").spawn(move || {
-            task::block_on(accept_loop(
-                AsyncStd,
-                TcpListener::from(std_listener),
-                shutdown,
-                path,
-            ));
+            task::block_on(accept_loop(AsyncStd, listener, shutdown, path));
         })?;
         Ok(ServerHandle::new(
             Model::AsyncStd,
             id,
-            local_addr,
+            endpoint,
             Box::new(AsyncStdStop {
                 notify_shutdown,
                 thread,
@@ -64,15 +61,26 @@ impl EchoServer for AsyncStdServer {
 struct AsyncStd;
 
 impl Runtime for AsyncStd {
-    type Listener = TcpListener;
-    type Stream = TcpStream;
+    type TcpListener = TcpListener;
+    type UnixListener = UnixListener;
+    type Stream = Either<TcpStream, UnixStream>;
 
-    async fn accept(listener: &TcpListener) -> io::Result<TcpStream> {
-        listener.accept().await.map(|(socket, _)| socket)
+    fn listener(listener: StreamListener) -> io::Result<Listener<TcpListener, UnixListener>> {
+        Ok(match listener {
+            StreamListener::Tcp(l) => Listener::Tcp(TcpListener::from(l)),
+            StreamListener::Unix(l) => Listener::Unix(UnixListener::from(l)),
+        })
     }
 
-    fn set_nodelay(stream: &TcpStream) {
-        let _ = stream.set_nodelay(true);
+    async fn accept(listener: &Listener<TcpListener, UnixListener>) -> io::Result<Self::Stream> {
+        match listener {
+            Listener::Tcp(listener) => {
+                let (stream, _) = listener.accept().await?;
+                let _ = stream.set_nodelay(true);
+                Ok(Either::Left(stream))
+            }
+            Listener::Unix(listener) => Ok(Either::Right(listener.accept().await?.0)),
+        }
     }
 
     fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {

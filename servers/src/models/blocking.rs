@@ -4,9 +4,15 @@
 //! Cost per connection: nothing beyond the kernel's socket buffers and one read buffer, because
 //! there is only ever one. What blocks: everything. An idle client holds the whole server, so
 //! this model serves exactly one connection at a time; it is the baseline the others beat.
+//!
+//! Over UDP (`udp:`) it is the textbook `recvfrom`/`sendto` loop on one thread
+//! (`datagram::start_threads`): one datagram at a time, but no client can hold it.
 
 use std::io;
 
+use echo_cli::Transport;
+
+use crate::datagram;
 use crate::blocking_io;
 use crate::server::{EchoServer, Model, ServerConfig, ServerHandle};
 
@@ -23,7 +29,14 @@ impl EchoServer for Blocking {
         Some(1)
     }
 
+    fn transports(&self) -> &'static [Transport] {
+        &Transport::ALL
+    }
+
     fn start(&self, config: &ServerConfig) -> io::Result<ServerHandle> {
+        if config.listen.transport() == Transport::Udp {
+            return datagram::start_threads(Model::Blocking, config, 1);
+        }
         blocking_io::start(Model::Blocking, config, |acceptor| {
             acceptor.run(|conn| conn.serve());
         })

@@ -21,6 +21,9 @@
 //! per-message work runs on the thread that owns the connection. Where the kernel refuses
 //! io_uring (old kernels, seccomp profiles such as Docker's default), the model reports itself
 //! unavailable ([`EchoServer::available`]) and the tools skip it.
+//!
+//! Over UDP each thread has its own `SO_REUSEPORT` socket and keeps four receives submitted to
+//! its ring, each task sending its datagram back before receiving again.
 
 use std::io;
 use std::net::Shutdown;
@@ -30,12 +33,15 @@ use std::sync::OnceLock;
 use std::sync::mpsc;
 use std::time::Instant;
 
-use tokio_uring::net::{TcpListener, TcpStream};
+use tokio_uring::net::{TcpListener, TcpStream, UnixStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use echo_cli::{Endpoint, Transport};
+
 use crate::blocking_io::join_all_within;
-use crate::net;
+use crate::datagram::{MAX_DATAGRAM, is_transient};
+use crate::net::{self, StreamListener};
 use crate::server::{
     EchoServer, JOIN_AFTER_DRAIN, Model, SHUTDOWN_GRACE, ServerConfig, ServerHandle, ServerId, StopServer,
     available_cores, start_each,
@@ -71,19 +77,35 @@ impl EchoServer for IoUringServer {
             .clone()
     }
 
+    fn transports(&self) -> &'static [Transport] {
+        &Transport::ALL
+    }
+
     fn start(&self, config: &ServerConfig) -> io::Result<ServerHandle> {
         if let Err(why) = self.available() {
             return Err(io::Error::new(io::ErrorKind::Unsupported, why));
         }
-        let listeners = net::bind_reuse_port(config, config.threads_or(available_cores()))?;
-        let local_addr = listeners[0].local_addr()?;
+        let cores = config.threads_or(available_cores());
+        let (units, endpoint) = if config.listen.transport() == Transport::Udp {
+            let sockets = net::bind_datagram_per_core(config, cores)?;
+            let endpoint = Endpoint::Udp(sockets[0].local_addr()?);
+            (sockets.into_iter().map(Unit::Datagram).collect::<Vec<_>>(), endpoint)
+        } else {
+            let listeners = net::bind_per_core(config, cores)?;
+            let endpoint = listeners[0].endpoint()?;
+            (listeners.into_iter().map(Unit::Stream).collect(), endpoint)
+        };
         let id = ServerId::next();
         let path = EchoPath::of(config);
         let stop = UringStop {
             shutdown: CancellationToken::new(),
             threads: Vec::new(),
+            wake_datagrams: match endpoint {
+                Endpoint::Udp(addr) => Some(addr),
+                _ => None,
+            },
         };
-        let stop = start_each(stop, listeners, |stop, listener| {
+        let stop = start_each(stop, units, |stop, unit| {
             let shutdown = stop.shutdown.clone();
             // The runtime is built on its own thread (it cannot move between threads); the
             // thread reports whether that worked before `start` returns.
@@ -97,7 +119,12 @@ impl EchoServer for IoUringServer {
                     }
                 };
                 let _ = started.send(Ok(()));
-                runtime.block_on(serve(listener, shutdown, path));
+                match unit {
+                    Unit::Stream(listener) => runtime.block_on(serve(listener, shutdown, path)),
+                    Unit::Datagram(socket) => {
+                        runtime.block_on(serve_datagrams(socket, shutdown, path));
+                    }
+                }
             })?;
             stop.threads.push(thread);
             outcome
@@ -107,10 +134,64 @@ impl EchoServer for IoUringServer {
         Ok(ServerHandle::new(
             Model::IoUring,
             id,
-            local_addr,
+            endpoint,
             Box::new(stop),
         ))
     }
+}
+
+/// What one thread serves: a stream listener, or a UDP socket.
+enum Unit {
+    Stream(StreamListener),
+    Datagram(std::net::UdpSocket),
+}
+
+/// Receives on `socket` with [`DATAGRAMS_IN_FLIGHT`] tasks, so that many receives are always
+/// submitted to the ring, each sending its datagram back before it receives again, until
+/// shutdown.
+async fn serve_datagrams(socket: std::net::UdpSocket, shutdown: CancellationToken, path: EchoPath) {
+    let socket = Rc::new(tokio_uring::net::UdpSocket::from_std(socket));
+    let tasks = TaskTracker::new();
+    for _ in 0..DATAGRAMS_IN_FLIGHT {
+        let socket = Rc::clone(&socket);
+        let shutdown = shutdown.clone();
+        tasks.spawn_local(async move {
+            let mut buf = Vec::with_capacity(MAX_DATAGRAM);
+            loop {
+                buf.clear();
+                let (received, filled) = socket.recv_from(buf).await;
+                buf = filled;
+                if shutdown.is_cancelled() {
+                    return;
+                }
+                let peer = match received {
+                    Ok((_, peer)) => peer,
+                    Err(err) if is_transient(&err) => continue,
+                    Err(err) => {
+                        eprintln!("echo-server: io-uring: udp receive failed: {err}");
+                        return;
+                    }
+                };
+                path.on_message(&buf);
+                // A failed send loses that one datagram, as the network may.
+                let (_, sent) = socket.send_to(buf, peer).await;
+                buf = sent;
+            }
+        });
+    }
+    tasks.close();
+    // Each task returns after its receive completes once shutdown began; shutdown sends the
+    // datagrams that complete them (`wake_receivers`), since nothing here may drop an operation
+    // the ring still holds.
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE * 2, tasks.wait()).await;
+}
+
+/// Receives each io-uring datagram thread keeps submitted.
+const DATAGRAMS_IN_FLIGHT: usize = 4;
+
+fn fd_of(socket: &impl AsRawFd) -> std::os::fd::BorrowedFd<'_> {
+    // SAFETY: the socket owns the descriptor and outlives the borrow.
+    unsafe { std::os::fd::BorrowedFd::borrow_raw(socket.as_raw_fd()) }
 }
 
 /// Accepts until shutdown, a task per connection, then waits (bounded) for every handler.
@@ -119,8 +200,14 @@ impl EchoServer for IoUringServer {
 /// completes, so nothing here is dropped in flight: at shutdown each socket is shut down first,
 /// which makes the kernel complete its pending accept, read or write at once, and the operation
 /// is then awaited to its end.
-async fn serve(listener: std::net::TcpListener, shutdown: CancellationToken, path: EchoPath) {
-    let listener = TcpListener::from_std(listener);
+async fn serve(listener: StreamListener, shutdown: CancellationToken, path: EchoPath) {
+    let listener = match Listener::adopt(listener) {
+        Ok(listener) => listener,
+        Err(err) => {
+            eprintln!("echo-server: io-uring: cannot adopt the listener: {err}");
+            return;
+        }
+    };
     let handlers = TaskTracker::new();
     loop {
         let accept = listener.accept();
@@ -129,28 +216,19 @@ async fn serve(listener: std::net::TcpListener, shutdown: CancellationToken, pat
             accepted = &mut accept => accepted,
             () = shutdown.cancelled() => {
                 // A listening socket shut down fails its pending accept (EINVAL).
-                shut_down(listener.as_raw_fd());
+                listener.shut_down();
                 // A connection accepted in the meantime is dropped, that is closed.
                 let _ = tokio::time::timeout(SHUTDOWN_GRACE, accept).await;
                 break;
             }
         };
         match accepted {
-            Ok((stream, _)) => {
+            Ok(Accepted::Tcp(stream)) => {
                 let _ = stream.set_nodelay(true);
-                let shutdown = shutdown.clone();
-                handlers.spawn_local(async move {
-                    let stream = Rc::new(stream);
-                    let echo = echo(Rc::clone(&stream), path);
-                    tokio::pin!(echo);
-                    tokio::select! {
-                        _ = &mut echo => {}
-                        () = shutdown.cancelled() => {
-                            let _ = stream.shutdown(Shutdown::Both);
-                            let _ = tokio::time::timeout(SHUTDOWN_GRACE, echo).await;
-                        }
-                    }
-                });
+                handlers.spawn_local(handle(stream, shutdown.clone(), path));
+            }
+            Ok(Accepted::Unix(stream)) => {
+                handlers.spawn_local(handle(stream, shutdown.clone(), path));
             }
             Err(err) => {
                 if after_accept_error(&err, &shutdown).await {
@@ -164,16 +242,104 @@ async fn serve(listener: std::net::TcpListener, shutdown: CancellationToken, pat
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, handlers.wait()).await;
 }
 
-fn shut_down(fd: std::os::fd::RawFd) {
-    // SAFETY: the caller's socket owns the descriptor and outlives this call.
-    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
-    let _ = socket2::SockRef::from(&fd).shutdown(Shutdown::Both);
+/// Echoes one connection until it ends or shutdown, when its socket is shut down first so the
+/// operation in flight completes, and is awaited.
+async fn handle(stream: impl UringStream, shutdown: CancellationToken, path: EchoPath) {
+    let stream = Rc::new(stream);
+    let echo = echo(Rc::clone(&stream), path);
+    tokio::pin!(echo);
+    tokio::select! {
+        _ = &mut echo => {}
+        () = shutdown.cancelled() => {
+            let _ = stream.shutdown(Shutdown::Both);
+            let _ = tokio::time::timeout(SHUTDOWN_GRACE, echo).await;
+        }
+    }
 }
+
+/// The listener of one thread. TCP accepts through the ring. tokio-uring has no way to adopt a
+/// bound Unix listener (only to bind a path, which the per-core threads cannot all do), so a Unix
+/// socket accepts through the runtime's epoll driver, and each connection then does its reads and
+/// writes through the ring like a TCP one.
+enum Listener {
+    Tcp(TcpListener),
+    Unix(tokio::net::UnixListener),
+}
+
+/// A connection just accepted.
+enum Accepted {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Listener {
+    fn adopt(listener: StreamListener) -> io::Result<Self> {
+        Ok(match listener {
+            StreamListener::Tcp(l) => Listener::Tcp(TcpListener::from_std(l)),
+            StreamListener::Unix(l) => {
+                l.set_nonblocking(true)?;
+                Listener::Unix(tokio::net::UnixListener::from_std(l)?)
+            }
+        })
+    }
+
+    async fn accept(&self) -> io::Result<Accepted> {
+        match self {
+            Listener::Tcp(listener) => listener.accept().await.map(|(s, _)| Accepted::Tcp(s)),
+            Listener::Unix(listener) => {
+                let stream = listener.accept().await?.0.into_std()?;
+                // Ring operations on a non-blocking socket would complete with EAGAIN instead of
+                // waiting.
+                stream.set_nonblocking(false)?;
+                Ok(Accepted::Unix(UnixStream::from_std(stream)))
+            }
+        }
+    }
+
+    /// Completes a pending ring accept at shutdown (an epoll accept is simply dropped).
+    fn shut_down(&self) {
+        if let Listener::Tcp(listener) = self {
+            net::shut_down(fd_of(listener));
+        }
+    }
+}
+
+/// What the echo needs from a tokio-uring stream; its TCP and Unix streams have the same
+/// methods but no common trait.
+trait UringStream: 'static {
+    fn read(&self, buf: Vec<u8>) -> impl Future<Output = tokio_uring::BufResult<usize, Vec<u8>>>;
+    fn write_all(&self, buf: Vec<u8>) -> impl Future<Output = tokio_uring::BufResult<(), Vec<u8>>>;
+    fn shutdown(&self, how: Shutdown) -> io::Result<()>;
+}
+
+macro_rules! uring_stream {
+    ($ty:ty) => {
+        impl UringStream for $ty {
+            fn read(
+                &self,
+                buf: Vec<u8>,
+            ) -> impl Future<Output = tokio_uring::BufResult<usize, Vec<u8>>> {
+                <$ty>::read(self, buf)
+            }
+            fn write_all(
+                &self,
+                buf: Vec<u8>,
+            ) -> impl Future<Output = tokio_uring::BufResult<(), Vec<u8>>> {
+                <$ty>::write_all(self, buf)
+            }
+            fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+                <$ty>::shutdown(self, how)
+            }
+        }
+    };
+}
+uring_stream!(TcpStream);
+uring_stream!(UnixStream);
 
 /// Echoes until the peer half-closes. The buffer moves into each operation and comes back with
 /// its result; `write_all` completes partial writes, and while the peer does not read, the
 /// pending write keeps the task from reading more (backpressure).
-async fn echo(stream: Rc<TcpStream>, path: EchoPath) -> io::Result<()> {
+async fn echo(stream: Rc<impl UringStream>, path: EchoPath) -> io::Result<()> {
     let mut buf: Vec<u8> = Vec::with_capacity(path.buffer_size);
     loop {
         // tokio-uring reads into the vector's spare capacity, after its length.
@@ -194,12 +360,49 @@ async fn echo(stream: Rc<TcpStream>, path: EchoPath) -> io::Result<()> {
 struct UringStop {
     shutdown: CancellationToken,
     threads: Vec<std::thread::JoinHandle<()>>,
+    /// For a UDP server, its address: where shutdown sends the datagrams that complete the
+    /// receives pending in the rings.
+    wake_datagrams: Option<std::net::SocketAddr>,
 }
 
 impl StopServer for UringStop {
     fn stop(self: Box<Self>) -> io::Result<()> {
         self.shutdown.cancel();
         let deadline = Instant::now() + JOIN_AFTER_DRAIN;
+        if let Some(addr) = self.wake_datagrams {
+            wake_receivers(addr, &self.threads, deadline);
+        }
         join_all_within(self.threads, deadline)
+    }
+}
+
+/// Completes the receives pending in the rings of a UDP server being stopped, by sending it
+/// empty datagrams until every thread has ended.
+///
+/// Shutting the socket down would complete them too, but with no sender address, which
+/// tokio-uring 0.5's `recv_from` unwraps (a panic). Each datagram comes from a fresh socket so
+/// that `SO_REUSEPORT`'s hash of the sender spreads them over every thread's socket; a task that
+/// receives one after shutdown began returns without sending anything back.
+fn wake_receivers(addr: std::net::SocketAddr, threads: &[std::thread::JoinHandle<()>], deadline: Instant) {
+    let target = if addr.ip().is_unspecified() {
+        let loopback = match addr {
+            std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        };
+        std::net::SocketAddr::new(loopback, addr.port())
+    } else {
+        addr
+    };
+    let local = match target {
+        std::net::SocketAddr::V4(_) => "127.0.0.1:0",
+        std::net::SocketAddr::V6(_) => "[::1]:0",
+    };
+    while threads.iter().any(|t| !t.is_finished()) && Instant::now() < deadline {
+        for _ in 0..DATAGRAMS_IN_FLIGHT * threads.len() {
+            if let Ok(socket) = std::net::UdpSocket::bind(local) {
+                let _ = socket.send_to(&[], target);
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
     }
 }

@@ -25,11 +25,13 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Once};
 use std::time::{Duration, Instant};
 
+use echo_cli::Endpoint;
 use may::net::TcpListener;
+use may::os::unix::net::UnixListener;
 use slab::Slab;
 
 use crate::blocking_io;
-use crate::net::{self, AcceptAction};
+use crate::net::{self, AcceptAction, StreamListener};
 use crate::server::{
     EchoServer, Model, SHUTDOWN_GRACE, ServerConfig, ServerHandle, ServerId, StopServer, available_cores,
 };
@@ -51,10 +53,71 @@ impl EchoServer for MayServer {
             may::config().set_workers(config.threads_or(available_cores()));
         });
         let std_listener = net::bind(config)?;
-        let local_addr = std_listener.local_addr()?;
-        // SAFETY: the descriptor comes from `into_raw_fd`, so this listener is its only owner.
-        // MayState with the stop, which shuts it down: it stays open until both are done.
-        let listener = Arc::new(unsafe { TcpListener::from_raw_fd(std_listener.into_raw_fd()) });
+        let endpoint = std_listener.endpoint()?;
+        // The accept loop is generic over `may`'s two listener types, one per stream transport.
+        match std_listener {
+            StreamListener::Tcp(l) => start_on(adopt::<TcpListener>(l), config, endpoint),
+            StreamListener::Unix(l) => start_on(adopt::<UnixListener>(l), config, endpoint),
+        }
+    }
+}
+
+/// `may`'s listener over a bound std listener's descriptor.
+fn adopt<L: FromRawFd>(listener: impl IntoRawFd) -> Arc<L> {
+    // SAFETY: the descriptor comes from `into_raw_fd`, so this listener is its only owner. It
+    // is shared by the accept loop and the stop, which shuts it down: it stays open until both
+    // are done.
+    Arc::new(unsafe { L::from_raw_fd(listener.into_raw_fd()) })
+}
+
+/// A `may` listener of either stream transport.
+trait Accept: AsRawFd + Send + Sync + 'static {
+    type Stream: io::Read + io::Write + AsRawFd + Send + 'static;
+
+    /// Accepts one connection, Nagle off for TCP.
+    fn accept_one(&self) -> io::Result<Self::Stream>;
+
+    /// Wakes the accept loop once `stopping` is set. A TCP listener shut down fails the pending
+    /// accept. A Unix one does not (`may`'s non-blocking accept keeps saying "again"), so the
+    /// loop is woken by one last connection, which it closes unserved.
+    fn wake(&self);
+}
+
+impl Accept for TcpListener {
+    type Stream = may::net::TcpStream;
+
+    fn accept_one(&self) -> io::Result<Self::Stream> {
+        let (stream, _) = self.accept()?;
+        let _ = stream.set_nodelay(true);
+        Ok(stream)
+    }
+
+    fn wake(&self) {
+        shut_down(self.as_raw_fd());
+    }
+}
+
+impl Accept for UnixListener {
+    type Stream = may::os::unix::net::UnixStream;
+
+    fn accept_one(&self) -> io::Result<Self::Stream> {
+        self.accept().map(|(stream, _)| stream)
+    }
+
+    fn wake(&self) {
+        if let Some(path) = self.local_addr().ok().and_then(|a| a.as_pathname().map(Into::into)) {
+            let _ = std::os::unix::net::UnixStream::connect::<std::path::PathBuf>(path);
+        }
+    }
+}
+
+/// Starts the accept loop on `listener` and returns the running server's handle.
+fn start_on<L: Accept>(
+    listener: Arc<L>,
+    config: &ServerConfig,
+    endpoint: Endpoint,
+) -> io::Result<ServerHandle> {
+    {
         let id = ServerId::next();
         let shared = Arc::new(MayState {
             path: EchoPath::of(config),
@@ -73,7 +136,7 @@ impl EchoServer for MayServer {
         Ok(ServerHandle::new(
             Model::May,
             id,
-            local_addr,
+            endpoint,
             Box::new(MayStop {
                 listener,
                 shared,
@@ -105,11 +168,10 @@ impl MayState {
     }
 }
 
-fn accept_loop(listener: Arc<TcpListener>, shared: Arc<MayState>) {
+fn accept_loop(listener: Arc<impl Accept>, shared: Arc<MayState>) {
     while !shared.stopping() {
-        match listener.accept() {
-            Ok((stream, _)) => {
-                let _ = stream.set_nodelay(true);
+        match listener.accept_one() {
+            Ok(stream) => {
                 serve(stream, &shared, spawn_coroutine);
             }
             Err(err) => match net::after_accept_error(&err, shared.stopping()) {
@@ -182,8 +244,8 @@ where
     }));
 }
 
-struct MayStop {
-    listener: Arc<TcpListener>,
+struct MayStop<L> {
+    listener: Arc<L>,
     shared: Arc<MayState>,
     acceptor: std::thread::JoinHandle<()>,
 }
@@ -195,7 +257,7 @@ fn shut_down(fd: RawFd) {
     let _ = socket2::SockRef::from(&fd).shutdown(std::net::Shutdown::Both);
 }
 
-impl StopServer for MayStop {
+impl<L: Accept> StopServer for MayStop<L> {
     fn stop(self: Box<Self>) -> io::Result<()> {
         {
             let open = self.shared.lock();
@@ -204,7 +266,7 @@ impl StopServer for MayStop {
                 shut_down(fd);
             }
         }
-        shut_down(self.listener.as_raw_fd());
+        self.listener.wake();
         let deadline = Instant::now() + SHUTDOWN_GRACE;
         blocking_io::join_within(self.acceptor, deadline)?;
         while self.shared.live.load(Ordering::Acquire) > 0 {

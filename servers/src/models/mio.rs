@@ -12,20 +12,26 @@
 //! read fills its buffer, after which the loop stops reading it (its interest becomes WRITABLE
 //! only) until it drains. WRITABLE interest is held only while there is something to write.
 //! What blocks: nothing, as long as no handler computes; everything shares one core.
+//!
+//! Over UDP ([`DatagramLoop`]) the loop reads a batch of up to 32 datagrams per `recvmmsg` and
+//! sends them back with one `sendmmsg`: two system calls per batch instead of two per datagram.
 
 use std::io::{self, Read, Write};
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use mio::net::{TcpListener, TcpStream};
+use mio::event::Source;
 use mio::{Events, Interest, Poll, Registry, Token, Waker};
 use slab::Slab;
 
+use echo_cli::{Endpoint, Transport};
+
 use crate::blocking_io::join_all_within;
-use crate::net::{self, AcceptAction};
+use crate::datagram::Batch;
+use crate::net::{self, AcceptAction, StreamListener};
 use crate::server::{
     EchoServer, Model, SHUTDOWN_GRACE, ServerConfig, ServerHandle, ServerId, StopServer,
+    start_each,
 };
 use crate::work::EchoPath;
 
@@ -38,9 +44,16 @@ impl EchoServer for MioLoop {
         Model::Mio
     }
 
+    fn transports(&self) -> &'static [Transport] {
+        &Transport::ALL
+    }
+
     fn start(&self, config: &ServerConfig) -> io::Result<ServerHandle> {
+        if config.listen.transport() == Transport::Udp {
+            return DatagramLoop::start(Model::Mio, config, 1);
+        }
         let listener = net::bind(config)?;
-        let local_addr: SocketAddr = listener.local_addr()?;
+        let endpoint = listener.endpoint()?;
         let id = ServerId::next();
         let (event_loop, waker) = EventLoop::new(listener, EchoPath::of(config))?;
         let thread = id.thread("mio").spawn(move || {
@@ -55,7 +68,7 @@ impl EchoServer for MioLoop {
         Ok(ServerHandle::new(
             Model::Mio,
             id,
-            local_addr,
+            endpoint,
             Box::new(stop),
         ))
     }
@@ -83,7 +96,7 @@ const WAKER: Token = Token(usize::MAX - 2);
 /// One readiness loop: its poll, its listener, its connections.
 pub(crate) struct EventLoop {
     poll: Poll,
-    listener: TcpListener,
+    listener: Listener,
     connections: Slab<Connection>,
     /// Shared by every connection: reads land here and are written straight back.
     scratch: Box<[u8]>,
@@ -96,16 +109,13 @@ pub(crate) struct EventLoop {
 }
 
 impl EventLoop {
-    /// A loop over `listener` (any blocking std listener; it is made non-blocking), and the waker
-    /// that stops it.
-    pub(crate) fn new(
-        listener: std::net::TcpListener,
-        path: EchoPath,
-    ) -> io::Result<(Self, Arc<Waker>)> {
+    /// A loop over `listener` (a bound listener of either stream transport; it is made
+    /// non-blocking), and the waker that stops it.
+    pub(crate) fn new(listener: StreamListener, path: EchoPath) -> io::Result<(Self, Arc<Waker>)> {
         listener.set_nonblocking(true)?;
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
-        let mut listener = TcpListener::from_std(listener);
+        let mut listener = Listener::from(listener);
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
         let event_loop = EventLoop {
@@ -156,8 +166,7 @@ impl EventLoop {
     fn accept(&mut self) {
         loop {
             match self.listener.accept() {
-                Ok((mut stream, _)) => {
-                    let _ = stream.set_nodelay(true);
+                Ok(mut stream) => {
                     let entry = self.connections.vacant_entry();
                     let token = Token(entry.key());
                     // Registering reports readiness that is already there (data sent before
@@ -221,7 +230,7 @@ enum State {
 }
 
 struct Connection {
-    stream: TcpStream,
+    stream: Socket,
     /// Echo bytes the peer has not taken yet; `sent` of them are already written.
     unsent: Vec<u8>,
     sent: usize,
@@ -231,7 +240,7 @@ struct Connection {
 }
 
 impl Connection {
-    fn new(stream: TcpStream) -> Self {
+    fn new(stream: Socket) -> Self {
         Self {
             stream,
             unsent: Vec::new(),
@@ -329,6 +338,190 @@ impl Connection {
             registry.reregister(&mut self.stream, token, interest)?;
             self.interest = interest;
         }
+        Ok(())
+    }
+}
+
+/// A readiness loop over one UDP socket: on each event it receives a batch of datagrams with one
+/// `recvmmsg`, does each one's work, and sends the batch back with one `sendmmsg`
+/// ([`Batch`]). If the socket will not take them all, the loop waits for WRITABLE and reads
+/// nothing meanwhile, so it never holds more than one batch.
+pub(crate) struct DatagramLoop {
+    poll: Poll,
+    socket: mio::net::UdpSocket,
+    batch: Batch,
+    path: EchoPath,
+}
+
+impl DatagramLoop {
+    /// Starts `count` loops (`es<id>-mio`), each on its own socket sharing the port through
+    /// `SO_REUSEPORT` (one for `mio`, one per core for `mio-per-core`).
+    pub(crate) fn start(
+        model: Model,
+        config: &ServerConfig,
+        count: usize,
+    ) -> io::Result<ServerHandle> {
+        let sockets = net::bind_datagram_per_core(config, count)?;
+        let endpoint = Endpoint::Udp(sockets[0].local_addr()?);
+        let id = ServerId::next();
+        let path = EchoPath::of(config);
+        let stop = LoopStop {
+            wakers: Vec::new(),
+            threads: Vec::new(),
+        };
+        let stop = start_each(stop, sockets, |stop, socket| {
+            socket.set_nonblocking(true)?;
+            let poll = Poll::new()?;
+            stop.wakers
+                .push(Arc::new(Waker::new(poll.registry(), WAKER)?));
+            let mut socket = mio::net::UdpSocket::from_std(socket);
+            poll.registry()
+                .register(&mut socket, LISTENER, Interest::READABLE)?;
+            let event_loop = DatagramLoop {
+                poll,
+                socket,
+                batch: Batch::new(),
+                path,
+            };
+            let thread = id.thread("mio").spawn(move || {
+                if let Err(err) = event_loop.run() {
+                    eprintln!("echo-server: {model}: datagram loop failed: {err}");
+                }
+            })?;
+            stop.threads.push(thread);
+            Ok(())
+        })?;
+        Ok(ServerHandle::new(model, id, endpoint, Box::new(stop)))
+    }
+
+    fn run(mut self) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let fd = self.socket.as_raw_fd();
+        let mut events = Events::with_capacity(64);
+        let mut interest = Interest::READABLE;
+        loop {
+            if let Err(err) = self.poll.poll(&mut events, None) {
+                if err.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(err);
+            }
+            if events.iter().any(|e| e.token() == WAKER) {
+                return Ok(());
+            }
+            // Edge-triggered: receive and send until the socket would block either way.
+            let wanted = loop {
+                match self.batch.send(fd) {
+                    Ok(()) => {}
+                    Err(err) if err.kind() == io::ErrorKind::WouldBlock => break Interest::WRITABLE,
+                    Err(err) => return Err(err),
+                }
+                match self.batch.recv(fd) {
+                    Ok(_) => self.batch.datagrams().for_each(|d| self.path.on_message(d)),
+                    Err(err) if err.kind() == io::ErrorKind::WouldBlock => break Interest::READABLE,
+                    Err(err) if crate::datagram::is_transient(&err) => {}
+                    Err(err) => return Err(err),
+                }
+            };
+            if wanted != interest {
+                self.poll
+                    .registry()
+                    .reregister(&mut self.socket, LISTENER, wanted)?;
+                interest = wanted;
+            }
+        }
+    }
+}
+
+/// The loop's listener, of either stream transport: mio's own types, so accepted connections
+/// come back non-blocking from `accept4` (no extra system call per connection).
+enum Listener {
+    Tcp(mio::net::TcpListener),
+    Unix(mio::net::UnixListener),
+}
+
+/// A connection of either stream transport.
+enum Socket {
+    Tcp(mio::net::TcpStream),
+    Unix(mio::net::UnixStream),
+}
+
+impl From<StreamListener> for Listener {
+    fn from(listener: StreamListener) -> Self {
+        match listener {
+            StreamListener::Tcp(l) => Listener::Tcp(mio::net::TcpListener::from_std(l)),
+            StreamListener::Unix(l) => Listener::Unix(mio::net::UnixListener::from_std(l)),
+        }
+    }
+}
+
+impl Listener {
+    /// Accepts one connection, Nagle off for TCP.
+    fn accept(&self) -> io::Result<Socket> {
+        match self {
+            Listener::Tcp(listener) => {
+                let (stream, _) = listener.accept()?;
+                let _ = stream.set_nodelay(true);
+                Ok(Socket::Tcp(stream))
+            }
+            Listener::Unix(listener) => Ok(Socket::Unix(listener.accept()?.0)),
+        }
+    }
+
+    fn source(&mut self) -> &mut dyn Source {
+        match self {
+            Listener::Tcp(listener) => listener,
+            Listener::Unix(listener) => listener,
+        }
+    }
+}
+
+impl Socket {
+    fn source(&mut self) -> &mut dyn Source {
+        match self {
+            Socket::Tcp(stream) => stream,
+            Socket::Unix(stream) => stream,
+        }
+    }
+}
+
+/// Registration goes to whichever socket is inside.
+macro_rules! delegate_source {
+    ($ty:ty) => {
+        impl Source for $ty {
+            fn register(&mut self, r: &Registry, t: Token, i: Interest) -> io::Result<()> {
+                self.source().register(r, t, i)
+            }
+            fn reregister(&mut self, r: &Registry, t: Token, i: Interest) -> io::Result<()> {
+                self.source().reregister(r, t, i)
+            }
+            fn deregister(&mut self, r: &Registry) -> io::Result<()> {
+                self.source().deregister(r)
+            }
+        }
+    };
+}
+delegate_source!(Listener);
+delegate_source!(Socket);
+
+impl Read for Socket {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Socket::Tcp(stream) => stream.read(buf),
+            Socket::Unix(stream) => stream.read(buf),
+        }
+    }
+}
+
+impl Write for Socket {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Socket::Tcp(stream) => stream.write(buf),
+            Socket::Unix(stream) => stream.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
 }

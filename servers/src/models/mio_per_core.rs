@@ -6,10 +6,15 @@
 //! Cost per connection: as in `mio`. What blocks: nothing, as long as no handler computes; a
 //! connection stays on the loop the kernel gave it, so an unlucky spread leaves a core idle
 //! while another is busy (no work stealing).
+//!
+//! Over UDP, one `mio` datagram loop per core, each with its own `SO_REUSEPORT` socket: the
+//! kernel hashes each sender to one of them.
 
 use std::io;
 
-use crate::models::mio::{EventLoop, LoopStop};
+use echo_cli::Transport;
+
+use crate::models::mio::{DatagramLoop, EventLoop, LoopStop};
 use crate::net;
 use crate::server::{
     EchoServer, Model, ServerConfig, ServerHandle, ServerId, available_cores, start_each,
@@ -25,9 +30,17 @@ impl EchoServer for MioPerCore {
         Model::MioPerCore
     }
 
+    fn transports(&self) -> &'static [Transport] {
+        &Transport::ALL
+    }
+
     fn start(&self, config: &ServerConfig) -> io::Result<ServerHandle> {
-        let listeners = net::bind_reuse_port(config, config.threads_or(available_cores()))?;
-        let local_addr = listeners[0].local_addr()?;
+        if config.listen.transport() == Transport::Udp {
+            let loops = config.threads_or(available_cores());
+            return DatagramLoop::start(Model::MioPerCore, config, loops);
+        }
+        let listeners = net::bind_per_core(config, config.threads_or(available_cores()))?;
+        let endpoint = listeners[0].endpoint()?;
         let id = ServerId::next();
         let stop = LoopStop {
             wakers: Vec::new(),
@@ -47,7 +60,7 @@ impl EchoServer for MioPerCore {
         Ok(ServerHandle::new(
             Model::MioPerCore,
             id,
-            local_addr,
+            endpoint,
             Box::new(stop),
         ))
     }

@@ -18,12 +18,13 @@ use std::time::{Duration, Instant};
 
 use async_channel::Sender;
 use futures_lite::{Future, future};
+use smol::net::unix::{UnixListener, UnixStream};
 use smol::net::{TcpListener, TcpStream};
 use smol::{Executor, Timer};
 
 use crate::blocking_io::join_all_within;
-use crate::futures_io::{Runtime, accept_loop, shutdown_signalled};
-use crate::net;
+use crate::futures_io::{Either, Listener, Runtime, accept_loop, shutdown_signalled};
+use crate::net::{self, StreamListener};
 use crate::server::{
     EchoServer, JOIN_AFTER_DRAIN, Model, ServerConfig, ServerHandle, ServerId, StopServer, available_cores,
     start_each,
@@ -40,8 +41,8 @@ impl EchoServer for SmolServer {
     }
 
     fn start(&self, config: &ServerConfig) -> io::Result<ServerHandle> {
-        let (std_listener, local_addr) = net::bind_nonblocking(config)?;
-        let listener = TcpListener::try_from(std_listener)?;
+        let (std_listener, endpoint) = net::bind_nonblocking(config)?;
+        let listener = Smol::listener(std_listener)?;
         let id = ServerId::next();
         let executor = Arc::new(Executor::new());
         let (notify_shutdown, shutdown) = async_channel::bounded::<()>(1);
@@ -69,7 +70,7 @@ impl EchoServer for SmolServer {
             stop.threads.push(thread);
             Ok(())
         })?;
-        Ok(ServerHandle::new(Model::Smol, id, local_addr, Box::new(stop)))
+        Ok(ServerHandle::new(Model::Smol, id, endpoint, Box::new(stop)))
     }
 }
 
@@ -77,15 +78,26 @@ impl EchoServer for SmolServer {
 struct Smol(Arc<Executor<'static>>);
 
 impl Runtime for Smol {
-    type Listener = TcpListener;
-    type Stream = TcpStream;
+    type TcpListener = TcpListener;
+    type UnixListener = UnixListener;
+    type Stream = Either<TcpStream, UnixStream>;
 
-    async fn accept(listener: &TcpListener) -> io::Result<TcpStream> {
-        listener.accept().await.map(|(socket, _)| socket)
+    fn listener(listener: StreamListener) -> io::Result<Listener<TcpListener, UnixListener>> {
+        Ok(match listener {
+            StreamListener::Tcp(l) => Listener::Tcp(TcpListener::try_from(l)?),
+            StreamListener::Unix(l) => Listener::Unix(UnixListener::try_from(l)?),
+        })
     }
 
-    fn set_nodelay(stream: &TcpStream) {
-        let _ = stream.set_nodelay(true);
+    async fn accept(listener: &Listener<TcpListener, UnixListener>) -> io::Result<Self::Stream> {
+        match listener {
+            Listener::Tcp(listener) => {
+                let (stream, _) = listener.accept().await?;
+                let _ = stream.set_nodelay(true);
+                Ok(Either::Left(stream))
+            }
+            Listener::Unix(listener) => Ok(Either::Right(listener.accept().await?.0)),
+        }
     }
 
     fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {

@@ -7,6 +7,9 @@
 //! ones wait in the channel (then in the listen backlog) however idle the served ones are. This
 //! head-of-line blocking is the model's defining weakness: one slow or idle client per worker
 //! starves everyone queued behind them.
+//!
+//! Over UDP (`udp:`) the pool's threads share one socket, each in its own `recvfrom`/`sendto`
+//! loop (`datagram::start_threads`): with no connections to hold, nothing starves.
 
 use std::io;
 use std::thread::JoinHandle;
@@ -14,6 +17,9 @@ use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender};
 
+use echo_cli::Transport;
+
+use crate::datagram;
 use crate::blocking_io::{self, Conn, join_within};
 use crate::server::{
     EchoServer, Model, SHUTDOWN_GRACE, ServerConfig, ServerHandle, ServerId, available_cores,
@@ -37,7 +43,14 @@ impl EchoServer for ThreadPool {
         Some(pool_size(config))
     }
 
+    fn transports(&self) -> &'static [Transport] {
+        &Transport::ALL
+    }
+
     fn start(&self, config: &ServerConfig) -> io::Result<ServerHandle> {
+        if config.listen.transport() == Transport::Udp {
+            return datagram::start_threads(Model::ThreadPool, config, pool_size(config));
+        }
         let size = pool_size(config);
         // Accepted connections waiting for a worker; past this the acceptor blocks and the
         // kernel's listen backlog holds the rest, so the queue never grows without bound.

@@ -5,17 +5,24 @@
 //! Cost per connection: one task (a few hundred bytes) and its read buffer. What blocks: nothing;
 //! a task parked on a socket costs no thread, and idle workers steal runnable tasks from busy
 //! ones. Per message it pays a wake-up through the runtime's I/O driver and scheduler.
+//!
+//! Over UDP, one task per worker shares the socket ([`Runtimes::serve_datagrams`]), each
+//! receiving a datagram and sending it back.
 
 use std::io;
 use std::time::Instant;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
+use tokio_util::either::Either;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use echo_cli::{Endpoint, Transport};
+
 use crate::blocking_io::join_all_within;
-use crate::net::{self, AcceptAction};
+use crate::datagram::{MAX_DATAGRAM, is_transient};
+use crate::net::{self, AcceptAction, StreamListener};
 use crate::server::{
     EchoServer, JOIN_AFTER_DRAIN_AND_RUNTIME, Model, SHUTDOWN_GRACE, ServerConfig, ServerHandle,
     ServerId, StopServer, available_cores,
@@ -31,21 +38,36 @@ impl EchoServer for TokioServer {
         Model::Tokio
     }
 
+    fn transports(&self) -> &'static [Transport] {
+        &Transport::ALL
+    }
+
     fn start(&self, config: &ServerConfig) -> io::Result<ServerHandle> {
-        let (std_listener, local_addr) = net::bind_nonblocking(config)?;
         let id = ServerId::next();
+        let workers = config.threads_or(available_cores());
         let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(config.threads_or(available_cores()))
+            .worker_threads(workers)
             .thread_name(id.thread_name("tokio"))
             .enable_io()
             .enable_time()
             .build()?;
         let mut stop = Runtimes::new();
-        stop.serve(id, runtime, std_listener, Inline(EchoPath::of(config)))?;
+        let on_message = Inline(EchoPath::of(config));
+        let endpoint = if config.listen.transport() == Transport::Udp {
+            // One task per worker, sharing the socket, so every worker can receive.
+            let socket = net::bind_datagram(config)?;
+            let endpoint = Endpoint::Udp(socket.local_addr()?);
+            stop.serve_datagrams(id, runtime, socket, workers, on_message)?;
+            endpoint
+        } else {
+            let (std_listener, endpoint) = net::bind_nonblocking(config)?;
+            stop.serve(id, runtime, std_listener, on_message)?;
+            endpoint
+        };
         Ok(ServerHandle::new(
             Model::Tokio,
             id,
-            local_addr,
+            endpoint,
             Box::new(stop),
         ))
     }
@@ -81,7 +103,7 @@ impl OnMessage for Inline {
 /// The accept loop's state; also the accept loop of each runtime of `tokio-current-thread` and
 /// of `tokio-rayon`.
 pub(crate) struct Listener<H> {
-    listener: TcpListener,
+    listener: AnyListener,
     /// Cancelled by [`ServerHandle::shutdown`]; the accept loop and every handler watch it.
     shutdown: CancellationToken,
     /// Every handler task, so shutdown can wait until each has closed its connection.
@@ -93,7 +115,7 @@ pub(crate) struct Listener<H> {
 impl<H: OnMessage> Listener<H> {
     /// A listener over `listener` (already registered with the current runtime), stopped by
     /// `shutdown`.
-    pub(crate) fn new(listener: TcpListener, shutdown: CancellationToken, on_message: H) -> Self {
+    pub(crate) fn new(listener: AnyListener, shutdown: CancellationToken, on_message: H) -> Self {
         Self {
             listener,
             shutdown,
@@ -110,8 +132,7 @@ impl<H: OnMessage> Listener<H> {
                 () = self.shutdown.cancelled() => break,
             };
             match accepted {
-                Ok((socket, _)) => {
-                    let _ = socket.set_nodelay(true);
+                Ok(socket) => {
                     let shutdown = self.shutdown.clone();
                     let on_message = self.on_message.clone();
                     self.handlers.spawn(async move {
@@ -155,7 +176,10 @@ pub(crate) async fn after_accept_error(err: &io::Error, shutdown: &CancellationT
 
 /// Echoes until the peer half-closes; `write_all` completes partial writes and, while the peer
 /// does not read, keeps the task from reading more (backpressure).
-async fn echo(mut socket: TcpStream, on_message: impl OnMessage) -> io::Result<()> {
+async fn echo(
+    mut socket: impl AsyncRead + AsyncWrite + Unpin,
+    on_message: impl OnMessage,
+) -> io::Result<()> {
     let mut buf = vec![0; on_message.path().buffer_size];
     loop {
         let n = socket.read(&mut buf).await?;
@@ -164,6 +188,35 @@ async fn echo(mut socket: TcpStream, on_message: impl OnMessage) -> io::Result<(
         }
         buf = on_message.on_message(buf, n).await;
         socket.write_all(&buf[..n]).await?;
+    }
+}
+
+/// A tokio listener of either stream transport (the runtime's own types; [`Either`] makes the
+/// two connection types one, so the handler is written once).
+pub(crate) enum AnyListener {
+    Tcp(TcpListener),
+    Unix(UnixListener),
+}
+
+impl AnyListener {
+    /// Adopts a bound, non-blocking listener into the current runtime.
+    pub(crate) fn from_std(listener: StreamListener) -> io::Result<Self> {
+        Ok(match listener {
+            StreamListener::Tcp(l) => AnyListener::Tcp(TcpListener::from_std(l)?),
+            StreamListener::Unix(l) => AnyListener::Unix(UnixListener::from_std(l)?),
+        })
+    }
+
+    /// Accepts one connection, Nagle off for TCP.
+    pub(crate) async fn accept(&self) -> io::Result<Either<TcpStream, UnixStream>> {
+        match self {
+            AnyListener::Tcp(listener) => {
+                let (stream, _) = listener.accept().await?;
+                let _ = stream.set_nodelay(true);
+                Ok(Either::Left(stream))
+            }
+            AnyListener::Unix(listener) => Ok(Either::Right(listener.accept().await?.0)),
+        }
     }
 }
 
@@ -189,12 +242,12 @@ impl Runtimes {
         &mut self,
         id: ServerId,
         runtime: tokio::runtime::Runtime,
-        listener: std::net::TcpListener,
+        listener: StreamListener,
         on_message: impl OnMessage,
     ) -> io::Result<()> {
         let listener = {
             let _context = runtime.enter();
-            TcpListener::from_std(listener)?
+            AnyListener::from_std(listener)?
         };
         let server = Listener::new(listener, self.shutdown.clone(), on_message);
         let thread = id.thread("rt").spawn(move || {
@@ -203,6 +256,70 @@ impl Runtimes {
         })?;
         self.threads.push(thread);
         Ok(())
+    }
+}
+
+impl Runtimes {
+    /// Serves the UDP `socket` on `runtime` (on a thread named `es<id>-rt`) with `tasks` tasks
+    /// sharing it, each receiving a datagram, doing its work and sending it back.
+    pub(crate) fn serve_datagrams(
+        &mut self,
+        id: ServerId,
+        runtime: tokio::runtime::Runtime,
+        socket: std::net::UdpSocket,
+        tasks: usize,
+        on_message: impl OnMessage,
+    ) -> io::Result<()> {
+        socket.set_nonblocking(true)?;
+        let socket = {
+            let _context = runtime.enter();
+            std::sync::Arc::new(tokio::net::UdpSocket::from_std(socket)?)
+        };
+        let shutdown = self.shutdown.clone();
+        let thread = id.thread("rt").spawn(move || {
+            runtime.block_on(async {
+                let handlers = TaskTracker::new();
+                for _ in 0..tasks.max(1) {
+                    let (socket, on_message) = (socket.clone(), on_message.clone());
+                    handlers.spawn(echo_datagrams(socket, on_message, shutdown.clone()));
+                }
+                handlers.close();
+                // Each task returns once shutdown is cancelled.
+                handlers.wait().await;
+            });
+            runtime.shutdown_timeout(SHUTDOWN_GRACE);
+        })?;
+        self.threads.push(thread);
+        Ok(())
+    }
+}
+
+/// Receives datagrams and sends each back to its sender until shutdown.
+async fn echo_datagrams(
+    socket: std::sync::Arc<tokio::net::UdpSocket>,
+    on_message: impl OnMessage,
+    shutdown: CancellationToken,
+) {
+    let mut buf = vec![0; MAX_DATAGRAM];
+    loop {
+        let received = tokio::select! {
+            received = socket.recv_from(&mut buf) => received,
+            () = shutdown.cancelled() => return,
+        };
+        let (n, peer) = match received {
+            Ok(received) => received,
+            Err(err) if is_transient(&err) => continue,
+            Err(err) => {
+                eprintln!("echo-server: udp: receive failed: {err}; this task stops");
+                return;
+            }
+        };
+        buf = on_message.on_message(buf, n).await;
+        tokio::select! {
+            // A failed send loses that one datagram, as the network may.
+            _ = socket.send_to(&buf[..n], peer) => {}
+            () = shutdown.cancelled() => return,
+        }
     }
 }
 

@@ -6,8 +6,12 @@
 //! Cost per connection: one task and its read buffer. What blocks: nothing on one runtime while
 //! its tasks yield; but there is no work stealing, so a busy runtime cannot hand work to an idle
 //! one. In exchange there are no cross-thread wake-ups.
+//!
+//! Over UDP, each runtime has one task on its own `SO_REUSEPORT` socket.
 
 use std::io;
+
+use echo_cli::{Endpoint, Transport};
 
 use crate::net;
 use crate::server::{
@@ -25,9 +29,16 @@ impl EchoServer for TokioCurrentThread {
         Model::TokioCurrentThread
     }
 
+    fn transports(&self) -> &'static [Transport] {
+        &Transport::ALL
+    }
+
     fn start(&self, config: &ServerConfig) -> io::Result<ServerHandle> {
-        let listeners = net::bind_reuse_port(config, config.threads_or(available_cores()))?;
-        let local_addr = listeners[0].local_addr()?;
+        if config.listen.transport() == Transport::Udp {
+            return start_datagrams(config);
+        }
+        let listeners = net::bind_per_core(config, config.threads_or(available_cores()))?;
+        let endpoint = listeners[0].endpoint()?;
         let id = ServerId::next();
         let runtimes = start_each(Runtimes::new(), listeners, |runtimes, listener| {
             listener.set_nonblocking(true)?;
@@ -40,8 +51,28 @@ impl EchoServer for TokioCurrentThread {
         Ok(ServerHandle::new(
             Model::TokioCurrentThread,
             id,
-            local_addr,
+            endpoint,
             Box::new(runtimes),
         ))
     }
+}
+
+/// Over UDP: a runtime per core, each with one task on its own `SO_REUSEPORT` socket.
+fn start_datagrams(config: &ServerConfig) -> io::Result<ServerHandle> {
+    let sockets = net::bind_datagram_per_core(config, config.threads_or(available_cores()))?;
+    let endpoint = Endpoint::Udp(sockets[0].local_addr()?);
+    let id = ServerId::next();
+    let runtimes = start_each(Runtimes::new(), sockets, |runtimes, socket| {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .enable_time()
+            .build()?;
+        runtimes.serve_datagrams(id, runtime, socket, 1, Inline(EchoPath::of(config)))
+    })?;
+    Ok(ServerHandle::new(
+        Model::TokioCurrentThread,
+        id,
+        endpoint,
+        Box::new(runtimes),
+    ))
 }

@@ -35,7 +35,7 @@ impl EchoServer for TokioRayon {
     }
 
     fn start(&self, config: &ServerConfig) -> io::Result<ServerHandle> {
-        let (std_listener, local_addr) = net::bind_nonblocking(config)?;
+        let (std_listener, endpoint) = net::bind_nonblocking(config)?;
         let id = ServerId::next();
         let threads = config.threads_or(available_cores());
         // rayon detaches its threads; spawning them ourselves keeps their handles for shutdown.
@@ -77,7 +77,7 @@ impl EchoServer for TokioRayon {
         Ok(ServerHandle::new(
             Model::TokioRayon,
             id,
-            local_addr,
+            endpoint,
             Box::new(stop),
         ))
     }

@@ -1,0 +1,259 @@
+//! The one address syntax of every tool: where a server listens (`--listen`) and what a client
+//! drives (`--target`), for the three transports the suite covers.
+//!
+//! | syntax | transport |
+//! |---|---|
+//! | `HOST:PORT`, `[V6]:PORT` | TCP |
+//! | `unix:PATH` | a Unix stream socket (`AF_UNIX`, `SOCK_STREAM`) |
+//! | `udp:HOST:PORT`, `udp:[V6]:PORT` | UDP datagrams |
+//!
+//! [`Endpoint`]'s `Display` prints exactly the syntax it parses, so `listening on ADDR` can be
+//! pasted into `--target`.
+
+use std::fmt;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+/// A transport: what kind of socket an [`Endpoint`] names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Transport {
+    /// TCP over IPv4 or IPv6.
+    Tcp,
+    /// A Unix domain stream socket: same-host IPC without the TCP stack.
+    Unix,
+    /// UDP: one datagram per `recvfrom`/`sendto`, no connections, no delivery guarantee.
+    Udp,
+}
+
+impl Transport {
+    /// Every transport, in the order reports list them.
+    pub const ALL: [Transport; 3] = [Transport::Tcp, Transport::Unix, Transport::Udp];
+
+    /// The name on command lines (`--transports tcp,unix`) and in reports.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Transport::Tcp => "tcp",
+            Transport::Unix => "unix",
+            Transport::Udp => "udp",
+        }
+    }
+
+    /// Whether the transport is a byte stream (TCP, Unix) rather than datagrams (UDP).
+    pub const fn is_stream(self) -> bool {
+        !matches!(self, Transport::Udp)
+    }
+}
+
+impl fmt::Display for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Transport {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Transport::ALL
+            .into_iter()
+            .find(|t| t.name() == s)
+            .ok_or_else(|| format!("unknown transport '{s}' (valid: tcp, unix, udp)"))
+    }
+}
+
+/// Where a server listens or what a client drives: a TCP address, a Unix socket path or a UDP
+/// address.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    /// `HOST:PORT` or `[V6]:PORT`.
+    Tcp(SocketAddr),
+    /// `unix:PATH`.
+    Unix(PathBuf),
+    /// `udp:HOST:PORT`.
+    Udp(SocketAddr),
+}
+
+/// The longest Unix socket path Linux accepts: `sun_path` is 108 bytes with its terminating NUL.
+pub const UNIX_PATH_MAX: usize = 107;
+
+impl Endpoint {
+    /// The transport this endpoint uses.
+    pub fn transport(&self) -> Transport {
+        match self {
+            Endpoint::Tcp(_) => Transport::Tcp,
+            Endpoint::Unix(_) => Transport::Unix,
+            Endpoint::Udp(_) => Transport::Udp,
+        }
+    }
+
+    /// The IP address and port, for TCP and UDP; `None` for a Unix socket.
+    pub fn socket_addr(&self) -> Option<SocketAddr> {
+        match self {
+            Endpoint::Tcp(addr) | Endpoint::Udp(addr) => Some(*addr),
+            Endpoint::Unix(_) => None,
+        }
+    }
+
+    /// The socket file's path, for a Unix socket.
+    pub fn unix_path(&self) -> Option<&Path> {
+        match self {
+            Endpoint::Unix(path) => Some(path),
+            _ => None,
+        }
+    }
+
+    /// The same transport and host at another address (the port a server really bound, when
+    /// port 0 was asked for); a Unix endpoint is returned unchanged.
+    pub fn with_socket_addr(&self, addr: SocketAddr) -> Endpoint {
+        match self {
+            Endpoint::Tcp(_) => Endpoint::Tcp(addr),
+            Endpoint::Udp(_) => Endpoint::Udp(addr),
+            Endpoint::Unix(path) => Endpoint::Unix(path.clone()),
+        }
+    }
+
+    /// Whether a client cannot reach it: port 0 (a server's "any free port", never a target).
+    pub fn needs_port(&self) -> bool {
+        self.socket_addr().is_some_and(|a| a.port() == 0)
+    }
+}
+
+impl From<SocketAddr> for Endpoint {
+    fn from(addr: SocketAddr) -> Self {
+        Endpoint::Tcp(addr)
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Endpoint::Tcp(addr) => write!(f, "{addr}"),
+            Endpoint::Unix(path) => write!(f, "unix:{}", path.display()),
+            Endpoint::Udp(addr) => write!(f, "udp:{addr}"),
+        }
+    }
+}
+
+/// Why an address did not parse: one line, naming the syntax.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadEndpoint(String);
+
+impl fmt::Display for BadEndpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BadEndpoint {}
+
+const SYNTAX: &str = "HOST:PORT, [V6]:PORT, unix:PATH or udp:HOST:PORT";
+
+impl FromStr for Endpoint {
+    type Err = BadEndpoint;
+
+    /// Parses the syntax in the module documentation. A host name (`localhost:7878`) is resolved
+    /// to its first address.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if let Some(path) = text.strip_prefix("unix:") {
+            if path.is_empty() {
+                return Err(BadEndpoint(format!(
+                    "'{text}' names no socket path ({SYNTAX})"
+                )));
+            }
+            if path.len() > UNIX_PATH_MAX {
+                return Err(BadEndpoint(format!(
+                    "the socket path in '{text}' is {} bytes; Linux allows at most {UNIX_PATH_MAX}",
+                    path.len()
+                )));
+            }
+            return Ok(Endpoint::Unix(PathBuf::from(path)));
+        }
+        if let Some(addr) = text.strip_prefix("udp:") {
+            return socket_addr(addr, text).map(Endpoint::Udp);
+        }
+        if let Some((scheme, _)) = text.split_once("://") {
+            return Err(BadEndpoint(format!(
+                "'{text}': no '{scheme}://' here; addresses are {SYNTAX}"
+            )));
+        }
+        socket_addr(text, text).map(Endpoint::Tcp)
+    }
+}
+
+fn socket_addr(addr: &str, whole: &str) -> Result<SocketAddr, BadEndpoint> {
+    let bad = || BadEndpoint(format!("'{whole}' is not an address ({SYNTAX})"));
+    if let Ok(addr) = addr.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    // Only a name with a port is looked up: "7878" or "host" alone are mistakes, not names.
+    if !addr.contains(':') {
+        return Err(bad());
+    }
+    addr.to_socket_addrs()
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .ok_or_else(bad)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_each_transport_and_prints_it_back() {
+        for text in [
+            "127.0.0.1:7878",
+            "[::1]:9000",
+            "unix:/tmp/echo.sock",
+            "unix:relative.sock",
+            "udp:127.0.0.1:7878",
+            "udp:[::1]:0",
+        ] {
+            let endpoint: Endpoint = text.parse().unwrap();
+            assert_eq!(endpoint.to_string(), text);
+        }
+        assert_eq!(
+            "unix:/tmp/x".parse::<Endpoint>().unwrap().transport(),
+            Transport::Unix
+        );
+        assert_eq!(
+            "udp:127.0.0.1:1".parse::<Endpoint>().unwrap().transport(),
+            Transport::Udp
+        );
+    }
+
+    #[test]
+    fn resolves_localhost() {
+        let endpoint: Endpoint = "localhost:7878".parse().unwrap();
+        assert_eq!(endpoint.socket_addr().unwrap().port(), 7878);
+        assert_eq!(endpoint.transport(), Transport::Tcp);
+    }
+
+    #[test]
+    fn rejects_bad_addresses_with_the_syntax_named() {
+        for text in [
+            "",
+            "7878",
+            "unix:",
+            "udp:nowhere",
+            "tcp://127.0.0.1:1",
+            "127.0.0.1:99999",
+        ] {
+            let err = text.parse::<Endpoint>().unwrap_err().to_string();
+            assert!(err.contains("unix:PATH"), "{text}: {err}");
+            assert!(!err.contains('\n'));
+        }
+        let long = format!("unix:/{}", "x".repeat(200));
+        let err = long.parse::<Endpoint>().unwrap_err().to_string();
+        assert!(err.contains("at most 107"), "{err}");
+    }
+
+    #[test]
+    fn transports_parse_by_name() {
+        for t in Transport::ALL {
+            assert_eq!(t.name().parse::<Transport>().unwrap(), t);
+        }
+        assert!("sctp".parse::<Transport>().is_err());
+    }
+}
