@@ -1,7 +1,8 @@
 //! `ping_pong/<payload>/<model>/<connections>`: the time of one round trip (one message sent and
 //! its whole echo received) over connections opened beforehand, for every model, at 1 and 32
 //! concurrent connections, payloads 64 B and 16 KiB. Throughput is set in bytes per message, so
-//! the reports show MiB/s.
+//! the reports show MiB/s. `ping_pong_unix/...` is the same over a Unix stream socket, where the
+//! TCP stack's cost is gone and the model's own is a larger share.
 //!
 //! `blocking` serves one connection at a time and `thread-pool` as many as it has workers
 //! (cores × 2), so they are benched only at the connection counts they can serve: at 32 held
@@ -12,20 +13,28 @@ mod common;
 
 use criterion::{BenchmarkId, Throughput, criterion_group, criterion_main};
 use echo_bench::Workload;
-use echo_servers::{Model, ServerConfig};
+use echo_servers::{Model, ServerConfig, Transport};
 
 fn ping_pong(c: &mut criterion::Criterion) {
+    round_trips(c, "ping_pong", Transport::Tcp);
+}
+
+fn ping_pong_unix(c: &mut criterion::Criterion) {
+    round_trips(c, "ping_pong_unix", Transport::Unix);
+}
+
+fn round_trips(c: &mut criterion::Criterion, name: &str, transport: Transport) {
     for payload in [64usize, 16 * 1024] {
         let label = if payload >= 1024 {
             format!("{}KiB", payload / 1024)
         } else {
             format!("{payload}B")
         };
-        let mut group = c.benchmark_group(format!("ping_pong/{label}"));
+        let mut group = c.benchmark_group(format!("{name}/{label}"));
         group.throughput(Throughput::Bytes(payload as u64));
         for model in common::models() {
             // One server per model for the group's benches at both connection counts.
-            let server = common::start(model);
+            let server = common::start_on(model, transport);
             for connections in [1usize, 32] {
                 if !serves(model, connections) {
                     continue;
@@ -33,7 +42,7 @@ fn ping_pong(c: &mut criterion::Criterion) {
                 group.bench_function(BenchmarkId::new(model.name(), connections), |b| {
                     b.iter_custom(|iters| {
                         common::time(
-                            server.local_addr(),
+                            server.endpoint(),
                             Workload::PingPong,
                             connections,
                             payload,
@@ -59,6 +68,6 @@ fn serves(model: Model, connections: usize) -> bool {
 criterion_group! {
     name = benches;
     config = common::criterion();
-    targets = ping_pong
+    targets = ping_pong, ping_pong_unix
 }
 criterion_main!(benches);

@@ -5,6 +5,7 @@ mod common;
 
 use criterion::{BenchmarkId, Throughput, criterion_group, criterion_main};
 use echo_bench::Workload;
+use echo_servers::Transport;
 
 const MIB: usize = 1 << 20;
 
@@ -12,11 +13,9 @@ fn stream(c: &mut criterion::Criterion) {
     let mut group = c.benchmark_group("stream");
     group.throughput(Throughput::Bytes(MIB as u64));
     for model in common::models() {
-        let server = common::start(model);
+        let server = common::start_on(model, Transport::Tcp);
         group.bench_function(BenchmarkId::from_parameter(model.name()), |b| {
-            b.iter_custom(|iters| {
-                common::time(server.local_addr(), Workload::Stream, 1, MIB, iters)
-            })
+            b.iter_custom(|iters| common::time(server.endpoint(), Workload::Stream, 1, MIB, iters))
         });
         server.shutdown().expect("shutdown");
     }

@@ -1,12 +1,11 @@
-//! What the three bench files share: criterion's settings (with the short mode), starting a
+//! What the bench files share: criterion's settings (with the short mode), starting a
 //! model in-process, and timing messages through the load generator.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use criterion::Criterion;
 use echo_bench::{RunConfig, Workload, engine};
-use echo_servers::{Model, ServerConfig, ServerHandle};
+use echo_servers::{Endpoint, Model, ServerConfig, ServerHandle, Transport};
 
 /// Criterion as configured for this suite: 1 s warm-up, 3 s measurement, 100 samples.
 /// `ECHO_BENCH_QUICK=1` selects the short mode (10 samples, 0.3 s warm-up, 1 s measurement,
@@ -33,25 +32,35 @@ pub fn criterion() -> Criterion {
     .configure_from_args()
 }
 
-/// Starts `model` on a free loopback port in this process.
-pub fn start(model: Model) -> ServerHandle {
+/// Starts `model` in this process on `transport`: a free loopback port (TCP, UDP), or a socket
+/// file named for this process and model in the temporary directory (Unix; removed at shutdown).
+pub fn start_on(model: Model, transport: Transport) -> ServerHandle {
+    let listen = match transport {
+        Transport::Tcp => ServerConfig::ephemeral().listen,
+        Transport::Unix => Endpoint::Unix(std::env::temp_dir().join(format!(
+            "echo-bench-{}-{}.sock",
+            std::process::id(),
+            model.name()
+        ))),
+        Transport::Udp => Endpoint::Udp("127.0.0.1:0".parse().expect("an address")),
+    };
     model
         .server()
-        .start(&ServerConfig::ephemeral())
-        .unwrap_or_else(|e| panic!("{model}: cannot start: {e}"))
+        .start(&ServerConfig::at(listen))
+        .unwrap_or_else(|e| panic!("{model}: cannot start on {transport}: {e}"))
 }
 
 /// Times `iters` messages of `workload` against `target`. One client thread, so the other core
 /// is left to the server.
 pub fn time(
-    target: SocketAddr,
+    target: &Endpoint,
     workload: Workload,
     connections: usize,
     payload: usize,
     iters: u64,
 ) -> Duration {
     let config = RunConfig {
-        target,
+        target: target.clone(),
         workload,
         connections,
         payload,

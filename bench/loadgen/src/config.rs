@@ -3,6 +3,8 @@
 //! every front end (CLI, suite, benches) reports bad input the same way.
 
 use std::net::SocketAddr;
+
+use echo_cli::{Endpoint, Transport};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -78,8 +80,9 @@ pub enum Stop {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct RunConfig {
-    /// The echo server to drive.
-    pub target: SocketAddr,
+    /// The echo server to drive: TCP, a Unix socket or UDP ([`Endpoint`]'s syntax).
+    #[serde(with = "endpoint_text")]
+    pub target: Endpoint,
     /// The traffic pattern.
     pub workload: Workload,
     /// Concurrent connections (for churn: concurrent connect-echo-close loops).
@@ -115,7 +118,7 @@ pub struct RunConfig {
 impl Default for RunConfig {
     fn default() -> Self {
         Self {
-            target: SocketAddr::from(([127, 0, 0, 1], 7878)),
+            target: Endpoint::Tcp(SocketAddr::from(([127, 0, 0, 1], 7878))),
             workload: Workload::PingPong,
             connections: 16,
             payload: 64,
@@ -196,8 +199,26 @@ impl RunConfig {
         if self.engine == Engine::Threads && self.workload != Workload::PingPong {
             return Err("--engine threads runs the ping-pong workload only".into());
         }
-        if self.target.port() == 0 {
+        if self.target.needs_port() {
             return Err("--target needs a port other than 0".into());
+        }
+        if let Endpoint::Udp(addr) = self.target {
+            if !matches!(self.workload, Workload::PingPong | Workload::Rate) {
+                return Err(format!(
+                    "a udp: target runs the ping-pong and rate workloads only, not {}",
+                    self.workload
+                ));
+            }
+            if self.engine == Engine::Threads {
+                return Err("--engine threads drives stream targets only, not udp:".into());
+            }
+            let limit = max_datagram(addr);
+            if self.payload < DATAGRAM_HEADER || self.payload > limit {
+                return Err(format!(
+                    "a udp: --payload is one datagram: {DATAGRAM_HEADER} to {limit} bytes over                      {} (each carries a {DATAGRAM_HEADER}-byte sequence number)",
+                    if addr.is_ipv4() { "IPv4" } else { "IPv6" }
+                ));
+            }
         }
         let needed = self.connections as u64 + FD_SLACK;
         let limit = raise_fd_limit();
@@ -217,6 +238,38 @@ impl RunConfig {
             Stop::Duration(d) => Some(d),
             Stop::Requests(_) => None,
         }
+    }
+}
+
+/// Bytes at the start of every UDP datagram the load generator sends: its sequence number.
+pub const DATAGRAM_HEADER: usize = 8;
+
+/// The largest UDP payload to `addr`: 65,507 bytes over IPv4 (65,535 less the IP and UDP
+/// headers), 65,527 over IPv6. Larger is not a datagram the path can carry.
+pub fn max_datagram(addr: SocketAddr) -> usize {
+    if addr.is_ipv4() { 65_507 } else { 65_527 }
+}
+
+impl RunConfig {
+    /// Whether this run sends datagrams (a `udp:` target) rather than a byte stream.
+    pub fn is_datagram(&self) -> bool {
+        self.target.transport() == Transport::Udp
+    }
+}
+
+/// An endpoint stored as the text it is written as (`127.0.0.1:7878`, `unix:/path`,
+/// `udp:...`); the reports of earlier versions, which held a plain `IP:PORT`, read as TCP.
+mod endpoint_text {
+    use echo_cli::Endpoint;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(endpoint: &Endpoint, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(endpoint)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Endpoint, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
     }
 }
 

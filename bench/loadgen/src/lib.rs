@@ -1,6 +1,7 @@
-//! A verifying load generator for any TCP echo server at a socket address: it reports
-//! throughput, latency percentiles, errors, fairness and the client's and server's resource use,
-//! and checks every echoed byte.
+//! A verifying load generator for any echo server at an address (TCP, a Unix socket, or UDP:
+//! [`Endpoint`]): it reports throughput, latency percentiles, errors, fairness and the client's
+//! and server's resource use, and checks every echoed byte; over UDP it also reports loss,
+//! reordering, duplication and corruption from each datagram's sequence number.
 //!
 //! ```no_run
 //! use echo_loadgen::{RunConfig, Report, engine};
@@ -13,7 +14,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! The engine knows only a socket address (and, optionally, the server's pid for /proc figures);
+//! The engine knows only an address (and, optionally, the server's pid for /proc figures);
 //! starting servers is the job of its users (echo-bench's suite and benches). This crate does
 //! not depend on any server.
 #![deny(missing_docs)]
@@ -27,7 +28,9 @@ pub mod meta;
 pub mod pattern;
 pub mod procfs;
 pub mod report;
+pub mod socket;
 pub mod stats;
 
 pub use config::{Engine, RunConfig, Stop, Workload};
+pub use echo_cli::{Endpoint, Transport};
 pub use report::Report;

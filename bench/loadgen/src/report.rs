@@ -9,7 +9,7 @@ use crate::config::{RunConfig, Workload};
 use crate::engine::RunOutcome;
 use crate::meta::Meta;
 use crate::procfs::{MachineUsage, ServerUsage};
-use crate::stats::{Errors, StoredHistograms, encode_histogram, jain_index};
+use crate::stats::{DatagramCounts, Errors, StoredHistograms, encode_histogram, jain_index};
 
 /// Latency percentiles in microseconds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
@@ -142,6 +142,9 @@ pub struct Report {
     pub churn: Option<Churn>,
     /// Open-loop figures.
     pub open_loop: Option<OpenLoop>,
+    /// UDP runs: what happened to the datagrams (loss, reordering, duplication, corruption).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub datagrams: Option<DatagramCounts>,
     /// Things a reader must know to trust the numbers.
     pub warnings: Vec<String>,
     /// The full latency histograms (absent in reports written before they were stored).
@@ -241,6 +244,7 @@ impl Report {
                 .map_or(0.0, |d| d.as_secs_f64()),
             churn,
             open_loop,
+            datagrams: config.is_datagram().then_some(s.datagrams),
             warnings,
             histograms: Some(StoredHistograms {
                 latency: encode_histogram(&s.latency),
@@ -252,9 +256,13 @@ impl Report {
         }
     }
 
-    /// Whether the run saw no error of any kind.
+    /// Whether the run saw no error of any kind. For a UDP run, loss is not an error (it is the
+    /// transport's nature, and reported as loss); corruption and duplication are.
     pub fn is_clean(&self) -> bool {
         self.errors.total() == 0
+            && self
+                .datagrams
+                .is_none_or(|d| d.corrupted == 0 && d.duplicated == 0)
     }
 
     /// The readable summary printed on stdout, line by line from top to bottom (long as the
@@ -311,6 +319,19 @@ impl Report {
             line(format!(
                 "churn        {:.0} connections/s   connect µs p50 {}  p99 {}  max {}",
                 ch.connections_per_s, l.p50, l.p99, l.max
+            ));
+        }
+        if let Some(d) = &self.datagrams {
+            line(format!(
+                "datagrams    sent {}  returned {}  lost {} ({:.2}%)  late {}  reordered {}  duplicated {}  corrupted {}",
+                d.sent,
+                d.returned,
+                d.lost,
+                d.loss_percent(),
+                d.late,
+                d.reordered,
+                d.duplicated,
+                d.corrupted
             ));
         }
         let e = &self.errors;

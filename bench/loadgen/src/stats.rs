@@ -170,6 +170,51 @@ pub fn classify_connect(err: &std::io::Error) -> (ErrorKind, bool) {
     }
 }
 
+/// What happened to the datagrams of a UDP run, from each one's sequence number. Counted for the
+/// datagrams sent in the measured window.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DatagramCounts {
+    /// Datagrams sent.
+    pub sent: u64,
+    /// Datagrams that came back intact (the latency figures are theirs).
+    pub returned: u64,
+    /// Datagrams not back within `--timeout`: lost (by the network, the kernel's full socket
+    /// buffers, or the server).
+    pub lost: u64,
+    /// Of the lost, those that came back after their timeout (counted lost, not returned).
+    pub late: u64,
+    /// Datagrams that came back after one sent later had already come back.
+    pub reordered: u64,
+    /// Datagrams that came back twice (or more).
+    pub duplicated: u64,
+    /// Datagrams that came back changed (a byte, the length, or a sequence number never sent).
+    pub corrupted: u64,
+}
+
+impl DatagramCounts {
+    /// Adds `other` into `self`.
+    pub fn add(&mut self, other: &DatagramCounts) {
+        self.sent += other.sent;
+        self.returned += other.returned;
+        self.lost += other.lost;
+        self.late += other.late;
+        self.reordered += other.reordered;
+        self.duplicated += other.duplicated;
+        self.corrupted += other.corrupted;
+    }
+
+    /// The lost share of the datagrams whose fate is known, in percent.
+    pub fn loss_percent(&self) -> f64 {
+        let known = self.returned + self.lost;
+        if known == 0 {
+            0.0
+        } else {
+            100.0 * self.lost as f64 / known as f64
+        }
+    }
+}
+
 /// One worker's record of the measured window.
 #[derive(Debug)]
 pub struct WorkerStats {
@@ -198,6 +243,8 @@ pub struct WorkerStats {
     pub busiest_cpu: Duration,
     /// Whether a connect failed with the ephemeral ports exhausted.
     pub ports_exhausted: bool,
+    /// UDP runs: the datagrams' fates.
+    pub datagrams: DatagramCounts,
 }
 
 impl Default for WorkerStats {
@@ -215,6 +262,7 @@ impl Default for WorkerStats {
             cpu: Duration::ZERO,
             busiest_cpu: Duration::ZERO,
             ports_exhausted: false,
+            datagrams: DatagramCounts::default(),
         }
     }
 }
@@ -238,6 +286,7 @@ impl WorkerStats {
         self.cpu += other.cpu;
         self.busiest_cpu = self.busiest_cpu.max(other.cpu).max(other.busiest_cpu);
         self.ports_exhausted |= other.ports_exhausted;
+        self.datagrams.add(&other.datagrams);
     }
 }
 

@@ -1,7 +1,6 @@
 //! `echo-bench run`: one load against one address, the readable summary on stdout, and the
 //! optional JSON, CSV and HDR exports.
 
-use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -11,15 +10,15 @@ use echo_bench::config::{parse_bytes, parse_cpu_list, parse_duration};
 use echo_bench::engine::{self, Progress};
 use echo_bench::export::{self, Exports, RunResult};
 use echo_bench::{Engine, Report, RunConfig, Stop, Workload};
-use echo_cli::{EXIT_FAILURE, exit_code, usage_exit};
+use echo_cli::{EXIT_FAILURE, Endpoint, exit_code, usage_exit};
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// Options of `echo-bench run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// The echo server, HOST:PORT.
-    #[arg(long, value_name = "HOST:PORT", value_parser = parse_target)]
-    target: SocketAddr,
+    /// The echo server: HOST:PORT, [V6]:PORT, unix:PATH or udp:HOST:PORT.
+    #[arg(long, value_name = "ADDR")]
+    target: Endpoint,
     /// Traffic pattern.
     #[arg(long, value_enum, default_value = "ping-pong")]
     workload: Workload,
@@ -129,12 +128,6 @@ pub fn parse_cpus(text: &str) -> Result<CpuList, String> {
     parse_cpu_list(text).map(CpuList)
 }
 
-fn parse_target(text: &str) -> Result<SocketAddr, String> {
-    let bad = || format!("'{text}' is not HOST:PORT");
-    let mut addrs = text.to_socket_addrs().map_err(|_| bad())?;
-    addrs.next().ok_or_else(bad)
-}
-
 impl RunArgs {
     fn config(&self) -> RunConfig {
         let stop = match (self.requests, self.duration) {
@@ -143,7 +136,7 @@ impl RunArgs {
             (None, None) => Stop::Duration(Duration::from_secs(5)),
         };
         RunConfig {
-            target: self.target,
+            target: self.target.clone(),
             workload: self.workload,
             connections: self.connections,
             payload: self.payload,

@@ -162,7 +162,7 @@ fn active_load(
     pid: u32,
 ) -> Result<(Latency, f64), String> {
     let config = RunConfig {
-        target: addr,
+        target: addr.into(),
         workload: Workload::PingPong,
         connections: ACTIVE_CONNECTIONS,
         payload: 64,

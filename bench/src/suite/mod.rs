@@ -388,7 +388,7 @@ pub fn measure(options: &SuiteOptions, point: &Point) -> PointResult {
         .as_ref()
         .map_or_else(crate::config::default_threads, Vec::len);
     let config = RunConfig {
-        target: server.addr(),
+        target: server.addr().into(),
         workload: point.workload,
         connections: point.connections,
         payload: point.payload,

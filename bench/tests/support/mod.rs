@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 use echo_bench::{Report, RunConfig, Stop, Workload, engine};
 use echo_servers::{Model, ServerConfig};
 
-pub fn short(target: SocketAddr, workload: Workload) -> RunConfig {
+pub fn short(target: impl Into<echo_servers::Endpoint>, workload: Workload) -> RunConfig {
     RunConfig {
-        target,
+        target: target.into(),
         workload,
         connections: 4,
         payload: 100,

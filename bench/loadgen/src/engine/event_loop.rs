@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::time::{Duration, Instant};
 
-use mio::net::TcpStream;
+use crate::socket::Connecting;
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
@@ -21,16 +21,16 @@ use crate::pattern::ByteStream;
 use crate::stats::{self, ErrorKind, WorkerStats, thread_cpu_time};
 
 /// The token of the worker's timerfd.
-const TIMER: Token = Token(usize::MAX - 1);
+pub(super) const TIMER: Token = Token(usize::MAX - 1);
 
 /// A timerfd in the worker's poll: epoll's own timeout has millisecond resolution, which would
 /// send an open-loop schedule out in 1 ms bursts and charge the client's lateness to the server.
-struct PreciseTimer {
+pub(super) struct PreciseTimer {
     fd: std::os::fd::OwnedFd,
 }
 
 impl PreciseTimer {
-    fn new(poll: &Poll) -> io::Result<Self> {
+    pub(super) fn new(poll: &Poll) -> io::Result<Self> {
         use std::os::fd::{AsRawFd, FromRawFd};
         // SAFETY: timerfd_create returns a new descriptor or -1.
         let raw = unsafe {
@@ -53,7 +53,7 @@ impl PreciseTimer {
     }
 
     /// Arms the timer to fire at `when` (at once if that has passed), and clears a past expiry.
-    fn arm(&self, when: Instant) {
+    pub(super) fn arm(&self, when: Instant) {
         use std::os::fd::AsRawFd;
         let mut expirations = [0u8; 8];
         // SAFETY: reading 8 bytes from our non-blocking timerfd into a local buffer.
@@ -77,7 +77,7 @@ impl PreciseTimer {
 }
 
 /// How often in-flight messages are checked against the timeout.
-const TIMEOUT_SCAN: Duration = Duration::from_millis(20);
+pub(super) const TIMEOUT_SCAN: Duration = Duration::from_millis(20);
 /// Write-read rounds one connection gets before the loop moves on.
 const PUMP_ROUNDS: usize = 16;
 /// Bytes read per `read` call.
@@ -98,7 +98,7 @@ enum Phase {
 struct Conn {
     /// Index into the worker's slots (and so into the per-connection counts).
     local: usize,
-    stream: TcpStream,
+    stream: Connecting,
     phase: Phase,
     out: Vec<u8>,
     out_pos: usize,
@@ -347,7 +347,7 @@ impl<'a> Worker<'a> {
     fn open(&mut self, local: usize) {
         let config = &self.shared.config;
         let started = Instant::now();
-        match TcpStream::connect(config.target) {
+        match Connecting::start(&config.target) {
             Ok(mut stream) => {
                 let entry = self.conns.vacant_entry();
                 let key = entry.key();
@@ -400,18 +400,9 @@ impl<'a> Worker<'a> {
         };
         if let Phase::Connecting(started) = conn.phase {
             let local = conn.local;
-            match conn.stream.take_error() {
-                Ok(None) => {}
-                Ok(Some(err)) | Err(err) => {
-                    self.close(key, None);
-                    self.connect_failed(&err);
-                    self.reopen_if_churning(Some(local));
-                    return;
-                }
-            }
-            match conn.stream.peer_addr() {
-                Ok(_) => {}
-                Err(err) if err.kind() == io::ErrorKind::NotConnected => return,
+            match conn.stream.established() {
+                Ok(true) => {}
+                Ok(false) => return,
                 Err(err) => {
                     self.close(key, None);
                     self.connect_failed(&err);
@@ -419,7 +410,6 @@ impl<'a> Worker<'a> {
                     return;
                 }
             }
-            let _ = conn.stream.set_nodelay(true);
             conn.phase = Phase::Open;
             let now = Instant::now();
             if self.measuring && now >= self.measure_start {

@@ -4,8 +4,10 @@
 //! then send traffic through the warm-up (not measured) and the measured window. The
 //! coordinating thread samples the client's and the server's resource use at the window's edges
 //! and reports progress; it never touches a socket. This module knows only a socket address and,
-//! optionally, a server pid: nothing about which server is behind it.
+//! optionally, a server pid: nothing about which server is behind it. A stream target (TCP or
+//! Unix) is driven by the event-loop or threads engine, a `udp:` target by the datagram engine.
 
+mod datagram;
 mod event_loop;
 mod threads;
 
@@ -69,6 +71,18 @@ impl RunState {
 /// The seed of one connection's byte stream: distinct per slot and per reconnect.
 pub(crate) fn connection_seed(seed: u64, slot: usize, generation: u64) -> u64 {
     seed ^ (slot as u64).wrapping_mul(0x2545_F491_4F6C_DD1D) ^ generation.rotate_left(32)
+}
+
+/// The outcome of a worker that could not set up (no poll, no socket): one connect error, after
+/// meeting the others at the barriers, which count on every worker.
+fn failed_to_start(shared: &RunState) -> WorkerOutcome {
+    let timeline = shared.wait_for_start();
+    let mut stats = WorkerStats::default();
+    stats.errors.connect += 1;
+    WorkerOutcome {
+        stats,
+        finished_at: timeline.measure_start,
+    }
 }
 
 /// Progress while a run is going.
@@ -153,18 +167,20 @@ pub fn run(
             let quota = event_loop::quota(config.stop, w, workers);
             let builder = std::thread::Builder::new().name(format!("client-{w}"));
             let spawned = match config.engine {
+                Engine::EventLoop if config.is_datagram() => {
+                    builder.spawn_scoped(scope, move || {
+                        let outcome = match datagram::Worker::new(shared, slots, quota) {
+                            Ok(worker) => worker.run(),
+                            Err(_) => failed_to_start(shared),
+                        };
+                        coordinator.unpark();
+                        outcome
+                    })
+                }
                 Engine::EventLoop => builder.spawn_scoped(scope, move || {
                     let outcome = match event_loop::Worker::new(shared, slots, quota) {
                         Ok(worker) => worker.run(),
-                        Err(_) => {
-                            let timeline = shared.wait_for_start();
-                            let mut stats = WorkerStats::default();
-                            stats.errors.connect += 1;
-                            WorkerOutcome {
-                                stats,
-                                finished_at: timeline.measure_start,
-                            }
-                        }
+                        Err(_) => failed_to_start(shared),
                     };
                     coordinator.unpark();
                     outcome

@@ -3,18 +3,18 @@
 //! common Rust echo clients (but still verifying every byte, and reassembling split echoes).
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::Instant;
 
 use super::{RunState, WorkerOutcome, connection_seed};
 use crate::pattern::ByteStream;
+use crate::socket::Client;
 use crate::stats::{self, ErrorKind, WorkerStats, thread_cpu_time};
 
 /// Drives connection `slot` until the run ends.
 pub(super) fn connection(shared: &RunState, slot: usize, quota: Option<u64>) -> WorkerOutcome {
     let config = &shared.config;
     let mut stats = WorkerStats::default();
-    let stream = TcpStream::connect_timeout(&config.target, config.timeout);
+    let stream = Client::connect(&config.target, config.timeout);
     let timeline = shared.wait_for_start();
     let mut stream = match stream {
         Ok(stream) => stream,
@@ -27,9 +27,7 @@ pub(super) fn connection(shared: &RunState, slot: usize, quota: Option<u64>) -> 
             };
         }
     };
-    let _ = stream.set_nodelay(true);
-    let _ = stream.set_read_timeout(Some(config.timeout));
-    let _ = stream.set_write_timeout(Some(config.timeout));
+    let _ = stream.set_timeouts(Some(config.timeout));
     let seed = connection_seed(config.seed, slot, 0);
     let (mut tx, mut rx) = (ByteStream::new(seed), ByteStream::new(seed));
     let mut message = vec![0; config.payload];
