@@ -126,7 +126,10 @@ fn a_running_server_is_checked_at_its_address_and_what_needs_a_start_is_skipped(
     );
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     let checks = report["checks"].as_array().unwrap();
-    assert_eq!(checks.len(), echo_bench::conformance::CHECKS.len());
+    assert_eq!(
+        checks.len(),
+        echo_bench::conformance::checks_for(echo_servers::Transport::Tcp).count()
+    );
     assert!(checks.iter().all(|c| c["status"] != "fail"), "{report}");
     server.shutdown().unwrap();
     std::fs::remove_dir_all(&dir).ok();
@@ -248,4 +251,56 @@ fn outside_servers_from_a_file_and_bad_names_are_checked_before_the_run() {
         assert_eq!(stderr.trim().lines().count(), 1, "{args:?}: {stderr}");
     }
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// `echo-bench conformance --transport T --command '<echo-server> --model M --listen {addr}'`.
+fn model_on(model: Model, transport: &str) -> (Output, String) {
+    let command = format!(
+        "{} serve --model {} --listen {{addr}}",
+        env!("CARGO_BIN_EXE_echo-bench"),
+        model.name()
+    );
+    let output = support::echo_bench(&[
+        "conformance",
+        "--transport",
+        transport,
+        "--command",
+        &command,
+    ]);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    (output, stdout)
+}
+
+#[test]
+fn a_model_passes_the_stream_checks_over_a_unix_socket_and_the_datagram_checks_over_udp() {
+    let (output, stdout) = model_on(Model::Tokio, "unix");
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    let stream = echo_bench::conformance::checks_for(echo_servers::Transport::Unix).count();
+    assert!(
+        stdout.contains(&format!("{stream} passed, 0 failed")),
+        "{stdout}"
+    );
+    let (output, stdout) = model_on(Model::Blocking, "udp");
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    let datagram = echo_bench::conformance::checks_for(echo_servers::Transport::Udp).count();
+    assert_eq!(datagram, 4);
+    assert!(stdout.contains("4 passed, 0 failed"), "{stdout}");
+}
+
+#[test]
+fn a_udp_server_that_truncates_fails_with_the_pitfall_named() {
+    if !python() {
+        return;
+    }
+    let (output, stdout) = conformance(
+        "bench/tests/fixtures/faulty/udp_small_buffer.py",
+        &["--transport", "udp"],
+    );
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("FAIL") && l.contains("datagrams_from_1_byte"))
+        .unwrap_or_else(|| panic!("no FAIL line for the sizes check:\n{stdout}"));
+    assert!(line.contains("came back as 1024 bytes"), "{line}");
+    assert!(line.contains("recvfrom(1024)"), "{line}");
 }

@@ -1,23 +1,26 @@
-//! The conformance suite: every check runs against every registered model. The checks any echo
-//! server must pass are defined once, in `echo_loadgen::conformance` (which `echo-bench
-//! conformance` runs against any server), and run here on the `echo-server` binary; the checks
-//! only a model of this project can pass (work before each echo, threads joined at shutdown,
-//! one line on stdout, exit 0) are here. The registry generates the tests
-//! (`echo_servers::for_each_model!`), one per model and check, named `<model>::<check>`, so a new
-//! model is covered by adding it to the registry, a failure names its model, and
-//! `cargo test -p echo-servers tokio::` runs the tokio model's checks alone (`tokio` alone also
-//! selects `tokio_current_thread` and `tokio_rayon`). `ECHO_MODELS=mio,tokio` narrows a run too.
+//! The conformance suite: every check runs against every registered model, on every transport
+//! it applies to. The checks any echo server must pass are defined once, in
+//! `echo_loadgen::conformance` (which `echo-bench conformance` runs against any server), and run
+//! here on the `echo-server` binary; the checks only a model of this project can pass (work
+//! before each echo, threads joined at shutdown, one line on stdout, exit 0, the socket file's
+//! life) are here. The registry generates the tests (`echo_servers::for_each_model!`), one per
+//! model, transport and check: `<model>::<check>` over TCP, `<model>::unix::<check>` over a Unix
+//! socket, `<model>::udp::<check>` over UDP (where a model does not serve UDP, each of those
+//! tests checks that it refuses `udp:` as documented). So a new model is covered by adding it to
+//! the registry, a failure names its model and transport, and `cargo test -p echo-servers
+//! tokio::` runs the tokio model's checks alone (`tokio` alone also selects
+//! `tokio_current_thread` and `tokio_rayon`). `ECHO_MODELS=mio,tokio` narrows a run too.
 //!
 //! Bounds: every socket has read and write timeouts, every loop a limit or a deadline, and all
-//! traffic goes to 127.0.0.1.
+//! traffic goes to 127.0.0.1 or to socket files in the temporary directory.
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use echo_loadgen::conformance::{self, ServerCommand, Subject, pattern};
-use echo_servers::{Model, ServerConfig, ServerHandle};
+use echo_loadgen::socket::Client;
+use echo_servers::{Endpoint, Model, ServerConfig, ServerHandle, Transport};
 
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -28,7 +31,7 @@ const IO_TIMEOUT: Duration = Duration::from_secs(10);
 /// `ECHO_MODELS` names others. The descriptor limit is raised to its hard limit first: the
 /// models' tests run side by side in one process, and a thousand held connections per model
 /// need two thousand descriptors each.
-fn run(model: Model, check: fn(Model)) {
+fn run(model: Model, check: impl FnOnce(Model)) {
     static RAISE: std::sync::Once = std::sync::Once::new();
     RAISE.call_once(raise_descriptor_limit);
     if let Ok(list) = std::env::var("ECHO_MODELS")
@@ -79,14 +82,35 @@ fn start_with(model: Model, config: ServerConfig) -> ServerHandle {
         .unwrap_or_else(|e| panic!("start: {e}"))
 }
 
-fn connect(addr: SocketAddr) -> TcpStream {
-    let stream = TcpStream::connect_timeout(&addr, IO_TIMEOUT).expect("connect");
-    stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-    stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+/// A config listening on `transport`: a free loopback port, or a fresh socket file.
+fn config_on(transport: Transport) -> ServerConfig {
+    ServerConfig::at(match transport {
+        Transport::Tcp => ServerConfig::ephemeral().listen,
+        Transport::Unix => Endpoint::Unix(socket_path()),
+        Transport::Udp => Endpoint::Udp("127.0.0.1:0".parse().unwrap()),
+    })
+}
+
+/// A socket path no other test uses, in the temporary directory.
+fn socket_path() -> std::path::PathBuf {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let path = std::env::temp_dir().join(format!(
+        "echo-servers-test-{}-{}.sock",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_file(&path);
+    path
+}
+
+fn connect(endpoint: &Endpoint) -> Client {
+    let stream = Client::connect(endpoint, IO_TIMEOUT).expect("connect");
+    stream.set_timeouts(Some(IO_TIMEOUT)).unwrap();
     stream
 }
 
-fn round_trip(stream: &mut TcpStream, message: &[u8]) {
+fn round_trip(stream: &mut Client, message: &[u8]) {
     stream.write_all(message).expect("write");
     let mut echoed = vec![0; message.len()];
     stream.read_exact(&mut echoed).expect("read echo");
@@ -108,14 +132,14 @@ fn threads_named(prefix: &str) -> Vec<String> {
 // ---------------------------------------------------------------------------------------------
 // Checks through the trait
 
-fn work_per_message_comes_before_each_echo(model: Model) {
+fn work_per_message_comes_before_each_echo(model: Model, transport: Transport) {
     const WORK: Duration = Duration::from_millis(25);
     let config = ServerConfig {
         work: echo_servers::Work::new(WORK),
-        ..ServerConfig::ephemeral()
+        ..config_on(transport)
     };
     let server = start_with(model, config);
-    let mut client = connect(server.local_addr());
+    let mut client = connect(server.endpoint());
     for i in 0..3 {
         let message = pattern(64, i);
         let sent = Instant::now();
@@ -129,21 +153,21 @@ fn work_per_message_comes_before_each_echo(model: Model) {
     server.shutdown().expect("shutdown");
 }
 
-fn shutdown_closes_connections_and_joins_every_thread(model: Model) {
+fn shutdown_closes_connections_and_joins_every_thread(model: Model, transport: Transport) {
     let server = start_with(
         model,
         ServerConfig {
             threads: Some(2),
-            ..ServerConfig::ephemeral()
+            ..config_on(transport)
         },
     );
     let prefix = server.thread_prefix();
-    let addr = server.local_addr();
+    let endpoint = server.endpoint().clone();
     // One busy-ish, several idle, some maybe still queued behind busy workers.
-    let mut first = connect(addr);
+    let mut first = connect(&endpoint);
     round_trip(&mut first, b"served");
     let mut clients = vec![first];
-    clients.extend((0..9).map(|_| connect(addr)));
+    clients.extend((0..9).map(|_| connect(&endpoint)));
     (&clients[1]).write_all(b"pending").unwrap();
     assert!(
         !threads_named(&prefix).is_empty(),
@@ -183,8 +207,94 @@ fn shutdown_closes_connections_and_joins_every_thread(model: Model) {
             }
         }
     }
-    // And the port is closed.
-    assert!(TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err());
+    // And the port is closed; a Unix socket's file is gone.
+    assert!(Client::connect(&endpoint, Duration::from_secs(1)).is_err());
+    if let Some(path) = endpoint.unix_path() {
+        assert!(!path.exists(), "{} left behind", path.display());
+    }
+}
+
+/// A socket file left by a server that died is replaced at bind; one a live server listens on,
+/// or a file that is not a socket, makes the bind fail and is left alone.
+fn stale_socket_file_is_replaced_but_a_live_one_is_not(model: Model, _: Transport) {
+    let path = socket_path();
+    // A socket bound and dropped without unlinking: what a killed server leaves.
+    drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+    assert!(path.exists());
+    let config = ServerConfig::at(Endpoint::Unix(path.clone()));
+    let server = start_with(model, config.clone());
+    round_trip(&mut connect(server.endpoint()), b"over the stale file");
+    let second = model.server().start(&config);
+    assert!(
+        second.is_err(),
+        "a second server took over a live server's socket"
+    );
+    round_trip(&mut connect(server.endpoint()), b"first still served");
+    server.shutdown().expect("shutdown");
+    assert!(!path.exists(), "the socket file outlived its server");
+    std::fs::write(&path, b"not a socket").unwrap();
+    let err = model.server().start(&config).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::AddrInUse, "{err}");
+    assert_eq!(std::fs::read(&path).unwrap(), b"not a socket");
+    std::fs::remove_file(&path).unwrap();
+}
+
+/// UDP through the trait: a datagram echoed, then shutdown joins every thread and frees the port.
+fn datagram_shutdown_joins_every_thread_and_frees_the_port(model: Model, _: Transport) {
+    let server = start_with(
+        model,
+        ServerConfig {
+            threads: Some(2),
+            ..config_on(Transport::Udp)
+        },
+    );
+    let prefix = server.thread_prefix();
+    let addr = server.local_addr();
+    let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let mut echoed = [0; 64];
+    let mut answered = false;
+    for _ in 0..3 {
+        client.send_to(b"one datagram", addr).unwrap();
+        if let Ok((n, from)) = client.recv_from(&mut echoed) {
+            assert_eq!((&echoed[..n], from), (&b"one datagram"[..], addr));
+            answered = true;
+            break;
+        }
+    }
+    assert!(answered, "no echo in 3 tries");
+    let began = Instant::now();
+    server.shutdown().expect("shutdown");
+    assert!(began.elapsed() < Duration::from_secs(5));
+    let settle = Instant::now() + Duration::from_millis(500);
+    while !threads_named(&prefix).is_empty() && Instant::now() < settle {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(threads_named(&prefix), Vec::<String>::new());
+    std::net::UdpSocket::bind(addr).expect("the port is free again");
+}
+
+/// A model that does not serve UDP refuses `udp:`: through the trait with an error naming the
+/// models that do, and through the binary with one line and exit 2.
+fn refuses_udp(model: Model) {
+    let err = model
+        .server()
+        .start(&config_on(Transport::Udp))
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unsupported, "{err}");
+    let output = Command::new(env!("CARGO_BIN_EXE_echo-server"))
+        .args(["--model", model.name(), "--listen", "udp:127.0.0.1:0"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    for serving in Model::ALL.iter().filter(|m| m.serves(Transport::Udp)) {
+        assert!(stderr.contains(serving.name()), "{stderr}");
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -209,13 +319,14 @@ fn serial(model: Model) -> Option<usize> {
     })
 }
 
-/// Runs the shared check `name` on `model` through the binary. It must pass; the only skip
-/// allowed is a check that does not apply to a model bounded by design.
-fn shared(model: Model, name: &str) {
+/// Runs the shared check `name` on `model` over `transport` through the binary. It must pass;
+/// the only skip allowed is a check that does not apply to a model bounded by design.
+fn shared(model: Model, transport: Transport, name: &str) {
     let check = conformance::find(name).unwrap_or_else(|| panic!("no shared check {name}"));
     let subject = Subject {
         command: Some(binary(model)),
         serial: serial(model),
+        transport,
         ..Subject::default()
     };
     let outcome = conformance::run(check, &subject);
@@ -228,11 +339,17 @@ fn shared(model: Model, name: &str) {
     );
 }
 
-fn binary_prints_listening_line_and_exits_0_on_sigterm_with_connections_open(model: Model) {
-    let mut server = binary(model).launch(None).expect("echo-server starts");
-    let mut client = connect(server.addr());
+fn binary_prints_listening_line_and_exits_0_on_sigterm_with_connections_open(
+    model: Model,
+    transport: Transport,
+) {
+    let mut server = binary(model)
+        .launch(transport, None)
+        .expect("echo-server starts");
+    let endpoint = server.endpoint().clone();
+    let mut client = connect(&endpoint);
     round_trip(&mut client, b"through the binary");
-    let _idle = connect(server.addr());
+    let _idle = connect(&endpoint);
     let began = Instant::now();
     let status = server
         .terminate(Duration::from_secs(5))
@@ -245,7 +362,10 @@ fn binary_prints_listening_line_and_exits_0_on_sigterm_with_connections_open(mod
         1,
         "echo-server printed more than one line: {printed:?}"
     );
-    assert!(printed[0].starts_with("listening on "), "{printed:?}");
+    assert_eq!(printed[0], format!("listening on {endpoint}"));
+    if let Some(path) = endpoint.unix_path() {
+        assert!(!path.exists(), "the socket file outlived the binary");
+    }
 }
 
 #[test]
@@ -260,8 +380,20 @@ fn binary_lists_the_models() {
         .lines()
         .map(str::to_owned)
         .collect();
-    let expected: Vec<String> = Model::ALL.iter().map(|m| m.name().to_owned()).collect();
+    // `name<TAB>transports`, the transports as `listen` takes them.
+    let expected: Vec<String> = Model::ALL
+        .iter()
+        .map(|m| {
+            let transports: Vec<&str> = m.transports().iter().map(|t| t.name()).collect();
+            format!("{}\t{}", m.name(), transports.join(","))
+        })
+        .collect();
     assert_eq!(listed, expected);
+    assert!(listed.iter().all(|l| l.contains("tcp,unix")));
+    assert!(
+        listed.iter().filter(|l| l.ends_with(",udp")).count() >= 5,
+        "blocking, thread-pool, mio, tokio and io-uring at least serve udp:"
+    );
 }
 
 #[test]
@@ -303,73 +435,127 @@ fn binary_rejects_bad_arguments_with_one_line_and_exit_2() {
 // ---------------------------------------------------------------------------------------------
 // One test per model and check
 
-/// `#[test] fn <check>()` running `super::<check>` on the module's `MODEL`, for each check.
+/// `#[test] fn <check>()` running `crate::<check>` on the module's `MODEL` over `$transport`;
+/// over UDP, for a model that does not serve it, the refusal instead.
 macro_rules! checks {
-    ($($check:ident),* $(,)?) => {
+    ($transport:expr; $($check:ident),* $(,)?) => {
         $(
             #[test]
             fn $check() {
-                super::run(MODEL, super::$check);
+                crate::run(MODEL, |model| crate::on(model, $transport, |m| crate::$check(m, $transport)));
             }
         )*
     };
 }
 
-/// `#[test] fn <check>()` running the shared check of that name on the module's `MODEL`.
+/// `#[test] fn <check>()` running the shared check of that name on the module's `MODEL` over
+/// `$transport` (for a model that does not serve it, the refusal instead).
 macro_rules! shared_checks {
-    ($($check:ident),* $(,)?) => {
+    ($transport:expr; $($check:ident),* $(,)?) => {
         /// The shared checks this module runs, to compare with the shared list.
         #[allow(dead_code)]
         pub const SHARED: &[&str] = &[$(stringify!($check)),*];
         $(
             #[test]
             fn $check() {
-                super::run(MODEL, |model| super::shared(model, stringify!($check)));
+                crate::run(MODEL, |model| {
+                    crate::on(model, $transport, |m| crate::shared(m, $transport, stringify!($check)))
+                });
             }
         )*
     };
 }
 
-/// A module per model, holding its checks.
+/// Every check of a stream transport: the models' own and the shared stream checks.
+macro_rules! stream_checks {
+    ($transport:expr) => {
+        checks! {
+            $transport;
+            work_per_message_comes_before_each_echo,
+            shutdown_closes_connections_and_joins_every_thread,
+            binary_prints_listening_line_and_exits_0_on_sigterm_with_connections_open,
+        }
+        shared_checks! {
+            $transport;
+            basic_echo,
+            binary_data_16_kib,
+            thousands_of_tiny_writes,
+            sixteen_mib_while_reading_concurrently,
+            half_close_echoes_everything_then_closes,
+            resetting_clients_only_end_their_own_connection,
+            sixty_four_clients_two_hundred_round_trips_each,
+            idle_connections_block_only_where_the_model_says_so,
+            a_thousand_connections_held_open,
+            non_reading_client_keeps_server_memory_bounded,
+            exits_on_sigterm_with_connections_open,
+            descriptor_exhaustion_is_survived_without_spinning,
+        }
+    };
+}
+
+/// A module per model: its TCP checks, and a module each for Unix sockets and UDP.
 macro_rules! conformance {
     ($($model:ident => $variant:path),* $(,)?) => {
         $(
             mod $model {
                 const MODEL: echo_servers::Model = $variant;
-                checks! {
-                    work_per_message_comes_before_each_echo,
-                    shutdown_closes_connections_and_joins_every_thread,
-                    binary_prints_listening_line_and_exits_0_on_sigterm_with_connections_open,
+                stream_checks!(echo_servers::Transport::Tcp);
+
+                pub mod unix {
+                    use super::MODEL;
+                    stream_checks!(echo_servers::Transport::Unix);
+                    checks! {
+                        echo_servers::Transport::Unix;
+                        stale_socket_file_is_replaced_but_a_live_one_is_not,
+                    }
                 }
-                shared_checks! {
-                    basic_echo,
-                    binary_data_16_kib,
-                    thousands_of_tiny_writes,
-                    sixteen_mib_while_reading_concurrently,
-                    half_close_echoes_everything_then_closes,
-                    resetting_clients_only_end_their_own_connection,
-                    sixty_four_clients_two_hundred_round_trips_each,
-                    idle_connections_block_only_where_the_model_says_so,
-                    a_thousand_connections_held_open,
-                    non_reading_client_keeps_server_memory_bounded,
-                    exits_on_sigterm_with_connections_open,
-                    descriptor_exhaustion_is_survived_without_spinning,
+
+                pub mod udp {
+                    use super::MODEL;
+                    checks! {
+                        echo_servers::Transport::Udp;
+                        datagram_shutdown_joins_every_thread_and_frees_the_port,
+                    }
+                    shared_checks! {
+                        echo_servers::Transport::Udp;
+                        datagrams_from_1_byte_to_the_largest_come_back_whole,
+                        fifty_senders_a_thousand_datagrams_each_answered_to_its_sender,
+                        a_burst_beyond_the_socket_buffer_is_loss_not_a_crash,
+                        exits_on_sigterm_while_serving_datagrams,
+                    }
                 }
             }
         )*
     };
 }
 
+/// Runs `check` on `model` over `transport`; over UDP, a model that does not serve it must
+/// refuse it instead ([`refuses_udp`]).
+fn on(model: Model, transport: Transport, check: impl FnOnce(Model)) {
+    if model.serves(transport) {
+        check(model);
+    } else {
+        assert_eq!(transport, Transport::Udp, "every model serves TCP and Unix");
+        refuses_udp(model);
+    }
+}
+
 echo_servers::for_each_model!(conformance);
 
 #[test]
-fn every_shared_check_runs_on_every_model() {
-    let mut listed: Vec<&str> = mio::SHARED.to_vec();
-    let mut defined: Vec<&str> = conformance::CHECKS.iter().map(|c| c.name).collect();
-    listed.sort_unstable();
-    defined.sort_unstable();
-    assert_eq!(
-        listed, defined,
-        "shared_checks! must list every shared check"
-    );
+fn every_shared_check_runs_on_every_model_and_transport_it_applies_to() {
+    for (transport, listed) in [
+        (Transport::Tcp, mio::SHARED),
+        (Transport::Unix, mio::unix::SHARED),
+        (Transport::Udp, mio::udp::SHARED),
+    ] {
+        let mut listed = listed.to_vec();
+        let mut defined: Vec<&str> = conformance::checks_for(transport).map(|c| c.name).collect();
+        listed.sort_unstable();
+        defined.sort_unstable();
+        assert_eq!(
+            listed, defined,
+            "shared_checks! must list every shared check of {transport}"
+        );
+    }
 }

@@ -15,10 +15,11 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-/// A transport: what kind of socket an [`Endpoint`] names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// A transport: what kind of socket an [`Endpoint`] names. TCP by default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Transport {
     /// TCP over IPv4 or IPv6.
+    #[default]
     Tcp,
     /// A Unix domain stream socket: same-host IPC without the TCP stack.
     Unix,

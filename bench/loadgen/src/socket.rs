@@ -77,6 +77,18 @@ impl Client {
         })
     }
 
+    /// Reads without taking the bytes off the socket.
+    pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Client::Tcp(s) => s.peek(buf),
+            Client::Unix(s) => {
+                // std's UnixStream::peek is unstable; MSG_PEEK through socket2 does the same.
+                let buf = unsafe_uninit(buf);
+                socket2::SockRef::from(s).peek(buf)
+            }
+        }
+    }
+
     /// Switches non-blocking mode.
     pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
         match self {
@@ -215,4 +227,10 @@ impl Write for Connecting {
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
+}
+
+/// `buf` as the `MaybeUninit` slice socket2's receive calls take.
+fn unsafe_uninit(buf: &mut [u8]) -> &mut [std::mem::MaybeUninit<u8>] {
+    // SAFETY: initialised bytes are valid `MaybeUninit<u8>`s, and socket2 only writes to them.
+    unsafe { &mut *(buf as *mut [u8] as *mut [std::mem::MaybeUninit<u8>]) }
 }

@@ -47,7 +47,7 @@ pub(super) fn start_trial(
     let mut client = Command::new(&build.binary);
     client
         .arg("run")
-        .args(["--target", &server.addr().to_string()])
+        .args(["--target", &server.endpoint().to_string()])
         .args(["--workload", spec.workload.name()])
         .args(["--connections", &spec.connections.to_string()])
         .args(["--payload", &spec.payload.to_string()])

@@ -1,20 +1,21 @@
 //! `echo-bench conformance`: the conformance checks the models pass, run against any echo
-//! server: one started from a command for each check, or one already running.
+//! server: one started from a command for each check, or one already running; the stream checks
+//! on a TCP or Unix socket, the datagram checks on UDP.
 
-use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
 use echo_bench::conformance::{self, CHECKS, Check, ServerCommand, Subject};
-use echo_cli::{EXIT_FAILURE, exit_code, usage_exit};
+use echo_cli::{EXIT_FAILURE, Endpoint, Transport, exit_code, usage_exit};
 
 /// Options of `echo-bench conformance`.
 #[derive(Debug, Args)]
 pub struct ConformanceArgs {
-    /// Start the server with this command for each check; `{addr}`, `{host}` and `{port}` are
-    /// replaced with a free loopback address. Ready when it accepts connections there, or when
-    /// it prints `listening on ADDR`.
+    /// Start the server with this command for each check; `{addr}` is replaced with a free
+    /// loopback address of --transport in the tools' syntax, `{host}` and `{port}` with its
+    /// parts (TCP, UDP), `{path}` with the socket path (Unix). Ready when it accepts connections
+    /// (answers a datagram) there, or when it prints `listening on ADDR`.
     #[arg(
         long,
         value_name = "CMD",
@@ -22,10 +23,18 @@ pub struct ConformanceArgs {
         conflicts_with = "target"
     )]
     command: Option<String>,
-    /// Check a server already running at this address (checks that must start or signal the
-    /// server are skipped).
-    #[arg(long, value_name = "HOST:PORT")]
-    target: Option<String>,
+    /// Check a server already running at this address: HOST:PORT, unix:PATH or udp:HOST:PORT
+    /// (checks that must start or signal the server are skipped).
+    #[arg(long, value_name = "ADDR")]
+    target: Option<Endpoint>,
+    /// With --command: the transport to start the server on (tcp, unix, udp).
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "tcp",
+        conflicts_with = "target"
+    )]
+    transport: Transport,
     /// With --target: the server's pid, for the memory check.
     #[arg(long, value_name = "PID", requires = "target")]
     server_pid: Option<u32>,
@@ -43,17 +52,11 @@ pub struct ConformanceArgs {
     json: Option<PathBuf>,
 }
 
-fn target(text: &str) -> SocketAddr {
-    text.to_socket_addrs()
-        .ok()
-        .and_then(|mut a| a.next())
-        .unwrap_or_else(|| usage_exit("echo-bench", &format!("error: '{text}' is not HOST:PORT")))
-}
-
-/// The checks asked for, in the shared order; a usage error names an unknown one.
-fn selected(names: Option<&[String]>) -> Vec<&'static Check> {
+/// The checks asked for, in the shared order (by default those that apply to `transport`); a
+/// usage error names an unknown one.
+fn selected(names: Option<&[String]>, transport: Transport) -> Vec<&'static Check> {
     let Some(names) = names else {
-        return CHECKS.iter().collect();
+        return conformance::checks_for(transport).collect();
     };
     for name in names {
         if conformance::find(name).is_none() {
@@ -77,11 +80,16 @@ fn selected(names: Option<&[String]>) -> Vec<&'static Check> {
 pub fn main(args: ConformanceArgs) -> ExitCode {
     if args.list {
         for check in CHECKS {
-            println!("{:<55} {}", check.name, check.about);
+            let kind = if check.datagram { "udp" } else { "tcp,unix" };
+            println!("{:<65} {kind:<9} {}", check.name, check.about);
         }
         return ExitCode::SUCCESS;
     }
-    let checks = selected(args.checks.as_deref());
+    let transport = args
+        .target
+        .as_ref()
+        .map_or(args.transport, Endpoint::transport);
+    let checks = selected(args.checks.as_deref(), transport);
     // A thousand held connections take a descriptor each here, and in a server started here
     // (which inherits the limit).
     echo_bench::config::raise_fd_limit();
@@ -90,15 +98,17 @@ pub fn main(args: ConformanceArgs) -> ExitCode {
             ServerCommand::new(c)
                 .unwrap_or_else(|e| usage_exit("echo-bench", &format!("error: {e}")))
         }),
-        target: args.target.as_deref().map(target),
+        target: args.target.clone(),
+        transport,
         pid: args.server_pid,
         serial: args.expect_serial.then_some(1),
     };
-    if let Some(addr) = subject.target
+    if let Some(target) = &subject.target
+        && target.transport().is_stream()
         && let Err(e) =
-            std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(5))
+            echo_bench::socket::Client::connect(target, std::time::Duration::from_secs(5))
     {
-        eprintln!("echo-bench: cannot connect to {addr}: {e}");
+        eprintln!("echo-bench: cannot connect to {target}: {e}");
         return exit_code(EXIT_FAILURE);
     }
     if let Some(path) = &args.json
@@ -133,7 +143,8 @@ pub fn main(args: ConformanceArgs) -> ExitCode {
     );
     if let Some(path) = &args.json {
         let json = serde_json::json!({
-            "server": args.command.as_deref().or(args.target.as_deref()),
+            "server": args.command.clone().or(args.target.as_ref().map(ToString::to_string)),
+            "transport": transport.name(),
             "expect_serial": args.expect_serial,
             "checks": outcomes,
         });

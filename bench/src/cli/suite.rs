@@ -42,6 +42,12 @@ pub struct SuiteArgs {
     /// Workloads to run, comma-separated.
     #[arg(long, value_delimiter = ',', value_enum)]
     workloads: Option<Vec<Workload>>,
+    /// Transports to measure, comma-separated: tcp, unix, udp (default: tcp). Each gets its own
+    /// tables and advice; tcp and unix together add a chart of their cost per message. Unix
+    /// sockets measure every model (in the quick profile: ping-pong and open loop only), UDP
+    /// the models that serve it (ping-pong and open loop).
+    #[arg(long, value_delimiter = ',', value_name = "NAMES")]
+    transports: Option<Vec<echo_servers::Transport>>,
     /// Connection counts for ping-pong, comma-separated.
     #[arg(long, value_delimiter = ',')]
     connections: Option<Vec<usize>>,
@@ -111,10 +117,29 @@ pub fn main(args: SuiteArgs) -> ExitCode {
     });
     bar.finish_and_clear();
     let aggregates = advice::aggregate(&run);
-    println!("{}", output::tables(&aggregates));
-    println!("Which model to pick:");
-    for line in advice::advice_of(&run, &aggregates) {
-        println!("- {}", line.replace("**", ""));
+    let split = suite::transports::split(&run, &aggregates);
+    if split.is_empty() {
+        println!("{}", output::tables(&aggregates));
+        println!("Which model to pick:");
+        for line in advice::advice_of(&run, &aggregates) {
+            println!("- {}", line.replace("**", ""));
+        }
+    }
+    for (transport, part_run, part) in &split {
+        println!("## {}\n", suite::transports::title(*transport));
+        println!("{}", output::tables(part));
+        println!("Which model to pick over {transport}:");
+        for line in advice::advice_of(part_run, part) {
+            println!("- {}", line.replace("**", ""));
+        }
+        println!();
+    }
+    let comparisons = suite::transports::compare(&aggregates);
+    if !comparisons.is_empty() {
+        println!("{}", suite::transports::table(&comparisons));
+        if let Some(line) = suite::transports::advice(&comparisons) {
+            println!("- {}", line.replace("**", ""));
+        }
     }
     match output::write_with(&options.results_dir, &run, &aggregates) {
         Ok(dir) => println!("\nwrote {} (run.json, summary.md, charts)", dir.display()),
@@ -240,6 +265,7 @@ fn options(args: &SuiteArgs) -> Result<SuiteOptions, ExitCode> {
         rounds: args.rounds,
         work_us: args.work_us.clone(),
         outside: outside_servers(args),
+        transports: args.transports.clone(),
     };
     if selection.rounds == Some(0) {
         usage_exit("echo-bench", "error: --rounds must be at least 1");

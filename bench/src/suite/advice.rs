@@ -102,6 +102,8 @@ impl Measure {
 pub struct Aggregate {
     /// The model.
     pub model: Server,
+    /// The transport.
+    pub transport: echo_servers::Transport,
     /// The workload.
     pub workload: Workload,
     /// Connections.
@@ -206,7 +208,7 @@ impl Aggregate {
 }
 
 /// The key of a point without its round.
-type Key = (Server, Workload, usize, usize, Option<u64>, u64);
+type Key = (Server, super::plan::Load);
 
 /// The figures kept per round, for intervals and paired comparisons.
 const MEASURES: [Measure; 5] = [
@@ -230,9 +232,9 @@ pub fn aggregate(run: &SuiteRun) -> Vec<Aggregate> {
     }
     // Loads in the order first measured, models in the registry's order within each (round 0
     // ran them shuffled).
-    let loads: Vec<_> = order.iter().map(|k| (k.1, k.2, k.3, k.4, k.5)).collect();
+    let loads: Vec<_> = order.iter().map(|k| k.1).collect();
     order.sort_by_key(|k| {
-        let load = loads.iter().position(|l| *l == (k.1, k.2, k.3, k.4, k.5));
+        let load = loads.iter().position(|l| *l == k.1);
         (load, k.0)
     });
     order
@@ -262,13 +264,15 @@ fn aggregate_point(key: Key, results: &[&super::PointResult]) -> Aggregate {
         })
         .collect();
     let saturated = reports.iter().filter(|r| r.client.saturated).count();
+    let (model, (transport, workload, connections, payload, rate, work_us)) = key;
     Aggregate {
-        model: key.0,
-        workload: key.1,
-        connections: key.2,
-        payload: key.3,
-        rate: key.4,
-        work_us: key.5,
+        model,
+        transport,
+        workload,
+        connections,
+        payload,
+        rate,
+        work_us,
         runs: reports.len(),
         rps: of(&|r| r.throughput_rps),
         mib_s: of(&|r| r.throughput_mib_s),
@@ -784,9 +788,15 @@ fn base_refs(all: &[Aggregate]) -> Vec<&Aggregate> {
     all.iter().filter(|a| a.work_us == base).collect()
 }
 
-/// The ranked categories of a run: what `echo-bench stability` compares between runs.
+/// The ranked categories of a run: what `echo-bench stability` compares between runs. Over
+/// several transports, the first's (TCP's when it was measured).
 pub fn verdicts(run: &SuiteRun) -> Vec<Category> {
     let all = aggregate(run);
+    let first = super::transports::present(run).first().copied();
+    let all: Vec<Aggregate> = all
+        .into_iter()
+        .filter(|a| first.is_none_or(|t| a.transport == t))
+        .collect();
     rankings(&all).into_iter().map(|(c, _)| c).collect()
 }
 

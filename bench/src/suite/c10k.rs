@@ -264,7 +264,11 @@ pub fn measure(options: &SuiteOptions, model: Model, target: usize) -> Holding {
             return result;
         }
     };
-    let (addr, pid) = (server.addr(), server.pid());
+    let Some(addr) = server.endpoint().socket_addr() else {
+        result.note = Some("C10K holds TCP connections; the server is not on TCP".into());
+        return result;
+    };
+    let pid = server.pid();
     let outcome = hold(options, &mut result, addr, pid);
     let stopped = server.stop();
     match (outcome, stopped) {

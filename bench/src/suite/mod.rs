@@ -17,6 +17,7 @@ pub mod plan;
 pub mod process;
 pub mod server;
 pub mod stability;
+pub mod transports;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -376,6 +377,7 @@ pub fn measure(options: &SuiteOptions, point: &Point) -> PointResult {
     };
     let server = match options.launcher.start_with(
         point.model,
+        point.transport,
         options.pinning.server_cpus.as_deref(),
         &work,
     ) {
@@ -388,7 +390,7 @@ pub fn measure(options: &SuiteOptions, point: &Point) -> PointResult {
         .as_ref()
         .map_or_else(crate::config::default_threads, Vec::len);
     let config = RunConfig {
-        target: server.addr().into(),
+        target: server.endpoint().clone(),
         workload: point.workload,
         connections: point.connections,
         payload: point.payload,
@@ -431,6 +433,7 @@ fn find_knee(options: &SuiteOptions, model: Model) -> Knee {
     let probe = |rate: f64| -> Option<u64> {
         let point = Point {
             model: model.into(),
+            transport: echo_servers::Transport::Tcp,
             workload: Workload::Rate,
             connections: 100,
             payload: 64,

@@ -82,7 +82,17 @@ pub fn redraw(dir: &Path, run: &SuiteRun, aggregates: &[Aggregate]) -> std::io::
             std::fs::remove_file(entry.path())?;
         }
     }
-    let charts = charts::draw_all(dir, run, aggregates)?;
+    // Over several transports, the charts are the first transport's (TCP's when it was
+    // measured), plus the comparison of TCP with Unix sockets.
+    let split = super::transports::split(run, aggregates);
+    let mut charts = match split.first() {
+        Some((_, primary, primary_aggregates)) => {
+            charts::draw_all(dir, primary, primary_aggregates)?
+        }
+        None => charts::draw_all(dir, run, aggregates)?,
+    };
+    let comparisons = super::transports::compare(aggregates);
+    charts.extend(super::transports::draw(dir, &comparisons, aggregates)?);
     let histograms = charts::write_histogram_log(dir, run, aggregates)?;
     let summary = Summary::of(run, aggregates, &charts);
     std::fs::write(dir.join("summary.md"), summary.markdown())?;
@@ -542,8 +552,29 @@ impl Summary {
                 run.skipped.join("; ")
             );
         }
-        let mut results = tables(aggregates);
-        results.push_str(&saturation_list(aggregates));
+        let split = super::transports::split(run, aggregates);
+        let mut results = String::new();
+        if split.is_empty() {
+            results.push_str(&tables(aggregates));
+            results.push_str(&saturation_list(aggregates));
+        } else {
+            let names: Vec<&str> = split.iter().map(|(t, ..)| t.name()).collect();
+            let _ = writeln!(
+                about,
+                "Transports: {} (each with its own tables and advice; the charts are {}'s, \
+                 with the TCP vs Unix comparison).\n",
+                names.join(", "),
+                split[0].0.name()
+            );
+            for (transport, _, part) in &split {
+                let _ = writeln!(results, "## {}\n", super::transports::title(*transport));
+                results.push_str(&tables(part));
+                results.push_str(&saturation_list(part));
+            }
+            results.push_str(&super::transports::table(&super::transports::compare(
+                aggregates,
+            )));
+        }
         let failures: Vec<String> = run
             .points
             .iter()
@@ -568,8 +599,25 @@ impl Summary {
              half-width of a median's 95% interval; `[a, b]` the 95% interval of a paired \
              change.\n\n"
         );
-        for line in advice_of(run, aggregates) {
-            let _ = writeln!(advice, "- {line}");
+        if split.is_empty() {
+            for line in advice_of(run, aggregates) {
+                let _ = writeln!(advice, "- {line}");
+            }
+        } else {
+            for (transport, part_run, part) in &split {
+                let _ = writeln!(
+                    advice,
+                    "### Over {}\n",
+                    super::transports::title(*transport)
+                );
+                for line in advice_of(part_run, part) {
+                    let _ = writeln!(advice, "- {line}");
+                }
+                advice.push('\n');
+            }
+            if let Some(line) = super::transports::advice(&super::transports::compare(aggregates)) {
+                let _ = writeln!(advice, "### TCP or a Unix socket\n\n- {line}");
+            }
         }
         Self {
             title,

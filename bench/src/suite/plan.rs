@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use echo_servers::Model;
+use echo_servers::{Model, Transport};
 
 use super::Server;
 use rand::SeedableRng;
@@ -78,12 +78,16 @@ impl Profile {
     }
 }
 
-/// One measurement: a model under one load.
+/// One measurement: a model under one load, on one transport.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Point {
     /// The server: a model, or an outside server.
     pub model: Server,
+    /// The transport: TCP (and in runs stored before transports were measured), a Unix
+    /// socket, or UDP.
+    #[serde(with = "transport_name")]
+    pub transport: Transport,
     /// The workload.
     pub workload: Workload,
     /// Connections.
@@ -103,6 +107,7 @@ impl Default for Point {
     fn default() -> Self {
         Self {
             model: Server::default(),
+            transport: Transport::Tcp,
             workload: Workload::PingPong,
             connections: 1,
             payload: 64,
@@ -123,6 +128,9 @@ impl Point {
             self.connections,
             size_label(self.payload)
         );
+        if self.transport != Transport::Tcp {
+            label = format!("{label} over {}", self.transport);
+        }
         if let Some(rate) = self.rate {
             label.push_str(&format!(" {rate:.0}/s"));
         }
@@ -136,14 +144,14 @@ impl Point {
     }
 
     /// The point's key without the round: the rounds of one key are aggregated.
-    pub fn key(&self) -> (Server, Workload, usize, usize, Option<u64>, u64) {
-        let (workload, connections, payload, rate, work_us) = self.load();
-        (self.model, workload, connections, payload, rate, work_us)
+    pub fn key(&self) -> (Server, Load) {
+        (self.model, self.load())
     }
 
     /// The load without the model: the points that models are compared at.
-    pub fn load(&self) -> (Workload, usize, usize, Option<u64>, u64) {
+    pub fn load(&self) -> Load {
         (
+            self.transport,
             self.workload,
             self.connections,
             self.payload,
@@ -152,6 +160,10 @@ impl Point {
         )
     }
 }
+
+/// What models are compared at: transport, workload, connections, payload, open-loop rate and
+/// work per message (µs).
+pub type Load = (Transport, Workload, usize, usize, Option<u64>, u64);
 
 /// `64 B`, `4 KiB`, `1 MiB`.
 pub fn size_label(bytes: usize) -> String {
@@ -183,6 +195,8 @@ pub struct Selection {
     /// CPU work per message to sweep, µs (the first for every point, the others for ping-pong
     /// with the smallest payload).
     pub work_us: Option<Vec<u64>>,
+    /// Transports to measure (default: TCP alone).
+    pub transports: Option<Vec<Transport>>,
 }
 
 /// The work sweep of the full profile: none, a cheap handler, and one that costs more than the
@@ -242,13 +256,145 @@ pub fn points(profile: Profile, selection: &Selection) -> Vec<Point> {
         .chain(selection.outside.iter().copied())
         .collect();
     let mut points = Vec::new();
-    for &model in &servers {
+    let transports = selection
+        .transports
+        .clone()
+        .unwrap_or_else(|| vec![Transport::Tcp]);
+    if transports.contains(&Transport::Tcp) {
+        stream_points(
+            profile,
+            &servers,
+            &workloads,
+            &connections,
+            &payloads,
+            &works,
+            selection,
+            Transport::Tcp,
+            &mut points,
+        );
+    }
+    if transports.contains(&Transport::Unix) {
+        // Outside servers are measured over TCP only: their commands need not take a path.
+        let models: Vec<Server> = servers
+            .iter()
+            .copied()
+            .filter(|s| !s.is_outside())
+            .collect();
+        if profile == Profile::Quick && selection.workloads.is_none() {
+            // The quick profile's ping-pong and open-loop points: what the per-message cost
+            // shows in; churn and stream would double its time for little.
+            let workloads = [Workload::PingPong, Workload::Rate];
+            stream_points(
+                profile,
+                &models,
+                &workloads,
+                &connections,
+                &payloads,
+                &[first_work],
+                selection,
+                Transport::Unix,
+                &mut points,
+            );
+        } else {
+            stream_points(
+                profile,
+                &models,
+                &workloads,
+                &connections,
+                &payloads,
+                &works,
+                selection,
+                Transport::Unix,
+                &mut points,
+            );
+        }
+    }
+    if transports.contains(&Transport::Udp) {
+        datagram_points(
+            profile,
+            &servers,
+            &workloads,
+            selection,
+            first_work,
+            &mut points,
+        );
+    }
+    points
+}
+
+/// The datagram points: the models that serve UDP, at ping-pong from one socket and from many,
+/// and open loop at the quick profile's rate (full: its rate sweep). UDP has no connections to
+/// churn and no stream.
+fn datagram_points(
+    profile: Profile,
+    servers: &[Server],
+    workloads: &[Workload],
+    selection: &Selection,
+    work_us: u64,
+    points: &mut Vec<Point>,
+) {
+    let sockets = selection
+        .connections
+        .clone()
+        .unwrap_or_else(|| match profile {
+            Profile::Full => vec![1, 16, 256],
+            Profile::Tiny => vec![4],
+            _ => vec![1, 64],
+        });
+    for &model in servers {
+        if !model.model().is_some_and(|m| m.serves(Transport::Udp)) {
+            continue;
+        }
+        let mut push = |workload, connections, rate| {
+            points.push(Point {
+                model,
+                transport: Transport::Udp,
+                workload,
+                connections,
+                payload: 64,
+                rate,
+                work_us,
+                round: 0,
+            });
+        };
+        for &workload in workloads {
+            match workload {
+                Workload::PingPong => sockets.iter().for_each(|&c| push(workload, c, None)),
+                Workload::Rate if profile == Profile::Full => {
+                    for rate in [10_000.0, 25_000.0, 50_000.0, 100_000.0] {
+                        push(workload, 100, Some(rate));
+                    }
+                }
+                Workload::Rate => push(workload, QUICK_RATE.0, Some(QUICK_RATE.1)),
+                Workload::Churn | Workload::Stream => {}
+            }
+        }
+    }
+}
+
+/// The stream points of `profile` on `transport` for `servers`. Long because it is the
+/// profiles' table: one arm per workload, each saying which points that profile measures.
+#[allow(clippy::too_many_arguments)]
+fn stream_points(
+    profile: Profile,
+    servers: &[Server],
+    workloads: &[Workload],
+    connections: &[usize],
+    payloads: &[usize],
+    works: &[u64],
+    selection: &Selection,
+    transport: Transport,
+    points: &mut Vec<Point>,
+) {
+    let first_work = works.first().copied().unwrap_or(0);
+    for &model in servers {
         let mut push = |workload, connections, payload, rate, work_us| {
             if model.is_outside() && work_us > 0 {
                 return; // an outside server's handler cannot be told to work
             }
             points.push(Point {
                 model,
+                transport,
                 workload,
                 connections,
                 payload,
@@ -257,7 +403,7 @@ pub fn points(profile: Profile, selection: &Selection) -> Vec<Point> {
                 round: 0,
             });
         };
-        for &workload in &workloads {
+        for &workload in workloads {
             match workload {
                 Workload::PingPong
                     if profile == Profile::Quick && selection.connections.is_none() =>
@@ -266,7 +412,7 @@ pub fn points(profile: Profile, selection: &Selection) -> Vec<Point> {
                     // middling count, where they are neither latency- nor connection-bound.
                     let small = payloads.iter().copied().min().unwrap_or(64);
                     let large = payloads.iter().copied().max().unwrap_or(4096);
-                    for &c in &connections {
+                    for &c in connections {
                         push(workload, c, small, None, first_work);
                     }
                     if large != small {
@@ -274,15 +420,15 @@ pub fn points(profile: Profile, selection: &Selection) -> Vec<Point> {
                     }
                 }
                 Workload::PingPong => {
-                    for &payload in &payloads {
-                        for &c in &connections {
+                    for &payload in payloads {
+                        for &c in connections {
                             push(workload, c, payload, None, first_work);
                         }
                     }
                     // The work sweep at the smallest payload, where the work dominates.
                     let payload = payloads.iter().copied().min().unwrap_or(64);
                     for &work in works.iter().skip(1) {
-                        for &c in &connections {
+                        for &c in connections {
                             push(workload, c, payload, None, work);
                         }
                     }
@@ -319,13 +465,12 @@ pub fn points(profile: Profile, selection: &Selection) -> Vec<Point> {
             }
         }
     }
-    points
 }
 
 /// The order of a run: `rounds` rounds of `points`; in each round, the loads in plan order and
 /// the models of each load shuffled from `seed`. The same seed gives the same order.
 pub fn schedule(points: &[Point], rounds: usize, seed: u64) -> Vec<Point> {
-    let mut loads: Vec<(Workload, usize, usize, Option<u64>, u64)> = Vec::new();
+    let mut loads: Vec<Load> = Vec::new();
     for point in points {
         if !loads.contains(&point.load()) {
             loads.push(point.load());
@@ -341,6 +486,21 @@ pub fn schedule(points: &[Point], rounds: usize, seed: u64) -> Vec<Point> {
         }
     }
     order
+}
+
+pub(crate) mod transport_name {
+    //! A transport by its name in JSON (`tcp`, `unix`, `udp`).
+    use echo_servers::Transport;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(t: &Transport, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(t.name())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Transport, D::Error> {
+        let name = String::deserialize(d)?;
+        name.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 pub(crate) mod model_name {
@@ -383,11 +543,46 @@ mod tests {
                 rounds: Some(2),
                 work_us: None,
                 outside: Vec::new(),
+                transports: None,
             },
         );
         assert_eq!(narrowed.len(), 1);
         assert_eq!(schedule(&narrowed, 2, 1)[1].round, 1);
         assert!(points.iter().all(|p| p.work_us == 0));
+    }
+
+    #[test]
+    fn transports_add_their_points_unix_for_every_model_udp_for_those_that_serve_it() {
+        let selection = |transports: Vec<Transport>| Selection {
+            transports: Some(transports),
+            ..Selection::default()
+        };
+        let tcp = points(Profile::Quick, &selection(vec![Transport::Tcp]));
+        assert_eq!(tcp, points(Profile::Quick, &Selection::default()));
+        let unix = points(Profile::Quick, &selection(vec![Transport::Unix]));
+        assert!(unix.iter().all(|p| p.transport == Transport::Unix));
+        // Ping-pong (1 and 256 × 64 B, 16 × 4 KiB) and open loop, every model.
+        assert_eq!(unix.len(), Model::ALL.len() * 4);
+        let udp = points(Profile::Quick, &selection(vec![Transport::Udp]));
+        let serving = Model::ALL
+            .iter()
+            .filter(|m| m.serves(Transport::Udp))
+            .count();
+        assert!(serving >= 5);
+        // Ping-pong from 1 and 64 sockets, and open loop, 64 B.
+        assert_eq!(udp.len(), serving * 3);
+        assert!(udp.iter().all(|p| {
+            p.transport == Transport::Udp
+                && p.payload == 64
+                && matches!(p.workload, Workload::PingPong | Workload::Rate)
+                && p.model.model().is_some_and(|m| m.serves(Transport::Udp))
+        }));
+        let all = points(
+            Profile::Quick,
+            &selection(vec![Transport::Tcp, Transport::Unix, Transport::Udp]),
+        );
+        assert_eq!(all.len(), tcp.len() + unix.len() + udp.len());
+        assert!(udp[0].label().ends_with("over udp"), "{}", udp[0].label());
     }
 
     #[test]
@@ -429,6 +624,7 @@ mod tests {
             rounds: Some(1),
             work_us: None,
             outside: vec![Server::parse_outside("plan-test=python3 x.py {addr}").unwrap()],
+            transports: None,
         };
         let points = points(Profile::Full, &selection);
         let outside: Vec<&Point> = points.iter().filter(|p| p.model.is_outside()).collect();

@@ -4,12 +4,13 @@
 //! says `listening on`), and stopping it by SIGTERM's default action counts as clean.
 
 use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+use echo_cli::{Endpoint, Transport};
 
 use super::Server;
 use crate::conformance::Launched;
@@ -43,21 +44,26 @@ impl Launcher {
         })
     }
 
-    /// Starts `model` on a free loopback port, pinned to `cpus`, and waits for it to listen.
+    /// Starts `model` on a free loopback address (TCP), pinned to `cpus`, and waits for it to
+    /// listen.
     pub fn start(
         &self,
         model: impl Into<Server>,
         cpus: Option<&[usize]>,
     ) -> Result<ServerProcess, String> {
-        self.start_with(model.into(), cpus, &[])
+        self.start_with(model.into(), Transport::Tcp, cpus, &[])
     }
 
-    /// Starts an outside server from its command, pinned to `cpus`.
-    fn start_outside(server: Server, cpus: Option<&[usize]>) -> Result<ServerProcess, String> {
+    /// Starts an outside server from its command on `transport`, pinned to `cpus`.
+    fn start_outside(
+        server: Server,
+        transport: Transport,
+        cpus: Option<&[usize]>,
+    ) -> Result<ServerProcess, String> {
         let command = server.command().ok_or_else(|| {
             format!("{server}: an outside server read back from a stored run has no command")
         })?;
-        let (mut process, given) = command.prepare().map_err(|e| e.to_string())?;
+        let (mut process, given) = command.prepare(transport).map_err(|e| e.to_string())?;
         if let Some(cpus) = cpus {
             let set = procfs::CpuSet::of(cpus).map_err(|e| e.to_string())?;
             // SAFETY: the closure only calls sched_setaffinity, which is async-signal-safe.
@@ -68,25 +74,28 @@ impl Launcher {
         let launched = Launched::spawn(process, given)
             .map_err(|e| format!("{server} ({}): {e}", command.template()))?;
         Ok(ServerProcess {
-            addr: launched.addr(),
+            addr: launched.endpoint().clone(),
             process: Process::Outside(launched),
         })
     }
 
-    /// [`Launcher::start`] with more server arguments (such as `--work-us 50`).
+    /// [`Launcher::start`] on `transport`, with more server arguments (such as
+    /// `--work-us 50`).
     pub fn start_with(
         &self,
         server: Server,
+        transport: Transport,
         cpus: Option<&[usize]>,
         more: &[String],
     ) -> Result<ServerProcess, String> {
         let Some(model) = server.model() else {
-            return Self::start_outside(server, cpus);
+            return Self::start_outside(server, transport, cpus);
         };
+        let listen = free_listen(transport).to_string();
         let mut command = Command::new(&self.program);
         command
             .args(&self.args)
-            .args(["--model", model.name(), "--listen", "127.0.0.1:0"])
+            .args(["--model", model.name(), "--listen", &listen])
             .args(
                 self.extra
                     .iter()
@@ -147,7 +156,7 @@ impl Launcher {
 #[derive(Debug)]
 pub struct ServerProcess {
     process: Process,
-    addr: SocketAddr,
+    addr: Endpoint,
 }
 
 /// A model's process, or an outside server's.
@@ -159,8 +168,8 @@ enum Process {
 
 impl ServerProcess {
     /// Where it listens.
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.addr
     }
 
     /// Its pid.
@@ -229,6 +238,23 @@ impl Drop for ServerProcess {
             }
             let _ = child.wait();
         }
+    }
+}
+
+/// What a model is told to listen on for `transport`: port 0 on loopback, or a fresh socket
+/// path in the temporary directory (the server removes it when it stops).
+fn free_listen(transport: Transport) -> Endpoint {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let loopback = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    match transport {
+        Transport::Tcp => Endpoint::Tcp(loopback),
+        Transport::Udp => Endpoint::Udp(loopback),
+        Transport::Unix => Endpoint::Unix(std::env::temp_dir().join(format!(
+            "echo-suite-{}-{}.sock",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ))),
     }
 }
 

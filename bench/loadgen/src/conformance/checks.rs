@@ -5,20 +5,24 @@
 //! Bounds: every socket has read and write timeouts, every loop a limit or a deadline.
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::net::Shutdown;
+
+use echo_cli::Endpoint;
 use std::time::{Duration, Instant};
 
 use super::launch::Launched;
 use super::{CheckResult, Verdict};
 use crate::procfs::ProcSample;
+use crate::socket::Client;
 
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What a check gets to work with.
 #[derive(Debug)]
 pub struct Probe<'a> {
-    /// Where the server listens.
-    pub addr: SocketAddr,
+    /// Where the server listens: TCP or a Unix socket for the stream checks, UDP for the
+    /// datagram checks.
+    pub target: Endpoint,
     /// Its pid, when known (memory and CPU checks need it).
     pub pid: Option<u32>,
     /// How many clients it serves at once by design (`Some(1)`: one at a time), or `None`
@@ -32,14 +36,13 @@ fn fail(reason: impl Into<String>) -> Verdict {
     Verdict::Fail(reason.into())
 }
 
-fn connect(addr: SocketAddr) -> Result<TcpStream, Verdict> {
-    let stream = TcpStream::connect_timeout(&addr, IO_TIMEOUT).map_err(|e| {
+fn connect(target: &Endpoint) -> Result<Client, Verdict> {
+    let stream = Client::connect(target, IO_TIMEOUT).map_err(|e| {
         fail(format!(
-            "cannot connect to {addr}: {e} (not listening, or its listen backlog is full?)"
+            "cannot connect to {target}: {e} (not listening, or its listen backlog is full?)"
         ))
     })?;
-    let _ = stream.set_read_timeout(Some(IO_TIMEOUT));
-    let _ = stream.set_write_timeout(Some(IO_TIMEOUT));
+    let _ = stream.set_timeouts(Some(IO_TIMEOUT));
     Ok(stream)
 }
 
@@ -113,7 +116,7 @@ fn closed_early(sent: usize, got: usize) -> Verdict {
 }
 
 /// Sends `message` and reads its echo.
-fn round_trip(stream: &mut TcpStream, message: &[u8]) -> CheckResult {
+fn round_trip(stream: &mut Client, message: &[u8]) -> CheckResult {
     if let Err(e) = stream.write_all(message) {
         return Err(
             if matches!(e.kind(), ErrorKind::ConnectionReset | ErrorKind::BrokenPipe) {
@@ -161,7 +164,7 @@ fn round_trip(stream: &mut TcpStream, message: &[u8]) -> CheckResult {
 }
 
 /// Reads until EOF (bounded by the read timeout).
-fn read_to_eof(mut stream: &TcpStream, expected: usize) -> Result<Vec<u8>, Verdict> {
+fn read_to_eof(mut stream: &Client, expected: usize) -> Result<Vec<u8>, Verdict> {
     let mut all = Vec::with_capacity(expected);
     match stream.read_to_end(&mut all) {
         Ok(_) => Ok(all),
@@ -181,14 +184,14 @@ fn read_to_eof(mut stream: &TcpStream, expected: usize) -> Result<Vec<u8>, Verdi
 
 /// Echoes two messages, byte for byte.
 pub fn basic_echo(p: &mut Probe<'_>) -> CheckResult {
-    let mut client = connect(p.addr)?;
+    let mut client = connect(&p.target)?;
     round_trip(&mut client, b"hello, echo")?;
     round_trip(&mut client, b"and again")
 }
 
 /// Echoes 16 KiB holding every byte value, zeros and 0xff included.
 pub fn binary_data_16_kib(p: &mut Probe<'_>) -> CheckResult {
-    let mut client = connect(p.addr)?;
+    let mut client = connect(&p.target)?;
     let mut data: Vec<u8> = (0..=255u8).cycle().take(4096).collect();
     data.extend(pattern(12 * 1024, 16));
     round_trip(&mut client, &data)
@@ -196,8 +199,7 @@ pub fn binary_data_16_kib(p: &mut Probe<'_>) -> CheckResult {
 
 /// 5,000 writes of 3 bytes each come back in order, whatever the segmentation.
 pub fn thousands_of_tiny_writes(p: &mut Probe<'_>) -> CheckResult {
-    let client = connect(p.addr)?;
-    let _ = client.set_nodelay(true);
+    let client = connect(&p.target)?;
     let data = pattern(5000 * 3, 3);
     let mut writer = client
         .try_clone()
@@ -226,11 +228,11 @@ pub fn thousands_of_tiny_writes(p: &mut Probe<'_>) -> CheckResult {
 /// Writes `data` with `write` on a second handle of one connection, then closes the write
 /// side, while this thread reads the echo until end of file; the echo must be `data`.
 fn echo_until_eof(
-    addr: SocketAddr,
+    target: &Endpoint,
     data: Vec<u8>,
-    write: fn(&mut TcpStream, &[u8]) -> std::io::Result<()>,
+    write: fn(&mut Client, &[u8]) -> std::io::Result<()>,
 ) -> CheckResult {
-    let client = connect(addr)?;
+    let client = connect(target)?;
     let mut writer = client
         .try_clone()
         .map_err(|e| fail(format!("clone: {e}")))?;
@@ -253,7 +255,7 @@ fn echo_until_eof(
 /// 16 MiB written in odd-sized chunks while its echo is read concurrently, then a half-close:
 /// the whole echo, then EOF.
 pub fn sixteen_mib_while_reading_concurrently(p: &mut Probe<'_>) -> CheckResult {
-    echo_until_eof(p.addr, pattern(16 << 20, 7), |writer, data| {
+    echo_until_eof(&p.target, pattern(16 << 20, 7), |writer, data| {
         // Odd, varying chunk sizes so reads and writes never line up.
         let (mut offset, mut size) = (0, 1);
         while offset < data.len() {
@@ -268,7 +270,7 @@ pub fn sixteen_mib_while_reading_concurrently(p: &mut Probe<'_>) -> CheckResult 
 
 /// 256 KiB, then the client closes its side: everything is echoed, then the server closes.
 pub fn half_close_echoes_everything_then_closes(p: &mut Probe<'_>) -> CheckResult {
-    echo_until_eof(p.addr, pattern(256 * 1024, 11), |writer, data| {
+    echo_until_eof(&p.target, pattern(256 * 1024, 11), |writer, data| {
         writer.write_all(data)
     })
 }
@@ -280,14 +282,14 @@ pub fn resetting_clients_only_end_their_own_connection(p: &mut Probe<'_>) -> Che
     // held open through them: there it connects afterwards instead.
     let mut survivor = match p.serial {
         None => {
-            let mut survivor = connect(p.addr)?;
+            let mut survivor = connect(&p.target)?;
             round_trip(&mut survivor, b"before")?;
             Some(survivor)
         }
         Some(_) => None,
     };
     for i in 0..200u64 {
-        let Ok(client) = TcpStream::connect_timeout(&p.addr, IO_TIMEOUT) else {
+        let Ok(client) = Client::connect(&p.target, IO_TIMEOUT) else {
             return Err(fail(format!(
                 "after {i} clients reset their connections, the server stopped accepting: does \
                  ConnectionResetError escape the accept loop? catch it per connection"
@@ -299,11 +301,12 @@ pub fn resetting_clients_only_end_their_own_connection(p: &mut Probe<'_>) -> Che
             let mut some = [0; 100];
             let _ = (&client).read(&mut some);
         }
-        // SO_LINGER 0: close sends RST instead of FIN, mid-stream.
+        // SO_LINGER 0: close sends RST instead of FIN, mid-stream (a Unix socket has no RST:
+        // there it is an abrupt close with unread data).
         let _ = socket2::SockRef::from(&client).set_linger(Some(Duration::ZERO));
         drop(client);
     }
-    let garbage = connect(p.addr)?;
+    let garbage = connect(&p.target)?;
     let _ = (&garbage).write_all(&[0xff; 1000]);
     drop(garbage);
     let reset_hint = |v: Verdict| match v {
@@ -315,22 +318,22 @@ pub fn resetting_clients_only_end_their_own_connection(p: &mut Probe<'_>) -> Che
     };
     let mut survivor = match survivor.take() {
         Some(s) => s,
-        None => connect(p.addr).map_err(reset_hint)?,
+        None => connect(&p.target).map_err(reset_hint)?,
     };
     round_trip(&mut survivor, b"still served").map_err(reset_hint)?;
     drop(survivor);
-    let mut fresh = connect(p.addr).map_err(reset_hint)?;
+    let mut fresh = connect(&p.target).map_err(reset_hint)?;
     round_trip(&mut fresh, b"new client served").map_err(reset_hint)
 }
 
 /// 64 clients at once, 200 round trips each, of varying sizes.
 pub fn sixty_four_clients_two_hundred_round_trips_each(p: &mut Probe<'_>) -> CheckResult {
-    let addr = p.addr;
+    let target = &p.target;
     std::thread::scope(|scope| {
         let clients: Vec<_> = (0..64u64)
             .map(|c| {
                 scope.spawn(move || -> CheckResult {
-                    let mut client = connect(addr)?;
+                    let mut client = connect(target)?;
                     for r in 0..200u64 {
                         let message = pattern(1 + ((c * 31 + r) % 200) as usize, c * 1000 + r);
                         round_trip(&mut client, &message)?;
@@ -355,11 +358,11 @@ pub fn idle_connections_block_only_where_the_model_says_so(p: &mut Probe<'_>) ->
     let idle_count = p.serial.unwrap_or(3);
     let mut idle = Vec::new();
     for _ in 0..idle_count {
-        let mut c = connect(p.addr)?;
+        let mut c = connect(&p.target)?;
         round_trip(&mut c, b"x")?;
         idle.push(c);
     }
-    let mut next = connect(p.addr)?;
+    let mut next = connect(&p.target)?;
     next.write_all(b"next")
         .map_err(|e| fail(format!("write: {e}")))?;
     let _ = next.set_read_timeout(Some(Duration::from_secs(2)));
@@ -401,7 +404,7 @@ pub fn a_thousand_connections_held_open(p: &mut Probe<'_>) -> CheckResult {
     }
     let mut clients = Vec::with_capacity(1000);
     for i in 0..1000 {
-        match TcpStream::connect_timeout(&p.addr, IO_TIMEOUT) {
+        match Client::connect(&p.target, IO_TIMEOUT) {
             Ok(c) => {
                 let _ = c.set_read_timeout(Some(IO_TIMEOUT));
                 clients.push(c);
@@ -437,7 +440,7 @@ pub fn a_thousand_connections_held_open(p: &mut Probe<'_>) -> CheckResult {
 /// A client writes and never reads: the server must stop taking its bytes (its memory stays
 /// bounded) and keep serving others.
 pub fn non_reading_client_keeps_server_memory_bounded(p: &mut Probe<'_>) -> CheckResult {
-    let hog = connect(p.addr)?;
+    let hog = connect(&p.target)?;
     hog.set_nonblocking(true)
         .map_err(|e| fail(format!("nonblocking: {e}")))?;
     let rss = |pid: Option<u32>| pid.and_then(ProcSample::read).map(|s| s.rss_kib);
@@ -483,7 +486,7 @@ pub fn non_reading_client_keeps_server_memory_bounded(p: &mut Probe<'_>) -> Chec
         }
     }
     if p.serial.is_none() {
-        let mut other = connect(p.addr)?;
+        let mut other = connect(&p.target)?;
         round_trip(&mut other, b"others are still served").map_err(|v| match v {
             Verdict::Fail(why) => fail(format!(
                 "a client that does not read kept others from being served: {why}"
@@ -496,9 +499,9 @@ pub fn non_reading_client_keeps_server_memory_bounded(p: &mut Probe<'_>) -> Chec
 
 /// SIGTERM with connections open: the server exits within 5 s.
 pub fn exits_on_sigterm_with_connections_open(p: &mut Probe<'_>) -> CheckResult {
-    let mut client = connect(p.addr)?;
+    let mut client = connect(&p.target)?;
     round_trip(&mut client, b"before the signal")?;
-    let _idle = connect(p.addr)?;
+    let _idle = connect(&p.target)?;
     let Some(server) = p.server.as_deref_mut() else {
         return Err(Verdict::Skip("needs to start the server itself".into()));
     };
@@ -558,7 +561,7 @@ pub fn descriptor_exhaustion_is_survived_without_spinning(p: &mut Probe<'_>) -> 
     };
     let mut pending = Vec::with_capacity(CLIENTS);
     for i in 0..CLIENTS {
-        let client = connect(p.addr)?;
+        let client = connect(&p.target)?;
         let _ = (&client).write_all(&(i as u32).to_le_bytes());
         let _ = client.set_nonblocking(true);
         pending.push(Some(client));

@@ -1,9 +1,16 @@
-//! Starting a server from a command line for a check: a free loopback address filled into the
-//! command (`{addr}`, `{host}`, `{port}`), readiness (it accepts connections, or prints
-//! `listening on ADDR`), a descriptor limit when a check asks for one, and a bounded stop.
+//! Starting a server from a command line for a check: a free loopback address of the transport
+//! under test filled into the command (`{addr}` in the tools' syntax, `{host}` and `{port}` for
+//! TCP and UDP, `{path}` for a Unix socket), readiness (it accepts connections or answers a
+//! datagram, or prints `listening on ADDR`), a descriptor limit when a check asks for one, and a
+//! bounded stop.
 
 use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{TcpListener, UdpSocket};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use echo_cli::{Endpoint, Transport};
+
+use crate::socket::Client;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
@@ -13,7 +20,7 @@ use std::time::{Duration, Instant};
 const READY_WITHIN: Duration = Duration::from_secs(10);
 
 /// A server command line, run through `sh -c 'exec …'` (so the pid is the server's own), with
-/// `{addr}`, `{host}` and `{port}` replaced by a free loopback address.
+/// `{addr}`, `{host}`, `{port}` and `{path}` replaced by a free loopback address.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerCommand {
     template: String,
@@ -35,16 +42,37 @@ impl ServerCommand {
         &self.template
     }
 
-    /// The process to start, on a free loopback port (the address it was given is returned
-    /// with it), for a caller that adds its own settings (CPU pinning) before
-    /// [`Launched::spawn`].
-    pub fn prepare(&self) -> std::io::Result<(Command, SocketAddr)> {
-        let free = TcpListener::bind("127.0.0.1:0")?.local_addr()?;
-        let line = self
-            .template
-            .replace("{addr}", &free.to_string())
-            .replace("{host}", &free.ip().to_string())
-            .replace("{port}", &free.port().to_string());
+    /// The process to start, on a free loopback address of `transport` (the address it was
+    /// given is returned with it), for a caller that adds its own settings (CPU pinning) before
+    /// [`Launched::spawn`]. A command that asks for `{host}` or `{port}` cannot be given a Unix
+    /// socket, nor one that asks for `{path}` an IP address.
+    pub fn prepare(&self, transport: Transport) -> std::io::Result<(Command, Endpoint)> {
+        let free = free_endpoint(transport)?;
+        let unfit = |what: &str| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!(
+                    "the server command takes {what}, which a {transport}: address lacks; use {{addr}}"
+                ),
+            )
+        };
+        let mut line = self.template.replace("{addr}", &free.to_string());
+        match &free {
+            Endpoint::Unix(path) => {
+                if line.contains("{host}") || line.contains("{port}") {
+                    return Err(unfit("{host}/{port}"));
+                }
+                line = line.replace("{path}", &path.display().to_string());
+            }
+            Endpoint::Tcp(addr) | Endpoint::Udp(addr) => {
+                if line.contains("{path}") {
+                    return Err(unfit("{path}"));
+                }
+                line = line
+                    .replace("{host}", &addr.ip().to_string())
+                    .replace("{port}", &addr.port().to_string());
+            }
+        }
         let mut command = Command::new("sh");
         command
             .args(["-c", &format!("exec {line}")])
@@ -54,10 +82,10 @@ impl ServerCommand {
         Ok((command, free))
     }
 
-    /// Starts the server on a free loopback port, with at most `fd_limit` descriptors if
-    /// given, and waits until it is ready.
-    pub fn launch(&self, fd_limit: Option<u64>) -> std::io::Result<Launched> {
-        let (mut command, free) = self.prepare()?;
+    /// Starts the server on a free loopback address of `transport`, with at most `fd_limit`
+    /// descriptors if given, and waits until it is ready.
+    pub fn launch(&self, transport: Transport, fd_limit: Option<u64>) -> std::io::Result<Launched> {
+        let (mut command, free) = self.prepare(transport)?;
         if let Some(limit) = fd_limit {
             // SAFETY: setrlimit is async-signal-safe, as pre_exec requires.
             unsafe {
@@ -77,10 +105,45 @@ impl ServerCommand {
     }
 }
 
+/// A free loopback address of `transport`: a port nothing listens on, or a fresh socket path in
+/// the temporary directory.
+fn free_endpoint(transport: Transport) -> std::io::Result<Endpoint> {
+    Ok(match transport {
+        Transport::Tcp => Endpoint::Tcp(TcpListener::bind("127.0.0.1:0")?.local_addr()?),
+        Transport::Udp => Endpoint::Udp(UdpSocket::bind("127.0.0.1:0")?.local_addr()?),
+        Transport::Unix => {
+            static NEXT: AtomicU64 = AtomicU64::new(0);
+            let path = std::env::temp_dir().join(format!(
+                "echo-check-{}-{}.sock",
+                std::process::id(),
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            ));
+            let _ = std::fs::remove_file(&path);
+            Endpoint::Unix(path)
+        }
+    })
+}
+
+/// Whether a server answers at `endpoint`: accepts a connection, or echoes a datagram within
+/// 100 ms.
+fn answers(endpoint: &Endpoint) -> bool {
+    match endpoint {
+        Endpoint::Udp(addr) => {
+            let Ok(socket) = UdpSocket::bind("127.0.0.1:0") else {
+                return false;
+            };
+            let _ = socket.set_read_timeout(Some(Duration::from_millis(100)));
+            let mut buf = [0; 16];
+            socket.send_to(b"ready?", addr).is_ok() && socket.recv(&mut buf).is_ok()
+        }
+        stream => Client::connect(stream, Duration::from_millis(100)).is_ok(),
+    }
+}
+
 impl Launched {
     /// Spawns `command` (from [`ServerCommand::prepare`], given `addr`) and waits until it is
     /// ready.
-    pub fn spawn(mut command: Command, addr: SocketAddr) -> std::io::Result<Launched> {
+    pub fn spawn(mut command: Command, addr: Endpoint) -> std::io::Result<Launched> {
         let mut child = command.spawn()?;
         let stdout = child.stdout.take().expect("piped stdout");
         let (tx, rx) = mpsc::channel();
@@ -94,10 +157,10 @@ impl Launched {
         });
         let mut launched = Launched {
             child,
-            addr,
+            addr: addr.clone(),
             stdout: Some(lines),
         };
-        launched.wait_ready(&rx, addr)?;
+        launched.wait_ready(&rx, &addr)?;
         Ok(launched)
     }
 }
@@ -106,14 +169,14 @@ impl Launched {
 #[derive(Debug)]
 pub struct Launched {
     child: Child,
-    addr: SocketAddr,
+    addr: Endpoint,
     stdout: Option<std::thread::JoinHandle<Vec<String>>>,
 }
 
 impl Launched {
     /// Where it listens.
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.addr
     }
 
     /// Its pid.
@@ -122,11 +185,12 @@ impl Launched {
     }
 
     /// Ready once it prints `listening on ADDR` (that address is then used) or accepts a
-    /// connection at the address it was given; `Err` if it exits first or takes too long.
+    /// connection (answers a datagram) at the address it was given; `Err` if it exits first or
+    /// takes too long.
     fn wait_ready(
         &mut self,
         lines: &mpsc::Receiver<String>,
-        given: SocketAddr,
+        given: &Endpoint,
     ) -> std::io::Result<()> {
         let deadline = Instant::now() + READY_WITHIN;
         while Instant::now() < deadline {
@@ -144,7 +208,7 @@ impl Launched {
                     return Ok(());
                 }
             }
-            if TcpStream::connect_timeout(&given, Duration::from_millis(100)).is_ok() {
+            if answers(given) {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(20));

@@ -6,13 +6,17 @@
 //! They test the classic bugs of a hand-written socket server: a single `recv` per connection,
 //! `send` where `sendall` is needed, `recv() == b''` not taken as end of file, a reset client
 //! ending the server, one client at a time, unbounded buffering for a client that never reads,
-//! a busy loop when descriptors run out, no way to stop it.
+//! a busy loop when descriptors run out, no way to stop it. The stream checks run on TCP and
+//! Unix sockets alike; a UDP server gets the datagram checks (truncation, answers to the wrong
+//! sender, a burst beyond its buffers, SIGTERM).
 
 mod checks;
+mod datagram;
 mod launch;
 
-use std::net::SocketAddr;
 use std::time::Duration;
+
+use echo_cli::{Endpoint, Transport};
 
 use serde::{Deserialize, Serialize};
 
@@ -51,7 +55,16 @@ pub struct Check {
     pub about: &'static str,
     /// What it needs.
     pub needs: Needs,
+    /// Whether it checks a datagram (UDP) server rather than a stream (TCP, Unix) one.
+    pub datagram: bool,
     run: fn(&mut Probe<'_>) -> CheckResult,
+}
+
+impl Check {
+    /// Whether the check applies to a server on `transport`.
+    pub fn applies_to(&self, transport: Transport) -> bool {
+        self.datagram != transport.is_stream()
+    }
 }
 
 macro_rules! check {
@@ -60,12 +73,23 @@ macro_rules! check {
             name: stringify!($name),
             about: $about,
             needs: $needs,
+            datagram: false,
             run: checks::$name,
+        }
+    };
+    (datagram $name:ident, $needs:expr, $about:literal) => {
+        Check {
+            name: stringify!($name),
+            about: $about,
+            needs: $needs,
+            datagram: true,
+            run: datagram::$name,
         }
     };
 }
 
-/// Every check, in the order they run.
+/// Every check, in the order they run: the stream checks (TCP and Unix sockets), then the
+/// datagram checks (UDP). [`checks_for`] gives those that apply to one transport.
 pub const CHECKS: &[Check] = &[
     check!(
         basic_echo,
@@ -127,7 +151,32 @@ pub const CHECKS: &[Check] = &[
         Needs::Start(Some(EXHAUSTION_FD_LIMIT)),
         "out of descriptors: no busy loop, every client served once they free up"
     ),
+    check!(
+        datagram datagrams_from_1_byte_to_the_largest_come_back_whole,
+        Needs::Address,
+        "datagrams of 1 byte to 65,507 come back whole, from the address they were sent to"
+    ),
+    check!(
+        datagram fifty_senders_a_thousand_datagrams_each_answered_to_its_sender,
+        Needs::Address,
+        "50 senders at once, 1,000 datagrams, each echo to its own sender"
+    ),
+    check!(
+        datagram a_burst_beyond_the_socket_buffer_is_loss_not_a_crash,
+        Needs::Address,
+        "20,000 datagrams back to back: loss, but the server keeps running and answering"
+    ),
+    check!(
+        datagram exits_on_sigterm_while_serving_datagrams,
+        Needs::Start(None),
+        "stops within 5 s of SIGTERM"
+    ),
 ];
+
+/// The checks that apply to a server on `transport`, in order.
+pub fn checks_for(transport: Transport) -> impl Iterator<Item = &'static Check> {
+    CHECKS.iter().filter(move |c| c.applies_to(transport))
+}
 
 /// The check called `name`.
 pub fn find(name: &str) -> Option<&'static Check> {
@@ -141,7 +190,9 @@ pub struct Subject {
     /// Starts a fresh server for each check.
     pub command: Option<ServerCommand>,
     /// A server already running.
-    pub target: Option<SocketAddr>,
+    pub target: Option<Endpoint>,
+    /// The transport to start the server on ([`Subject::command`]); a target's own otherwise.
+    pub transport: Transport,
     /// The running server's pid, if known.
     pub pid: Option<u32>,
     /// How many clients it serves at once by design, if bounded (`--expect-serial`: 1).
@@ -192,17 +243,31 @@ pub fn run(check: &Check, subject: &Subject) -> Outcome {
 }
 
 fn run_inner(check: &Check, subject: &Subject) -> CheckResult {
+    let transport = subject
+        .target
+        .as_ref()
+        .map_or(subject.transport, Endpoint::transport);
+    if !check.applies_to(transport) {
+        let kind = if check.datagram {
+            "a datagram"
+        } else {
+            "a stream"
+        };
+        return Err(Verdict::Skip(format!(
+            "{kind} check; the server is on {transport}:"
+        )));
+    }
     if let Some(command) = &subject.command {
         let fd_limit = match check.needs {
             Needs::Start(limit) => limit,
             Needs::Address => None,
         };
         let mut server = command
-            .launch(fd_limit)
+            .launch(subject.transport, fd_limit)
             .map_err(|e| Verdict::Fail(format!("the server did not start: {e}")))?;
-        let (addr, pid) = (server.addr(), server.pid());
+        let (target, pid) = (server.endpoint().clone(), server.pid());
         let result = (check.run)(&mut Probe {
-            addr,
+            target,
             pid: Some(pid),
             serial: subject.serial,
             server: Some(&mut server),
@@ -212,7 +277,7 @@ fn run_inner(check: &Check, subject: &Subject) -> CheckResult {
         server.terminate(Duration::from_secs(2));
         return result;
     }
-    let Some(addr) = subject.target else {
+    let Some(target) = subject.target.clone() else {
         return Err(Verdict::Skip(
             "no server: give a command or a target".to_owned(),
         ));
@@ -223,7 +288,7 @@ fn run_inner(check: &Check, subject: &Subject) -> CheckResult {
         ));
     }
     (check.run)(&mut Probe {
-        addr,
+        target,
         pid: subject.pid,
         serial: subject.serial,
         server: None,

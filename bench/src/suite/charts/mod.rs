@@ -8,9 +8,9 @@
 //! - the handler-work sweep: throughput, p99 and fairness against the CPU work per message;
 //! - a latency spectrum per point ([`spectrum`]), from the histograms stored in run.json.
 
-mod canvas;
+pub(crate) mod canvas;
 mod spectrum;
-mod style;
+pub(crate) mod style;
 
 use std::path::{Path, PathBuf};
 

@@ -17,8 +17,7 @@ use crate::suite::SuiteRun;
 use crate::suite::advice::Aggregate;
 use crate::suite::plan::size_label;
 
-/// A point without its model and round: `(workload, connections, payload, rate, work µs)`.
-type Load = (Workload, usize, usize, Option<u64>, u64);
+use crate::suite::plan::Load;
 
 /// The percentile `q` (0 to 1) as a position on the nines axis: 90% → 1, 99% → 2, ...
 pub fn nines(q: f64) -> f64 {
@@ -91,7 +90,7 @@ fn sources(
             continue;
         };
         let load = result.point.load();
-        if load.4 != base_work || load.0 == Workload::Stream || report.messages == 0 {
+        if load.5 != base_work || load.1 == Workload::Stream || report.messages == 0 {
             continue;
         }
         let latency = match (&report.open_loop, uncorrected) {
@@ -139,15 +138,20 @@ fn sources(
 
 /// The file name and title of a load's spectrum.
 fn names(load: &Load, uncorrected: bool) -> (String, String) {
-    let (workload, connections, payload, rate, _) = *load;
+    let (transport, workload, connections, payload, rate, _) = *load;
     let rate_part = rate.map_or(String::new(), |r| format!("-{r}rps"));
+    // TCP's charts keep the names they had before transports were measured.
+    let (transport_part, transport_title) = match transport {
+        echo_servers::Transport::Tcp => (String::new(), String::new()),
+        other => (format!("-{other}"), format!(" over {other}")),
+    };
     let file = format!(
-        "latency-{workload}-{connections}c-{}{rate_part}{}.svg",
+        "latency-{workload}-{connections}c-{}{rate_part}{transport_part}{}.svg",
         size_label(payload).replace(' ', ""),
         if uncorrected { "-uncorrected" } else { "" }
     );
     let mut title = format!(
-        "latency spectrum, {workload} {connections} conn × {}",
+        "latency spectrum, {workload} {connections} conn × {}{transport_title}",
         size_label(payload)
     );
     if let Some(r) = rate {
@@ -179,7 +183,14 @@ pub fn draw(dir: &Path, run: &SuiteRun, aggregates: &[Aggregate]) -> std::io::Re
                     .iter()
                     .find(|a| {
                         a.model == *model
-                            && (a.workload, a.connections, a.payload, a.rate, a.work_us) == load
+                            && (
+                                a.transport,
+                                a.workload,
+                                a.connections,
+                                a.payload,
+                                a.rate,
+                                a.work_us,
+                            ) == load
                     })
                     .map_or(0, |a| a.starved);
                 let spectrum = source.spectrum();
