@@ -58,19 +58,26 @@ pub(crate) fn start_threads(
     Ok(ServerHandle::new(model, id, endpoint, Box::new(stop)))
 }
 
-/// Receives and sends back until `stopping`; shutdown wakes a blocked `recv_from` by shutting
-/// the socket down.
+/// Receives and sends back until `stopping`; shutdown wakes a blocked receive by shutting the
+/// socket down.
+///
+/// The receive is socket2's, not `std`'s `recv_from`: a receive woken by the shutdown returns
+/// no sender address, which `std` asserts against (a panic), where socket2 hands back the
+/// address as it came. The echo goes back to that address exactly as received.
 fn echo_blocking(socket: &UdpSocket, stopping: &AtomicBool, path: EchoPath) {
-    let mut buf = vec![0; MAX_DATAGRAM];
+    let socket = socket2::SockRef::from(socket);
+    let mut buf = vec![std::mem::MaybeUninit::<u8>::uninit(); MAX_DATAGRAM];
     while !stopping.load(Ordering::Acquire) {
         match socket.recv_from(&mut buf) {
             Ok((n, peer)) => {
                 if stopping.load(Ordering::Acquire) {
                     return;
                 }
-                path.on_message(&buf[..n]);
+                // SAFETY: the kernel initialised the first `n` bytes.
+                let data = unsafe { std::slice::from_raw_parts(buf.as_ptr().cast::<u8>(), n) };
+                path.on_message(data);
                 // A failed send loses that one datagram, as the network may; never the server.
-                let _ = socket.send_to(&buf[..n], peer);
+                let _ = socket.send_to(data, &peer);
             }
             // ECONNREFUSED and the like report an ICMP error for an earlier send: that one
             // datagram's fate, not the socket's.

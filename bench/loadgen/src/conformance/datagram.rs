@@ -236,7 +236,8 @@ pub fn a_burst_beyond_the_socket_buffer_is_loss_not_a_crash(p: &mut Probe<'_>) -
     }
 }
 
-/// SIGTERM while serving datagrams: the server exits within 5 s.
+/// SIGTERM while datagrams keep arriving (four senders, from before the signal until the server
+/// is gone): the server exits within 5 s, cleanly.
 pub fn exits_on_sigterm_while_serving_datagrams(p: &mut Probe<'_>) -> CheckResult {
     let server = server(p)?;
     let socket = client(server)?;
@@ -247,9 +248,34 @@ pub fn exits_on_sigterm_while_serving_datagrams(p: &mut Probe<'_>) -> CheckResul
     let Some(process) = p.server.as_deref_mut() else {
         return Err(Verdict::Skip("needs to start the server itself".into()));
     };
-    match process.terminate(Duration::from_secs(5)) {
+    let sending = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let senders: Vec<_> = (0..4)
+        .map(|_| {
+            let sending = std::sync::Arc::clone(&sending);
+            let socket = client(server);
+            std::thread::spawn(move || {
+                let Ok(socket) = socket else { return };
+                let deadline = Instant::now() + Duration::from_secs(8);
+                while sending.load(std::sync::atomic::Ordering::Relaxed)
+                    && Instant::now() < deadline
+                {
+                    let _ = socket.send_to(&[0x42; 64], server);
+                    std::thread::sleep(Duration::from_micros(50));
+                }
+            })
+        })
+        .collect();
+    // Traffic in flight when the signal arrives.
+    std::thread::sleep(Duration::from_millis(200));
+    let status = process.terminate(Duration::from_secs(5));
+    sending.store(false, std::sync::atomic::Ordering::Relaxed);
+    for sender in senders {
+        let _ = sender.join();
+    }
+    match status {
         None => Err(fail(
-            "did not exit within 5 s of SIGTERM: is a thread blocked in recvfrom forever?",
+            "did not exit within 5 s of SIGTERM while datagrams arrived: is a thread blocked in \
+             recvfrom forever?",
         )),
         Some(status) => {
             use std::os::unix::process::ExitStatusExt;
