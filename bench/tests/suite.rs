@@ -540,3 +540,65 @@ fn a_c10k_target_beyond_the_descriptor_limit_fails_with_the_reason() {
     assert_eq!(run.c10k[0].status, "failed");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn transports_get_their_own_tables_and_advice_and_tcp_meets_unix_in_a_chart() {
+    let dir = temp_dir("suite-transports");
+    let (output, stderr) = tiny_suite(
+        &dir,
+        &[
+            "--models",
+            "mio,thread-per-connection",
+            "--transports",
+            "tcp,unix,udp",
+            "--rounds",
+            "2",
+        ],
+        &[],
+    );
+    assert!(output.status.success(), "{stderr}");
+    let (run_dir, run) = the_run_in(&dir);
+    let transports =
+        |t: echo_servers::Transport| run.points.iter().filter(|p| p.point.transport == t).count();
+    // Per round: both models over TCP and Unix; over UDP only mio (thread-per-connection has
+    // no datagram server).
+    assert_eq!(transports(echo_servers::Transport::Tcp), 4);
+    assert_eq!(transports(echo_servers::Transport::Unix), 4);
+    assert_eq!(transports(echo_servers::Transport::Udp), 2);
+    for point in &run.points {
+        assert!(point.ok(), "{:?}", point.failure);
+        let report = point.report.as_ref().unwrap();
+        assert_eq!(report.config.target.transport(), point.point.transport);
+        assert_eq!(
+            report.datagrams.is_some(),
+            point.point.transport == echo_servers::Transport::Udp
+        );
+    }
+    let summary = std::fs::read_to_string(run_dir.join("summary.md")).unwrap();
+    for heading in [
+        "## TCP\n",
+        "## Unix domain sockets\n",
+        "## UDP datagrams\n",
+        "### TCP vs Unix sockets: server CPU per message",
+        "### Over TCP\n",
+        "### Over Unix domain sockets\n",
+        "### Over UDP datagrams\n",
+        "**Unix sockets instead of TCP**",
+    ] {
+        assert!(summary.contains(heading), "no {heading:?} in:\n{summary}");
+    }
+    // The comparison has a row per model with the paired change over the two rounds.
+    let row = summary
+        .lines()
+        .find(|l| l.starts_with("| mio |") && l.contains(" → "))
+        .unwrap_or_else(|| panic!("no TCP → Unix row for mio:\n{summary}"));
+    assert!(row.contains("µs (") && row.contains('['), "{row}");
+    assert!(
+        summary.contains("4 sockets × 64 B"),
+        "UDP columns name sockets"
+    );
+    let chart = std::fs::read_to_string(run_dir.join("cost-tcp-vs-unix.svg")).unwrap();
+    roxmltree::Document::parse(&chart).expect("the chart parses");
+    assert!(chart.contains("thread-per-connection") && chart.contains("Unix"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

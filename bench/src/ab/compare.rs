@@ -1,7 +1,7 @@
 //! `echo-bench compare OLD NEW`: two stored suite runs side by side, in `ab`'s table.
 //!
-//! Points are matched on every parameter (workload, model, connections, payload, rate and
-//! handler work). Two runs made at different times are not paired: whatever the machine was
+//! Points are matched on every parameter (transport, workload, model, connections, payload,
+//! rate and handler work). Two runs made at different times are not paired: whatever the machine was
 //! doing differs between them, so a change here is only a lead to check with `ab`. Where both
 //! runs measured a point in several rounds, the change gets an unpaired bootstrap interval (the
 //! same resampling as `ab`'s), its verdict is judged on that interval, and a change whose
@@ -70,12 +70,17 @@ pub fn differences(old: &SuiteRun, new: &SuiteRun) -> Vec<String> {
     warnings
 }
 
-/// The name a point is matched by: the benchmark's, plus the handler work when there is any.
+/// The name a point is matched by: the benchmark's, plus the handler work when there is any,
+/// plus the transport when it is not TCP (`+unix`, `+udp`).
 fn name_of(point: &PointResult, spec: &BenchmarkSpec) -> String {
-    match point.point.work_us {
+    let mut name = match point.point.work_us {
         0 => spec.name(),
         work => format!("{}+work{work}us", spec.name()),
+    };
+    if point.point.transport != echo_servers::Transport::Tcp {
+        name = format!("{name}+{}", point.point.transport);
     }
+    name
 }
 
 fn spec_of(point: &PointResult) -> BenchmarkSpec {

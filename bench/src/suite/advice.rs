@@ -645,17 +645,29 @@ fn describe_point(a: &Aggregate) -> String {
             size_label(a.payload)
         ),
         Workload::Rate => format!(
-            "open loop, {} msg/s offered over {} connections × {}{work}",
+            "open loop, {} msg/s offered over {} {} × {}{work}",
             short(a.rate.unwrap_or(0) as f64),
             a.connections,
+            peers(a, 2),
             size_label(a.payload)
         ),
         Workload::PingPong => format!(
-            "{} connection{} × {}{work}",
+            "{} {} × {}{work}",
             a.connections,
-            if a.connections == 1 { "" } else { "s" },
+            peers(a, a.connections),
             size_label(a.payload)
         ),
+    }
+}
+
+/// What `n` clients of a point are called: connections, or for UDP client sockets (a datagram
+/// server holds no connection).
+fn peers(a: &Aggregate, n: usize) -> &'static str {
+    match (a.transport == echo_servers::Transport::Udp, n == 1) {
+        (false, true) => "connection",
+        (false, false) => "connections",
+        (true, true) => "client socket",
+        (true, false) => "client sockets",
     }
 }
 
@@ -686,19 +698,23 @@ fn ping_pong_categories<'a>(aggregates: &[&'a Aggregate]) -> Vec<Judged<'a>> {
         .map(|a| a.connections)
         .max()
         .unwrap_or(min_c);
-    judged.extend(judge(
-        "Few connections, small messages",
-        pick(min_c, min_p),
-        Measure::Throughput,
-        "",
-    ));
-    if max_c != min_c {
-        judged.extend(judge(
+    let udp = ping
+        .iter()
+        .any(|a| a.transport == echo_servers::Transport::Udp);
+    let (few, many) = if udp {
+        (
+            "Few senders, small datagrams",
+            "Many senders, small datagrams",
+        )
+    } else {
+        (
+            "Few connections, small messages",
             "Many connections, small messages",
-            pick(max_c, min_p),
-            Measure::Throughput,
-            "",
-        ));
+        )
+    };
+    judged.extend(judge(few, pick(min_c, min_p), Measure::Throughput, ""));
+    if max_c != min_c {
+        judged.extend(judge(many, pick(max_c, min_p), Measure::Throughput, ""));
     }
     if max_p != min_p {
         let mut counts: Vec<usize> = ping
@@ -923,8 +939,14 @@ pub fn advice_of(run: &SuiteRun, all: &[Aggregate]) -> Vec<String> {
         .copied()
         .filter(|a| a.workload == Workload::PingPong)
         .collect();
+    // A datagram server holds nothing per client, so memory per connection means nothing there.
+    let streams = ping
+        .iter()
+        .all(|a| a.transport != echo_servers::Transport::Udp);
     if !ping.is_empty() {
-        lines.extend(memory_line(&ping));
+        if streams {
+            lines.extend(memory_line(&ping));
+        }
         // Once per model and connection count, whatever the payload.
         let mut starving: Vec<String> = Vec::new();
         for a in ping.iter().filter(|a| a.starved > 0) {

@@ -244,9 +244,18 @@ fn section(out: &mut String, title: &str, table: String) {
     }
 }
 
-/// The column header of a ping-pong or stream point: `16 conn × 4 KiB`.
+/// The column header of a ping-pong or stream point: `16 conn × 4 KiB` (UDP: `16 sockets`).
 fn ping_header(a: &Aggregate) -> String {
-    format!("{} conn × {}", a.connections, size_label(a.payload))
+    format!("{} {} × {}", a.connections, peers(a), size_label(a.payload))
+}
+
+/// What a point's clients are: connections, or for UDP client sockets.
+fn peers(a: &Aggregate) -> &'static str {
+    match (a.transport, a.connections) {
+        (echo_servers::Transport::Udp, 1) => "socket",
+        (echo_servers::Transport::Udp, _) => "sockets",
+        _ => "conn",
+    }
 }
 
 /// A median server CPU per message with its interval.
@@ -284,9 +293,10 @@ fn load_tables(aggregates: &[Aggregate]) -> String {
             Workload::Rate,
             &|a| {
                 format!(
-                    "{}/s offered, {} conn",
+                    "{}/s offered, {} {}",
                     fmt_rate(a.rate.unwrap_or(0) as f64),
-                    a.connections
+                    a.connections,
+                    peers(a)
                 )
             },
             &|a| {

@@ -18,6 +18,11 @@ use super::{Server, SuiteRun};
 use crate::ab::stats::{Change, Verdict};
 use crate::config::Workload;
 
+/// A signed percentage with a true minus sign, as the advice writes them: `−38%`.
+fn signed(pct: f64) -> String {
+    format!("{pct:+.0}%").replace('-', "−")
+}
+
 /// The seed of the comparisons' bootstrap (fixed, so a redraw gives the same intervals).
 const SEED: u64 = 0x7c9_0a1e;
 
@@ -92,8 +97,10 @@ impl Comparison {
     fn cell(&self) -> String {
         let change = self.change.as_ref().map_or(String::new(), |c| {
             format!(
-                " ({:+.0}% [{:+.0}, {:+.0}])",
-                c.change_pct, c.ci_low_pct, c.ci_high_pct
+                " ({} [{}, {}])",
+                signed(c.change_pct),
+                signed(c.ci_low_pct),
+                signed(c.ci_high_pct)
             )
         });
         format!("{:.1} → {:.1} µs{change}", self.tcp_us, self.unix_us)
@@ -220,13 +227,14 @@ pub fn advice(comparisons: &[Comparison]) -> Option<String> {
             .filter(|c| c.change.is_some())
             .min_by(|a, b| a.unix_us.total_cmp(&b.unix_us));
         parts.push(format!(
-            "at {connections} conn × {} server CPU per message changes by a median {median:+.0}% \
-             over {} models (from {:+.0}% to {:+.0}%); the data puts Unix cheaper by more than \
-             ±{TIE_PCT:.0}% for {cheaper} of them{}",
+            "at {connections} conn × {} server CPU per message changes by a median {} over {} \
+             models (from {} to {}); the data puts Unix cheaper by more than ±{TIE_PCT:.0}% for \
+             {cheaper} of them{}",
             size_label(payload),
+            signed(median),
             changes.len(),
-            changes[0],
-            changes[changes.len() - 1],
+            signed(changes[0]),
+            signed(changes[changes.len() - 1]),
             most.map_or(String::new(), |m| format!(
                 "; cheapest over Unix: {} at {:.1} µs",
                 m.model, m.unix_us
