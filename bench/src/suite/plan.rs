@@ -280,34 +280,24 @@ pub fn points(profile: Profile, selection: &Selection) -> Vec<Point> {
             .copied()
             .filter(|s| !s.is_outside())
             .collect();
-        if profile == Profile::Quick && selection.workloads.is_none() {
-            // The quick profile's ping-pong and open-loop points: what the per-message cost
-            // shows in; churn and stream would double its time for little.
-            let workloads = [Workload::PingPong, Workload::Rate];
-            stream_points(
-                profile,
-                &models,
-                &workloads,
-                &connections,
-                &payloads,
-                &[first_work],
-                selection,
-                Transport::Unix,
-                &mut points,
-            );
+        // In the quick profile, the ping-pong and open-loop points: what the per-message cost
+        // shows in; churn and stream would double its time for little.
+        let (workloads, works) = if profile == Profile::Quick && selection.workloads.is_none() {
+            (vec![Workload::PingPong, Workload::Rate], vec![first_work])
         } else {
-            stream_points(
-                profile,
-                &models,
-                &workloads,
-                &connections,
-                &payloads,
-                &works,
-                selection,
-                Transport::Unix,
-                &mut points,
-            );
-        }
+            (workloads.clone(), works.clone())
+        };
+        stream_points(
+            profile,
+            &models,
+            &workloads,
+            &connections,
+            &payloads,
+            &works,
+            selection,
+            Transport::Unix,
+            &mut points,
+        );
     }
     if transports.contains(&Transport::Udp) {
         datagram_points(

@@ -42,11 +42,7 @@ impl EchoServer for TokioCurrentThread {
         let id = ServerId::next();
         let runtimes = start_each(Runtimes::new(), listeners, |runtimes, listener| {
             listener.set_nonblocking(true)?;
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_io()
-                .enable_time()
-                .build()?;
-            runtimes.serve(id, runtime, listener, Inline(EchoPath::of(config)))
+            runtimes.serve(id, runtime()?, listener, Inline(EchoPath::of(config)))
         })?;
         Ok(ServerHandle::new(
             Model::TokioCurrentThread,
@@ -63,11 +59,7 @@ fn start_datagrams(config: &ServerConfig) -> io::Result<ServerHandle> {
     let endpoint = Endpoint::Udp(sockets[0].local_addr()?);
     let id = ServerId::next();
     let runtimes = start_each(Runtimes::new(), sockets, |runtimes, socket| {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_io()
-            .enable_time()
-            .build()?;
-        runtimes.serve_datagrams(id, runtime, socket, 1, Inline(EchoPath::of(config)))
+        runtimes.serve_datagrams(id, runtime()?, socket, 1, Inline(EchoPath::of(config)))
     })?;
     Ok(ServerHandle::new(
         Model::TokioCurrentThread,
@@ -75,4 +67,12 @@ fn start_datagrams(config: &ServerConfig) -> io::Result<ServerHandle> {
         endpoint,
         Box::new(runtimes),
     ))
+}
+
+/// One core's runtime: current-thread, with I/O and timers.
+fn runtime() -> io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()
 }

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Poll, Token};
 
-use super::event_loop::{PreciseTimer, TIMEOUT_SCAN, TIMER};
+use super::event_loop::{PreciseTimer, TIMEOUT_SCAN, TIMER, next_wake};
 use super::{RunState, WorkerOutcome, connection_seed};
 use crate::config::{DATAGRAM_HEADER, Workload};
 use crate::stats::{self, ErrorKind, WorkerStats, thread_cpu_time};
@@ -318,16 +318,12 @@ impl<'a> Worker<'a> {
                 }
                 next_scan = now + TIMEOUT_SCAN;
             }
-            let mut wake = next_scan;
-            if let Some(end) = end {
-                wake = wake.min(end);
-            }
-            if !self.measuring {
-                wake = wake.min(self.measure_start);
-            }
-            if rate_interval.is_some() {
-                wake = wake.min(next_tick);
-            }
+            let wake = next_wake(
+                next_scan,
+                end,
+                (!self.measuring).then_some(self.measure_start),
+                rate_interval.map(|_| next_tick),
+            );
             let mut timeout = wake.saturating_duration_since(Instant::now());
             if let Some(timer) = timer.as_ref().filter(|_| !timeout.is_zero()) {
                 timer.arm(wake);

@@ -76,6 +76,20 @@ impl PreciseTimer {
     }
 }
 
+/// When a worker's loop must wake next: its timeout scan, the window's end, the window's start
+/// (while warming up) and the open loop's next tick, whichever comes first.
+pub(super) fn next_wake(
+    next_scan: Instant,
+    end: Option<Instant>,
+    start: Option<Instant>,
+    tick: Option<Instant>,
+) -> Instant {
+    [end, start, tick]
+        .into_iter()
+        .flatten()
+        .fold(next_scan, Instant::min)
+}
+
 /// How often in-flight messages are checked against the timeout.
 pub(super) const TIMEOUT_SCAN: Duration = Duration::from_millis(20);
 /// Write-read rounds one connection gets before the loop moves on.
@@ -243,16 +257,12 @@ impl<'a> Worker<'a> {
                 self.expire(now);
                 next_scan = now + TIMEOUT_SCAN;
             }
-            let mut wake = next_scan;
-            if let Some(end) = end {
-                wake = wake.min(end);
-            }
-            if !self.measuring {
-                wake = wake.min(self.measure_start);
-            }
-            if rate_interval.is_some() {
-                wake = wake.min(next_tick);
-            }
+            let wake = next_wake(
+                next_scan,
+                end,
+                (!self.measuring).then_some(self.measure_start),
+                rate_interval.map(|_| next_tick),
+            );
             let mut timeout = wake.saturating_duration_since(Instant::now());
             let ready = std::mem::take(&mut self.ready);
             if !ready.is_empty() {
