@@ -304,3 +304,50 @@ fn a_udp_server_that_truncates_fails_with_the_pitfall_named() {
     assert!(line.contains("came back as 1024 bytes"), "{line}");
     assert!(line.contains("recvfrom(1024)"), "{line}");
 }
+
+#[test]
+fn list_names_every_check_with_its_transports() {
+    let output = support::echo_bench(&["conformance", "--list"]);
+    assert_eq!(output.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), echo_bench::conformance::CHECKS.len());
+    let datagram: Vec<&&str> = lines.iter().filter(|l| l.contains(" udp ")).collect();
+    assert_eq!(datagram.len(), 4, "{stdout}");
+    assert!(
+        lines
+            .iter()
+            .filter(|l| !l.contains(" udp "))
+            .all(|l| l.contains(" tcp,unix ")),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn running_servers_on_a_unix_socket_and_on_udp_are_checked_at_their_address() {
+    use echo_servers::{Endpoint, ServerConfig};
+    let path = std::env::temp_dir().join(format!("echo-bench-conf-{}.sock", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let unix = Model::Tokio
+        .server()
+        .start(&ServerConfig::at(Endpoint::Unix(path)))
+        .unwrap();
+    let udp = Model::Mio
+        .server()
+        .start(&ServerConfig::at(Endpoint::Udp(
+            "127.0.0.1:0".parse().unwrap(),
+        )))
+        .unwrap();
+    for (server, passed, skipped) in [(&unix, 10, 2), (&udp, 3, 1)] {
+        let target = server.endpoint().to_string();
+        let output = support::echo_bench(&["conformance", "--target", &target]);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert_eq!(output.status.code(), Some(0), "{target}: {stdout}");
+        assert!(
+            stdout.contains(&format!("{passed} passed, 0 failed, {skipped} skipped")),
+            "{target}: {stdout}"
+        );
+    }
+    unix.shutdown().unwrap();
+    udp.shutdown().unwrap();
+}
