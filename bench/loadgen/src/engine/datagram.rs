@@ -324,11 +324,7 @@ impl<'a> Worker<'a> {
                 (!self.measuring).then_some(self.measure_start),
                 rate_interval.map(|_| next_tick),
             );
-            let mut timeout = wake.saturating_duration_since(Instant::now());
-            if let Some(timer) = timer.as_ref().filter(|_| !timeout.is_zero()) {
-                timer.arm(wake);
-                timeout += Duration::from_millis(2);
-            }
+            let timeout = PreciseTimer::poll_timeout(timer.as_ref(), wake);
             if let Err(err) = self.poll.poll(&mut events, Some(timeout))
                 && err.kind() != io::ErrorKind::Interrupted
             {

@@ -52,6 +52,20 @@ impl PreciseTimer {
         Ok(Self { fd })
     }
 
+    /// The epoll timeout of a loop that must wake at `wake`: with a timer, armed for `wake`,
+    /// which wakes the loop on time, and epoll's own (millisecond) timeout 2 ms later as a
+    /// fallback; without one, epoll's timeout alone.
+    pub(super) fn poll_timeout(timer: Option<&Self>, wake: Instant) -> Duration {
+        let timeout = wake.saturating_duration_since(Instant::now());
+        match timer {
+            Some(timer) if !timeout.is_zero() => {
+                timer.arm(wake);
+                timeout + Duration::from_millis(2)
+            }
+            _ => timeout,
+        }
+    }
+
     /// Arms the timer to fire at `when` (at once if that has passed), and clears a past expiry.
     pub(super) fn arm(&self, when: Instant) {
         use std::os::fd::AsRawFd;
@@ -263,16 +277,12 @@ impl<'a> Worker<'a> {
                 (!self.measuring).then_some(self.measure_start),
                 rate_interval.map(|_| next_tick),
             );
-            let mut timeout = wake.saturating_duration_since(Instant::now());
             let ready = std::mem::take(&mut self.ready);
-            if !ready.is_empty() {
-                timeout = Duration::ZERO;
-            }
-            if let Some(timer) = timer.as_ref().filter(|_| !timeout.is_zero()) {
-                timer.arm(wake);
-                // The timerfd wakes the loop on time; epoll's own timeout is only a fallback.
-                timeout += Duration::from_millis(2);
-            }
+            let timeout = if ready.is_empty() {
+                PreciseTimer::poll_timeout(timer.as_ref(), wake)
+            } else {
+                Duration::ZERO
+            };
             if let Err(err) = self.poll.poll(&mut events, Some(timeout)) {
                 if err.kind() == io::ErrorKind::Interrupted {
                     self.ready = ready;
