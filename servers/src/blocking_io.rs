@@ -12,19 +12,27 @@ use std::time::{Duration, Instant};
 use slab::Slab;
 
 use crate::net::{self, AcceptAction, Stream, StreamListener};
-use crate::server::{Model, SHUTDOWN_GRACE, ServerConfig, ServerHandle, ServerId, StopServer};
+use crate::server::{
+    Model, READS_PER_TURN, SHUTDOWN_GRACE, ServerConfig, ServerHandle, ServerId, StopServer,
+};
 use crate::work::EchoPath;
 
 /// Echoes `stream` until the peer half-closes or the connection fails, completing every partial
 /// write before reading again. Blocking in `write_all` while the peer does not read is the
 /// backpressure: the server then holds at most `buf` for this client, and stops reading it.
-/// Written for any blocking-style stream: `may`'s coroutine streams use it too.
+/// Written for any blocking-style stream: `may`'s coroutine streams use it too, with
+/// `take_turn` yielding the coroutine every [`READS_PER_TURN`] reads (a thread needs none: the
+/// kernel preempts it).
 pub(crate) fn echo(
     mut stream: impl Read + Write,
     buf: &mut [u8],
     path: EchoPath,
+    take_turn: impl Fn(),
 ) -> io::Result<()> {
-    loop {
+    for reads in 1usize.. {
+        if reads % READS_PER_TURN == 0 {
+            take_turn();
+        }
         let n = match stream.read(buf) {
             Ok(0) => return Ok(()),
             Ok(n) => n,
@@ -34,6 +42,7 @@ pub(crate) fn echo(
         path.on_message(&buf[..n]);
         stream.write_all(&buf[..n])?;
     }
+    Ok(())
 }
 
 /// State shared by the acceptor, the connection threads and the shutdown path.
@@ -49,8 +58,8 @@ pub(crate) struct BlockingState {
 }
 
 impl BlockingState {
-    pub(crate) fn id(&self) -> ServerId {
-        self.id
+    pub(crate) fn id(&self) -> &ServerId {
+        &self.id
     }
 
     pub(crate) fn is_stopping(&self) -> bool {
@@ -110,7 +119,7 @@ impl Conn {
         let path = self.registered.shared.path;
         let mut buf = vec![0; path.buffer_size];
         // An error ends this connection only; there is no one to report it to.
-        let _ = echo(&*self.stream, &mut buf, path);
+        let _ = echo(&*self.stream, &mut buf, path, || {});
     }
 }
 
@@ -137,7 +146,11 @@ impl Acceptor {
                         on_conn(Conn { stream, registered });
                     }
                 }
-                Err(err) => match net::after_accept_error(&err, self.shared.is_stopping()) {
+                Err(err) => match net::after_accept_error(
+                    &err,
+                    self.shared.is_stopping(),
+                    self.shared.id.health(),
+                ) {
                     AcceptAction::WaitReady | AcceptAction::Next => {}
                     AcceptAction::BackOff(pause) => std::thread::sleep(pause),
                     AcceptAction::Stop => return,
@@ -155,11 +168,24 @@ pub(crate) fn start(
     config: &ServerConfig,
     body: impl FnOnce(Acceptor) + Send + 'static,
 ) -> io::Result<ServerHandle> {
+    start_prepared(model, config, |_| Ok(()), |acceptor, ()| body(acceptor))
+}
+
+/// As [`start`], with `prepare` run first, on the caller's thread: what the model needs
+/// besides the acceptor (a pool of workers). If it fails, so does `start`, and nothing was
+/// started: a server reports that it listens only once everything it serves with is running.
+pub(crate) fn start_prepared<P: Send + 'static>(
+    model: Model,
+    config: &ServerConfig,
+    prepare: impl FnOnce(&ServerId) -> io::Result<P>,
+    body: impl FnOnce(Acceptor, P) + Send + 'static,
+) -> io::Result<ServerHandle> {
     let listener = Arc::new(net::bind(config)?);
     let endpoint = listener.endpoint()?;
     let id = ServerId::next();
+    let prepared = prepare(&id)?;
     let shared = Arc::new(BlockingState {
-        id,
+        id: id.clone(),
         path: EchoPath::of(config),
         stopping: AtomicBool::new(false),
         open: Mutex::new(Slab::new()),
@@ -168,7 +194,9 @@ pub(crate) fn start(
         listener: Arc::clone(&listener),
         shared: Arc::clone(&shared),
     };
-    let thread = id.thread("accept").spawn(move || body(acceptor))?;
+    let thread = id
+        .thread("accept")
+        .spawn(move || body(acceptor, prepared))?;
     let stop = BlockingStop {
         listener,
         shared,

@@ -10,7 +10,7 @@ use signal_hook::iterator::Signals;
 
 use echo_cli::{EXIT_FAILURE, Endpoint, exit_code, usage_exit};
 
-use crate::{Model, ServerConfig};
+use crate::{Ended, Model, ServerConfig};
 
 /// A TCP echo server built on the chosen concurrency model.
 #[derive(Debug, Clone, clap::Parser)]
@@ -109,11 +109,23 @@ pub fn serve(args: ServeArgs, tool: &str) -> ExitCode {
             return exit_code(EXIT_FAILURE);
         }
     };
-    let server = match model.server().start(&config) {
+    let server = match start_within(model, &config, START_LIMIT) {
         Ok(server) => server,
-        Err(err) => {
+        Err(Unstarted::Failed(err)) => {
             eprintln!("{tool}: {model}: cannot listen on {}: {err}", config.listen);
             return exit_code(EXIT_FAILURE);
+        }
+        Err(Unstarted::Panicked(why)) => {
+            eprintln!("{tool}: {model}: cannot start on {}: {why}", config.listen);
+            return exit_code(EXIT_FAILURE);
+        }
+        Err(Unstarted::TimedOut) => {
+            eprintln!(
+                "{tool}: {model}: did not start on {} within {START_LIMIT:?}",
+                config.listen
+            );
+            // The start may be stuck in a runtime's drop after a panic: leave without it.
+            std::process::exit(EXIT_FAILURE.into());
         }
     };
     let mut stdout = std::io::stdout().lock();
@@ -127,12 +139,69 @@ pub fn serve(args: ServeArgs, tool: &str) -> ExitCode {
             std::process::abort();
         });
     }
-    let _ = signals.forever().next();
+    // A signal interrupts the wait below; so does a loop of the server dying, which ends the
+    // process with exit 1 rather than leave it listening while nothing serves.
+    let health = server.health();
+    {
+        let health = health.clone();
+        std::thread::spawn(move || {
+            if signals.forever().next().is_some() {
+                health.interrupt();
+            }
+        });
+    }
+    if let Ended::Died(why) = health.wait() {
+        eprintln!("{tool}: {model}: stopping: {why}");
+        let _ = server.shutdown();
+        return exit_code(EXIT_FAILURE);
+    }
     match server.shutdown() {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("{tool}: {model}: shutdown: {err}");
             exit_code(EXIT_FAILURE)
         }
+    }
+}
+
+/// How long a model may take to start before the binary gives up on it (a start takes
+/// milliseconds; one stuck in a runtime's teardown after a failed thread spawn never ends).
+const START_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Why a server did not start.
+enum Unstarted {
+    /// `start` returned an error.
+    Failed(std::io::Error),
+    /// `start` panicked (a runtime that cannot spawn its threads does), with the message.
+    Panicked(String),
+    /// `start` had not returned by the limit.
+    TimedOut,
+}
+
+/// Starts `model` on a thread of its own and waits at most `limit` for it, so a start that
+/// panics or hangs is a failure with a reason, never a process that lingers.
+fn start_within(
+    model: Model,
+    config: &ServerConfig,
+    limit: std::time::Duration,
+) -> Result<crate::ServerHandle, Unstarted> {
+    let (started, outcome) = std::sync::mpsc::channel();
+    let config = config.clone();
+    let spawned = std::thread::Builder::new()
+        .name("start".into())
+        .spawn(move || {
+            let result = std::panic::catch_unwind(|| model.server().start(&config));
+            let _ = started.send(result);
+        });
+    if let Err(err) = spawned {
+        return Err(Unstarted::Failed(err));
+    }
+    match outcome.recv_timeout(limit) {
+        Ok(Ok(Ok(server))) => Ok(server),
+        Ok(Ok(Err(err))) => Err(Unstarted::Failed(err)),
+        Ok(Err(panic)) => Err(Unstarted::Panicked(
+            crate::server::panic_text(&*panic).to_owned(),
+        )),
+        Err(_) => Err(Unstarted::TimedOut),
     }
 }

@@ -49,9 +49,7 @@ pub(crate) fn start_threads(
     let stop = start_each(stop, 0..threads.max(1), |stop, _| {
         let socket = Arc::clone(&socket);
         let stopping = Arc::clone(&stop.stopping);
-        let thread = id
-            .thread("udp")
-            .spawn(move || echo_blocking(&socket, &stopping, path))?;
+        let thread = id.spawn_loop("udp", move || echo_blocking(&socket, &stopping, path))?;
         stop.threads.push(thread);
         Ok(())
     })?;
@@ -59,49 +57,79 @@ pub(crate) fn start_threads(
 }
 
 /// Receives and sends back until `stopping`; shutdown wakes a blocked receive by shutting the
-/// socket down.
+/// socket down. Returns an error only when the socket itself fails ([`DatagramError::Socket`]).
 ///
 /// The receive is socket2's, not `std`'s `recv_from`: a receive woken by the shutdown returns
 /// no sender address, which `std` asserts against (a panic), where socket2 hands back the
 /// address as it came. The echo goes back to that address exactly as received.
-fn echo_blocking(socket: &UdpSocket, stopping: &AtomicBool, path: EchoPath) {
+fn echo_blocking(socket: &UdpSocket, stopping: &AtomicBool, path: EchoPath) -> io::Result<()> {
     let socket = socket2::SockRef::from(socket);
     let mut buf = vec![std::mem::MaybeUninit::<u8>::uninit(); MAX_DATAGRAM];
     while !stopping.load(Ordering::Acquire) {
         match socket.recv_from(&mut buf) {
             Ok((n, peer)) => {
                 if stopping.load(Ordering::Acquire) {
-                    return;
+                    break;
                 }
                 // SAFETY: the kernel initialised the first `n` bytes.
                 let data = unsafe { std::slice::from_raw_parts(buf.as_ptr().cast::<u8>(), n) };
                 path.on_message(data);
-                // A failed send loses that one datagram, as the network may; never the server.
+                // Whatever a send's error, it loses that one datagram (a peer's port 0, a
+                // broadcast source, a firewall's refusal): never the server.
                 let _ = socket.send_to(data, &peer);
             }
-            // ECONNREFUSED and the like report an ICMP error for an earlier send: that one
-            // datagram's fate, not the socket's.
-            Err(err) if is_transient(&err) => {}
-            Err(_) if stopping.load(Ordering::Acquire) => return,
-            Err(err) => {
-                eprintln!("echo-server: udp: receive failed: {err}; this thread stops");
-                return;
-            }
+            Err(_) if stopping.load(Ordering::Acquire) => break,
+            Err(err) => match DatagramError::of_receive(&err) {
+                DatagramError::Again | DatagramError::Peer => {}
+                DatagramError::Socket => return Err(err),
+            },
         }
     }
+    Ok(())
 }
 
-/// Whether a datagram socket error concerns one datagram (an ICMP error for an earlier send, an
-/// interrupted call, a full buffer) rather than the socket.
-pub(crate) fn is_transient(err: &io::Error) -> bool {
-    matches!(
-        err.kind(),
-        io::ErrorKind::Interrupted
-            | io::ErrorKind::ConnectionRefused
-            | io::ErrorKind::ConnectionReset
-            | io::ErrorKind::HostUnreachable
-            | io::ErrorKind::NetworkUnreachable
-    ) || matches!(err.raw_os_error(), Some(libc::EMSGSIZE | libc::ENOBUFS))
+/// What a failed datagram receive or send means for the loop that made it: the one place every
+/// UDP model asks.
+///
+/// A datagram socket has no per-peer state, so nearly every error concerns one datagram: an
+/// ICMP error for an earlier send (`ECONNREFUSED`, `EHOSTUNREACH`...), a sender address the
+/// kernel will not send to (`EINVAL` for port 0, `EACCES` for a broadcast source, `EPERM` from a
+/// firewall, `EADDRNOTAVAIL`), a datagram too large for the route (`EMSGSIZE`), a moment without
+/// buffers (`ENOBUFS`, `ENOMEM`), an interrupt. Those cost that datagram alone. Only errors no
+/// peer can cause, that say the socket or the call is broken, end the loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DatagramError {
+    /// Nothing to receive, or no room to send, right now: wait for readiness.
+    Again,
+    /// That one datagram is lost (or, for a receive, an earlier one's error was reported).
+    Peer,
+    /// The socket itself is unusable: the loop cannot go on.
+    Socket,
+}
+
+impl DatagramError {
+    /// Classifies an error from `recvfrom`/`recvmmsg`.
+    pub(crate) fn of_receive(err: &io::Error) -> Self {
+        Self::classify(
+            err,
+            &[libc::EBADF, libc::ENOTSOCK, libc::EFAULT, libc::EINVAL],
+        )
+    }
+
+    /// Classifies an error from `sendto`/`sendmmsg`: here `EINVAL` is a sender's bad address.
+    pub(crate) fn of_send(err: &io::Error) -> Self {
+        Self::classify(err, &[libc::EBADF, libc::ENOTSOCK, libc::EFAULT])
+    }
+
+    fn classify(err: &io::Error, broken: &[i32]) -> Self {
+        match err.raw_os_error() {
+            _ if err.kind() == io::ErrorKind::WouldBlock => Self::Again,
+            Some(code) if broken.contains(&code) => Self::Socket,
+            // An error that is not the kernel's (none is expected) is taken as the socket's.
+            None => Self::Socket,
+            Some(_) => Self::Peer,
+        }
+    }
 }
 
 struct ThreadsStop {
@@ -218,7 +246,9 @@ impl Batch {
 
     /// Sends back what is pending, each datagram to its sender, until done or the socket would
     /// block (`WouldBlock`; call again when it is writable). A datagram the kernel refuses for
-    /// itself (an ICMP error, too large for the route) is dropped, as the network would.
+    /// itself or its sender ([`DatagramError::Peer`]: port 0, too large for the route...) is
+    /// dropped, as the network would, and the rest of the batch goes on; an error is returned
+    /// only when the socket is unusable.
     pub(crate) fn send(&mut self, fd: RawFd) -> io::Result<()> {
         while self.pending() {
             let remaining = self.received - self.sent;
@@ -235,14 +265,12 @@ impl Batch {
                 self.sent += n as usize;
                 continue;
             }
+            // sendmmsg reports an error only for the first datagram it tried: the one at `sent`.
             let err = io::Error::last_os_error();
-            if err.kind() == io::ErrorKind::WouldBlock {
-                return Err(err);
+            match DatagramError::of_send(&err) {
+                DatagramError::Again | DatagramError::Socket => return Err(err),
+                DatagramError::Peer => self.sent += 1,
             }
-            if !is_transient(&err) {
-                return Err(err);
-            }
-            self.sent += 1;
         }
         Ok(())
     }
@@ -285,6 +313,79 @@ mod tests {
         assert_eq!(
             batch.recv(server.as_raw_fd()).unwrap_err().kind(),
             io::ErrorKind::WouldBlock
+        );
+    }
+
+    /// The datagram `sendmmsg` refuses (a sender with port 0, which no socket can send to)
+    /// costs only itself: the datagrams before and after it in the batch still go back.
+    #[test]
+    fn a_datagram_the_kernel_will_not_send_back_costs_only_itself() {
+        let server = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let honest = UdpSocket::bind("127.0.0.1:0").unwrap();
+        honest
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        let to = server.local_addr().unwrap();
+        honest.send_to(b"before", to).unwrap();
+        let std::net::SocketAddr::V4(to_v4) = to else {
+            unreachable!("bound to 127.0.0.1")
+        };
+        if let Err(err) = echo_loadgen::conformance::send_from_port_zero(to_v4, b"hostile", None) {
+            eprintln!("skipped: a datagram from port 0 needs a raw socket (root): {err}");
+            return;
+        }
+        honest.send_to(b"after", to).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        let mut batch = Batch::new();
+        assert_eq!(batch.recv(server.as_raw_fd()).unwrap(), 3);
+        batch.send(server.as_raw_fd()).unwrap();
+        assert!(!batch.pending());
+        let mut buf = [0; 64];
+        for expected in [&b"before"[..], b"after"] {
+            let n = honest.recv(&mut buf).unwrap();
+            assert_eq!(&buf[..n], expected);
+        }
+    }
+
+    #[test]
+    fn datagram_errors_are_the_peers_unless_the_socket_is_broken() {
+        let e = io::Error::from_raw_os_error;
+        for code in [
+            libc::EINVAL,
+            libc::EACCES,
+            libc::EPERM,
+            libc::EMSGSIZE,
+            libc::ENOBUFS,
+        ] {
+            assert_eq!(
+                DatagramError::of_send(&e(code)),
+                DatagramError::Peer,
+                "{code}"
+            );
+        }
+        for code in [
+            libc::ECONNREFUSED,
+            libc::EHOSTUNREACH,
+            libc::EINTR,
+            libc::ENOMEM,
+        ] {
+            assert_eq!(
+                DatagramError::of_receive(&e(code)),
+                DatagramError::Peer,
+                "{code}"
+            );
+        }
+        assert_eq!(
+            DatagramError::of_send(&e(libc::EBADF)),
+            DatagramError::Socket
+        );
+        assert_eq!(
+            DatagramError::of_receive(&e(libc::EINVAL)),
+            DatagramError::Socket
+        );
+        assert_eq!(
+            DatagramError::of_send(&io::ErrorKind::WouldBlock.into()),
+            DatagramError::Again
         );
     }
 }

@@ -17,7 +17,7 @@ use futures_lite::{Future, future};
 pub(crate) use futures_util::future::Either;
 
 use crate::net::{self, AcceptAction, StreamListener};
-use crate::server::SHUTDOWN_GRACE;
+use crate::server::{Health, READS_PER_TURN, SHUTDOWN_GRACE};
 use crate::work::EchoPath;
 
 /// A futures-io runtime: what the shared accept loop needs from it.
@@ -64,6 +64,7 @@ pub(crate) async fn accept_loop<R: Runtime>(
     listener: Listener<R::TcpListener, R::UnixListener>,
     shutdown: Receiver<()>,
     path: EchoPath,
+    health: Health,
 ) {
     // Every handler holds a clone; when all are dropped, `recv` on `all_done` fails.
     let (handler_alive, all_done) = async_channel::bounded::<()>(1);
@@ -90,7 +91,7 @@ pub(crate) async fn accept_loop<R: Runtime>(
                     drop(alive);
                 });
             }
-            Err(err) => match net::after_accept_error(&err, shutdown.is_closed()) {
+            Err(err) => match net::after_accept_error(&err, shutdown.is_closed(), &health) {
                 AcceptAction::WaitReady | AcceptAction::Next => {}
                 AcceptAction::BackOff(pause) => {
                     let stopped = future::or(
@@ -129,9 +130,15 @@ pub(crate) async fn accept_loop<R: Runtime>(
 
 /// Echoes until the peer half-closes; `write_all` completes partial writes and applies
 /// backpressure to a peer that does not read.
+/// Every [`READS_PER_TURN`] reads the task yields: a read that finds bytes waiting completes
+/// without ever returning `Pending`, and these runtimes (unlike tokio) have no budget of their
+/// own, so a client that writes as fast as it can would otherwise keep its executor thread.
 async fn echo(mut socket: impl AsyncRead + AsyncWrite + Unpin, path: EchoPath) -> io::Result<()> {
     let mut buf = vec![0; path.buffer_size];
-    loop {
+    for reads in 1usize.. {
+        if reads % READS_PER_TURN == 0 {
+            futures_lite::future::yield_now().await;
+        }
         let n = socket.read(&mut buf).await?;
         if n == 0 {
             return Ok(());
@@ -139,4 +146,5 @@ async fn echo(mut socket: impl AsyncRead + AsyncWrite + Unpin, path: EchoPath) -
         path.on_message(&buf[..n]);
         socket.write_all(&buf[..n]).await?;
     }
+    Ok(())
 }

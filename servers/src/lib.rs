@@ -23,7 +23,8 @@
 
 mod server;
 pub use server::{
-    EchoServer, Family, Model, ServerConfig, ServerHandle, UnknownModel, available_cores,
+    EchoServer, Ended, Family, Health, Model, ServerConfig, ServerHandle, UnknownModel,
+    available_cores,
 };
 
 pub mod cli;

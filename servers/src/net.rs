@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use echo_cli::{Endpoint, Transport};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
-use crate::server::{Model, ServerConfig};
+use crate::server::{Health, Model, ServerConfig};
 
 /// A bound, listening stream socket of either stream transport, in blocking mode until a model
 /// says otherwise.
@@ -383,14 +383,19 @@ pub(crate) enum AcceptAction {
 /// resource error at most once a second; a listener failure once, unless the server is
 /// `stopping`, when the failure is the shutdown itself), and says what to do next. The models
 /// differ only in how they wait.
-pub(crate) fn after_accept_error(err: &io::Error, stopping: bool) -> AcceptAction {
+///
+/// A listener that fails while the server runs is a loop that died: `health` is told, and the
+/// `echo-server` binary exits 1 rather than go on listening for nothing.
+pub(crate) fn after_accept_error(err: &io::Error, stopping: bool, health: &Health) -> AcceptAction {
     match AcceptError::classify(err) {
         AcceptError::WouldBlock => AcceptAction::WaitReady,
         AcceptError::Connection => AcceptAction::Next,
         AcceptError::Resource => AcceptAction::BackOff(resource_pause(err)),
         AcceptError::Fatal => {
             if !stopping {
-                eprintln!("echo-server: accept: {err}; no longer accepting connections");
+                health.died(format_args!(
+                    "accept: {err}; no longer accepting connections"
+                ));
             }
             AcceptAction::Stop
         }
@@ -460,24 +465,24 @@ mod tests {
         let e = |code| io::Error::from_raw_os_error(code);
         let would_block = io::Error::from(io::ErrorKind::WouldBlock);
         assert_eq!(
-            after_accept_error(&would_block, false),
+            after_accept_error(&would_block, false, &Health::default()),
             AcceptAction::WaitReady
         );
         assert_eq!(
-            after_accept_error(&e(libc::ECONNABORTED), false),
+            after_accept_error(&e(libc::ECONNABORTED), false, &Health::default()),
             AcceptAction::Next
         );
         assert_eq!(
-            after_accept_error(&e(libc::EMFILE), false),
+            after_accept_error(&e(libc::EMFILE), false, &Health::default()),
             AcceptAction::BackOff(ACCEPT_BACKOFF)
         );
         // A failed listener stops accepting, whether or not the server is stopping.
         assert_eq!(
-            after_accept_error(&e(libc::EINVAL), true),
+            after_accept_error(&e(libc::EINVAL), true, &Health::default()),
             AcceptAction::Stop
         );
         assert_eq!(
-            after_accept_error(&e(libc::EBADF), false),
+            after_accept_error(&e(libc::EBADF), false, &Health::default()),
             AcceptAction::Stop
         );
     }

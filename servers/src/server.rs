@@ -12,7 +12,8 @@ use std::net::{Ipv4Addr, SocketAddr};
 use echo_cli::{Endpoint, Transport};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 pub use crate::models::{Family, Model};
 use crate::work::Work;
@@ -51,6 +52,14 @@ use crate::work::Work;
 ///    sent back to its sender unchanged, whatever its size up to 65,507 bytes; what the kernel
 ///    drops when its buffer overflows is lost, never a crash; shutdown as in point 8. The other
 ///    models refuse a `udp:` address with an error naming those that serve it.
+/// 10. **A peer costs only itself; a loop that dies says so.** An error caused by one peer (a
+///     datagram from port 0, a reset, a refused send) drops that datagram or connection, and a
+///     connection that writes as fast as it can is read at most `READS_PER_TURN` times before
+///     the others served by the same thread get theirs. A thread or task that serves every
+///     client (an event loop, an accept loop, a ring, a datagram loop) and ends for any reason
+///     but shutdown reports it through [`ServerHandle::health`]; the `echo-server` binary then
+///     exits 1, so it never goes on saying that it listens while nothing serves. `start`
+///     returns only once everything the server serves with runs (its pool, its runtimes).
 pub trait EchoServer: Send + Sync {
     /// Which model this is.
     fn model(&self) -> Model;
@@ -162,6 +171,8 @@ pub struct ServerHandle {
     /// A Unix listener's socket file, removed after the server has stopped (declared after
     /// `stop`, so dropping the handle stops the server first).
     socket_file: Option<crate::net::SocketFile>,
+    /// Where the server's loops report their death (shared with them through [`ServerId`]).
+    health: Health,
 }
 
 impl fmt::Debug for ServerHandle {
@@ -183,11 +194,18 @@ impl ServerHandle {
     ) -> Self {
         Self {
             model,
-            id: id.0,
+            id: id.number,
             socket_file: crate::net::SocketFile::of(&endpoint),
             endpoint,
             stop: Some(stop),
+            health: id.health,
         }
+    }
+
+    /// The server's health: whether one of its loops has died, and a way to wait for that or
+    /// for an interrupt ([`Health::wait`]).
+    pub fn health(&self) -> Health {
+        self.health.clone()
     }
 
     /// Where the server listens, in the tools' address syntax (with the real port when port 0
@@ -220,12 +238,13 @@ impl ServerHandle {
 
     /// The name prefix of this server's threads: `es<id>-`.
     pub fn thread_prefix(&self) -> String {
-        ServerId(self.id).thread_prefix()
+        format!("es{}-", self.id)
     }
 
     /// Stops accepting, closes every connection and joins every thread the server started;
     /// then removes a Unix socket's file.
     pub fn shutdown(mut self) -> io::Result<()> {
+        self.health.interrupt();
         let result = match self.stop.take() {
             Some(stop) => stop.stop(),
             None => Ok(()),
@@ -238,35 +257,172 @@ impl ServerHandle {
 impl Drop for ServerHandle {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
+            self.health.interrupt();
             let _ = stop.stop();
         }
     }
 }
 
-/// A server instance's process-unique id, from which its thread names are made.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct ServerId(u64);
+/// A server instance's process-unique id, from which its thread names are made, and the
+/// [`Health`] its loops report to. Cloned into every thread and task that serves.
+#[derive(Debug, Clone)]
+pub(crate) struct ServerId {
+    number: u64,
+    health: Health,
+}
 
 impl ServerId {
     pub(crate) fn next() -> Self {
         static NEXT: AtomicU64 = AtomicU64::new(1);
-        Self(NEXT.fetch_add(1, Ordering::Relaxed))
-    }
-
-    pub(crate) fn thread_prefix(self) -> String {
-        format!("es{}-", self.0)
+        Self {
+            number: NEXT.fetch_add(1, Ordering::Relaxed),
+            health: Health::default(),
+        }
     }
 
     /// `es<id>-<role>`, the name of a thread the server starts (Linux keeps 15 bytes of it).
-    pub(crate) fn thread_name(self, role: &str) -> String {
-        format!("es{}-{role}", self.0)
+    pub(crate) fn thread_name(&self, role: &str) -> String {
+        format!("es{}-{role}", self.number)
     }
 
     /// A thread builder named `es<id>-<role>`.
-    pub(crate) fn thread(self, role: &str) -> std::thread::Builder {
+    pub(crate) fn thread(&self, role: &str) -> std::thread::Builder {
         std::thread::Builder::new().name(self.thread_name(role))
     }
+
+    /// Starts a thread (`es<id>-<role>`) that serves every client of the server, or a share of
+    /// them (an event loop, a ring, a runtime): if `body` returns an error or panics before
+    /// the server stops, the server's [`Health`] says the loop died and why.
+    pub(crate) fn spawn_loop(
+        &self,
+        role: &str,
+        body: impl FnOnce() -> io::Result<()> + Send + 'static,
+    ) -> io::Result<std::thread::JoinHandle<()>> {
+        let health = self.health.clone();
+        let name = self.thread_name(role);
+        self.thread(role).spawn(move || {
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)) {
+                Ok(Ok(())) => {}
+                Ok(Err(err)) => health.died(format_args!("{name}: {err}")),
+                Err(panic) => health.died(format_args!("{name} panicked: {}", panic_text(&panic))),
+            }
+        })
+    }
+
+    /// The server's health, for a loop that reports its own death ([`Health::died`]).
+    pub(crate) fn health(&self) -> &Health {
+        &self.health
+    }
 }
+
+pub(crate) fn panic_text(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
+}
+
+/// Whether a running server still serves: its loops report here when one dies for good, and
+/// a front end waits here for that or for an interrupt. Cloning shares it.
+///
+/// A loop's failure is recorded only while the server runs: once [`Health::interrupt`] or
+/// [`ServerHandle::shutdown`] began, a loop that ends with an error ends because it was told
+/// to.
+#[derive(Debug, Clone, Default)]
+pub struct Health {
+    inner: Arc<(Mutex<HealthState>, Condvar)>,
+}
+
+#[derive(Debug, Default)]
+struct HealthState {
+    interrupted: bool,
+    failure: Option<String>,
+}
+
+/// How [`Health::wait`] ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ended {
+    /// [`Health::interrupt`] was called (a signal, in the `echo-server` binary).
+    Interrupted,
+    /// A loop died: which, and why.
+    Died(String),
+}
+
+impl Health {
+    /// Records that a loop died (the first death is kept), says so on stderr, and wakes every
+    /// waiter. Ignored once the server is stopping.
+    pub(crate) fn died(&self, why: fmt::Arguments<'_>) {
+        let (state, changed) = &*self.inner;
+        let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
+        if state.interrupted || state.failure.is_some() {
+            return;
+        }
+        let why = why.to_string();
+        eprintln!("echo-server: {why}; the server no longer serves every client");
+        state.failure = Some(why);
+        changed.notify_all();
+    }
+
+    /// Marks the server as stopping (its loops' errors from now on are the shutdown's) and
+    /// wakes every waiter.
+    pub fn interrupt(&self) {
+        let (state, changed) = &*self.inner;
+        state.lock().unwrap_or_else(|e| e.into_inner()).interrupted = true;
+        changed.notify_all();
+    }
+
+    /// Why a loop died, if one did.
+    pub fn failure(&self) -> Option<String> {
+        let (state, _) = &*self.inner;
+        state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .failure
+            .clone()
+    }
+
+    /// Waits until a loop dies or [`Health::interrupt`] is called, whichever comes first.
+    pub fn wait(&self) -> Ended {
+        self.wait_until(None)
+            .expect("an unbounded wait ends only by an event")
+    }
+
+    /// As [`Health::wait`], for at most `timeout`; `None` if neither happened by then.
+    pub fn wait_for(&self, timeout: Duration) -> Option<Ended> {
+        self.wait_until(Some(Instant::now() + timeout))
+    }
+
+    fn wait_until(&self, deadline: Option<Instant>) -> Option<Ended> {
+        let (state, changed) = &*self.inner;
+        let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(why) = &state.failure {
+                return Some(Ended::Died(why.clone()));
+            }
+            if state.interrupted {
+                return Some(Ended::Interrupted);
+            }
+            state = match deadline {
+                None => changed.wait(state).unwrap_or_else(|e| e.into_inner()),
+                Some(deadline) => {
+                    let left = deadline.checked_duration_since(Instant::now())?;
+                    changed
+                        .wait_timeout(state, left)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
+                }
+            };
+        }
+    }
+}
+
+/// Reads one connection gets per turn before the others served by the same thread have theirs
+/// (the `mio` loops, and the coroutine and futures runtimes, which do not preempt; tokio's own
+/// budget does this for its models, and threads are preempted by the kernel). 16 reads of the
+/// buffer (256 KiB at the default 16 KiB) keep a bulk transfer's system calls large while
+/// bounding how long one client that writes as fast as it can holds the others up.
+pub(crate) const READS_PER_TURN: usize = 16;
 
 /// How long a server's handlers get to finish once shutdown begins, and how long a server waits
 /// for threads that have nothing else to wait for.
@@ -392,5 +548,51 @@ impl FromStr for Model {
             .copied()
             .find(|m| m.name() == s)
             .ok_or_else(|| UnknownModel(s.to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_loop_that_fails_or_panics_is_reported_and_wakes_the_waiter() {
+        for body in [
+            Box::new(|| Err(io::Error::other("broken")))
+                as Box<dyn FnOnce() -> io::Result<()> + Send>,
+            Box::new(|| panic!("lost")),
+        ] {
+            let id = ServerId::next();
+            let health = id.health().clone();
+            let waiter = std::thread::spawn({
+                let health = health.clone();
+                move || health.wait_for(Duration::from_secs(10))
+            });
+            id.spawn_loop("test", body).unwrap().join().unwrap();
+            match waiter.join().unwrap() {
+                Some(Ended::Died(why)) => assert!(why.contains("test"), "{why}"),
+                other => panic!("expected a death, got {other:?}"),
+            }
+            assert!(health.failure().is_some());
+        }
+    }
+
+    #[test]
+    fn a_loop_that_ends_after_an_interrupt_is_not_a_death() {
+        let id = ServerId::next();
+        let health = id.health().clone();
+        health.interrupt();
+        id.spawn_loop("test", || Err(io::Error::other("shut down")))
+            .unwrap()
+            .join()
+            .unwrap();
+        assert_eq!(health.failure(), None);
+        assert_eq!(health.wait_for(Duration::ZERO), Some(Ended::Interrupted));
+    }
+
+    #[test]
+    fn a_healthy_server_waits_out_its_timeout() {
+        let health = Health::default();
+        assert_eq!(health.wait_for(Duration::from_millis(20)), None);
     }
 }

@@ -50,6 +50,20 @@ pub struct ConformanceArgs {
     /// Write the results as JSON here.
     #[arg(long, value_name = "PATH")]
     json: Option<PathBuf>,
+    /// How long the sustained-load checks drive the server at full speed (1s to 1h; default
+    /// 10s). Minutes make millions of datagrams.
+    #[arg(long, value_name = "D", value_parser = parse_sustain)]
+    sustain: Option<std::time::Duration>,
+}
+
+/// A sustain time from 1 s to 1 h.
+fn parse_sustain(s: &str) -> Result<std::time::Duration, String> {
+    let d = echo_bench::config::parse_duration(s)?;
+    if (std::time::Duration::from_secs(1)..=std::time::Duration::from_secs(3600)).contains(&d) {
+        Ok(d)
+    } else {
+        Err(format!("'{s}' is outside 1s..1h"))
+    }
 }
 
 /// The checks asked for, in the shared order (by default those that apply to `transport`); a
@@ -102,6 +116,7 @@ pub fn main(args: ConformanceArgs) -> ExitCode {
         transport,
         pid: args.server_pid,
         serial: args.expect_serial.then_some(1),
+        sustain: args.sustain,
     };
     if let Some(target) = &subject.target
         && target.transport().is_stream()

@@ -42,8 +42,9 @@ impl EchoServer for AsyncStdServer {
         let id = ServerId::next();
         let (notify_shutdown, shutdown) = async_channel::bounded::<()>(1);
         let path = EchoPath::of(config);
+        let health = id.health().clone();
         let thread = id.thread("accept").spawn(move || {
-            task::block_on(accept_loop(AsyncStd, listener, shutdown, path));
+            task::block_on(accept_loop(AsyncStd, listener, shutdown, path, health));
         })?;
         Ok(ServerHandle::new(
             Model::AsyncStd,

@@ -40,11 +40,11 @@ use tokio_util::task::TaskTracker;
 use echo_cli::{Endpoint, Transport};
 
 use crate::blocking_io::join_all_within;
-use crate::datagram::{MAX_DATAGRAM, is_transient};
+use crate::datagram::{DatagramError, MAX_DATAGRAM};
 use crate::net::{self, StreamListener};
 use crate::server::{
-    EchoServer, JOIN_AFTER_DRAIN, Model, SHUTDOWN_GRACE, ServerConfig, ServerHandle, ServerId, StopServer,
-    available_cores, start_each,
+    EchoServer, Health, JOIN_AFTER_DRAIN, Model, SHUTDOWN_GRACE, ServerConfig, ServerHandle,
+    ServerId, StopServer, available_cores, start_each,
 };
 use crate::models::tokio::after_accept_error;
 use crate::work::EchoPath;
@@ -107,22 +107,25 @@ impl EchoServer for IoUringServer {
         };
         let stop = start_each(stop, units, |stop, unit| {
             let shutdown = stop.shutdown.clone();
+            let health = id.health().clone();
             // The runtime is built on its own thread (it cannot move between threads); the
             // thread reports whether that worked before `start` returns.
             let (started, outcome) = mpsc::channel();
-            let thread = id.thread("uring").spawn(move || {
+            let thread = id.spawn_loop("uring", move || {
                 let runtime = match tokio_uring::Runtime::new(&tokio_uring::builder()) {
                     Ok(runtime) => runtime,
                     Err(err) => {
                         let _ = started.send(Err(err));
-                        return;
+                        return Ok(());
                     }
                 };
                 let _ = started.send(Ok(()));
                 match unit {
-                    Unit::Stream(listener) => runtime.block_on(serve(listener, shutdown, path)),
+                    Unit::Stream(listener) => {
+                        runtime.block_on(serve(listener, shutdown, path, health))
+                    }
                     Unit::Datagram(socket) => {
-                        runtime.block_on(serve_datagrams(socket, shutdown, path));
+                        runtime.block_on(serve_datagrams(socket, shutdown, path, health))
                     }
                 }
             })?;
@@ -148,13 +151,19 @@ enum Unit {
 
 /// Receives on `socket` with [`DATAGRAMS_IN_FLIGHT`] tasks, so that many receives are always
 /// submitted to the ring, each sending its datagram back before it receives again, until
-/// shutdown.
-async fn serve_datagrams(socket: std::net::UdpSocket, shutdown: CancellationToken, path: EchoPath) {
+/// shutdown. Returns an error if every task ended before shutdown (the socket failed).
+async fn serve_datagrams(
+    socket: std::net::UdpSocket,
+    shutdown: CancellationToken,
+    path: EchoPath,
+    health: Health,
+) -> io::Result<()> {
     let socket = Rc::new(tokio_uring::net::UdpSocket::from_std(socket));
     let tasks = TaskTracker::new();
     for _ in 0..DATAGRAMS_IN_FLIGHT {
         let socket = Rc::clone(&socket);
         let shutdown = shutdown.clone();
+        let health = health.clone();
         tasks.spawn_local(async move {
             let mut buf = Vec::with_capacity(MAX_DATAGRAM);
             loop {
@@ -166,24 +175,35 @@ async fn serve_datagrams(socket: std::net::UdpSocket, shutdown: CancellationToke
                 }
                 let peer = match received {
                     Ok((_, peer)) => peer,
-                    Err(err) if is_transient(&err) => continue,
-                    Err(err) => {
-                        eprintln!("echo-server: io-uring: udp receive failed: {err}");
-                        return;
-                    }
+                    Err(err) => match DatagramError::of_receive(&err) {
+                        DatagramError::Again | DatagramError::Peer => continue,
+                        DatagramError::Socket => {
+                            health.died(format_args!("io-uring: udp receive failed: {err}"));
+                            return;
+                        }
+                    },
                 };
                 path.on_message(&buf);
-                // A failed send loses that one datagram, as the network may.
+                // Whatever a send's error, it loses that one datagram, as the network may.
                 let (_, sent) = socket.send_to(buf, peer).await;
                 buf = sent;
             }
         });
     }
     tasks.close();
-    // Each task returns after its receive completes once shutdown began; shutdown sends the
-    // datagrams that complete them (`wake_receivers`), since nothing here may drop an operation
-    // the ring still holds.
+    // The tasks run until shutdown; only then is their end awaited, for a bounded time. Each
+    // returns after its receive completes once shutdown began; shutdown sends the datagrams
+    // that complete them (`wake_receivers`), since nothing here may drop an operation the ring
+    // still holds. (This wait once began at start, so every ring thread quit 8 s after start,
+    // under load or not.)
+    tokio::select! {
+        () = shutdown.cancelled() => {}
+        () = tasks.wait() => {
+            return Err(io::Error::other("every datagram receiver of this ring ended"));
+        }
+    }
     let _ = tokio::time::timeout(SHUTDOWN_GRACE * 2, tasks.wait()).await;
+    Ok(())
 }
 
 /// Receives each io-uring datagram thread keeps submitted.
@@ -200,14 +220,14 @@ fn fd_of(socket: &impl AsRawFd) -> std::os::fd::BorrowedFd<'_> {
 /// completes, so nothing here is dropped in flight: at shutdown each socket is shut down first,
 /// which makes the kernel complete its pending accept, read or write at once, and the operation
 /// is then awaited to its end.
-async fn serve(listener: StreamListener, shutdown: CancellationToken, path: EchoPath) {
-    let listener = match Listener::adopt(listener) {
-        Ok(listener) => listener,
-        Err(err) => {
-            eprintln!("echo-server: io-uring: cannot adopt the listener: {err}");
-            return;
-        }
-    };
+async fn serve(
+    listener: StreamListener,
+    shutdown: CancellationToken,
+    path: EchoPath,
+    health: Health,
+) -> io::Result<()> {
+    let listener = Listener::adopt(listener)
+        .map_err(|err| io::Error::other(format!("cannot adopt the listener: {err}")))?;
     let handlers = TaskTracker::new();
     loop {
         let accept = listener.accept();
@@ -231,7 +251,7 @@ async fn serve(listener: StreamListener, shutdown: CancellationToken, path: Echo
                 handlers.spawn_local(handle(stream, shutdown.clone(), path));
             }
             Err(err) => {
-                if after_accept_error(&err, &shutdown).await {
+                if after_accept_error(&err, &shutdown, &health).await {
                     break;
                 }
             }
@@ -240,6 +260,7 @@ async fn serve(listener: StreamListener, shutdown: CancellationToken, path: Echo
     drop(listener);
     handlers.close();
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, handlers.wait()).await;
+    Ok(())
 }
 
 /// Echoes one connection until it ends or shutdown, when its socket is shut down first so the

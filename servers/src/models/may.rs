@@ -33,7 +33,7 @@ use slab::Slab;
 use crate::blocking_io;
 use crate::net::{self, AcceptAction, StreamListener};
 use crate::server::{
-    EchoServer, Model, SHUTDOWN_GRACE, ServerConfig, ServerHandle, ServerId, StopServer, available_cores,
+    EchoServer, Health, Model, SHUTDOWN_GRACE, ServerConfig, ServerHandle, ServerId, StopServer, available_cores,
 };
 use crate::work::EchoPath;
 
@@ -132,6 +132,7 @@ fn start_on<L: Accept>(
     {
         let id = ServerId::next();
         let shared = Arc::new(MayState {
+            health: id.health().clone(),
             path: EchoPath::of(config),
             stopping: AtomicBool::new(false),
             open: Mutex::new(Slab::new()),
@@ -160,6 +161,8 @@ fn start_on<L: Accept>(
 
 /// What the accept loop, the connections and shutdown share.
 struct MayState {
+    /// Told if the accept loop's listener fails while the server runs.
+    health: Health,
     path: EchoPath,
     stopping: AtomicBool,
     /// The descriptor of every open connection, so shutdown can end its coroutine's read. A
@@ -186,7 +189,7 @@ fn accept_loop(listener: Arc<impl Accept>, shared: Arc<MayState>) {
             Ok(stream) => {
                 serve(stream, &shared, spawn_coroutine);
             }
-            Err(err) => match net::after_accept_error(&err, shared.stopping()) {
+            Err(err) => match net::after_accept_error(&err, shared.stopping(), &shared.health) {
                 AcceptAction::WaitReady | AcceptAction::Next => {}
                 AcceptAction::BackOff(pause) => std::thread::sleep(pause),
                 AcceptAction::Stop => return,
@@ -251,7 +254,12 @@ where
         let mut buf = vec![0; path.buffer_size];
         if let Some(stream) = connection.stream.as_mut() {
             // An error ends this connection only.
-            let _ = blocking_io::echo(stream, &mut buf, path);
+            // Its turn taken by a timer of 1 ns, not `yield_now`: may polls for I/O only when
+            // its run queue is empty, so a coroutine that yields is run again at once and the
+            // others' readiness is never seen; one that sleeps leaves the queue for a moment.
+            let _ = blocking_io::echo(stream, &mut buf, path, || {
+                may::coroutine::sleep(Duration::from_nanos(1))
+            });
         }
     }));
 }
@@ -299,6 +307,7 @@ mod tests {
 
     fn shared() -> Arc<MayState> {
         Arc::new(MayState {
+            health: Health::default(),
             path: EchoPath::of(&ServerConfig::default()),
             stopping: AtomicBool::new(false),
             open: Mutex::new(Slab::new()),

@@ -13,6 +13,12 @@
 //! only) until it drains. WRITABLE interest is held only while there is something to write.
 //! What blocks: nothing, as long as no handler computes; everything shares one core.
 //!
+//! Fairness: a connection is read at most [`READS_PER_TURN`] times per turn. One that still has
+//! bytes waiting then goes on the loop's ready list and is pumped again after the others' events
+//! (the poll does not wait while the list is not empty), so a client that writes as fast as it
+//! can takes its turn with the rest instead of holding the loop. Edge-triggered readiness would
+//! not report those bytes again, which is why the loop keeps the list itself.
+//!
 //! Over UDP ([`DatagramLoop`]) the loop reads a batch of up to 32 datagrams per `recvmmsg` and
 //! sends them back with one `sendmmsg`: two system calls per batch instead of two per datagram.
 
@@ -27,10 +33,10 @@ use slab::Slab;
 use echo_cli::{Endpoint, Transport};
 
 use crate::blocking_io::join_all_within;
-use crate::datagram::Batch;
+use crate::datagram::{Batch, DatagramError};
 use crate::net::{self, AcceptAction, StreamListener};
 use crate::server::{
-    EchoServer, Model, SHUTDOWN_GRACE, ServerConfig, ServerHandle, ServerId, StopServer,
+    EchoServer, Health, Model, READS_PER_TURN, SHUTDOWN_GRACE, ServerConfig, ServerHandle, ServerId, StopServer,
     start_each,
 };
 use crate::work::EchoPath;
@@ -55,12 +61,8 @@ impl EchoServer for MioLoop {
         let listener = net::bind(config)?;
         let endpoint = listener.endpoint()?;
         let id = ServerId::next();
-        let (event_loop, waker) = EventLoop::new(listener, EchoPath::of(config))?;
-        let thread = id.thread("mio").spawn(move || {
-            if let Err(err) = event_loop.run() {
-                eprintln!("echo-server: mio: event loop failed: {err}");
-            }
-        })?;
+        let (event_loop, waker) = EventLoop::new(listener, EchoPath::of(config), id.health().clone())?;
+        let thread = id.spawn_loop("mio", move || event_loop.run())?;
         let stop = LoopStop {
             wakers: vec![waker],
             threads: vec![thread],
@@ -106,12 +108,21 @@ pub(crate) struct EventLoop {
     /// Set after a resource error (`EMFILE`...): accepting resumes on this timer, not on the
     /// listener's readiness, which edge-triggering would not report again for queued clients.
     accept_paused_until: Option<Instant>,
+    /// Connections that used their turn's reads with bytes possibly still waiting: pumped
+    /// again before the loop sleeps (edge-triggering will not report them again).
+    ready: Vec<usize>,
+    /// Told if the listener fails (the loop then serves only the connections it has).
+    health: Health,
 }
 
 impl EventLoop {
     /// A loop over `listener` (a bound listener of either stream transport; it is made
     /// non-blocking), and the waker that stops it.
-    pub(crate) fn new(listener: StreamListener, path: EchoPath) -> io::Result<(Self, Arc<Waker>)> {
+    pub(crate) fn new(
+        listener: StreamListener,
+        path: EchoPath,
+        health: Health,
+    ) -> io::Result<(Self, Arc<Waker>)> {
         listener.set_nonblocking(true)?;
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
@@ -125,6 +136,8 @@ impl EventLoop {
             scratch: vec![0; path.buffer_size].into_boxed_slice(),
             path,
             accept_paused_until: None,
+            ready: Vec::new(),
+            health,
         };
         Ok((event_loop, waker))
     }
@@ -133,9 +146,12 @@ impl EventLoop {
     pub(crate) fn run(mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
         loop {
-            let timeout = self
-                .accept_paused_until
-                .map(|until| until.saturating_duration_since(Instant::now()));
+            let timeout = if self.ready.is_empty() {
+                self.accept_paused_until
+                    .map(|until| until.saturating_duration_since(Instant::now()))
+            } else {
+                Some(std::time::Duration::ZERO)
+            };
             if let Err(err) = self.poll.poll(&mut events, timeout) {
                 if err.kind() == io::ErrorKind::Interrupted {
                     continue;
@@ -148,6 +164,11 @@ impl EventLoop {
             {
                 self.accept_paused_until = None;
                 self.accept();
+            }
+            // Those whose turn ended with bytes waiting go first, then the new events; a
+            // connection in both is pumped twice, each time within its budget.
+            for key in std::mem::take(&mut self.ready) {
+                self.pump(key);
             }
             for event in events.iter() {
                 match event.token() {
@@ -181,7 +202,7 @@ impl EventLoop {
                     }
                 }
                 // The loop stops through its waker, never by failing its listener.
-                Err(err) => match net::after_accept_error(&err, false) {
+                Err(err) => match net::after_accept_error(&err, false, &self.health) {
                     AcceptAction::WaitReady => return,
                     AcceptAction::Next => {}
                     AcceptAction::BackOff(pause) => {
@@ -205,10 +226,12 @@ impl EventLoop {
         };
         let registry = self.poll.registry();
         match conn.pump(&mut self.scratch, self.path) {
-            Ok(State::Open) => {
+            Ok(state @ (State::Open | State::TurnOver)) => {
                 let full = conn.backlog() >= self.scratch.len();
                 if conn.update_interest(registry, Token(key), full).is_err() {
                     self.close(key);
+                } else if matches!(state, State::TurnOver) && !self.ready.contains(&key) {
+                    self.ready.push(key);
                 }
             }
             // Finished (half-closed and fully echoed) or failed: either way only this one ends.
@@ -225,7 +248,10 @@ impl EventLoop {
 
 /// Whether a connection still has work.
 enum State {
+    /// Waiting for readiness.
     Open,
+    /// Its turn's reads are used up and more bytes may be waiting: pump it again soon.
+    TurnOver,
     Finished,
 }
 
@@ -255,10 +281,11 @@ impl Connection {
     }
 
     /// Writes what is pending and reads what there is to read, until both would block, the
-    /// buffer is full (backpressure), or the peer has half-closed and everything is echoed.
+    /// buffer is full (backpressure), the peer has half-closed and everything is echoed, or
+    /// [`READS_PER_TURN`] reads were made.
     fn pump(&mut self, scratch: &mut [u8], path: EchoPath) -> io::Result<State> {
         let capacity = scratch.len();
-        loop {
+        for _ in 0..READS_PER_TURN {
             self.flush()?;
             if self.read_closed {
                 return Ok(if self.backlog() == 0 {
@@ -283,6 +310,7 @@ impl Connection {
                 Err(err) => return Err(err),
             }
         }
+        Ok(State::TurnOver)
     }
 
     /// Writes freshly read bytes straight back; what the socket does not take is kept.
@@ -383,11 +411,7 @@ impl DatagramLoop {
                 batch: Batch::new(),
                 path,
             };
-            let thread = id.thread("mio").spawn(move || {
-                if let Err(err) = event_loop.run() {
-                    eprintln!("echo-server: {model}: datagram loop failed: {err}");
-                }
-            })?;
+            let thread = id.spawn_loop("mio", move || event_loop.run())?;
             stop.threads.push(thread);
             Ok(())
         })?;
@@ -399,8 +423,12 @@ impl DatagramLoop {
         let fd = self.socket.as_raw_fd();
         let mut events = Events::with_capacity(64);
         let mut interest = Interest::READABLE;
+        // Set when the last turn ended on its budget with datagrams possibly still waiting:
+        // the next poll only looks for the waker, and the loop goes on.
+        let mut more = false;
         loop {
-            if let Err(err) = self.poll.poll(&mut events, None) {
+            let timeout = more.then_some(std::time::Duration::ZERO);
+            if let Err(err) = self.poll.poll(&mut events, timeout) {
                 if err.kind() == io::ErrorKind::Interrupted {
                     continue;
                 }
@@ -409,20 +437,32 @@ impl DatagramLoop {
             if events.iter().any(|e| e.token() == WAKER) {
                 return Ok(());
             }
-            // Edge-triggered: receive and send until the socket would block either way.
-            let wanted = loop {
+            // Edge-triggered: receive and send until the socket would block either way, or for
+            // at most a turn's batches, so that the waker is seen even under a flood (or an
+            // error that repeats on every receive).
+            let mut wanted = interest;
+            more = true;
+            for _ in 0..BATCHES_PER_TURN {
                 match self.batch.send(fd) {
                     Ok(()) => {}
-                    Err(err) if err.kind() == io::ErrorKind::WouldBlock => break Interest::WRITABLE,
+                    Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                        (wanted, more) = (Interest::WRITABLE, false);
+                        break;
+                    }
                     Err(err) => return Err(err),
                 }
                 match self.batch.recv(fd) {
                     Ok(_) => self.batch.datagrams().for_each(|d| self.path.on_message(d)),
-                    Err(err) if err.kind() == io::ErrorKind::WouldBlock => break Interest::READABLE,
-                    Err(err) if crate::datagram::is_transient(&err) => {}
-                    Err(err) => return Err(err),
+                    Err(err) => match DatagramError::of_receive(&err) {
+                        DatagramError::Again => {
+                            (wanted, more) = (Interest::READABLE, false);
+                            break;
+                        }
+                        DatagramError::Peer => {}
+                        DatagramError::Socket => return Err(err),
+                    },
                 }
-            };
+            }
             if wanted != interest {
                 self.poll
                     .registry()
@@ -432,6 +472,9 @@ impl DatagramLoop {
         }
     }
 }
+
+/// Batches a datagram loop receives and sends per turn before it looks at its waker again.
+const BATCHES_PER_TURN: usize = 64;
 
 /// The loop's listener, of either stream transport: mio's own types, so accepted connections
 /// come back non-blocking from `accept4` (no extra system call per connection).

@@ -47,13 +47,9 @@ impl EchoServer for MioPerCore {
             threads: Vec::new(),
         };
         let stop = start_each(stop, listeners, |stop, listener| {
-            let (event_loop, waker) = EventLoop::new(listener, EchoPath::of(config))?;
+            let (event_loop, waker) = EventLoop::new(listener, EchoPath::of(config), id.health().clone())?;
             stop.wakers.push(waker);
-            let thread = id.thread("mio").spawn(move || {
-                if let Err(err) = event_loop.run() {
-                    eprintln!("echo-server: mio-per-core: event loop failed: {err}");
-                }
-            })?;
+            let thread = id.spawn_loop("mio", move || event_loop.run())?;
             stop.threads.push(thread);
             Ok(())
         })?;

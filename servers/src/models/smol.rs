@@ -51,9 +51,10 @@ impl EchoServer for SmolServer {
         let (exit_sender, exit) = async_channel::bounded::<()>(1);
         let path = EchoPath::of(config);
         let smol = Smol(Arc::clone(&executor));
+        let health = id.health().clone();
         executor
             .spawn(async move {
-                accept_loop(smol, listener, shutdown, path).await;
+                accept_loop(smol, listener, shutdown, path, health).await;
                 drop(exit_sender);
             })
             .detach();

@@ -55,17 +55,21 @@ impl EchoServer for ThreadPool {
         // Accepted connections waiting for a worker; past this the acceptor blocks and the
         // kernel's listen backlog holds the rest, so the queue never grows without bound.
         let queue = config.backlog.max(1) as usize;
-        blocking_io::start(Model::ThreadPool, config, move |acceptor| {
-            let pool = match Pool::new(acceptor.shared().id(), size, queue) {
-                Ok(pool) => pool,
-                Err(err) => {
-                    eprintln!("echo-server: thread-pool: cannot start workers: {err}");
-                    return;
-                }
-            };
-            acceptor.run(|conn| pool.execute(conn));
-            // Dropping the pool closes the channel and joins every worker.
-        })
+        // The workers start before the server reports that it listens: a pool that cannot
+        // start (too many threads for the memory or thread limit) fails `start` itself.
+        blocking_io::start_prepared(
+            Model::ThreadPool,
+            config,
+            |id| {
+                Pool::new(id, size, queue).map_err(|err| {
+                    io::Error::new(err.kind(), format!("cannot start {size} workers: {err}"))
+                })
+            },
+            |acceptor, pool| {
+                acceptor.run(|conn| pool.execute(conn));
+                // Dropping the pool closes the channel and joins every worker.
+            },
+        )
     }
 }
 
@@ -80,7 +84,7 @@ struct Worker {
 }
 
 impl Pool {
-    fn new(id: ServerId, size: usize, queue: usize) -> io::Result<Self> {
+    fn new(id: &ServerId, size: usize, queue: usize) -> io::Result<Self> {
         let (tx, rx) = crossbeam_channel::bounded::<Conn>(queue);
         let mut pool = Pool {
             workers: Vec::with_capacity(size),

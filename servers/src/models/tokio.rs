@@ -21,10 +21,10 @@ use tokio_util::task::TaskTracker;
 use echo_cli::{Endpoint, Transport};
 
 use crate::blocking_io::join_all_within;
-use crate::datagram::{MAX_DATAGRAM, is_transient};
+use crate::datagram::{DatagramError, MAX_DATAGRAM};
 use crate::net::{self, AcceptAction, StreamListener};
 use crate::server::{
-    EchoServer, JOIN_AFTER_DRAIN_AND_RUNTIME, Model, SHUTDOWN_GRACE, ServerConfig, ServerHandle,
+    EchoServer, Health, JOIN_AFTER_DRAIN_AND_RUNTIME, Model, SHUTDOWN_GRACE, ServerConfig, ServerHandle,
     ServerId, StopServer, available_cores,
 };
 use crate::work::EchoPath;
@@ -57,11 +57,11 @@ impl EchoServer for TokioServer {
             // One task per worker, sharing the socket, so every worker can receive.
             let socket = net::bind_datagram(config)?;
             let endpoint = Endpoint::Udp(socket.local_addr()?);
-            stop.serve_datagrams(id, runtime, socket, workers, on_message)?;
+            stop.serve_datagrams(&id, runtime, socket, workers, on_message)?;
             endpoint
         } else {
             let (std_listener, endpoint) = net::bind_nonblocking(config)?;
-            stop.serve(id, runtime, std_listener, on_message)?;
+            stop.serve(&id, runtime, std_listener, on_message)?;
             endpoint
         };
         Ok(ServerHandle::new(
@@ -110,13 +110,21 @@ pub(crate) struct Listener<H> {
     handlers: TaskTracker,
     /// What each handler does with a message before echoing it.
     on_message: H,
+    /// Told if the listener fails while the server runs.
+    health: Health,
 }
 
 impl<H: OnMessage> Listener<H> {
     /// A listener over `listener` (already registered with the current runtime), stopped by
     /// `shutdown`.
-    pub(crate) fn new(listener: AnyListener, shutdown: CancellationToken, on_message: H) -> Self {
+    pub(crate) fn new(
+        listener: AnyListener,
+        shutdown: CancellationToken,
+        on_message: H,
+        health: Health,
+    ) -> Self {
         Self {
+            health,
             listener,
             shutdown,
             handlers: TaskTracker::new(),
@@ -145,7 +153,7 @@ impl<H: OnMessage> Listener<H> {
                     });
                 }
                 Err(err) => {
-                    if after_accept_error(&err, &self.shutdown).await {
+                    if after_accept_error(&err, &self.shutdown, &self.health).await {
                         break;
                     }
                 }
@@ -160,8 +168,12 @@ impl<H: OnMessage> Listener<H> {
 /// What a tokio accept loop does after a failed accept ([`net::after_accept_error`]), waiting on
 /// the runtime's timer; returns whether to leave the accept loop, which happens only once
 /// shutdown began: a failed listener stops accepting, but its connections go on until then.
-pub(crate) async fn after_accept_error(err: &io::Error, shutdown: &CancellationToken) -> bool {
-    match net::after_accept_error(err, shutdown.is_cancelled()) {
+pub(crate) async fn after_accept_error(
+    err: &io::Error,
+    shutdown: &CancellationToken,
+    health: &Health,
+) -> bool {
+    match net::after_accept_error(err, shutdown.is_cancelled(), health) {
         AcceptAction::WaitReady | AcceptAction::Next => false,
         AcceptAction::BackOff(pause) => tokio::select! {
             () = tokio::time::sleep(pause) => false,
@@ -240,7 +252,7 @@ impl Runtimes {
     /// Serves `listener` (non-blocking) on `runtime`, on a thread named `es<id>-rt`.
     pub(crate) fn serve(
         &mut self,
-        id: ServerId,
+        id: &ServerId,
         runtime: tokio::runtime::Runtime,
         listener: StreamListener,
         on_message: impl OnMessage,
@@ -249,7 +261,12 @@ impl Runtimes {
             let _context = runtime.enter();
             AnyListener::from_std(listener)?
         };
-        let server = Listener::new(listener, self.shutdown.clone(), on_message);
+        let server = Listener::new(
+            listener,
+            self.shutdown.clone(),
+            on_message,
+            id.health().clone(),
+        );
         let thread = id.thread("rt").spawn(move || {
             runtime.block_on(server.run());
             runtime.shutdown_timeout(SHUTDOWN_GRACE);
@@ -264,7 +281,7 @@ impl Runtimes {
     /// sharing it, each receiving a datagram, doing its work and sending it back.
     pub(crate) fn serve_datagrams(
         &mut self,
-        id: ServerId,
+        id: &ServerId,
         runtime: tokio::runtime::Runtime,
         socket: std::net::UdpSocket,
         tasks: usize,
@@ -276,12 +293,14 @@ impl Runtimes {
             std::sync::Arc::new(tokio::net::UdpSocket::from_std(socket)?)
         };
         let shutdown = self.shutdown.clone();
+        let health = id.health().clone();
         let thread = id.thread("rt").spawn(move || {
             runtime.block_on(async {
                 let handlers = TaskTracker::new();
                 for _ in 0..tasks.max(1) {
                     let (socket, on_message) = (socket.clone(), on_message.clone());
-                    handlers.spawn(echo_datagrams(socket, on_message, shutdown.clone()));
+                    let (shutdown, health) = (shutdown.clone(), health.clone());
+                    handlers.spawn(echo_datagrams(socket, on_message, shutdown, health));
                 }
                 handlers.close();
                 // Each task returns once shutdown is cancelled.
@@ -299,6 +318,7 @@ async fn echo_datagrams(
     socket: std::sync::Arc<tokio::net::UdpSocket>,
     on_message: impl OnMessage,
     shutdown: CancellationToken,
+    health: Health,
 ) {
     let mut buf = vec![0; MAX_DATAGRAM];
     loop {
@@ -308,11 +328,13 @@ async fn echo_datagrams(
         };
         let (n, peer) = match received {
             Ok(received) => received,
-            Err(err) if is_transient(&err) => continue,
-            Err(err) => {
-                eprintln!("echo-server: udp: receive failed: {err}; this task stops");
-                return;
-            }
+            Err(err) => match DatagramError::of_receive(&err) {
+                DatagramError::Again | DatagramError::Peer => continue,
+                DatagramError::Socket => {
+                    health.died(format_args!("udp receive failed: {err}"));
+                    return;
+                }
+            },
         };
         buf = on_message.on_message(buf, n).await;
         tokio::select! {

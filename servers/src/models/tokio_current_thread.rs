@@ -42,7 +42,7 @@ impl EchoServer for TokioCurrentThread {
         let id = ServerId::next();
         let runtimes = start_each(Runtimes::new(), listeners, |runtimes, listener| {
             listener.set_nonblocking(true)?;
-            runtimes.serve(id, runtime()?, listener, Inline(EchoPath::of(config)))
+            runtimes.serve(&id, runtime()?, listener, Inline(EchoPath::of(config)))
         })?;
         Ok(ServerHandle::new(
             Model::TokioCurrentThread,
@@ -59,7 +59,7 @@ fn start_datagrams(config: &ServerConfig) -> io::Result<ServerHandle> {
     let endpoint = Endpoint::Udp(sockets[0].local_addr()?);
     let id = ServerId::next();
     let runtimes = start_each(Runtimes::new(), sockets, |runtimes, socket| {
-        runtimes.serve_datagrams(id, runtime()?, socket, 1, Inline(EchoPath::of(config)))
+        runtimes.serve_datagrams(&id, runtime()?, socket, 1, Inline(EchoPath::of(config)))
     })?;
     Ok(ServerHandle::new(
         Model::TokioCurrentThread,

@@ -42,6 +42,7 @@ impl EchoServer for TokioRayon {
         let pool_threads = Arc::new(Mutex::new(Vec::new()));
         let pool = {
             let pool_threads = Arc::clone(&pool_threads);
+            let id = id.clone();
             rayon::ThreadPoolBuilder::new()
                 .num_threads(threads)
                 .spawn_handler(move |thread| {
@@ -69,7 +70,7 @@ impl EchoServer for TokioRayon {
             pool,
         };
         let started =
-            runtime.and_then(|runtime| stop.runtimes.serve(id, runtime, std_listener, on_message));
+            runtime.and_then(|runtime| stop.runtimes.serve(&id, runtime, std_listener, on_message));
         if let Err(err) = started {
             let _ = Box::new(stop).stop();
             return Err(err);

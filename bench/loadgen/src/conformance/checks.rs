@@ -30,6 +30,8 @@ pub struct Probe<'a> {
     pub serial: Option<usize>,
     /// The server process, where the harness started it for this check.
     pub server: Option<&'a mut Launched>,
+    /// How long the sustained-load checks run.
+    pub sustain: Duration,
 }
 
 fn fail(reason: impl Into<String>) -> Verdict {

@@ -25,7 +25,7 @@ fn fail(reason: impl Into<String>) -> Verdict {
 }
 
 /// The server's UDP address.
-fn server(p: &Probe<'_>) -> Result<SocketAddr, Verdict> {
+pub(super) fn server(p: &Probe<'_>) -> Result<SocketAddr, Verdict> {
     match p.target {
         Endpoint::Udp(addr) => Ok(addr),
         ref other => Err(Verdict::Skip(format!(

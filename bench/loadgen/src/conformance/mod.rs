@@ -12,7 +12,9 @@
 
 mod checks;
 mod datagram;
+mod hostile;
 mod launch;
+mod sustained;
 
 use std::time::Duration;
 
@@ -21,7 +23,9 @@ use echo_cli::{Endpoint, Transport};
 use serde::{Deserialize, Serialize};
 
 pub use self::checks::{EXHAUSTION_FD_LIMIT, Probe, pattern};
+pub use self::hostile::send_from_port_zero;
 pub use self::launch::{Launched, ServerCommand};
+pub use self::sustained::{DEFAULT_SUSTAIN, STALL};
 
 /// Why a check did not pass.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,12 +82,24 @@ macro_rules! check {
         }
     };
     (datagram $name:ident, $needs:expr, $about:literal) => {
+        check!(datagram datagram::$name, $needs, $about)
+    };
+    ($module:ident::$name:ident, $needs:expr, $about:literal) => {
+        Check {
+            name: stringify!($name),
+            about: $about,
+            needs: $needs,
+            datagram: false,
+            run: $module::$name,
+        }
+    };
+    (datagram $module:ident::$name:ident, $needs:expr, $about:literal) => {
         Check {
             name: stringify!($name),
             about: $about,
             needs: $needs,
             datagram: true,
-            run: datagram::$name,
+            run: $module::$name,
         }
     };
 }
@@ -152,6 +168,16 @@ pub const CHECKS: &[Check] = &[
         "out of descriptors: no busy loop, every client served once they free up"
     ),
     check!(
+        hostile::one_greedy_client_does_not_starve_sixty_four_others,
+        Needs::Address,
+        "one client writing as fast as it can does not keep 64 others from being served"
+    ),
+    check!(
+        sustained::sustained_stream_traffic_is_served_throughout,
+        Needs::Address,
+        "8 connections at full speed for the sustain time (10 s): none goes 3 s unanswered"
+    ),
+    check!(
         datagram datagrams_from_1_byte_to_the_largest_come_back_whole,
         Needs::Address,
         "datagrams of 1 byte to 65,507 come back whole, from the address they were sent to"
@@ -165,6 +191,16 @@ pub const CHECKS: &[Check] = &[
         datagram a_burst_beyond_the_socket_buffer_is_loss_not_a_crash,
         Needs::Address,
         "20,000 datagrams back to back: loss, but the server keeps running and answering"
+    ),
+    check!(
+        datagram hostile::hostile_datagrams_cost_only_themselves,
+        Needs::Address,
+        "datagrams from port 0, truncated, empty, the largest, a flood: others still answered"
+    ),
+    check!(
+        datagram sustained::sustained_datagrams_are_answered_throughout,
+        Needs::Address,
+        "8 senders at full speed for the sustain time (10 s): none goes 3 s unanswered"
     ),
     check!(
         datagram exits_on_sigterm_while_serving_datagrams,
@@ -197,6 +233,8 @@ pub struct Subject {
     pub pid: Option<u32>,
     /// How many clients it serves at once by design, if bounded (`--expect-serial`: 1).
     pub serial: Option<usize>,
+    /// How long the sustained-load checks run; [`DEFAULT_SUSTAIN`] when `None`.
+    pub sustain: Option<Duration>,
 }
 
 /// A check's result, as `echo-bench conformance --json` writes it.
@@ -271,6 +309,7 @@ fn run_inner(check: &Check, subject: &Subject) -> CheckResult {
             pid: Some(pid),
             serial: subject.serial,
             server: Some(&mut server),
+            sustain: subject.sustain.unwrap_or(DEFAULT_SUSTAIN),
         });
         // Stopped politely; `Launched`'s drop kills one that ignores SIGTERM (judging that is
         // the SIGTERM check's job, not every check's).
@@ -292,5 +331,6 @@ fn run_inner(check: &Check, subject: &Subject) -> CheckResult {
         pid: subject.pid,
         serial: subject.serial,
         server: None,
+        sustain: subject.sustain.unwrap_or(DEFAULT_SUSTAIN),
     })
 }
