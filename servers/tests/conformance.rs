@@ -522,6 +522,121 @@ fn binary_lists_the_models() {
     );
 }
 
+/// A model that cannot start everything it serves with (5,000 threads where a cgroup allows
+/// 64 tasks) exits 1 with the reason within seconds, and never says it listens. thread-pool once
+/// printed `listening on` and served nothing; tokio panicked building its runtime and then hung,
+/// immune to SIGTERM. Needs root, for a cgroup of its own (the pids controller, v1 or v2).
+#[test]
+fn binary_that_cannot_start_its_threads_exits_1_without_listening() {
+    use std::os::unix::process::CommandExt;
+    let Some(cgroup) = PidsCgroup::new(64) else {
+        eprintln!("skipped: no pids cgroup could be made here (needs root)");
+        return;
+    };
+    for model in [Model::ThreadPool, Model::Tokio] {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_echo-server"));
+        command
+            .args([
+                "--model",
+                model.name(),
+                "--threads",
+                "5000",
+                "--listen",
+                "127.0.0.1:0",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let procs = std::ffi::CString::new(cgroup.procs.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: open, write and close are async-signal-safe; the path was made before fork.
+        unsafe {
+            command.pre_exec(move || {
+                let fd = libc::open(procs.as_ptr(), libc::O_WRONLY);
+                if fd < 0 || libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                libc::close(fd);
+                Ok(())
+            });
+        }
+        let mut child = command.spawn().expect("echo-server runs");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{model} with 5,000 threads allowed 64 still running after 20 s");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let mut stdout = String::new();
+        let mut stderr = String::new();
+        child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut stdout)
+            .unwrap();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .unwrap();
+        assert_eq!(
+            status.code(),
+            Some(1),
+            "{model}: {status}; stderr: {stderr}"
+        );
+        assert!(
+            !stdout.contains("listening on"),
+            "{model} said it listens: {stdout}"
+        );
+        assert!(
+            stderr.contains("cannot start") || stderr.contains("did not start"),
+            "{model}: {stderr}"
+        );
+    }
+}
+
+/// A pids cgroup of this test's own, removed when dropped.
+struct PidsCgroup {
+    dir: std::path::PathBuf,
+    procs: std::path::PathBuf,
+}
+
+impl PidsCgroup {
+    /// A cgroup allowing `max` tasks, under the v1 pids hierarchy or the v2 one.
+    fn new(max: u32) -> Option<Self> {
+        let name = format!("echo-servers-test-{}", std::process::id());
+        for root in [
+            "/sys/fs/cgroup/pids",
+            "/sys/fs/cgroup/unified",
+            "/sys/fs/cgroup",
+        ] {
+            let dir = std::path::Path::new(root).join(&name);
+            if std::fs::create_dir(&dir).is_err() {
+                continue;
+            }
+            if std::fs::write(dir.join("pids.max"), max.to_string()).is_ok() {
+                let procs = dir.join("cgroup.procs");
+                return Some(Self { dir, procs });
+            }
+            let _ = std::fs::remove_dir(&dir);
+        }
+        None
+    }
+}
+
+impl Drop for PidsCgroup {
+    fn drop(&mut self) {
+        // Empty by now: every process put in it has been waited for.
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
+
 #[test]
 fn binary_rejects_bad_arguments_with_one_line_and_exit_2() {
     let cases: &[&[&str]] = &[

@@ -51,7 +51,7 @@ pub struct ConformanceArgs {
     #[arg(long, value_name = "PATH")]
     json: Option<PathBuf>,
     /// How long the sustained-load checks drive the server at full speed (1s to 1h; default
-    /// 10s). Minutes make millions of datagrams.
+    /// 12s). Minutes make millions of datagrams.
     #[arg(long, value_name = "D", value_parser = parse_sustain)]
     sustain: Option<std::time::Duration>,
 }

@@ -175,7 +175,7 @@ pub const CHECKS: &[Check] = &[
     check!(
         sustained::sustained_stream_traffic_is_served_throughout,
         Needs::Address,
-        "8 connections at full speed for the sustain time (10 s): none goes 3 s unanswered"
+        "8 connections at full speed for the sustain time (12 s): none goes 3 s unanswered"
     ),
     check!(
         datagram datagrams_from_1_byte_to_the_largest_come_back_whole,
@@ -200,7 +200,7 @@ pub const CHECKS: &[Check] = &[
     check!(
         datagram sustained::sustained_datagrams_are_answered_throughout,
         Needs::Address,
-        "8 senders at full speed for the sustain time (10 s): none goes 3 s unanswered"
+        "8 senders at full speed for the sustain time (12 s): none goes 3 s unanswered"
     ),
     check!(
         datagram exits_on_sigterm_while_serving_datagrams,

@@ -1,4 +1,4 @@
-//! The sustained-load checks: traffic at full speed for [`Probe::sustain`] (10 s by default,
+//! The sustained-load checks: traffic at full speed for [`Probe::sustain`] (12 s by default,
 //! minutes with `echo-bench conformance --sustain`), through which the server must keep
 //! answering every client. They catch what a short check cannot: a loop that dies after a
 //! million datagrams, a timer that ends a ring after some seconds, a leak that stalls a
@@ -21,7 +21,11 @@ use crate::socket::Client;
 pub const STALL: Duration = Duration::from_secs(3);
 
 /// How long the sustained checks run unless told otherwise.
-pub const DEFAULT_SUSTAIN: Duration = Duration::from_secs(10);
+pub const DEFAULT_SUSTAIN: Duration = Duration::from_secs(12);
+
+/// Every client must have had an echo within this long of the run's end: a server that died
+/// less than [`STALL`] before the end is caught here.
+pub const LAST_ECHO_BEFORE_END: Duration = Duration::from_millis(1_500);
 
 /// Clients at once (fewer for a server bounded by design).
 const CLIENTS: usize = 8;
@@ -75,6 +79,19 @@ impl Progress {
                         self.echoed.load(Ordering::Relaxed)
                     ));
                 }
+            }
+        }
+        let now = self.start.elapsed().as_millis() as u64;
+        for (client, last) in self.last_echo_ms.iter().enumerate() {
+            let last = last.load(Ordering::Relaxed);
+            if now.saturating_sub(last) > LAST_ECHO_BEFORE_END.as_millis() as u64 {
+                return Err(format!(
+                    "client {client}'s last echo came {:.1} s into the run, {:.1} s before its \
+                     end, after {} messages in all",
+                    last as f64 / 1000.0,
+                    (now - last) as f64 / 1000.0,
+                    self.echoed.load(Ordering::Relaxed)
+                ));
             }
         }
         Ok(())
