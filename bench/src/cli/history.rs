@@ -99,6 +99,11 @@ fn report(
     if !(p > 0.0 && p < 1.0) {
         usage_exit("echo-bench", "error: --p must be between 0 and 1");
     }
+    if let Some(path) = &json
+        && let Err(why) = echo_bench::files::check_writable(path)
+    {
+        usage_exit("echo-bench", &format!("error: {why}"));
+    }
     let records =
         history::load(store).unwrap_or_else(|e| usage_exit("echo-bench", &format!("error: {e}")));
     if records.is_empty() {
@@ -171,7 +176,7 @@ fn report(
     }
     println!("trend charts in {}", charts.display());
     if let Some(path) = json
-        && let Err(e) = std::fs::write(
+        && let Err(e) = echo_bench::files::write(
             &path,
             serde_json::to_string_pretty(&found).unwrap_or_default() + "\n",
         )

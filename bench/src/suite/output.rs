@@ -10,6 +10,7 @@ use super::advice::{Aggregate, Measure, TIE_PCT, advice_of, aggregate, measure_f
 use super::charts;
 use super::plan::size_label;
 use crate::config::Workload;
+use crate::files;
 
 /// The folder name of a run: `<YYYY-MM-DD>-<host>-<6 hex digits>`.
 pub fn run_dir_name(run: &SuiteRun) -> String {
@@ -59,15 +60,17 @@ pub fn write_with(
     aggregates: &[Aggregate],
 ) -> std::io::Result<PathBuf> {
     let dir = results_dir.join(run_dir_name(run));
-    std::fs::create_dir_all(&dir)?;
+    // A new folder: one that already exists is never written into.
+    std::fs::create_dir_all(results_dir)?;
+    std::fs::create_dir(&dir)?;
     let json = serde_json::to_string_pretty(run).map_err(std::io::Error::other)?;
-    std::fs::write(dir.join("run.json"), json + "\n")?;
+    files::write(&dir.join("run.json"), json + "\n")?;
     redraw(&dir, run, aggregates)?;
     let name = dir
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    std::fs::write(results_dir.join("latest"), format!("{name}\n"))?;
+    files::write(&results_dir.join("latest"), format!("{name}\n"))?;
     Ok(dir)
 }
 
