@@ -52,12 +52,12 @@ pub fn record_of(path: &Path) -> Result<Record, String> {
     let value: serde_json::Value = serde_json::from_slice(&text)
         .map_err(|e| format!("{} is not JSON: {e}", path.display()))?;
     if value.get("benchmarks").is_some() {
-        let report: AbReport = serde_json::from_value(value)
-            .map_err(|e| format!("{} is not an ab report: {e}", path.display()))?;
+        let report = AbReport::from_value(value)
+            .map_err(|why| format!("{} is not an ab report: {why}", path.display()))?;
         Ok(from_ab(&report))
     } else if value.get("points").is_some() {
-        let run: SuiteRun = serde_json::from_value(value)
-            .map_err(|e| format!("{} is not a suite run.json: {e}", path.display()))?;
+        let run = SuiteRun::from_value(value)
+            .map_err(|why| format!("{} is not a suite run.json: {why}", path.display()))?;
         Ok(from_suite(&run))
     } else {
         Err(format!(
