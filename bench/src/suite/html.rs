@@ -174,7 +174,7 @@ pub fn page(
     let mut html = String::new();
     let _ = write!(
         html,
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+        "<!DOCTYPE html>\n{mark}\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
          <title>{title}</title>\n<script>{ERRORS_SCRIPT}</script>\n<style>{STYLE}</style>\n\
          </head>\n<body>\n<h1>{title}</h1>\n<p class=\"hint\">{when}, {machine}. Command: \
@@ -183,6 +183,7 @@ pub fn page(
          sort the table by it.</p>\n{results}</section>\n<section id=\"charts\">\n<h2>Charts</h2>\n\
          {charts}</section>\n<section id=\"about\">\n<h2>How this run was made</h2>\n{about}\
          <h3>Files</h3>\n{files}\n</section>\n<script>{SORT_SCRIPT}</script>\n</body>\n</html>\n",
+        mark = super::output::MARK,
         title = escape(&title),
         when = escape(&run.meta.time),
         machine = escape(&format!(
