@@ -10,7 +10,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use pulldown_cmark::{Event, Options, Parser};
+use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
 
 use super::SuiteRun;
 use super::output::Summary;
@@ -113,16 +113,23 @@ fn inline_svg(path: &Path) -> std::io::Result<String> {
     Ok(text[start..].to_owned())
 }
 
-/// `markdown` as HTML, tables included.
+/// `markdown` as HTML, tables included. The Markdown holds strings from run.json (a CPU's
+/// model, a server's name and command, a failure's reason), which may come from anyone: raw
+/// HTML in it is shown as text, never passed through, and links and images are reduced to their
+/// text, so no string can become an element, an attribute or a URL on the page.
 fn to_html(markdown: &str) -> String {
     let mut out = String::new();
     let parser = Parser::new_ext(markdown, Options::ENABLE_TABLES);
     pulldown_cmark::html::push_html(
         &mut out,
-        parser.map(|event| match event {
+        parser.filter_map(|event| match event {
             // summary.md's tables are wide: keep cells on one line.
-            Event::SoftBreak => Event::Text(" ".into()),
-            other => other,
+            Event::SoftBreak => Some(Event::Text(" ".into())),
+            // Escaped by push_html, as all text is.
+            Event::Html(raw) | Event::InlineHtml(raw) => Some(Event::Text(raw)),
+            Event::Start(Tag::Link { .. } | Tag::Image { .. })
+            | Event::End(TagEnd::Link | TagEnd::Image) => None,
+            other => Some(other),
         }),
     );
     out
@@ -212,6 +219,19 @@ mod tests {
             html.contains("<th style=\"text-align: right\">a</th>"),
             "{html}"
         );
+    }
+
+    #[test]
+    fn raw_html_and_links_in_the_markdown_stay_text() {
+        let html = to_html(
+            "cpu <script>alert(1)</script> and <img src=x onerror=alert(2)>\n\n\
+             <div onclick=\"x()\">block</div>\n\n[click](javascript:alert(3)) ![i](x.png)\n",
+        );
+        for element in ["<script", "<img", "<div", "<a ", "href"] {
+            assert!(!html.contains(element), "{element} in {html}");
+        }
+        assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "{html}");
+        assert!(html.contains("<p>click i</p>"), "{html}");
     }
 
     #[test]
