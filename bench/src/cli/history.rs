@@ -104,8 +104,12 @@ fn report(
     {
         usage_exit("echo-bench", &format!("error: {why}"));
     }
-    let records =
-        history::load(store).unwrap_or_else(|e| usage_exit("echo-bench", &format!("error: {e}")));
+    let loaded =
+        history::read(store).unwrap_or_else(|e| usage_exit("echo-bench", &format!("error: {e}")));
+    for line in &loaded.skipped {
+        eprintln!("echo-bench: warning: {line}");
+    }
+    let records = loaded.records;
     if records.is_empty() {
         usage_exit(
             "echo-bench",
@@ -132,6 +136,7 @@ fn report(
         history::series(&records).len()
     );
     let mut failing = Vec::new();
+    let mut left_alone = 0;
     for (name, points) in history::series(&records) {
         let here: Vec<&history::ChangePoint> = found.iter().filter(|c| c.series == name).collect();
         for c in &here {
@@ -159,6 +164,22 @@ fn report(
             ));
         }
         let file = charts.join(format!("{}.svg", name.replace(['/', ' ', '@'], "_")));
+        // A file of that name that is not a chart echo-bench drew stays as it is.
+        match echo_bench::suite::charts::may_replace(&file) {
+            Ok(true) => {}
+            Ok(false) => {
+                eprintln!(
+                    "echo-bench: left {} alone: it is not a chart echo-bench drew",
+                    file.display()
+                );
+                left_alone += 1;
+                continue;
+            }
+            Err(e) => {
+                eprintln!("echo-bench: {}: {e}", file.display());
+                return exit_code(EXIT_FAILURE);
+            }
+        }
         let values: Vec<(f64, f64)> = points.iter().map(|&(i, v, _)| (i as f64, v)).collect();
         let cuts: Vec<usize> = here
             .iter()
@@ -184,8 +205,13 @@ fn report(
         eprintln!("echo-bench: {}: {e}", path.display());
         return exit_code(EXIT_FAILURE);
     }
-    if failing.is_empty() {
+    if left_alone > 0 {
+        eprintln!("echo-bench: {left_alone} trend chart(s) not drawn; move those files away");
+    }
+    if failing.is_empty() && left_alone == 0 {
         ExitCode::SUCCESS
+    } else if failing.is_empty() {
+        exit_code(EXIT_FAILURE)
     } else {
         eprintln!(
             "echo-bench: the newest change point is a regression past {threshold}% in: {}",

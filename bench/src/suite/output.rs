@@ -116,12 +116,7 @@ fn written_by_us(name: &str, text: &str) -> bool {
                     && text.contains("data-ready"))
         }
         "latency.hlog" => text.starts_with("#echo-bench: latency in microseconds"),
-        chart if is_chart_name(chart) => {
-            // plotters' SVG, as every version before the mark wrote it.
-            marked
-                || (text.starts_with("<svg width=\"")
-                    && head.contains("xmlns=\"http://www.w3.org/2000/svg\">\n<rect x=\"0\" y=\"0\""))
-        }
+        chart if is_chart_name(chart) => charts::drawn_by_us(text),
         _ => false,
     }
 }

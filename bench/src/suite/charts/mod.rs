@@ -55,6 +55,28 @@ fn ranking_chart(
 /// redraw or remove.
 pub const CHART_MARK: &str = "<!-- chart drawn by echo-bench -->";
 
+/// Whether `text` is a chart echo-bench drew: marked with [`CHART_MARK`], or plotters' SVG as
+/// every version before the mark wrote it.
+pub fn drawn_by_us(text: &str) -> bool {
+    let head: Vec<&str> = text.lines().take(2).collect();
+    head.first() == Some(&CHART_MARK)
+        || (head.len() == 2
+            && head[0].starts_with("<svg width=\"")
+            && head[0].ends_with("xmlns=\"http://www.w3.org/2000/svg\">")
+            && head[1].starts_with("<rect x=\"0\" y=\"0\""))
+}
+
+/// Whether the chart file at `path` may be replaced or removed: absent, or a regular file
+/// ([`drawn_by_us`]). A symlink, a folder or anyone else's file may not.
+pub fn may_replace(path: &Path) -> std::io::Result<bool> {
+    match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(true),
+        Err(e) => Err(e),
+        Ok(meta) if !meta.is_file() => Ok(false),
+        Ok(_) => Ok(drawn_by_us(&String::from_utf8_lossy(&std::fs::read(path)?))),
+    }
+}
+
 /// Writes a chart's SVG to `path`, marked ([`CHART_MARK`]), through [`crate::files::write`].
 pub(crate) fn save(path: &Path, svg: String) -> std::io::Result<()> {
     crate::files::write(path, format!("{CHART_MARK}\n{svg}"))
