@@ -79,7 +79,16 @@ pub fn check_writable(path: &Path) -> Result<(), String> {
 pub fn private_dir(prefix: &str) -> std::io::Result<tempfile::TempDir> {
     tempfile::Builder::new()
         .prefix(&format!("{prefix}-"))
+        .permissions(std::fs::Permissions::from_mode(0o700))
         .tempdir()
+}
+
+/// A Unix socket's path, `NAME.sock` in a fresh [`private_dir`]; the folder (and the socket
+/// in it) goes when the returned guard is dropped.
+pub fn private_socket(prefix: &str) -> std::io::Result<(tempfile::TempDir, std::path::PathBuf)> {
+    let dir = private_dir(prefix)?;
+    let path = dir.path().join("server.sock");
+    Ok((dir, path))
 }
 
 #[cfg(test)]
@@ -99,6 +108,19 @@ mod tests {
         assert!(!std::fs::symlink_metadata(&link).unwrap().is_symlink());
         let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(left.len(), 2, "no temporary file left behind");
+    }
+
+    #[test]
+    fn private_folders_are_fresh_and_closed_to_others() {
+        let (a, path) = private_socket("echo-files-test").unwrap();
+        let (b, _) = private_socket("echo-files-test").unwrap();
+        assert_ne!(a.path(), b.path());
+        assert!(path.starts_with(a.path()));
+        let mode = std::fs::metadata(a.path()).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        let gone = a.path().to_owned();
+        drop(a);
+        assert!(!gone.exists());
     }
 
     #[test]

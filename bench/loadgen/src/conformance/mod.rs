@@ -21,7 +21,7 @@ use echo_cli::{Endpoint, Transport};
 use serde::{Deserialize, Serialize};
 
 pub use self::checks::{EXHAUSTION_FD_LIMIT, Probe, pattern};
-pub use self::launch::{Launched, ServerCommand};
+pub use self::launch::{Launched, ServerCommand, SocketDir};
 
 /// Why a check did not pass.
 #[derive(Debug, Clone, PartialEq, Eq)]
