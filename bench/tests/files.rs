@@ -249,6 +249,8 @@ fn two_reports(dir: &Path) -> (PathBuf, PathBuf) {
 fn a_folder_with_someone_elses_files_survives_every_command_pointed_at_it() {
     let dir = temp_dir("foreign");
     plant(&dir);
+    // A run of echo-bench's among them, so `report` has work to do there.
+    std::fs::copy(FIXTURE, dir.join("run.json")).unwrap();
     let d = dir.to_str().unwrap();
     let inputs = temp_dir("foreign-inputs");
     let (a, b) = two_reports(&inputs);
@@ -257,6 +259,17 @@ fn a_folder_with_someone_elses_files_survives_every_command_pointed_at_it() {
     let out = |name: &str| dir.join(name).to_string_lossy().into_owned();
     let commands: Vec<Vec<String>> = vec![
         vec!["report".into(), d.into()],
+        vec![
+            "compare".into(),
+            d.into(),
+            FIXTURE.into(),
+        ],
+        vec![
+            "stability".into(),
+            d.into(),
+            FIXTURE.into(),
+            "--no-store".into(),
+        ],
         vec![
             "compare".into(),
             FIXTURE.into(),
