@@ -574,3 +574,58 @@ fn nothing_from_a_hostile_run_json_becomes_markup_on_its_page_or_charts() {
     assert!(charts > 0, "the hostile names reach the charts too");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn an_output_that_cannot_be_written_is_refused_before_any_work() {
+    let dir = temp_dir("unwritable");
+    let file = dir.join("notes.txt");
+    std::fs::write(&file, "mine\n").unwrap();
+    let below = file.join("results");
+    let started = Instant::now();
+    let mut suite = Command::new(env!("CARGO_BIN_EXE_echo-bench"))
+        .args(["suite", "--models", "mio", "--results"])
+        .arg(&below)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let code = loop {
+        if let Some(status) = suite.try_wait().unwrap() {
+            break status.code();
+        }
+        if started.elapsed() > Duration::from_secs(20) {
+            suite.kill().unwrap();
+            let _ = suite.wait();
+            panic!("the suite ran before finding that --results cannot be written");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(code, Some(2));
+    let (code, _, stderr) = run(&[
+        "history",
+        "append",
+        FIXTURE,
+        "--store",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(0), "{stderr}");
+    for args in [
+        vec!["stability", FIXTURE, FIXTURE, "--results", below.to_str().unwrap()],
+        vec!["compare", FIXTURE, FIXTURE, "--json", dir.to_str().unwrap()],
+        vec![
+            "history",
+            "report",
+            "--store",
+            dir.to_str().unwrap(),
+            "--json",
+            below.to_str().unwrap(),
+        ],
+    ] {
+        let (code, stdout, stderr) = run(&args);
+        assert_eq!(code, Some(2), "{args:?}: {stdout}{stderr}");
+        assert!(stdout.is_empty(), "{args:?}: work was done first: {stdout}");
+    }
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "mine\n");
+    std::fs::remove_dir_all(&dir).ok();
+}

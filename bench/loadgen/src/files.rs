@@ -73,6 +73,29 @@ pub fn check_writable(path: &Path) -> Result<(), String> {
     }
 }
 
+/// Checks, before any work, that folders can be made at `dir` and files written in it: `dir`
+/// is a folder that takes a new file, or does not exist yet and its nearest existing ancestor
+/// does. Makes nothing (the probe file is removed).
+pub fn check_folder_writable(dir: &Path) -> Result<(), String> {
+    let mut at = dir;
+    loop {
+        match std::fs::metadata(at) {
+            Ok(meta) if meta.is_dir() => {
+                return check_writable(&at.join("probe"))
+                    .map_err(|_| format!("cannot write into {}", at.display()));
+            }
+            Ok(_) => return Err(format!("{} is not a folder", at.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                at = match at.parent() {
+                    Some(parent) if !parent.as_os_str().is_empty() => parent,
+                    _ => Path::new("."),
+                };
+            }
+            Err(e) => return Err(format!("{}: {e}", at.display())),
+        }
+    }
+}
+
 /// A fresh folder only this user can enter (mode 0700, a random name made with `mkdir`, under
 /// the temporary directory), removed when dropped: where files passed between processes
 /// (reports, Unix sockets) go, so no other user can guess, pre-create or redirect them.
@@ -134,5 +157,8 @@ mod tests {
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
         assert!(check_writable(dir.path()).is_err());
         assert!(check_writable(&dir.path().join("missing/x.json")).is_err());
+        check_folder_writable(&dir.path().join("new/deeper")).unwrap();
+        assert!(check_folder_writable(&file.join("below")).is_err());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 }
