@@ -235,6 +235,19 @@ mod tests {
     }
 
     #[test]
+    fn free_text_from_a_run_is_shown_as_written() {
+        let text = "**x** `y` <b>z</b> [a](b) ![c](d) _e_ | f &amp; g\n# h";
+        let html = to_html(&format!("about: {}\n", super::super::output::md_text(text)));
+        for markup in ["<strong", "<em", "<code", "<b>", "<a ", "<img", "<h1", "<table"] {
+            assert!(!html.contains(markup), "{markup} in {html}");
+        }
+        assert!(
+            html.contains("**x** `y` &lt;b&gt;z&lt;/b&gt; [a](b) ![c](d) _e_ | f &amp;amp; g # h"),
+            "{html}"
+        );
+    }
+
+    #[test]
     fn the_scripts_are_inline_and_reach_nothing_outside() {
         for script in [ERRORS_SCRIPT, SORT_SCRIPT, STYLE] {
             assert!(!script.contains("http"), "{script}");

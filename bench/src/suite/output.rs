@@ -229,6 +229,30 @@ pub fn redraw(dir: &Path, run: &SuiteRun, aggregates: &[Aggregate]) -> std::io::
     Ok(redrawn)
 }
 
+/// Free text from run.json (a CPU's model, a failure's reason) as Markdown that shows it as
+/// written: the characters that open inline markup (emphasis, code, links, images, raw HTML,
+/// entities, table cells) escaped with a backslash, line breaks made spaces.
+pub fn md_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '!' | '|' | '~' | '&' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '\n' | '\r' => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Text from run.json inside a code span: a backtick (which would end it) and line breaks
+/// made harmless. (Everything else in a code span is text already.)
+fn md_code(text: &str) -> String {
+    text.replace('`', "'").replace(['\n', '\r'], " ")
+}
+
 fn bold_if(best: bool, text: String) -> String {
     if best { format!("**{text}**") } else { text }
 }
@@ -652,14 +676,14 @@ impl Summary {
              best by more than ±{TIE_PCT:.0}% (among models that served every connection); `†` \
              marks columns where the client was saturated, ranked by server CPU per message \
              instead of throughput.\n",
-            m.time,
-            m.cpu_model,
+            md_text(&m.time),
+            md_text(&m.cpu_model),
             m.cores,
             m.memory_mib,
-            m.kernel,
-            m.rustc,
-            m.tool_version,
-            m.git_revision,
+            md_text(&m.kernel),
+            md_text(&m.rustc),
+            md_text(&m.tool_version),
+            md_text(&m.git_revision),
             run.duration_s,
             run.warmup_s,
             run.rounds,
@@ -671,7 +695,7 @@ impl Summary {
             let list: Vec<String> = run
                 .outside
                 .iter()
-                .map(|o| format!("**{}** (`{}`)", o.name, o.command))
+                .map(|o| format!("**{}** (`{}`)", md_text(&o.name), md_code(&o.command)))
                 .collect();
             let _ = writeln!(
                 about,
@@ -685,7 +709,11 @@ impl Summary {
             let _ = writeln!(
                 about,
                 "Not measured (this machine cannot run them): {}.\n",
-                run.skipped.join("; ")
+                run.skipped
+                    .iter()
+                    .map(|s| md_text(s))
+                    .collect::<Vec<_>>()
+                    .join("; ")
             );
         }
         let split = super::transports::split(run, aggregates);
@@ -719,7 +747,7 @@ impl Summary {
                 format!(
                     "- {}: {}",
                     p.point.label(),
-                    p.failure.clone().unwrap_or_default()
+                    md_text(p.failure.as_deref().unwrap_or_default())
                 )
             })
             .collect();
