@@ -80,11 +80,7 @@ fn assert_no_leftovers(dir: &Path) {
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        assert!(
-            !name.starts_with('.'),
-            "{} left behind",
-            path.display()
-        );
+        assert!(!name.starts_with('.'), "{} left behind", path.display());
         if path.is_dir() {
             assert_no_leftovers(&path);
         }
@@ -187,7 +183,10 @@ fn report_replaces_only_its_own_files_and_says_which_it_left_alone() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| n.ends_with(".svg") && n != "logo.svg" && n != "fairness.svg")
         .collect();
-    assert!(!charts.is_empty(), "the charts are drawn beside the foreign files");
+    assert!(
+        !charts.is_empty(),
+        "the charts are drawn beside the foreign files"
+    );
     assert_no_leftovers(&dir);
 
     // Once the foreign files are moved away, the report is whole, marked as echo-bench's, and
@@ -259,11 +258,7 @@ fn a_folder_with_someone_elses_files_survives_every_command_pointed_at_it() {
     let out = |name: &str| dir.join(name).to_string_lossy().into_owned();
     let commands: Vec<Vec<String>> = vec![
         vec!["report".into(), d.into()],
-        vec![
-            "compare".into(),
-            d.into(),
-            FIXTURE.into(),
-        ],
+        vec!["compare".into(), d.into(), FIXTURE.into()],
         vec![
             "stability".into(),
             d.into(),
@@ -456,7 +451,10 @@ fn conformance_does_not_empty_its_json_output_before_the_result_exists() {
     while accepted.load(Ordering::SeqCst) < 2 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
     }
-    assert!(accepted.load(Ordering::SeqCst) >= 2, "the check never connected");
+    assert!(
+        accepted.load(Ordering::SeqCst) >= 2,
+        "the check never connected"
+    );
     std::thread::sleep(Duration::from_millis(100));
     let during = std::fs::read_to_string(&json).unwrap();
     // The run is cut short, as a killed CI job is.
@@ -524,7 +522,8 @@ fn nothing_from_a_hostile_run_json_becomes_markup_on_its_page_or_charts() {
     run["meta"]["host"] = "<img src=x onerror=alert(2)>".into();
     run["meta"]["kernel"] = "<iframe src=javascript:alert(3)></iframe>".into();
     run["command"] = "</code><script>alert(4)</script>".into();
-    run["skipped"] = serde_json::json!(["[click](javascript:alert(5)) <b onmouseover=alert(6)>x</b>"]);
+    run["skipped"] =
+        serde_json::json!(["[click](javascript:alert(5)) <b onmouseover=alert(6)>x</b>"]);
     run["outside"] = serde_json::json!([{
         "name": "<img src=y onerror=alert(7)>",
         "command": "<svg onload=alert(8)>"
@@ -539,11 +538,20 @@ fn nothing_from_a_hostile_run_json_becomes_markup_on_its_page_or_charts() {
     let html = std::fs::read_to_string(dir.join("index.html")).unwrap();
     // The page's own two scripts, and no other.
     assert_eq!(html.matches("<script").count(), 2, "{html}");
-    for markup in ["<img", "<iframe", "<b ", "<svg onload", "javascript:alert(5)\""] {
+    for markup in [
+        "<img",
+        "<iframe",
+        "<b ",
+        "<svg onload",
+        "javascript:alert(5)\"",
+    ] {
         assert!(!html.contains(markup), "{markup} reached the page");
     }
     assert!(!html.contains("href=\"javascript"), "a link from run.json");
-    assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "shown as text");
+    assert!(
+        html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "shown as text"
+    );
     let mut charts = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
@@ -552,8 +560,8 @@ fn nothing_from_a_hostile_run_json_becomes_markup_on_its_page_or_charts() {
         }
         charts += 1;
         let text = std::fs::read_to_string(&path).unwrap();
-        let doc = roxmltree::Document::parse(&text)
-            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let doc =
+            roxmltree::Document::parse(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         for node in doc.descendants().filter(|n| n.is_element()) {
             let name = node.tag_name().name();
             assert!(
@@ -611,7 +619,13 @@ fn an_output_that_cannot_be_written_is_refused_before_any_work() {
     ]);
     assert_eq!(code, Some(0), "{stderr}");
     for args in [
-        vec!["stability", FIXTURE, FIXTURE, "--results", below.to_str().unwrap()],
+        vec![
+            "stability",
+            FIXTURE,
+            FIXTURE,
+            "--results",
+            below.to_str().unwrap(),
+        ],
         vec!["compare", FIXTURE, FIXTURE, "--json", dir.to_str().unwrap()],
         vec![
             "history",

@@ -281,7 +281,10 @@ fn report_redraws_a_runs_summary_and_charts_from_its_run_json() {
     ] {
         assert!(run_dir.join(file).is_file(), "{file} not redrawn");
     }
-    assert!(!run_dir.join("latency.svg").exists(), "the old chart removed");
+    assert!(
+        !run_dir.join("latency.svg").exists(),
+        "the old chart removed"
+    );
     assert_eq!(
         std::fs::read(run_dir.join("run.json")).unwrap(),
         run_json,

@@ -90,7 +90,8 @@ pub fn merge(reports: &[(String, Report)]) -> Result<Merged, String> {
             ));
         }
     }
-    let overflow = |what: &str| format!("the agents' {what} overflow when summed: not real reports");
+    let overflow =
+        |what: &str| format!("the agents' {what} overflow when summed: not real reports");
     let sum_u64 = |what: &str, of: fn(&Report) -> u64| {
         reports
             .iter()

@@ -143,8 +143,8 @@ pub const LOCK_FILE: &str = "history.lock";
 /// The store's lock, held until dropped; `None` when the store has no folder yet, or (for a
 /// shared lock) when the lock file cannot be made there (a read-only store is read unlocked).
 fn lock(store: &Path, exclusive: bool) -> Result<Option<std::fs::File>, String> {
-    use std::os::unix::fs::OpenOptionsExt as _;
     use rustix::fs::{FlockOperation, flock};
+    use std::os::unix::fs::OpenOptionsExt as _;
     let path = store.join(LOCK_FILE);
     let opened = std::fs::OpenOptions::new()
         .read(true)
@@ -196,7 +196,11 @@ pub fn read(store: &Path) -> Result<Loaded, String> {
         }
         let torn = i + 1 == lines.len();
         match serde_json::from_slice::<Record>(line) {
-            Ok(record) => match loaded.records.iter_mut().find(|r| r.commit == record.commit) {
+            Ok(record) => match loaded
+                .records
+                .iter_mut()
+                .find(|r| r.commit == record.commit)
+            {
                 Some(old) => *old = record,
                 None => loaded.records.push(record),
             },

@@ -230,7 +230,10 @@ mod tests {
         for element in ["<script", "<img", "<div", "<a ", "href"] {
             assert!(!html.contains(element), "{element} in {html}");
         }
-        assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "{html}");
+        assert!(
+            html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+            "{html}"
+        );
         assert!(html.contains("<p>click i</p>"), "{html}");
     }
 
@@ -238,7 +241,9 @@ mod tests {
     fn free_text_from_a_run_is_shown_as_written() {
         let text = "**x** `y` <b>z</b> [a](b) ![c](d) _e_ | f &amp; g\n# h";
         let html = to_html(&format!("about: {}\n", super::super::output::md_text(text)));
-        for markup in ["<strong", "<em", "<code", "<b>", "<a ", "<img", "<h1", "<table"] {
+        for markup in [
+            "<strong", "<em", "<code", "<b>", "<a ", "<img", "<h1", "<table",
+        ] {
             assert!(!html.contains(markup), "{markup} in {html}");
         }
         assert!(

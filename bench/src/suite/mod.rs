@@ -284,7 +284,9 @@ pub fn recognise(value: &serde_json::Value) -> Result<(), String> {
     }
     has("profile", Value::is_string)?;
     has("command", Value::is_string)?;
-    has("meta", |m| m.get("host").is_some_and(Value::is_string) && m.get("time").is_some_and(Value::is_string))?;
+    has("meta", |m| {
+        m.get("host").is_some_and(Value::is_string) && m.get("time").is_some_and(Value::is_string)
+    })?;
     has("duration_s", Value::is_number)?;
     has("warmup_s", Value::is_number)?;
     has("points", |p| {

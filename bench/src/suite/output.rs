@@ -128,8 +128,14 @@ pub fn is_chart_name(name: &str) -> bool {
     };
     matches!(
         stem,
-        "server-cpu" | "server-rss" | "fairness" | "latency" | "work-throughput" | "work-p99"
-            | "work-fairness" | "cost-tcp-vs-unix"
+        "server-cpu"
+            | "server-rss"
+            | "fairness"
+            | "latency"
+            | "work-throughput"
+            | "work-p99"
+            | "work-fairness"
+            | "cost-tcp-vs-unix"
     ) || stem
         .strip_prefix("rank-")
         .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
