@@ -248,8 +248,14 @@ fn report_redraws_a_runs_summary_and_charts_from_its_run_json() {
     ] {
         std::fs::remove_file(run_dir.join(file)).unwrap();
     }
-    // A chart an older version drew and this one does not is not left behind.
-    std::fs::write(run_dir.join("latency.svg"), "<svg/>").unwrap();
+    // A chart an older version drew (plotters' SVG, before the mark) and this one does not is
+    // not left behind.
+    std::fs::write(
+        run_dir.join("latency.svg"),
+        "<svg width=\"10\" height=\"10\" viewBox=\"0 0 10 10\" xmlns=\"http://www.w3.org/2000/svg\">\n\
+         <rect x=\"0\" y=\"0\" width=\"10\" height=\"10\" fill=\"#FFFFFF\"/>\n</svg>\n",
+    )
+    .unwrap();
     let redrawn = support::echo_bench(&["report", run_dir.to_str().unwrap()]);
     assert_eq!(
         redrawn.status.code(),
@@ -275,6 +281,10 @@ fn report_redraws_a_runs_summary_and_charts_from_its_run_json() {
     ] {
         assert!(run_dir.join(file).is_file(), "{file} not redrawn");
     }
+    assert!(
+        !run_dir.join("latency.svg").exists(),
+        "the old chart removed"
+    );
     assert_eq!(
         std::fs::read(run_dir.join("run.json")).unwrap(),
         run_json,

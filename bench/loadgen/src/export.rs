@@ -47,25 +47,13 @@ impl<'e, R: ?Sized> Exports<'e, R> {
         }
     }
 
-    /// Checks, before a run, that every requested path can be written: `Err` names the first
-    /// format and path that cannot. A file this creates to find out is removed again.
+    /// Checks, before a run, that every requested path can be written
+    /// ([`crate::files::check_writable`]: nothing is created, emptied or left behind): `Err`
+    /// names the first format and path that cannot.
     pub fn check_writable(&self) -> Result<(), String> {
         for (exporter, path) in &self.requested {
-            let existed = path.exists();
-            let opened = std::fs::OpenOptions::new()
-                .append(true)
-                .create(true)
-                .open(path);
-            if let Err(err) = opened {
-                return Err(format!(
-                    "cannot write {} to {}: {err}",
-                    exporter.name(),
-                    path.display()
-                ));
-            }
-            if !existed {
-                let _ = std::fs::remove_file(path);
-            }
+            crate::files::check_writable(path)
+                .map_err(|why| format!("{} output: {why}", exporter.name()))?;
         }
         Ok(())
     }
@@ -79,7 +67,7 @@ impl<'e, R: ?Sized> Exports<'e, R> {
             .filter_map(|(exporter, path)| {
                 let written = exporter
                     .render(result)
-                    .and_then(|bytes| std::fs::write(path, bytes));
+                    .and_then(|bytes| crate::files::write(path, bytes));
                 written.err().map(|err| {
                     format!(
                         "cannot write {} to {}: {err}",

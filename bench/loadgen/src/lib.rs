@@ -23,6 +23,7 @@ pub mod config;
 pub mod conformance;
 pub mod engine;
 pub mod export;
+pub mod files;
 pub mod merge;
 pub mod meta;
 pub mod pattern;

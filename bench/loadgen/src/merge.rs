@@ -75,12 +75,39 @@ pub struct Merged {
 /// their throughputs.
 const MIN_OVERLAP: f64 = 0.9;
 
-/// Merges `reports`, each named by its source. `Err` when there are fewer than two, or a
-/// report lacks the histogram its latency must be merged from.
+/// Merges `reports`, each named by its source. `Err` when there are fewer than two, when one
+/// report is given twice (its counts would be doubled), when a report lacks the histogram its
+/// latency must be merged from, or when the counts' sums overflow (no real report's could).
 pub fn merge(reports: &[(String, Report)]) -> Result<Merged, String> {
     if reports.len() < 2 {
         return Err("merge needs the reports of at least two agents".to_owned());
     }
+    for (i, (source, report)) in reports.iter().enumerate() {
+        if let Some((again, _)) = reports[..i].iter().find(|(_, r)| r == report) {
+            return Err(format!(
+                "{source} and {again} are the same report: each agent's report goes in once, or \
+                 its counts would be doubled"
+            ));
+        }
+    }
+    let overflow =
+        |what: &str| format!("the agents' {what} overflow when summed: not real reports");
+    let sum_u64 = |what: &str, of: fn(&Report) -> u64| {
+        reports
+            .iter()
+            .try_fold(0u64, |sum, (_, r)| sum.checked_add(of(r)))
+            .ok_or_else(|| overflow(what))
+    };
+    let messages = sum_u64("message counts", |r| r.messages)?;
+    let bytes = sum_u64("byte counts", |r| r.bytes)?;
+    reports
+        .iter()
+        .try_fold(0usize, |sum, (_, r)| sum.checked_add(r.config.connections))
+        .ok_or_else(|| overflow("connection counts"))?;
+    reports
+        .iter()
+        .try_fold(0u64, |sum, (_, r)| sum.checked_add(r.fairness.starved))
+        .ok_or_else(|| overflow("starved counts"))?;
     let mut latency = None;
     let mut uncorrected = None;
     for (source, report) in reports {
@@ -135,8 +162,8 @@ pub fn merge(reports: &[(String, Report)]) -> Result<Merged, String> {
     Ok(Merged {
         throughput_rps: reports.iter().map(|(_, r)| r.throughput_rps).sum(),
         throughput_mib_s: reports.iter().map(|(_, r)| r.throughput_mib_s).sum(),
-        messages: reports.iter().map(|(_, r)| r.messages).sum(),
-        bytes: reports.iter().map(|(_, r)| r.bytes).sum(),
+        messages,
+        bytes,
         latency_us: Latency::of(&latency),
         errors,
         fairness,

@@ -94,24 +94,27 @@ pub struct Errors {
 impl Errors {
     /// All errors together.
     pub fn total(&self) -> u64 {
-        self.connect
-            + self.refused
-            + self.reset
-            + self.eof
-            + self.timeout
-            + self.mismatch
-            + self.stalled
+        [
+            self.refused,
+            self.reset,
+            self.eof,
+            self.timeout,
+            self.mismatch,
+            self.stalled,
+        ]
+        .iter()
+        .fold(self.connect, |sum, n| sum.saturating_add(*n))
     }
 
-    /// Adds `other` into `self`.
+    /// Adds `other` into `self` (saturating: a count read from a file may be anything).
     pub fn add(&mut self, other: &Errors) {
-        self.connect += other.connect;
-        self.refused += other.refused;
-        self.reset += other.reset;
-        self.eof += other.eof;
-        self.timeout += other.timeout;
-        self.mismatch += other.mismatch;
-        self.stalled += other.stalled;
+        self.connect = self.connect.saturating_add(other.connect);
+        self.refused = self.refused.saturating_add(other.refused);
+        self.reset = self.reset.saturating_add(other.reset);
+        self.eof = self.eof.saturating_add(other.eof);
+        self.timeout = self.timeout.saturating_add(other.timeout);
+        self.mismatch = self.mismatch.saturating_add(other.mismatch);
+        self.stalled = self.stalled.saturating_add(other.stalled);
     }
 }
 

@@ -28,8 +28,8 @@ pub fn read_run(path: &Path) -> Result<SuiteRun, String> {
     };
     let text = std::fs::read_to_string(&file)
         .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
-    serde_json::from_str(&text)
-        .map_err(|e| format!("{} is not a suite run.json: {e}", file.display()))
+    SuiteRun::from_json(&text)
+        .map_err(|why| format!("{} is not a suite run.json: {why}", file.display()))
 }
 
 /// Why two runs cannot be compared fairly, one warning each.

@@ -163,8 +163,36 @@ impl AbReport {
     pub fn read(path: &Path) -> Result<Self, String> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        serde_json::from_str(&text)
-            .map_err(|e| format!("{} is not an `ab` JSON report: {e}", path.display()))
+        let value: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| format!("{} is not JSON: {e}", path.display()))?;
+        Self::from_value(value)
+            .map_err(|why| format!("{} is not an `ab` JSON report: {why}", path.display()))
+    }
+
+    /// An `ab` report from parsed JSON, recognised by the fields every `ab --json` report has
+    /// (`schema` 1, `command`, `meta`, `mode`, `pairs`, `benchmarks` each with a `name` and
+    /// `metrics`) before it is read: any other object is refused (every field has a default).
+    pub fn from_value(value: serde_json::Value) -> Result<Self, String> {
+        use serde_json::Value;
+        let check = |name: &str, ok: &dyn Fn(&Value) -> bool| match value.get(name) {
+            Some(v) if ok(v) => Ok(()),
+            Some(_) => Err(format!("its `{name}` is not what an ab report holds")),
+            None => Err(format!("it has no `{name}`")),
+        };
+        check("schema", &|v| v.as_u64() == Some(1))?;
+        check("command", &Value::is_string)?;
+        check("meta", &Value::is_object)?;
+        check("mode", &Value::is_string)?;
+        check("pairs", &Value::is_u64)?;
+        check("benchmarks", &|v| {
+            v.as_array().is_some_and(|all| {
+                all.iter().all(|b| {
+                    b.get("name").is_some_and(Value::is_string)
+                        && b.get("metrics").is_some_and(Value::is_array)
+                })
+            })
+        })?;
+        serde_json::from_value(value).map_err(|e| e.to_string())
     }
 
     /// The noise floors an A/A report measured, % by benchmark.

@@ -10,6 +10,8 @@ pub(super) struct Running {
     server: ServerProcess,
     client: Result<Child, String>,
     json: PathBuf,
+    /// The report's private folder, removed when the trial is done.
+    _folder: tempfile::TempDir,
     deadline: Instant,
     at_s: f64,
 }
@@ -39,11 +41,11 @@ pub(super) fn start_trial(
     let server = launcher
         .start(model, options.pinning.server_cpus.as_deref())
         .map_err(|why| invalid_sample(format!("server: {why}"), at_s))?;
-    let json = std::env::temp_dir().join(format!(
-        "echo-bench-ab-{}-{}.json",
-        std::process::id(),
-        server.pid()
-    ));
+    // The load generator's report goes into a fresh private folder: a name in the shared
+    // temporary directory could be guessed and pre-created, or be a symlink to write through.
+    let folder = crate::files::private_dir("echo-bench-ab")
+        .map_err(|e| invalid_sample(format!("client: no folder for its report: {e}"), at_s))?;
+    let json = folder.path().join("report.json");
     let mut client = Command::new(&build.binary);
     client
         .arg("run")
@@ -76,6 +78,7 @@ pub(super) fn start_trial(
         server,
         client,
         json,
+        _folder: folder,
         deadline: Instant::now() + options.warmup + options.trial + CLIENT_GRACE,
         at_s,
     })

@@ -164,6 +164,14 @@ pub fn main(args: AbArgs) -> ExitCode {
     if options.trial < Duration::from_millis(50) {
         usage_exit("echo-bench", "error: --trial must be at least 50ms");
     }
+    let mut exports = Exports::default();
+    exports.add(export::Json, args.json.as_deref());
+    exports.add(export::Markdown, args.markdown.as_deref());
+    exports.add(export::Bmf, args.bmf.as_deref());
+    exports.add(export::GithubAction, args.github_action.as_deref());
+    if let Err(why) = exports.check_writable() {
+        usage_exit("echo-bench", &format!("error: {why}"));
+    }
 
     let bar = ProgressBar::new(0);
     bar.set_style(
@@ -182,11 +190,6 @@ pub fn main(args: AbArgs) -> ExitCode {
     if !args.quiet {
         print!("{}", export::table(&report));
     }
-    let mut exports = Exports::default();
-    exports.add(export::Json, args.json.as_deref());
-    exports.add(export::Markdown, args.markdown.as_deref());
-    exports.add(export::Bmf, args.bmf.as_deref());
-    exports.add(export::GithubAction, args.github_action.as_deref());
     let written = exports.write(&report);
     let failed = written.is_err();
     for line in written.err().unwrap_or_default() {

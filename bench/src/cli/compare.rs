@@ -31,6 +31,12 @@ pub fn main(args: CompareArgs) -> ExitCode {
     if !(args.threshold.is_finite() && (0.0..100.0).contains(&args.threshold)) {
         usage_exit("echo-bench", "error: --threshold must be between 0 and 100");
     }
+    let mut exports = Exports::default();
+    exports.add(export::Markdown, args.markdown.as_deref());
+    exports.add(export::Json, args.json.as_deref());
+    if let Err(why) = exports.check_writable() {
+        usage_exit("echo-bench", &format!("error: {why}"));
+    }
     let read = |path: &PathBuf| {
         compare::read_run(path)
             .unwrap_or_else(|why| usage_exit("echo-bench", &format!("error: {why}")))
@@ -38,9 +44,6 @@ pub fn main(args: CompareArgs) -> ExitCode {
     let (old, new) = (read(&args.old), read(&args.new));
     let report = compare::compare(&old, &new, args.threshold, &super::suite::command_line());
     print!("{}", export::table(&report));
-    let mut exports = Exports::default();
-    exports.add(export::Markdown, args.markdown.as_deref());
-    exports.add(export::Json, args.json.as_deref());
     if let Err(failures) = exports.write(&report) {
         for line in failures {
             eprintln!("echo-bench: {line}");

@@ -104,6 +104,13 @@ pub fn main(args: ConformanceArgs) -> ExitCode {
         .as_ref()
         .map_or(args.transport, Endpoint::transport);
     let checks = selected(args.checks.as_deref(), transport);
+    // The output is checked before any work, and written only once the result exists: a file
+    // already there stays as it was until then.
+    if let Some(path) = &args.json
+        && let Err(why) = echo_bench::files::check_writable(path)
+    {
+        usage_exit("echo-bench", &format!("error: {why}"));
+    }
     // A thousand held connections take a descriptor each here, and in a server started here
     // (which inherits the limit).
     echo_bench::config::raise_fd_limit();
@@ -125,14 +132,6 @@ pub fn main(args: ConformanceArgs) -> ExitCode {
     {
         eprintln!("echo-bench: cannot connect to {target}: {e}");
         return exit_code(EXIT_FAILURE);
-    }
-    if let Some(path) = &args.json
-        && let Err(e) = std::fs::write(path, "")
-    {
-        usage_exit(
-            "echo-bench",
-            &format!("error: cannot write {}: {e}", path.display()),
-        );
     }
     let mut outcomes = Vec::new();
     for check in checks {
@@ -163,7 +162,7 @@ pub fn main(args: ConformanceArgs) -> ExitCode {
             "expect_serial": args.expect_serial,
             "checks": outcomes,
         });
-        if let Err(e) = std::fs::write(path, format!("{json:#}\n")) {
+        if let Err(e) = echo_bench::files::write(path, format!("{json:#}\n")) {
             eprintln!("echo-bench: cannot write {}: {e}", path.display());
             return exit_code(EXIT_FAILURE);
         }

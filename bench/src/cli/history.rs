@@ -99,8 +99,17 @@ fn report(
     if !(p > 0.0 && p < 1.0) {
         usage_exit("echo-bench", "error: --p must be between 0 and 1");
     }
-    let records =
-        history::load(store).unwrap_or_else(|e| usage_exit("echo-bench", &format!("error: {e}")));
+    if let Some(path) = &json
+        && let Err(why) = echo_bench::files::check_writable(path)
+    {
+        usage_exit("echo-bench", &format!("error: {why}"));
+    }
+    let loaded =
+        history::read(store).unwrap_or_else(|e| usage_exit("echo-bench", &format!("error: {e}")));
+    for line in &loaded.skipped {
+        eprintln!("echo-bench: warning: {line}");
+    }
+    let records = loaded.records;
     if records.is_empty() {
         usage_exit(
             "echo-bench",
@@ -127,6 +136,7 @@ fn report(
         history::series(&records).len()
     );
     let mut failing = Vec::new();
+    let mut left_alone = 0;
     for (name, points) in history::series(&records) {
         let here: Vec<&history::ChangePoint> = found.iter().filter(|c| c.series == name).collect();
         for c in &here {
@@ -154,6 +164,22 @@ fn report(
             ));
         }
         let file = charts.join(format!("{}.svg", name.replace(['/', ' ', '@'], "_")));
+        // A file of that name that is not a chart echo-bench drew stays as it is.
+        match echo_bench::suite::charts::may_replace(&file) {
+            Ok(true) => {}
+            Ok(false) => {
+                eprintln!(
+                    "echo-bench: left {} alone: it is not a chart echo-bench drew",
+                    file.display()
+                );
+                left_alone += 1;
+                continue;
+            }
+            Err(e) => {
+                eprintln!("echo-bench: {}: {e}", file.display());
+                return exit_code(EXIT_FAILURE);
+            }
+        }
         let values: Vec<(f64, f64)> = points.iter().map(|&(i, v, _)| (i as f64, v)).collect();
         let cuts: Vec<usize> = here
             .iter()
@@ -171,7 +197,7 @@ fn report(
     }
     println!("trend charts in {}", charts.display());
     if let Some(path) = json
-        && let Err(e) = std::fs::write(
+        && let Err(e) = echo_bench::files::write(
             &path,
             serde_json::to_string_pretty(&found).unwrap_or_default() + "\n",
         )
@@ -179,8 +205,13 @@ fn report(
         eprintln!("echo-bench: {}: {e}", path.display());
         return exit_code(EXIT_FAILURE);
     }
-    if failing.is_empty() {
+    if left_alone > 0 {
+        eprintln!("echo-bench: {left_alone} trend chart(s) not drawn; move those files away");
+    }
+    if failing.is_empty() && left_alone == 0 {
         ExitCode::SUCCESS
+    } else if failing.is_empty() {
+        exit_code(EXIT_FAILURE)
     } else {
         eprintln!(
             "echo-bench: the newest change point is a regression past {threshold}% in: {}",

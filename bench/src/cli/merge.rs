@@ -25,6 +25,11 @@ pub struct MergeArgs {
 
 /// Runs the command: exit 0 for a clean merge, 1 when an agent saw errors, 2 on bad input.
 pub fn main(args: MergeArgs) -> ExitCode {
+    if let Some(path) = &args.json
+        && let Err(why) = echo_bench::files::check_writable(path)
+    {
+        usage_exit("echo-bench", &format!("error: {why}"));
+    }
     let mut reports = Vec::new();
     for path in &args.reports {
         let name = path.display().to_string();
@@ -50,7 +55,7 @@ pub fn main(args: MergeArgs) -> ExitCode {
     if let Some(path) = &args.json {
         let written = serde_json::to_string_pretty(&merged)
             .map_err(std::io::Error::other)
-            .and_then(|json| std::fs::write(path, json + "\n"));
+            .and_then(|json| echo_bench::files::write(path, json + "\n"));
         if let Err(e) = written {
             eprintln!("echo-bench: cannot write {}: {e}", path.display());
             return exit_code(EXIT_FAILURE);

@@ -16,7 +16,9 @@ pub struct ReportArgs {
     run: PathBuf,
 }
 
-/// Redraws the run; exit 2 when there is no run there, 1 when a file cannot be written.
+/// Redraws the run; exit 2 when there is no suite run there, 1 when a file cannot be written
+/// or a file it would rewrite is not echo-bench's (that file is left as it was, and said so;
+/// the rest is redrawn).
 pub fn main(args: ReportArgs) -> ExitCode {
     if !args.run.is_dir() {
         usage_exit(
@@ -28,12 +30,32 @@ pub fn main(args: ReportArgs) -> ExitCode {
         .unwrap_or_else(|why| usage_exit("echo-bench", &format!("error: {why}")));
     let aggregates = advice::aggregate(&run);
     match output::redraw(&args.run, &run, &aggregates) {
-        Ok(()) => {
+        Ok(redrawn) => {
+            for path in &redrawn.stale_kept {
+                eprintln!(
+                    "echo-bench: note: kept {}: an older chart's name, but not echo-bench's file",
+                    path.display()
+                );
+            }
+            for path in &redrawn.left_alone {
+                eprintln!(
+                    "echo-bench: left {} alone: it is not echo-bench's (no generated-by mark)",
+                    path.display()
+                );
+            }
             println!(
                 "redrew {} (index.html, summary.md, README.md, charts, latency.hlog)",
                 args.run.display()
             );
-            ExitCode::SUCCESS
+            if redrawn.left_alone.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                eprintln!(
+                    "echo-bench: {} file(s) not redrawn; move them away to redraw them",
+                    redrawn.left_alone.len()
+                );
+                exit_code(EXIT_FAILURE)
+            }
         }
         Err(err) => {
             eprintln!(

@@ -25,6 +25,11 @@ pub struct StabilityArgs {
 
 /// Prints the report, stores it, and exits 1 when any run contradicts another.
 pub fn main(args: StabilityArgs) -> ExitCode {
+    if !args.no_store
+        && let Err(why) = echo_bench::files::check_folder_writable(&args.results)
+    {
+        usage_exit("echo-bench", &format!("error: --results: {why}"));
+    }
     let mut runs = Vec::new();
     for path in &args.runs {
         match read_run(path) {

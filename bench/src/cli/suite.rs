@@ -103,6 +103,9 @@ pub fn main(args: SuiteArgs) -> ExitCode {
         Ok(options) => options,
         Err(code) => return code,
     };
+    if let Err(why) = echo_bench::files::check_folder_writable(&options.results_dir) {
+        usage_exit("echo-bench", &format!("error: --results: {why}"));
+    }
     announce(&options);
     let trials = options.points.len() * options.rounds;
     let bar = ProgressBar::new(trials as u64);

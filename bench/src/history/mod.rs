@@ -6,7 +6,6 @@
 pub mod edivisive;
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -52,12 +51,12 @@ pub fn record_of(path: &Path) -> Result<Record, String> {
     let value: serde_json::Value = serde_json::from_slice(&text)
         .map_err(|e| format!("{} is not JSON: {e}", path.display()))?;
     if value.get("benchmarks").is_some() {
-        let report: AbReport = serde_json::from_value(value)
-            .map_err(|e| format!("{} is not an ab report: {e}", path.display()))?;
+        let report = AbReport::from_value(value)
+            .map_err(|why| format!("{} is not an ab report: {why}", path.display()))?;
         Ok(from_ab(&report))
     } else if value.get("points").is_some() {
-        let run: SuiteRun = serde_json::from_value(value)
-            .map_err(|e| format!("{} is not a suite run.json: {e}", path.display()))?;
+        let run = SuiteRun::from_value(value)
+            .map_err(|why| format!("{} is not a suite run.json: {why}", path.display()))?;
         Ok(from_suite(&run))
     } else {
         Err(format!(
@@ -137,40 +136,127 @@ fn from_suite(run: &SuiteRun) -> Record {
     }
 }
 
-/// The store's records, oldest first; none for a store not made yet.
-pub fn load(store: &Path) -> Result<Vec<Record>, String> {
-    let path = store.join(STORE_FILE);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+/// The store's lock file in its folder: every append holds it exclusively (`flock`), every
+/// read shared, so two CI jobs appending at once both land and a reader never sees half a line.
+pub const LOCK_FILE: &str = "history.lock";
+
+/// The store's lock, held until dropped; `None` when the store has no folder yet, or (for a
+/// shared lock) when the lock file cannot be made there (a read-only store is read unlocked).
+fn lock(store: &Path, exclusive: bool) -> Result<Option<std::fs::File>, String> {
+    use rustix::fs::{FlockOperation, flock};
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let path = store.join(LOCK_FILE);
+    let opened = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&path);
+    let file = match opened {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !store.exists() => return Ok(None),
+        Err(_) if !exclusive => return Ok(None),
         Err(e) => return Err(format!("{}: {e}", path.display())),
     };
-    text.lines()
-        .enumerate()
-        .filter(|(_, line)| !line.trim().is_empty())
-        .map(|(i, line)| {
-            serde_json::from_str(line)
-                .map_err(|e| format!("{} line {}: {e}", path.display(), i + 1))
-        })
-        .collect()
+    let operation = if exclusive {
+        FlockOperation::LockExclusive
+    } else {
+        FlockOperation::LockShared
+    };
+    flock(&file, operation).map_err(|e| format!("{}: cannot lock: {e}", path.display()))?;
+    Ok(Some(file))
 }
 
-/// Adds `record` to the store (made if needed). A commit already stored is replaced where it
-/// stands: one record per commit.
-pub fn append(store: &Path, record: Record) -> Result<PathBuf, String> {
-    let mut records = load(store)?;
-    match records.iter_mut().find(|r| r.commit == record.commit) {
-        Some(old) => *old = record,
-        None => records.push(record),
-    }
-    std::fs::create_dir_all(store).map_err(|e| format!("{}: {e}", store.display()))?;
+/// What the store holds: its records, oldest first (one per commit: a commit stored again
+/// replaces its record where it first stood), and a warning for each line that is not a
+/// record (a torn write's last line, say), skipped and left in the file as it is.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    /// The records.
+    pub records: Vec<Record>,
+    /// One line per line skipped.
+    pub skipped: Vec<String>,
+}
+
+/// The store's records and the lines skipped ([`Loaded`]); nothing for a store not made yet.
+pub fn read(store: &Path) -> Result<Loaded, String> {
     let path = store.join(STORE_FILE);
-    let mut text = Vec::new();
-    for r in &records {
-        serde_json::to_writer(&mut text, r).map_err(|e| e.to_string())?;
-        let _ = writeln!(text);
+    let _lock = lock(store, false)?;
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Loaded::default()),
+        Err(e) => return Err(format!("{}: {e}", path.display())),
+    };
+    let mut loaded = Loaded::default();
+    let lines: Vec<&[u8]> = bytes.split(|&b| b == b'\n').collect();
+    for (i, line) in lines.iter().enumerate() {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let torn = i + 1 == lines.len();
+        match serde_json::from_slice::<Record>(line) {
+            Ok(record) => match loaded
+                .records
+                .iter_mut()
+                .find(|r| r.commit == record.commit)
+            {
+                Some(old) => *old = record,
+                None => loaded.records.push(record),
+            },
+            Err(e) => loaded.skipped.push(format!(
+                "{} line {}: not a record, skipped and kept as it is ({}{e})",
+                path.display(),
+                i + 1,
+                if torn {
+                    "the last line, without a newline: a write cut short? "
+                } else {
+                    ""
+                }
+            )),
+        }
     }
-    std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(loaded)
+}
+
+/// The store's records, oldest first; none for a store not made yet. Lines that are not
+/// records are skipped ([`read`] says which).
+pub fn load(store: &Path) -> Result<Vec<Record>, String> {
+    read(store).map(|loaded| loaded.records)
+}
+
+/// Adds `record` to the store (made if needed), holding its lock: one whole line appended
+/// (`O_APPEND`, one write) after every byte already there, which is never rewritten. A commit
+/// already stored is replaced by this record when read ([`read`]): one record per commit.
+/// After a torn last line (no newline at the end) the record starts on a line of its own.
+pub fn append(store: &Path, record: Record) -> Result<PathBuf, String> {
+    use std::io::Write as _;
+    use std::os::unix::fs::{FileExt as _, OpenOptionsExt as _};
+    std::fs::create_dir_all(store).map_err(|e| format!("{}: {e}", store.display()))?;
+    let _lock = lock(store, true)?;
+    let path = store.join(STORE_FILE);
+    let failed = |e: std::io::Error| format!("{}: {e}", path.display());
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create(true)
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&path)
+        .map_err(failed)?;
+    let len = file.metadata().map_err(failed)?.len();
+    let mut line = Vec::new();
+    if len > 0 {
+        let mut last = [0u8];
+        file.read_exact_at(&mut last, len - 1).map_err(failed)?;
+        if last[0] != b'\n' {
+            line.push(b'\n');
+        }
+    }
+    serde_json::to_writer(&mut line, &record).map_err(|e| e.to_string())?;
+    line.push(b'\n');
+    file.write_all(&line).map_err(failed)?;
+    file.sync_data().map_err(failed)?;
     Ok(path)
 }
 

@@ -10,7 +10,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use pulldown_cmark::{Event, Options, Parser};
+use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
 
 use super::SuiteRun;
 use super::output::Summary;
@@ -113,16 +113,23 @@ fn inline_svg(path: &Path) -> std::io::Result<String> {
     Ok(text[start..].to_owned())
 }
 
-/// `markdown` as HTML, tables included.
+/// `markdown` as HTML, tables included. The Markdown holds strings from run.json (a CPU's
+/// model, a server's name and command, a failure's reason), which may come from anyone: raw
+/// HTML in it is shown as text, never passed through, and links and images are reduced to their
+/// text, so no string can become an element, an attribute or a URL on the page.
 fn to_html(markdown: &str) -> String {
     let mut out = String::new();
     let parser = Parser::new_ext(markdown, Options::ENABLE_TABLES);
     pulldown_cmark::html::push_html(
         &mut out,
-        parser.map(|event| match event {
+        parser.filter_map(|event| match event {
             // summary.md's tables are wide: keep cells on one line.
-            Event::SoftBreak => Event::Text(" ".into()),
-            other => other,
+            Event::SoftBreak => Some(Event::Text(" ".into())),
+            // Escaped by push_html, as all text is.
+            Event::Html(raw) | Event::InlineHtml(raw) => Some(Event::Text(raw)),
+            Event::Start(Tag::Link { .. } | Tag::Image { .. })
+            | Event::End(TagEnd::Link | TagEnd::Image) => None,
+            other => Some(other),
         }),
     );
     out
@@ -174,7 +181,7 @@ pub fn page(
     let mut html = String::new();
     let _ = write!(
         html,
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+        "<!DOCTYPE html>\n{mark}\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
          <title>{title}</title>\n<script>{ERRORS_SCRIPT}</script>\n<style>{STYLE}</style>\n\
          </head>\n<body>\n<h1>{title}</h1>\n<p class=\"hint\">{when}, {machine}. Command: \
@@ -183,6 +190,7 @@ pub fn page(
          sort the table by it.</p>\n{results}</section>\n<section id=\"charts\">\n<h2>Charts</h2>\n\
          {charts}</section>\n<section id=\"about\">\n<h2>How this run was made</h2>\n{about}\
          <h3>Files</h3>\n{files}\n</section>\n<script>{SORT_SCRIPT}</script>\n</body>\n</html>\n",
+        mark = super::output::MARK,
         title = escape(&title),
         when = escape(&run.meta.time),
         machine = escape(&format!(
@@ -209,6 +217,37 @@ mod tests {
         assert!(html.contains("<strong>tokio</strong>"), "{html}");
         assert!(
             html.contains("<th style=\"text-align: right\">a</th>"),
+            "{html}"
+        );
+    }
+
+    #[test]
+    fn raw_html_and_links_in_the_markdown_stay_text() {
+        let html = to_html(
+            "cpu <script>alert(1)</script> and <img src=x onerror=alert(2)>\n\n\
+             <div onclick=\"x()\">block</div>\n\n[click](javascript:alert(3)) ![i](x.png)\n",
+        );
+        for element in ["<script", "<img", "<div", "<a ", "href"] {
+            assert!(!html.contains(element), "{element} in {html}");
+        }
+        assert!(
+            html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+            "{html}"
+        );
+        assert!(html.contains("<p>click i</p>"), "{html}");
+    }
+
+    #[test]
+    fn free_text_from_a_run_is_shown_as_written() {
+        let text = "**x** `y` <b>z</b> [a](b) ![c](d) _e_ | f &amp; g\n# h";
+        let html = to_html(&format!("about: {}\n", super::super::output::md_text(text)));
+        for markup in [
+            "<strong", "<em", "<code", "<b>", "<a ", "<img", "<h1", "<table",
+        ] {
+            assert!(!html.contains(markup), "{markup} in {html}");
+        }
+        assert!(
+            html.contains("**x** `y` &lt;b&gt;z&lt;/b&gt; [a](b) ![c](d) _e_ | f &amp;amp; g # h"),
             "{html}"
         );
     }

@@ -258,6 +258,62 @@ pub struct SuiteRun {
     pub c10k: Vec<c10k::Holding>,
 }
 
+/// The `schema` versions of run.json this version reads (and, the last, writes).
+pub const SCHEMAS: [u64; 2] = [1, 2];
+
+/// Checks that `value` has the fields every run.json any version wrote has, each of its type
+/// (`schema` one of [`SCHEMAS`], `profile`, `command`, `meta` with `host` and `time`, `points`
+/// whose entries have `point` and `status`, `duration_s`, `warmup_s`): a JSON object that is
+/// not a suite run is refused, not read as an empty run (every field has a serde default).
+/// `Err` says, in a few words, what is missing.
+pub fn recognise(value: &serde_json::Value) -> Result<(), String> {
+    use serde_json::Value;
+    let field = |name: &str| value.get(name);
+    let has = |name: &str, ok: fn(&Value) -> bool| match field(name) {
+        Some(v) if ok(v) => Ok(()),
+        Some(_) => Err(format!("its `{name}` is not what a suite run holds")),
+        None => Err(format!("it has no `{name}`")),
+    };
+    if !value.is_object() {
+        return Err("it is not a JSON object".into());
+    }
+    match field("schema").and_then(Value::as_u64) {
+        Some(schema) if SCHEMAS.contains(&schema) => {}
+        Some(schema) => return Err(format!("its schema {schema} is not one this version reads")),
+        None => return Err("it has no numeric `schema`".into()),
+    }
+    has("profile", Value::is_string)?;
+    has("command", Value::is_string)?;
+    has("meta", |m| {
+        m.get("host").is_some_and(Value::is_string) && m.get("time").is_some_and(Value::is_string)
+    })?;
+    has("duration_s", Value::is_number)?;
+    has("warmup_s", Value::is_number)?;
+    has("points", |p| {
+        p.as_array().is_some_and(|points| {
+            points.iter().all(|p| {
+                p.get("point").is_some_and(Value::is_object)
+                    && p.get("status").is_some_and(Value::is_string)
+            })
+        })
+    })
+}
+
+impl SuiteRun {
+    /// A suite run from run.json's text, recognised by its fields first ([`recognise`]).
+    pub fn from_json(text: &str) -> Result<Self, String> {
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| format!("it is not JSON: {e}"))?;
+        Self::from_value(value)
+    }
+
+    /// [`SuiteRun::from_json`] of parsed JSON.
+    pub fn from_value(value: serde_json::Value) -> Result<Self, String> {
+        recognise(&value)?;
+        serde_json::from_value(value).map_err(|e| e.to_string())
+    }
+}
+
 /// Runs the suite, calling `on_point(done, total, label)` before each trial.
 pub fn run(options: &SuiteOptions, on_point: &mut dyn FnMut(usize, usize, &str)) -> SuiteRun {
     let began = Instant::now();
@@ -296,7 +352,7 @@ pub fn run(options: &SuiteOptions, on_point: &mut dyn FnMut(usize, usize, &str))
         }
     }
     SuiteRun {
-        schema: 2,
+        schema: SCHEMAS[SCHEMAS.len() - 1] as u32,
         profile: options.profile,
         rounds: options.rounds.max(1),
         seed: options.seed,

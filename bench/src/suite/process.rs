@@ -63,7 +63,7 @@ impl Launcher {
         let command = server.command().ok_or_else(|| {
             format!("{server}: an outside server read back from a stored run has no command")
         })?;
-        let (mut process, given) = command.prepare(transport).map_err(|e| e.to_string())?;
+        let (mut process, given, dir) = command.prepare(transport).map_err(|e| e.to_string())?;
         if let Some(cpus) = cpus {
             let set = procfs::CpuSet::of(cpus).map_err(|e| e.to_string())?;
             // SAFETY: the closure only calls sched_setaffinity, which is async-signal-safe.
@@ -71,11 +71,12 @@ impl Launcher {
                 process.pre_exec(move || set.apply());
             }
         }
-        let launched = Launched::spawn(process, given)
+        let launched = Launched::spawn(process, given, dir)
             .map_err(|e| format!("{server} ({}): {e}", command.template()))?;
         Ok(ServerProcess {
             addr: launched.endpoint().clone(),
             process: Process::Outside(launched),
+            _socket_dir: None,
         })
     }
 
@@ -91,7 +92,8 @@ impl Launcher {
         let Some(model) = server.model() else {
             return Self::start_outside(server, transport, cpus);
         };
-        let listen = free_listen(transport).to_string();
+        let (listen, socket_dir) = free_listen(transport)?;
+        let listen = listen.to_string();
         let mut command = Command::new(&self.program);
         command
             .args(&self.args)
@@ -140,6 +142,7 @@ impl Launcher {
             Some(addr) => Ok(ServerProcess {
                 process: Process::Own(child),
                 addr,
+                _socket_dir: socket_dir,
             }),
             None => {
                 let status = child.wait().ok();
@@ -157,6 +160,9 @@ impl Launcher {
 pub struct ServerProcess {
     process: Process,
     addr: Endpoint,
+    /// A Unix socket's private folder, removed after the process (fields drop after
+    /// `Drop::drop`).
+    _socket_dir: crate::conformance::SocketDir,
 }
 
 /// A model's process, or an outside server's.
@@ -241,21 +247,20 @@ impl Drop for ServerProcess {
     }
 }
 
-/// What a model is told to listen on for `transport`: port 0 on loopback, or a fresh socket
-/// path in the temporary directory (the server removes it when it stops).
-fn free_listen(transport: Transport) -> Endpoint {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(0);
+/// What a model is told to listen on for `transport`: port 0 on loopback, or a socket path
+/// in a fresh private folder (the server removes the socket when it stops; the folder goes
+/// with the returned guard).
+fn free_listen(transport: Transport) -> Result<(Endpoint, crate::conformance::SocketDir), String> {
     let loopback = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-    match transport {
-        Transport::Tcp => Endpoint::Tcp(loopback),
-        Transport::Udp => Endpoint::Udp(loopback),
-        Transport::Unix => Endpoint::Unix(std::env::temp_dir().join(format!(
-            "echo-suite-{}-{}.sock",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ))),
-    }
+    Ok(match transport {
+        Transport::Tcp => (Endpoint::Tcp(loopback), None),
+        Transport::Udp => (Endpoint::Udp(loopback), None),
+        Transport::Unix => {
+            let (dir, path) = crate::files::private_socket("echo-suite")
+                .map_err(|e| format!("cannot make a folder for the socket: {e}"))?;
+            (Endpoint::Unix(path), Some(dir))
+        }
+    })
 }
 
 /// Polls `child` until it exits or `deadline` passes: its status, or `None` if it is still

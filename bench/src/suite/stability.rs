@@ -298,14 +298,16 @@ fn list_or_dash(items: &[String]) -> String {
 }
 
 impl Stability {
-    /// Writes `README.md` and `stability.json` into a new folder under `results_dir`.
+    /// Writes `README.md` and `stability.json` into a new folder under `results_dir` (made
+    /// here: a folder that already exists is never written into).
     pub fn write(&self, results_dir: &Path, command: &str) -> std::io::Result<PathBuf> {
         let name = super::output::unique_name("stability", &crate::meta::Meta::current());
         let dir = results_dir.join(name);
-        std::fs::create_dir_all(&dir)?;
-        std::fs::write(dir.join("README.md"), self.markdown(command))?;
+        std::fs::create_dir_all(results_dir)?;
+        std::fs::create_dir(&dir)?;
+        crate::files::write(&dir.join("README.md"), self.markdown(command))?;
         let json = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
-        std::fs::write(dir.join("stability.json"), json + "\n")?;
+        crate::files::write(&dir.join("stability.json"), json + "\n")?;
         Ok(dir)
     }
 }

@@ -6,7 +6,6 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, UdpSocket};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use echo_cli::{Endpoint, Transport};
 
@@ -45,9 +44,11 @@ impl ServerCommand {
     /// The process to start, on a free loopback address of `transport` (the address it was
     /// given is returned with it), for a caller that adds its own settings (CPU pinning) before
     /// [`Launched::spawn`]. A command that asks for `{host}` or `{port}` cannot be given a Unix
-    /// socket, nor one that asks for `{path}` an IP address.
-    pub fn prepare(&self, transport: Transport) -> std::io::Result<(Command, Endpoint)> {
-        let free = free_endpoint(transport)?;
+    /// socket, nor one that asks for `{path}` an IP address. A Unix socket's path is in a
+    /// private folder, which the third part keeps until dropped (hand it to
+    /// [`Launched::spawn`]).
+    pub fn prepare(&self, transport: Transport) -> std::io::Result<(Command, Endpoint, SocketDir)> {
+        let (free, dir) = free_endpoint(transport)?;
         let unfit = |what: &str| {
             std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
@@ -79,13 +80,13 @@ impl ServerCommand {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
-        Ok((command, free))
+        Ok((command, free, dir))
     }
 
     /// Starts the server on a free loopback address of `transport`, with at most `fd_limit`
     /// descriptors if given, and waits until it is ready.
     pub fn launch(&self, transport: Transport, fd_limit: Option<u64>) -> std::io::Result<Launched> {
-        let (mut command, free) = self.prepare(transport)?;
+        let (mut command, free, dir) = self.prepare(transport)?;
         if let Some(limit) = fd_limit {
             // SAFETY: setrlimit is async-signal-safe, as pre_exec requires.
             unsafe {
@@ -101,25 +102,30 @@ impl ServerCommand {
                 });
             }
         }
-        Launched::spawn(command, free)
+        Launched::spawn(command, free, dir)
     }
 }
 
-/// A free loopback address of `transport`: a port nothing listens on, or a fresh socket path in
-/// the temporary directory.
-fn free_endpoint(transport: Transport) -> std::io::Result<Endpoint> {
+/// The private folder of a Unix socket's path (`None` for an IP address), removed when
+/// dropped, after the server that listened there.
+pub type SocketDir = Option<tempfile::TempDir>;
+
+/// A free loopback address of `transport`: a port nothing listens on, or a socket path in a
+/// fresh private folder ([`crate::files::private_socket`]: no one else can guess, pre-create
+/// or redirect it), with that folder.
+fn free_endpoint(transport: Transport) -> std::io::Result<(Endpoint, SocketDir)> {
     Ok(match transport {
-        Transport::Tcp => Endpoint::Tcp(TcpListener::bind("127.0.0.1:0")?.local_addr()?),
-        Transport::Udp => Endpoint::Udp(UdpSocket::bind("127.0.0.1:0")?.local_addr()?),
+        Transport::Tcp => (
+            Endpoint::Tcp(TcpListener::bind("127.0.0.1:0")?.local_addr()?),
+            None,
+        ),
+        Transport::Udp => (
+            Endpoint::Udp(UdpSocket::bind("127.0.0.1:0")?.local_addr()?),
+            None,
+        ),
         Transport::Unix => {
-            static NEXT: AtomicU64 = AtomicU64::new(0);
-            let path = std::env::temp_dir().join(format!(
-                "echo-check-{}-{}.sock",
-                std::process::id(),
-                NEXT.fetch_add(1, Ordering::Relaxed)
-            ));
-            let _ = std::fs::remove_file(&path);
-            Endpoint::Unix(path)
+            let (dir, path) = crate::files::private_socket("echo-check")?;
+            (Endpoint::Unix(path), Some(dir))
         }
     })
 }
@@ -143,7 +149,11 @@ fn answers(endpoint: &Endpoint) -> bool {
 impl Launched {
     /// Spawns `command` (from [`ServerCommand::prepare`], given `addr`) and waits until it is
     /// ready.
-    pub fn spawn(mut command: Command, addr: Endpoint) -> std::io::Result<Launched> {
+    pub fn spawn(
+        mut command: Command,
+        addr: Endpoint,
+        socket_dir: SocketDir,
+    ) -> std::io::Result<Launched> {
         let mut child = command.spawn()?;
         let stdout = child.stdout.take().expect("piped stdout");
         let (tx, rx) = mpsc::channel();
@@ -159,6 +169,7 @@ impl Launched {
             child,
             addr: addr.clone(),
             stdout: Some(lines),
+            _socket_dir: socket_dir,
         };
         launched.wait_ready(&rx, &addr)?;
         Ok(launched)
@@ -171,6 +182,8 @@ pub struct Launched {
     child: Child,
     addr: Endpoint,
     stdout: Option<std::thread::JoinHandle<Vec<String>>>,
+    /// Dropped after the process (fields drop after `Drop::drop`).
+    _socket_dir: SocketDir,
 }
 
 impl Launched {

@@ -335,7 +335,20 @@ pub fn draw(path: &Path, figure: &Figure) -> std::io::Result<()> {
     let x = Resolved::of(&figure.x, &xs, false);
     let y = Resolved::of(&figure.y, &ys, true);
 
-    let root = SVGBackend::new(path, (WIDTH, HEIGHT)).into_drawing_area();
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
+        draw_on(&root, figure, (&x, &y))?;
+    }
+    super::save(path, svg)
+}
+
+/// The figure on `root`.
+fn draw_on(
+    root: &DrawingArea<SVGBackend<'_>, Shift>,
+    figure: &Figure,
+    (x, y): (&Resolved, &Resolved),
+) -> std::io::Result<()> {
     root.fill(&WHITE).map_err(err)?;
     let body = root
         .titled(&figure.title, ("sans-serif", 20))
@@ -348,9 +361,9 @@ pub fn draw(path: &Path, figure: &Figure) -> std::io::Result<()> {
         .zip(&figure.panels)
         .enumerate()
     {
-        draw_panel(&root, area, panel, figure, (&x, &y), i == 0)?;
+        draw_panel(root, area, panel, figure, (x, y), i == 0)?;
     }
-    draw_legend(&root, figure)?;
+    draw_legend(root, figure)?;
     root.present().map_err(err)
 }
 

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use echo_servers::Family;
 
 use super::Server;
+use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use self::canvas::{Axis, Figure, Line, Mark, Panel, Point, Scale, axis_number};
@@ -41,13 +42,57 @@ fn ranking_chart(
     measure: Measure,
     rows: &[(String, f64, f64, f64, bool)],
 ) -> std::io::Result<()> {
-    let x_max = rows.iter().map(|r| r.3).fold(0.0f64, f64::max) * 1.1;
     let height = 90 + 34 * rows.len() as u32;
-    let root = SVGBackend::new(path, (canvas::WIDTH, height)).into_drawing_area();
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (canvas::WIDTH, height)).into_drawing_area();
+        draw_ranking(&root, title, measure, rows)?;
+    }
+    save(path, svg)
+}
+
+/// What every chart file starts with: how `echo-bench report` knows a chart is its own to
+/// redraw or remove.
+pub const CHART_MARK: &str = "<!-- chart drawn by echo-bench -->";
+
+/// Whether `text` is a chart echo-bench drew: marked with [`CHART_MARK`], or plotters' SVG as
+/// every version before the mark wrote it.
+pub fn drawn_by_us(text: &str) -> bool {
+    let head: Vec<&str> = text.lines().take(2).collect();
+    head.first() == Some(&CHART_MARK)
+        || (head.len() == 2
+            && head[0].starts_with("<svg width=\"")
+            && head[0].ends_with("xmlns=\"http://www.w3.org/2000/svg\">")
+            && head[1].starts_with("<rect x=\"0\" y=\"0\""))
+}
+
+/// Whether the chart file at `path` may be replaced or removed: absent, or a regular file
+/// ([`drawn_by_us`]). A symlink, a folder or anyone else's file may not.
+pub fn may_replace(path: &Path) -> std::io::Result<bool> {
+    match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(true),
+        Err(e) => Err(e),
+        Ok(meta) if !meta.is_file() => Ok(false),
+        Ok(_) => Ok(drawn_by_us(&String::from_utf8_lossy(&std::fs::read(path)?))),
+    }
+}
+
+/// Writes a chart's SVG to `path`, marked ([`CHART_MARK`]), through [`crate::files::write`].
+pub(crate) fn save(path: &Path, svg: String) -> std::io::Result<()> {
+    crate::files::write(path, format!("{CHART_MARK}\n{svg}"))
+}
+
+fn draw_ranking(
+    root: &DrawingArea<SVGBackend<'_>, Shift>,
+    title: &str,
+    measure: Measure,
+    rows: &[(String, f64, f64, f64, bool)],
+) -> std::io::Result<()> {
+    let x_max = rows.iter().map(|r| r.3).fold(0.0f64, f64::max) * 1.1;
     root.fill(&WHITE).map_err(err)?;
     let n = rows.len();
     let names: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
-    let mut chart = ChartBuilder::on(&root)
+    let mut chart = ChartBuilder::on(root)
         .caption(title, ("sans-serif", 18))
         .margin(12)
         .x_label_area_size(40)

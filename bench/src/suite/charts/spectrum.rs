@@ -308,7 +308,7 @@ pub fn write_log(
         return Ok(None);
     }
     let path = dir.join("latency.hlog");
-    std::fs::write(&path, text)?;
+    crate::files::write(&path, text)?;
     Ok(Some(path))
 }
 
