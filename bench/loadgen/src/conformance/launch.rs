@@ -114,7 +114,7 @@ fn free_endpoint(transport: Transport) -> std::io::Result<Endpoint> {
         Transport::Unix => {
             static NEXT: AtomicU64 = AtomicU64::new(0);
             let path = std::env::temp_dir().join(format!(
-                "echo-check-{}-{}.sock",
+                "{SOCKET_PREFIX}{}-{}.sock",
                 std::process::id(),
                 NEXT.fetch_add(1, Ordering::Relaxed)
             ));
@@ -122,6 +122,18 @@ fn free_endpoint(transport: Transport) -> std::io::Result<Endpoint> {
             Endpoint::Unix(path)
         }
     })
+}
+
+/// The prefix of the socket paths [`free_endpoint`] makes up.
+const SOCKET_PREFIX: &str = "echo-check-";
+
+/// Whether `path` is a socket path of this process's making ([`free_endpoint`]).
+fn is_ours(path: &std::path::Path) -> bool {
+    path.parent() == Some(std::env::temp_dir().as_path())
+        && path.file_name().is_some_and(|name| {
+            name.to_string_lossy()
+                .starts_with(&format!("{SOCKET_PREFIX}{}-", std::process::id()))
+        })
 }
 
 /// Whether a server answers at `endpoint`: accepts a connection, or echoes a datagram within
@@ -144,7 +156,7 @@ impl Launched {
     /// Spawns `command` (from [`ServerCommand::prepare`], given `addr`) and waits until it is
     /// ready.
     pub fn spawn(mut command: Command, addr: Endpoint) -> std::io::Result<Launched> {
-        let mut child = command.spawn()?;
+        let mut child = crate::child::spawn(&mut command)?;
         let stdout = child.stdout.take().expect("piped stdout");
         let (tx, rx) = mpsc::channel();
         let lines = std::thread::spawn(move || {
@@ -155,10 +167,15 @@ impl Launched {
             }
             all
         });
+        let given_path = match &addr {
+            Endpoint::Unix(path) if is_ours(path) => Some(path.clone()),
+            _ => None,
+        };
         let mut launched = Launched {
             child,
             addr: addr.clone(),
             stdout: Some(lines),
+            given_path,
         };
         launched.wait_ready(&rx, &addr)?;
         Ok(launched)
@@ -171,6 +188,8 @@ pub struct Launched {
     child: Child,
     addr: Endpoint,
     stdout: Option<std::thread::JoinHandle<Vec<String>>>,
+    /// The socket path it was given, when this process made it up (removed on drop).
+    given_path: Option<std::path::PathBuf>,
 }
 
 impl Launched {
@@ -219,23 +238,17 @@ impl Launched {
         )))
     }
 
-    /// Sends SIGTERM and waits up to `within` for it to exit; its status, or `None`.
+    /// Sends SIGTERM (to its process group) and waits up to `within` for it to exit; its
+    /// status, or `None` (it is then killed with SIGKILL).
     pub fn terminate(&mut self, within: Duration) -> Option<ExitStatus> {
-        // SAFETY: kill(2) on our own child.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + within;
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        None
+        crate::child::stop(&mut self.child, within)
     }
 
     /// Its exit status, if it has exited.
     pub fn exited(&mut self) -> Option<ExitStatus> {
-        self.child.try_wait().ok()?
+        let status = self.child.try_wait().ok()??;
+        crate::child::reaped(self.child.id());
+        Some(status)
     }
 
     /// What it printed on stdout, once it has exited (`None` while it runs).
@@ -246,8 +259,12 @@ impl Launched {
 }
 
 impl Drop for Launched {
+    /// Kills its process group and reaps it; removes the socket file of a Unix address it was
+    /// given here (a server killed, or one that failed, leaves it behind).
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        crate::child::kill(&mut self.child);
+        if let Some(path) = &self.given_path {
+            let _ = std::fs::remove_file(path);
+        }
     }
 }
