@@ -111,10 +111,34 @@ pub fn main(args: SuiteArgs) -> ExitCode {
             .expect("valid template")
             .progress_chars("=> "),
     );
-    let run = suite::run(&options, &mut |done, _, label| {
-        bar.set_position(done as u64);
-        bar.set_message(label.to_owned());
-    });
+    // On SIGINT or SIGTERM (once the servers are stopped): what was measured so far, written as
+    // a partial run.
+    let so_far = std::sync::Arc::new(std::sync::Mutex::new(suite::SuiteRun::default()));
+    {
+        let so_far = std::sync::Arc::clone(&so_far);
+        let dir = options.results_dir.clone();
+        let bar = bar.clone();
+        echo_bench::child::on_interrupt(move || {
+            bar.finish_and_clear();
+            let run = so_far.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            match output::write(&dir, &run) {
+                Ok(written) => eprintln!(
+                    "echo-bench: wrote the partial run {} ({} trial(s) measured)",
+                    written.display(),
+                    run.points.len()
+                ),
+                Err(err) => eprintln!("echo-bench: cannot write the partial run: {err}"),
+            }
+        });
+    }
+    let run = suite::run_sharing(
+        &options,
+        &mut |done, _, label| {
+            bar.set_position(done as u64);
+            bar.set_message(label.to_owned());
+        },
+        &so_far,
+    );
     bar.finish_and_clear();
     let aggregates = advice::aggregate(&run);
     let split = suite::transports::split(&run, &aggregates);
@@ -141,7 +165,7 @@ pub fn main(args: SuiteArgs) -> ExitCode {
             println!("- {}", line.replace("**", ""));
         }
     }
-    match output::write_with(&options.results_dir, &run, &aggregates) {
+    match echo_bench::child::finishing(|| output::write_with(&options.results_dir, &run, &aggregates)) {
         Ok(dir) => println!("\nwrote {} (run.json, summary.md, charts)", dir.display()),
         Err(err) => {
             eprintln!("echo-bench: cannot write the results: {err}");
