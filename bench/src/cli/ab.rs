@@ -93,6 +93,9 @@ fn parse_pct(text: &str) -> Result<f64, String> {
         .ok_or_else(|| format!("'{text}' is not a percentage between 0 and 100"))
 }
 
+/// The build at `binary`, which must be a file: the path as given, relative to the current
+/// folder (a bare NAME is `./NAME`, never a program found on PATH), made absolute so that the
+/// file checked is the file run.
 fn build(binary: PathBuf, server_args: Vec<String>, flag: &str) -> Build {
     if !binary.is_file() {
         usage_exit(
@@ -100,6 +103,12 @@ fn build(binary: PathBuf, server_args: Vec<String>, flag: &str) -> Build {
             &format!("error: {flag} {}: not a file", binary.display()),
         );
     }
+    let binary = std::path::absolute(&binary).unwrap_or_else(|e| {
+        usage_exit(
+            "echo-bench",
+            &format!("error: {flag} {}: {e}", binary.display()),
+        )
+    });
     Build {
         binary,
         server_args,
