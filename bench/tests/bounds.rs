@@ -24,7 +24,10 @@ fn rejected(args: &[&str]) {
     );
     let lines: Vec<&str> = stderr.lines().collect();
     assert_eq!(lines.len(), 1, "{args:?}: not one line: {stderr}");
-    assert!(lines[0].starts_with("echo-bench: error"), "{args:?}: {stderr}");
+    assert!(
+        lines[0].starts_with("echo-bench: error"),
+        "{args:?}: {stderr}"
+    );
 }
 
 /// Runs `echo-bench SUBCOMMAND --help` and checks that it states `range` for `option`.
@@ -52,7 +55,9 @@ fn documented(subcommand: &[&str], option: &str, range: &str) {
     let entry: Vec<&str> = lines[at..]
         .iter()
         .enumerate()
-        .take_while(|(i, l)| *i == 0 || !(l.trim_start().starts_with('-') || l.trim_start().starts_with('<')))
+        .take_while(|(i, l)| {
+            *i == 0 || !(l.trim_start().starts_with('-') || l.trim_start().starts_with('<'))
+        })
         .map(|(_, l)| l.trim())
         .collect();
     let entry = entry.join(" ");
@@ -188,7 +193,13 @@ fn conformance_merge_and_history_numbers() {
         ["--min-change", "1e9"],
         ["--p", "2"],
     ] {
-        rejected(&[&["history", "report", "--store", "/nonexistent"][..], &bad[..]].concat());
+        rejected(
+            &[
+                &["history", "report", "--store", "/nonexistent"][..],
+                &bad[..],
+            ]
+            .concat(),
+        );
     }
     documented(&["history", "report"], "--threshold", "0 to 1000");
 }

@@ -57,7 +57,14 @@ pub fn spawn(command: &mut Command) -> std::io::Result<Child> {
     // nothing.
     unsafe {
         command.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
+            if libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            ) != 0
+            {
                 return Err(std::io::Error::last_os_error());
             }
             // The parent may have died before the death signal was armed.
@@ -70,7 +77,9 @@ pub fn spawn(command: &mut Command) -> std::io::Result<Child> {
     // Registered under the lock, so an interrupt either sees the group or comes before it.
     let mut groups = GROUPS.lock().unwrap_or_else(|e| e.into_inner());
     if interrupted() {
-        return Err(std::io::Error::other("interrupted: no new process is started"));
+        return Err(std::io::Error::other(
+            "interrupted: no new process is started",
+        ));
     }
     let child = command.spawn()?;
     groups.push(child.id() as i32);
@@ -165,7 +174,11 @@ pub fn handle_signals(tool: &'static str) -> std::io::Result<()> {
             if let Some(hook) = hook {
                 hook();
             }
-            let name = if signal == SIGINT { "SIGINT" } else { "SIGTERM" };
+            let name = if signal == SIGINT {
+                "SIGINT"
+            } else {
+                "SIGTERM"
+            };
             eprintln!("{tool}: interrupted by {name}; its child processes are stopped");
             std::process::exit(exit_code_for(signal).into());
         })?;

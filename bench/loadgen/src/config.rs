@@ -389,7 +389,9 @@ pub fn positive_at_most(
 ) -> impl Fn(&str) -> Result<f64, String> + Clone + Send + Sync + 'static {
     move |text| match text.trim().parse::<f64>() {
         Ok(v) if v.is_finite() && v > 0.0 && v <= max => Ok(v),
-        _ => Err(format!("'{text}' is not a number above 0 and at most {max}")),
+        _ => Err(format!(
+            "'{text}' is not a number above 0 and at most {max}"
+        )),
     }
 }
 

@@ -171,7 +171,9 @@ pub fn main(args: SuiteArgs) -> ExitCode {
             println!("- {}", line.replace("**", ""));
         }
     }
-    match echo_bench::child::finishing(|| output::write_with(&options.results_dir, &run, &aggregates)) {
+    match echo_bench::child::finishing(|| {
+        output::write_with(&options.results_dir, &run, &aggregates)
+    }) {
         Ok(dir) => println!("\nwrote {} (run.json, summary.md, charts)", dir.display()),
         Err(err) => {
             eprintln!("echo-bench: cannot write the results: {err}");

@@ -268,7 +268,11 @@ fn is_false(value: &bool) -> bool {
 
 /// Runs the suite, calling `on_point(done, total, label)` before each trial.
 pub fn run(options: &SuiteOptions, on_point: &mut dyn FnMut(usize, usize, &str)) -> SuiteRun {
-    run_sharing(options, on_point, &std::sync::Mutex::new(SuiteRun::default()))
+    run_sharing(
+        options,
+        on_point,
+        &std::sync::Mutex::new(SuiteRun::default()),
+    )
 }
 
 /// [`run`], keeping `so_far` up to date after each trial (and knee, and C10K measurement): a

@@ -205,7 +205,7 @@ pub fn live_marked(marker: &str) -> Vec<u32> {
         }
         let state = std::fs::read_to_string(entry.path().join("stat"))
             .ok()
-            .and_then(|s| Some(s.rsplit_once(')')?.1.trim().chars().next()?))
+            .and_then(|s| s.rsplit_once(')')?.1.trim().chars().next())
             .unwrap_or('Z');
         if state != 'Z' && state != 'X' {
             found.push(pid);
@@ -252,6 +252,8 @@ pub fn children_of(pid: u32) -> Vec<u32> {
 /// Kills every live process holding `marker` (a test's cleanup after a failure).
 pub fn kill_marked(marker: &str) {
     for pid in live_marked(marker) {
-        let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status();
     }
 }
