@@ -202,6 +202,12 @@ fn conformance_merge_and_history_numbers() {
         );
     }
     documented(&["history", "report"], "--threshold", "0 to 1000");
+    for bad in [&["--threshold", "nan"][..], &["--threshold", "-5"]] {
+        rejected(&[&["compare", "old", "new"][..], bad].concat());
+    }
+    documented(&["compare"], "--threshold", "0 to 1000");
+    rejected(&["stability", "one-run"]);
+    documented(&["stability"], "RUNS", "2 to 1000");
 }
 
 #[test]
