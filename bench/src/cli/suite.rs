@@ -127,6 +127,12 @@ pub fn main(args: SuiteArgs) -> ExitCode {
         echo_bench::child::on_interrupt(move || {
             bar.finish_and_clear();
             let run = so_far.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            if !run.partial
+                || (run.points.is_empty() && run.knees.is_empty() && run.c10k.is_empty())
+            {
+                eprintln!("echo-bench: interrupted before any trial was measured; no run written");
+                return;
+            }
             match output::write(&dir, &run) {
                 Ok(written) => eprintln!(
                     "echo-bench: wrote the partial run {} ({} trial(s) measured)",
