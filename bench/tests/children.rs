@@ -89,6 +89,10 @@ fn killing_conformance_with_any_signal_leaves_no_server() {
             has_child(tool.id(), Duration::from_secs(20)),
             "signal {sig}: no server started"
         );
+        assert!(
+            support::live_marked(&mark).len() >= 2,
+            "the scan misses them"
+        );
         signal(&tool, sig);
         let status = exit_within(&mut tool, Duration::from_secs(15));
         let left = none_left(&mark, Duration::from_secs(5));
@@ -357,4 +361,93 @@ fn a_failed_trial_over_a_unix_socket_leaves_no_socket_file() {
         let _ = std::fs::remove_file(path);
     }
     assert!(left.is_empty(), "socket files left: {left:?}");
+}
+
+/// Starts `echo-bench ARGS`, waits for a child of it (when `child` says so), sends `sig`, and
+/// checks the exit (`code`, or death by SIGKILL) and that no marked process is left.
+fn kill_and_check(args: &[&str], child: bool, sig: i32, code: Option<i32>) {
+    let dir = scratch("signals");
+    let mark = marker(&format!("{}-{sig}", args[0]));
+    let log = dir.join("stderr.log");
+    let mut tool = start(args, &mark, &log);
+    if child {
+        assert!(
+            has_child(tool.id(), Duration::from_secs(20)),
+            "{args:?}: no child started"
+        );
+    } else {
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // The scan sees the tool and its children before the signal.
+    let before = support::live_marked(&mark);
+    assert!(
+        before.len() >= 1 + usize::from(child),
+        "{args:?}: the marked processes are not found: {before:?}"
+    );
+    signal(&tool, sig);
+    let status = exit_within(&mut tool, Duration::from_secs(15));
+    let left = none_left(&mark, Duration::from_secs(5));
+    kill_marked(&mark);
+    let stderr = std::fs::read_to_string(&log).unwrap();
+    let status = status.unwrap_or_else(|| panic!("{args:?}, signal {sig}: did not exit"));
+    match code {
+        Some(code) => assert_eq!(status.code(), Some(code), "{args:?} {sig}: {stderr}"),
+        None => assert_eq!(status.signal(), Some(libc::SIGKILL)),
+    }
+    assert!(left.is_empty(), "{args:?} {sig}: left behind: {left:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn killing_ab_or_a_suite_with_any_signal_leaves_no_process() {
+    let ab = [
+        "ab",
+        "--base",
+        BIN,
+        "--head",
+        BIN,
+        "--benchmarks",
+        "ping-pong/tokio/1",
+        "--pairs",
+        "2",
+        "--trial",
+        "3s",
+        "--warmup",
+        "1s",
+    ];
+    let dir = scratch("suite-kill");
+    let results = dir.join("results");
+    let suite = [
+        "suite",
+        "--profile",
+        "tiny",
+        "--models",
+        "tokio",
+        "--rounds",
+        "20",
+        "--results",
+        results.to_str().unwrap(),
+    ];
+    for (sig, code) in [
+        (libc::SIGINT, Some(130)),
+        (libc::SIGTERM, Some(143)),
+        (libc::SIGKILL, None),
+    ] {
+        kill_and_check(&ab, true, sig, code);
+    }
+    kill_and_check(&suite, true, libc::SIGKILL, None);
+}
+
+#[test]
+fn run_exits_130_or_143_on_a_signal() {
+    let wait = [
+        "run",
+        "--target",
+        "127.0.0.1:9",
+        "--start-in",
+        "60s",
+        "--quiet",
+    ];
+    kill_and_check(&wait, false, libc::SIGINT, Some(130));
+    kill_and_check(&wait, false, libc::SIGTERM, Some(143));
 }
