@@ -63,6 +63,13 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    let code = run();
+    // After SIGINT or SIGTERM the exit code is the signal's, whatever the command returned.
+    echo_bench::child::settle();
+    code
+}
+
+fn run() -> ExitCode {
     let args: Args = parse_or_exit("echo-bench");
     // Every tool but a server stops its children and exits 130/143 on SIGINT/SIGTERM; a server
     // handles the signals itself as its normal stop.

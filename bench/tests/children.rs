@@ -54,6 +54,32 @@ fn has_child(pid: u32, limit: Duration) -> bool {
     false
 }
 
+/// Waits up to `limit` until at least `count` live processes carry `mark`; whether they did.
+fn marked_at_least(mark: &str, count: usize, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if support::live_marked(mark).len() >= count {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+/// Waits up to `limit` until `pid` has started `count` different children; whether it did.
+fn children_started(pid: u32, count: usize, limit: Duration) -> bool {
+    let mut seen = std::collections::BTreeSet::new();
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        seen.extend(children_of(pid));
+        if seen.len() >= count {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    false
+}
+
 /// Waits up to `limit` for `child` to exit.
 fn exit_within(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
     let deadline = Instant::now() + limit;
@@ -85,13 +111,10 @@ fn killing_conformance_with_any_signal_leaves_no_server() {
         let mark = marker(&format!("conformance-{sig}"));
         let log = dir.join(format!("{sig}.log"));
         let mut tool = start(&["conformance", "--command", &command], &mark, &log);
+        // The tool and a server, as the scan sees them (between two checks there is no server).
         assert!(
-            has_child(tool.id(), Duration::from_secs(20)),
-            "signal {sig}: no server started"
-        );
-        assert!(
-            support::live_marked(&mark).len() >= 2,
-            "the scan misses them"
+            marked_at_least(&mark, 2, Duration::from_secs(20)),
+            "signal {sig}: no server seen"
         );
         signal(&tool, sig);
         let status = exit_within(&mut tool, Duration::from_secs(15));
@@ -126,15 +149,19 @@ fn an_interrupted_suite_writes_a_partial_run_and_leaves_no_server() {
                 "tokio",
                 "--rounds",
                 "100",
+                "--reruns",
+                "0",
                 "--results",
                 results.to_str().unwrap(),
             ],
             &mark,
             &log,
         );
-        // A tiny trial takes about 0.5 s: a few are measured by then.
-        std::thread::sleep(Duration::from_secs(4));
-        assert!(has_child(tool.id(), Duration::from_secs(10)), "no server");
+        // A fresh server per trial, and no re-runs: the third server means two trials are done.
+        assert!(
+            children_started(tool.id(), 3, Duration::from_secs(60)),
+            "the suite did not get to its third trial"
+        );
         signal(&tool, sig);
         let status = exit_within(&mut tool, Duration::from_secs(20));
         let left = none_left(&mark, Duration::from_secs(5));
@@ -379,10 +406,9 @@ fn kill_and_check(args: &[&str], child: bool, sig: i32, code: Option<i32>) {
         std::thread::sleep(Duration::from_millis(500));
     }
     // The scan sees the tool and its children before the signal.
-    let before = support::live_marked(&mark);
     assert!(
-        before.len() >= 1 + usize::from(child),
-        "{args:?}: the marked processes are not found: {before:?}"
+        marked_at_least(&mark, 1 + usize::from(child), Duration::from_secs(20)),
+        "{args:?}: the marked processes are not found"
     );
     signal(&tool, sig);
     let status = exit_within(&mut tool, Duration::from_secs(15));

@@ -11,7 +11,7 @@
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, ExitStatus};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
 /// How long a child may take to exit after SIGTERM before it is sent SIGKILL.
@@ -26,6 +26,11 @@ static HOOK: Mutex<Option<Hook>> = Mutex::new(None);
 
 /// Set once SIGINT or SIGTERM arrived ([`handle_signals`]).
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+/// The signal that arrived.
+static SIGNAL: AtomicI32 = AtomicI32::new(0);
+
+/// How long [`settle`] waits for the signal handling to end the process before it does.
+const SETTLE_WITHIN: Duration = Duration::from_secs(120);
 
 /// Whether the tool was interrupted by SIGINT or SIGTERM: a result measured now may be cut
 /// short and is not to be kept.
@@ -142,11 +147,29 @@ fn signal_group(group: i32, signal: i32) {
 }
 
 /// Runs `write` (a tool's final results) so that an interrupt meanwhile waits for it, with the
-/// interrupt hook cleared first: the complete results replace the partial ones.
+/// interrupt hook cleared first: the complete results replace the partial ones. After an
+/// interrupt, never returns: the results are cut short, and the signal handling writes what it
+/// writes and exits ([`settle`]).
 pub fn finishing<T>(write: impl FnOnce() -> T) -> T {
-    let _writing = WRITING.lock().unwrap_or_else(|e| e.into_inner());
+    let writing = WRITING.lock().unwrap_or_else(|e| e.into_inner());
+    if interrupted() {
+        drop(writing);
+        settle();
+    }
     HOOK.lock().unwrap_or_else(|e| e.into_inner()).take();
     write()
+}
+
+/// After an interrupt, waits for the signal handling to stop the children, run the hook and
+/// exit with its code (exits with that code itself if that takes over two minutes): a tool calls
+/// it before it reports or writes results that the interrupt cut short, and before it exits, so
+/// its own exit code never replaces 130 or 143. Returns at once when there was no interrupt.
+pub fn settle() {
+    if !interrupted() {
+        return;
+    }
+    std::thread::sleep(SETTLE_WITHIN);
+    std::process::exit(exit_code_for(SIGNAL.load(Ordering::SeqCst)).into());
 }
 
 /// Sets what an interrupt does once the children are stopped, before the tool exits (such as
@@ -167,6 +190,7 @@ pub fn handle_signals(tool: &'static str) -> std::io::Result<()> {
             let Some(signal) = signals.forever().next() else {
                 return;
             };
+            SIGNAL.store(signal, Ordering::SeqCst);
             INTERRUPTED.store(true, Ordering::SeqCst);
             stop_all();
             let _writing = WRITING.lock().unwrap_or_else(|e| e.into_inner());

@@ -201,6 +201,8 @@ pub fn main(args: AbArgs) -> ExitCode {
     };
     let report = ab::run(&options, &super::suite::command_line(), &mut on_trial);
     bar.finish_and_clear();
+    // Interrupted: the trials since are invalid; nothing of them is reported or written.
+    echo_bench::child::settle();
 
     if !args.quiet {
         print!("{}", export::table(&report));

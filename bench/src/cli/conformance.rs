@@ -123,6 +123,8 @@ pub fn main(args: ConformanceArgs) -> ExitCode {
     let mut outcomes = Vec::new();
     for check in checks {
         let outcome = conformance::run(check, &subject);
+        // Interrupted: this check was cut short, and no other runs.
+        echo_bench::child::settle();
         let reason = outcome
             .reason
             .as_deref()

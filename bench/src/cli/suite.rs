@@ -152,6 +152,8 @@ pub fn main(args: SuiteArgs) -> ExitCode {
         &so_far,
     );
     bar.finish_and_clear();
+    // Interrupted: the partial run is the signal handling's to write.
+    echo_bench::child::settle();
     let aggregates = advice::aggregate(&run);
     let split = suite::transports::split(&run, &aggregates);
     if split.is_empty() {
