@@ -6,6 +6,10 @@
 //! reaped; then the tool's interrupt hook ([`on_interrupt`], such as the suite's partial
 //! run.json), and the exit code [`exit_code_for`] the signal: 130 for SIGINT, 143 for SIGTERM.
 //!
+//! A tool calls [`settle`] before it reports or writes results an interrupt may have cut short
+//! (and before it exits, so its own code never replaces the signal's), and writes its final
+//! results through [`finishing`], which an interrupt waits for.
+//!
 //! Every wait on a child here has a deadline ([`wait_until`], [`stop`]).
 
 use std::os::unix::process::CommandExt;
