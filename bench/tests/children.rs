@@ -131,6 +131,7 @@ fn killing_conformance_with_any_signal_leaves_no_server() {
             "signal {sig}: processes left behind: {left:?}"
         );
     }
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -232,6 +233,7 @@ fn a_server_that_prints_something_else_fails_at_once() {
     assert!(began.elapsed() < Duration::from_secs(11), "{why}");
     assert!(why.contains("usage: fake"), "{why}");
     assert_eq!(why.lines().count(), 1, "{why}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -242,6 +244,7 @@ fn a_silent_server_fails_within_the_start_limit() {
     let why = start_error(launcher(&fake), Duration::from_secs(15))
         .expect("the launcher waited past its start limit");
     assert!(why.contains("no 'listening on' line within"), "{why}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -277,6 +280,7 @@ fn ab_with_a_wrong_binary_ends_within_its_start_limit() {
     assert!(!output.status.success(), "{text}");
     assert!(text.contains("instead of a 'listening on"), "{text}");
     assert!(left.is_empty(), "processes left behind: {left:?}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -322,6 +326,7 @@ fn ab_runs_the_file_it_checked_not_one_on_path() {
         "ab ran the build found on PATH, not ./build"
     );
     assert!(ran_here.exists(), "ab did not run ./build");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// The socket files of this process's suite servers in the temporary directory.
@@ -388,6 +393,7 @@ fn a_failed_trial_over_a_unix_socket_leaves_no_socket_file() {
         let _ = std::fs::remove_file(path);
     }
     assert!(left.is_empty(), "socket files left: {left:?}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Starts `echo-bench ARGS`, waits for a child of it (when `child` says so), sends `sig`, and
@@ -462,6 +468,7 @@ fn killing_ab_or_a_suite_with_any_signal_leaves_no_process() {
         kill_and_check(&ab, true, sig, code);
     }
     kill_and_check(&suite, true, libc::SIGKILL, None);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
