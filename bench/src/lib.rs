@@ -21,5 +21,6 @@ pub mod suite;
 
 pub use echo_loadgen::{Engine, Report, RunConfig, Stop, Workload};
 pub use echo_loadgen::{
-    config, conformance, engine, export, files, merge, meta, pattern, procfs, report, socket, stats,
+    child, config, conformance, engine, export, files, merge, meta, pattern, procfs, report,
+    socket, stats,
 };

@@ -10,7 +10,9 @@
 //! - `echo-bench serve --model NAME`: run one server model (what the suite starts).
 //!
 //! Exit codes: 0 clean run, 1 a run that saw errors (for `ab`, a confirmed regression), 2 usage
-//! error (one line on stderr) or, for `ab`, an invalid comparison.
+//! error (one line on stderr) or, for `ab`, an invalid comparison, 130 stopped by SIGINT, 143
+//! stopped by SIGTERM (every child process is stopped first, and an interrupted suite writes
+//! what it measured as a partial run). `serve` exits 0 on SIGINT or SIGTERM, as `echo-server`.
 
 mod cli;
 
@@ -21,7 +23,16 @@ use echo_cli::parse_or_exit;
 
 /// Compare server concurrency models: drive TCP echo servers and measure them.
 #[derive(Debug, Parser)]
-#[command(name = "echo-bench", version, propagate_version = true)]
+#[command(
+    name = "echo-bench",
+    version,
+    propagate_version = true,
+    after_help = "Exit codes: 0 success; 1 the run saw failures (for ab, a confirmed \
+                  regression); 2 usage error or out-of-range value (one line on stderr), for ab \
+                  also an invalid comparison; 130 stopped by SIGINT, 143 by SIGTERM (child \
+                  servers stopped first; an interrupted suite writes a partial run.json). \
+                  serve exits 0 on either signal."
+)]
 struct Args {
     #[command(subcommand)]
     command: Option<Command>,
@@ -52,7 +63,22 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    let code = run();
+    // After SIGINT or SIGTERM the exit code is the signal's, whatever the command returned.
+    echo_bench::child::settle();
+    code
+}
+
+fn run() -> ExitCode {
     let args: Args = parse_or_exit("echo-bench");
+    // Every tool but a server stops its children and exits 130/143 on SIGINT/SIGTERM; a server
+    // handles the signals itself as its normal stop.
+    if !matches!(args.command, Some(Command::Serve(_)))
+        && let Err(err) = echo_bench::child::handle_signals("echo-bench")
+    {
+        eprintln!("echo-bench: cannot install signal handlers: {err}");
+        return echo_cli::exit_code(echo_cli::EXIT_FAILURE);
+    }
     match args.command {
         None => {
             // No subcommand: the suite with its defaults, exactly as `echo-bench suite`.

@@ -23,23 +23,26 @@ pub struct ServeArgs {
     /// models that serve udp:); port 0 picks a free port.
     #[arg(long, value_name = "ADDR", default_value_t = Endpoint::Tcp(ServerConfig::DEFAULT_LISTEN))]
     pub listen: Endpoint,
-    /// Worker threads, for the models that have them (default: the model's own).
+    /// Worker threads, for the models that have them, 1 to 65535 (default: the model's own).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub threads: Option<u16>,
-    /// Listen backlog.
+    /// Listen backlog, 1 to 1000000.
     #[arg(long, value_name = "N", default_value_t = ServerConfig::DEFAULT_BACKLOG,
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub backlog: u32,
-    /// Bytes of buffer per connection (the most held for a client that does not read).
+    /// Bytes of buffer per connection (the most held for a client that does not read), 1 to
+    /// 67108864 (64 MiB).
     #[arg(long, value_name = "BYTES", default_value_t = ServerConfig::DEFAULT_BUFFER as u64,
           value_parser = clap::value_parser!(u64).range(1..=64 * 1024 * 1024))]
     pub buffer: u64,
-    /// Microseconds of real CPU work (hashing, never sleeping) per message before its echo.
+    /// Microseconds of real CPU work (hashing, never sleeping) per message before its echo, 0
+    /// to 1000000.
     #[arg(long, value_name = "US", default_value_t = 0,
           value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
     pub work_us: u64,
     /// Testing aid: a busy wait of this many nanoseconds per message, added to --work-us, to
-    /// make a known regression (as `echo-bench ab`'s own tests do). Never use it otherwise.
+    /// make a known regression (as `echo-bench ab`'s own tests do), 0 to 1000000000. Never use
+    /// it otherwise.
     #[arg(long, value_name = "NS", default_value_t = 0,
           value_parser = clap::value_parser!(u64).range(0..=1_000_000_000))]
     pub handicap_ns: u64,

@@ -7,6 +7,12 @@
 //! | 0 | success (or `--help`, `--version`) |
 //! | [`EXIT_FAILURE`] = 1 | the run worked but saw failures (echo errors, a regression, a crash) |
 //! | [`EXIT_USAGE`] = 2 | a usage error: bad flag, value, argument or path, found before any work |
+//! | [`EXIT_SIGINT`] = 130 | stopped by SIGINT (its child processes stopped first) |
+//! | [`EXIT_SIGTERM`] = 143 | stopped by SIGTERM (its child processes stopped first) |
+//!
+//! 130 and 143 are 128 + the signal's number, what a shell reports for a process the signal
+//! killed. A server (`echo-server`, `echo-bench serve`) instead treats SIGINT and SIGTERM as its
+//! normal stop and exits 0 after a clean shutdown.
 //!
 //! It also holds the one address syntax of every tool ([`Endpoint`]: `HOST:PORT`, `unix:PATH`,
 //! `udp:HOST:PORT`). It lives in a crate of its own, depending on clap only, because both the
@@ -23,6 +29,10 @@ pub use endpoint::{BadEndpoint, Endpoint, Transport, UNIX_PATH_MAX};
 pub const EXIT_USAGE: u8 = 2;
 /// Exit code for a run that saw failures.
 pub const EXIT_FAILURE: u8 = 1;
+/// Exit code of a tool stopped by SIGINT (128 + 2).
+pub const EXIT_SIGINT: u8 = 130;
+/// Exit code of a tool stopped by SIGTERM (128 + 15).
+pub const EXIT_SIGTERM: u8 = 143;
 
 /// Parses the command line with clap, turning clap's multi-line errors into one line on stderr
 /// (`<tool>: error: ... [possible values: ...]`) and exit code 2. Help and version go to stdout

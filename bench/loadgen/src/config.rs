@@ -146,6 +146,18 @@ pub fn default_threads() -> usize {
 pub const MAX_PAYLOAD: usize = 64 << 20;
 /// The largest pipeline depth accepted.
 pub const MAX_PIPELINE: usize = 4096;
+/// The most connections a run may open (each takes a descriptor on both sides).
+pub const MAX_CONNECTIONS: usize = 1_000_000;
+/// The most client threads.
+pub const MAX_THREADS: usize = 1024;
+/// The most messages `--requests` may ask for.
+pub const MAX_REQUESTS: u64 = 1_000_000_000_000;
+/// The highest `--rate` and `--connect-rate`, per second.
+pub const MAX_RATE: f64 = 1e9;
+/// The longest measured duration (also the longest a duration option parses to).
+pub const MAX_DURATION: Duration = Duration::from_secs(7 * 86_400);
+/// The longest warm-up, per-message timeout or other wait of a run.
+pub const MAX_WAIT: Duration = Duration::from_secs(3600);
 /// Descriptors the client keeps for itself beyond one per connection.
 const FD_SLACK: u64 = 64;
 
@@ -153,8 +165,11 @@ impl RunConfig {
     /// Checks every field, returning a one-line reason for the first bad one. Raises the soft
     /// descriptor limit to the hard one if the connection count needs it.
     pub fn validate(&self) -> Result<(), String> {
-        if self.connections == 0 {
-            return Err("--connections must be at least 1".into());
+        if self.connections == 0 || self.connections > MAX_CONNECTIONS {
+            return Err(format!(
+                "--connections must be between 1 and {MAX_CONNECTIONS} (got {})",
+                self.connections
+            ));
         }
         if self.payload == 0 || self.payload > MAX_PAYLOAD {
             return Err(format!(
@@ -165,12 +180,12 @@ impl RunConfig {
         if self.pipeline == 0 || self.pipeline > MAX_PIPELINE {
             return Err(format!("--pipeline must be between 1 and {MAX_PIPELINE}"));
         }
-        if self.threads == 0 || self.threads > 1024 {
-            return Err("--threads must be between 1 and 1024".into());
+        if self.threads == 0 || self.threads > MAX_THREADS {
+            return Err(format!("--threads must be between 1 and {MAX_THREADS}"));
         }
         match (self.workload, self.rate) {
             (Workload::Rate, None) => return Err("--workload rate needs --rate MSGS_PER_S".into()),
-            (Workload::Rate, Some(r)) if !(r.is_finite() && r > 0.0 && r <= 1e9) => {
+            (Workload::Rate, Some(r)) if !(r.is_finite() && r > 0.0 && r <= MAX_RATE) => {
                 return Err("--rate must be a positive number of messages per second".into());
             }
             (w, Some(_)) if w != Workload::Rate => {
@@ -182,19 +197,27 @@ impl RunConfig {
             return Err("--pipeline applies to --workload ping-pong only".into());
         }
         if let Some(r) = self.connect_rate
-            && !(r.is_finite() && r > 0.0)
+            && !(r.is_finite() && r > 0.0 && r <= MAX_RATE)
         {
-            return Err(
-                "--connect-rate must be a positive number of connections per second".into(),
-            );
+            return Err(format!(
+                "--connect-rate must be a number of connections per second above 0 and at most \
+                 {MAX_RATE:e}"
+            ));
         }
         match self.stop {
-            Stop::Duration(d) if d.is_zero() => return Err("--duration must be above zero".into()),
-            Stop::Requests(0) => return Err("--requests must be at least 1".into()),
+            Stop::Duration(d) if d.is_zero() || d > MAX_DURATION => {
+                return Err("--duration must be above zero and at most 7 days".into());
+            }
+            Stop::Requests(n) if n == 0 || n > MAX_REQUESTS => {
+                return Err(format!("--requests must be between 1 and {MAX_REQUESTS}"));
+            }
             _ => {}
         }
-        if self.timeout.is_zero() {
-            return Err("--timeout must be above zero".into());
+        if self.warmup > MAX_WAIT {
+            return Err("--warmup must be at most 1h".into());
+        }
+        if self.timeout.is_zero() || self.timeout > MAX_WAIT {
+            return Err("--timeout must be above zero and at most 1h".into());
         }
         if self.engine == Engine::Threads && self.workload != Workload::PingPong {
             return Err("--engine threads runs the ping-pong workload only".into());
@@ -220,7 +243,7 @@ impl RunConfig {
                 ));
             }
         }
-        let needed = self.connections as u64 + FD_SLACK;
+        let needed = (self.connections as u64).saturating_add(FD_SLACK);
         let limit = raise_fd_limit();
         if needed > limit {
             return Err(format!(
@@ -320,6 +343,67 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         return Err(bad());
     }
     Ok(Duration::from_secs_f64(seconds))
+}
+
+/// A command-line parser of a duration (as [`parse_duration`]) from `min` to `max`, both
+/// included; the error names the range.
+pub fn duration_within(
+    min: Duration,
+    max: Duration,
+) -> impl Fn(&str) -> Result<Duration, String> + Clone + Send + Sync + 'static {
+    move |text| {
+        let d = parse_duration(text)?;
+        if d < min || d > max {
+            return Err(format!(
+                "{text} is not between {} and {}",
+                humantime::format_duration(min),
+                humantime::format_duration(max)
+            ));
+        }
+        Ok(d)
+    }
+}
+
+/// A command-line parser of a byte size (as [`parse_bytes`]) from `min` to `max`, both included.
+pub fn bytes_within(
+    min: usize,
+    max: usize,
+) -> impl Fn(&str) -> Result<usize, String> + Clone + Send + Sync + 'static {
+    move |text| {
+        let n = parse_bytes(text)?;
+        if n < min || n > max {
+            return Err(format!("{text} is not between {min} and {max} bytes"));
+        }
+        Ok(n)
+    }
+}
+
+/// A command-line parser of a count from `min` to `max`, both included.
+pub fn count_within(min: u64, max: u64) -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::<usize>::new().range(min..=max)
+}
+
+/// A command-line parser of a finite number above `0` and at most `max`.
+pub fn positive_at_most(
+    max: f64,
+) -> impl Fn(&str) -> Result<f64, String> + Clone + Send + Sync + 'static {
+    move |text| match text.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 && v <= max => Ok(v),
+        _ => Err(format!(
+            "'{text}' is not a number above 0 and at most {max}"
+        )),
+    }
+}
+
+/// A command-line parser of a finite number from `min` to `max`, both included.
+pub fn number_within(
+    min: f64,
+    max: f64,
+) -> impl Fn(&str) -> Result<f64, String> + Clone + Send + Sync + 'static {
+    move |text| match text.trim().trim_end_matches('%').parse::<f64>() {
+        Ok(v) if v.is_finite() && (min..=max).contains(&v) => Ok(v),
+        _ => Err(format!("'{text}' is not a number from {min} to {max}")),
+    }
 }
 
 /// Parses a byte size: `64`, `4k`, `4KiB`, `1m`, `1MiB` (k and m are binary).

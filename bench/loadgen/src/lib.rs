@@ -19,6 +19,7 @@
 //! not depend on any server.
 #![deny(missing_docs)]
 
+pub mod child;
 pub mod config;
 pub mod conformance;
 pub mod engine;

@@ -36,7 +36,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Workload, parse_bytes};
+use crate::config::Workload;
 use crate::meta::Meta;
 use crate::report::Report;
 use crate::suite::process::ServerProcess;

@@ -44,8 +44,10 @@ impl BenchmarkSpec {
                 Some(
                     rate.parse::<f64>()
                         .ok()
-                        .filter(|r| r.is_finite() && *r > 0.0)
-                        .ok_or_else(|| bad("the rate after @ must be a positive number"))?,
+                        .filter(|r| r.is_finite() && *r > 0.0 && *r <= crate::config::MAX_RATE)
+                        .ok_or_else(|| {
+                            bad("the rate after @ must be a number above 0 and at most 1e9")
+                        })?,
                 ),
             ),
             None => (text, None),
@@ -68,10 +70,11 @@ impl BenchmarkSpec {
         let connections = parts[2]
             .parse::<usize>()
             .ok()
-            .filter(|&c| c > 0)
-            .ok_or_else(|| bad("connections must be a positive number"))?;
+            .filter(|&c| c > 0 && c <= crate::config::MAX_CONNECTIONS)
+            .ok_or_else(|| bad("connections must be a number from 1 to 1000000"))?;
         let payload = match parts.get(3) {
-            Some(p) => parse_bytes(p).map_err(|e| bad(&e))?,
+            Some(p) => crate::config::bytes_within(1, crate::config::MAX_PAYLOAD)(p)
+                .map_err(|e| bad(&e))?,
             None => 64,
         };
         if rate.is_some() && workload != Workload::Rate {

@@ -71,8 +71,7 @@ pub(super) fn start_trial(
             .args(["--client-cpus", &list.join(",")])
             .args(["--threads", &cpus.len().to_string()]);
     }
-    let client = client
-        .spawn()
+    let client = crate::child::spawn(&mut client)
         .map_err(|e| format!("cannot run {}: {e}", build.binary.display()));
     Ok(Running {
         server,
@@ -144,10 +143,12 @@ pub(super) fn wait_until(mut child: Child, deadline: Instant) -> Result<(), Stri
             Err(format!("exited with {status}: {line}"))
         }
         Ok(None) => {
-            let _ = child.kill();
-            let _ = child.wait();
+            crate::child::kill(&mut child);
             Err("did not finish in time".into())
         }
-        Err(e) => Err(format!("cannot wait for it: {e}")),
+        Err(e) => {
+            crate::child::kill(&mut child);
+            Err(format!("cannot wait for it: {e}"))
+        }
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::Args;
 use echo_bench::ab::{self, AbOptions, AbReport, BenchmarkSpec, Build, export};
-use echo_bench::config::parse_duration;
+use echo_bench::config::{MAX_WAIT, duration_within};
 use echo_bench::export::Exports;
 use echo_cli::{EXIT_USAGE, exit_code, usage_exit};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -22,7 +22,8 @@ pub struct AbArgs {
     /// The build under test: an echo-bench binary (the same as --base for an A/A calibration).
     #[arg(long, value_name = "BIN")]
     head: PathBuf,
-    /// Benchmarks, comma-separated WORKLOAD/MODEL/CONNECTIONS[/PAYLOAD][@RATE]; MODEL may be
+    /// Benchmarks, comma-separated WORKLOAD/MODEL/CONNECTIONS[/PAYLOAD][@RATE] (CONNECTIONS 1 to
+    /// 1000000, PAYLOAD 1 to 64MiB, RATE above 0 and at most 1e9), at most 100; MODEL may be
     /// an outside server's NAME [default: the defaults, plus ping-pong/NAME/1 for each
     /// --server].
     #[arg(long, value_delimiter = ',', value_name = "LIST")]
@@ -32,17 +33,18 @@ pub struct AbArgs {
     /// same server, so a change shows the load generator's effect on it.
     #[arg(long = "server", value_name = "NAME=CMD", value_parser = echo_bench::suite::Server::parse_outside)]
     servers: Vec<echo_bench::suite::Server>,
-    /// Pairs of trials per benchmark.
+    /// Pairs of trials per benchmark, 2 to 1000.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(2..=1000))]
     pairs: u32,
-    /// Smallest change worth flagging, % (raised to a benchmark's calibrated noise floor).
+    /// Smallest change worth flagging, %, from 0 up to (not including) 100 (raised to a
+    /// benchmark's calibrated noise floor).
     #[arg(long, value_name = "PCT", default_value_t = ab::DEFAULT_THRESHOLD_PCT, value_parser = parse_pct)]
     threshold: f64,
-    /// Measured time per trial.
-    #[arg(long, value_name = "D", default_value = "500ms", value_parser = parse_duration)]
+    /// Measured time per trial, 50ms to 1h.
+    #[arg(long, value_name = "D", default_value = "500ms", value_parser = duration_within(Duration::from_millis(50), MAX_WAIT))]
     trial: Duration,
-    /// Warm-up per trial.
-    #[arg(long, value_name = "D", default_value = "200ms", value_parser = parse_duration)]
+    /// Warm-up per trial, 0 to 1h.
+    #[arg(long, value_name = "D", default_value = "200ms", value_parser = duration_within(Duration::ZERO, MAX_WAIT))]
     warmup: Duration,
     /// A previous A/A run's --json: each benchmark's threshold is at least its noise floor.
     #[arg(long, value_name = "PATH")]
@@ -85,6 +87,9 @@ pub struct AbArgs {
     quiet: bool,
 }
 
+/// The most benchmarks of one `ab` run.
+const MAX_BENCHMARKS: usize = 100;
+
 fn parse_pct(text: &str) -> Result<f64, String> {
     text.trim_end_matches('%')
         .parse::<f64>()
@@ -93,6 +98,9 @@ fn parse_pct(text: &str) -> Result<f64, String> {
         .ok_or_else(|| format!("'{text}' is not a percentage between 0 and 100"))
 }
 
+/// The build at `binary`, which must be a file: the path as given, relative to the current
+/// folder (a bare NAME is `./NAME`, never a program found on PATH), made absolute so that the
+/// file checked is the file run.
 fn build(binary: PathBuf, server_args: Vec<String>, flag: &str) -> Build {
     if !binary.is_file() {
         usage_exit(
@@ -100,6 +108,12 @@ fn build(binary: PathBuf, server_args: Vec<String>, flag: &str) -> Build {
             &format!("error: {flag} {}: not a file", binary.display()),
         );
     }
+    let binary = std::path::absolute(&binary).unwrap_or_else(|e| {
+        usage_exit(
+            "echo-bench",
+            &format!("error: {flag} {}: {e}", binary.display()),
+        )
+    });
     Build {
         binary,
         server_args,
@@ -122,6 +136,15 @@ fn benchmarks(
     };
     if asked.is_none() {
         names.extend(servers.iter().map(|s| format!("ping-pong/{s}/1")));
+    }
+    if names.len() > MAX_BENCHMARKS {
+        usage_exit(
+            "echo-bench",
+            &format!(
+                "error: --benchmarks: {} benchmarks, at most {MAX_BENCHMARKS}",
+                names.len()
+            ),
+        );
     }
     names
         .iter()
@@ -186,6 +209,8 @@ pub fn main(args: AbArgs) -> ExitCode {
     };
     let report = ab::run(&options, &super::suite::command_line(), &mut on_trial);
     bar.finish_and_clear();
+    // Interrupted: the trials since are invalid; nothing of them is reported or written.
+    echo_bench::child::settle();
 
     if !args.quiet {
         print!("{}", export::table(&report));

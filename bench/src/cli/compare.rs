@@ -15,8 +15,9 @@ pub struct CompareArgs {
     old: PathBuf,
     /// The newer run.
     new: PathBuf,
-    /// Change of a point's primary metric that counts as a regression, %.
-    #[arg(long, value_name = "PCT", default_value_t = 10.0)]
+    /// Change of a point's primary metric that counts as a regression, %, 0 to 1000.
+    #[arg(long, value_name = "PCT", default_value_t = 10.0,
+          value_parser = echo_bench::config::number_within(0.0, 1000.0))]
     threshold: f64,
     /// Also write the comparison as Markdown here.
     #[arg(long, value_name = "PATH")]

@@ -35,8 +35,9 @@ pub struct ConformanceArgs {
         conflicts_with = "target"
     )]
     transport: Transport,
-    /// With --target: the server's pid, for the memory check.
-    #[arg(long, value_name = "PID", requires = "target")]
+    /// With --target: the server's pid, for the memory check (1 to 4194304).
+    #[arg(long, value_name = "PID", requires = "target",
+          value_parser = clap::value_parser!(u32).range(1..=super::run::MAX_PID))]
     server_pid: Option<u32>,
     /// The server serves one client at a time by design (a blocking accept/recv loop).
     #[arg(long)]
@@ -136,6 +137,8 @@ pub fn main(args: ConformanceArgs) -> ExitCode {
     let mut outcomes = Vec::new();
     for check in checks {
         let outcome = conformance::run(check, &subject);
+        // Interrupted: this check was cut short, and no other runs.
+        echo_bench::child::settle();
         let reason = outcome
             .reason
             .as_deref()

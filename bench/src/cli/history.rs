@@ -38,14 +38,16 @@ enum HistoryCommand {
         /// Where the trend charts go [default: STORE/charts].
         #[arg(long, value_name = "DIR")]
         charts: Option<PathBuf>,
-        /// A regression smaller than this, %, does not fail the report.
-        #[arg(long, value_name = "PCT", default_value_t = 3.0)]
+        /// A regression smaller than this, %, does not fail the report (0 to 1000).
+        #[arg(long, value_name = "PCT", default_value_t = 3.0,
+              value_parser = echo_bench::config::number_within(0.0, 1000.0))]
         threshold: f64,
-        /// The permutation test's significance level.
+        /// The permutation test's significance level, above 0 and below 1.
         #[arg(long, default_value_t = 0.01)]
         p: f64,
-        /// Change points that move the level less than this, %, are not reported.
-        #[arg(long, value_name = "PCT", default_value_t = 1.0)]
+        /// Change points that move the level less than this, %, are not reported (0 to 1000).
+        #[arg(long, value_name = "PCT", default_value_t = 1.0,
+              value_parser = echo_bench::config::number_within(0.0, 1000.0))]
         min_change: f64,
         /// Write the change points as JSON here.
         #[arg(long, value_name = "PATH")]

@@ -12,8 +12,8 @@ use echo_cli::{EXIT_FAILURE, exit_code, usage_exit};
 /// Options of `echo-bench merge`.
 #[derive(Debug, Args)]
 pub struct MergeArgs {
-    /// The agents' reports (`echo-bench run --json` files), two or more.
-    #[arg(value_name = "RUN.json", num_args = 2.., required = true)]
+    /// The agents' reports (`echo-bench run --json` files), 2 to 1000.
+    #[arg(value_name = "RUN.json", num_args = 2..=1000, required = true)]
     reports: Vec<PathBuf>,
     /// Write the merged report as JSON here.
     #[arg(long, value_name = "PATH")]

@@ -6,7 +6,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
-use echo_bench::config::{parse_bytes, parse_cpu_list, parse_duration};
+use echo_bench::config::{
+    MAX_CONNECTIONS, MAX_DURATION, MAX_PAYLOAD, MAX_PIPELINE, MAX_RATE, MAX_REQUESTS, MAX_THREADS,
+    MAX_WAIT, bytes_within, count_within, duration_within, parse_cpu_list, positive_at_most,
+};
 use echo_bench::engine::{self, Progress};
 use echo_bench::export::{self, Exports, RunResult};
 use echo_bench::{Engine, Report, RunConfig, Stop, Workload};
@@ -22,35 +25,37 @@ pub struct RunArgs {
     /// Traffic pattern.
     #[arg(long, value_enum, default_value = "ping-pong")]
     workload: Workload,
-    /// Concurrent connections (churn: concurrent connect-echo-close loops).
-    #[arg(long, short = 'c', default_value_t = 16)]
+    /// Concurrent connections (churn: concurrent connect-echo-close loops), 1 to 1000000.
+    #[arg(long, short = 'c', default_value_t = 16, value_parser = count_within(1, MAX_CONNECTIONS as u64))]
     connections: usize,
-    /// Bytes per message (64, 4k, 1MiB).
-    #[arg(long, value_name = "BYTES", default_value = "64", value_parser = parse_bytes)]
+    /// Bytes per message (64, 4k, 1MiB), 1 to 64MiB.
+    #[arg(long, value_name = "BYTES", default_value = "64", value_parser = bytes_within(1, MAX_PAYLOAD))]
     payload: usize,
-    /// Messages in flight per connection (ping-pong).
-    #[arg(long, default_value_t = 1)]
+    /// Messages in flight per connection (ping-pong), 1 to 4096.
+    #[arg(long, default_value_t = 1, value_parser = count_within(1, MAX_PIPELINE as u64))]
     pipeline: usize,
-    /// Total messages per second (rate workload).
-    #[arg(long, value_name = "MSGS_PER_S")]
+    /// Total messages per second (rate workload), above 0 and at most 1e9.
+    #[arg(long, value_name = "MSGS_PER_S", value_parser = positive_at_most(MAX_RATE))]
     rate: Option<f64>,
-    /// How long to measure (10, 10s, 500ms) [default: 5s, unless --requests is given].
-    #[arg(long, short = 'd', value_name = "D", value_parser = parse_duration, conflicts_with = "requests")]
+    /// How long to measure (10, 10s, 500ms), 1ms to 7 days [default: 5s, unless --requests is
+    /// given].
+    #[arg(long, short = 'd', value_name = "D", value_parser = duration_within(Duration::from_millis(1), MAX_DURATION), conflicts_with = "requests")]
     duration: Option<Duration>,
-    /// Stop after this many messages instead of after a duration.
-    #[arg(long, value_name = "N")]
+    /// Stop after this many messages instead of after a duration, 1 to 10^12.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=MAX_REQUESTS))]
     requests: Option<u64>,
-    /// Traffic before measuring, excluded from every figure.
-    #[arg(long, value_name = "D", default_value = "1s", value_parser = parse_duration)]
+    /// Traffic before measuring, excluded from every figure, 0 to 1h.
+    #[arg(long, value_name = "D", default_value = "1s", value_parser = duration_within(Duration::ZERO, MAX_WAIT))]
     warmup: Duration,
-    /// How long one message or connect may take before it counts as a timeout.
-    #[arg(long, value_name = "D", default_value = "5s", value_parser = parse_duration)]
+    /// How long one message or connect may take before it counts as a timeout, 1ms to 1h.
+    #[arg(long, value_name = "D", default_value = "5s", value_parser = duration_within(Duration::from_millis(1), MAX_WAIT))]
     timeout: Duration,
-    /// Open connections at this many per second (default: all at once).
-    #[arg(long, value_name = "PER_S")]
+    /// Open connections at this many per second, above 0 and at most 1e9 (default: all at
+    /// once).
+    #[arg(long, value_name = "PER_S", value_parser = positive_at_most(MAX_RATE))]
     connect_rate: Option<f64>,
-    /// Client worker threads (default: one per core).
-    #[arg(long)]
+    /// Client worker threads, 1 to 1024 (default: one per core).
+    #[arg(long, value_parser = count_within(1, MAX_THREADS as u64))]
     threads: Option<usize>,
     /// Client engine: the event loop, or the naive thread-per-connection yardstick.
     #[arg(long, value_enum, default_value = "event-loop")]
@@ -58,8 +63,9 @@ pub struct RunArgs {
     /// Seed of the verification byte streams.
     #[arg(long, default_value_t = 0x5eed)]
     seed: u64,
-    /// The server's pid, to report its CPU, memory, threads and context switches.
-    #[arg(long, value_name = "PID")]
+    /// The server's pid, to report its CPU, memory, threads and context switches (1 to
+    /// 4194304, Linux's highest pid).
+    #[arg(long, value_name = "PID", value_parser = clap::value_parser!(u32).range(1..=MAX_PID))]
     server_pid: Option<u32>,
     /// Pin the client to these CPUs (0, 0-1, 0,2).
     #[arg(long, value_name = "LIST", value_parser = parse_cpus)]
@@ -73,17 +79,21 @@ pub struct RunArgs {
     /// Write the latency histogram (HdrHistogram V2, µs) here.
     #[arg(long, value_name = "PATH")]
     hdr: Option<PathBuf>,
-    /// Start at this wall-clock time (Unix seconds, fractions allowed), so that agents on
-    /// several machines open their measured windows together (see `echo-bench merge`).
+    /// Start at this wall-clock time (Unix seconds, fractions allowed; from now to a day
+    /// ahead), so that agents on several machines open their measured windows together (see
+    /// `echo-bench merge`).
     #[arg(long, value_name = "UNIX_TIME", conflicts_with = "start_in")]
     start_at: Option<f64>,
-    /// Start after this long (10s, 500ms): `--start-at` relative to now.
-    #[arg(long, value_name = "D", value_parser = parse_duration)]
+    /// Start after this long (10s, 500ms), 0 to 24h: `--start-at` relative to now.
+    #[arg(long, value_name = "D", value_parser = duration_within(Duration::ZERO, MAX_START_WAIT))]
     start_in: Option<Duration>,
     /// No summary on stdout (errors still go to stderr).
     #[arg(long, short = 'q')]
     quiet: bool,
 }
+
+/// The highest pid Linux gives (`PID_MAX_LIMIT`).
+pub const MAX_PID: i64 = 4_194_304;
 
 /// The longest a run may be asked to wait for its start.
 const MAX_START_WAIT: Duration = Duration::from_secs(24 * 3600);

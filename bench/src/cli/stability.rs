@@ -12,8 +12,8 @@ use echo_cli::{EXIT_FAILURE, exit_code, usage_exit};
 /// Options of `echo-bench stability`.
 #[derive(Debug, Args)]
 pub struct StabilityArgs {
-    /// Suite runs (folders or run.json files), at least two.
-    #[arg(required = true, num_args = 2..)]
+    /// Suite runs (folders or run.json files), 2 to 1000.
+    #[arg(required = true, num_args = 2..=1000)]
     runs: Vec<PathBuf>,
     /// Where the report's folder is written.
     #[arg(long, default_value = "results")]

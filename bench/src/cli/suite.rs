@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use clap::Args;
 use echo_bench::Workload;
-use echo_bench::config::{parse_bytes, parse_duration};
+use echo_bench::config::{
+    MAX_CONNECTIONS, MAX_PAYLOAD, MAX_WAIT, bytes_within, count_within, duration_within,
+    positive_at_most,
+};
 use echo_bench::suite::Server;
 use echo_bench::suite::plan::{self, Selection};
 use echo_bench::suite::{
@@ -48,50 +51,53 @@ pub struct SuiteArgs {
     /// the models that serve it (ping-pong and open loop).
     #[arg(long, value_delimiter = ',', value_name = "NAMES")]
     transports: Option<Vec<echo_servers::Transport>>,
-    /// Connection counts for ping-pong, comma-separated.
-    #[arg(long, value_delimiter = ',')]
+    /// Connection counts for ping-pong, comma-separated, each 1 to 1000000 (10000 or more, with
+    /// no --profile, asks for the C10K measurement of that many idle connections).
+    #[arg(long, value_delimiter = ',', value_parser = count_within(1, MAX_CONNECTIONS as u64))]
     connections: Option<Vec<usize>>,
-    /// Payloads for ping-pong, comma-separated (64,4k).
-    #[arg(long, value_delimiter = ',', value_parser = parse_bytes)]
+    /// Payloads for ping-pong, comma-separated (64,4k), each 1 to 64MiB.
+    #[arg(long, value_delimiter = ',', value_parser = bytes_within(1, MAX_PAYLOAD))]
     payloads: Option<Vec<usize>>,
-    /// Rounds: how often each point is measured, models shuffled within each round (profile
-    /// default: quick and full 3, tiny 1).
-    #[arg(long, alias = "repeat")]
+    /// Rounds: how often each point is measured, models shuffled within each round, 1 to 1000
+    /// (profile default: quick and full 3, tiny 1). Points × rounds may be at most 100000
+    /// trials.
+    #[arg(long, alias = "repeat", value_parser = count_within(1, MAX_ROUNDS as u64))]
     rounds: Option<usize>,
     /// Seed of the rounds' order (default: from the clock; recorded in run.json).
     #[arg(long)]
     seed: Option<u64>,
-    /// Cores that other tasks may take during a trial before it is re-run.
-    #[arg(long, default_value_t = 0.25, value_parser = parse_cores)]
+    /// Cores that other tasks may take during a trial before it is re-run, above 0 and at most
+    /// 1024.
+    #[arg(long, default_value_t = 0.25, value_parser = positive_at_most(1024.0))]
     interference_limit: f64,
-    /// Re-runs of a trial disturbed by other tasks, before it is kept and flagged.
+    /// Re-runs of a trial disturbed by other tasks, before it is kept and flagged, 0 to 10.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(0..=10))]
     reruns: u32,
-    /// CPU work per message in the servers to sweep, µs, comma-separated (full profile: 0,50,500).
+    /// CPU work per message in the servers to sweep, µs, comma-separated, each 0 to 1000000
+    /// (full profile: 0,50,500).
     #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
     work_us: Option<Vec<u64>>,
-    /// Measured time per trial [default: the profile's: quick 450ms, full 5s, tiny 300ms].
-    #[arg(long, value_parser = parse_duration)]
+    /// Measured time per trial, 1ms to 1h [default: the profile's: quick 450ms, full 5s, tiny
+    /// 300ms].
+    #[arg(long, value_parser = duration_within(Duration::from_millis(1), MAX_WAIT))]
     duration: Option<Duration>,
-    /// Warm-up per trial [default: the profile's: quick 150ms, full 1s, tiny 100ms].
-    #[arg(long, value_parser = parse_duration)]
+    /// Warm-up per trial, 0 to 1h [default: the profile's: quick 150ms, full 1s, tiny 100ms].
+    #[arg(long, value_parser = duration_within(Duration::ZERO, MAX_WAIT))]
     warmup: Option<Duration>,
     #[command(flatten)]
     pin: PinArgs,
-    /// p99 target of the capacity-knee search (full profile).
-    #[arg(long, value_parser = parse_duration, default_value = "1ms")]
+    /// p99 target of the capacity-knee search (full profile), 1us to 1h.
+    #[arg(long, value_parser = duration_within(Duration::from_micros(1), MAX_WAIT), default_value = "1ms")]
     p99_target: Duration,
     /// Where run folders are written.
     #[arg(long, default_value = "results")]
     results: PathBuf,
 }
 
-fn parse_cores(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
-        _ => Err(format!("'{s}' is not a positive number of cores")),
-    }
-}
+/// The most rounds of a suite run.
+const MAX_ROUNDS: usize = 1000;
+/// The most trials (points × rounds) of a suite run: about 14 hours of the quick profile's.
+const MAX_TRIALS: usize = 100_000;
 
 fn parse_model(s: &str) -> Result<Model, String> {
     s.parse::<Model>().map_err(|e| e.to_string())
@@ -114,11 +120,43 @@ pub fn main(args: SuiteArgs) -> ExitCode {
             .expect("valid template")
             .progress_chars("=> "),
     );
-    let run = suite::run(&options, &mut |done, _, label| {
-        bar.set_position(done as u64);
-        bar.set_message(label.to_owned());
-    });
+    // On SIGINT or SIGTERM (once the servers are stopped): what was measured so far, written as
+    // a partial run.
+    let so_far = std::sync::Arc::new(std::sync::Mutex::new(suite::SuiteRun::default()));
+    {
+        let so_far = std::sync::Arc::clone(&so_far);
+        let dir = options.results_dir.clone();
+        let bar = bar.clone();
+        echo_bench::child::on_interrupt(move || {
+            bar.finish_and_clear();
+            let run = so_far.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            if !run.partial
+                || (run.points.is_empty() && run.knees.is_empty() && run.c10k.is_empty())
+            {
+                eprintln!("echo-bench: interrupted before any trial was measured; no run written");
+                return;
+            }
+            match output::write(&dir, &run) {
+                Ok(written) => eprintln!(
+                    "echo-bench: wrote the partial run {} ({} trial(s) measured)",
+                    written.display(),
+                    run.points.len()
+                ),
+                Err(err) => eprintln!("echo-bench: cannot write the partial run: {err}"),
+            }
+        });
+    }
+    let run = suite::run_sharing(
+        &options,
+        &mut |done, _, label| {
+            bar.set_position(done as u64);
+            bar.set_message(label.to_owned());
+        },
+        &so_far,
+    );
     bar.finish_and_clear();
+    // Interrupted: the partial run is the signal handling's to write.
+    echo_bench::child::settle();
     let aggregates = advice::aggregate(&run);
     let split = suite::transports::split(&run, &aggregates);
     if split.is_empty() {
@@ -144,7 +182,9 @@ pub fn main(args: SuiteArgs) -> ExitCode {
             println!("- {}", line.replace("**", ""));
         }
     }
-    match output::write_with(&options.results_dir, &run, &aggregates) {
+    match echo_bench::child::finishing(|| {
+        output::write_with(&options.results_dir, &run, &aggregates)
+    }) {
         Ok(dir) => println!("\nwrote {} (run.json, summary.md, charts)", dir.display()),
         Err(err) => {
             eprintln!("echo-bench: cannot write the results: {err}");
@@ -281,6 +321,17 @@ fn options(args: &SuiteArgs) -> Result<SuiteOptions, ExitCode> {
         usage_exit("echo-bench", "error: --connections must all be at least 1");
     }
     let (points, skipped) = suite::without_unavailable(plan::points(profile, &selection));
+    let rounds = selection.rounds.unwrap_or_else(|| profile.rounds());
+    match points.len().checked_mul(rounds) {
+        Some(trials) if trials <= MAX_TRIALS => {}
+        _ => usage_exit(
+            "echo-bench",
+            &format!(
+                "error: {} points × {rounds} rounds is more than {MAX_TRIALS} trials",
+                points.len()
+            ),
+        ),
+    }
     for line in &skipped {
         eprintln!("echo-bench: skipping {line}");
     }
@@ -317,7 +368,7 @@ fn options(args: &SuiteArgs) -> Result<SuiteOptions, ExitCode> {
     });
     Ok(SuiteOptions {
         points,
-        rounds: selection.rounds.unwrap_or_else(|| profile.rounds()),
+        rounds,
         seed,
         interference: InterferencePolicy {
             limit_cores: args.interference_limit,
@@ -371,7 +422,7 @@ fn announce(options: &SuiteOptions) {
         options.profile.name(),
         options.points.len(),
         options.rounds,
-        (per_point * trials as u32).as_secs_f64(),
+        per_point.as_secs_f64() * trials as f64,
         cpus(&options.pinning.server_cpus),
         cpus(&options.pinning.client_cpus),
         options.seed

@@ -246,11 +246,11 @@ pub fn measure(options: &SuiteOptions, model: Model, target: usize) -> Holding {
         return result;
     }
     let have = crate::config::raise_fd_limit();
-    if have < target as u64 + SPARE_DESCRIPTORS {
+    if have < (target as u64).saturating_add(SPARE_DESCRIPTORS) {
         result.note = Some(format!(
             "the descriptor limit is {have}, too low for {target} connections (raise the hard \
              limit, `ulimit -Hn`, above {})",
-            target as u64 + SPARE_DESCRIPTORS
+            (target as u64).saturating_add(SPARE_DESCRIPTORS)
         ));
         return result;
     }
@@ -289,7 +289,8 @@ fn hold(
     result.baseline = Some(baseline);
     result.baseline_rps = baseline_rps;
     let base_descriptors = descriptors(pid);
-    let mut held: Vec<TcpStream> = Vec::with_capacity(result.target);
+    // Grown as the connections open: reserving `target` up front trusts the user's number.
+    let mut held: Vec<TcpStream> = Vec::with_capacity(result.target.min(1 << 16));
     let began = Instant::now();
     for level in levels(result.target) {
         open_until(addr, &mut held, level, began, &mut result.errors);

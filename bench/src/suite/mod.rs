@@ -256,6 +256,14 @@ pub struct SuiteRun {
     /// The C10K measurement, per model (c10k and full profiles).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub c10k: Vec<c10k::Holding>,
+    /// True when the run was interrupted (SIGINT, SIGTERM): it holds only the trials measured
+    /// before, and the reports say so.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub partial: bool,
+}
+
+fn is_false(value: &bool) -> bool {
+    !value
 }
 
 /// The `schema` versions of run.json this version reads (and, the last, writes).
@@ -316,15 +324,56 @@ impl SuiteRun {
 
 /// Runs the suite, calling `on_point(done, total, label)` before each trial.
 pub fn run(options: &SuiteOptions, on_point: &mut dyn FnMut(usize, usize, &str)) -> SuiteRun {
+    run_sharing(
+        options,
+        on_point,
+        &std::sync::Mutex::new(SuiteRun::default()),
+    )
+}
+
+/// [`run`], keeping `so_far` up to date after each trial (and knee, and C10K measurement): a
+/// [`SuiteRun::partial`] run of what was measured until then, for an interrupt to write. A
+/// trial that ends after an interrupt ([`crate::child::interrupted`]) is not kept.
+pub fn run_sharing(
+    options: &SuiteOptions,
+    on_point: &mut dyn FnMut(usize, usize, &str),
+    so_far: &std::sync::Mutex<SuiteRun>,
+) -> SuiteRun {
     let began = Instant::now();
-    let meta = Meta::current();
+    let header = SuiteRun {
+        schema: SCHEMAS[SCHEMAS.len() - 1] as u32,
+        profile: options.profile,
+        rounds: options.rounds.max(1),
+        seed: options.seed,
+        interference: options.interference,
+        command: options.command_line.clone(),
+        meta: Meta::current(),
+        pinning: options.pinning.clone(),
+        duration_s: options.duration.as_secs_f64(),
+        warmup_s: options.warmup.as_secs_f64(),
+        p99_target_us: options.p99_target.as_micros() as u64,
+        skipped: options.skipped.clone(),
+        outside: outside_of(&options.points),
+        partial: true,
+        ..SuiteRun::default()
+    };
+    let share = |add: &dyn Fn(&mut SuiteRun)| {
+        if crate::child::interrupted() {
+            return;
+        }
+        let mut run = so_far.lock().unwrap_or_else(|e| e.into_inner());
+        add(&mut run);
+        run.elapsed_s = began.elapsed().as_secs_f64();
+    };
+    share(&|run| *run = header.clone());
     let order = plan::schedule(&options.points, options.rounds.max(1), options.seed);
     let total = order.len();
-    let mut points = Vec::with_capacity(total);
+    let mut points = Vec::with_capacity(total.min(1 << 16));
     for (i, point) in order.iter().enumerate() {
         on_point(i, total, &point.label());
         let mut result = trial(options, point);
         result.order = i;
+        share(&|run| run.points.push(result.clone()));
         points.push(result);
     }
     let mut knees = Vec::new();
@@ -337,7 +386,9 @@ pub fn run(options: &SuiteOptions, on_point: &mut dyn FnMut(usize, usize, &str))
         models.dedup();
         for model in models {
             on_point(total, total, &format!("{model}: capacity knee"));
-            knees.push(find_knee(options, model));
+            let knee = find_knee(options, model);
+            share(&|run| run.knees.push(knee.clone()));
+            knees.push(knee);
         }
     }
     let mut holdings = Vec::new();
@@ -348,27 +399,18 @@ pub fn run(options: &SuiteOptions, on_point: &mut dyn FnMut(usize, usize, &str))
                 total,
                 &format!("{model}: holding {target} connections"),
             );
-            holdings.push(c10k::measure(options, *model, *target));
+            let holding = c10k::measure(options, *model, *target);
+            share(&|run| run.c10k.push(holding.clone()));
+            holdings.push(holding);
         }
     }
     SuiteRun {
-        schema: SCHEMAS[SCHEMAS.len() - 1] as u32,
-        profile: options.profile,
-        rounds: options.rounds.max(1),
-        seed: options.seed,
-        interference: options.interference,
-        command: options.command_line.clone(),
-        meta,
-        pinning: options.pinning.clone(),
-        duration_s: options.duration.as_secs_f64(),
-        warmup_s: options.warmup.as_secs_f64(),
         elapsed_s: began.elapsed().as_secs_f64(),
         points,
         knees,
-        p99_target_us: options.p99_target.as_micros() as u64,
-        skipped: options.skipped.clone(),
         c10k: holdings,
-        outside: outside_of(&options.points),
+        partial: false,
+        ..header
     }
 }
 

@@ -671,6 +671,14 @@ impl Summary {
     pub fn of(run: &SuiteRun, aggregates: &[Aggregate], charts: &[PathBuf]) -> Self {
         let title = format!("# echo-bench suite: {} profile\n\n", run.profile.name());
         let mut about = String::new();
+        if run.partial {
+            let _ = writeln!(
+                about,
+                "**Partial run**: interrupted before it finished. It holds only the {} trial(s) \
+                 measured until then, so some points have fewer rounds than planned, or none.\n",
+                run.points.len()
+            );
+        }
         let m = &run.meta;
         let _ = writeln!(
             about,
@@ -823,7 +831,7 @@ fn readme(run: &SuiteRun, dir: &Path) -> String {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     format!(
-        "# Suite run {name}\n\nWritten by echo-bench; do not edit.\n\n\
+        "# Suite run {name}\n\nWritten by echo-bench; do not edit.\n\n{}\
          - Command: `{}`\n- Profile: {}\n- Points: {} ({} failed), {:.0} s in all\n\
          - Rounds: {}, order seed {}\n\
          - Machine: {} ({} cores online, {} usable), {} MiB, kernel {}, host {}\n\
@@ -836,6 +844,11 @@ fn readme(run: &SuiteRun, dir: &Path) -> String {
          stored before histograms were kept).\n\n\
          To reproduce: check out {} and run `{}` on a similar machine. Numbers from \
          different machines or settings are not comparable.\n",
+        if run.partial {
+            "**Partial run**: interrupted before it finished (`partial` in run.json).\n\n"
+        } else {
+            ""
+        },
         run.command,
         run.profile.name(),
         run.points.len(),

@@ -467,7 +467,8 @@ pub fn schedule(points: &[Point], rounds: usize, seed: u64) -> Vec<Point> {
         }
     }
     let mut rng = SmallRng::seed_from_u64(seed);
-    let mut order = Vec::with_capacity(points.len() * rounds);
+    // Reserved up to a bound: the front ends bound points × rounds, a library caller may not.
+    let mut order = Vec::with_capacity(points.len().saturating_mul(rounds).min(1 << 16));
     for round in 0..rounds {
         for load in &loads {
             let mut models: Vec<&Point> = points.iter().filter(|p| p.load() == *load).collect();

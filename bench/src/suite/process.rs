@@ -73,6 +73,7 @@ impl Launcher {
         }
         let launched = Launched::spawn(process, given, dir)
             .map_err(|e| format!("{server} ({}): {e}", command.template()))?;
+        // A `Launched` removes the socket path it made up itself.
         Ok(ServerProcess {
             addr: launched.endpoint().clone(),
             process: Process::Outside(launched),
@@ -92,8 +93,8 @@ impl Launcher {
         let Some(model) = server.model() else {
             return Self::start_outside(server, transport, cpus);
         };
-        let (listen, socket_dir) = free_listen(transport)?;
-        let listen = listen.to_string();
+        let (endpoint, socket_dir) = free_listen(transport)?;
+        let listen = endpoint.to_string();
         let mut command = Command::new(&self.program);
         command
             .args(&self.args)
@@ -116,8 +117,7 @@ impl Launcher {
                 command.pre_exec(move || set.apply());
             }
         }
-        let mut child = command
-            .spawn()
+        let mut child = crate::child::spawn(&mut command)
             .map_err(|e| format!("cannot run {}: {e}", self.program.display()))?;
         let stdout = child.stdout.take().expect("piped");
         let (tx, rx) = mpsc::channel();
@@ -126,32 +126,49 @@ impl Launcher {
             let _ = BufReader::new(stdout).read_line(&mut line);
             let _ = tx.send(line);
         });
-        let line = match rx.recv_timeout(START_TIMEOUT) {
-            Ok(line) => line,
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!("no 'listening on' line within {START_TIMEOUT:?}"));
-            }
+        let server = ServerProcess {
+            process: Process::Own(child),
+            _socket_dir: socket_dir,
+            addr: endpoint,
         };
-        let addr = line
-            .trim()
+        server.wait_listening(&rx)
+    }
+}
+
+impl ServerProcess {
+    /// Waits up to [`START_TIMEOUT`] for the first line of a model's server, which must be
+    /// `listening on ADDR`; anything else (another line, an exit, silence) is one line of error,
+    /// and the process is killed (by the drop).
+    fn wait_listening(mut self, lines: &mpsc::Receiver<String>) -> Result<Self, String> {
+        let Process::Own(child) = &mut self.process else {
+            unreachable!("only a model's server prints its line here");
+        };
+        let line = match lines.recv_timeout(START_TIMEOUT) {
+            Ok(line) => line,
+            Err(_) => return Err(format!("no 'listening on' line within {START_TIMEOUT:?}")),
+        };
+        let first = line.trim();
+        if let Some(addr) = first
             .strip_prefix("listening on ")
-            .and_then(|a| a.parse().ok());
-        match addr {
-            Some(addr) => Ok(ServerProcess {
-                process: Process::Own(child),
-                addr,
-                _socket_dir: socket_dir,
-            }),
-            None => {
-                let status = child.wait().ok();
-                Err(format!(
-                    "server exited before listening ({})",
-                    status.map_or("unknown status".into(), describe)
-                ))
-            }
+            .and_then(|a| a.parse().ok())
+        {
+            self.addr = addr;
+            return Ok(self);
         }
+        if first.is_empty() {
+            // Its stdout closed: it exited (or is exiting) without a line.
+            let status = crate::child::wait_until(child, Instant::now() + STOP_TIMEOUT)
+                .ok()
+                .flatten();
+            return Err(format!(
+                "server exited before listening ({})",
+                status.map_or("still running with its stdout closed".into(), describe)
+            ));
+        }
+        let shown: String = first.chars().take(80).collect();
+        Err(format!(
+            "server printed '{shown}' instead of a 'listening on ADDR' line"
+        ))
     }
 }
 
@@ -161,7 +178,7 @@ pub struct ServerProcess {
     process: Process,
     addr: Endpoint,
     /// A Unix socket's private folder, removed after the process (fields drop after
-    /// `Drop::drop`).
+    /// `Drop::drop`), with whatever socket file the server left there.
     _socket_dir: crate::conformance::SocketDir,
 }
 
@@ -219,30 +236,26 @@ impl ServerProcess {
                 describe(status)
             ));
         }
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-        match wait_until(child, Instant::now() + STOP_TIMEOUT) {
-            Ok(Some(status)) if status.success() => Ok(()),
-            Ok(Some(status)) => Err(format!(
+        match crate::child::stop(child, STOP_TIMEOUT) {
+            Some(status) if status.success() => Ok(()),
+            Some(status) => Err(format!(
                 "server did not exit cleanly ({})",
                 describe(status)
             )),
-            Ok(None) => Err(format!(
-                "server did not exit within {STOP_TIMEOUT:?} of SIGTERM"
+            None => Err(format!(
+                "server did not exit within {STOP_TIMEOUT:?} of SIGTERM (killed)"
             )),
-            Err(err) => Err(format!("cannot wait for the server: {err}")),
         }
     }
 }
 
 impl Drop for ServerProcess {
+    /// Kills the server's process group if it still runs and reaps it; then its socket folder
+    /// goes, with whatever socket file a server killed, or one that failed, left behind.
     fn drop(&mut self) {
         // A `Launched` kills its own process when dropped.
         if let Process::Own(child) = &mut self.process {
-            if let Ok(None) = child.try_wait() {
-                let _ = child.kill();
-            }
-            let _ = child.wait();
+            crate::child::kill(child);
         }
     }
 }
@@ -264,21 +277,9 @@ fn free_listen(transport: Transport) -> Result<(Endpoint, crate::conformance::So
 }
 
 /// Polls `child` until it exits or `deadline` passes: its status, or `None` if it is still
-/// running then. The one wait-with-a-deadline of the suite's and `ab`'s child processes.
-pub fn wait_until(
-    child: &mut Child,
-    deadline: Instant,
-) -> std::io::Result<Option<std::process::ExitStatus>> {
-    loop {
-        if let Some(status) = child.try_wait()? {
-            return Ok(Some(status));
-        }
-        if Instant::now() >= deadline {
-            return Ok(None);
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
+/// running then. The one wait-with-a-deadline of every tool's child processes
+/// ([`crate::child::wait_until`]).
+pub use crate::child::wait_until;
 
 fn describe(status: std::process::ExitStatus) -> String {
     match (status.code(), status.signal()) {

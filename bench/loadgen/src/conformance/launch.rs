@@ -154,7 +154,7 @@ impl Launched {
         addr: Endpoint,
         socket_dir: SocketDir,
     ) -> std::io::Result<Launched> {
-        let mut child = command.spawn()?;
+        let mut child = crate::child::spawn(&mut command)?;
         let stdout = child.stdout.take().expect("piped stdout");
         let (tx, rx) = mpsc::channel();
         let lines = std::thread::spawn(move || {
@@ -232,23 +232,17 @@ impl Launched {
         )))
     }
 
-    /// Sends SIGTERM and waits up to `within` for it to exit; its status, or `None`.
+    /// Sends SIGTERM (to its process group) and waits up to `within` for it to exit; its
+    /// status, or `None` (it is then killed with SIGKILL).
     pub fn terminate(&mut self, within: Duration) -> Option<ExitStatus> {
-        // SAFETY: kill(2) on our own child.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + within;
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        None
+        crate::child::stop(&mut self.child, within)
     }
 
     /// Its exit status, if it has exited.
     pub fn exited(&mut self) -> Option<ExitStatus> {
-        self.child.try_wait().ok()?
+        let status = self.child.try_wait().ok()??;
+        crate::child::reaped(self.child.id());
+        Some(status)
     }
 
     /// What it printed on stdout, once it has exited (`None` while it runs).
@@ -259,8 +253,9 @@ impl Launched {
 }
 
 impl Drop for Launched {
+    /// Kills its process group and reaps it; then its socket folder goes, with whatever socket
+    /// file a server killed, or one that failed, left behind.
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        crate::child::kill(&mut self.child);
     }
 }
