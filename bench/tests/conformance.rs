@@ -283,8 +283,8 @@ fn a_model_passes_the_stream_checks_over_a_unix_socket_and_the_datagram_checks_o
     let (output, stdout) = model_on(Model::Blocking, "udp");
     assert_eq!(output.status.code(), Some(0), "{stdout}");
     let datagram = echo_bench::conformance::checks_for(echo_servers::Transport::Udp).count();
-    assert_eq!(datagram, 4);
-    assert!(stdout.contains("4 passed, 0 failed"), "{stdout}");
+    assert_eq!(datagram, 6);
+    assert!(stdout.contains("6 passed, 0 failed"), "{stdout}");
 }
 
 #[test]
@@ -313,7 +313,7 @@ fn list_names_every_check_with_its_transports() {
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), echo_bench::conformance::CHECKS.len());
     let datagram: Vec<&&str> = lines.iter().filter(|l| l.contains(" udp ")).collect();
-    assert_eq!(datagram.len(), 4, "{stdout}");
+    assert_eq!(datagram.len(), 6, "{stdout}");
     assert!(
         lines
             .iter()
@@ -338,7 +338,7 @@ fn running_servers_on_a_unix_socket_and_on_udp_are_checked_at_their_address() {
             "127.0.0.1:0".parse().unwrap(),
         )))
         .unwrap();
-    for (server, passed, skipped) in [(&unix, 10, 2), (&udp, 3, 1)] {
+    for (server, passed, skipped) in [(&unix, 12, 2), (&udp, 5, 1)] {
         let target = server.endpoint().to_string();
         let output = support::echo_bench(&["conformance", "--target", &target]);
         let stdout = String::from_utf8_lossy(&output.stdout);

@@ -266,12 +266,45 @@ fn backlog(backlog: u32) -> i32 {
 /// A Unix stream listener at `path`. A socket file already there is removed only when no one
 /// listens on it (a server that died without cleaning up); a live server's socket, or a file
 /// that is not a socket, is an "address in use" error and is left alone.
+///
+/// The probe, the removal and the bind happen under an exclusive `flock` of the socket's folder,
+/// as does the removal at shutdown ([`SocketFile`]): otherwise a server starting beside another
+/// could find the file stale, lose the processor while the other binds, and then remove the
+/// other's live socket (both would then "listen", one unreachable).
 fn bind_unix(path: &Path, backlog_len: u32) -> io::Result<UnixListener> {
+    let _lock = FolderLock::of(path)?;
     remove_if_stale(path)?;
     let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
     socket.bind(&SockAddr::unix(path)?)?;
     socket.listen(backlog(backlog_len))?;
     Ok(socket.into())
+}
+
+/// An exclusive `flock` on the folder that holds a socket path, released when dropped: what
+/// every server of this crate holds while it decides whether to remove a socket file there.
+struct FolderLock {
+    /// Held open for the lock; closing it releases the lock.
+    _folder: std::fs::File,
+}
+
+impl FolderLock {
+    fn of(path: &Path) -> io::Result<Self> {
+        let folder = match path.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent,
+            _ => Path::new("."),
+        };
+        let folder = std::fs::File::open(folder)?;
+        loop {
+            // SAFETY: flock on a descriptor this function owns.
+            if unsafe { libc::flock(folder.as_raw_fd(), libc::LOCK_EX) } == 0 {
+                return Ok(Self { _folder: folder });
+            }
+            let err = io::Error::last_os_error();
+            if err.kind() != io::ErrorKind::Interrupted {
+                return Err(err);
+            }
+        }
+    }
 }
 
 fn remove_if_stale(path: &Path) -> io::Result<()> {
@@ -322,6 +355,7 @@ impl SocketFile {
 
 impl Drop for SocketFile {
     fn drop(&mut self) {
+        let _lock = FolderLock::of(&self.path);
         if let Ok(meta) = std::fs::symlink_metadata(&self.path)
             && (meta.dev(), meta.ino()) == self.identity
         {
@@ -459,6 +493,41 @@ pub(crate) fn shut_down(fd: impl AsFd) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Two servers starting at once on a stale socket file: at most one may bind, and the file
+    /// must then be the one it listens on. Without the folder lock, one could remove the
+    /// other's fresh socket after finding the old one stale, and both would "listen".
+    #[test]
+    fn servers_starting_at_once_on_a_stale_socket_never_both_listen() {
+        let dir = std::env::temp_dir().join(format!("echo-servers-race-{}", std::process::id()));
+        let _ = std::fs::create_dir(&dir);
+        let path = dir.join("s.sock");
+        for round in 0..2000 {
+            let _ = std::fs::remove_file(&path);
+            // A stale socket: bound, never listened on by anyone alive.
+            drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+            let barrier = std::sync::Barrier::new(2);
+            let bound: Vec<io::Result<UnixListener>> = std::thread::scope(|scope| {
+                let handles: Vec<_> = (0..2)
+                    .map(|_| {
+                        scope.spawn(|| {
+                            barrier.wait();
+                            bind_unix(&path, 16)
+                        })
+                    })
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            let listening = bound.iter().filter(|b| b.is_ok()).count();
+            assert!(
+                listening <= 1,
+                "round {round}: both servers bound the socket path"
+            );
+            assert_eq!(listening, 1, "round {round}: neither server bound");
+        }
+        let _ = std::fs::remove_file(&path);
+        let _ = std::fs::remove_dir(&dir);
+    }
 
     #[test]
     fn each_accept_error_gets_the_one_policys_action() {
