@@ -36,7 +36,7 @@ pub(super) fn server(p: &Probe<'_>) -> Result<SocketAddr, Verdict> {
 
 /// A client socket on the loopback address of `server`'s family, with a receive buffer that
 /// holds the largest datagram several times over.
-fn client(server: SocketAddr) -> Result<UdpSocket, Verdict> {
+pub(super) fn client(server: SocketAddr) -> Result<UdpSocket, Verdict> {
     let local = if server.is_ipv4() {
         "127.0.0.1:0"
     } else {

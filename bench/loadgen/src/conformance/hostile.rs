@@ -8,12 +8,13 @@
 //! part is left out and the check says so only if everything else passed.
 
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, SocketAddrV4, UdpSocket};
+use std::net::{SocketAddr, SocketAddrV4};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use super::checks::{Probe, pattern};
+use super::datagram::client;
 use super::{CheckResult, Verdict};
 use crate::config::max_datagram;
 use crate::socket::Client;
@@ -56,14 +57,9 @@ const HONEST_SENDERS: usize = 16;
 /// One datagram from each of [`HONEST_SENDERS`] fresh sockets; `Err` names the first that got
 /// no echo in three tries of a second each.
 pub(super) fn honest_senders_answered(server: SocketAddr) -> Result<(), String> {
-    let local = if server.is_ipv4() {
-        "127.0.0.1:0"
-    } else {
-        "[::1]:0"
-    };
     for sender in 0..HONEST_SENDERS {
-        let socket = UdpSocket::bind(local).map_err(|e| format!("bind a client: {e}"))?;
-        let _ = socket.set_read_timeout(Some(Duration::from_secs(1)));
+        // Its read timeout is a second.
+        let socket = client(server).map_err(|v| format!("{v:?}"))?;
         let message = pattern(32, sender as u64);
         let mut buf = [0; 64];
         let answered = (0..3).any(|_| {
@@ -116,12 +112,7 @@ pub fn hostile_datagrams_cost_only_themselves(p: &mut Probe<'_>) -> CheckResult 
             left_out = Some("datagrams from port 0 are sent over IPv4 only".into())
         }
     }
-    let local = if server.is_ipv4() {
-        "127.0.0.1:0"
-    } else {
-        "[::1]:0"
-    };
-    let flooder = UdpSocket::bind(local).map_err(|e| fail(format!("bind a client: {e}")))?;
+    let flooder = client(server)?;
     // A full send buffer is the flooder's own loss.
     let _ = flooder.send_to(&[], server);
     let largest = pattern(max_datagram(server), 1);

@@ -8,7 +8,7 @@
 //! and how many messages. Bounds: every socket has a timeout, every loop the sustain deadline.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -228,12 +228,7 @@ fn datagram_client(
     progress: &Progress,
     deadline: Instant,
 ) -> Result<(), String> {
-    let local = if server.is_ipv4() {
-        "127.0.0.1:0"
-    } else {
-        "[::1]:0"
-    };
-    let socket = UdpSocket::bind(local).map_err(|e| format!("bind a client: {e}"))?;
+    let socket = super::datagram::client(server).map_err(|v| format!("{v:?}"))?;
     let _ = socket.set_read_timeout(Some(Duration::from_millis(200)));
     let datagram = |seq: u64| {
         let mut d = pattern(64 + (seq % 1_337) as usize, seq ^ ((c as u64) << 40));
