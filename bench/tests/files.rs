@@ -643,3 +643,61 @@ fn an_output_that_cannot_be_written_is_refused_before_any_work() {
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "mine\n");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// The socket path `conformance` makes up for a Unix server lies in a fresh folder only this
+/// user may enter, with a name no one can guess: nobody can pre-create it, point it elsewhere
+/// with a symlink, or connect to the server under test. (It was `/tmp/echo-check-PID-N.sock`.)
+#[test]
+fn a_made_up_socket_path_lies_in_a_private_folder() {
+    let dir = temp_dir("socket-path");
+    let seen = dir.join("seen");
+    let script = dir.join("server.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "printf '%s\\n' \"$1\" > '{0}'\nstat -c '%a %u' \"$(dirname \"$1\")\" >> '{0}'\n\
+             exec '{1}' serve --model mio --listen \"unix:$1\"\n",
+            seen.display(),
+            env!("CARGO_BIN_EXE_echo-bench"),
+        ),
+    )
+    .unwrap();
+    let command = format!("sh {} {{path}}", script.display());
+    let mut conformance = Command::new(env!("CARGO_BIN_EXE_echo-bench"));
+    conformance.args([
+        "conformance",
+        "--transport",
+        "unix",
+        "--checks",
+        "basic_echo",
+        "--command",
+        &command,
+    ]);
+    let out = support::output_within(&mut conformance, Duration::from_secs(60))
+        .expect("conformance finishes within 60 s");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let seen = std::fs::read_to_string(&seen).unwrap();
+    let mut lines = seen.lines();
+    let path = PathBuf::from(lines.next().expect("the path"));
+    let folder = path.parent().expect("a socket path has a folder");
+    assert_ne!(
+        folder,
+        std::env::temp_dir(),
+        "the socket sat in the shared temporary folder"
+    );
+    // SAFETY: geteuid has no preconditions.
+    let uid = unsafe { libc::geteuid() };
+    assert_eq!(
+        lines.next(),
+        Some(format!("700 {uid}").as_str()),
+        "{} was not this user's private folder",
+        folder.display()
+    );
+    assert!(!folder.exists(), "{} outlived the check", folder.display());
+    let _ = std::fs::remove_dir_all(&dir);
+}
