@@ -156,45 +156,83 @@ impl FromStr for Endpoint {
     /// Parses the syntax in the module documentation. A host name (`localhost:7878`) is resolved
     /// to its first address.
     fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Endpoint::parse_with(text, true)
+    }
+}
+
+impl Endpoint {
+    /// [`Endpoint::from_str`] without the name lookup: only literal IP addresses (`127.0.0.1:7878`,
+    /// `[::1]:7878`, `udp:…`) and Unix paths; a host name is refused as `from_str` refuses a bad
+    /// address. Where both succeed they give the same endpoint. For the fuzz targets and the
+    /// hostile-input tests, which try millions of strings and must not ask a DNS server about each.
+    pub fn parse_literal(text: &str) -> Result<Self, BadEndpoint> {
+        Endpoint::parse_with(text, false)
+    }
+
+    fn parse_with(text: &str, lookup: bool) -> Result<Self, BadEndpoint> {
         if let Some(path) = text.strip_prefix("unix:") {
             if path.is_empty() {
                 return Err(BadEndpoint(format!(
-                    "'{text}' names no socket path ({SYNTAX})"
+                    "'{}' names no socket path ({SYNTAX})",
+                    shown(text)
                 )));
             }
             if path.len() > UNIX_PATH_MAX {
                 return Err(BadEndpoint(format!(
-                    "the socket path in '{text}' is {} bytes; Linux allows at most {UNIX_PATH_MAX}",
+                    "the socket path in '{}' is {} bytes; Linux allows at most {UNIX_PATH_MAX}",
+                    shown(text),
                     path.len()
                 )));
             }
             return Ok(Endpoint::Unix(PathBuf::from(path)));
         }
         if let Some(addr) = text.strip_prefix("udp:") {
-            return socket_addr(addr, text).map(Endpoint::Udp);
+            return socket_addr(addr, text, lookup).map(Endpoint::Udp);
         }
         if let Some((scheme, _)) = text.split_once("://") {
             return Err(BadEndpoint(format!(
-                "'{text}': no '{scheme}://' here; addresses are {SYNTAX}"
+                "'{}': no '{}://' here; addresses are {SYNTAX}",
+                shown(text),
+                shown(scheme)
             )));
         }
-        socket_addr(text, text).map(Endpoint::Tcp)
+        socket_addr(text, text, lookup).map(Endpoint::Tcp)
     }
 }
 
-fn socket_addr(addr: &str, whole: &str) -> Result<SocketAddr, BadEndpoint> {
-    let bad = || BadEndpoint(format!("'{whole}' is not an address ({SYNTAX})"));
+fn socket_addr(addr: &str, whole: &str, lookup: bool) -> Result<SocketAddr, BadEndpoint> {
+    let bad = || BadEndpoint(format!("'{}' is not an address ({SYNTAX})", shown(whole)));
     if let Ok(addr) = addr.parse::<SocketAddr>() {
         return Ok(addr);
     }
     // Only a name with a port is looked up: "7878" or "host" alone are mistakes, not names.
-    if !addr.contains(':') {
+    if !lookup || !addr.contains(':') {
         return Err(bad());
     }
     addr.to_socket_addrs()
         .ok()
         .and_then(|mut addrs| addrs.next())
         .ok_or_else(bad)
+}
+
+/// `text` as an error message shows it: control characters (a newline, a NUL) escaped, so the
+/// message stays one line, and cut after 120 characters, so a megabyte of garbage gives a line
+/// one can read.
+fn shown(text: &str) -> String {
+    const LONGEST: usize = 120;
+    let mut out = String::new();
+    for (i, c) in text.chars().enumerate() {
+        if i == LONGEST {
+            out.push_str("...");
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -245,6 +283,9 @@ mod tests {
             assert!(err.contains("unix:PATH"), "{text}: {err}");
             assert!(!err.contains('\n'));
         }
+        let err = "udp:a\nb".parse::<Endpoint>().unwrap_err().to_string();
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains("a\\nb"), "{err}");
         let long = format!("unix:/{}", "x".repeat(200));
         let err = long.parse::<Endpoint>().unwrap_err().to_string();
         assert!(err.contains("at most 107"), "{err}");

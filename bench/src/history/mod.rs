@@ -47,21 +47,25 @@ pub struct Record {
 /// build's median of each metric) or a suite run.json (each point's median throughput, server
 /// CPU per message and p99, at the base handler work).
 pub fn record_of(path: &Path) -> Result<Record, String> {
-    let text = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let value: serde_json::Value = serde_json::from_slice(&text)
-        .map_err(|e| format!("{} is not JSON: {e}", path.display()))?;
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    record_of_bytes(&bytes, &path.display().to_string())
+}
+
+/// [`record_of`] of a file's bytes, `name` (its path) naming it in the error.
+pub fn record_of_bytes(bytes: &[u8], name: &str) -> Result<Record, String> {
+    let value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| format!("{name} is not JSON: {e}"))?;
     if value.get("benchmarks").is_some() {
         let report = AbReport::from_value(value)
-            .map_err(|why| format!("{} is not an ab report: {why}", path.display()))?;
+            .map_err(|why| format!("{name} is not an ab report: {why}"))?;
         Ok(from_ab(&report))
     } else if value.get("points").is_some() {
         let run = SuiteRun::from_value(value)
-            .map_err(|why| format!("{} is not a suite run.json: {why}", path.display()))?;
+            .map_err(|why| format!("{name} is not a suite run.json: {why}"))?;
         Ok(from_suite(&run))
     } else {
         Err(format!(
-            "{} is neither an ab report nor a suite run.json",
-            path.display()
+            "{name} is neither an ab report nor a suite run.json"
         ))
     }
 }
@@ -188,6 +192,14 @@ pub fn read(store: &Path) -> Result<Loaded, String> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Loaded::default()),
         Err(e) => return Err(format!("{}: {e}", path.display())),
     };
+    Ok(parse(&bytes, &path.display().to_string()))
+}
+
+/// The records and skipped lines of a history.jsonl's bytes, `name` (the file's path) naming it
+/// in the warnings: what [`read`] does once it holds the lock and the bytes. Never fails: a line
+/// that is not a record (not UTF-8, not JSON, a field missing or of the wrong type) is skipped
+/// with a warning, and the rest is read.
+pub fn parse(bytes: &[u8], name: &str) -> Loaded {
     let mut loaded = Loaded::default();
     let lines: Vec<&[u8]> = bytes.split(|&b| b == b'\n').collect();
     for (i, line) in lines.iter().enumerate() {
@@ -206,7 +218,7 @@ pub fn read(store: &Path) -> Result<Loaded, String> {
             },
             Err(e) => loaded.skipped.push(format!(
                 "{} line {}: not a record, skipped and kept as it is ({}{e})",
-                path.display(),
+                name,
                 i + 1,
                 if torn {
                     "the last line, without a newline: a write cut short? "
@@ -216,7 +228,7 @@ pub fn read(store: &Path) -> Result<Loaded, String> {
             )),
         }
     }
-    Ok(loaded)
+    loaded
 }
 
 /// The store's records, oldest first; none for a store not made yet. Lines that are not
