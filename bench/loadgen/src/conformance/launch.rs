@@ -15,6 +15,9 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+/// Lines of a started server's stderr kept for a failed check to quote.
+pub const STDERR_LINES_KEPT: usize = 3;
+
 /// How long a started server may take to become ready.
 const READY_WITHIN: Duration = Duration::from_secs(10);
 
@@ -79,7 +82,7 @@ impl ServerCommand {
             .args(["-c", &format!("exec {line}")])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null());
+            .stderr(Stdio::piped());
         Ok((command, free, dir))
     }
 
@@ -156,6 +159,20 @@ impl Launched {
     ) -> std::io::Result<Launched> {
         let mut child = crate::child::spawn(&mut command)?;
         let stdout = child.stdout.take().expect("piped stdout");
+        let said = std::sync::Arc::new(std::sync::Mutex::new(std::collections::VecDeque::new()));
+        if let Some(stderr) = child.stderr.take() {
+            let said = std::sync::Arc::clone(&said);
+            // Drained to its end (a full pipe would block the server), keeping the last lines.
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    let mut said = said.lock().unwrap_or_else(|e| e.into_inner());
+                    if said.len() == STDERR_LINES_KEPT {
+                        said.pop_front();
+                    }
+                    said.push_back(line);
+                }
+            });
+        }
         let (tx, rx) = mpsc::channel();
         let lines = std::thread::spawn(move || {
             let mut all = Vec::new();
@@ -169,6 +186,7 @@ impl Launched {
             child,
             addr: addr.clone(),
             stdout: Some(lines),
+            said,
             _socket_dir: socket_dir,
         };
         launched.wait_ready(&rx, &addr)?;
@@ -182,6 +200,8 @@ pub struct Launched {
     child: Child,
     addr: Endpoint,
     stdout: Option<std::thread::JoinHandle<Vec<String>>>,
+    /// The last lines it wrote on stderr, for a failed check to quote.
+    said: std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<String>>>,
     /// Dropped after the process (fields drop after `Drop::drop`).
     _socket_dir: SocketDir,
 }
@@ -236,6 +256,16 @@ impl Launched {
     /// status, or `None` (it is then killed with SIGKILL).
     pub fn terminate(&mut self, within: Duration) -> Option<ExitStatus> {
         crate::child::stop(&mut self.child, within)
+    }
+
+    /// The last lines (at most [`STDERR_LINES_KEPT`]) it wrote on stderr so far.
+    pub fn stderr_tail(&self) -> Vec<String> {
+        self.said
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .cloned()
+            .collect()
     }
 
     /// Its exit status, if it has exited.

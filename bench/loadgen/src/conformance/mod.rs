@@ -314,7 +314,18 @@ fn run_inner(check: &Check, subject: &Subject) -> CheckResult {
         // Stopped politely; `Launched`'s drop kills one that ignores SIGTERM (judging that is
         // the SIGTERM check's job, not every check's).
         server.terminate(Duration::from_secs(2));
-        return result;
+        // A failure quotes what the server last said on stderr: often the reason itself.
+        return result.map_err(|verdict| match verdict {
+            Verdict::Fail(why) => {
+                let said = server.stderr_tail();
+                if said.is_empty() {
+                    Verdict::Fail(why)
+                } else {
+                    Verdict::Fail(format!("{why} [the server's stderr: {}]", said.join(" | ")))
+                }
+            }
+            skip => skip,
+        });
     }
     let Some(target) = subject.target.clone() else {
         return Err(Verdict::Skip(
