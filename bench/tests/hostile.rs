@@ -825,16 +825,10 @@ fn every_udp_model_survives_random_datagrams() {
             libc::kill(child.id() as i32, libc::SIGTERM);
         }
         let deadline = Instant::now() + Duration::from_secs(10);
-        let status = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break status;
-            }
-            if Instant::now() >= deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("{model}: still running 10 s after SIGTERM");
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        let Some(status) = echo_bench::child::wait_until(&mut child, deadline).unwrap() else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{model}: still running 10 s after SIGTERM");
         };
         assert_eq!(status.code(), Some(0), "{model}: {status} after SIGTERM");
         eprintln!("{model}: survived, {:.1} s", began.elapsed().as_secs_f64());

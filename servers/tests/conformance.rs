@@ -571,16 +571,11 @@ fn binary_that_cannot_start_its_threads_exits_1_without_listening() {
         }
         let mut child = command.spawn().expect("echo-server runs");
         let deadline = Instant::now() + Duration::from_secs(20);
-        let status = loop {
-            if let Some(status) = child.try_wait().expect("wait") {
-                break status;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("{model} with 5,000 threads allowed 64 still running after 20 s");
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        let Some(status) = echo_loadgen::child::wait_until(&mut child, deadline).expect("wait")
+        else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{model} with 5,000 threads allowed 64 still running after 20 s");
         };
         let mut stdout = String::new();
         let mut stderr = String::new();

@@ -157,17 +157,11 @@ pub fn output_within(command: &mut Command, limit: Duration) -> Option<Output> {
         let _ = err.read_to_end(&mut v);
         v
     });
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    let Some(status) = echo_bench::child::wait_until(&mut child, Instant::now() + limit).unwrap()
+    else {
+        let _ = child.kill();
+        let _ = child.wait();
+        return None;
     };
     Some(Output {
         status,
