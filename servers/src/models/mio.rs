@@ -168,6 +168,9 @@ impl EventLoop {
             // Those whose turn ended with bytes waiting go first, then the new events; a
             // connection in both is pumped twice, each time within its budget.
             for key in std::mem::take(&mut self.ready) {
+                if let Some(conn) = self.connections.get_mut(key) {
+                    conn.queued = false;
+                }
                 self.pump(key);
             }
             for event in events.iter() {
@@ -230,7 +233,8 @@ impl EventLoop {
                 let full = conn.backlog() >= self.scratch.len();
                 if conn.update_interest(registry, Token(key), full).is_err() {
                     self.close(key);
-                } else if matches!(state, State::TurnOver) && !self.ready.contains(&key) {
+                } else if matches!(state, State::TurnOver) && !conn.queued {
+                    conn.queued = true;
                     self.ready.push(key);
                 }
             }
@@ -263,6 +267,8 @@ struct Connection {
     /// The peer half-closed: write what is left, then close.
     read_closed: bool,
     interest: Interest,
+    /// On the loop's ready list already (so it is put there once, without a search).
+    queued: bool,
 }
 
 impl Connection {
@@ -273,6 +279,7 @@ impl Connection {
             sent: 0,
             read_closed: false,
             interest: Interest::READABLE,
+            queued: false,
         }
     }
 
