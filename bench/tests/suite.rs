@@ -331,11 +331,15 @@ fn a_model_that_crashes_mid_run_is_reported_and_the_suite_goes_on() {
 fn a_model_this_machine_cannot_run_is_skipped_and_said_so() {
     use echo_servers::IO_URING_DISABLE_ENV as DISABLE_ENV;
     let dir = temp_dir("skip");
-    let (output, stderr) = tiny_suite(&dir, &["--models", "io-uring,mio"], &[(DISABLE_ENV, "1")]);
+    let (output, stderr) = tiny_suite(
+        &dir,
+        &["--models", "tokio-uring,mio"],
+        &[(DISABLE_ENV, "1")],
+    );
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     assert!(
         stderr.contains(&format!(
-            "skipping io-uring: io_uring disabled by {DISABLE_ENV}"
+            "skipping tokio-uring: io_uring disabled by {DISABLE_ENV}"
         )),
         "{stderr}"
     );
@@ -351,7 +355,7 @@ fn a_model_this_machine_cannot_run_is_skipped_and_said_so() {
 
     // Asked for directly, the server says why it cannot run, on one line, and exits 1.
     let serve = Command::new(env!("CARGO_BIN_EXE_echo-bench"))
-        .args(["serve", "--model", "io-uring"])
+        .args(["serve", "--model", "tokio-uring"])
         .env(DISABLE_ENV, "1")
         .stdin(Stdio::null())
         .output()
@@ -359,7 +363,7 @@ fn a_model_this_machine_cannot_run_is_skipped_and_said_so() {
     let stderr = String::from_utf8_lossy(&serve.stderr);
     assert_eq!(serve.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains("io-uring is not available on this machine"),
+        stderr.contains("tokio-uring is not available on this machine"),
         "{stderr}"
     );
     assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");

@@ -46,7 +46,8 @@ pub struct ServeArgs {
     #[arg(long, value_name = "NS", default_value_t = 0,
           value_parser = clap::value_parser!(u64).range(0..=1_000_000_000))]
     pub handicap_ns: u64,
-    /// Print the model names, one per line with the transports each serves, and exit.
+    /// Print the model names, one per line with the transports each serves and the driver it
+    /// would wait on here (name, transports, driver; tab-separated), and exit.
     #[arg(long)]
     pub list: bool,
     /// Testing aid: abort the process this long after start (e.g. 300ms), to check that tools
@@ -73,7 +74,11 @@ pub fn serve(args: ServeArgs, tool: &str) -> ExitCode {
     if args.list {
         for model in Model::ALL {
             let transports: Vec<&str> = model.transports().iter().map(|t| t.name()).collect();
-            println!("{model}\t{}", transports.join(","));
+            println!(
+                "{model}\t{}\t{}",
+                transports.join(","),
+                model.server().driver()
+            );
         }
         return ExitCode::SUCCESS;
     }
@@ -133,6 +138,9 @@ pub fn serve(args: ServeArgs, tool: &str) -> ExitCode {
     };
     let mut stdout = std::io::stdout().lock();
     let _ = writeln!(stdout, "listening on {}", server.endpoint());
+    // A second line, so a tool can record what really ran (a fallback is not the model's
+    // first choice); tools that read only the first line are not disturbed.
+    let _ = writeln!(stdout, "driver: {}", server.driver());
     let _ = stdout.flush();
     drop(stdout);
 

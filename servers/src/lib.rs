@@ -31,6 +31,10 @@ pub mod cli;
 pub use echo_cli::{Endpoint, Transport};
 
 mod blocking_io;
+mod driver;
+pub use driver::{
+    DISABLE_IO_URING_ENV as IO_URING_DISABLE_ENV, Driver, UnknownDriver, io_uring_refused,
+};
 mod datagram;
 mod futures_io;
 mod net;
@@ -39,4 +43,3 @@ pub use work::Work;
 
 /// One module per model, named exactly as the model; reached only through the registry.
 mod models;
-pub use models::io_uring::DISABLE_ENV as IO_URING_DISABLE_ENV;

@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::driver::Driver;
 pub use crate::models::{Family, Model};
 use crate::work::Work;
 
@@ -64,12 +65,17 @@ pub trait EchoServer: Send + Sync {
     /// Which model this is.
     fn model(&self) -> Model;
 
+    /// The driver a server of this model started now waits on: its first choice, or its
+    /// fallback where the first is refused (monoio and compio on epoll where io_uring is), so
+    /// that a measurement says what really ran. [`ServerHandle::driver`] keeps it per server.
+    fn driver(&self) -> Driver;
+
     /// Binds the listener and starts serving in the background. Returns once the listener is
     /// bound, so a client may connect as soon as this returns.
     fn start(&self, config: &ServerConfig) -> io::Result<ServerHandle>;
 
     /// Whether the model can run on this machine; `Err` says why not, in a short phrase (only
-    /// `io-uring`, where the kernel refuses io_uring). Every tool skips an unavailable model
+    /// the io_uring models, where the kernel refuses io_uring). Every tool skips an unavailable model
     /// and says so, rather than failing.
     fn available(&self) -> Result<(), String> {
         Ok(())
@@ -173,6 +179,8 @@ pub struct ServerHandle {
     socket_file: Option<crate::net::SocketFile>,
     /// Where the server's loops report their death (shared with them through [`ServerId`]).
     health: Health,
+    /// The driver the server really waits on (the model's first choice unless it fell back).
+    driver: Driver,
 }
 
 impl fmt::Debug for ServerHandle {
@@ -181,6 +189,7 @@ impl fmt::Debug for ServerHandle {
             .field("model", &self.model)
             .field("id", &self.id)
             .field("endpoint", &self.endpoint)
+            .field("driver", &self.driver)
             .finish_non_exhaustive()
     }
 }
@@ -199,7 +208,13 @@ impl ServerHandle {
             endpoint,
             stop: Some(stop),
             health: id.health,
+            driver: model.server().driver(),
         }
+    }
+
+    /// The driver the server really waits on ([`EchoServer::driver`] when it started).
+    pub fn driver(&self) -> Driver {
+        self.driver
     }
 
     /// The server's health: whether one of its loops has died, and a way to wait for that or

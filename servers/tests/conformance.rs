@@ -496,10 +496,11 @@ fn binary_prints_listening_line_and_exits_0_on_sigterm_with_connections_open(
     let printed = server.output().expect("exited, so its stdout is complete");
     assert_eq!(
         printed.len(),
-        1,
-        "echo-server printed more than one line: {printed:?}"
+        2,
+        "echo-server printed other than its two lines: {printed:?}"
     );
     assert_eq!(printed[0], format!("listening on {endpoint}"));
+    assert_eq!(printed[1], format!("driver: {}", model.server().driver()));
     if let Some(path) = endpoint.unix_path() {
         assert!(!path.exists(), "the socket file outlived the binary");
     }
@@ -517,19 +518,24 @@ fn binary_lists_the_models() {
         .lines()
         .map(str::to_owned)
         .collect();
-    // `name<TAB>transports`, the transports as `listen` takes them.
+    // `name<TAB>transports<TAB>driver`, the transports as `listen` takes them.
     let expected: Vec<String> = Model::ALL
         .iter()
         .map(|m| {
             let transports: Vec<&str> = m.transports().iter().map(|t| t.name()).collect();
-            format!("{}\t{}", m.name(), transports.join(","))
+            format!(
+                "{}\t{}\t{}",
+                m.name(),
+                transports.join(","),
+                m.server().driver()
+            )
         })
         .collect();
     assert_eq!(listed, expected);
     assert!(listed.iter().all(|l| l.contains("tcp,unix")));
     assert!(
-        listed.iter().filter(|l| l.ends_with(",udp")).count() >= 5,
-        "blocking, thread-pool, mio, tokio and io-uring at least serve udp:"
+        listed.iter().filter(|l| l.contains(",udp\t")).count() >= 5,
+        "blocking, thread-pool, mio, tokio and tokio-uring at least serve udp:"
     );
 }
 

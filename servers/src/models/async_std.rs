@@ -36,6 +36,10 @@ impl EchoServer for AsyncStdServer {
         Model::AsyncStd
     }
 
+    fn driver(&self) -> crate::driver::Driver {
+        crate::driver::Driver::Epoll
+    }
+
     fn start(&self, config: &ServerConfig) -> io::Result<ServerHandle> {
         let (std_listener, endpoint) = net::bind_nonblocking(config)?;
         let listener = AsyncStd::listener(std_listener)?;

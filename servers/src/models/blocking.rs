@@ -25,6 +25,10 @@ impl EchoServer for Blocking {
         Model::Blocking
     }
 
+    fn driver(&self) -> crate::driver::Driver {
+        crate::driver::Driver::Blocking
+    }
+
     fn concurrency_limit(&self, _config: &ServerConfig) -> Option<usize> {
         Some(1)
     }

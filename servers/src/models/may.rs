@@ -46,6 +46,10 @@ impl EchoServer for MayServer {
         Model::May
     }
 
+    fn driver(&self) -> crate::driver::Driver {
+        crate::driver::Driver::Epoll
+    }
+
     fn start(&self, config: &ServerConfig) -> io::Result<ServerHandle> {
         // `may` reads its worker count once, when its scheduler starts.
         static WORKERS: Once = Once::new();

@@ -50,6 +50,10 @@ impl EchoServer for MioLoop {
         Model::Mio
     }
 
+    fn driver(&self) -> crate::driver::Driver {
+        crate::driver::Driver::Epoll
+    }
+
     fn transports(&self) -> &'static [Transport] {
         &Transport::ALL
     }

@@ -30,6 +30,10 @@ impl EchoServer for MioPerCore {
         Model::MioPerCore
     }
 
+    fn driver(&self) -> crate::driver::Driver {
+        crate::driver::Driver::Epoll
+    }
+
     fn transports(&self) -> &'static [Transport] {
         &Transport::ALL
     }

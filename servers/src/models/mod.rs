@@ -94,8 +94,8 @@ models! {
     AsyncStd => "async-std", AsyncRuntime, async_std::AsyncStdServer;
     /// smol, one task per connection on an executor with a thread per core.
     Smol => "smol", AsyncRuntime, smol::SmolServer;
-    /// Completion-based io_uring I/O (tokio-uring), a runtime per core.
-    IoUring => "io-uring", AsyncRuntime, io_uring::IoUringServer;
+    /// Completion-based io_uring I/O through the tokio-uring runtime, a runtime per core.
+    TokioUring => "tokio-uring", AsyncRuntime, tokio_uring::TokioUringServer;
     /// Stackful coroutines (may), one per connection.
     May => "may", Threads, may::MayServer;
 }

@@ -40,6 +40,10 @@ impl EchoServer for SmolServer {
         Model::Smol
     }
 
+    fn driver(&self) -> crate::driver::Driver {
+        crate::driver::Driver::Epoll
+    }
+
     fn start(&self, config: &ServerConfig) -> io::Result<ServerHandle> {
         let (std_listener, endpoint) = net::bind_nonblocking(config)?;
         let listener = Smol::listener(std_listener)?;

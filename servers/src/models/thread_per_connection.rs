@@ -22,6 +22,10 @@ impl EchoServer for ThreadPerConnection {
         Model::ThreadPerConnection
     }
 
+    fn driver(&self) -> crate::driver::Driver {
+        crate::driver::Driver::Blocking
+    }
+
     fn start(&self, config: &ServerConfig) -> io::Result<ServerHandle> {
         blocking_io::start(Model::ThreadPerConnection, config, |acceptor| {
             let id = acceptor.shared().id();

@@ -39,6 +39,10 @@ impl EchoServer for ThreadPool {
         Model::ThreadPool
     }
 
+    fn driver(&self) -> crate::driver::Driver {
+        crate::driver::Driver::Blocking
+    }
+
     fn concurrency_limit(&self, config: &ServerConfig) -> Option<usize> {
         Some(pool_size(config))
     }

@@ -38,6 +38,10 @@ impl EchoServer for TokioServer {
         Model::Tokio
     }
 
+    fn driver(&self) -> crate::driver::Driver {
+        crate::driver::Driver::Epoll
+    }
+
     fn transports(&self) -> &'static [Transport] {
         &Transport::ALL
     }

@@ -29,6 +29,10 @@ impl EchoServer for TokioCurrentThread {
         Model::TokioCurrentThread
     }
 
+    fn driver(&self) -> crate::driver::Driver {
+        crate::driver::Driver::Epoll
+    }
+
     fn transports(&self) -> &'static [Transport] {
         &Transport::ALL
     }

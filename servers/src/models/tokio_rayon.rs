@@ -34,6 +34,10 @@ impl EchoServer for TokioRayon {
         Model::TokioRayon
     }
 
+    fn driver(&self) -> crate::driver::Driver {
+        crate::driver::Driver::Epoll
+    }
+
     fn start(&self, config: &ServerConfig) -> io::Result<ServerHandle> {
         let (std_listener, endpoint) = net::bind_nonblocking(config)?;
         let id = ServerId::next();

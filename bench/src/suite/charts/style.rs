@@ -8,9 +8,10 @@ use echo_servers::{Family, Model};
 use crate::suite::Server;
 use plotters::style::RGBColor;
 
-/// Twelve colours, one per model, chosen to stay apart from each other on white (Tableau 10,
-/// its light grey and yellow replaced by darker ones, plus black and cyan).
-const PALETTE: [RGBColor; 12] = [
+/// Seventeen colours, one per model, chosen to stay apart from each other on white (Tableau
+/// 10, its light grey and yellow replaced by darker ones, plus black and cyan, then five for
+/// the models added later, so the first twelve keep their colours in stored runs).
+const PALETTE: [RGBColor; 17] = [
     RGBColor(78, 121, 167),  // blue
     RGBColor(242, 142, 43),  // orange
     RGBColor(225, 87, 89),   // red
@@ -23,6 +24,11 @@ const PALETTE: [RGBColor; 12] = [
     RGBColor(85, 85, 85),    // dark grey
     RGBColor(0, 0, 0),       // black
     RGBColor(23, 190, 207),  // cyan
+    RGBColor(0, 128, 128),   // dark teal
+    RGBColor(128, 128, 0),   // olive
+    RGBColor(170, 40, 200),  // violet
+    RGBColor(255, 187, 120), // peach
+    RGBColor(0, 180, 100),   // emerald
 ];
 
 /// Colours of outside servers, apart from the models' (dark, saturated).

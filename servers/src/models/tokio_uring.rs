@@ -1,4 +1,4 @@
-//! `io-uring`: completion-based I/O through tokio-uring, thread-per-core. One thread per core
+//! `tokio-uring`: completion-based I/O through tokio-uring, thread-per-core. One thread per core
 //! (`es<id>-uring`), each with its own tokio-uring runtime (a current-thread tokio runtime whose
 //! I/O goes through an io_uring ring instead of epoll) and its own `SO_REUSEPORT` listener; a
 //! task per connection, never leaving its thread.
@@ -29,7 +29,6 @@ use std::io;
 use std::net::Shutdown;
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
-use std::sync::OnceLock;
 use std::sync::mpsc;
 use std::time::Instant;
 
@@ -40,6 +39,7 @@ use tokio_util::task::TaskTracker;
 use echo_cli::{Endpoint, Transport};
 
 use crate::blocking_io::join_all_within;
+use crate::driver::{Driver, io_uring_refused};
 use crate::datagram::{DatagramError, MAX_DATAGRAM};
 use crate::net::{self, StreamListener};
 use crate::server::{
@@ -49,32 +49,25 @@ use crate::server::{
 use crate::models::tokio::after_accept_error;
 use crate::work::EchoPath;
 
-/// Testing aid: set to make this model report itself unavailable, as on a kernel that refuses
-/// io_uring, so the tools' skipping can be checked on a machine that allows it.
-pub const DISABLE_ENV: &str = "ECHO_SERVERS_DISABLE_IO_URING";
-
 /// io_uring via tokio-uring, a runtime per core.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct IoUringServer;
+pub struct TokioUringServer;
 
-impl EchoServer for IoUringServer {
+impl EchoServer for TokioUringServer {
     fn model(&self) -> Model {
-        Model::IoUring
+        Model::TokioUring
+    }
+
+    fn driver(&self) -> Driver {
+        Driver::IoUring
     }
 
     fn available(&self) -> Result<(), String> {
-        if std::env::var_os(DISABLE_ENV).is_some() {
-            return Err(format!("io_uring disabled by {DISABLE_ENV}"));
+        // tokio-uring has no fallback: without io_uring there is no model.
+        match io_uring_refused() {
+            Some(why) => Err(why),
+            None => Ok(()),
         }
-        // The kernel's answer does not change while the process runs.
-        static PROBE: OnceLock<Result<(), String>> = OnceLock::new();
-        PROBE
-            .get_or_init(|| {
-                io_uring::IoUring::new(8)
-                    .map(drop)
-                    .map_err(|err| format!("the kernel refuses io_uring: {err}"))
-            })
-            .clone()
     }
 
     fn transports(&self) -> &'static [Transport] {
@@ -135,7 +128,7 @@ impl EchoServer for IoUringServer {
                 .unwrap_or_else(|_| Err(io::Error::other("the io_uring thread died")))
         })?;
         Ok(ServerHandle::new(
-            Model::IoUring,
+            Model::TokioUring,
             id,
             endpoint,
             Box::new(stop),
@@ -178,7 +171,7 @@ async fn serve_datagrams(
                     Err(err) => match DatagramError::of_receive(&err) {
                         DatagramError::Again | DatagramError::Peer => continue,
                         DatagramError::Socket => {
-                            health.died(format_args!("io-uring: udp receive failed: {err}"));
+                            health.died(format_args!("tokio-uring: udp receive failed: {err}"));
                             return;
                         }
                     },
@@ -206,7 +199,7 @@ async fn serve_datagrams(
     Ok(())
 }
 
-/// Receives each io-uring datagram thread keeps submitted.
+/// Receives each tokio-uring datagram thread keeps submitted.
 const DATAGRAMS_IN_FLIGHT: usize = 4;
 
 fn fd_of(socket: &impl AsRawFd) -> std::os::fd::BorrowedFd<'_> {
