@@ -102,6 +102,11 @@ fn tiny_suite_runs_end_to_end_and_writes_every_file() {
         assert!(report.is_clean() && report.messages > 0);
         let server = report.server.expect("the suite knows its server's pid");
         assert!(server.cpu_s > 0.0 && server.peak_rss_kib > 0);
+        assert_eq!(
+            point.driver,
+            Some(echo_servers::Driver::Epoll),
+            "each trial records the driver its server said it waited on"
+        );
     }
     let out = suite::output::write(&dir, &run).expect("write results");
     for file in [
@@ -130,6 +135,7 @@ fn tiny_suite_runs_end_to_end_and_writes_every_file() {
     assert_eq!(stored.points.len(), run.points.len());
     for (stored, ran) in stored.points.iter().zip(&run.points) {
         assert_eq!(stored.point, ran.point);
+        assert_eq!(stored.driver, ran.driver);
         assert_eq!(
             stored.report.as_ref().unwrap().messages,
             ran.report.as_ref().unwrap().messages
@@ -137,6 +143,11 @@ fn tiny_suite_runs_end_to_end_and_writes_every_file() {
     }
     let summary = std::fs::read_to_string(out.join("summary.md")).unwrap();
     assert!(summary.contains("## Which model to pick") && summary.contains("| mio |"));
+    assert!(
+        summary.contains("I/O drivers, as each server reported them: epoll: mio, tokio."),
+        "{summary}"
+    );
+    assert!(!summary.contains("**Fallback**"), "{summary}");
     assert!(
         std::fs::read_to_string(out.join("throughput-64B.svg"))
             .unwrap()

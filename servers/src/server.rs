@@ -70,6 +70,12 @@ pub trait EchoServer: Send + Sync {
     /// that a measurement says what really ran. [`ServerHandle::driver`] keeps it per server.
     fn driver(&self) -> Driver;
 
+    /// The driver the model waits on where nothing is refused: [`EchoServer::driver`] but for
+    /// a model with a fallback, so a report can mark a run that fell back.
+    fn first_choice(&self) -> Driver {
+        self.driver()
+    }
+
     /// Binds the listener and starts serving in the background. Returns once the listener is
     /// bound, so a client may connect as soon as this returns.
     fn start(&self, config: &ServerConfig) -> io::Result<ServerHandle>;
@@ -473,6 +479,16 @@ pub(crate) fn start_each<T, S: StopServer + 'static>(
 }
 
 impl Model {
+    /// The driver a server of the model started now waits on ([`EchoServer::driver`]).
+    pub fn driver(self) -> Driver {
+        self.server().driver()
+    }
+
+    /// The driver the model waits on where nothing is refused ([`EchoServer::first_choice`]).
+    pub fn first_choice(self) -> Driver {
+        self.server().first_choice()
+    }
+
     /// Whether the model can run here ([`EchoServer::available`]).
     pub fn available(self) -> Result<(), String> {
         self.server().available()

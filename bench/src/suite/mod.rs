@@ -188,6 +188,14 @@ pub struct PointResult {
     pub discarded_interference: Vec<f64>,
     /// True when the kept attempt was still above the interference limit.
     pub interfered: bool,
+    /// The I/O driver the model's server said it waited on (its `driver:` line); none for an
+    /// outside server, a server that did not start, and runs stored before schema 3.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "plan::driver_name"
+    )]
+    pub driver: Option<echo_servers::Driver>,
 }
 
 impl PointResult {
@@ -266,8 +274,74 @@ fn is_false(value: &bool) -> bool {
     !value
 }
 
-/// The `schema` versions of run.json this version reads (and, the last, writes).
-pub const SCHEMAS: [u64; 2] = [1, 2];
+/// The `schema` versions of run.json this version reads (and, the last, writes). Schema 3 added
+/// each trial's `driver` and gave the name `io-uring` to the model written on the ring itself:
+/// in runs before it, `io-uring` is the model now called `tokio-uring`.
+pub const SCHEMAS: [u64; 3] = [1, 2, 3];
+
+/// The model names a run of an older schema used for a model since renamed: (before, now).
+const RENAMED_BEFORE_SCHEMA_3: [(&str, &str); 1] = [("io-uring", "tokio-uring")];
+
+/// Renames, in a run.json of schema 1 or 2, every server name that has since been renamed
+/// (in points, knees, C10K holdings and the skipped list), so the old run reads back as the
+/// models it measured and not as the newer model that took the name.
+fn rename_old_models(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    if value
+        .get("schema")
+        .and_then(Value::as_u64)
+        .is_none_or(|s| s >= 3)
+    {
+        return;
+    }
+    let renamed = |name: &str| {
+        RENAMED_BEFORE_SCHEMA_3
+            .iter()
+            .find(|(before, _)| *before == name)
+            .map(|(_, now)| *now)
+    };
+    let rename_field = |item: &mut Value, field: &str| {
+        if let Some(Value::String(name)) = item.get_mut(field)
+            && let Some(now) = renamed(name)
+        {
+            *name = now.to_owned();
+        }
+    };
+    for point in value
+        .get_mut("points")
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
+    {
+        if let Some(inner) = point.get_mut("point") {
+            rename_field(inner, "model");
+        }
+    }
+    for section in ["knees", "c10k"] {
+        for item in value
+            .get_mut(section)
+            .and_then(Value::as_array_mut)
+            .into_iter()
+            .flatten()
+        {
+            rename_field(item, "model");
+        }
+    }
+    for skipped in value
+        .get_mut("skipped")
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
+    {
+        if let Value::String(text) = skipped {
+            for (before, now) in RENAMED_BEFORE_SCHEMA_3 {
+                if let Some(rest) = text.strip_prefix(&format!("{before}:")) {
+                    *text = format!("{now}:{rest}");
+                }
+            }
+        }
+    }
+}
 
 /// Checks that `value` has the fields every run.json any version wrote has, each of its type
 /// (`schema` one of [`SCHEMAS`], `profile`, `command`, `meta` with `host` and `time`, `points`
@@ -316,8 +390,9 @@ impl SuiteRun {
     }
 
     /// [`SuiteRun::from_json`] of parsed JSON.
-    pub fn from_value(value: serde_json::Value) -> Result<Self, String> {
+    pub fn from_value(mut value: serde_json::Value) -> Result<Self, String> {
         recognise(&value)?;
+        rename_old_models(&mut value);
         serde_json::from_value(value).map_err(|e| e.to_string())
     }
 }
@@ -505,18 +580,28 @@ pub fn measure(options: &SuiteOptions, point: &Point) -> PointResult {
     if let Err(err) = config.validate() {
         return failed(format!("invalid point: {err}"), None);
     }
+    let driver = server.driver();
     let report = match engine::run(&config, &mut |_| {}) {
         Ok(outcome) => Report::new(&config, &outcome),
-        Err(err) => return failed(format!("load generator failed: {err}"), None),
+        Err(err) => {
+            return PointResult {
+                driver,
+                ..failed(format!("load generator failed: {err}"), None)
+            };
+        }
     };
     match server.stop() {
         Ok(()) => PointResult {
             point: point.clone(),
             status: "ok".into(),
             report: Some(report),
+            driver,
             ..PointResult::default()
         },
-        Err(why) => failed(why, Some(report)),
+        Err(why) => PointResult {
+            driver,
+            ..failed(why, Some(report))
+        },
     }
 }
 
@@ -603,5 +688,72 @@ mod tests {
         assert_eq!(Pinning::split(&[3]), Pinning::default());
         let two = Pinning::split(&[0, 1]);
         assert_eq!(two.describe(), "1 server core (0), 1 client core (1)");
+    }
+
+    /// A minimal run.json of `schema` whose one trial measured `model`.
+    fn stored_run(schema: u32, model: &str) -> serde_json::Value {
+        serde_json::json!({
+            "schema": schema, "profile": "tiny", "command": "x",
+            "meta": {"host": "h", "time": "t"}, "duration_s": 0.3, "warmup_s": 0.1,
+            "points": [{"point": {"model": model}, "status": "ok"}],
+            "skipped": [format!("{model}: no ring here")],
+        })
+    }
+
+    #[test]
+    fn an_old_runs_io_uring_reads_back_as_tokio_uring_and_a_new_runs_as_itself() {
+        let old = SuiteRun::from_value(stored_run(2, "io-uring")).unwrap();
+        assert_eq!(old.points[0].point.model.name(), "tokio-uring");
+        assert_eq!(old.skipped, ["tokio-uring: no ring here"]);
+        let new = SuiteRun::from_value(stored_run(3, "io-uring")).unwrap();
+        assert_eq!(new.points[0].point.model.name(), "io-uring");
+        let other = SuiteRun::from_value(stored_run(2, "mio")).unwrap();
+        assert_eq!(other.points[0].point.model.name(), "mio");
+    }
+
+    #[test]
+    fn a_trials_driver_is_stored_by_name_and_a_bad_one_is_refused() {
+        let mut value = stored_run(3, "mio");
+        value["points"][0]["driver"] = "io_uring".into();
+        let run = SuiteRun::from_value(value.clone()).unwrap();
+        assert_eq!(run.points[0].driver, Some(echo_servers::Driver::IoUring));
+        let json = serde_json::to_value(&run).unwrap();
+        assert_eq!(json["points"][0]["driver"], "io_uring");
+        value["points"][0]["driver"] = "kqueue".into();
+        let err = SuiteRun::from_value(value).unwrap_err();
+        assert!(err.contains("'kqueue' is not a driver"), "{err}");
+    }
+
+    #[test]
+    fn a_trial_not_on_its_models_first_choice_is_a_fallback() {
+        use echo_servers::{Driver, Model};
+        let trial = |model: Model, driver: Option<Driver>| PointResult {
+            point: Point {
+                model: model.into(),
+                ..Point::default()
+            },
+            status: "ok".into(),
+            driver,
+            ..PointResult::default()
+        };
+        let run = SuiteRun {
+            points: vec![
+                trial(Model::Tokio, Some(Driver::Epoll)),
+                trial(Model::Mio, Some(Driver::Epoll)),
+                trial(Model::Mio, Some(Driver::IoUring)),
+                trial(Model::Blocking, None),
+            ],
+            ..SuiteRun::default()
+        };
+        let drivers = output::drivers_of(&run);
+        assert_eq!(
+            drivers.len(),
+            2,
+            "a model that reported no driver is left out"
+        );
+        assert_eq!(drivers[0].model, Model::Mio, "in registry order");
+        assert_eq!(drivers[0].drivers, [Driver::Epoll, Driver::IoUring]);
+        assert_eq!(drivers[0].fallbacks, [Driver::IoUring]);
+        assert_eq!(drivers[1].fallbacks, []);
     }
 }

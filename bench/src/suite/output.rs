@@ -719,6 +719,7 @@ impl Summary {
                 list.join(", ")
             );
         }
+        about.push_str(&drivers_paragraph(&drivers_of(run)));
         if !run.skipped.is_empty() {
             let _ = writeln!(
                 about,
@@ -822,6 +823,84 @@ impl Summary {
         out.push_str(&self.advice);
         out
     }
+}
+
+/// What one model's trials ran on: the drivers its servers reported, and whether any of them
+/// was not the model's first choice (a fallback, such as monoio on epoll where io_uring is
+/// refused).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DriversOf {
+    /// The model.
+    pub model: echo_servers::Model,
+    /// Every driver its trials reported, in [`echo_servers::Driver`]'s order.
+    pub drivers: Vec<echo_servers::Driver>,
+    /// Those of them that were not its first choice.
+    pub fallbacks: Vec<echo_servers::Driver>,
+}
+
+/// The drivers each model's trials reported, models in registry order; models whose trials
+/// reported none (outside servers, runs stored before schema 3) are left out.
+pub fn drivers_of(run: &SuiteRun) -> Vec<DriversOf> {
+    let mut found: std::collections::BTreeMap<echo_servers::Model, Vec<echo_servers::Driver>> =
+        std::collections::BTreeMap::new();
+    for trial in &run.points {
+        if let (Some(model), Some(driver)) = (trial.point.model.model(), trial.driver) {
+            let drivers = found.entry(model).or_default();
+            if !drivers.contains(&driver) {
+                drivers.push(driver);
+                drivers.sort();
+            }
+        }
+    }
+    found
+        .into_iter()
+        .map(|(model, drivers)| DriversOf {
+            model,
+            fallbacks: drivers
+                .iter()
+                .copied()
+                .filter(|&d| d != model.first_choice())
+                .collect(),
+            drivers,
+        })
+        .collect()
+}
+
+/// One paragraph: the models grouped by the driver they ran on, and a warning for each model
+/// that fell back; empty when no trial reported a driver.
+fn drivers_paragraph(drivers: &[DriversOf]) -> String {
+    if drivers.is_empty() {
+        return String::new();
+    }
+    let groups: Vec<String> = echo_servers::Driver::ALL
+        .iter()
+        .filter_map(|&driver| {
+            let models: Vec<&str> = drivers
+                .iter()
+                .filter(|d| d.drivers.contains(&driver))
+                .map(|d| d.model.name())
+                .collect();
+            (!models.is_empty()).then(|| format!("{driver}: {}", models.join(", ")))
+        })
+        .collect();
+    let mut out = format!(
+        "I/O drivers, as each server reported them: {}.\n\n",
+        groups.join("; ")
+    );
+    for d in drivers.iter().filter(|d| !d.fallbacks.is_empty()) {
+        let fell_back: Vec<&str> = d.fallbacks.iter().map(|f| f.name()).collect();
+        let _ = writeln!(
+            out,
+            "**Fallback**: {} ran on {} in some or all trials, not on its first choice, {} \
+             (refused on this machine, or disabled): its figures are not {} on {}.\n",
+            d.model,
+            fell_back.join(" and "),
+            d.model.first_choice(),
+            d.model,
+            d.model.first_choice()
+        );
+    }
+    out
 }
 
 fn readme(run: &SuiteRun, dir: &Path) -> String {

@@ -509,6 +509,25 @@ pub(crate) mod model_name {
     }
 }
 
+pub(crate) mod driver_name {
+    //! An optional I/O driver by its name in JSON (`epoll`, `io_uring`, ...).
+    use echo_servers::Driver;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Option<Driver>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(driver) => s.serialize_str(driver.name()),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Driver>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|name| name.parse().map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

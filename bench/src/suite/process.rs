@@ -19,6 +19,9 @@ use crate::procfs;
 
 /// How long a server may take to print its `listening on` line.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a model's server may take to print its `driver:` line after `listening on`
+/// (it prints both at once).
+const DRIVER_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a server may take to exit after SIGTERM.
 const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -78,6 +81,7 @@ impl Launcher {
             addr: launched.endpoint().clone(),
             process: Process::Outside(launched),
             _socket_dir: None,
+            driver: None,
         })
     }
 
@@ -122,14 +126,21 @@ impl Launcher {
         let stdout = child.stdout.take().expect("piped");
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
+            // `listening on ADDR`, then `driver: NAME`; an empty line for a closed stdout.
+            let mut stdout = BufReader::new(stdout);
+            for _ in 0..2 {
+                let mut line = String::new();
+                let _ = stdout.read_line(&mut line);
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
         });
         let server = ServerProcess {
             process: Process::Own(child),
             _socket_dir: socket_dir,
             addr: endpoint,
+            driver: None,
         };
         server.wait_listening(&rx)
     }
@@ -138,7 +149,8 @@ impl Launcher {
 impl ServerProcess {
     /// Waits up to [`START_TIMEOUT`] for the first line of a model's server, which must be
     /// `listening on ADDR`; anything else (another line, an exit, silence) is one line of error,
-    /// and the process is killed (by the drop).
+    /// and the process is killed (by the drop). Then reads the `driver: NAME` line the server
+    /// prints right after, which must name a driver.
     fn wait_listening(mut self, lines: &mpsc::Receiver<String>) -> Result<Self, String> {
         let Process::Own(child) = &mut self.process else {
             unreachable!("only a model's server prints its line here");
@@ -153,7 +165,18 @@ impl ServerProcess {
             .and_then(|a| a.parse().ok())
         {
             self.addr = addr;
-            return Ok(self);
+            let second = lines.recv_timeout(DRIVER_TIMEOUT).unwrap_or_default();
+            let driver = second.trim().strip_prefix("driver: ").unwrap_or_default();
+            return match driver.parse::<echo_servers::Driver>() {
+                Ok(driver) => {
+                    self.driver = Some(driver);
+                    Ok(self)
+                }
+                Err(_) => Err(format!(
+                    "server printed '{}' instead of a 'driver: NAME' line after it listened",
+                    second.trim().chars().take(80).collect::<String>()
+                )),
+            };
         }
         if first.is_empty() {
             // Its stdout closed: it exited (or is exiting) without a line.
@@ -180,6 +203,8 @@ pub struct ServerProcess {
     /// A Unix socket's private folder, removed after the process (fields drop after
     /// `Drop::drop`), with whatever socket file the server left there.
     _socket_dir: crate::conformance::SocketDir,
+    /// The driver a model's server said it waits on (none for an outside server).
+    driver: Option<echo_servers::Driver>,
 }
 
 /// A model's process, or an outside server's.
@@ -193,6 +218,11 @@ impl ServerProcess {
     /// Where it listens.
     pub fn endpoint(&self) -> &Endpoint {
         &self.addr
+    }
+
+    /// The driver a model's server said it waits on; `None` for an outside server.
+    pub fn driver(&self) -> Option<echo_servers::Driver> {
+        self.driver
     }
 
     /// Its pid.
