@@ -36,8 +36,10 @@
 //!
 //! glommio checks at start that the locked-memory limit (`RLIMIT_MEMLOCK`) is at least 512 KiB;
 //! where the soft limit is lower and the hard limit allows it, `start` raises the soft limit
-//! (any process may), and where the hard limit is lower the model is unavailable. UDP is not
-//! served.
+//! (any process may), and where the hard limit is lower the model is unavailable.
+//!
+//! Over UDP each executor has its own `SO_REUSEPORT` socket (glommio's `UdpSocket`, adopted the
+//! same way) and one task that sends each datagram back before it receives the next.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -49,13 +51,14 @@ use std::time::{Duration, Instant};
 
 use futures_lite::future;
 use futures_lite::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use glommio::net::TcpListener;
+use glommio::net::{TcpListener, UdpSocket};
 use glommio::sync::Gate;
 use glommio::{GlommioError, LocalExecutorBuilder, Placement};
 
-use echo_cli::Transport;
+use echo_cli::{Endpoint, Transport};
 
 use crate::blocking_io::join_all_within;
+use crate::datagram::{DatagramError, MAX_DATAGRAM};
 use crate::driver::{Driver, io_uring_refused};
 use crate::net::{self, AcceptAction, StreamListener};
 use crate::server::{
@@ -94,16 +97,25 @@ impl EchoServer for GlommioServer {
         Ok(())
     }
 
+    fn transports(&self) -> &'static [Transport] {
+        &Transport::ALL
+    }
+
     fn start(&self, config: &ServerConfig) -> io::Result<ServerHandle> {
         if let Err(why) = self.available() {
             return Err(io::Error::new(io::ErrorKind::Unsupported, why));
         }
-        if config.listen.transport() == Transport::Udp {
-            return Err(net::not_served(Transport::Udp));
-        }
         raise_memlock_soft_limit()?;
-        let listeners = net::bind_per_core(config, config.threads_or(available_cores()))?;
-        let endpoint = listeners[0].endpoint()?;
+        let cores = config.threads_or(available_cores());
+        let (units, endpoint) = if config.listen.transport() == Transport::Udp {
+            let sockets = net::bind_datagram_per_core(config, cores)?;
+            let endpoint = Endpoint::Udp(sockets[0].local_addr()?);
+            (sockets.into_iter().map(Unit::Datagram).collect::<Vec<_>>(), endpoint)
+        } else {
+            let listeners = net::bind_per_core(config, cores)?;
+            let endpoint = listeners[0].endpoint()?;
+            (listeners.into_iter().map(Unit::Stream).collect(), endpoint)
+        };
         let id = ServerId::next();
         let path = EchoPath::of(config);
         let (stop, stopped) = async_channel::bounded::<()>(1);
@@ -111,7 +123,7 @@ impl EchoServer for GlommioServer {
             stop,
             threads: Vec::new(),
         };
-        let executors = start_each(executors, listeners, |executors, listener| {
+        let executors = start_each(executors, units, |executors, unit| {
             let stopped = stopped.clone();
             let health = id.health().clone();
             // An executor is built on the thread it runs on (nothing of it may move between
@@ -126,7 +138,12 @@ impl EchoServer for GlommioServer {
                     }
                 };
                 let _ = built.send(Ok(()));
-                executor.run(serve(listener, stopped, path, health))
+                match unit {
+                    Unit::Stream(listener) => executor.run(serve(listener, stopped, path, health)),
+                    Unit::Datagram(socket) => {
+                        executor.run(serve_datagrams(socket, stopped, path))
+                    }
+                }
             })?;
             executors.threads.push(thread);
             outcome
@@ -140,6 +157,12 @@ impl EchoServer for GlommioServer {
             Box::new(executors),
         ))
     }
+}
+
+/// What one executor serves: a stream listener, or a UDP socket.
+enum Unit {
+    Stream(StreamListener),
+    Datagram(std::net::UdpSocket),
 }
 
 /// The least `RLIMIT_MEMLOCK` glommio 0.9 starts an executor with.
@@ -262,6 +285,45 @@ async fn serve(
     drop(listener);
     open.shut_down_all();
     let _ = glommio::timer::timeout(SHUTDOWN_GRACE, gate.close()).await;
+    Ok(())
+}
+
+/// Echoes every datagram `socket` receives to its sender until shutdown. A peer's error costs
+/// that datagram alone; an error of the socket itself ends the loop, which the server's health
+/// reports.
+async fn serve_datagrams(
+    socket: std::net::UdpSocket,
+    stopped: async_channel::Receiver<()>,
+    path: EchoPath,
+) -> io::Result<()> {
+    // SAFETY: the bound socket's ownership moves to glommio's.
+    let socket = unsafe { UdpSocket::from_raw_fd(socket.into_raw_fd()) };
+    let mut buf = vec![0; MAX_DATAGRAM];
+    // A socket flooded with datagrams never makes its receive wait, so the stop channel is
+    // also checked before each one.
+    while !stopped.is_closed() {
+        let received = future::or(async { Some(socket.recv_from(&mut buf).await) }, async {
+            let _ = stopped.recv().await;
+            None
+        })
+        .await;
+        let (n, peer) = match received {
+            None => break,
+            Some(Ok(received)) => received,
+            Some(Err(err)) => {
+                let err = io_error(err);
+                match DatagramError::of_receive(&err) {
+                    DatagramError::Again | DatagramError::Peer => continue,
+                    DatagramError::Socket => {
+                        return Err(io::Error::other(format!("udp receive failed: {err}")));
+                    }
+                }
+            }
+        };
+        path.on_message(&buf[..n]);
+        // Whatever a send's error, it loses that one datagram, as the network may.
+        let _ = socket.send_to(&buf[..n], peer).await;
+    }
     Ok(())
 }
 
