@@ -14,7 +14,8 @@
 //! entries, 64 KiB of registered I/O memory (the least glommio takes: it is for file I/O, which
 //! an echo server does not do; the default is 10 MiB, pinned), and glommio's one blocking-pool
 //! thread, which glommio starts itself unnamed, so it carries its executor thread's name, and
-//! which ends when its executor is dropped (glommio keeps no handle to join it by). What blocks:
+//! which ends when its executor is dropped (glommio keeps no handle to join it by: shutdown joins
+//! the executors' threads, then waits for that name to be gone). What blocks:
 //! nothing while tasks await; per-message work runs on the executor that owns the connection.
 //!
 //! glommio's cooperative scheduler polls its rings only between runs of its task queues, so a
@@ -121,15 +122,20 @@ impl EchoServer for GlommioServer {
         let (stop, stopped) = async_channel::bounded::<()>(1);
         let executors = Executors {
             stop,
+            go: Vec::new(),
             threads: Vec::new(),
+            thread_name: id.thread_name(ROLE),
         };
-        let executors = start_each(executors, units, |executors, unit| {
+        let mut executors = start_each(executors, units, |executors, unit| {
             let stopped = stopped.clone();
             let health = id.health().clone();
             // An executor is built on the thread it runs on (nothing of it may move between
-            // threads); the thread says whether that worked before `start` goes on.
+            // threads); the thread says whether that worked before `start` goes on. It serves
+            // only once every executor is built: one that accepted at once could take the
+            // descriptors the next one's rings need, under a low descriptor limit.
             let (built, outcome) = mpsc::channel();
-            let thread = id.spawn_loop("glommio", move || {
+            let (go, all_built) = mpsc::channel::<()>();
+            let thread = id.spawn_loop(ROLE, move || {
                 let executor = match executor() {
                     Ok(executor) => executor,
                     Err(err) => {
@@ -138,6 +144,10 @@ impl EchoServer for GlommioServer {
                     }
                 };
                 let _ = built.send(Ok(()));
+                if all_built.recv().is_err() {
+                    // Another executor could not be built: `start` failed.
+                    return Ok(());
+                }
                 match unit {
                     Unit::Stream(listener) => executor.run(serve(listener, stopped, path, health)),
                     Unit::Datagram(socket) => {
@@ -146,10 +156,14 @@ impl EchoServer for GlommioServer {
                 }
             })?;
             executors.threads.push(thread);
+            executors.go.push(go);
             outcome
                 .recv()
                 .unwrap_or_else(|_| Err(io::Error::other("the glommio thread died")))
         })?;
+        for go in executors.go.drain(..) {
+            let _ = go.send(());
+        }
         Ok(ServerHandle::new(
             Model::Glommio,
             id,
@@ -158,6 +172,9 @@ impl EchoServer for GlommioServer {
         ))
     }
 }
+
+/// The role in the executors' thread names: `es<id>-glommio`.
+const ROLE: &str = "glommio";
 
 /// What one executor serves: a stream listener, or a UDP socket.
 enum Unit {
@@ -233,7 +250,9 @@ async fn serve(
     let listener = unsafe { TcpListener::from_raw_fd(raw) };
     let open = Connections::default();
     let gate = Gate::new();
-    loop {
+    // A listener flooded with connections never makes its accept wait, so the stop channel is
+    // also checked before each one.
+    while !stopped.is_closed() {
         let accepted = future::or(async { Some(listener.accept().await) }, async {
             let _ = stopped.recv().await;
             None
@@ -414,15 +433,53 @@ async fn echo(stream: &mut (impl AsyncRead + AsyncWrite + Unpin), path: EchoPath
 }
 
 /// Closes the stop channel, which every executor's accept loop listens on, then joins the
-/// executors' threads.
+/// executors' threads, and waits for glommio's own.
 struct Executors {
     stop: async_channel::Sender<()>,
+    /// While `start` runs, what lets each built executor begin serving; dropped unsent when
+    /// `start` fails.
+    go: Vec<mpsc::Sender<()>>,
     threads: Vec<std::thread::JoinHandle<()>>,
+    /// The name of the executors' threads, which glommio's blocking-pool threads carry too.
+    thread_name: String,
 }
 
 impl StopServer for Executors {
     fn stop(self: Box<Self>) -> io::Result<()> {
+        drop(self.go);
         self.stop.close();
-        join_all_within(self.threads, Instant::now() + JOIN_AFTER_DRAIN)
+        let deadline = Instant::now() + JOIN_AFTER_DRAIN;
+        join_all_within(self.threads, deadline)?;
+        threads_gone(&self.thread_name, deadline)
     }
+}
+
+/// Waits until no thread of this process is named `name`, or `deadline`.
+///
+/// glommio starts each executor's blocking-pool thread itself, unnamed (so it carries the name
+/// of the executor's thread, which created it), and keeps no handle to join it by; the thread
+/// ends once its executor is dropped, which happens before the executor's own thread ends. Once
+/// those are joined, waiting for the name to be gone is how `stop` knows that every thread the
+/// server started has ended.
+fn threads_gone(name: &str, deadline: Instant) -> io::Result<()> {
+    // Linux keeps 15 bytes of a thread's name (the names here are ASCII).
+    let name = &name[..name.len().min(15)];
+    let named = || {
+        std::fs::read_dir("/proc/self/task").map(|tasks| {
+            tasks
+                .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+                .any(|comm| comm.trim_end() == name)
+        })
+    };
+    // Where /proc cannot be read there is nothing to wait with.
+    while named().unwrap_or(false) {
+        if Instant::now() >= deadline {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "a glommio blocking-pool thread did not end within the shutdown grace period",
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    Ok(())
 }
