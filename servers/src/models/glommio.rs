@@ -3,11 +3,13 @@
 //! listener; a task per connection, never leaving its executor. Nothing in glommio is `Send`:
 //! executors share nothing, and shutdown reaches each through an `async-channel` it listens on.
 //!
-//! How glommio does socket I/O: it does not submit reads and writes to the ring. Every read and
-//! write is first tried as a non-blocking `recv`/`send` system call; only when that would block
-//! does it submit a poll to the ring and wait for its completion. So a busy connection costs a
-//! system call per read and per write, as on epoll, and the ring replaces `epoll_wait`: the
-//! executor waits on io_uring (`Driver::IoUring`), with no epoll fallback.
+//! How glommio does socket I/O: a connection's reads and writes do not go through the ring.
+//! Each is first tried as a non-blocking `recv`/`send` system call, and only when that would
+//! block does glommio submit a poll for the socket to the ring and wait for its completion; an
+//! accept, and a UDP receive, that would block are submitted to the ring as the operation itself
+//! (`accept`, `recvmsg`). So a busy connection costs a system call per read and per write, as on
+//! epoll, and the ring replaces `epoll_wait`: the executor waits on io_uring (`Driver::IoUring`),
+//! with no epoll fallback. It does not spin before it parks (glommio's default).
 //!
 //! Cost per connection: one task and its buffer of `buffer_size` bytes (glommio's unbuffered
 //! streams read straight into it). Per executor: three rings (main, latency, poll) of 128
@@ -17,6 +19,12 @@
 //! which ends when its executor is dropped (glommio keeps no handle to join it by: shutdown joins
 //! the executors' threads, then waits for that name to be gone). What blocks:
 //! nothing while tasks await; per-message work runs on the executor that owns the connection.
+//!
+//! Shutdown closes the channel; each executor's accept loop then ends, shuts its listener down
+//! (an accept submitted to the ring holds the socket open until it completes: shutting the
+//! socket down completes it and stops the listening at once), shuts down every connection it
+//! accepted, which ends each task's wait as a peer's close would, and waits for those tasks,
+//! within the grace, through a glommio `Gate`.
 //!
 //! glommio's cooperative scheduler polls its rings only between runs of its task queues, so a
 //! connection whose reads never block would be read for a whole preemption period (100 ms). After
@@ -40,7 +48,9 @@
 //! (any process may), and where the hard limit is lower the model is unavailable.
 //!
 //! Over UDP each executor has its own `SO_REUSEPORT` socket (glommio's `UdpSocket`, adopted the
-//! same way) and one task that sends each datagram back before it receives the next.
+//! same way) and one task that sends each datagram back before it receives the next. A receive
+//! that waits in the ring fills a buffer glommio allocates for it (64 KiB, as ours), which is
+//! then copied into ours.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
