@@ -98,6 +98,8 @@ models! {
     TokioUring => "tokio-uring", AsyncRuntime, tokio_uring::TokioUringServer;
     /// Stackful coroutines (may), one per connection.
     May => "may", Threads, may::MayServer;
+    /// glommio's thread-per-core executors on io_uring, one per core, each with its own listener.
+    Glommio => "glommio", AsyncRuntime, glommio::GlommioServer;
 }
 
 #[cfg(test)]
