@@ -3,11 +3,11 @@
 //! I/O goes through an io_uring ring instead of epoll) and its own `SO_REUSEPORT` listener; a
 //! task per connection, never leaving its thread.
 //!
-//! Why tokio-uring: of the maintained io_uring runtimes it builds here with no system setup
-//! (glommio needs a locked-memory limit far above the default; monoio brings a second runtime
-//! ecosystem), and it runs on tokio, so the shutdown is the `tokio` model's: a
+//! Why tokio-uring: it is io_uring as the tokio ecosystem offers it, a current-thread tokio
+//! runtime whose I/O goes through a ring, so the shutdown is the `tokio` model's: a
 //! `CancellationToken` watched by the accept loop and every handler, and a `TaskTracker` that
-//! shutdown waits on.
+//! shutdown waits on. The other ways to use io_uring are models of their own: `io-uring` (the
+//! ring itself, multishot and buffer rings), `monoio`, `compio` and `glommio`.
 //!
 //! What differs from readiness I/O: a read is submitted to the kernel with the buffer it will
 //! fill, and the task is woken when the bytes are already in it (one completion instead of a
