@@ -338,18 +338,18 @@ where
 /// pending write keeps the task from reading more (backpressure).
 async fn echo(mut stream: impl AsyncReadRent + AsyncWriteRent, path: EchoPath) -> io::Result<()> {
     let mut buf: Vec<u8> = Vec::with_capacity(path.buffer_size);
+    let mut res;
+    let mut waited;
     let mut unwaited_reads = 0;
     loop {
         // monoio reads into the whole capacity and sets the length to what was read.
-        let ((read, filled), waited) = noting_wait(stream.read(buf)).await;
-        buf = filled;
-        if read? == 0 {
+        ((res, buf), waited) = noting_wait(stream.read(buf)).await;
+        if res? == 0 {
             return Ok(());
         }
         path.on_message(&buf);
-        let (written, sent) = stream.write_all(buf).await;
-        buf = sent;
-        written?;
+        (res, buf) = stream.write_all(buf).await;
+        res?;
         unwaited_reads = if waited { 0 } else { unwaited_reads + 1 };
         if unwaited_reads == READS_PER_TURN {
             unwaited_reads = 0;
@@ -401,11 +401,19 @@ async fn echo_datagrams(
     path: EchoPath,
 ) -> io::Result<()> {
     let mut buf: Vec<u8> = Vec::with_capacity(MAX_DATAGRAM);
+    let (mut received, mut sent);
+    let mut waited;
     let mut unwaited = 0;
     loop {
-        let ((received, filled), waited) =
+        ((received, buf), waited) =
             noting_wait(socket.cancelable_recv_from(buf, cancel.clone())).await;
-        buf = filled;
+        // Counted before anything else, so that a run of failed receives yields too: this task
+        // shares its thread with the one that watches for shutdown.
+        unwaited = if waited { 0 } else { unwaited + 1 };
+        if unwaited == READS_PER_TURN {
+            unwaited = 0;
+            futures_lite::future::yield_now().await;
+        }
         let peer: SocketAddr = match received {
             Ok((_, peer)) => peer,
             Err(err) if cancelled(&err) => return Ok(()),
@@ -415,8 +423,7 @@ async fn echo_datagrams(
             },
         };
         path.on_message(&buf);
-        let (sent, returned) = socket.cancelable_send_to(buf, peer, cancel.clone()).await;
-        buf = returned;
+        (sent, buf) = socket.cancelable_send_to(buf, peer, cancel.clone()).await;
         match sent {
             Ok(_) => {}
             Err(err) if cancelled(&err) => return Ok(()),
@@ -425,11 +432,6 @@ async fn echo_datagrams(
                 DatagramError::Again | DatagramError::Peer => {}
                 DatagramError::Socket => return Err(err),
             },
-        }
-        unwaited = if waited { 0 } else { unwaited + 1 };
-        if unwaited == READS_PER_TURN {
-            unwaited = 0;
-            futures_lite::future::yield_now().await;
         }
     }
 }
