@@ -1,8 +1,9 @@
 //! `monoio`: thread-per-core on ByteDance's monoio, as its examples are written. One thread per
 //! core (`es<id>-monoio`), each with its own monoio runtime and its own `SO_REUSEPORT` listener
 //! (built by [`net::bind_per_core`], so the backlog and `SO_REUSEADDR` are the project's, and
-//! adopted with monoio's `from_std`); a task per connection (`monoio::spawn`), never leaving its
-//! thread. I/O goes through monoio's owned-buffer traits (`AsyncReadRent`, `AsyncWriteRentExt`):
+//! adopted with monoio's `from_std`; a Unix path is bound once, so there the threads share one
+//! socket and whichever accepts first gets the connection); a task per connection
+//! (`monoio::spawn`), never leaving its thread. I/O goes through monoio's owned-buffer traits (`AsyncReadRent`, `AsyncWriteRentExt`):
 //! the buffer moves into each read or write and comes back with its result, because on io_uring
 //! the kernel fills or drains it while the task waits.
 //!
@@ -25,12 +26,15 @@
 //! (`ECANCELED`, or the connection it had just accepted, which is then closed), and it is
 //! awaited, since an operation dropped in flight keeps its buffer and its socket until the
 //! kernel completes it. Connections are not cancelled but shut down (`shutdown(2)`), which
-//! completes their pending read or write at once and costs nothing per message; the accept loop
+//! completes their pending read or write at once and costs nothing per message (a cancellable
+//! operation costs a hash-set insertion and removal in the `Canceller`); the accept loop
 //! keeps each live connection's descriptor and task for that, and then awaits every task, within
 //! [`SHUTDOWN_GRACE`].
 //!
-//! Over UDP each thread has its own `SO_REUSEPORT` socket and one task that receives a datagram
-//! (`recv_from`, owned buffer) and sends it back before receiving again.
+//! Over UDP each thread has its own `SO_REUSEPORT` socket and one loop that receives a datagram
+//! (`recv_from`, owned buffer) and sends it back before receiving again. Its receive is
+//! cancelled at shutdown rather than woken by shutting the socket down, which would complete it
+//! with no sender address, a case monoio 0.2.4's `recv_from` does not expect.
 
 use std::cell::RefCell;
 use std::future::Future;
