@@ -98,6 +98,8 @@ models! {
     TokioUring => "tokio-uring", AsyncRuntime, tokio_uring::TokioUringServer;
     /// Stackful coroutines (may), one per connection.
     May => "may", Threads, may::MayServer;
+    /// monoio, thread-per-core: io_uring, or epoll where io_uring is refused.
+    Monoio => "monoio", AsyncRuntime, monoio::MonoioServer;
     /// glommio's thread-per-core executors on io_uring, one per core, each with its own listener.
     Glommio => "glommio", AsyncRuntime, glommio::GlommioServer;
 }
