@@ -106,9 +106,6 @@ struct AsyncStdStop {
 impl StopServer for AsyncStdStop {
     fn stop(self: Box<Self>) -> io::Result<()> {
         self.notify_shutdown.close();
-        join_within(
-            self.thread,
-            Instant::now() + JOIN_AFTER_DRAIN,
-        )
+        join_within(self.thread, Instant::now() + JOIN_AFTER_DRAIN)
     }
 }

@@ -12,8 +12,8 @@ use std::io;
 
 use echo_cli::Transport;
 
-use crate::datagram;
 use crate::blocking_io;
+use crate::datagram;
 use crate::server::{EchoServer, Model, ServerConfig, ServerHandle};
 
 /// The iterative single-thread server.

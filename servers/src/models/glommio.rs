@@ -121,7 +121,10 @@ impl EchoServer for GlommioServer {
         let (units, endpoint) = if config.listen.transport() == Transport::Udp {
             let sockets = net::bind_datagram_per_core(config, cores)?;
             let endpoint = Endpoint::Udp(sockets[0].local_addr()?);
-            (sockets.into_iter().map(Unit::Datagram).collect::<Vec<_>>(), endpoint)
+            (
+                sockets.into_iter().map(Unit::Datagram).collect::<Vec<_>>(),
+                endpoint,
+            )
         } else {
             let listeners = net::bind_per_core(config, cores)?;
             let endpoint = listeners[0].endpoint()?;
@@ -160,9 +163,7 @@ impl EchoServer for GlommioServer {
                 }
                 match unit {
                     Unit::Stream(listener) => executor.run(serve(listener, stopped, path, health)),
-                    Unit::Datagram(socket) => {
-                        executor.run(serve_datagrams(socket, stopped, path))
-                    }
+                    Unit::Datagram(socket) => executor.run(serve_datagrams(socket, stopped, path)),
                 }
             })?;
             executors.threads.push(thread);
@@ -424,7 +425,10 @@ async fn handle(
 /// does not read it keeps the task from reading more (backpressure), so the connection holds one
 /// buffer. After `READS_PER_TURN` reads the task pauses on a timer, so that the executor polls
 /// its rings and runs the other connections before this one reads again.
-async fn echo(stream: &mut (impl AsyncRead + AsyncWrite + Unpin), path: EchoPath) -> io::Result<()> {
+async fn echo(
+    stream: &mut (impl AsyncRead + AsyncWrite + Unpin),
+    path: EchoPath,
+) -> io::Result<()> {
     let mut buf = vec![0; path.buffer_size];
     let mut reads = 0;
     loop {

@@ -33,7 +33,8 @@ use slab::Slab;
 use crate::blocking_io;
 use crate::net::{self, AcceptAction, StreamListener};
 use crate::server::{
-    EchoServer, Health, Model, SHUTDOWN_GRACE, ServerConfig, ServerHandle, ServerId, StopServer, available_cores,
+    EchoServer, Health, Model, SHUTDOWN_GRACE, ServerConfig, ServerHandle, ServerId, StopServer,
+    available_cores,
 };
 use crate::work::EchoPath;
 
@@ -121,7 +122,11 @@ impl Accept for UnixListener {
     }
 
     fn wake(&self) {
-        if let Some(path) = self.local_addr().ok().and_then(|a| a.as_pathname().map(Into::into)) {
+        if let Some(path) = self
+            .local_addr()
+            .ok()
+            .and_then(|a| a.as_pathname().map(Into::into))
+        {
             let _ = std::os::unix::net::UnixStream::connect::<std::path::PathBuf>(path);
         }
     }

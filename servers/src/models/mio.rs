@@ -36,8 +36,8 @@ use crate::blocking_io::join_all_within;
 use crate::datagram::{Batch, DatagramError};
 use crate::net::{self, AcceptAction, StreamListener};
 use crate::server::{
-    EchoServer, Health, Model, READS_PER_TURN, SHUTDOWN_GRACE, ServerConfig, ServerHandle, ServerId, StopServer,
-    start_each,
+    EchoServer, Health, Model, READS_PER_TURN, SHUTDOWN_GRACE, ServerConfig, ServerHandle,
+    ServerId, StopServer, start_each,
 };
 use crate::work::EchoPath;
 
@@ -65,18 +65,14 @@ impl EchoServer for MioLoop {
         let listener = net::bind(config)?;
         let endpoint = listener.endpoint()?;
         let id = ServerId::next();
-        let (event_loop, waker) = EventLoop::new(listener, EchoPath::of(config), id.health().clone())?;
+        let (event_loop, waker) =
+            EventLoop::new(listener, EchoPath::of(config), id.health().clone())?;
         let thread = id.spawn_loop("mio", move || event_loop.run())?;
         let stop = LoopStop {
             wakers: vec![waker],
             threads: vec![thread],
         };
-        Ok(ServerHandle::new(
-            Model::Mio,
-            id,
-            endpoint,
-            Box::new(stop),
-        ))
+        Ok(ServerHandle::new(Model::Mio, id, endpoint, Box::new(stop)))
     }
 }
 

@@ -51,7 +51,8 @@ impl EchoServer for MioPerCore {
             threads: Vec::new(),
         };
         let stop = start_each(stop, listeners, |stop, listener| {
-            let (event_loop, waker) = EventLoop::new(listener, EchoPath::of(config), id.health().clone())?;
+            let (event_loop, waker) =
+                EventLoop::new(listener, EchoPath::of(config), id.health().clone())?;
             stop.wakers.push(waker);
             let thread = id.spawn_loop("mio", move || event_loop.run())?;
             stop.threads.push(thread);

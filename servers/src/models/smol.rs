@@ -26,8 +26,8 @@ use crate::blocking_io::join_all_within;
 use crate::futures_io::{Either, Listener, Runtime, accept_loop, shutdown_signalled};
 use crate::net::{self, StreamListener};
 use crate::server::{
-    EchoServer, JOIN_AFTER_DRAIN, Model, ServerConfig, ServerHandle, ServerId, StopServer, available_cores,
-    start_each,
+    EchoServer, JOIN_AFTER_DRAIN, Model, ServerConfig, ServerHandle, ServerId, StopServer,
+    available_cores, start_each,
 };
 use crate::work::EchoPath;
 

@@ -19,8 +19,8 @@ use crossbeam_channel::{Receiver, Sender};
 
 use echo_cli::Transport;
 
-use crate::datagram;
 use crate::blocking_io::{self, Conn, join_within};
+use crate::datagram;
 use crate::server::{
     EchoServer, Model, SHUTDOWN_GRACE, ServerConfig, ServerHandle, ServerId, available_cores,
 };

@@ -24,8 +24,8 @@ use crate::blocking_io::join_all_within;
 use crate::datagram::{DatagramError, MAX_DATAGRAM};
 use crate::net::{self, AcceptAction, StreamListener};
 use crate::server::{
-    EchoServer, Health, JOIN_AFTER_DRAIN_AND_RUNTIME, Model, SHUTDOWN_GRACE, ServerConfig, ServerHandle,
-    ServerId, StopServer, available_cores,
+    EchoServer, Health, JOIN_AFTER_DRAIN_AND_RUNTIME, Model, SHUTDOWN_GRACE, ServerConfig,
+    ServerHandle, ServerId, StopServer, available_cores,
 };
 use crate::work::EchoPath;
 

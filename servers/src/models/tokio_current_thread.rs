@@ -13,11 +13,11 @@ use std::io;
 
 use echo_cli::{Endpoint, Transport};
 
+use crate::models::tokio::{Inline, Runtimes};
 use crate::net;
 use crate::server::{
     EchoServer, Model, ServerConfig, ServerHandle, ServerId, available_cores, start_each,
 };
-use crate::models::tokio::{Inline, Runtimes};
 use crate::work::EchoPath;
 
 /// A current-thread tokio runtime per core behind SO_REUSEPORT.

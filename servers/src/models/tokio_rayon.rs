@@ -18,11 +18,12 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 
 use crate::blocking_io::join_all_within;
+use crate::models::tokio::{OnMessage, Runtimes};
 use crate::net;
 use crate::server::{
-    EchoServer, Model, SHUTDOWN_GRACE, ServerConfig, ServerHandle, ServerId, StopServer, available_cores,
+    EchoServer, Model, SHUTDOWN_GRACE, ServerConfig, ServerHandle, ServerId, StopServer,
+    available_cores,
 };
-use crate::models::tokio::{OnMessage, Runtimes};
 use crate::work::EchoPath;
 
 /// tokio for I/O, rayon for the per-message work.

@@ -39,14 +39,14 @@ use tokio_util::task::TaskTracker;
 use echo_cli::{Endpoint, Transport};
 
 use crate::blocking_io::join_all_within;
-use crate::driver::{Driver, io_uring_refused};
 use crate::datagram::{DatagramError, MAX_DATAGRAM};
+use crate::driver::{Driver, io_uring_refused};
+use crate::models::tokio::after_accept_error;
 use crate::net::{self, StreamListener};
 use crate::server::{
     EchoServer, Health, JOIN_AFTER_DRAIN, Model, SHUTDOWN_GRACE, ServerConfig, ServerHandle,
     ServerId, StopServer, available_cores, start_each,
 };
-use crate::models::tokio::after_accept_error;
 use crate::work::EchoPath;
 
 /// io_uring via tokio-uring, a runtime per core.
@@ -82,7 +82,10 @@ impl EchoServer for TokioUringServer {
         let (units, endpoint) = if config.listen.transport() == Transport::Udp {
             let sockets = net::bind_datagram_per_core(config, cores)?;
             let endpoint = Endpoint::Udp(sockets[0].local_addr()?);
-            (sockets.into_iter().map(Unit::Datagram).collect::<Vec<_>>(), endpoint)
+            (
+                sockets.into_iter().map(Unit::Datagram).collect::<Vec<_>>(),
+                endpoint,
+            )
         } else {
             let listeners = net::bind_per_core(config, cores)?;
             let endpoint = listeners[0].endpoint()?;
@@ -397,7 +400,11 @@ impl StopServer for UringStop {
 /// tokio-uring 0.5's `recv_from` unwraps (a panic). Each datagram comes from a fresh socket so
 /// that `SO_REUSEPORT`'s hash of the sender spreads them over every thread's socket; a task that
 /// receives one after shutdown began returns without sending anything back.
-fn wake_receivers(addr: std::net::SocketAddr, threads: &[std::thread::JoinHandle<()>], deadline: Instant) {
+fn wake_receivers(
+    addr: std::net::SocketAddr,
+    threads: &[std::thread::JoinHandle<()>],
+    deadline: Instant,
+) {
     let target = if addr.ip().is_unspecified() {
         let loopback = match addr {
             std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
