@@ -10,7 +10,7 @@ use signal_hook::iterator::Signals;
 
 use echo_cli::{EXIT_FAILURE, Endpoint, exit_code, usage_exit};
 
-use crate::{Ended, Model, ServerConfig};
+use crate::{Ended, Model, ServerConfig, UringFeatures};
 
 /// A TCP echo server built on the chosen concurrency model.
 #[derive(Debug, Clone, clap::Parser)]
@@ -46,6 +46,14 @@ pub struct ServeArgs {
     #[arg(long, value_name = "NS", default_value_t = 0,
           value_parser = clap::value_parser!(u64).range(0..=1_000_000_000))]
     pub handicap_ns: u64,
+    /// The io_uring techniques the io-uring model uses, for an ablation: a comma-separated list
+    /// of multishot-accept, multishot-recv, batch, defer-taskrun and fixed-files, or all, or
+    /// none. A feature left out is done the plain way (one-shot accept; one-shot receive into
+    /// the connection's own buffer; an io_uring_enter per operation; COOP_TASKRUN only; plain
+    /// descriptors). Every other model ignores it.
+    #[arg(long, value_name = "LIST", default_value_t = UringFeatures::ALL,
+          value_parser = parse_uring_features)]
+    pub uring_features: UringFeatures,
     /// Print the model names, one per line with the transports each serves and the driver it
     /// would wait on here (name, transports, driver; tab-separated), and exit.
     #[arg(long)]
@@ -61,6 +69,10 @@ fn parse_millis(s: &str) -> Result<std::time::Duration, String> {
         .parse::<u64>()
         .map(std::time::Duration::from_millis)
         .map_err(|_| format!("'{s}' is not a number of milliseconds"))
+}
+
+fn parse_uring_features(s: &str) -> Result<UringFeatures, String> {
+    s.parse::<UringFeatures>().map_err(|err| err.to_string())
 }
 
 fn parse_model(s: &str) -> Result<Model, String> {
@@ -94,6 +106,7 @@ pub fn serve(args: ServeArgs, tool: &str) -> ExitCode {
             std::time::Duration::from_micros(args.work_us)
                 + std::time::Duration::from_nanos(args.handicap_ns),
         ),
+        uring: args.uring_features,
     };
     let transport = config.listen.transport();
     if !model.serves(transport) {

@@ -38,6 +38,8 @@ pub use driver::{
 mod datagram;
 mod futures_io;
 mod net;
+mod uring_features;
+pub use uring_features::{BadUringFeatures, UringFeature, UringFeatures};
 mod work;
 pub use work::Work;
 

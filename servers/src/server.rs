@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use crate::driver::Driver;
 pub use crate::models::{Family, Model};
+pub use crate::uring_features::UringFeatures;
 use crate::work::Work;
 
 /// An echo server built on one concurrency model, serving TCP and Unix stream sockets, and UDP
@@ -115,6 +116,9 @@ pub struct ServerConfig {
     pub threads: Option<usize>,
     /// CPU spent on every message before it is echoed (default none; see [`Work`]).
     pub work: Work,
+    /// The io_uring techniques the `io-uring` model uses (default all; see [`UringFeatures`]).
+    /// Every other model ignores them.
+    pub uring: UringFeatures,
 }
 
 impl ServerConfig {
@@ -159,6 +163,7 @@ impl Default for ServerConfig {
             buffer_size: Self::DEFAULT_BUFFER,
             threads: None,
             work: Work::default(),
+            uring: UringFeatures::ALL,
         }
     }
 }

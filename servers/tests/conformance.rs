@@ -793,6 +793,115 @@ macro_rules! conformance {
     };
 }
 
+/// The io-uring model's ablation (`--uring-features`), the cumulative steps the benchmark runs:
+/// each passes, on both stream transports and through the binary, the shared checks of what a
+/// feature changes (how bytes are received, held and sent back, how connections are accepted
+/// and closed, how the ring is set up and stopped). Every step with every check is also what
+/// `echo-bench conformance --command '... --uring-features LIST ...'` runs.
+mod io_uring_ablation {
+    use echo_loadgen::conformance::{self, ServerCommand, Subject};
+    use echo_servers::{Model, Transport};
+
+    const CHECKS: &[&str] = &[
+        "basic_echo",
+        "binary_data_16_kib",
+        "thousands_of_tiny_writes",
+        "sixteen_mib_while_reading_concurrently",
+        "half_close_echoes_everything_then_closes",
+        "resetting_clients_only_end_their_own_connection",
+        "a_thousand_connections_held_open",
+        "non_reading_client_keeps_server_memory_bounded",
+        "descriptor_exhaustion_is_survived_without_spinning",
+        "exits_on_sigterm_with_connections_open",
+    ];
+
+    fn step(features: &str) {
+        crate::run(Model::IoUring, |model| {
+            for transport in [Transport::Tcp, Transport::Unix] {
+                let command = ServerCommand::new(&format!(
+                    "{} --model {} --threads 2 --uring-features {features} --listen {{addr}}",
+                    env!("CARGO_BIN_EXE_echo-server"),
+                    model.name()
+                ))
+                .expect("a command");
+                for name in CHECKS {
+                    let check = conformance::find(name).expect("a shared check");
+                    let outcome = conformance::run(
+                        check,
+                        &Subject {
+                            command: Some(command.clone()),
+                            transport,
+                            ..Subject::default()
+                        },
+                    );
+                    assert!(
+                        outcome.passed(),
+                        "--uring-features {features} over {transport}: {name}: {} ({})",
+                        outcome.status,
+                        outcome.reason.unwrap_or_default()
+                    );
+                }
+            }
+        });
+    }
+
+    #[test]
+    fn none() {
+        step("none");
+    }
+
+    #[test]
+    fn multishot_accept() {
+        step("multishot-accept");
+    }
+
+    #[test]
+    fn and_multishot_recv() {
+        step("multishot-accept,multishot-recv");
+    }
+
+    #[test]
+    fn and_batch() {
+        step("multishot-accept,multishot-recv,batch");
+    }
+
+    #[test]
+    fn and_defer_taskrun() {
+        step("multishot-accept,multishot-recv,batch,defer-taskrun");
+    }
+
+    #[test]
+    fn all() {
+        step("all");
+    }
+}
+
+/// `--uring-features` takes a comma-separated list of the features, `all` or `none`; anything
+/// else is one line and exit 2, whatever the model.
+#[test]
+fn binary_rejects_a_bad_uring_feature_list_with_one_line_and_exit_2() {
+    for list in [
+        "",
+        "multishot",
+        "all,batch",
+        "batch,,fixed-files",
+        "batch,batch",
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_echo-server"))
+            .args(["--model", "mio", "--uring-features", list])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "exit code for {list:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{list:?}: {stderr}");
+        assert!(
+            stderr.contains("--uring-features") && stderr.contains("multishot-recv"),
+            "{list:?}: {stderr}"
+        );
+    }
+}
+
 /// Runs `check` on `model` over `transport`; over UDP, a model that does not serve it must
 /// refuse it instead ([`refuses_udp`]).
 fn on(model: Model, transport: Transport, check: impl FnOnce(Model)) {

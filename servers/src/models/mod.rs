@@ -98,6 +98,9 @@ models! {
     TokioUring => "tokio-uring", AsyncRuntime, tokio_uring::TokioUringServer;
     /// Stackful coroutines (may), one per connection.
     May => "may", Threads, may::MayServer;
+    /// A completion loop written by hand on the io-uring crate, one ring per core: multishot
+    /// accept and receive into a provided buffer ring, one io_uring_enter per turn.
+    IoUring => "io-uring", EventLoop, io_uring::IoUringServer;
     /// monoio, thread-per-core: io_uring, or epoll where io_uring is refused.
     Monoio => "monoio", AsyncRuntime, monoio::MonoioServer;
     /// glommio's thread-per-core executors on io_uring, one per core, each with its own listener.
