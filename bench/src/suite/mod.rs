@@ -8,6 +8,7 @@
 //! above the interference limit is re-run a bounded number of times and flagged if it stays
 //! above.
 
+pub mod ablation;
 pub mod advice;
 pub mod c10k;
 pub mod charts;

@@ -769,6 +769,9 @@ impl Summary {
         if !failures.is_empty() {
             let _ = writeln!(results, "### Failed points\n\n{}\n", failures.join("\n"));
         }
+        if let Some(ablation) = super::ablation::of(aggregates) {
+            results.push_str(&super::ablation::table(&ablation));
+        }
         results.push_str(&knee_table(run));
         results.push_str(&super::c10k::table(&run.c10k));
         let mut advice = format!(

@@ -35,13 +35,31 @@ pub enum Profile {
     /// connection, accept rate, and the latency of a small active load beside them (also
     /// `suite --connections 10000`). About 15 s per model on 2 cores.
     C10k,
+    /// The io_uring question: the quick profile's TCP points for the `io-uring` model at each
+    /// step of its ablation (plain, then multishot accept, multishot receive into a buffer
+    /// ring, batched submission, DEFER_TASKRUN, registered descriptors), beside `poll`, `mio`,
+    /// `tokio`, `tokio-uring`, `monoio`, `compio` and `glommio`. 3 rounds; about 4 minutes on 2
+    /// cores.
+    Ablation,
 }
+
+/// The models the ablation profile measures beside the io-uring steps (those registered and,
+/// as for every profile, runnable here).
+pub const ABLATION_MODELS: [&str; 7] = [
+    "poll",
+    "mio",
+    "tokio",
+    "tokio-uring",
+    "monoio",
+    "compio",
+    "glommio",
+];
 
 impl Profile {
     /// Measured time per point.
     pub fn duration(self) -> Duration {
         match self {
-            Profile::Quick => Duration::from_millis(450),
+            Profile::Quick | Profile::Ablation => Duration::from_millis(450),
             Profile::Full => Duration::from_secs(5),
             Profile::Tiny => Duration::from_millis(300),
             Profile::C10k => Duration::from_secs(1),
@@ -51,7 +69,7 @@ impl Profile {
     /// Warm-up per point.
     pub fn warmup(self) -> Duration {
         match self {
-            Profile::Quick => Duration::from_millis(150),
+            Profile::Quick | Profile::Ablation => Duration::from_millis(150),
             Profile::Full => Duration::from_secs(1),
             Profile::Tiny => Duration::from_millis(100),
             Profile::C10k => Duration::from_millis(300),
@@ -62,7 +80,7 @@ impl Profile {
     /// let a paired comparison separate two models (every round must agree).
     pub fn rounds(self) -> usize {
         match self {
-            Profile::Quick | Profile::Full => 3,
+            Profile::Quick | Profile::Full | Profile::Ablation => 3,
             Profile::Tiny | Profile::C10k => 1,
         }
     }
@@ -74,7 +92,14 @@ impl Profile {
             Profile::Full => "full",
             Profile::Tiny => "tiny",
             Profile::C10k => "c10k",
+            Profile::Ablation => "ablation",
         }
+    }
+
+    /// Whether the profile measures the quick profile's six kinds of point (one ping-pong
+    /// payload per connection count, one churn, one stream, one open-loop rate).
+    fn quick_points(self) -> bool {
+        matches!(self, Profile::Quick | Profile::Ablation)
     }
 }
 
@@ -212,13 +237,16 @@ pub const QUICK_RATE: (usize, f64) = (64, 20_000.0);
 /// [`schedule`] for the rounds. Long because it is the profiles' table: one arm per workload,
 /// each saying which points that profile measures.
 pub fn points(profile: Profile, selection: &Selection) -> Vec<Point> {
-    let models = selection
-        .models
-        .clone()
-        .unwrap_or_else(|| Model::ALL.to_vec());
+    let models = selection.models.clone().unwrap_or_else(|| match profile {
+        Profile::Ablation => ABLATION_MODELS
+            .iter()
+            .filter_map(|name| name.parse().ok())
+            .collect(),
+        _ => Model::ALL.to_vec(),
+    });
     let (connections, payloads, workloads): (Vec<usize>, Vec<usize>, Vec<Workload>) = match profile
     {
-        Profile::Quick => (
+        Profile::Quick | Profile::Ablation => (
             vec![1, 256],
             vec![64, 4096],
             vec![
@@ -250,9 +278,15 @@ pub fn points(profile: Profile, selection: &Selection) -> Vec<Point> {
         _ => vec![0],
     });
     let first_work = works.first().copied().unwrap_or(0);
+    let steps = match profile {
+        Profile::Ablation => Server::uring_steps(),
+        _ => Vec::new(),
+    };
     let servers: Vec<Server> = models
         .iter()
         .map(|&m| Server::Model(m))
+        .filter(|s| !steps.contains(s))
+        .chain(steps.iter().copied())
         .chain(selection.outside.iter().copied())
         .collect();
     let mut points = Vec::new();
@@ -282,7 +316,7 @@ pub fn points(profile: Profile, selection: &Selection) -> Vec<Point> {
             .collect();
         // In the quick profile, the ping-pong and open-loop points: what the per-message cost
         // shows in; churn and stream would double its time for little.
-        let (workloads, works) = if profile == Profile::Quick && selection.workloads.is_none() {
+        let (workloads, works) = if profile.quick_points() && selection.workloads.is_none() {
             (vec![Workload::PingPong, Workload::Rate], vec![first_work])
         } else {
             (workloads.clone(), works.clone())
@@ -395,9 +429,7 @@ fn stream_points(
         };
         for &workload in workloads {
             match workload {
-                Workload::PingPong
-                    if profile == Profile::Quick && selection.connections.is_none() =>
-                {
+                Workload::PingPong if profile.quick_points() && selection.connections.is_none() => {
                     // Small messages at the fewest and the most connections; large ones at a
                     // middling count, where they are neither latency- nor connection-bound.
                     let small = payloads.iter().copied().min().unwrap_or(64);
@@ -443,7 +475,7 @@ fn stream_points(
                         push(workload, c, 16 * 1024, None, first_work);
                     }
                 }
-                Workload::Rate if profile == Profile::Quick => {
+                Workload::Rate if profile.quick_points() => {
                     let (connections, rate) = QUICK_RATE;
                     push(workload, connections, 64, Some(rate), first_work);
                 }
@@ -665,5 +697,40 @@ mod tests {
                 assert!(swept[0].label().contains(&format!("work={work}µs")));
             }
         }
+    }
+
+    #[test]
+    fn the_ablation_measures_every_step_at_the_quick_points_beside_its_models() {
+        let quick_loads: Vec<Load> = points(Profile::Quick, &Selection::default())
+            .iter()
+            .filter(|p| p.model == Server::Model(Model::Mio))
+            .map(Point::load)
+            .collect();
+        let ablation = points(Profile::Ablation, &Selection::default());
+        for server in Server::uring_steps()
+            .into_iter()
+            .chain([Server::Model(Model::Mio), Server::Model(Model::Tokio)])
+        {
+            let loads: Vec<Load> = ablation
+                .iter()
+                .filter(|p| p.model == server)
+                .map(Point::load)
+                .collect();
+            assert_eq!(loads, quick_loads, "{server}");
+        }
+        assert!(
+            !ablation
+                .iter()
+                .any(|p| p.model == Server::Model(Model::Blocking)),
+            "only the models the question is about"
+        );
+        let variant = ablation
+            .iter()
+            .find(|p| p.model.name() == "io-uring.plain")
+            .unwrap();
+        assert_eq!(variant.model.model(), Some(Model::IoUring));
+        assert_eq!(variant.model.server_args(), ["--uring-features", "none"]);
+        assert_eq!(Server::named("io-uring.plain"), variant.model);
+        assert!(Server::outside("io-uring.plain", "x {addr}").is_err());
     }
 }

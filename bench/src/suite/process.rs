@@ -103,6 +103,7 @@ impl Launcher {
         command
             .args(&self.args)
             .args(["--model", model.name(), "--listen", &listen])
+            .args(server.server_args())
             .args(
                 self.extra
                     .iter()

@@ -15,14 +15,71 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::conformance::ServerCommand;
 
-/// A model of this project, or an outside server.
+/// A model of this project, one of its variants, or an outside server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Server {
     /// One of the project's models.
     Model(Model),
+    /// The model variant at this index of [`VARIANTS`].
+    Variant(u8),
     /// The outside server registered at this index.
     Outside(u16),
 }
+
+/// A model started with arguments that switch some of its techniques off: what an ablation
+/// measures, one step at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Variant {
+    /// Its name in tables, charts and `--models`.
+    pub name: &'static str,
+    /// The model it runs.
+    pub model: Model,
+    /// The arguments it adds to the model's server command.
+    pub args: &'static [&'static str],
+    /// What the step adds to the one before, for the reports.
+    pub adds: &'static str,
+}
+
+/// The steps of the io_uring ablation (`--profile ablation`), each adding one technique to
+/// the one before; the last step is the `io-uring` model itself, with everything.
+pub const VARIANTS: [Variant; 5] = [
+    Variant {
+        name: "io-uring.plain",
+        model: Model::IoUring,
+        args: &["--uring-features", "none"],
+        adds: "one-shot accept, recv and send (fast poll), one submission per operation",
+    },
+    Variant {
+        name: "io-uring.accept",
+        model: Model::IoUring,
+        args: &["--uring-features", "multishot-accept"],
+        adds: "multishot accept",
+    },
+    Variant {
+        name: "io-uring.recv",
+        model: Model::IoUring,
+        args: &["--uring-features", "multishot-accept,multishot-recv"],
+        adds: "multishot receive into a provided buffer ring",
+    },
+    Variant {
+        name: "io-uring.batch",
+        model: Model::IoUring,
+        args: &["--uring-features", "multishot-accept,multishot-recv,batch"],
+        adds: "one io_uring_enter per loop turn for every queued submission",
+    },
+    Variant {
+        name: "io-uring.defer",
+        model: Model::IoUring,
+        args: &[
+            "--uring-features",
+            "multishot-accept,multishot-recv,batch,defer-taskrun",
+        ],
+        adds: "SINGLE_ISSUER and DEFER_TASKRUN",
+    },
+];
+
+/// What the `io-uring` model itself adds to the last variant: the ablation's final step.
+pub const LAST_STEP_ADDS: &str = "registered (fixed) descriptors: everything";
 
 /// An outside server: its name, and the command that starts it (none when it was read back
 /// from a stored run).
@@ -54,7 +111,7 @@ impl Server {
                 "'{name}' is not a server name (letters, digits, '-', '_', '.')"
             ));
         }
-        if name.parse::<Model>().is_ok() {
+        if name.parse::<Model>().is_ok() || Server::variant(name).is_some() {
             return Err(format!(
                 "'{name}' is a model's name; name the outside server otherwise"
             ));
@@ -92,6 +149,9 @@ impl Server {
         if let Ok(model) = name.parse::<Model>() {
             return Server::Model(model);
         }
+        if let Some(variant) = Server::variant(name) {
+            return variant;
+        }
         let mut outside = registry();
         if let Some(i) = outside.iter().position(|o| o.name == name) {
             return Server::Outside(i as u16);
@@ -101,6 +161,37 @@ impl Server {
             command: None,
         });
         Server::Outside((outside.len() - 1) as u16)
+    }
+
+    /// The model variant called `name`, if any ([`VARIANTS`]).
+    pub fn variant(name: &str) -> Option<Server> {
+        let i = VARIANTS.iter().position(|v| v.name == name)?;
+        Some(Server::Variant(i as u8))
+    }
+
+    /// The io_uring ablation's steps in order: the variants, then the `io-uring` model.
+    pub fn uring_steps() -> Vec<Server> {
+        (0..VARIANTS.len() as u8)
+            .map(Server::Variant)
+            .chain([Server::Model(Model::IoUring)])
+            .collect()
+    }
+
+    /// What a step of the ablation adds to the one before; `None` for a server that is no step.
+    pub fn step_adds(self) -> Option<&'static str> {
+        match self {
+            Server::Variant(i) => VARIANTS.get(usize::from(i)).map(|v| v.adds),
+            Server::Model(Model::IoUring) => Some(LAST_STEP_ADDS),
+            _ => None,
+        }
+    }
+
+    /// The arguments a variant adds to its model's server command (none for a model).
+    pub fn server_args(self) -> &'static [&'static str] {
+        match self {
+            Server::Variant(i) => VARIANTS.get(usize::from(i)).map_or(&[], |v| v.args),
+            _ => &[],
+        }
     }
 
     /// The outside server registered as `name` with a command, if any.
@@ -116,14 +207,16 @@ impl Server {
     pub fn name(self) -> &'static str {
         match self {
             Server::Model(model) => model.name(),
+            Server::Variant(i) => VARIANTS.get(usize::from(i)).map_or("variant", |v| v.name),
             Server::Outside(i) => registry().get(usize::from(i)).map_or("outside", |o| o.name),
         }
     }
 
-    /// The model, for a model.
+    /// The model, for a model or a variant of one.
     pub fn model(self) -> Option<Model> {
         match self {
             Server::Model(model) => Some(model),
+            Server::Variant(i) => VARIANTS.get(usize::from(i)).map(|v| v.model),
             Server::Outside(_) => None,
         }
     }
@@ -135,9 +228,9 @@ impl Server {
 
     /// Whether this machine can run it (`Model::available`); an outside server is assumed to.
     pub fn available(self) -> Result<(), String> {
-        match self {
-            Server::Model(model) => model.available().map_err(|e| e.to_string()),
-            Server::Outside(_) => Ok(()),
+        match self.model() {
+            Some(model) => model.available().map_err(|e| e.to_string()),
+            None => Ok(()),
         }
     }
 
@@ -149,7 +242,7 @@ impl Server {
     /// The command that starts an outside server.
     pub fn command(self) -> Option<ServerCommand> {
         match self {
-            Server::Model(_) => None,
+            Server::Model(_) | Server::Variant(_) => None,
             Server::Outside(i) => registry().get(usize::from(i))?.command.clone(),
         }
     }

@@ -39,6 +39,17 @@ const OUTSIDE_PALETTE: [RGBColor; 4] = [
     RGBColor(0, 0, 139),   // navy
 ];
 
+/// Colours of the io_uring ablation's steps (the model variants), from light to dark: each
+/// step adds a technique to the one before; the last step is the `io-uring` model, drawn in
+/// its own colour.
+const STEP_PALETTE: [RGBColor; 5] = [
+    RGBColor(253, 174, 97), // light orange
+    RGBColor(244, 109, 67), // orange-red
+    RGBColor(215, 48, 39),  // red
+    RGBColor(165, 0, 38),   // dark red
+    RGBColor(103, 0, 13),   // maroon
+];
+
 /// A marker's shape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Shape {
@@ -105,6 +116,14 @@ impl SeriesStyle {
     pub fn of(server: Server) -> Self {
         match server {
             Server::Model(model) => Self::of_model(model),
+            Server::Variant(i) => {
+                let i = usize::from(i);
+                Self {
+                    color: STEP_PALETTE[i % STEP_PALETTE.len()],
+                    shape: SHAPES[i % SHAPES.len()],
+                    dash: Dash::Dashed,
+                }
+            }
             Server::Outside(i) => {
                 let i = usize::from(i);
                 Self {
