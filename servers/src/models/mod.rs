@@ -98,6 +98,8 @@ models! {
     TokioUring => "tokio-uring", AsyncRuntime, tokio_uring::TokioUringServer;
     /// Stackful coroutines (may), one per connection.
     May => "may", Threads, may::MayServer;
+    /// One thread, poll(2) over every descriptor on each turn (the tutorials' select loop, without FD_SETSIZE).
+    Poll => "poll", EventLoop, poll::PollLoop;
 }
 
 #[cfg(test)]
