@@ -436,8 +436,9 @@ fn hold(
     Ok(())
 }
 
-/// Latency under idle load counts as hurt when its p99 is more than this many times the
-/// baseline's: single samples of a p99 move by up to 2× between runs on this kind of machine.
+/// The active load counts as hurt beside idle connections when its p99 is more than this many
+/// times the baseline's, or its messages/s less than the baseline's divided by it: single
+/// samples of a p99 move by up to 2× between runs on this kind of machine.
 const HURT_RATIO: f64 = 2.0;
 
 /// The advice on holding idle connections: memory per connection, and latency beside them.
@@ -494,10 +495,20 @@ pub fn advice(holdings: &[Holding]) -> Vec<String> {
         .filter_map(|h| Some((*h, h.baseline?.p99, h.under_idle?.p99)))
         .collect();
     if !latency.is_empty() {
+        // Hurt: the p99 more than doubled, or the messages/s fell to less than half (a loop
+        // whose every wake-up walks the idle connections serves fewer, each slower).
         let hurt: Vec<String> = latency
             .iter()
-            .filter(|(_, base, idle)| *idle as f64 > HURT_RATIO * (*base).max(1) as f64)
-            .map(|(h, base, idle)| format!("{} ({base} → {idle} µs)", h.model))
+            .filter(|(h, base, idle)| {
+                *idle as f64 > HURT_RATIO * (*base).max(1) as f64
+                    || h.under_idle_rps * HURT_RATIO < h.baseline_rps
+            })
+            .map(|(h, base, idle)| {
+                format!(
+                    "{} ({base} → {idle} µs, {:.0} → {:.0} msg/s)",
+                    h.model, h.baseline_rps, h.under_idle_rps
+                )
+            })
             .collect();
         let target = latency[0].0.target;
         lines.push(format!(
@@ -505,8 +516,9 @@ pub fn advice(holdings: &[Holding]) -> Vec<String> {
              connections, without and with {target} idle ones; one sample each): {}",
             if hurt.is_empty() {
                 format!(
-                    "no model's p99 more than doubled ({}); within this machine's run-to-run \
-                     noise, holding idle connections did not slow the active ones.",
+                    "no model's p99 more than doubled nor its messages/s halved ({}); within \
+                     this machine's run-to-run noise, holding idle connections did not slow the \
+                     active ones.",
                     latency
                         .iter()
                         .map(|(h, base, idle)| format!("{} {base} → {idle} µs", h.model))
@@ -514,7 +526,10 @@ pub fn advice(holdings: &[Holding]) -> Vec<String> {
                         .join(", ")
                 )
             } else {
-                format!("p99 more than doubled for {}.", hurt.join(", "))
+                format!(
+                    "p99 more than doubled or messages/s halved for {}.",
+                    hurt.join(", ")
+                )
             }
         ));
     }
@@ -542,8 +557,9 @@ pub fn table(holdings: &[Holding]) -> String {
         "### Holding {target} idle connections: server memory, threads, accept rate, and the \
          latency of {ACTIVE_CONNECTIONS} active connections beside them\n\n\
          | model | RSS at 0 | RSS at {target} | KiB per connection | threads at {target} | \
-         s to hold all (connects at {CONNECT_RATE:.0}/s) | active p50/p99 alone | active p50/p99 beside idle | RSS after close |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+         s to hold all (connects at {CONNECT_RATE:.0}/s) | active p50/p99 alone | active p50/p99 beside idle | \
+         active msg/s alone → beside idle | RSS after close |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
     );
     let mib = |kib: u64| format!("{:.1} MiB", kib as f64 / 1024.0);
     let lat =
@@ -553,7 +569,7 @@ pub fn table(holdings: &[Holding]) -> String {
             let _ = std::fmt::Write::write_fmt(
                 &mut out,
                 format_args!(
-                    "| {} | {} |||||||| \n",
+                    "| {} | {} ||||||||| \n",
                     h.model,
                     if h.status == "not-applicable" {
                         format!("not applicable: {}", h.note.clone().unwrap_or_default())
@@ -571,7 +587,7 @@ pub fn table(holdings: &[Holding]) -> String {
         let _ = std::fmt::Write::write_fmt(
             &mut out,
             format_args!(
-                "| {} | {} | {} | {:.2} | {} | {:.2} | {} | {} | {} |\n",
+                "| {} | {} | {} | {:.2} | {} | {:.2} | {} | {} | {:.0} → {:.0} | {} |\n",
                 h.model,
                 mib(first.rss_kib),
                 mib(last.rss_kib),
@@ -580,6 +596,8 @@ pub fn table(holdings: &[Holding]) -> String {
                 h.accept_s,
                 lat(h.baseline),
                 lat(h.under_idle),
+                h.baseline_rps,
+                h.under_idle_rps,
                 mib(h.rss_after_close_kib)
             ),
         );
@@ -597,6 +615,43 @@ mod tests {
         assert_eq!(levels(10_000), [0, 100, 1_000, 3_000, 10_000]);
         assert_eq!(levels(2_000), [0, 100, 1_000, 2_000]);
         assert_eq!(levels(50), [0, 50]);
+    }
+
+    #[test]
+    fn the_echo_round_gets_more_time_for_more_connections() {
+        assert_eq!(echo_deadline(0), Duration::from_secs(10));
+        assert_eq!(echo_deadline(10_000), Duration::from_secs(30));
+    }
+
+    /// `poll` beside 10,000 idle connections: its p99 less than doubled, but it served a
+    /// twentieth of the messages. That is the finding, and the advice names it.
+    #[test]
+    fn a_halved_throughput_beside_idle_connections_counts_as_hurt() {
+        let p99 = |p99| {
+            Some(Latency {
+                p99,
+                ..Latency::default()
+            })
+        };
+        let holding = |baseline_rps, under_idle_rps| Holding {
+            status: "ok".into(),
+            target: 10_000,
+            baseline: p99(16_000),
+            under_idle: p99(30_000),
+            baseline_rps,
+            under_idle_rps,
+            ..Holding::default()
+        };
+        let slow = holding(21_000.0, 740.0);
+        let said = advice(&[slow]).join("\n");
+        assert!(
+            said.contains("p99 more than doubled or messages/s halved for"),
+            "{said}"
+        );
+        assert!(said.contains("21000 → 740 msg/s"), "{said}");
+        let steady = holding(13_000.0, 16_000.0);
+        let said = advice(&[steady]).join("\n");
+        assert!(said.contains("no model's p99 more than doubled"), "{said}");
     }
 
     #[test]
