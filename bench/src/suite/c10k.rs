@@ -623,6 +623,32 @@ mod tests {
         assert_eq!(echo_deadline(10_000), Duration::from_secs(30));
     }
 
+    /// A server that lost connections fails the echo round however long it is given: here two
+    /// of four are closed by the server, two echo.
+    #[test]
+    fn the_echo_round_counts_the_connections_a_server_lost() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut held: Vec<TcpStream> = (0..4).map(|_| TcpStream::connect(addr).unwrap()).collect();
+        let server = std::thread::spawn(move || {
+            let accepted: Vec<TcpStream> = (0..4).map(|_| listener.accept().unwrap().0).collect();
+            // The odd ones are dropped (closed); the even ones echo, and are kept open until
+            // the client has read them.
+            let mut kept: Vec<TcpStream> = accepted.into_iter().step_by(2).collect();
+            for stream in &mut kept {
+                stream
+                    .set_read_timeout(Some(Duration::from_secs(10)))
+                    .unwrap();
+                let mut message = [0u8; 8];
+                stream.read_exact(&mut message).unwrap();
+                stream.write_all(&message).unwrap();
+            }
+            kept
+        });
+        assert_eq!(echo_each(&mut held), 2);
+        drop(server.join().unwrap());
+    }
+
     /// `poll` beside 10,000 idle connections: its p99 less than doubled, but it served a
     /// twentieth of the messages. That is the finding, and the advice names it.
     #[test]
