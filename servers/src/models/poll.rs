@@ -83,7 +83,10 @@ impl EchoServer for PollLoop {
                 batch: Batch::new(),
                 path,
             };
-            (endpoint, id.spawn_loop("poll", move || datagram_loop.run())?)
+            (
+                endpoint,
+                id.spawn_loop("poll", move || datagram_loop.run())?,
+            )
         } else {
             let (listener, endpoint) = net::bind_nonblocking(config)?;
             let event_loop =
