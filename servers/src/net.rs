@@ -9,7 +9,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream, UdpSocket};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -52,6 +52,35 @@ impl StreamListener {
             }
             StreamListener::Unix(listener) => Ok(Stream::Unix(listener.accept()?.0)),
         }
+    }
+
+    /// Accepts one connection that is non-blocking from the start: `accept4` with
+    /// `SOCK_NONBLOCK | SOCK_CLOEXEC`, so a readiness loop spends no `fcntl` per connection.
+    /// Nagle is off for TCP, as in [`StreamListener::accept`]. An `EINTR` is returned, not
+    /// retried: [`after_accept_error`] says to accept again at once.
+    pub(crate) fn accept_nonblocking(&self) -> io::Result<Stream> {
+        // SAFETY: accept4 on a descriptor this listener owns; no address is asked for.
+        let fd = unsafe {
+            libc::accept4(
+                self.as_fd().as_raw_fd(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            )
+        };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: accept4 returned a new descriptor that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(match self {
+            StreamListener::Tcp(_) => {
+                let stream = TcpStream::from(fd);
+                let _ = stream.set_nodelay(true);
+                Stream::Tcp(stream)
+            }
+            StreamListener::Unix(_) => Stream::Unix(UnixStream::from(fd)),
+        })
     }
 
     /// Switches between blocking and non-blocking mode.

@@ -98,6 +98,9 @@ models! {
     TokioUring => "tokio-uring", AsyncRuntime, tokio_uring::TokioUringServer;
     /// Stackful coroutines (may), one per connection.
     May => "may", Threads, may::MayServer;
+    /// One thread, poll(2) over every descriptor on each turn (the tutorials' select loop,
+    /// without FD_SETSIZE).
+    Poll => "poll", EventLoop, poll::PollLoop;
     /// A completion loop written by hand on the io-uring crate, one ring per core: multishot
     /// accept and receive into a provided buffer ring, one io_uring_enter per turn.
     IoUring => "io-uring", EventLoop, io_uring::IoUringServer;
