@@ -98,6 +98,8 @@ models! {
     TokioUring => "tokio-uring", AsyncRuntime, tokio_uring::TokioUringServer;
     /// Stackful coroutines (may), one per connection.
     May => "may", Threads, may::MayServer;
+    /// Completion-based I/O through compio (io_uring, or epoll where io_uring is refused), a runtime per core.
+    Compio => "compio", AsyncRuntime, compio::CompioServer;
 }
 
 #[cfg(test)]

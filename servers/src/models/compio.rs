@@ -1,0 +1,375 @@
+//! `compio`: completion-based I/O through compio, thread-per-core. One thread per core
+//! (`es<id>-compio`), each with its own compio `Runtime` and its own `SO_REUSEPORT` listener; a
+//! task per connection (`compio::runtime::spawn`), never leaving its thread. Written as compio's
+//! own examples are: its `TcpListener`/`UnixListener` accept loop, and `AsyncRead::read` /
+//! `AsyncWriteExt::write_all` with an owned buffer that moves into each call and comes back
+//! with its result (`BufResult`).
+//!
+//! Why compio: it is the completion-based runtime that falls back by itself. Its proactor drives
+//! io_uring where the kernel allows it and `polling` (epoll) where it does not, behind one API,
+//! so the same code measures both. Where [`io_uring_refused`] says no (the kernel, or
+//! `ECHO_SERVERS_DISABLE_IO_URING`), the proactor is forced onto the polling driver
+//! (`ProactorBuilder::driver_type`) rather than left to its own probe, and every runtime is asked
+//! which driver it really built ([`CompioServer::driver`] says what that is).
+//!
+//! What differs from readiness I/O: under io_uring a read is submitted with the buffer it will
+//! fill and the task wakes with the bytes already in it; the buffer belongs to the kernel while
+//! the operation is in flight. So nothing is dropped in flight at shutdown: every runtime has a
+//! compio `CancelToken` that every task runs under (`with_cancel`); shutdown cancels it, which
+//! cancels each pending accept, read and write through the driver (an io_uring cancel, or
+//! removal from the poller), each completes with an error, and its task ends and closes its
+//! socket. A cross-thread channel carries the shutdown to each runtime, and a handler-held
+//! channel tells the accept loop when every handler has ended (bounded by [`SHUTDOWN_GRACE`]).
+//!
+//! Cost per connection: one task and its buffer of [`ServerConfig::buffer_size`] bytes. What
+//! blocks: nothing; per-message work runs on the thread that owns the connection. On the polling
+//! driver a read that finds bytes waiting completes without returning to the runtime, so a
+//! handler yields after [`READS_PER_TURN`] such reads in a row (compio has no budget of its own).
+//!
+//! Over UDP each thread has its own `SO_REUSEPORT` socket and one task receiving into an owned
+//! buffer with `recv_from` and sending it back with `send_to`.
+
+use std::future::{Future, poll_fn};
+use std::io;
+use std::pin::pin;
+use std::sync::{OnceLock, mpsc};
+use std::time::Instant;
+
+use async_channel::{Receiver, Sender};
+use compio::driver::{DriverType, ProactorBuilder};
+use compio::io::{AsyncRead, AsyncWriteExt};
+use compio::net::{TcpListener, UdpSocket, UnixListener};
+use compio::runtime::{CancelToken, FutureExt as _, Runtime};
+use futures_util::future::{Either, select};
+
+use echo_cli::{Endpoint, Transport};
+
+use crate::blocking_io::join_all_within;
+use crate::datagram::{DatagramError, MAX_DATAGRAM};
+use crate::driver::{Driver, io_uring_refused};
+use crate::net::{self, AcceptAction, StreamListener};
+use crate::server::{
+    EchoServer, Health, JOIN_AFTER_DRAIN, Model, READS_PER_TURN, SHUTDOWN_GRACE, ServerConfig,
+    ServerHandle, ServerId, StopServer, available_cores, start_each,
+};
+use crate::work::EchoPath;
+
+/// compio, a runtime per core on io_uring or its epoll fallback.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CompioServer;
+
+impl EchoServer for CompioServer {
+    fn model(&self) -> Model {
+        Model::Compio
+    }
+
+    /// The driver compio builds here: asked of a proactor built as the runtimes build theirs
+    /// (once; the kernel's answer does not change), or the polling driver when io_uring is
+    /// refused, which the runtimes are then forced onto.
+    fn driver(&self) -> Driver {
+        if io_uring_refused().is_some() {
+            return Driver::Epoll;
+        }
+        static BUILT: OnceLock<Driver> = OnceLock::new();
+        *BUILT.get_or_init(|| {
+            proactor()
+                .build()
+                .map_or(Driver::Epoll, |proactor| driver_of(proactor.driver_type()))
+        })
+    }
+
+    fn transports(&self) -> &'static [Transport] {
+        &Transport::ALL
+    }
+
+    fn start(&self, config: &ServerConfig) -> io::Result<ServerHandle> {
+        let cores = config.threads_or(available_cores());
+        let (units, endpoint) = if config.listen.transport() == Transport::Udp {
+            let sockets = net::bind_datagram_per_core(config, cores)?;
+            let endpoint = Endpoint::Udp(sockets[0].local_addr()?);
+            (sockets.into_iter().map(Unit::Datagram).collect::<Vec<_>>(), endpoint)
+        } else {
+            let listeners = net::bind_per_core(config, cores)?;
+            let endpoint = listeners[0].endpoint()?;
+            (listeners.into_iter().map(Unit::Stream).collect(), endpoint)
+        };
+        let id = ServerId::next();
+        let path = EchoPath::of(config);
+        let expected = self.driver();
+        let (notify_shutdown, shutdown) = async_channel::bounded::<()>(1);
+        let stop = CompioStop {
+            notify_shutdown,
+            threads: Vec::new(),
+        };
+        let stop = start_each(stop, units, |stop, unit| {
+            let shutdown = shutdown.clone();
+            let health = id.health().clone();
+            // A runtime cannot move between threads, so it is built on its own; the thread says
+            // which driver it got (or why it got none) before `start` returns.
+            let (started, outcome) = mpsc::channel();
+            let thread = id.spawn_loop("compio", move || {
+                let runtime = match Runtime::builder().with_proactor(proactor()).build() {
+                    Ok(runtime) => runtime,
+                    Err(err) => {
+                        let _ = started.send(Err(err));
+                        return Ok(());
+                    }
+                };
+                let _ = started.send(Ok(driver_of(runtime.driver_type())));
+                runtime.block_on(serve(unit, shutdown, path, health))
+            })?;
+            stop.threads.push(thread);
+            let built = outcome
+                .recv()
+                .unwrap_or_else(|_| Err(io::Error::other("the compio thread died")))?;
+            if built != expected {
+                // The handle would report a driver the server does not run on.
+                return Err(io::Error::other(format!(
+                    "compio built a {built} driver where {expected} was expected"
+                )));
+            }
+            Ok(())
+        })?;
+        Ok(ServerHandle::new(Model::Compio, id, endpoint, Box::new(stop)))
+    }
+}
+
+/// The proactor every runtime is built with: compio's default (io_uring, falling back to
+/// polling if the ring cannot be set up), or the polling driver, forced, where io_uring is
+/// refused, so that `ECHO_SERVERS_DISABLE_IO_URING` really runs the fallback.
+fn proactor() -> ProactorBuilder {
+    let mut builder = ProactorBuilder::new();
+    if io_uring_refused().is_some() {
+        builder.driver_type(DriverType::Poll);
+    }
+    builder
+}
+
+/// The project's name for a compio driver (its polling driver is epoll on Linux).
+fn driver_of(driver: DriverType) -> Driver {
+    if driver.is_iouring() {
+        Driver::IoUring
+    } else {
+        Driver::Epoll
+    }
+}
+
+/// What one thread serves: a stream listener, or a UDP socket.
+enum Unit {
+    Stream(StreamListener),
+    Datagram(std::net::UdpSocket),
+}
+
+/// Runs one thread's unit under the runtime's cancel token until shutdown reaches this runtime,
+/// then cancels every operation in flight and lets the tasks end.
+async fn serve(
+    unit: Unit,
+    shutdown: Receiver<()>,
+    path: EchoPath,
+    health: Health,
+) -> io::Result<()> {
+    let cancel = CancelToken::new();
+    compio::runtime::spawn({
+        let cancel = cancel.clone();
+        async move {
+            // The stop closes the channel; `recv` then fails.
+            let _ = shutdown.recv().await;
+            cancel.cancel();
+        }
+    })
+    .detach();
+    match unit {
+        Unit::Stream(listener) => {
+            accept_loop(listener, cancel.clone(), path, health)
+                .with_cancel(cancel)
+                .await
+        }
+        Unit::Datagram(socket) => {
+            echo_datagrams(socket, cancel.clone(), path, health)
+                .with_cancel(cancel)
+                .await
+        }
+    }
+}
+
+/// One thread's listener, adopted into compio (it keeps the project's backlog and options).
+enum Listener {
+    Tcp(TcpListener),
+    Unix(UnixListener),
+}
+
+/// Accepts until cancelled, a task per connection, then waits (bounded) for every handler.
+async fn accept_loop(
+    listener: StreamListener,
+    cancel: CancelToken,
+    path: EchoPath,
+    health: Health,
+) -> io::Result<()> {
+    let listener = match listener {
+        StreamListener::Tcp(l) => Listener::Tcp(TcpListener::from_std(l)?),
+        StreamListener::Unix(l) => Listener::Unix(UnixListener::from_std(l)?),
+    };
+    // Every handler holds a clone; when all are dropped, `recv` on `all_done` fails.
+    let (handler_alive, all_done) = async_channel::bounded::<()>(1);
+    loop {
+        let accepted = match &listener {
+            Listener::Tcp(listener) => listener.accept().await.map(|(stream, _)| {
+                let _ = stream.set_nodelay(true);
+                spawn_handler(stream, &cancel, path, &handler_alive);
+            }),
+            Listener::Unix(listener) => listener
+                .accept()
+                .await
+                .map(|(stream, _)| spawn_handler(stream, &cancel, path, &handler_alive)),
+        };
+        // A cancelled accept fails; the shutdown is what it means.
+        if cancel.is_cancelled() {
+            break;
+        }
+        let Err(err) = accepted else { continue };
+        match net::after_accept_error(&err, false, &health) {
+            AcceptAction::WaitReady | AcceptAction::Next => {}
+            AcceptAction::BackOff(pause) => {
+                let sleep = pin!(compio::time::sleep(pause));
+                if let Either::Right(_) = select(sleep, pin!(cancel.clone().wait())).await {
+                    break;
+                }
+            }
+            AcceptAction::Stop => {
+                // Accept no more; the connections go on until shutdown.
+                cancel.clone().wait().await;
+                break;
+            }
+        }
+    }
+    drop(listener);
+    drop(handler_alive);
+    let _ = compio::time::timeout(SHUTDOWN_GRACE, all_done.recv()).await;
+    Ok(())
+}
+
+/// Runs the echo of one connection as a task of this runtime, under its cancel token.
+fn spawn_handler(
+    stream: impl AsyncRead + AsyncWriteExt + 'static,
+    cancel: &CancelToken,
+    path: EchoPath,
+    alive: &Sender<()>,
+) {
+    let alive = alive.clone();
+    let cancel = cancel.clone();
+    compio::runtime::spawn(async move {
+        // An error ends this connection only.
+        let _ = echo(stream, &cancel, path).with_cancel(cancel.clone()).await;
+        drop(alive);
+    })
+    .detach();
+}
+
+/// Echoes until the peer half-closes or shutdown. The buffer moves into each operation and comes
+/// back with its result; `write_all` completes partial writes, and while the peer does not read,
+/// the pending write keeps the task from reading more (backpressure).
+async fn echo(
+    mut stream: impl AsyncRead + AsyncWriteExt,
+    cancel: &CancelToken,
+    path: EchoPath,
+) -> io::Result<()> {
+    let mut buf: Vec<u8> = Vec::with_capacity(path.buffer_size);
+    let mut without_waiting = 0;
+    // An operation that completes at once never registers with the cancel token, so a peer
+    // that keeps the socket busy is checked here too.
+    while !cancel.is_cancelled() {
+        // compio reads into the vector's spare capacity, after its length.
+        buf.clear();
+        let (compio::BufResult(read, filled), waited) = waiting(stream.read(buf)).await;
+        buf = filled;
+        if read? == 0 {
+            return Ok(());
+        }
+        without_waiting = if waited { 0 } else { without_waiting + 1 };
+        path.on_message(&buf);
+        let compio::BufResult(written, sent) = stream.write_all(buf).await;
+        buf = sent;
+        written?;
+        if without_waiting >= READS_PER_TURN {
+            without_waiting = 0;
+            futures_lite::future::yield_now().await;
+        }
+    }
+    Ok(())
+}
+
+/// Awaits `future`, and says whether it had to wait (returned `Pending` at least once) or
+/// completed on its first poll, as a read does on the polling driver when bytes are waiting.
+async fn waiting<F: Future>(future: F) -> (F::Output, bool) {
+    let mut future = pin!(future);
+    let mut polls = 0u32;
+    let output = poll_fn(|cx| {
+        polls += 1;
+        future.as_mut().poll(cx)
+    })
+    .await;
+    (output, polls > 1)
+}
+
+/// Receives datagrams on this thread's socket and sends each back to its sender, until
+/// cancelled. A peer's error costs only its datagram; a socket that fails ends the loop, and
+/// the server's health says so.
+async fn echo_datagrams(
+    socket: std::net::UdpSocket,
+    cancel: CancelToken,
+    path: EchoPath,
+    health: Health,
+) -> io::Result<()> {
+    let socket = UdpSocket::from_std(socket)?;
+    let mut buf: Vec<u8> = Vec::with_capacity(MAX_DATAGRAM);
+    let mut without_waiting = 0;
+    while !cancel.is_cancelled() {
+        buf.clear();
+        let (compio::BufResult(received, filled), waited) = waiting(socket.recv_from(buf)).await;
+        buf = filled;
+        if cancel.is_cancelled() {
+            break;
+        }
+        let peer = match received {
+            Ok((_, peer)) => peer,
+            Err(err) => match DatagramError::of_receive(&err) {
+                DatagramError::Again | DatagramError::Peer => continue,
+                DatagramError::Socket => {
+                    health.died(format_args!("compio: udp receive failed: {err}"));
+                    return Err(err);
+                }
+            },
+        };
+        path.on_message(&buf);
+        let compio::BufResult(sent, back) = socket.send_to(buf, peer).await;
+        buf = back;
+        if let Err(err) = sent
+            && DatagramError::of_send(&err) == DatagramError::Socket
+            && !cancel.is_cancelled()
+        {
+            health.died(format_args!("compio: udp send failed: {err}"));
+            return Err(err);
+        }
+        without_waiting = if waited { 0 } else { without_waiting + 1 };
+        if without_waiting >= READS_PER_TURN {
+            without_waiting = 0;
+            futures_lite::future::yield_now().await;
+        }
+    }
+    Ok(())
+}
+
+/// Tells every runtime to cancel its tasks, then joins the threads.
+struct CompioStop {
+    /// Closed at shutdown; every runtime's watcher then cancels its token.
+    notify_shutdown: Sender<()>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl StopServer for CompioStop {
+    fn stop(self: Box<Self>) -> io::Result<()> {
+        self.notify_shutdown.close();
+        // Each runtime waits up to the grace for its handlers; the threads then end.
+        join_all_within(self.threads, Instant::now() + JOIN_AFTER_DRAIN)
+    }
+}
