@@ -115,8 +115,18 @@ impl EchoServer for CompioServer {
                         return Ok(());
                     }
                 };
+                // Adopting a socket registers it with this runtime's driver (and, on the
+                // polling driver, makes it non-blocking), so it is done here, and a failure
+                // fails `start`.
+                let adopted = match runtime.enter(|| Adopted::new(unit)) {
+                    Ok(adopted) => adopted,
+                    Err(err) => {
+                        let _ = started.send(Err(err));
+                        return Ok(());
+                    }
+                };
                 let _ = started.send(Ok(driver_of(runtime.driver_type())));
-                runtime.block_on(serve(unit, shutdown, path, health))
+                runtime.block_on(serve(adopted, shutdown, path, health))
             })?;
             stop.threads.push(thread);
             let built = outcome
@@ -160,10 +170,28 @@ enum Unit {
     Datagram(std::net::UdpSocket),
 }
 
-/// Runs one thread's unit under the runtime's cancel token until shutdown reaches this runtime,
-/// then cancels every operation in flight and lets the tasks end.
+/// One thread's socket adopted into compio: it keeps the project's backlog and options.
+enum Adopted {
+    Tcp(TcpListener),
+    Unix(UnixListener),
+    Udp(UdpSocket),
+}
+
+impl Adopted {
+    /// Adopts `unit` into the current runtime.
+    fn new(unit: Unit) -> io::Result<Self> {
+        Ok(match unit {
+            Unit::Stream(StreamListener::Tcp(l)) => Adopted::Tcp(TcpListener::from_std(l)?),
+            Unit::Stream(StreamListener::Unix(l)) => Adopted::Unix(UnixListener::from_std(l)?),
+            Unit::Datagram(socket) => Adopted::Udp(UdpSocket::from_std(socket)?),
+        })
+    }
+}
+
+/// Runs one thread's socket under the runtime's cancel token until shutdown reaches this
+/// runtime, then cancels every operation in flight and lets the tasks end.
 async fn serve(
-    unit: Unit,
+    adopted: Adopted,
     shutdown: Receiver<()>,
     path: EchoPath,
     health: Health,
@@ -178,21 +206,21 @@ async fn serve(
         }
     })
     .detach();
-    match unit {
-        Unit::Stream(listener) => {
-            accept_loop(listener, cancel.clone(), path, health)
+    let listener = match adopted {
+        Adopted::Tcp(listener) => Listener::Tcp(listener),
+        Adopted::Unix(listener) => Listener::Unix(listener),
+        Adopted::Udp(socket) => {
+            return echo_datagrams(socket, cancel.clone(), path, health)
                 .with_cancel(cancel)
-                .await
+                .await;
         }
-        Unit::Datagram(socket) => {
-            echo_datagrams(socket, cancel.clone(), path, health)
-                .with_cancel(cancel)
-                .await
-        }
-    }
+    };
+    accept_loop(listener, cancel.clone(), path, health)
+        .with_cancel(cancel)
+        .await
 }
 
-/// One thread's listener, adopted into compio (it keeps the project's backlog and options).
+/// A stream listener of either transport.
 enum Listener {
     Tcp(TcpListener),
     Unix(UnixListener),
@@ -200,15 +228,11 @@ enum Listener {
 
 /// Accepts until cancelled, a task per connection, then waits (bounded) for every handler.
 async fn accept_loop(
-    listener: StreamListener,
+    listener: Listener,
     cancel: CancelToken,
     path: EchoPath,
     health: Health,
 ) -> io::Result<()> {
-    let listener = match listener {
-        StreamListener::Tcp(l) => Listener::Tcp(TcpListener::from_std(l)?),
-        StreamListener::Unix(l) => Listener::Unix(UnixListener::from_std(l)?),
-    };
     // Every handler holds a clone; when all are dropped, `recv` on `all_done` fails.
     let (handler_alive, all_done) = async_channel::bounded::<()>(1);
     loop {
@@ -315,12 +339,11 @@ async fn waiting<F: Future>(future: F) -> (F::Output, bool) {
 /// cancelled. A peer's error costs only its datagram; a socket that fails ends the loop, and
 /// the server's health says so.
 async fn echo_datagrams(
-    socket: std::net::UdpSocket,
+    socket: UdpSocket,
     cancel: CancelToken,
     path: EchoPath,
     health: Health,
 ) -> io::Result<()> {
-    let socket = UdpSocket::from_std(socket)?;
     let mut buf: Vec<u8> = Vec::with_capacity(MAX_DATAGRAM);
     let mut without_waiting = 0;
     while !cancel.is_cancelled() {
