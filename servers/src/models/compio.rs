@@ -14,12 +14,13 @@
 //!
 //! What differs from readiness I/O: under io_uring a read is submitted with the buffer it will
 //! fill and the task wakes with the bytes already in it; the buffer belongs to the kernel while
-//! the operation is in flight. So nothing is dropped in flight at shutdown: every runtime has a
-//! compio `CancelToken` that every task runs under (`with_cancel`); shutdown cancels it, which
-//! cancels each pending accept, read and write through the driver (an io_uring cancel, or
-//! removal from the poller), each completes with an error, and its task ends and closes its
-//! socket. A cross-thread channel carries the shutdown to each runtime, and a handler-held
-//! channel tells the accept loop when every handler has ended (bounded by [`SHUTDOWN_GRACE`]).
+//! the operation is in flight. So nothing is dropped in flight at shutdown: a cross-thread
+//! channel tells each runtime, which shuts down its listener and every connection it serves
+//! (their descriptors are kept in a slab), so that each pending accept, read and write
+//! completes at once and its task ends and closes its socket; a handler-held channel tells the
+//! accept loop when every handler has ended (bounded by [`SHUTDOWN_GRACE`]). compio's own
+//! `CancelToken` would cancel the operations instead, but stopped nothing in a release build
+//! (see [`serve`]).
 //!
 //! Cost per connection: one task and its buffer of [`ServerConfig::buffer_size`] bytes. What
 //! blocks: nothing; per-message work runs on the thread that owns the connection. On the polling
@@ -31,16 +32,20 @@
 
 use std::future::{Future, poll_fn};
 use std::io;
+use std::cell::RefCell;
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::pin::pin;
+use std::rc::Rc;
 use std::sync::{OnceLock, mpsc};
 use std::time::Instant;
 
 use async_channel::{Receiver, Sender};
 use compio::driver::{DriverType, ProactorBuilder};
-use compio::io::{AsyncRead, AsyncWriteExt};
+use compio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use compio::net::{TcpListener, UdpSocket, UnixListener};
-use compio::runtime::{CancelToken, FutureExt as _, Runtime};
+use compio::runtime::Runtime;
 use futures_util::future::{Either, select};
+use slab::Slab;
 
 use echo_cli::{Endpoint, Transport};
 
@@ -100,6 +105,10 @@ impl EchoServer for CompioServer {
         let stop = CompioStop {
             notify_shutdown,
             threads: Vec::new(),
+            wake_datagrams: match endpoint {
+                Endpoint::Udp(addr) => Some(addr),
+                _ => None,
+            },
         };
         let stop = start_each(stop, units, |stop, unit| {
             let shutdown = shutdown.clone();
@@ -188,36 +197,75 @@ impl Adopted {
     }
 }
 
-/// Runs one thread's socket under the runtime's cancel token until shutdown reaches this
-/// runtime, then cancels every operation in flight and lets the tasks end.
+/// The connections one runtime serves, by descriptor, so that shutdown can shut each down.
+/// A handler removes its entry before its socket is closed, so every descriptor here is open.
+#[derive(Default)]
+struct Connections(RefCell<Slab<RawFd>>);
+
+impl Connections {
+    /// Shuts every connection down: its pending read completes with end-of-file, its pending
+    /// write with an error, and so does every later one, so each handler ends.
+    fn shut_down_all(&self) {
+        for (_, &fd) in self.0.borrow().iter() {
+            // SAFETY: the handler that owns the socket keeps it open while its entry is here.
+            net::shut_down(unsafe { BorrowedFd::borrow_raw(fd) });
+        }
+    }
+}
+
+/// Serves one thread's socket until shutdown reaches this runtime, then shuts down the
+/// listener and every connection, which completes each operation in flight, and lets the
+/// tasks end.
+///
+/// The shutdown comes from another thread, and is awaited here, in the future the runtime
+/// blocks on (polled again whenever the driver wakes), rather than through compio's
+/// `CancelToken`: `with_cancel` recognises its own waker by comparing vtable pointers, which a
+/// release build need not keep unique, and there no operation was registered, so nothing was
+/// cancelled and no server stopped (debug builds stopped).
 async fn serve(
     adopted: Adopted,
     shutdown: Receiver<()>,
     path: EchoPath,
     health: Health,
 ) -> io::Result<()> {
-    let cancel = CancelToken::new();
-    compio::runtime::spawn({
-        let cancel = cancel.clone();
-        async move {
-            // The stop closes the channel; `recv` then fails.
-            let _ = shutdown.recv().await;
-            cancel.cancel();
-        }
-    })
-    .detach();
-    let listener = match adopted {
-        Adopted::Tcp(listener) => Listener::Tcp(listener),
-        Adopted::Unix(listener) => Listener::Unix(listener),
-        Adopted::Udp(socket) => {
-            return echo_datagrams(socket, cancel.clone(), path, health)
-                .with_cancel(cancel)
-                .await;
-        }
+    let connections = Rc::new(Connections::default());
+    let listener_fd = match &adopted {
+        Adopted::Tcp(listener) => Some(listener.as_raw_fd()),
+        Adopted::Unix(listener) => Some(listener.as_raw_fd()),
+        Adopted::Udp(_) => None,
     };
-    accept_loop(listener, cancel.clone(), path, health)
-        .with_cancel(cancel)
-        .await
+    let watch = pin!(async {
+        // The stop closes the channel; `recv` then fails.
+        let _ = shutdown.recv().await;
+    });
+    let mut serving = pin!(async {
+        match adopted {
+            Adopted::Tcp(listener) => {
+                let listener = Listener::Tcp(listener);
+                accept_loop(listener, &shutdown, &connections, path, &health).await
+            }
+            Adopted::Unix(listener) => {
+                let listener = Listener::Unix(listener);
+                accept_loop(listener, &shutdown, &connections, path, &health).await
+            }
+            Adopted::Udp(socket) => echo_datagrams(socket, &shutdown, path, &health).await,
+        }
+    });
+    match select(watch, serving.as_mut()).await {
+        Either::Left(((), _)) => {
+            // The listener is still open: the accept loop has not been polled since. A shut
+            // down listener fails its pending accept (a datagram socket is woken by the stop's
+            // datagrams instead: compio's `recv_from` cannot return without a sender).
+            if let Some(fd) = listener_fd {
+                // SAFETY: the accept loop owns the listener and has not dropped it.
+                net::shut_down(unsafe { BorrowedFd::borrow_raw(fd) });
+            }
+            connections.shut_down_all();
+            serving.await
+        }
+        // It ended before shutdown (its listener or socket failed, and said so).
+        Either::Right((served, _)) => served,
+    }
 }
 
 /// A stream listener of either transport.
@@ -226,12 +274,13 @@ enum Listener {
     Unix(UnixListener),
 }
 
-/// Accepts until cancelled, a task per connection, then waits (bounded) for every handler.
+/// Accepts until shutdown, a task per connection, then waits (bounded) for every handler.
 async fn accept_loop(
     listener: Listener,
-    cancel: CancelToken,
+    shutdown: &Receiver<()>,
+    connections: &Rc<Connections>,
     path: EchoPath,
-    health: Health,
+    health: &Health,
 ) -> io::Result<()> {
     // Every handler holds a clone; when all are dropped, `recv` on `all_done` fails.
     let (handler_alive, all_done) = async_channel::bounded::<()>(1);
@@ -239,29 +288,28 @@ async fn accept_loop(
         let accepted = match &listener {
             Listener::Tcp(listener) => listener.accept().await.map(|(stream, _)| {
                 let _ = stream.set_nodelay(true);
-                spawn_handler(stream, &cancel, path, &handler_alive);
+                spawn_handler(stream, shutdown, connections, path, &handler_alive);
             }),
-            Listener::Unix(listener) => listener
-                .accept()
-                .await
-                .map(|(stream, _)| spawn_handler(stream, &cancel, path, &handler_alive)),
+            Listener::Unix(listener) => listener.accept().await.map(|(stream, _)| {
+                spawn_handler(stream, shutdown, connections, path, &handler_alive)
+            }),
         };
-        // A cancelled accept fails; the shutdown is what it means.
-        if cancel.is_cancelled() {
+        // The accept that shutdown's shut-down listener failed.
+        if shutdown.is_closed() {
             break;
         }
         let Err(err) = accepted else { continue };
-        match net::after_accept_error(&err, false, &health) {
+        match net::after_accept_error(&err, false, health) {
             AcceptAction::WaitReady | AcceptAction::Next => {}
             AcceptAction::BackOff(pause) => {
                 let sleep = pin!(compio::time::sleep(pause));
-                if let Either::Right(_) = select(sleep, pin!(cancel.clone().wait())).await {
+                if let Either::Right(_) = select(sleep, pin!(shutdown.recv())).await {
                     break;
                 }
             }
             AcceptAction::Stop => {
                 // Accept no more; the connections go on until shutdown.
-                cancel.clone().wait().await;
+                let _ = shutdown.recv().await;
                 break;
             }
         }
@@ -272,36 +320,39 @@ async fn accept_loop(
     Ok(())
 }
 
-/// Runs the echo of one connection as a task of this runtime, under its cancel token.
-fn spawn_handler(
-    stream: impl AsyncRead + AsyncWriteExt + 'static,
-    cancel: &CancelToken,
+/// Runs the echo of one connection as a task of this runtime, its descriptor in
+/// `connections` while it runs. A connection accepted once shutdown began is closed at once.
+fn spawn_handler<S: AsyncRead + AsyncWrite + AsRawFd + 'static>(
+    mut stream: S,
+    shutdown: &Receiver<()>,
+    connections: &Rc<Connections>,
     path: EchoPath,
     alive: &Sender<()>,
 ) {
+    if shutdown.is_closed() {
+        return;
+    }
     let alive = alive.clone();
-    let cancel = cancel.clone();
+    let connections = Rc::clone(connections);
+    let entry = connections.0.borrow_mut().insert(stream.as_raw_fd());
     compio::runtime::spawn(async move {
         // An error ends this connection only.
-        let _ = echo(stream, &cancel, path).with_cancel(cancel.clone()).await;
+        let _ = echo(&mut stream, path).await;
+        connections.0.borrow_mut().remove(entry);
+        drop(stream);
         drop(alive);
     })
     .detach();
 }
 
-/// Echoes until the peer half-closes or shutdown. The buffer moves into each operation and comes
-/// back with its result; `write_all` completes partial writes, and while the peer does not read,
-/// the pending write keeps the task from reading more (backpressure).
-async fn echo(
-    mut stream: impl AsyncRead + AsyncWriteExt,
-    cancel: &CancelToken,
-    path: EchoPath,
-) -> io::Result<()> {
+/// Echoes until the peer half-closes or shutdown shuts the socket down. The buffer moves into
+/// each operation and comes back with its result; `write_all` completes partial writes, and
+/// while the peer does not read, the pending write keeps the task from reading more
+/// (backpressure).
+async fn echo(stream: &mut (impl AsyncRead + AsyncWrite), path: EchoPath) -> io::Result<()> {
     let mut buf: Vec<u8> = Vec::with_capacity(path.buffer_size);
     let mut without_waiting = 0;
-    // An operation that completes at once never registers with the cancel token, so a peer
-    // that keeps the socket busy is checked here too.
-    while !cancel.is_cancelled() {
+    loop {
         // compio reads into the vector's spare capacity, after its length.
         buf.clear();
         let (compio::BufResult(read, filled), waited) = waiting(stream.read(buf)).await;
@@ -319,7 +370,6 @@ async fn echo(
             futures_lite::future::yield_now().await;
         }
     }
-    Ok(())
 }
 
 /// Awaits `future`, and says whether it had to wait (returned `Pending` at least once) or
@@ -336,21 +386,21 @@ async fn waiting<F: Future>(future: F) -> (F::Output, bool) {
 }
 
 /// Receives datagrams on this thread's socket and sends each back to its sender, until
-/// cancelled. A peer's error costs only its datagram; a socket that fails ends the loop, and
+/// shutdown. A peer's error costs only its datagram; a socket that fails ends the loop, and
 /// the server's health says so.
 async fn echo_datagrams(
     socket: UdpSocket,
-    cancel: CancelToken,
+    shutdown: &Receiver<()>,
     path: EchoPath,
-    health: Health,
+    health: &Health,
 ) -> io::Result<()> {
     let mut buf: Vec<u8> = Vec::with_capacity(MAX_DATAGRAM);
     let mut without_waiting = 0;
-    while !cancel.is_cancelled() {
+    while !shutdown.is_closed() {
         buf.clear();
         let (compio::BufResult(received, filled), waited) = waiting(socket.recv_from(buf)).await;
         buf = filled;
-        if cancel.is_cancelled() {
+        if shutdown.is_closed() {
             break;
         }
         let peer = match received {
@@ -368,7 +418,7 @@ async fn echo_datagrams(
         buf = back;
         if let Err(err) = sent
             && DatagramError::of_send(&err) == DatagramError::Socket
-            && !cancel.is_cancelled()
+            && !shutdown.is_closed()
         {
             health.died(format_args!("compio: udp send failed: {err}"));
             return Err(err);
@@ -382,17 +432,26 @@ async fn echo_datagrams(
     Ok(())
 }
 
-/// Tells every runtime to cancel its tasks, then joins the threads.
+/// Tells every runtime that shutdown began, then joins the threads.
 struct CompioStop {
-    /// Closed at shutdown; every runtime's watcher then cancels its token.
+    /// Closed at shutdown: each runtime then shuts its listener and connections down.
     notify_shutdown: Sender<()>,
     threads: Vec<std::thread::JoinHandle<()>>,
+    /// For a UDP server, its address: where shutdown sends the datagrams that complete the
+    /// receives pending in the runtimes.
+    wake_datagrams: Option<std::net::SocketAddr>,
 }
 
 impl StopServer for CompioStop {
     fn stop(self: Box<Self>) -> io::Result<()> {
         self.notify_shutdown.close();
         // Each runtime waits up to the grace for its handlers; the threads then end.
-        join_all_within(self.threads, Instant::now() + JOIN_AFTER_DRAIN)
+        let deadline = Instant::now() + JOIN_AFTER_DRAIN;
+        if let Some(addr) = self.wake_datagrams {
+            // Shutting a datagram socket down would complete its receive without a sender,
+            // which compio's `recv_from` unwraps; a datagram completes it instead.
+            crate::models::tokio_uring::wake_receivers(addr, &self.threads, deadline);
+        }
+        join_all_within(self.threads, deadline)
     }
 }
