@@ -20,7 +20,7 @@
 //! completes at once and its task ends and closes its socket; a handler-held channel tells the
 //! accept loop when every handler has ended (bounded by [`SHUTDOWN_GRACE`]). compio's own
 //! `CancelToken` would cancel the operations instead, but stopped nothing in a release build
-//! (see [`serve`]).
+//! (see `serve`).
 //!
 //! Cost per connection: one task and its buffer of [`ServerConfig::buffer_size`] bytes. What
 //! blocks: nothing; per-message work runs on the thread that owns the connection. On the polling
@@ -218,10 +218,11 @@ impl Connections {
 /// tasks end.
 ///
 /// The shutdown comes from another thread, and is awaited here, in the future the runtime
-/// blocks on (polled again whenever the driver wakes), rather than through compio's
-/// `CancelToken`: `with_cancel` recognises its own waker by comparing vtable pointers, which a
-/// release build need not keep unique, and there no operation was registered, so nothing was
-/// cancelled and no server stopped (debug builds stopped).
+/// blocks on (polled again whenever the driver wakes). It does not go through compio's
+/// `CancelToken`: in a release build cancelling it cancelled nothing (no ring cancel was
+/// submitted, so no server stopped), while debug builds stopped; apparently no operation had
+/// registered with it, since `with_cancel` finds its own waker by comparing vtable pointers,
+/// which a release build need not keep unique.
 async fn serve(
     adopted: Adopted,
     shutdown: Receiver<()>,
