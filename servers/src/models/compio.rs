@@ -46,6 +46,7 @@ use compio::net::{TcpListener, UdpSocket, UnixListener};
 use compio::runtime::Runtime;
 use futures_util::future::{Either, select};
 use slab::Slab;
+use socket2::{Domain, SockAddr, Socket, Type};
 
 use echo_cli::{Endpoint, Transport};
 
@@ -230,10 +231,12 @@ async fn serve(
     health: Health,
 ) -> io::Result<()> {
     let connections = Rc::new(Connections::default());
-    let listener_fd = match &adopted {
-        Adopted::Tcp(listener) => Some(listener.as_raw_fd()),
-        Adopted::Unix(listener) => Some(listener.as_raw_fd()),
-        Adopted::Udp(_) => None,
+    let wake_accept = match &adopted {
+        Adopted::Tcp(listener) => WakeAccept::ShutDown(listener.as_raw_fd()),
+        Adopted::Unix(listener) => listener
+            .local_addr()
+            .map_or(WakeAccept::Nothing, WakeAccept::Connect),
+        Adopted::Udp(_) => WakeAccept::Nothing,
     };
     let watch = pin!(async {
         // The stop closes the channel; `recv` then fails.
@@ -254,18 +257,46 @@ async fn serve(
     });
     match select(watch, serving.as_mut()).await {
         Either::Left(((), _)) => {
-            // The listener is still open: the accept loop has not been polled since. A shut
-            // down listener fails its pending accept (a datagram socket is woken by the stop's
-            // datagrams instead: compio's `recv_from` cannot return without a sender).
-            if let Some(fd) = listener_fd {
-                // SAFETY: the accept loop owns the listener and has not dropped it.
-                net::shut_down(unsafe { BorrowedFd::borrow_raw(fd) });
-            }
+            // The listener is still open: the accept loop has not been polled since. (A
+            // datagram socket is woken by the stop's datagrams instead: compio's `recv_from`
+            // cannot return without a sender.)
+            wake_accept.wake();
             connections.shut_down_all();
             serving.await
         }
         // It ended before shutdown (its listener or socket failed, and said so).
         Either::Right((served, _)) => served,
+    }
+}
+
+/// How shutdown completes a runtime's pending accept.
+enum WakeAccept {
+    /// A TCP listener (this runtime's own): shut down, it fails its pending accept.
+    ShutDown(RawFd),
+    /// The Unix socket every runtime shares: shutting it down does not wake an accept waiting
+    /// on epoll (the fallback driver), so each runtime connects to it once, which completes one
+    /// pending accept, its own or another runtime's, each loop ending after one. A
+    /// non-blocking connect, so a full backlog cannot block the runtime.
+    Connect(SockAddr),
+    /// No accept (UDP).
+    Nothing,
+}
+
+impl WakeAccept {
+    fn wake(&self) {
+        match self {
+            WakeAccept::ShutDown(fd) => {
+                // SAFETY: the accept loop owns the listener and has not dropped it.
+                net::shut_down(unsafe { BorrowedFd::borrow_raw(*fd) });
+            }
+            WakeAccept::Connect(addr) => {
+                if let Ok(socket) = Socket::new(Domain::UNIX, Type::STREAM, None) {
+                    let _ = socket.set_nonblocking(true);
+                    let _ = socket.connect(addr);
+                }
+            }
+            WakeAccept::Nothing => {}
+        }
     }
 }
 
