@@ -15,10 +15,12 @@
 //! What differs from readiness I/O: under io_uring a read is submitted with the buffer it will
 //! fill and the task wakes with the bytes already in it; the buffer belongs to the kernel while
 //! the operation is in flight. So nothing is dropped in flight at shutdown: a cross-thread
-//! channel tells each runtime, which shuts down its listener and every connection it serves
-//! (their descriptors are kept in a slab), so that each pending accept, read and write
-//! completes at once and its task ends and closes its socket; a handler-held channel tells the
-//! accept loop when every handler has ended (bounded by [`SHUTDOWN_GRACE`]). compio's own
+//! channel tells each runtime, which completes its pending accept (shutting its TCP listener
+//! down, or connecting once to the Unix socket the runtimes share) and shuts down every
+//! connection it serves (their descriptors are kept in a slab), so that each pending read and
+//! write completes at once and its task ends and closes its socket; a handler-held channel
+//! tells the accept loop when every handler has ended (bounded by [`SHUTDOWN_GRACE`]). Over UDP
+//! the stop sends the datagrams that complete the pending receives. compio's own
 //! `CancelToken` would cancel the operations instead, but stopped nothing in a release build
 //! (see `serve`).
 //!
@@ -27,7 +29,7 @@
 //! driver a read that finds bytes waiting completes without returning to the runtime, so a
 //! handler yields after [`READS_PER_TURN`] such reads in a row (compio has no budget of its own).
 //!
-//! Over UDP each thread has its own `SO_REUSEPORT` socket and one task receiving into an owned
+//! Over UDP each thread has its own `SO_REUSEPORT` socket and one loop receiving into an owned
 //! buffer with `recv_from` and sending it back with `send_to`.
 
 use std::future::{Future, poll_fn};
