@@ -222,10 +222,10 @@ impl Connections {
 ///
 /// The shutdown comes from another thread, and is awaited here, in the future the runtime
 /// blocks on (polled again whenever the driver wakes). It does not go through compio's
-/// `CancelToken`: in a release build cancelling it cancelled nothing (no ring cancel was
-/// submitted, so no server stopped), while debug builds stopped; apparently no operation had
-/// registered with it, since `with_cancel` finds its own waker by comparing vtable pointers,
-/// which a release build need not keep unique.
+/// `CancelToken`: with compio 0.19.2 an accept under `with_cancel` is cancelled in a debug
+/// build but not in a default release build (it waited on after `cancel()`), and is again with
+/// one codegen unit and fat LTO, so no release server stopped. `with_cancel` finds its own
+/// waker by comparing vtable pointers, which separate codegen units need not keep unique.
 async fn serve(
     adopted: Adopted,
     shutdown: Receiver<()>,
