@@ -223,9 +223,10 @@ impl Connections {
 /// The shutdown comes from another thread, and is awaited here, in the future the runtime
 /// blocks on (polled again whenever the driver wakes). It does not go through compio's
 /// `CancelToken`: with compio 0.19.2 an accept under `with_cancel` is cancelled in a debug
-/// build but not in a default release build (it waited on after `cancel()`), and is again with
-/// one codegen unit and fat LTO, so no release server stopped. `with_cancel` finds its own
-/// waker by comparing vtable pointers, which separate codegen units need not keep unique.
+/// build but not in a default release build, where it went on waiting after `cancel()` (so no
+/// release server stopped); with one codegen unit and fat LTO it is cancelled again.
+/// `with_cancel` finds its own waker by comparing vtable pointers, which separate codegen units
+/// need not keep unique.
 async fn serve(
     adopted: Adopted,
     shutdown: Receiver<()>,
