@@ -106,6 +106,9 @@ models! {
     IoUring => "io-uring", EventLoop, io_uring::IoUringServer;
     /// monoio, thread-per-core: io_uring, or epoll where io_uring is refused.
     Monoio => "monoio", AsyncRuntime, monoio::MonoioServer;
+    /// Completion-based I/O through compio (io_uring, or epoll where io_uring is refused), a
+    /// runtime per core.
+    Compio => "compio", AsyncRuntime, compio::CompioServer;
     /// glommio's thread-per-core executors on io_uring, one per core, each with its own listener.
     Glommio => "glommio", AsyncRuntime, glommio::GlommioServer;
 }

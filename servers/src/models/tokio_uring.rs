@@ -400,7 +400,7 @@ impl StopServer for UringStop {
 /// tokio-uring 0.5's `recv_from` unwraps (a panic). Each datagram comes from a fresh socket so
 /// that `SO_REUSEPORT`'s hash of the sender spreads them over every thread's socket; a task that
 /// receives one after shutdown began returns without sending anything back.
-fn wake_receivers(
+pub(crate) fn wake_receivers(
     addr: std::net::SocketAddr,
     threads: &[std::thread::JoinHandle<()>],
     deadline: Instant,
