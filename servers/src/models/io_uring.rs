@@ -557,6 +557,10 @@ impl Loop {
         if self.stopping.is_some() {
             // Everything was cancelled; only a connection accepted meanwhile needs closing (a
             // direct one closes with the ring).
+            if let (Some(bid), Some(bufs)) = (cqueue::buffer_select(flags), &mut self.bufs) {
+                bufs.out += 1;
+                bufs.give_back(bid);
+            }
             if op == Op::Accept && res >= 0 && !self.features.has(UringFeature::FixedFiles) {
                 // SAFETY: the accept's result is a new descriptor owned by nothing else.
                 drop(unsafe { OwnedFd::from_raw_fd(res) });
@@ -709,7 +713,12 @@ impl Loop {
             conn.ops -= 1;
             conn.recv = Recv::Idle;
         }
-        if res > 0 {
+        if res > 0 && (conn.failed || conn.closing) {
+            // Bytes that came in before the cancel of a failed connection: never echoed.
+            if let (Some(bid), Some(bufs)) = (bid, &mut self.bufs) {
+                bufs.give_back(bid);
+            }
+        } else if res > 0 {
             let chunk = Chunk {
                 bid,
                 start: 0,
@@ -871,6 +880,7 @@ impl Loop {
         if conn.starved {
             self.starved.retain(|&k| k != key);
         }
+        debug_assert!(conn.queue.is_empty(), "a connection closed with bytes queued");
         if let Sock::Fixed(slot) = conn.sock {
             conn.ops += 1;
             let close = opcode::Close::new(types::Fixed(slot)).build();
@@ -919,6 +929,12 @@ impl Drop for Loop {
     /// If operations are still in flight (the drain ran out of time, or the loop failed), the
     /// kernel may yet write into their buffers, so the buffers are leaked rather than freed.
     fn drop(&mut self) {
+        if let (0, Some(bufs)) = (self.in_flight, &self.bufs) {
+            // Every buffer out of the ring is in some connection's queue: none was lost.
+            let queued = self.conns.iter().map(|(_, conn)| conn.queue.iter());
+            let queued = queued.flatten().filter(|chunk| chunk.bid.is_some()).count();
+            debug_assert_eq!(bufs.out, queued, "provided buffers lost");
+        }
         if self.in_flight > 0 {
             std::mem::forget(self.bufs.take());
             for (_, conn) in self.conns.iter_mut() {
