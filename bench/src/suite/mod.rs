@@ -581,8 +581,9 @@ pub fn measure(options: &SuiteOptions, point: &Point) -> PointResult {
     if let Err(err) = config.validate() {
         return failed(format!("invalid point: {err}"), None);
     }
+    let outcome = engine::run(&config, &mut |_| {});
     let driver = server.driver();
-    let report = match engine::run(&config, &mut |_| {}) {
+    let report = match outcome {
         Ok(outcome) => Report::new(&config, &outcome),
         Err(err) => {
             return PointResult {

@@ -19,9 +19,6 @@ use crate::procfs;
 
 /// How long a server may take to print its `listening on` line.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a model's server may take to print its `driver:` line after `listening on`
-/// (it prints both at once).
-const DRIVER_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a server may take to exit after SIGTERM.
 const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -81,7 +78,7 @@ impl Launcher {
             addr: launched.endpoint().clone(),
             process: Process::Outside(launched),
             _socket_dir: None,
-            driver: None,
+            lines: None,
         })
     }
 
@@ -141,17 +138,19 @@ impl Launcher {
             process: Process::Own(child),
             _socket_dir: socket_dir,
             addr: endpoint,
-            driver: None,
+            lines: None,
         };
-        server.wait_listening(&rx)
+        let mut server = server.wait_listening(&rx)?;
+        server.lines = Some(rx);
+        Ok(server)
     }
 }
 
 impl ServerProcess {
     /// Waits up to [`START_TIMEOUT`] for the first line of a model's server, which must be
     /// `listening on ADDR`; anything else (another line, an exit, silence) is one line of error,
-    /// and the process is killed (by the drop). Then reads the `driver: NAME` line the server
-    /// prints right after, which must name a driver.
+    /// and the process is killed (by the drop). The `driver:` line after it is read later
+    /// ([`ServerProcess::driver`]), so a build from before that line is not kept waiting.
     fn wait_listening(mut self, lines: &mpsc::Receiver<String>) -> Result<Self, String> {
         let Process::Own(child) = &mut self.process else {
             unreachable!("only a model's server prints its line here");
@@ -166,18 +165,7 @@ impl ServerProcess {
             .and_then(|a| a.parse().ok())
         {
             self.addr = addr;
-            let second = lines.recv_timeout(DRIVER_TIMEOUT).unwrap_or_default();
-            let driver = second.trim().strip_prefix("driver: ").unwrap_or_default();
-            return match driver.parse::<echo_servers::Driver>() {
-                Ok(driver) => {
-                    self.driver = Some(driver);
-                    Ok(self)
-                }
-                Err(_) => Err(format!(
-                    "server printed '{}' instead of a 'driver: NAME' line after it listened",
-                    second.trim().chars().take(80).collect::<String>()
-                )),
-            };
+            return Ok(self);
         }
         if first.is_empty() {
             // Its stdout closed: it exited (or is exiting) without a line.
@@ -204,8 +192,8 @@ pub struct ServerProcess {
     /// A Unix socket's private folder, removed after the process (fields drop after
     /// `Drop::drop`), with whatever socket file the server left there.
     _socket_dir: crate::conformance::SocketDir,
-    /// The driver a model's server said it waits on (none for an outside server).
-    driver: Option<echo_servers::Driver>,
+    /// The rest of a model's stdout: its `driver:` line (none for an outside server).
+    lines: Option<mpsc::Receiver<String>>,
 }
 
 /// A model's process, or an outside server's.
@@ -221,9 +209,12 @@ impl ServerProcess {
         &self.addr
     }
 
-    /// The driver a model's server said it waits on; `None` for an outside server.
+    /// The driver a model's server said it waits on (the `driver: NAME` line it prints right
+    /// after `listening on`, so asked once the load ran it has long been printed); `None` for
+    /// an outside server, or a build from before servers printed it.
     pub fn driver(&self) -> Option<echo_servers::Driver> {
-        self.driver
+        let line = self.lines.as_ref()?.try_recv().ok()?;
+        line.trim().strip_prefix("driver: ")?.parse().ok()
     }
 
     /// Its pid.
