@@ -880,7 +880,10 @@ impl Loop {
         if conn.starved {
             self.starved.retain(|&k| k != key);
         }
-        debug_assert!(conn.queue.is_empty(), "a connection closed with bytes queued");
+        debug_assert!(
+            conn.queue.is_empty(),
+            "a connection closed with bytes queued"
+        );
         if let Sock::Fixed(slot) = conn.sock {
             conn.ops += 1;
             let close = opcode::Close::new(types::Fixed(slot)).build();
