@@ -494,7 +494,7 @@ fn advice_is_derived_from_the_data() {
     );
     // Churn: tokio 6000/s vs mio 5000/s.
     assert!(
-        advice.contains("**tokio** leads with 6600 conn/s"),
+        advice.contains("**tokio** leads with 6.60k conn/s"),
         "{advice}"
     );
 }

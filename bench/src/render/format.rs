@@ -6,13 +6,15 @@
 use echo_analysis::aggregate::Measure;
 use echo_analysis::bootstrap::{Change, Estimate};
 
-/// A figure for text and tables, about three significant digits: `131k`, `42.5k`, `950`,
-/// `12.3`, `4.20`.
+/// A figure for text and tables, three significant digits, thousands as `k`: `131k`, `42.5k`,
+/// `9.71k`, `950`, `12.3`, `4.20`.
 pub fn figure(value: f64) -> String {
     if value >= 100_000.0 {
         format!("{:.0}k", value / 1000.0)
     } else if value >= 10_000.0 {
         format!("{:.1}k", value / 1000.0)
+    } else if value >= 1_000.0 {
+        format!("{:.2}k", value / 1000.0)
     } else if value >= 100.0 {
         format!("{value:.0}")
     } else if value >= 10.0 {
@@ -80,11 +82,11 @@ mod tests {
 
     #[test]
     fn figures_keep_about_three_significant_digits() {
-        let shown: Vec<String> = [131_234.0, 42_517.0, 950.4, 12.34, 4.2]
+        let shown: Vec<String> = [131_234.0, 42_517.0, 9_713.0, 950.4, 12.34, 4.2]
             .into_iter()
             .map(figure)
             .collect();
-        assert_eq!(shown, ["131k", "42.5k", "950", "12.3", "4.20"]);
+        assert_eq!(shown, ["131k", "42.5k", "9.71k", "950", "12.3", "4.20"]);
     }
 
     #[test]
