@@ -134,8 +134,8 @@ pub fn points(profile: Profile, selection: &Selection) -> Vec<Point> {
         // Outside servers are measured over TCP only: their commands need not take a path.
         let models: Vec<Server> = servers
             .iter()
-            .cloned()
             .filter(|s| !s.is_outside())
+            .cloned()
             .collect();
         // In the quick profile, the ping-pong and open-loop points: what the per-message cost
         // shows in; churn and stream would double its time for little.
