@@ -31,6 +31,8 @@ pub mod cli;
 pub use echo_cli::{Endpoint, Transport};
 
 mod blocking_io;
+mod config;
+mod health;
 mod driver;
 pub use driver::{
     DISABLE_IO_URING_ENV as IO_URING_DISABLE_ENV, Driver, UnknownDriver, io_uring_refused,

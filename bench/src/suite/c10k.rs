@@ -37,7 +37,7 @@ use super::SuiteOptions;
 use super::plan::model_name;
 use crate::procfs::ProcSample;
 use crate::report::Latency;
-use crate::{Report, RunConfig, Stop, Workload};
+use crate::{Report, RunConfig, RunOptions, Stop, Workload};
 
 /// Connections of the active load.
 pub const ACTIVE_CONNECTIONS: usize = 16;
@@ -206,7 +206,7 @@ fn active_load(
     addr: SocketAddr,
     pid: u32,
 ) -> Result<(Latency, f64), String> {
-    let config = RunConfig {
+    let load = RunOptions {
         target: addr.into(),
         workload: Workload::PingPong,
         connections: ACTIVE_CONNECTIONS,
@@ -222,8 +222,10 @@ fn active_load(
             .max(1),
         server_pid: Some(pid),
         client_cpus: options.pinning.client_cpus.clone(),
-        ..RunConfig::default()
+        ..RunOptions::default()
     };
+    // Checked like every run's options (the descriptor limit among them).
+    let config = RunConfig::new(load).map_err(|e| format!("invalid load: {e}"))?;
     // Re-run while other tasks take more than the interference limit, as every trial is
     // ([`super::trial`]): a server kept off its core for the whole window by them stalls every
     // connection, which says nothing about the model. The last attempt is kept, errors and all.

@@ -28,7 +28,7 @@ use echo_servers::Model;
 pub use self::server::Server;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{RunConfig, Stop, Workload};
+use crate::config::{RunConfig, RunOptions, Stop, Workload};
 use crate::engine;
 use crate::meta::Meta;
 use crate::report::Report;
@@ -563,7 +563,7 @@ pub fn measure(options: &SuiteOptions, point: &Point) -> PointResult {
         .client_cpus
         .as_ref()
         .map_or_else(crate::config::default_threads, Vec::len);
-    let config = RunConfig {
+    let options = RunOptions {
         target: server.endpoint().clone(),
         workload: point.workload,
         connections: point.connections,
@@ -576,11 +576,12 @@ pub fn measure(options: &SuiteOptions, point: &Point) -> PointResult {
         server_pid: Some(server.pid()),
         client_cpus: options.pinning.client_cpus.clone(),
         seed: 0x5eed ^ point.round as u64,
-        ..RunConfig::default()
+        ..RunOptions::default()
     };
-    if let Err(err) = config.validate() {
-        return failed(format!("invalid point: {err}"), None);
-    }
+    let config = match RunConfig::new(options) {
+        Ok(config) => config,
+        Err(err) => return failed(format!("invalid point: {err}"), None),
+    };
     let outcome = engine::run(&config, &mut |_| {});
     let driver = server.driver();
     let report = match outcome {
