@@ -356,6 +356,10 @@ fn a_client_thread_that_cannot_be_spawned_fails_the_run_cleanly() {
         stderr.contains("run failed: cannot start client thread"),
         "{stderr}"
     );
-    assert!(began.elapsed() < Duration::from_secs(30), "{:?}", began.elapsed());
+    assert!(
+        began.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        began.elapsed()
+    );
     drop(listener);
 }

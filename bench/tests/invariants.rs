@@ -71,9 +71,13 @@ fn the_shared_command_line_crate_depends_on_clap_alone() {
     );
 }
 
-#[test]
-fn exit_codes_are_defined_once_outside_the_servers_library() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+/// The workspace's folder.
+fn workspace_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
+}
+
+/// Every `.rs` file of the tools' crates (servers, bench, the load generator, echo-cli).
+fn tool_sources(root: &Path) -> Vec<std::path::PathBuf> {
     let mut files = Vec::new();
     for dir in [
         "servers/src",
@@ -83,6 +87,13 @@ fn exit_codes_are_defined_once_outside_the_servers_library() {
     ] {
         sources(&root.join(dir), &mut files);
     }
+    files
+}
+
+#[test]
+fn exit_codes_are_defined_once_outside_the_servers_library() {
+    let root = workspace_root();
+    let files = tool_sources(root);
     let defining: Vec<_> = files
         .iter()
         .filter(|file| {
@@ -154,20 +165,16 @@ const COMPUTED_CODES: &[(&str, &str, &str)] = &[
 /// nothing uses `ExitCode::FAILURE` or a bare number.
 #[test]
 fn every_exit_uses_a_documented_code() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let mut files = Vec::new();
-    for dir in [
-        "servers/src",
-        "bench/src",
-        "bench/loadgen/src",
-        "bench/cli/src",
-    ] {
-        sources(&root.join(dir), &mut files);
-    }
+    let root = workspace_root();
+    let files = tool_sources(root);
     let mut exits = 0;
     let mut wrong = Vec::new();
     for file in &files {
-        let name = file.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+        let name = file
+            .strip_prefix(root)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
         let text = code_only(&std::fs::read_to_string(file).unwrap());
         if text.contains("ExitCode::FAILURE") {
             wrong.push(format!("{name}: ExitCode::FAILURE (use EXIT_FAILURE)"));
@@ -191,7 +198,10 @@ fn every_exit_uses_a_documented_code() {
             }
         }
     }
-    assert!(exits >= 40, "found only {exits} exits: is the scan still looking?");
+    assert!(
+        exits >= 40,
+        "found only {exits} exits: is the scan still looking?"
+    );
     for &(_, _, from) in COMPUTED_CODES {
         // The codes are paired with their conclusions in tuples: `(EXIT_FAILURE, format!(..))`.
         let text = code_only(&std::fs::read_to_string(root.join(from)).unwrap());

@@ -14,8 +14,8 @@ use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::driver::Driver;
 pub use crate::config::ServerConfig;
+use crate::driver::Driver;
 pub use crate::health::{Ended, Health};
 pub use crate::models::{Family, Model};
 

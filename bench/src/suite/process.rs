@@ -120,11 +120,17 @@ impl Launcher {
         }
         // The `driver:` line after `listening on` is read once the load ran
         // ([`ServerProcess::driver`]), so a build from before that line is not kept waiting.
-        let launched = launch::start(command, endpoint, socket_dir, Ready::FirstLine, START_TIMEOUT)
-            .map_err(|e| match e {
-                LaunchError::Spawn(e) => format!("cannot run {}: {e}", self.program.display()),
-                other => other.to_string(),
-            })?;
+        let launched = launch::start(
+            command,
+            endpoint,
+            socket_dir,
+            Ready::FirstLine,
+            START_TIMEOUT,
+        )
+        .map_err(|e| match e {
+            LaunchError::Spawn(e) => format!("cannot run {}: {e}", self.program.display()),
+            other => other.to_string(),
+        })?;
         Ok(ServerProcess {
             launched,
             outside: false,
