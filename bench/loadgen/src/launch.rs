@@ -312,3 +312,119 @@ fn answers(endpoint: &Endpoint) -> bool {
         stream => Client::connect(stream, Duration::from_millis(100)).is_ok(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `sh -c SCRIPT` with stdout piped, as a server would be started.
+    fn shell(script: &str) -> Command {
+        let mut command = Command::new("sh");
+        command
+            .args(["-c", script])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        command
+    }
+
+    fn given() -> Endpoint {
+        "127.0.0.1:0".parse().unwrap()
+    }
+
+    fn first_line(script: &str, within: Duration) -> Result<Launched, LaunchError> {
+        start(shell(script), given(), None, Ready::FirstLine, within)
+    }
+
+    #[test]
+    fn a_first_line_listening_on_is_ready_and_later_lines_wait_to_be_asked_for() {
+        let mut server = first_line(
+            "echo 'listening on 127.0.0.1:4321'; echo 'driver: epoll'; echo oops >&2; exec sleep 30",
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        assert_eq!(server.endpoint().to_string(), "127.0.0.1:4321");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let line = loop {
+            if let Some(line) = server.next_line() {
+                break line;
+            }
+            assert!(Instant::now() < deadline, "the second line never came");
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        assert_eq!(line, "driver: epoll");
+        assert_eq!(server.next_line(), None);
+        while server.stderr_tail().is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(server.stderr_tail(), ["oops"]);
+        let status = server
+            .terminate(Duration::from_secs(5))
+            .expect("exits on SIGTERM");
+        assert_eq!(status.signal(), Some(libc::SIGTERM));
+    }
+
+    #[test]
+    fn a_first_line_that_is_not_listening_on_exit_or_silence_is_each_its_own_error() {
+        let within = Duration::from_secs(5);
+        match first_line("echo hello; exec sleep 30", within) {
+            Err(LaunchError::NotListening { line }) => assert_eq!(line, "hello"),
+            other => panic!("{other:?}"),
+        }
+        match first_line("exit 3", within) {
+            Err(
+                err @ LaunchError::ExitedBeforeListening {
+                    status: Some(status),
+                },
+            ) => {
+                assert_eq!(status.code(), Some(3));
+                assert_eq!(
+                    err.to_string(),
+                    "server exited before listening (exit code 3)"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        let began = Instant::now();
+        match first_line("exec sleep 30", Duration::from_millis(200)) {
+            Err(err @ LaunchError::Silent { .. }) => {
+                assert_eq!(err.to_string(), "no 'listening on' line within 200ms")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(began.elapsed() < Duration::from_secs(5));
+        let mut missing = Command::new("/nonexistent/echo-server");
+        missing.stdout(std::process::Stdio::piped());
+        assert!(matches!(
+            start(missing, given(), None, Ready::FirstLine, within),
+            Err(LaunchError::Spawn(_))
+        ));
+    }
+
+    #[test]
+    fn an_outside_server_is_ready_when_it_answers_at_the_address_it_was_given() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr: Endpoint = listener.local_addr().unwrap().into();
+        // Prints nothing: ready because something accepts at its address.
+        let server = start(
+            shell("exec sleep 30"),
+            addr.clone(),
+            None,
+            Ready::LineOrAnswer,
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        assert_eq!(server.endpoint(), &addr);
+        drop(server);
+        match start(
+            shell("exit 4"),
+            given(),
+            None,
+            Ready::LineOrAnswer,
+            Duration::from_secs(5),
+        ) {
+            Err(LaunchError::ExitedBeforeReady(status)) => assert_eq!(status.code(), Some(4)),
+            other => panic!("{other:?}"),
+        }
+    }
+}
