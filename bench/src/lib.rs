@@ -17,6 +17,7 @@
 
 pub mod ab;
 pub mod history;
+pub mod render;
 pub mod suite;
 
 pub use echo_loadgen::{ConfigError, Engine, Report, RunConfig, RunOptions, Stop, Workload};

@@ -2,6 +2,10 @@
 //! the same options once checked. A `RunConfig` is made only by [`RunConfig::new`], which runs
 //! every check that can reject bad input, so the engine can trust its fields, no caller can
 //! forget the check, and every front end (CLI, suite, benches) reports bad input the same way.
+//!
+//! The file is long because it holds each option's range twice over, on purpose in one place:
+//! once as the command-line parser that states it (durations, sizes, counts, CPU lists) and once
+//! as the check of [`RunConfig::new`], with their tests; split, a range could drift apart.
 
 use std::net::SocketAddr;
 
