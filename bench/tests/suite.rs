@@ -37,8 +37,8 @@ fn options(
         warmup: Duration::from_millis(100),
         timeout: Duration::from_secs(2),
         pinning: Pinning::halves(),
-        p99_target: Duration::from_millis(1),
-        knee: false,
+        capacity: None,
+        capacity_models: Vec::new(),
         results_dir: dir.to_path_buf(),
         launcher: Launcher {
             program: env!("CARGO_BIN_EXE_echo-bench").into(),
@@ -626,4 +626,54 @@ fn transports_get_their_own_tables_and_advice_and_tcp_meets_unix_in_a_chart() {
     roxmltree::Document::parse(&chart).expect("the chart parses");
     assert!(chart.contains("thread-per-connection") && chart.contains("Unix"));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_capacity_search_runs_per_model_in_rounds_and_reports_its_table_and_curve() {
+    let dir = tempfile::tempdir().unwrap();
+    let models = vec![Model::Mio, Model::ThreadPerConnection];
+    let mut settings =
+        suite::capacity::Settings::profile("p50=5ms".parse().unwrap(), 2);
+    settings.plan.start_rps = 2_000.0;
+    settings.plan.min_rps = 1_000.0;
+    settings.plan.max_rps = 8_000.0;
+    settings.plan.grid_steps = 2;
+    settings.connections = 8;
+    settings.shortest = Duration::from_millis(150);
+    settings.longest = Duration::from_millis(300);
+    settings.warmup = Duration::from_millis(50);
+    let options = SuiteOptions {
+        points: Vec::new(),
+        capacity: Some(settings),
+        capacity_models: models.clone(),
+        rounds: 2,
+        ..options(models, Vec::new(), dir.path())
+    };
+    let began = Instant::now();
+    let run = suite::run(&options, &mut |_, _, _| {});
+    assert!(began.elapsed() < Duration::from_secs(90));
+    assert_eq!(run.capacity.len(), 2);
+    for search in &run.capacity {
+        assert!(search.failure.is_none(), "{search:?}");
+        assert!(!search.ramp.is_empty(), "{search:?}");
+        let capacity = search.capacity.as_ref().unwrap();
+        // Every rate stays within the plan's bounds, and each round measured the grid.
+        assert!(search.ramp.iter().all(|s| (1_000.0..=8_000.0).contains(&s.offered_rps)));
+        if !search.grid.is_empty() {
+            assert_eq!(search.rounds.len(), 2, "{search:?}");
+            assert_eq!(capacity.steps.len(), 2);
+        }
+    }
+    let table = suite::capacity::table_of(&run);
+    assert!(table.contains("### Capacity at p50 ≤ 5ms"), "{table}");
+    assert!(table.contains("| mio |") && table.contains("| thread-per-connection |"));
+    let written = suite::output::write(dir.path(), &run).unwrap();
+    let summary = std::fs::read_to_string(written.join("summary.md")).unwrap();
+    assert!(summary.contains("### Capacity at p50 ≤ 5ms"), "{summary}");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(written.join("run.json")).unwrap())
+            .unwrap();
+    assert_eq!(json["capacity"].as_array().unwrap().len(), 2);
+    let back = SuiteRun::from_value(json).unwrap();
+    assert_eq!(back.capacity, run.capacity);
 }

@@ -735,7 +735,7 @@ fn ping_pong_categories<'a>(aggregates: &[&'a Aggregate]) -> Vec<Judged<'a>> {
 }
 
 /// The ranked categories of the run, in the advice's order (without the memory, starvation,
-/// work-degradation and knee lines, which rank nothing).
+/// work-degradation and capacity lines).
 fn categories<'a>(aggregates: &[&'a Aggregate]) -> Vec<Judged<'a>> {
     let mut judged = ping_pong_categories(aggregates);
     let loads = |workload: Workload| -> Vec<(usize, usize, Option<u64>)> {
@@ -969,7 +969,7 @@ pub fn advice_of(run: &SuiteRun, all: &[Aggregate]) -> Vec<String> {
     }
     lines.extend(work_categories(all).into_iter().map(|j| j.line));
     lines.extend(work_advice(all));
-    lines.extend(knee_line(run));
+    lines.extend(super::capacity::advice_of(run));
     lines.extend(super::c10k::advice(&run.c10k));
     if lines.is_empty() {
         lines.push(
@@ -1018,28 +1018,6 @@ fn memory_line(ping: &[&Aggregate]) -> Option<String> {
         least.server_rss_kib as f64 / 1024.0,
         most.model,
         most_kib
-    ))
-}
-
-/// The capacity knees of the full profile. Each is one bisection per model, with no rounds: a
-/// single noisy probe that misses the target ends a search, so the knees are lower bounds that
-/// cannot be compared, and no model is named best.
-fn knee_line(run: &SuiteRun) -> Option<String> {
-    let mut knees: Vec<&super::Knee> = run.knees.iter().filter(|k| k.rate > 0.0).collect();
-    if knees.is_empty() {
-        return None;
-    }
-    knees.sort_by(|a, b| b.rate.total_cmp(&a.rate));
-    let listed: Vec<String> = knees
-        .iter()
-        .map(|k| format!("{} {} msg/s (p99 {} µs)", k.model, short(k.rate), k.p99_us))
-        .collect();
-    Some(format!(
-        "**Capacity under a p99 of {} µs** (open loop, 100 connections × 64 B): {}. One \
-         bisection per model and no rounds: a single probe that misses the target ends a search, \
-         so these are lower bounds with no interval, and they rank nothing.",
-        run.p99_target_us,
-        listed.join(", ")
     ))
 }
 

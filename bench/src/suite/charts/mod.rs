@@ -663,6 +663,7 @@ pub fn draw_all(dir: &Path, run: &SuiteRun, all: &[Aggregate]) -> std::io::Resul
     }
     written.extend(spectrum::draw(dir, run, aggregates)?);
     written.extend(draw_c10k(dir, run)?);
+    written.extend(super::capacity::draw(dir, run)?);
     if let Some(ablation) = super::ablation::of(all) {
         written.extend(super::ablation::draw(dir, &ablation)?);
     }

@@ -1,0 +1,575 @@
+//! The suite's capacity measurement (`--profile capacity`, and in the full profile): each
+//! model's highest open-loop rate under a latency objective, searched as `echo-bench capacity`
+//! does ([`crate::capacity`]), with the rounds interleaved across models; the ranking at
+//! capacity through the paired ratios of `ab`'s statistics (a round is a block); the knee
+//! table and the advice line as data.
+//!
+//! Every model gets its ramp first (one server each), then every round measures every model
+//! over its grid, the models in an order shuffled per round from the run's seed, each on a
+//! fresh server, so a disturbance of the machine lands on different models in different rounds.
+
+use echo_servers::Model;
+use rand::SeedableRng;
+use rand::rngs::SmallRng;
+use rand::seq::SliceRandom;
+use serde::{Deserialize, Serialize};
+
+use super::{SuiteOptions, SuiteRun};
+use crate::ab::stats::{Change, Verdict};
+use crate::capacity::{self, Bracket, Capacity, Load, Objective, Phase, Plan, Step};
+
+/// What the suite's capacity search uses: the objective, the search's bounds and the load.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// The objective.
+    pub objective: Objective,
+    /// The search's bounds; its rounds are the suite's.
+    pub plan: Plan,
+    /// Connections of every step.
+    pub connections: usize,
+    /// Bytes per message.
+    pub payload: usize,
+    /// Warm-up of every step.
+    pub warmup: std::time::Duration,
+    /// The shortest and longest a step measures.
+    pub shortest: std::time::Duration,
+    /// See `shortest`.
+    pub longest: std::time::Duration,
+}
+
+impl Settings {
+    /// The capacity profile's: p99 ≤ 1 ms at 256 connections × 64 B, a ramp from 20,000 msg/s
+    /// (down to 5,000: a model below it is said to be, not searched further), a grid of five
+    /// rates, steps from 0.3 s (and 10,000 messages) to 2 s.
+    pub fn profile(objective: Objective, rounds: usize) -> Self {
+        Settings {
+            objective,
+            plan: Plan {
+                start_rps: 20_000.0,
+                min_rps: 5_000.0,
+                max_rps: 1_000_000.0,
+                grid_steps: 5,
+                rounds,
+                ..Plan::default()
+            },
+            connections: CONNECTIONS,
+            payload: PAYLOAD,
+            warmup: std::time::Duration::from_millis(200),
+            shortest: std::time::Duration::from_millis(300),
+            longest: std::time::Duration::from_secs(2),
+        }
+    }
+}
+
+/// Connections of the suite's capacity steps.
+pub const CONNECTIONS: usize = 256;
+/// Bytes per message of the suite's capacity steps.
+pub const PAYLOAD: usize = 64;
+
+/// One model's search, as run.json stores it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelCapacity {
+    /// The model.
+    pub model: String,
+    /// What the search found (absent when it failed before its ramp ended).
+    pub capacity: Option<Capacity>,
+    /// The ramp's steps.
+    pub ramp: Vec<Step>,
+    /// The grid's rates.
+    pub grid: Vec<f64>,
+    /// Each round's steps, in the order measured.
+    pub rounds: Vec<Vec<Step>>,
+    /// Why the search stopped early (a server that did not start, a step that measured
+    /// nothing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
+}
+
+impl ModelCapacity {
+    /// The round's figure in round `r`, if it crossed inside the grid.
+    pub fn round_figure(&self, r: usize) -> Option<f64> {
+        let c = self.capacity.as_ref()?;
+        c.crossings.get(r).copied().flatten()?.rate()
+    }
+}
+
+/// Runs `measure` against a fresh server of `model`, stopping it after.
+fn on_server<T>(
+    options: &SuiteOptions,
+    settings: &Settings,
+    model: Model,
+    work: impl FnOnce(&Load) -> Result<T, String>,
+) -> Result<T, String> {
+    let server = options
+        .launcher
+        .start(model, options.pinning.server_cpus.as_deref())
+        .map_err(|e| format!("server did not start: {e}"))?;
+    let load = Load {
+        target: server.endpoint().clone(),
+        connections: settings.connections,
+        payload: settings.payload,
+        warmup: settings.warmup,
+        shortest: settings.shortest,
+        longest: settings.longest,
+        timeout: options.timeout,
+        threads: options
+            .pinning
+            .client_cpus
+            .as_ref()
+            .map_or_else(crate::config::default_threads, Vec::len)
+            .max(1),
+        server_pid: Some(server.pid()),
+        client_cpus: options.pinning.client_cpus.clone(),
+    };
+    let result = work(&load);
+    let stopped = server.stop();
+    let value = result?;
+    stopped.map_err(|e| format!("server did not stop cleanly: {e}"))?;
+    Ok(value)
+}
+
+/// Measures every model's capacity, rounds interleaved; `on_step(label)` before each server.
+pub fn measure(
+    options: &SuiteOptions,
+    settings: &Settings,
+    models: &[Model],
+    on_step: &mut dyn FnMut(&str),
+) -> Vec<ModelCapacity> {
+    let objective = settings.objective;
+    let plan = settings.plan;
+    let mut searches: Vec<ModelCapacity> = Vec::with_capacity(models.len());
+    let mut brackets: Vec<Option<Bracket>> = Vec::with_capacity(models.len());
+    for &model in models {
+        on_step(&format!("{model}: capacity ramp"));
+        let ramp = on_server(options, settings, model, |load| {
+            let mut measure = |rate: f64| capacity::measure_step(load, &objective, rate);
+            capacity::ramp(&mut measure, &objective, &plan, &mut |_: Phase, _: &Step| {})
+        });
+        let (steps, bracket, failure) = match ramp {
+            Ok((steps, bracket)) => (steps, Some(bracket), None),
+            Err(why) => (Vec::new(), None, Some(why)),
+        };
+        searches.push(ModelCapacity {
+            model: model.name().to_owned(),
+            capacity: None,
+            ramp: steps,
+            grid: bracket.map(|b| plan.grid(b)).unwrap_or_default(),
+            rounds: Vec::new(),
+            failure,
+        });
+        brackets.push(bracket);
+    }
+    for round in 0..plan.rounds {
+        let mut order: Vec<usize> = (0..models.len()).collect();
+        order.shuffle(&mut SmallRng::seed_from_u64(
+            options.seed ^ (round as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        ));
+        for i in order {
+            if crate::child::interrupted() {
+                break;
+            }
+            let search = &mut searches[i];
+            if search.failure.is_some() || search.grid.is_empty() {
+                continue;
+            }
+            on_step(&format!(
+                "{}: capacity round {}/{}",
+                models[i],
+                round + 1,
+                plan.rounds
+            ));
+            let grid = search.grid.clone();
+            let steps = on_server(options, settings, models[i], |load| {
+                let mut measure = |rate: f64| capacity::measure_step(load, &objective, rate);
+                capacity::round(&mut measure, &objective, &plan, &grid, round, &mut |_, _| {})
+            });
+            match steps {
+                Ok(steps) => search.rounds.push(steps),
+                Err(why) => search.failure = Some(why),
+            }
+        }
+    }
+    for (search, bracket) in searches.iter_mut().zip(brackets) {
+        if let Some(bracket) = bracket {
+            search.capacity = Some(capacity::search::summarise(
+                &objective,
+                bracket,
+                &search.grid,
+                &search.rounds,
+            ));
+        }
+    }
+    searches
+}
+
+/// How one model stands against the best at capacity.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Standing {
+    /// The model.
+    pub model: String,
+    /// Its capacity (median over rounds) and interval.
+    pub capacity_rps: Option<f64>,
+    /// Its interval.
+    pub interval: Option<[f64; 2]>,
+    /// Its capacity over the best's, paired by round (absent for the best itself, and where
+    /// fewer than two rounds pair).
+    pub against_best: Option<Change>,
+    /// What the paired ratio says, at ±[`TIE_PCT`]: no change is a tie.
+    pub verdict: Option<Verdict>,
+    /// Whether it belongs to the leading group: the best, and every model the data does not
+    /// separate from it.
+    pub leading: bool,
+    /// A bound rather than a figure: "< 5000" or "≥ 1000000".
+    pub bound: Option<String>,
+}
+
+/// Two models within this many percent of each other at capacity (the whole paired interval)
+/// are tied.
+pub const TIE_PCT: f64 = 5.0;
+/// Seed of the paired bootstrap.
+const SEED: u64 = 0x00CA_9AC1;
+
+/// The models ranked at capacity, best first: each against the best, paired by round.
+pub fn ranking(searches: &[ModelCapacity]) -> Vec<Standing> {
+    let mut order: Vec<&ModelCapacity> = searches.iter().collect();
+    let figure = |s: &ModelCapacity| s.capacity.as_ref().and_then(|c| c.capacity_rps);
+    order.sort_by(|a, b| {
+        figure(b)
+            .unwrap_or(0.0)
+            .total_cmp(&figure(a).unwrap_or(0.0))
+    });
+    let best = order.first().copied().filter(|b| figure(b).is_some());
+    order
+        .iter()
+        .map(|s| {
+            let c = s.capacity.as_ref();
+            let rounds = s.rounds.len();
+            let against_best = best.filter(|b| b.model != s.model).and_then(|b| {
+                let pairs: Vec<(f64, f64)> = (0..rounds.max(b.rounds.len()))
+                    .filter_map(|r| Some((b.round_figure(r)?, s.round_figure(r)?)))
+                    .collect();
+                Change::of(&pairs, SEED)
+            });
+            let verdict = against_best.as_ref().map(|ch| ch.verdict(TIE_PCT, true));
+            let is_best = best.is_some_and(|b| b.model == s.model);
+            let leading = is_best
+                || (figure(s).is_some()
+                    && matches!(verdict, Some(Verdict::NoChange | Verdict::Inconclusive)));
+            let bound = c.and_then(|c| match c.bracket {
+                Bracket::BelowMin { missed } => Some(format!("< {missed:.0}")),
+                Bracket::AboveMax { met } => Some(format!("≥ {met:.0}")),
+                Bracket::Between { .. } => None,
+            });
+            Standing {
+                model: s.model.clone(),
+                capacity_rps: figure(s),
+                interval: c.and_then(|c| c.capacity_interval),
+                against_best,
+                verdict,
+                leading,
+                bound,
+            }
+        })
+        .collect()
+}
+
+/// The knee table in Markdown: each model's capacity, interval, highest passing step and
+/// ratio to the best; empty without searches.
+pub fn table(objective: &Objective, settings_line: &str, searches: &[ModelCapacity]) -> String {
+    if searches.is_empty() {
+        return String::new();
+    }
+    let mut out = format!(
+        "### Capacity at {objective} ({settings_line})\n\n| model | capacity msg/s | 95% interval | ± | highest passing step | vs best (paired, 95%) |\n|---|---:|---:|---:|---:|---|\n"
+    );
+    for s in ranking(searches) {
+        let search = searches.iter().find(|m| m.model == s.model);
+        let c = search.and_then(|m| m.capacity.as_ref());
+        let figure = match (&s.bound, s.capacity_rps) {
+            (Some(bound), _) => bound.clone(),
+            (None, Some(rps)) => format!("{rps:.0}"),
+            (None, None) => search
+                .and_then(|m| m.failure.clone())
+                .map_or_else(|| "-".to_owned(), |f| format!("failed: {f}")),
+        };
+        let interval = s
+            .interval
+            .map_or_else(|| "-".to_owned(), |[l, h]| format!("{l:.0} – {h:.0}"));
+        let half = c
+            .and_then(|c| c.half_width_pct)
+            .map_or_else(|| "-".to_owned(), |h| format!("{h:.1}%"));
+        let passing = c
+            .and_then(|c| c.passing_rps)
+            .map_or_else(|| "-".to_owned(), |r| format!("{r:.0}"));
+        let against = match (&s.against_best, s.verdict) {
+            (Some(ch), Some(v)) => format!(
+                "{:.2}× [{:.2}, {:.2}]{}",
+                ch.ratio,
+                1.0 + ch.ci_low_pct / 100.0,
+                1.0 + ch.ci_high_pct / 100.0,
+                match v {
+                    Verdict::NoChange => ", tied",
+                    Verdict::Inconclusive => ", not separated",
+                    _ => "",
+                }
+            ),
+            _ if s.leading => "best".to_owned(),
+            _ => "-".to_owned(),
+        };
+        out.push_str(&format!(
+            "| {} | {figure} | {interval} | {half} | {passing} | {against} |\n",
+            s.model
+        ));
+    }
+    out
+}
+
+/// The advice line: "capacity at p99 ≤ 1ms on one core: mio, tokio tied at …; thread-per-
+/// connection 0.60× …".
+pub fn advice_line(objective: &Objective, cores: &str, searches: &[ModelCapacity]) -> Option<String> {
+    let ranked = ranking(searches);
+    let leaders: Vec<&Standing> = ranked.iter().filter(|s| s.leading).collect();
+    let best = leaders.first()?;
+    let rps = best.capacity_rps?;
+    let names: Vec<&str> = leaders.iter().map(|s| s.model.as_str()).collect();
+    let lead = if names.len() == 1 {
+        format!("{} leads at {rps:.0} msg/s", names[0])
+    } else {
+        format!(
+            "{} not separated (best {rps:.0} msg/s, each within its paired interval)",
+            names.join(", ")
+        )
+    };
+    let others: Vec<String> = ranked
+        .iter()
+        .filter(|s| !s.leading)
+        .map(|s| match (&s.bound, &s.against_best) {
+            (Some(bound), _) => format!("{} {bound} msg/s", s.model),
+            (None, Some(ch)) => format!("{} {:.2}×", s.model, ch.ratio),
+            (None, None) => format!("{} not measured", s.model),
+        })
+        .collect();
+    let rest = if others.is_empty() {
+        String::new()
+    } else {
+        format!("; {}", others.join(", "))
+    };
+    Some(format!(
+        "**Capacity at {objective} on {cores}**: {lead}{rest} (median over rounds; ties and \
+         ratios from the rounds' paired ratios)."
+    ))
+}
+
+/// The knee table of a stored run (empty when it searched no capacity).
+pub fn table_of(run: &SuiteRun) -> String {
+    let Some(objective) = run.capacity_objective else {
+        return String::new();
+    };
+    let mut out = table(&objective, &settings_line(run), &run.capacity);
+    if !out.is_empty() {
+        out.push('\n');
+    }
+    out
+}
+
+/// How the searches loaded the servers, for the table's heading.
+fn settings_line(run: &SuiteRun) -> String {
+    format!(
+        "open loop, {} connections × {} B, {}",
+        CONNECTIONS,
+        PAYLOAD,
+        run.pinning.describe()
+    )
+}
+
+/// The advice line of a stored run.
+pub fn advice_of(run: &SuiteRun) -> Option<String> {
+    let objective = run.capacity_objective?;
+    let cores = match run.pinning.server_cpus.as_ref().map(Vec::len) {
+        Some(1) => "one server core".to_owned(),
+        Some(n) => format!("{n} server cores"),
+        None => "an unpinned server".to_owned(),
+    };
+    advice_line(&objective, &cores, &run.capacity)
+}
+
+/// The capacity ranking as an advice category, for `stability`: the leading group (the best
+/// and every model its paired ratio does not separate from it), the winner when it is alone.
+pub fn category(run: &SuiteRun) -> Option<super::advice::Category> {
+    let objective = run.capacity_objective?;
+    let ranked = ranking(&run.capacity);
+    let group: Vec<String> = ranked
+        .iter()
+        .filter(|s| s.leading)
+        .map(|s| s.model.clone())
+        .collect();
+    if group.is_empty() {
+        return None;
+    }
+    Some(super::advice::Category {
+        title: format!("Capacity at {objective}"),
+        point: format!("{CONNECTIONS} connections × {PAYLOAD} B, open loop"),
+        measure: "capacity msg/s".to_owned(),
+        winner: (group.len() == 1).then(|| group[0].clone()),
+        group,
+        ranked: ranked
+            .iter()
+            .filter(|s| s.capacity_rps.is_some())
+            .map(|s| s.model.clone())
+            .collect(),
+    })
+}
+
+/// The curve of every model: achieved rate against p50, p99 and p99.9 (a panel each, log
+/// scales), each grid step's median with its interval over the rounds; a step that misses the
+/// objective hollow. Written as `capacity-curve.svg`; nothing without searches.
+pub fn draw(dir: &std::path::Path, run: &SuiteRun) -> std::io::Result<Vec<std::path::PathBuf>> {
+    use super::charts::canvas::{self, Axis, Figure, Line, Mark, Panel, Point, Scale};
+    use super::charts::style::SeriesStyle;
+    let Some(objective) = run.capacity_objective else {
+        return Ok(Vec::new());
+    };
+    type Pick = fn(&StepSummary) -> Option<crate::ab::stats::Estimate>;
+    let percentiles: [(&str, Pick); 3] = [
+        ("p50", |s| s.p50_us),
+        ("p99", |s| s.p99_us),
+        ("p99.9", |s| s.p999_us),
+    ];
+    let panels: Vec<Panel> = percentiles
+        .iter()
+        .map(|(name, pick)| Panel {
+            title: Some((*name).to_owned()),
+            lines: run
+                .capacity
+                .iter()
+                .filter_map(|m| {
+                    let model: Model = m.model.parse().ok()?;
+                    let steps = &m.capacity.as_ref()?.steps;
+                    let points: Vec<Point> = steps
+                        .iter()
+                        .filter_map(|s| {
+                            let latency = pick(s)?;
+                            Some(Point {
+                                x: s.achieved_rps?.median,
+                                y: latency.median,
+                                interval: Some((latency.low, latency.high)),
+                                mark: if s.passes { Mark::Filled } else { Mark::Hollow },
+                            })
+                        })
+                        .collect();
+                    (!points.is_empty()).then(|| Line {
+                        name: m.model.clone(),
+                        style: SeriesStyle::of_model(model),
+                        points,
+                        note: m
+                            .capacity
+                            .as_ref()
+                            .and_then(|c| c.capacity_rps)
+                            .map(|rps| format!("capacity {rps:.0} msg/s")),
+                    })
+                })
+                .collect(),
+        })
+        .collect();
+    if panels.iter().all(|p| p.lines.is_empty()) {
+        return Ok(Vec::new());
+    }
+    let path = dir.join("capacity-curve.svg");
+    canvas::draw(
+        &path,
+        &Figure {
+            title: format!(
+                "latency against achieved rate near each model's knee ({CONNECTIONS} connections × {PAYLOAD} B, open loop)"
+            ),
+            x: Axis::new("achieved messages/s (log scale)", Scale::Log),
+            y: Axis::new("latency µs, from the intended send (log scale)", Scale::Log),
+            panels,
+            notes: vec![
+                format!("objective {objective}; a hollow step misses it"),
+                "median and 95% interval over the rounds".to_owned(),
+            ],
+        },
+    )?;
+    Ok(vec![path])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capacity::search::summarise;
+
+    /// A model's search whose rounds crossed at `figures` (each round a met step at the figure
+    /// and a miss just above).
+    fn search(model: &str, figures: &[f64]) -> ModelCapacity {
+        let o: Objective = "p99=1ms".parse().unwrap();
+        let step = |rate: f64, latency: f64| Step {
+            offered_rps: rate,
+            achieved_rps: rate,
+            latency_us: latency,
+            ..Step::default()
+        };
+        let rounds: Vec<Vec<Step>> = figures
+            .iter()
+            .map(|&f| vec![step(f, 500.0), step(f * 1.02, 5000.0)])
+            .collect();
+        let bracket = Bracket::Between {
+            met: figures[0],
+            missed: figures[0] * 2.0,
+        };
+        ModelCapacity {
+            model: model.into(),
+            capacity: Some(summarise(&o, bracket, &[], &rounds)),
+            ramp: Vec::new(),
+            grid: Vec::new(),
+            rounds,
+            failure: None,
+        }
+    }
+
+    #[test]
+    fn models_within_five_percent_in_every_round_tie_and_a_slower_one_is_separated() {
+        let searches = [
+            search("slow", &[30_000.0, 31_000.0, 29_500.0, 30_500.0]),
+            search("a", &[50_000.0, 51_000.0, 49_000.0, 50_500.0]),
+            search("b", &[50_100.0, 50_800.0, 49_100.0, 50_300.0]),
+        ];
+        let ranked = ranking(&searches);
+        assert_eq!(ranked[0].model, "a");
+        assert!(ranked[0].leading && ranked[0].against_best.is_none());
+        assert_eq!(ranked[1].model, "b");
+        assert_eq!(ranked[1].verdict, Some(Verdict::NoChange));
+        assert!(ranked[1].leading);
+        assert_eq!(ranked[2].model, "slow");
+        assert_eq!(ranked[2].verdict, Some(Verdict::Regressed));
+        assert!(!ranked[2].leading);
+        let ratio = ranked[2].against_best.as_ref().unwrap().ratio;
+        assert!((ratio - 0.6).abs() < 0.02, "{ratio}");
+        let o: Objective = "p99=1ms".parse().unwrap();
+        let line = advice_line(&o, "one core", &searches).unwrap();
+        assert!(line.contains("a, b not separated"), "{line}");
+        assert!(line.contains("slow 0.60×"), "{line}");
+        let table = table(&o, "256 connections × 64 B", &searches);
+        assert!(table.contains("| slow | 30250 |"), "{table}");
+        assert!(table.contains(", tied |"), "{table}");
+    }
+
+    #[test]
+    fn a_model_below_the_ramps_floor_is_a_bound_not_a_figure() {
+        let o: Objective = "p99=1ms".parse().unwrap();
+        let mut below = search("blocking", &[1.0]);
+        below.capacity = Some(summarise(
+            &o,
+            Bracket::BelowMin { missed: 5_000.0 },
+            &[],
+            &[],
+        ));
+        below.rounds.clear();
+        let searches = [search("mio", &[80_000.0, 82_000.0, 81_000.0]), below];
+        let ranked = ranking(&searches);
+        assert_eq!(ranked[1].bound.as_deref(), Some("< 5000"));
+        assert!(!ranked[1].leading);
+        let line = advice_line(&o, "one core", &searches).unwrap();
+        assert!(line.contains("mio leads at 81000"), "{line}");
+        assert!(line.contains("blocking < 5000 msg/s"), "{line}");
+    }
+}

@@ -1,0 +1,248 @@
+//! The capacity search against a server whose capacity is known: one message at a time with a
+//! fixed service time S, so no rate above 1/S can keep any objective; and `echo-bench
+//! capacity`'s options, JSON and exit codes.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use echo_bench::capacity::{self, Load, Objective, Plan};
+
+/// The test server's service time.
+const SERVICE: Duration = Duration::from_micros(200);
+/// Bytes per message.
+const PAYLOAD: usize = 64;
+/// How long the test server lives at most.
+const LIFETIME: Duration = Duration::from_secs(120);
+
+/// A server that serves one message at a time: a reader thread per connection hands each
+/// whole message to one service thread, which spins for [`SERVICE`] and writes the echo. Its
+/// capacity is at most 1/S; its latency below that is S plus the wait behind other messages.
+fn single_server() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = mpsc::channel::<(TcpStream, [u8; PAYLOAD])>();
+    std::thread::spawn(move || {
+        let deadline = Instant::now() + LIFETIME;
+        while let Ok((mut stream, message)) = rx.recv_timeout(Duration::from_secs(10)) {
+            let spin = Instant::now();
+            while spin.elapsed() < SERVICE {
+                std::hint::spin_loop();
+            }
+            let _ = stream.write_all(&message);
+            if Instant::now() > deadline {
+                break;
+            }
+        }
+    });
+    listener.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        let deadline = Instant::now() + LIFETIME;
+        while Instant::now() < deadline {
+            match listener.accept() {
+                Ok((stream, _)) => {
+                    stream.set_nonblocking(false).unwrap();
+                    stream.set_nodelay(true).unwrap();
+                    stream
+                        .set_read_timeout(Some(Duration::from_secs(10)))
+                        .unwrap();
+                    let tx = tx.clone();
+                    std::thread::spawn(move || {
+                        let Ok(writer) = stream.try_clone() else { return };
+                        let mut reader = stream;
+                        let mut message = [0u8; PAYLOAD];
+                        while reader.read_exact(&mut message).is_ok() {
+                            let Ok(writer) = writer.try_clone() else { return };
+                            if tx.send((writer, message)).is_err() {
+                                return;
+                            }
+                        }
+                    });
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(2)),
+            }
+        }
+    });
+    addr
+}
+
+/// `echo-bench ARGS`, given at most a minute.
+fn cli(args: &[&str]) -> std::process::Output {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_echo-bench"));
+    command.args(args);
+    support::output_within(&mut command, Duration::from_secs(60)).expect("finished within 60 s")
+}
+
+fn load(addr: SocketAddr) -> Load {
+    Load {
+        target: addr.into(),
+        connections: 8,
+        payload: PAYLOAD,
+        warmup: Duration::from_millis(100),
+        shortest: Duration::from_millis(250),
+        longest: Duration::from_secs(2),
+        timeout: Duration::from_secs(5),
+        threads: 1,
+        server_pid: None,
+        client_cpus: None,
+    }
+}
+
+#[test]
+fn a_server_of_known_capacity_is_found_below_one_over_s_and_near_it() {
+    let addr = single_server();
+    // p90 within 10 S: with deterministic service even Poisson arrivals (M/D/1) keep it up to
+    // about 0.8 of 1/S, and the rate engine's evenly spaced sends keep it closer to 1/S.
+    let objective: Objective = "p90=2ms".parse().unwrap();
+    let plan = Plan {
+        start_rps: 1_000.0,
+        min_rps: 250.0,
+        max_rps: 64_000.0,
+        grid_steps: 5,
+        rounds: 3,
+        ..Plan::default()
+    };
+    let began = Instant::now();
+    let run = capacity::run(&load(addr), &objective, &plan, &mut |_, _| {}).unwrap();
+    let found = run.capacity.capacity_rps.unwrap_or_else(|| panic!("{run:#?}"));
+    let one_over_s = 1.0 / SERVICE.as_secs_f64();
+    assert!(found < one_over_s, "{found} msg/s is above 1/S = {one_over_s}: {run:#?}");
+    assert!(
+        found > 0.5 * one_over_s,
+        "{found} msg/s is more than a few tenths below 1/S = {one_over_s}: {run:#?}"
+    );
+    let [low, high] = run.capacity.capacity_interval.unwrap();
+    assert!(low <= found && found <= high);
+    assert_eq!(run.rounds.len(), 3);
+    assert!(run.ramp.len() >= 2, "{:?}", run.ramp);
+    // Every step ran long enough for 100 samples beyond p90.
+    for step in run.ramp.iter().chain(run.rounds.iter().flatten()) {
+        assert!(
+            step.messages >= 900 || step.duration_s >= 1.9,
+            "a step of {} messages in {} s",
+            step.messages,
+            step.duration_s
+        );
+    }
+    assert!(began.elapsed() < Duration::from_secs(60));
+}
+
+#[test]
+fn the_command_writes_the_capacity_and_every_step_and_refuses_bad_options() {
+    let addr = single_server();
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("capacity.json");
+    let target = addr.to_string();
+    let args = |objective: &str| {
+        vec![
+            "capacity",
+            "--target",
+            &target,
+            "--objective",
+            objective,
+            "-c",
+            "4",
+            "--start-rate",
+            "1000",
+            "--min-rate",
+            "500",
+            "--max-rate",
+            "16000",
+            "--rounds",
+            "2",
+            "--steps",
+            "3",
+            "--min-step",
+            "200ms",
+            "--max-step",
+            "1s",
+            "--warmup",
+            "50ms",
+            "--threads",
+            "1",
+            "--quiet",
+        ]
+        .into_iter()
+        .map(str::to_owned)
+        .collect::<Vec<String>>()
+    };
+    let mut ok = args("p50=1ms");
+    ok.extend(["--json".to_owned(), json.display().to_string()]);
+    let refs: Vec<&str> = ok.iter().map(String::as_str).collect();
+    let out = cli(&refs);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("capacity at p50 ≤ 1ms"), "{stdout}");
+    let value: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(value["tool"], "echo-bench capacity");
+    let rps = value["capacity_rps"].as_f64().unwrap();
+    let interval = value["capacity_interval"].as_array().unwrap();
+    assert_eq!(interval.len(), 2);
+    assert!(interval[0].as_f64().unwrap() <= rps && rps <= interval[1].as_f64().unwrap());
+    assert!(!value["ramp"].as_array().unwrap().is_empty());
+    assert_eq!(value["rounds"].as_array().unwrap().len(), 2);
+    assert_eq!(value["steps"].as_array().unwrap().len(), 3);
+    // A second run replaces its own report...
+    let again = cli(&refs);
+    assert!(again.status.success());
+    // ...but not a file it did not write.
+    let foreign = dir.path().join("notes.json");
+    std::fs::write(&foreign, "{\"mine\": true}\n").unwrap();
+    let mut refused = args("p50=1ms");
+    refused.extend(["--json".to_owned(), foreign.display().to_string()]);
+    let refs: Vec<&str> = refused.iter().map(String::as_str).collect();
+    let out = cli(&refs);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(std::fs::read_to_string(&foreign).unwrap(), "{\"mine\": true}\n");
+    for bad in ["p99", "p9=1ms", "p99=0s", "x99=1ms"] {
+        let bad_args = args(bad);
+        let refs: Vec<&str> = bad_args.iter().map(String::as_str).collect();
+        let out = cli(&refs);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{bad}: {stderr}");
+    }
+    let out = cli(&[
+        "capacity",
+        "--target",
+        &target,
+        "--objective",
+        "p99=1ms",
+        "--start-rate",
+        "50",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "a start below the minimum rate");
+}
+
+#[test]
+fn a_target_that_refuses_fails_with_one_line() {
+    // A port just bound and released: nothing listens there.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let target = format!("127.0.0.1:{port}");
+    let out = cli(&[
+        "capacity",
+        "--target",
+        &target,
+        "--objective",
+        "p50=1ms",
+        "-c",
+        "2",
+        "--min-step",
+        "100ms",
+        "--warmup",
+        "0s",
+        "--timeout",
+        "1s",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no message completed"), "{stderr}");
+}
