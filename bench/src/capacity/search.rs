@@ -50,9 +50,9 @@ pub const MAX_QUANTILE: f64 = 0.9999;
 impl Objective {
     /// The percentile's name: `p50`, `p99`, `p999`.
     pub fn percentile_name(&self) -> String {
-        let digits = format!("{:.4}", self.quantile);
-        let digits = digits.trim_start_matches("0.").trim_end_matches('0');
-        format!("p{digits}")
+        let percent = format!("{:05.2}", self.quantile * 100.0);
+        let (whole, decimals) = percent.split_once('.').unwrap_or((&percent, ""));
+        format!("p{whole}{}", decimals.trim_end_matches('0'))
     }
 
     /// Messages a step needs for its percentile to rest on [`SAMPLES_BEYOND`] samples above
@@ -112,6 +112,8 @@ impl FromStr for Objective {
             .ok_or_else(|| bad("the percentile starts with p"))?;
         let quantile = if digits.contains('.') {
             digits.parse::<f64>().map(|p| p / 100.0)
+        } else if digits.len() > 2 && digits.ends_with('0') {
+            return Err(bad("write the percentile without trailing zeros, as p99 or p999"));
         } else if digits.len() >= 2 && digits.chars().all(|c| c.is_ascii_digit()) {
             format!("0.{digits}").parse::<f64>()
         } else {
@@ -623,6 +625,10 @@ mod tests {
         let p50: Objective = "p50=200us".parse().unwrap();
         assert_eq!((p50.messages_needed(), p50.percentile_name().as_str()), (200, "p50"));
         assert_eq!(o.to_string(), "p99 ≤ 1ms");
+        for name in ["p05", "p50", "p90", "p99", "p999", "p9999"] {
+            let o: Objective = format!("{name}=1ms").parse().unwrap();
+            assert_eq!(o.percentile_name(), name);
+        }
         for bad in ["p99", "99=1ms", "p9=1ms", "p99=", "p99=0ms", "p100=1ms", "px=1ms", "p99=2h"] {
             let err = bad.parse::<Objective>().unwrap_err();
             assert!(err.starts_with("invalid objective") && !err.contains('\n'), "{bad}: {err}");

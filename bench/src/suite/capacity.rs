@@ -382,15 +382,48 @@ fn settings_line(run: &SuiteRun) -> String {
     )
 }
 
-/// The advice line of a stored run.
-pub fn advice_of(run: &SuiteRun) -> Option<String> {
-    let objective = run.capacity_objective?;
+/// The advice lines of a stored run: the ranking, and the question the issue asks of this
+/// machine, a thread per connection against an event loop at the knee.
+pub fn advice_of(run: &SuiteRun) -> Vec<String> {
+    let Some(objective) = run.capacity_objective else {
+        return Vec::new();
+    };
     let cores = match run.pinning.server_cpus.as_ref().map(Vec::len) {
         Some(1) => "one server core".to_owned(),
         Some(n) => format!("{n} server cores"),
         None => "an unpinned server".to_owned(),
     };
     advice_line(&objective, &cores, &run.capacity)
+        .into_iter()
+        .chain(pair_line(&run.capacity, "thread-per-connection", "mio"))
+        .collect()
+}
+
+/// `a` against `b` at capacity, paired by round: the ratio, its interval and what it says.
+pub fn pair_line(searches: &[ModelCapacity], a: &str, b: &str) -> Option<String> {
+    let (sa, sb) = (
+        searches.iter().find(|m| m.model == a)?,
+        searches.iter().find(|m| m.model == b)?,
+    );
+    let rounds = sa.rounds.len().max(sb.rounds.len());
+    let pairs: Vec<(f64, f64)> = (0..rounds)
+        .filter_map(|r| Some((sb.round_figure(r)?, sa.round_figure(r)?)))
+        .collect();
+    let change = Change::of(&pairs, SEED)?;
+    let says = match change.verdict(TIE_PCT, true) {
+        Verdict::NoChange => "tied (the whole interval within ±5%)".to_owned(),
+        Verdict::Improved => format!("{a} is ahead"),
+        Verdict::Regressed => format!("{b} is ahead"),
+        _ => "not separated (the interval reaches past ±5% on both sides of even)".to_owned(),
+    };
+    Some(format!(
+        "**{a} against {b} at the knee** ({CONNECTIONS} connections): {:.2}× [{:.2}, {:.2}] over \
+         {} paired rounds: {says}.",
+        change.ratio,
+        1.0 + change.ci_low_pct / 100.0,
+        1.0 + change.ci_high_pct / 100.0,
+        change.pairs
+    ))
 }
 
 /// The capacity ranking as an advice category, for `stability`: the leading group (the best
@@ -571,5 +604,13 @@ mod tests {
         let line = advice_line(&o, "one core", &searches).unwrap();
         assert!(line.contains("mio leads at 81000"), "{line}");
         assert!(line.contains("blocking < 5000 msg/s"), "{line}");
+        let pair = pair_line(&searches, "blocking", "mio");
+        assert_eq!(pair, None, "no round of blocking crossed inside a grid");
+        let searches = [
+            search("mio", &[80_000.0, 82_000.0, 81_000.0]),
+            search("thread-per-connection", &[40_000.0, 41_500.0, 40_400.0]),
+        ];
+        let pair = pair_line(&searches, "thread-per-connection", "mio").unwrap();
+        assert!(pair.contains("0.50×") && pair.contains("mio is ahead"), "{pair}");
     }
 }

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-use crate::procfs::ProcSample;
+use crate::procfs::process_cpu_clock;
 use crate::stats::{self, encode_histogram, new_histogram};
 
 /// The default interval.
@@ -86,6 +86,29 @@ struct Minute {
     messages: u64,
     errors: u64,
     rss_kib: Option<u64>,
+}
+
+/// What the coordinator reads of the server at each close: its CPU clock and its resident
+/// memory (`/proc/PID/statm`), two cheap reads, unlike a whole [`crate::procfs::ProcSample`]
+/// (every thread's status), which ten times a second would cost the client's core.
+#[derive(Debug, Clone, Copy)]
+struct ServerSample {
+    cpu: Duration,
+    rss_kib: u64,
+}
+
+impl ServerSample {
+    fn read(pid: u32) -> Option<ServerSample> {
+        let cpu = process_cpu_clock(pid)?;
+        let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
+        let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+        // SAFETY: sysconf has no preconditions.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as u64;
+        Some(ServerSample {
+            cpu,
+            rss_kib: pages * page / 1024,
+        })
+    }
 }
 
 /// What the caller asks of the intervals.
@@ -220,7 +243,9 @@ pub(crate) struct Emitter {
     origin: Instant,
     end: Option<Instant>,
     server_pid: Option<u32>,
-    server_before: Option<ProcSample>,
+    server_before: Option<ServerSample>,
+    /// When `server_before` was read.
+    sampled_at: Instant,
     histograms: bool,
     /// Every interval closed so far, up to [`MAX_KEPT`].
     pub(crate) figures: Vec<IntervalFigures>,
@@ -243,7 +268,8 @@ impl Emitter {
             origin,
             end,
             server_pid,
-            server_before: server_pid.and_then(ProcSample::read),
+            server_before: server_pid.and_then(ServerSample::read),
+            sampled_at: Instant::now(),
             histograms,
             figures: Vec::new(),
             not_kept: 0,
@@ -350,17 +376,21 @@ impl Emitter {
         let start = self.origin + shared.width * index as u32;
         let end = (start + shared.width).min(self.end.unwrap_or(start + shared.width));
         let duration = end.saturating_duration_since(start).max(Duration::from_micros(1));
-        let server_after = self.server_pid.and_then(ProcSample::read);
+        // The server is read when the interval closes (a grace after its end), so its CPU is
+        // over the time between two closes: about the interval, shifted by the grace.
+        let server_after = self.server_pid.and_then(ServerSample::read);
+        let now = Instant::now();
+        let between = now.saturating_duration_since(self.sampled_at).as_secs_f64();
         let server_cpu_cores = match (&self.server_before, &server_after) {
-            (Some(before), Some(after)) => Some(
-                after.cpu.saturating_sub(before.cpu).as_secs_f64()
-                    / shared.width.as_secs_f64(),
-            ),
+            (Some(before), Some(after)) if between > 0.0 => {
+                Some(after.cpu.saturating_sub(before.cpu).as_secs_f64() / between)
+            }
             _ => None,
         };
         let server_rss_kib = server_after.map(|s| s.rss_kib);
         if server_after.is_some() {
             self.server_before = server_after;
+            self.sampled_at = now;
         }
         let (histogram, messages, errors) = match slot {
             Some(slot) => (slot.histogram, slot.messages, slot.errors),
