@@ -11,6 +11,10 @@ use std::time::{Duration, Instant};
 
 use echo_bench::capacity::{self, Load, Objective, Plan};
 
+/// The tests of this file that load the machine run one at a time: a second spinning server
+/// beside the first would take its core and lower the capacity measured.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// The test server's service time.
 const SERVICE: Duration = Duration::from_micros(200);
 /// Bytes per message.
@@ -93,6 +97,7 @@ fn load(addr: SocketAddr) -> Load {
 
 #[test]
 fn a_server_of_known_capacity_is_found_below_one_over_s_and_near_it() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let addr = single_server();
     // p90 within 10 S: with deterministic service even Poisson arrivals (M/D/1) keep it up to
     // about 0.8 of 1/S, and the rate engine's evenly spaced sends keep it closer to 1/S.
@@ -132,6 +137,7 @@ fn a_server_of_known_capacity_is_found_below_one_over_s_and_near_it() {
 
 #[test]
 fn the_command_writes_the_capacity_and_every_step_and_refuses_bad_options() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let addr = single_server();
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("capacity.json");

@@ -35,6 +35,7 @@ fn intervals_print_are_stored_logged_and_scraped_while_the_run_goes() {
     let server = support::start(Model::Mio);
     let dir = tempfile::tempdir().unwrap();
     let (json, hlog) = (dir.path().join("run.json"), dir.path().join("run.hlog"));
+    let timeline = dir.path().join("timeline.svg");
     let mut child = Command::new(env!("CARGO_BIN_EXE_echo-bench"))
         .args(["run", "--target", &server.local_addr().to_string()])
         .args(["--workload", "rate", "--rate", "2000", "-c", "4", "--threads", "1"])
@@ -44,6 +45,8 @@ fn intervals_print_are_stored_logged_and_scraped_while_the_run_goes() {
         .arg(&json)
         .arg("--hlog")
         .arg(&hlog)
+        .arg("--timeline")
+        .arg(&timeline)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -112,6 +115,11 @@ fn intervals_print_are_stored_logged_and_scraped_while_the_run_goes() {
         logged += echo_bench::stats::decode_histogram(histogram).unwrap().len();
     }
     assert_eq!(logged, summed);
+
+    let svg = std::fs::read_to_string(&timeline).unwrap();
+    assert!(echo_bench::suite::charts::drawn_by_us(&svg));
+    let doc = roxmltree::Document::parse(&svg).unwrap();
+    assert!(doc.descendants().any(|n| n.text().is_some_and(|t| t.contains("p99"))));
 }
 
 #[test]

@@ -274,18 +274,17 @@ impl Plan {
         let Some(last) = tried.last() else {
             return RampNext::Measure(self.start_rps);
         };
-        let met = |s: &&Step| objective.met_by(s);
         let highest_met = tried
             .iter()
-            .filter(met)
+            .filter(|s| objective.met_by(s))
             .map(|s| s.offered_rps)
-            .fold(None, |a: Option<f64>, r| Some(a.map_or(r, |a| a.max(r))));
+            .reduce(f64::max);
         let lowest_missed_above = |floor: f64| {
             tried
                 .iter()
                 .filter(|s| !objective.met_by(s) && s.offered_rps > floor)
                 .map(|s| s.offered_rps)
-                .fold(None, |a: Option<f64>, r| Some(a.map_or(r, |a| a.min(r))))
+                .reduce(f64::min)
         };
         if objective.met_by(last) {
             if let Some(missed) = lowest_missed_above(last.offered_rps) {

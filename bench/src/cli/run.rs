@@ -94,6 +94,9 @@ pub struct RunArgs {
     /// Write each interval's latency histogram here as an HdrHistogram interval log.
     #[arg(long, value_name = "PATH")]
     hlog: Option<PathBuf>,
+    /// Draw the latency over time (p50, p99, max per interval) here as SVG.
+    #[arg(long, value_name = "PATH")]
+    timeline: Option<PathBuf>,
     /// Serve the live figures at http://ADDR/metrics in the OpenMetrics text format while the
     /// run goes (updated as each interval closes).
     #[arg(long, value_name = "ADDR")]
@@ -292,10 +295,12 @@ pub fn main(args: RunArgs) -> ExitCode {
     if let Err(why) = exports(&args).check_writable() {
         usage_exit("echo-bench", &format!("error: {why}"));
     }
-    if let Some(path) = &args.hlog
-        && let Err(why) = echo_bench::files::check_writable(path)
-    {
-        usage_exit("echo-bench", &format!("error: --hlog: {why}"));
+    for (option, path) in [("--hlog", &args.hlog), ("--timeline", &args.timeline)] {
+        if let Some(path) = path
+            && let Err(why) = echo_bench::files::check_writable(path)
+        {
+            usage_exit("echo-bench", &format!("error: {option}: {why}"));
+        }
     }
     let live = std::sync::Arc::new(echo_bench::metrics::Live::new());
     let _exporter = match args.metrics_listen {
@@ -359,6 +364,20 @@ pub fn main(args: RunArgs) -> ExitCode {
     let mut write_failed = written.is_err();
     for line in written.err().unwrap_or_default() {
         eprintln!("echo-bench: {line}");
+    }
+    if let Some(path) = &args.timeline {
+        let title = format!(
+            "latency over time: {} {} at {}",
+            config.workload,
+            config.rate.map_or_else(String::new, |r| format!("{r:.0} msg/s")),
+            config.target
+        );
+        if let Err(e) =
+            echo_bench::suite::charts::draw_timeline(path, &title, &outcome.intervals)
+        {
+            eprintln!("echo-bench: cannot write {}: {e}", path.display());
+            write_failed = true;
+        }
     }
     if let Some(path) = &args.hlog {
         let log = engine::intervals::interval_log(&outcome.intervals, report.window_start_unix_s);

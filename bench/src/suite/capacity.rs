@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{SuiteOptions, SuiteRun};
 use crate::ab::stats::{Change, Verdict};
-use crate::capacity::{self, Bracket, Capacity, Load, Objective, Phase, Plan, Step};
+use crate::capacity::{self, Bracket, Capacity, Load, Objective, Phase, Plan, Step, StepSummary};
 
 /// What the suite's capacity search uses: the objective, the search's bounds and the load.
 #[derive(Debug, Clone, PartialEq)]

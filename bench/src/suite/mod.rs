@@ -29,7 +29,7 @@ use echo_servers::Model;
 pub use self::server::Server;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{RunConfig, Stop, Workload};
+use crate::config::{RunConfig, Stop};
 use crate::engine;
 use crate::meta::Meta;
 use crate::report::Report;
