@@ -5,8 +5,7 @@
 mod support;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::mpsc;
+use std::net::{SocketAddr, TcpListener};
 use std::time::{Duration, Instant};
 
 use echo_bench::capacity::{self, Load, Objective, Plan};
@@ -22,51 +21,94 @@ const PAYLOAD: usize = 64;
 /// How long the test server lives at most.
 const LIFETIME: Duration = Duration::from_secs(120);
 
-/// A server that serves one message at a time: a reader thread per connection hands each
-/// whole message to one service thread, which spins for [`SERVICE`] and writes the echo. Its
-/// capacity is at most 1/S; its latency below that is S plus the wait behind other messages.
+/// A server that serves one message at a time: one thread, one mio loop over every
+/// connection, which for each whole message spins for [`SERVICE`] and then echoes it. Its
+/// capacity is at most 1/S; below it a message waits only behind the messages already there.
+/// One thread, so a message costs no hand-over between threads (which a busy machine's
+/// scheduler would make slow).
 fn single_server() -> SocketAddr {
+    use mio::net::TcpListener as MioListener;
+    use mio::{Events, Interest, Poll, Token};
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
-    let (tx, rx) = mpsc::channel::<(TcpStream, [u8; PAYLOAD])>();
-    std::thread::spawn(move || {
-        let deadline = Instant::now() + LIFETIME;
-        while let Ok((mut stream, message)) = rx.recv_timeout(Duration::from_secs(10)) {
-            let spin = Instant::now();
-            while spin.elapsed() < SERVICE {
-                std::hint::spin_loop();
-            }
-            let _ = stream.write_all(&message);
-            if Instant::now() > deadline {
-                break;
-            }
-        }
-    });
     listener.set_nonblocking(true).unwrap();
+    let mut listener = MioListener::from_std(listener);
     std::thread::spawn(move || {
+        const LISTENER: Token = Token(usize::MAX);
+        let mut poll = Poll::new().unwrap();
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)
+            .unwrap();
+        // Each connection: its socket, bytes read but not yet a whole message, bytes to write.
+        let mut conns: slab::Slab<(mio::net::TcpStream, Vec<u8>, Vec<u8>)> = slab::Slab::new();
+        let mut events = Events::with_capacity(256);
         let deadline = Instant::now() + LIFETIME;
+        let mut buf = [0u8; 4096];
         while Instant::now() < deadline {
-            match listener.accept() {
-                Ok((stream, _)) => {
-                    stream.set_nonblocking(false).unwrap();
-                    stream.set_nodelay(true).unwrap();
-                    stream
-                        .set_read_timeout(Some(Duration::from_secs(10)))
-                        .unwrap();
-                    let tx = tx.clone();
-                    std::thread::spawn(move || {
-                        let Ok(writer) = stream.try_clone() else { return };
-                        let mut reader = stream;
-                        let mut message = [0u8; PAYLOAD];
-                        while reader.read_exact(&mut message).is_ok() {
-                            let Ok(writer) = writer.try_clone() else { return };
-                            if tx.send((writer, message)).is_err() {
-                                return;
-                            }
-                        }
-                    });
+            if poll
+                .poll(&mut events, Some(Duration::from_millis(100)))
+                .is_err()
+            {
+                continue;
+            }
+            for event in events.iter() {
+                if event.token() == LISTENER {
+                    while let Ok((mut stream, _)) = listener.accept() {
+                        let _ = stream.set_nodelay(true);
+                        let entry = conns.vacant_entry();
+                        let token = Token(entry.key());
+                        poll.registry()
+                            .register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)
+                            .unwrap();
+                        entry.insert((stream, Vec::new(), Vec::new()));
+                    }
+                    continue;
                 }
-                Err(_) => std::thread::sleep(Duration::from_millis(2)),
+                let key = event.token().0;
+                let Some((stream, pending, out)) = conns.get_mut(key) else {
+                    continue;
+                };
+                let mut closed = false;
+                loop {
+                    match stream.read(&mut buf) {
+                        Ok(0) => {
+                            closed = true;
+                            break;
+                        }
+                        Ok(n) => pending.extend_from_slice(&buf[..n]),
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                        Err(_) => {
+                            closed = true;
+                            break;
+                        }
+                    }
+                }
+                let whole = pending.len() / PAYLOAD * PAYLOAD;
+                for message in pending[..whole].chunks(PAYLOAD) {
+                    let spin = Instant::now();
+                    while spin.elapsed() < SERVICE {
+                        std::hint::spin_loop();
+                    }
+                    out.extend_from_slice(message);
+                    // Echo as it is served, as far as the socket takes it.
+                    match stream.write(out) {
+                        Ok(n) => {
+                            out.drain(..n);
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                        Err(_) => closed = true,
+                    }
+                }
+                pending.drain(..whole);
+                if !out.is_empty()
+                    && let Ok(n) = stream.write(out)
+                {
+                    out.drain(..n);
+                }
+                if closed {
+                    let (mut stream, _, _) = conns.remove(key);
+                    let _ = poll.registry().deregister(&mut stream);
+                }
             }
         }
     });

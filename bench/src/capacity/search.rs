@@ -793,7 +793,7 @@ mod tests {
         let gap = capacity.gap_pct.unwrap();
         assert!(gap > 0.0 && gap < 6.0, "{gap}");
         assert!(found < theory * 1.02 && found > theory * 0.9, "{found} vs {theory}");
-        assert!(low <= found && found <= high && high / low < 1.1, "{low}..{high}");
+        assert!(low <= found && found <= high * 1.000_001 && high / low < 1.1, "{found}: {low}..{high}");
         assert!(capacity.warnings.is_empty(), "{:?}", capacity.warnings);
         let passing = capacity.passing_rps.unwrap();
         assert!(passing <= found * 1.01 && passing > found * 0.7, "{passing}");
