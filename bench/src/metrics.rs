@@ -204,7 +204,11 @@ fn answer(mut stream: TcpStream, live: &Live) {
     let (method, path) = (first.next().unwrap_or(""), first.next().unwrap_or(""));
     let (status, kind, body) = match (method, path.split('?').next().unwrap_or("")) {
         ("GET", "/metrics" | "/") => ("200 OK", CONTENT_TYPE, live.text()),
-        ("GET", _) => ("404 Not Found", "text/plain", "not found: try /metrics\n".into()),
+        ("GET", _) => (
+            "404 Not Found",
+            "text/plain",
+            "not found: try /metrics\n".into(),
+        ),
         _ => (
             "405 Method Not Allowed",
             "text/plain",
@@ -244,7 +248,10 @@ mod tests {
             "echo_bench_interval_latency_p99_seconds 0.0025",
             "echo_bench_server_rss_bytes 2097152",
         ] {
-            assert!(text.lines().any(|l| l == line), "{line} missing from:\n{text}");
+            assert!(
+                text.lines().any(|l| l == line),
+                "{line} missing from:\n{text}"
+            );
         }
         assert!(text.ends_with("# EOF\n"), "{text}");
     }

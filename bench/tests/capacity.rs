@@ -15,7 +15,7 @@ use echo_bench::capacity::{self, Load, Objective, Plan};
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// The test server's service time.
-const SERVICE: Duration = Duration::from_micros(200);
+const SERVICE: Duration = Duration::from_millis(1);
 /// Bytes per message.
 const PAYLOAD: usize = 64;
 /// How long the test server lives at most.
@@ -141,34 +141,44 @@ fn load(addr: SocketAddr) -> Load {
 fn a_server_of_known_capacity_is_found_below_one_over_s_and_near_it() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let addr = single_server();
-    // p90 within 10 S: with deterministic service even Poisson arrivals (M/D/1) keep it up to
-    // about 0.8 of 1/S, and the rate engine's evenly spaced sends keep it closer to 1/S.
-    let objective: Objective = "p90=2ms".parse().unwrap();
+    // The median within 20 S: with deterministic service even Poisson arrivals (M/D/1) keep
+    // it there up to about 0.95 of 1/S, and the rate engine's evenly spaced sends (D/D/1) up
+    // to 1/S itself; so theory puts the knee within a few hundredths below 1/S, and the test
+    // leaves the machine's scheduler a few tenths. A limit of 20 ms also keeps a busy
+    // machine's scheduling delays (milliseconds) from deciding.
+    let objective: Objective = "p50=20ms".parse().unwrap();
     let plan = Plan {
-        start_rps: 1_000.0,
-        min_rps: 250.0,
-        max_rps: 64_000.0,
+        start_rps: 250.0,
+        min_rps: 100.0,
+        max_rps: 16_000.0,
         grid_steps: 5,
         rounds: 3,
         ..Plan::default()
     };
     let began = Instant::now();
     let run = capacity::run(&load(addr), &objective, &plan, &mut |_, _| {}).unwrap();
-    let found = run.capacity.capacity_rps.unwrap_or_else(|| panic!("{run:#?}"));
+    let found = run
+        .capacity
+        .capacity_rps
+        .unwrap_or_else(|| panic!("{run:#?}"));
     let one_over_s = 1.0 / SERVICE.as_secs_f64();
-    assert!(found < one_over_s, "{found} msg/s is above 1/S = {one_over_s}: {run:#?}");
     assert!(
-        found > 0.5 * one_over_s,
+        found < one_over_s,
+        "{found} msg/s is above 1/S = {one_over_s}: {run:#?}"
+    );
+    assert!(
+        found > 0.6 * one_over_s,
         "{found} msg/s is more than a few tenths below 1/S = {one_over_s}: {run:#?}"
     );
     let [low, high] = run.capacity.capacity_interval.unwrap();
     assert!(low <= found && found <= high);
     assert_eq!(run.rounds.len(), 3);
     assert!(run.ramp.len() >= 2, "{:?}", run.ramp);
-    // Every step ran long enough for 100 samples beyond p90.
+    // Every step ran long enough for 100 samples beyond the median (the rate achieved may
+    // fall a little short of the offered one).
     for step in run.ramp.iter().chain(run.rounds.iter().flatten()) {
         assert!(
-            step.messages >= 900 || step.duration_s >= 1.9,
+            step.messages >= 180 || step.duration_s >= 1.9,
             "a step of {} messages in {} s",
             step.messages,
             step.duration_s
@@ -194,11 +204,11 @@ fn the_command_writes_the_capacity_and_every_step_and_refuses_bad_options() {
             "-c",
             "4",
             "--start-rate",
-            "1000",
+            "250",
             "--min-rate",
-            "500",
+            "100",
             "--max-rate",
-            "16000",
+            "4000",
             "--rounds",
             "2",
             "--steps",
@@ -217,13 +227,17 @@ fn the_command_writes_the_capacity_and_every_step_and_refuses_bad_options() {
         .map(str::to_owned)
         .collect::<Vec<String>>()
     };
-    let mut ok = args("p50=1ms");
+    let mut ok = args("p50=20ms");
     ok.extend(["--json".to_owned(), json.display().to_string()]);
     let refs: Vec<&str> = ok.iter().map(String::as_str).collect();
     let out = cli(&refs);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("capacity at p50 ≤ 1ms"), "{stdout}");
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("capacity at p50 ≤ 20ms"), "{stdout}");
     let value: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(value["tool"], "echo-bench capacity");
@@ -240,12 +254,15 @@ fn the_command_writes_the_capacity_and_every_step_and_refuses_bad_options() {
     // ...but not a file it did not write.
     let foreign = dir.path().join("notes.json");
     std::fs::write(&foreign, "{\"mine\": true}\n").unwrap();
-    let mut refused = args("p50=1ms");
+    let mut refused = args("p50=20ms");
     refused.extend(["--json".to_owned(), foreign.display().to_string()]);
     let refs: Vec<&str> = refused.iter().map(String::as_str).collect();
     let out = cli(&refs);
     assert_eq!(out.status.code(), Some(2));
-    assert_eq!(std::fs::read_to_string(&foreign).unwrap(), "{\"mine\": true}\n");
+    assert_eq!(
+        std::fs::read_to_string(&foreign).unwrap(),
+        "{\"mine\": true}\n"
+    );
     for bad in ["p99", "p9=1ms", "p99=0s", "x99=1ms"] {
         let bad_args = args(bad);
         let refs: Vec<&str> = bad_args.iter().map(String::as_str).collect();

@@ -632,8 +632,7 @@ fn transports_get_their_own_tables_and_advice_and_tcp_meets_unix_in_a_chart() {
 fn the_capacity_search_runs_per_model_in_rounds_and_reports_its_table_and_curve() {
     let dir = tempfile::tempdir().unwrap();
     let models = vec![Model::Mio, Model::ThreadPerConnection];
-    let mut settings =
-        suite::capacity::Settings::profile("p50=5ms".parse().unwrap(), 2);
+    let mut settings = suite::capacity::Settings::profile("p50=5ms".parse().unwrap(), 2);
     settings.plan.start_rps = 2_000.0;
     settings.plan.min_rps = 1_000.0;
     settings.plan.max_rps = 8_000.0;
@@ -665,7 +664,12 @@ fn the_capacity_search_runs_per_model_in_rounds_and_reports_its_table_and_curve(
         assert!(!search.ramp.is_empty(), "{search:?}");
         let capacity = search.capacity.as_ref().unwrap();
         // Every rate stays within the plan's bounds, and each round measured the grid.
-        assert!(search.ramp.iter().all(|s| (1_000.0..=8_000.0).contains(&s.offered_rps)));
+        assert!(
+            search
+                .ramp
+                .iter()
+                .all(|s| (1_000.0..=8_000.0).contains(&s.offered_rps))
+        );
         if !search.grid.is_empty() {
             assert_eq!(search.rounds.len(), 2, "{search:?}");
             assert_eq!(capacity.steps.len(), 2);
@@ -684,16 +688,19 @@ fn the_capacity_search_runs_per_model_in_rounds_and_reports_its_table_and_curve(
     let summary = std::fs::read_to_string(written.join("summary.md")).unwrap();
     assert!(summary.contains("### Capacity at p50 ≤ 5ms"), "{summary}");
     let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(written.join("run.json")).unwrap())
-            .unwrap();
+        serde_json::from_str(&std::fs::read_to_string(written.join("run.json")).unwrap()).unwrap();
     assert_eq!(json["capacity"].as_array().unwrap().len(), 2);
     let back = SuiteRun::from_value(json).unwrap();
     // Read back as it was written (to JSON's precision: serde_json's reader may differ in the
     // last bit of a float).
     assert_eq!(back.capacity.len(), run.capacity.len());
     for (b, r) in back.capacity.iter().zip(&run.capacity) {
-        assert_eq!((&b.model, b.ramp.len(), &b.grid.len()), (&r.model, r.ramp.len(), &r.grid.len()));
-        let figure = |m: &suite::capacity::ModelCapacity| m.capacity.as_ref().and_then(|c| c.capacity_rps);
+        assert_eq!(
+            (&b.model, b.ramp.len(), &b.grid.len()),
+            (&r.model, r.ramp.len(), &r.grid.len())
+        );
+        let figure =
+            |m: &suite::capacity::ModelCapacity| m.capacity.as_ref().and_then(|c| c.capacity_rps);
         match (figure(b), figure(r)) {
             (Some(x), Some(y)) => assert!((x - y).abs() <= 1e-9 * y),
             (x, y) => assert_eq!(x, y),

@@ -15,7 +15,9 @@ use echo_servers::Model;
 fn scrape(addr: &str) -> Option<String> {
     let mut stream = TcpStream::connect(addr).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    stream.set_write_timeout(Some(Duration::from_secs(2))).ok()?;
+    stream
+        .set_write_timeout(Some(Duration::from_secs(2)))
+        .ok()?;
     stream
         .write_all(b"GET /metrics HTTP/1.1\r\nHost: test\r\n\r\n")
         .ok()?;
@@ -38,8 +40,24 @@ fn intervals_print_are_stored_logged_and_scraped_while_the_run_goes() {
     let timeline = dir.path().join("timeline.svg");
     let mut child = Command::new(env!("CARGO_BIN_EXE_echo-bench"))
         .args(["run", "--target", &server.local_addr().to_string()])
-        .args(["--workload", "rate", "--rate", "2000", "-c", "4", "--threads", "1"])
-        .args(["--duration", "1500ms", "--warmup", "100ms", "--interval", "200ms"])
+        .args([
+            "--workload",
+            "rate",
+            "--rate",
+            "2000",
+            "-c",
+            "4",
+            "--threads",
+            "1",
+        ])
+        .args([
+            "--duration",
+            "1500ms",
+            "--warmup",
+            "100ms",
+            "--interval",
+            "200ms",
+        ])
         .args(["--metrics-listen", "127.0.0.1:0"])
         .arg("--json")
         .arg(&json)
@@ -83,13 +101,22 @@ fn intervals_print_are_stored_logged_and_scraped_while_the_run_goes() {
     assert!(sample(&response, "echo_bench_messages_total").is_some_and(|n| n > 0.0));
     assert!(sample(&response, "echo_bench_interval_latency_p99_seconds").is_some_and(|s| s > 0.0));
 
-    let status = echo_bench::child::wait_until(&mut child, Instant::now() + Duration::from_secs(20))
-        .unwrap()
-        .expect("the run ended");
+    let status =
+        echo_bench::child::wait_until(&mut child, Instant::now() + Duration::from_secs(20))
+            .unwrap()
+            .expect("the run ended");
     let mut stdout = String::new();
-    child.stdout.take().unwrap().read_to_string(&mut stdout).unwrap();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
     assert!(status.success(), "{stdout}");
-    let lines: Vec<&str> = stdout.lines().filter(|l| l.contains(" msg/s  p50 ")).collect();
+    let lines: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.contains(" msg/s  p50 "))
+        .collect();
     assert!(
         (7..=8).contains(&lines.len()),
         "one line per 200 ms of 1.5 s: {stdout}"
@@ -99,7 +126,10 @@ fn intervals_print_are_stored_logged_and_scraped_while_the_run_goes() {
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let intervals = report["intervals"].as_array().unwrap();
     assert_eq!(intervals.len(), lines.len());
-    let summed: u64 = intervals.iter().map(|i| i["messages"].as_u64().unwrap()).sum();
+    let summed: u64 = intervals
+        .iter()
+        .map(|i| i["messages"].as_u64().unwrap())
+        .sum();
     assert_eq!(summed, report["messages"].as_u64().unwrap());
     assert!((intervals[1]["start_s"].as_f64().unwrap() - 0.2).abs() < 1e-9);
 
@@ -112,14 +142,19 @@ fn intervals_print_are_stored_logged_and_scraped_while_the_run_goes() {
     let mut logged = 0;
     for row in rows {
         let histogram = row.split(',').nth(3).unwrap();
-        logged += echo_bench::stats::decode_histogram(histogram).unwrap().len();
+        logged += echo_bench::stats::decode_histogram(histogram)
+            .unwrap()
+            .len();
     }
     assert_eq!(logged, summed);
 
     let svg = std::fs::read_to_string(&timeline).unwrap();
     assert!(echo_bench::suite::charts::drawn_by_us(&svg));
     let doc = roxmltree::Document::parse(&svg).unwrap();
-    assert!(doc.descendants().any(|n| n.text().is_some_and(|t| t.contains("p99"))));
+    assert!(
+        doc.descendants()
+            .any(|n| n.text().is_some_and(|t| t.contains("p99")))
+    );
 }
 
 #[test]

@@ -88,11 +88,17 @@ pub fn measure_step(load: &Load, objective: &Objective, rate: f64) -> Result<Ste
 }
 
 /// The step a report measured, with the objective's percentile from its histogram.
-pub fn step_of(objective: &Objective, report: &Report, latency: &hdrhistogram::Histogram<u64>) -> Step {
+pub fn step_of(
+    objective: &Objective,
+    report: &Report,
+    latency: &hdrhistogram::Histogram<u64>,
+) -> Step {
     let l = &report.latency_us;
     Step {
         offered_rps: report.open_loop.map_or(0.0, |o| o.offered_rps),
-        achieved_rps: report.open_loop.map_or(report.throughput_rps, |o| o.achieved_rps),
+        achieved_rps: report
+            .open_loop
+            .map_or(report.throughput_rps, |o| o.achieved_rps),
         latency_us: latency.value_at_quantile(objective.quantile) as f64,
         p50_us: l.p50 as f64,
         p99_us: l.p99 as f64,

@@ -102,10 +102,7 @@ impl FromStr for Objective {
         let bad = |why: &str| {
             format!("invalid objective '{text}': {why} (examples: p99=1ms, p50=200us, p999=5ms)")
         };
-        let (name, limit) = text
-            .trim()
-            .split_once('=')
-            .ok_or_else(|| bad("no '='"))?;
+        let (name, limit) = text.trim().split_once('=').ok_or_else(|| bad("no '='"))?;
         let digits = name
             .trim()
             .strip_prefix('p')
@@ -113,11 +110,15 @@ impl FromStr for Objective {
         let quantile = if digits.contains('.') {
             digits.parse::<f64>().map(|p| p / 100.0)
         } else if digits.len() > 2 && digits.ends_with('0') {
-            return Err(bad("write the percentile without trailing zeros, as p99 or p999"));
+            return Err(bad(
+                "write the percentile without trailing zeros, as p99 or p999",
+            ));
         } else if digits.len() >= 2 && digits.chars().all(|c| c.is_ascii_digit()) {
             format!("0.{digits}").parse::<f64>()
         } else {
-            return Err(bad("the percentile is two or more digits, as p50, p99, p999"));
+            return Err(bad(
+                "the percentile is two or more digits, as p50, p99, p999",
+            ));
         }
         .map_err(|_| bad("the percentile is not a number"))?;
         if !(quantile > 0.0 && quantile <= MAX_QUANTILE) {
@@ -471,7 +472,11 @@ pub fn summarise(
     rounds: &[Vec<Step>],
 ) -> Capacity {
     let crossings: Vec<Option<Crossing>> = rounds.iter().map(|r| crossing(objective, r)).collect();
-    let rates: Vec<f64> = crossings.iter().flatten().filter_map(|c| c.rate()).collect();
+    let rates: Vec<f64> = crossings
+        .iter()
+        .flatten()
+        .filter_map(|c| c.rate())
+        .collect();
     let gaps: Vec<f64> = rounds
         .iter()
         .filter_map(|r| {
@@ -503,7 +508,11 @@ pub fn summarise(
             rounds.len()
         ));
     }
-    let saturated = rounds.iter().flatten().filter(|s| s.client_saturated).count();
+    let saturated = rounds
+        .iter()
+        .flatten()
+        .filter(|s| s.client_saturated)
+        .count();
     if saturated > 0 {
         warnings.push(format!(
             "the client saturated in {saturated} step(s): above those rates it measures the client"
@@ -622,15 +631,23 @@ mod tests {
         let dotted: Objective = "p99.9=500us".parse().unwrap();
         assert!((dotted.quantile - 0.999).abs() < 1e-12 && dotted.limit_us == 500.0);
         let p50: Objective = "p50=200us".parse().unwrap();
-        assert_eq!((p50.messages_needed(), p50.percentile_name().as_str()), (200, "p50"));
+        assert_eq!(
+            (p50.messages_needed(), p50.percentile_name().as_str()),
+            (200, "p50")
+        );
         assert_eq!(o.to_string(), "p99 ≤ 1ms");
         for name in ["p05", "p50", "p90", "p99", "p999", "p9999"] {
             let o: Objective = format!("{name}=1ms").parse().unwrap();
             assert_eq!(o.percentile_name(), name);
         }
-        for bad in ["p99", "99=1ms", "p9=1ms", "p99=", "p99=0ms", "p100=1ms", "px=1ms", "p99=2h"] {
+        for bad in [
+            "p99", "99=1ms", "p9=1ms", "p99=", "p99=0ms", "p100=1ms", "px=1ms", "p99=2h",
+        ] {
             let err = bad.parse::<Objective>().unwrap_err();
-            assert!(err.starts_with("invalid objective") && !err.contains('\n'), "{bad}: {err}");
+            assert!(
+                err.starts_with("invalid objective") && !err.contains('\n'),
+                "{bad}: {err}"
+            );
         }
     }
 
@@ -717,7 +734,11 @@ mod tests {
         assert!((grid[0] - 8_000.0).abs() < 1e-6);
         assert!((grid[5] - 20_000.0).abs() < 1e-6);
         let ratios: Vec<f64> = grid.windows(2).map(|w| w[1] / w[0]).collect();
-        assert!(ratios.iter().all(|r| (r - ratios[0]).abs() < 1e-9 && *r > 1.0));
+        assert!(
+            ratios
+                .iter()
+                .all(|r| (r - ratios[0]).abs() < 1e-9 && *r > 1.0)
+        );
         assert!(plan.grid(Bracket::AboveMax { met: 5.0 }).is_empty());
     }
 
@@ -730,7 +751,11 @@ mod tests {
             latency_us: latency,
             ..Step::default()
         };
-        let all_met = [at(8_000.0, 600.0), at(10_000.0, 800.0), at(12_000.0, 1000.0)];
+        let all_met = [
+            at(8_000.0, 600.0),
+            at(10_000.0, 800.0),
+            at(12_000.0, 1000.0),
+        ];
         assert_eq!(crossing(&o, &all_met), Some(Crossing::AboveGrid(12_000.0)));
         assert_eq!(refine_next(&o, &all_met, 0, 2, 1.02), None);
         // Measured out of order (a bisection step last): sorted by rate, the crossing is the
@@ -745,8 +770,18 @@ mod tests {
         let next = refine_next(&o, &round, 0, 2, 1.02).unwrap();
         assert!((next - (10_000.0f64 * 12_000.0).sqrt()).abs() < 1e-6);
         assert_eq!(refine_next(&o, &round, 2, 2, 1.02), None);
-        assert_eq!(refine_next(&o, &round, 0, 2, 1.3), None, "the gap is within 30%");
-        let broken = [Step { errors: 3, ..at(8_000.0, 100.0) }, at(10_000.0, 800.0)];
+        assert_eq!(
+            refine_next(&o, &round, 0, 2, 1.3),
+            None,
+            "the gap is within 30%"
+        );
+        let broken = [
+            Step {
+                errors: 3,
+                ..at(8_000.0, 100.0)
+            },
+            at(10_000.0, 800.0),
+        ];
         assert_eq!(crossing(&o, &broken), Some(Crossing::BelowGrid(8_000.0)));
         assert_eq!(refine_next(&o, &broken, 0, 2, 1.02), None);
         assert_eq!(crossing(&o, &[]), None);
@@ -792,11 +827,20 @@ mod tests {
         let theory = 30_000.0 * 0.9 * 5f64.powf(1.0 / 20.0);
         let gap = capacity.gap_pct.unwrap();
         assert!(gap > 0.0 && gap < 6.0, "{gap}");
-        assert!(found < theory * 1.02 && found > theory * 0.9, "{found} vs {theory}");
-        assert!(low <= found && found <= high * 1.000_001 && high / low < 1.1, "{found}: {low}..{high}");
+        assert!(
+            found < theory * 1.02 && found > theory * 0.9,
+            "{found} vs {theory}"
+        );
+        assert!(
+            low <= found && found <= high * 1.000_001 && high / low < 1.1,
+            "{found}: {low}..{high}"
+        );
         assert!(capacity.warnings.is_empty(), "{:?}", capacity.warnings);
         let passing = capacity.passing_rps.unwrap();
-        assert!(passing <= found * 1.01 && passing > found * 0.7, "{passing}");
+        assert!(
+            passing <= found * 1.01 && passing > found * 0.7,
+            "{passing}"
+        );
         // Rates past the knee are summarised from the rounds that reached them, and fail.
         assert!(!capacity.steps.last().unwrap().passes);
         assert!(capacity.steps[0].passes && capacity.steps[0].rounds == 5);
@@ -824,7 +868,10 @@ mod tests {
     #[test]
     fn a_step_lasts_long_enough_for_its_percentile() {
         let (short, long) = (Duration::from_millis(300), Duration::from_secs(10));
-        assert_eq!(step_duration(10_000.0, 10_000, short, long), Duration::from_secs(1));
+        assert_eq!(
+            step_duration(10_000.0, 10_000, short, long),
+            Duration::from_secs(1)
+        );
         assert_eq!(step_duration(1e6, 10_000, short, long), short);
         assert_eq!(step_duration(10.0, 10_000, short, long), long);
     }

@@ -150,7 +150,11 @@ pub fn summary(run: &CapacityRun) -> String {
     let name = o.percentile_name();
     let mut out = format!(
         "\n{:>10}  {:>18}  {:>22}  {:>18}  {:>6}  pass\n",
-        "offered", "achieved", format!("{name} µs"), "p50 µs", "rounds"
+        "offered",
+        "achieved",
+        format!("{name} µs"),
+        "p50 µs",
+        "rounds"
     );
     let est = |e: Option<echo_bench::ab::stats::Estimate>| {
         e.map_or_else(
@@ -212,7 +216,10 @@ pub fn main(args: CapacityArgs) -> ExitCode {
     if let Some(pid) = load.server_pid
         && !std::path::Path::new(&format!("/proc/{pid}")).exists()
     {
-        usage_exit("echo-bench", &format!("error: --server-pid: no process {pid}"));
+        usage_exit(
+            "echo-bench",
+            &format!("error: --server-pid: no process {pid}"),
+        );
     }
     if let Some(path) = &args.json {
         let checked = echo_bench::files::check_writable(path)

@@ -369,12 +369,12 @@ pub fn main(args: RunArgs) -> ExitCode {
         let title = format!(
             "latency over time: {} {} at {}",
             config.workload,
-            config.rate.map_or_else(String::new, |r| format!("{r:.0} msg/s")),
+            config
+                .rate
+                .map_or_else(String::new, |r| format!("{r:.0} msg/s")),
             config.target
         );
-        if let Err(e) =
-            echo_bench::suite::charts::draw_timeline(path, &title, &outcome.intervals)
-        {
+        if let Err(e) = echo_bench::suite::charts::draw_timeline(path, &title, &outcome.intervals) {
             eprintln!("echo-bench: cannot write {}: {e}", path.display());
             write_failed = true;
         }

@@ -409,9 +409,8 @@ fn options(args: &SuiteArgs) -> Result<SuiteOptions, ExitCode> {
         warmup: args.warmup.unwrap_or_else(|| profile.warmup()),
         timeout: Duration::from_secs(5),
         pinning: args.pin.pinning(),
-        capacity: matches!(profile, Profile::Capacity | Profile::Full).then(|| {
-            suite::capacity::Settings::profile(args.objective, rounds)
-        }),
+        capacity: matches!(profile, Profile::Capacity | Profile::Full)
+            .then(|| suite::capacity::Settings::profile(args.objective, rounds)),
         capacity_models,
         results_dir: args.results.clone(),
         launcher,

@@ -143,7 +143,12 @@ pub fn measure(
         on_step(&format!("{model}: capacity ramp"));
         let ramp = on_server(options, settings, model, |load| {
             let mut measure = |rate: f64| capacity::measure_step(load, &objective, rate);
-            capacity::ramp(&mut measure, &objective, &plan, &mut |_: Phase, _: &Step| {})
+            capacity::ramp(
+                &mut measure,
+                &objective,
+                &plan,
+                &mut |_: Phase, _: &Step| {},
+            )
         });
         let (steps, bracket, failure) = match ramp {
             Ok((steps, bracket)) => (steps, Some(bracket), None),
@@ -181,7 +186,14 @@ pub fn measure(
             let grid = search.grid.clone();
             let steps = on_server(options, settings, models[i], |load| {
                 let mut measure = |rate: f64| capacity::measure_step(load, &objective, rate);
-                capacity::round(&mut measure, &objective, &plan, &grid, round, &mut |_, _| {})
+                capacity::round(
+                    &mut measure,
+                    &objective,
+                    &plan,
+                    &grid,
+                    round,
+                    &mut |_, _| {},
+                )
             });
             match steps {
                 Ok(steps) => search.rounds.push(steps),
@@ -326,7 +338,11 @@ pub fn table(objective: &Objective, settings_line: &str, searches: &[ModelCapaci
 
 /// The advice line: "capacity at p99 ≤ 1ms on one core: mio, tokio tied at …; thread-per-
 /// connection 0.60× …".
-pub fn advice_line(objective: &Objective, cores: &str, searches: &[ModelCapacity]) -> Option<String> {
+pub fn advice_line(
+    objective: &Objective,
+    cores: &str,
+    searches: &[ModelCapacity],
+) -> Option<String> {
     let ranked = ranking(searches);
     let leaders: Vec<&Standing> = ranked.iter().filter(|s| s.leading).collect();
     let best = leaders.first()?;
@@ -611,6 +627,9 @@ mod tests {
             search("thread-per-connection", &[40_000.0, 41_500.0, 40_400.0]),
         ];
         let pair = pair_line(&searches, "thread-per-connection", "mio").unwrap();
-        assert!(pair.contains("0.50×") && pair.contains("mio is ahead"), "{pair}");
+        assert!(
+            pair.contains("0.50×") && pair.contains("mio is ahead"),
+            "{pair}"
+        );
     }
 }

@@ -53,7 +53,11 @@ pub fn of(run: &SuiteRun, transport: Transport) -> SuiteRun {
             .filter(|p| p.point.transport == transport)
             .cloned()
             .collect(),
-        capacity: if tcp { run.capacity.clone() } else { Vec::new() },
+        capacity: if tcp {
+            run.capacity.clone()
+        } else {
+            Vec::new()
+        },
         c10k: if tcp { run.c10k.clone() } else { Vec::new() },
         ..run.clone()
     }

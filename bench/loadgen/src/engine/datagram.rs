@@ -357,8 +357,12 @@ impl<'a> Worker<'a> {
             self.shared.report_progress(self.stats.messages);
             if self.measuring {
                 let errors = self.stats.errors.total();
-                self.interval
-                    .tick(&self.shared.intervals, self.measure_start, Instant::now(), errors);
+                self.interval.tick(
+                    &self.shared.intervals,
+                    self.measure_start,
+                    Instant::now(),
+                    errors,
+                );
             }
         };
         self.interval

@@ -305,8 +305,12 @@ impl<'a> Worker<'a> {
             self.shared.report_progress(done);
             if self.measuring {
                 let errors = self.stats.errors.total();
-                self.interval
-                    .tick(&self.shared.intervals, self.measure_start, Instant::now(), errors);
+                self.interval.tick(
+                    &self.shared.intervals,
+                    self.measure_start,
+                    Instant::now(),
+                    errors,
+                );
             }
         }
         self.stopping = true;

@@ -344,9 +344,10 @@ impl Emitter {
     ) {
         let mut rest: BTreeMap<u64, Slot> = shared.take_rest().into_iter().collect();
         let last = shared.index(self.origin, window_end.max(self.origin));
-        let exact = window_end.saturating_duration_since(self.origin).as_nanos()
-            % shared.width.as_nanos()
-            == 0;
+        let exact = window_end
+            .saturating_duration_since(self.origin)
+            .as_nanos()
+            .is_multiple_of(shared.width.as_nanos());
         let last = if exact { last.saturating_sub(1) } else { last };
         while self.next <= last {
             let slot = rest.remove(&self.next);
@@ -375,7 +376,9 @@ impl Emitter {
     ) {
         let start = self.origin + shared.width * index as u32;
         let end = (start + shared.width).min(self.end.unwrap_or(start + shared.width));
-        let duration = end.saturating_duration_since(start).max(Duration::from_micros(1));
+        let duration = end
+            .saturating_duration_since(start)
+            .max(Duration::from_micros(1));
         // The server is read when the interval closes (a grace after its end), so its CPU is
         // over the time between two closes: about the interval, shifted by the grace.
         let server_after = self.server_pid.and_then(ServerSample::read);
@@ -410,7 +413,11 @@ impl Emitter {
             throughput_rps: messages as f64 / duration.as_secs_f64(),
             p50_us: at(0.5),
             p99_us: at(0.99),
-            max_us: if histogram.is_empty() { 0 } else { histogram.max() },
+            max_us: if histogram.is_empty() {
+                0
+            } else {
+                histogram.max()
+            },
             errors,
             server_cpu_cores,
             server_rss_kib,
@@ -432,7 +439,9 @@ impl Emitter {
 /// `start_unix_s` is the window's opening by the wall clock.
 pub fn interval_log(figures: &[IntervalFigures], start_unix_s: f64) -> String {
     let mut out = String::from("#[Latency per interval, µs, written by echo-bench]\n");
-    out.push_str(&format!("#[StartTime: {start_unix_s:.3} (seconds since epoch)]\n"));
+    out.push_str(&format!(
+        "#[StartTime: {start_unix_s:.3} (seconds since epoch)]\n"
+    ));
     out.push_str("\"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\"\n");
     let empty = encode_histogram(&new_histogram());
     for f in figures {
@@ -484,7 +493,10 @@ mod tests {
         assert_eq!(seen[2].messages, 0);
         assert!((seen[2].duration_s - 0.05).abs() < 1e-9);
         assert_eq!(emitter.minutes.len(), 1);
-        assert_eq!((emitter.minutes[0].messages, emitter.minutes[0].errors), (5, 1));
+        assert_eq!(
+            (emitter.minutes[0].messages, emitter.minutes[0].errors),
+            (5, 1)
+        );
         let log = interval_log(&emitter.figures, 1.0e9);
         assert_eq!(log.lines().count(), 3 + 3);
         let line = log.lines().nth(3).unwrap();

@@ -261,7 +261,8 @@ pub fn run_observed(
         let machine_before = CpuTimes::read(cpus.as_deref());
         let client_before = procfs::process_cpu_time();
         let server_before = config.server_pid.and_then(ProcSample::read);
-        let mut emitter = intervals::Emitter::new(measure_start, end, config.server_pid, histograms);
+        let mut emitter =
+            intervals::Emitter::new(measure_start, end, config.server_pid, histograms);
 
         let mut server_after = None;
         let mut client_after = None;

@@ -673,7 +673,11 @@ pub fn draw_timeline(
                     x: i.start_s + i.duration_s,
                     y: pick(i).max(1) as f64,
                     interval: None,
-                    mark: if i.errors > 0 { Mark::Crossed } else { Mark::None },
+                    mark: if i.errors > 0 {
+                        Mark::Crossed
+                    } else {
+                        Mark::None
+                    },
                 })
                 .collect(),
             note: None,
@@ -692,7 +696,11 @@ pub fn draw_timeline(
             panels: vec![Panel { title: None, lines }],
             notes: vec![
                 format!("{} intervals", intervals.len()),
-                format!("throughput {} to {} msg/s", axis_number(low.min(high)), axis_number(high)),
+                format!(
+                    "throughput {} to {} msg/s",
+                    axis_number(low.min(high)),
+                    axis_number(high)
+                ),
                 "crossed: an interval with errors".to_owned(),
             ],
         },
