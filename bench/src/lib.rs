@@ -19,6 +19,7 @@ pub mod ab;
 pub mod capacity;
 pub mod history;
 pub mod metrics;
+pub mod render;
 pub mod suite;
 
 pub use echo_loadgen::{Engine, Report, RunConfig, Stop, Workload};

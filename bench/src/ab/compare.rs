@@ -14,7 +14,7 @@ use std::path::Path;
 
 use super::stats::median_of;
 use super::{AbReport, BenchmarkResult, BenchmarkSpec, Change, Metric, MetricResult, Verdict};
-use crate::suite::{PointResult, SuiteRun};
+use echo_analysis::run::{PointResult, SuiteRun};
 
 /// The metrics a suite run stores for every point.
 const METRICS: [Metric; 3] = [Metric::Throughput, Metric::P50, Metric::P99];
@@ -87,7 +87,7 @@ fn spec_of(point: &PointResult) -> BenchmarkSpec {
     let p = &point.point;
     BenchmarkSpec {
         workload: p.workload,
-        model: p.model,
+        model: p.model.clone(),
         connections: p.connections,
         payload: p.payload,
         rate: p.rate,

@@ -25,7 +25,7 @@ pub struct BenchmarkSpec {
     /// The traffic pattern.
     pub workload: Workload,
     /// The server: a model, or an outside server named with `--server` (by name in JSON).
-    pub model: crate::suite::Server,
+    pub model: echo_analysis::server::Server,
     /// Concurrent connections.
     pub connections: usize,
     /// Bytes per message.
@@ -35,8 +35,9 @@ pub struct BenchmarkSpec {
 }
 
 impl BenchmarkSpec {
-    /// Parses `ping-pong/tokio/1`, `rate/mio/64@20000`, `ping-pong/mio/16/4k`.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    /// Parses `ping-pong/tokio/1`, `rate/mio/64@20000`, `ping-pong/mio/16/4k`; MODEL may name
+    /// an outside server of `outside`.
+    pub fn parse(text: &str, outside: &echo_analysis::server::Registry) -> Result<Self, String> {
         let bad = |why: &str| format!("benchmark '{text}': {why}");
         let (path, rate) = match text.split_once('@') {
             Some((path, rate)) => (
@@ -59,8 +60,8 @@ impl BenchmarkSpec {
         let workload = <Workload as clap::ValueEnum>::from_str(parts[0], true)
             .map_err(|_| bad("workload must be ping-pong, rate, churn or stream"))?;
         let model = match parts[1].parse::<echo_servers::Model>() {
-            Ok(model) => crate::suite::Server::Model(model),
-            Err(_) => crate::suite::Server::registered(parts[1]).ok_or_else(|| {
+            Ok(model) => echo_analysis::server::Server::Model(model),
+            Err(_) => outside.get(parts[1]).cloned().ok_or_else(|| {
                 bad(&format!(
                     "valid models: {} (or an outside server named with --server)",
                     echo_servers::Model::names()

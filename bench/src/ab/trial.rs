@@ -32,11 +32,11 @@ pub(super) fn start_trial(
     started: Instant,
 ) -> Result<Running, Sample> {
     let at_s = started.elapsed().as_secs_f64();
-    let model = spec.model;
+    let model = spec.model.clone();
     let launcher = Launcher {
         program: build.binary.clone(),
         args: vec!["serve".into()],
-        extra: vec![(model, build.server_args.clone())],
+        extra: vec![(model.clone(), build.server_args.clone())],
     };
     let server = launcher
         .start(model, options.pinning.server_cpus.as_deref())

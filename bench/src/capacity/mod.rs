@@ -1,13 +1,13 @@
 //! Capacity under a latency objective: the highest open-loop rate at which a server keeps a
 //! percentile under a limit (`p99=1ms`), as a median with an interval over rounds.
 //!
-//! [`search`] holds every decision (the ramp, the grid, when a step passes, where a round
+//! [`search`] (`echo_analysis::capacity`) holds every decision (the ramp, the grid, when a step passes, where a round
 //! crosses, the capacity over the rounds) as pure functions of measured steps; this module
 //! runs the steps on the load generator's `rate` engine (open loop, latency from the intended
 //! send time) and keeps everything measured, so `echo-bench capacity --json` and the suite
 //! store every step beside the figure.
 
-pub mod search;
+pub use echo_analysis::capacity as search;
 
 use std::time::Duration;
 

@@ -146,10 +146,12 @@ fn benchmarks(
             ),
         );
     }
+    let registry = echo_bench::suite::server::Registry::of(servers)
+        .unwrap_or_else(|e| usage_exit("echo-bench", &format!("error: --server: {e}")));
     names
         .iter()
         .map(|name| {
-            BenchmarkSpec::parse(name.trim())
+            BenchmarkSpec::parse(name.trim(), &registry)
                 .unwrap_or_else(|e| usage_exit("echo-bench", &format!("error: --benchmarks: {e}")))
         })
         .collect()

@@ -12,11 +12,14 @@ use echo_servers::Model;
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use rand::seq::SliceRandom;
-use serde::{Deserialize, Serialize};
 
 use super::{SuiteOptions, SuiteRun};
 use crate::ab::stats::{Change, Verdict};
-use crate::capacity::{self, Bracket, Capacity, Load, Objective, Phase, Plan, Step, StepSummary};
+use crate::capacity::{self, Bracket, Load, Objective, Phase, Plan, Step, StepSummary};
+pub use echo_analysis::capacity::{ModelCapacity, Standing, TIE_PCT, ranking};
+
+/// Seed of the paired bootstrap of the pair line.
+const SEED: u64 = 0x00CA_9AC1;
 
 /// What the suite's capacity search uses: the objective, the search's bounds and the load.
 #[derive(Debug, Clone, PartialEq)]
@@ -65,33 +68,6 @@ impl Settings {
 pub const CONNECTIONS: usize = 256;
 /// Bytes per message of the suite's capacity steps.
 pub const PAYLOAD: usize = 64;
-
-/// One model's search, as run.json stores it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ModelCapacity {
-    /// The model.
-    pub model: String,
-    /// What the search found (absent when it failed before its ramp ended).
-    pub capacity: Option<Capacity>,
-    /// The ramp's steps.
-    pub ramp: Vec<Step>,
-    /// The grid's rates.
-    pub grid: Vec<f64>,
-    /// Each round's steps, in the order measured.
-    pub rounds: Vec<Vec<Step>>,
-    /// Why the search stopped early (a server that did not start, a step that measured
-    /// nothing).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub failure: Option<String>,
-}
-
-impl ModelCapacity {
-    /// The round's figure in round `r`, if it crossed inside the grid.
-    pub fn round_figure(&self, r: usize) -> Option<f64> {
-        let c = self.capacity.as_ref()?;
-        c.crossings.get(r).copied().flatten()?.rate()
-    }
-}
 
 /// Runs `measure` against a fresh server of `model`, stopping it after.
 fn on_server<T>(
@@ -214,77 +190,6 @@ pub fn measure(
     searches
 }
 
-/// How one model stands against the best at capacity.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Standing {
-    /// The model.
-    pub model: String,
-    /// Its capacity (median over rounds) and interval.
-    pub capacity_rps: Option<f64>,
-    /// Its interval.
-    pub interval: Option<[f64; 2]>,
-    /// Its capacity over the best's, paired by round (absent for the best itself, and where
-    /// fewer than two rounds pair).
-    pub against_best: Option<Change>,
-    /// What the paired ratio says, at ±[`TIE_PCT`]: no change is a tie.
-    pub verdict: Option<Verdict>,
-    /// Whether it belongs to the leading group: the best, and every model the data does not
-    /// separate from it.
-    pub leading: bool,
-    /// A bound rather than a figure: "< 5000" or "≥ 1000000".
-    pub bound: Option<String>,
-}
-
-/// Two models within this many percent of each other at capacity (the whole paired interval)
-/// are tied.
-pub const TIE_PCT: f64 = 5.0;
-/// Seed of the paired bootstrap.
-const SEED: u64 = 0x00CA_9AC1;
-
-/// The models ranked at capacity, best first: each against the best, paired by round.
-pub fn ranking(searches: &[ModelCapacity]) -> Vec<Standing> {
-    let mut order: Vec<&ModelCapacity> = searches.iter().collect();
-    let figure = |s: &ModelCapacity| s.capacity.as_ref().and_then(|c| c.capacity_rps);
-    order.sort_by(|a, b| {
-        figure(b)
-            .unwrap_or(0.0)
-            .total_cmp(&figure(a).unwrap_or(0.0))
-    });
-    let best = order.first().copied().filter(|b| figure(b).is_some());
-    order
-        .iter()
-        .map(|s| {
-            let c = s.capacity.as_ref();
-            let rounds = s.rounds.len();
-            let against_best = best.filter(|b| b.model != s.model).and_then(|b| {
-                let pairs: Vec<(f64, f64)> = (0..rounds.max(b.rounds.len()))
-                    .filter_map(|r| Some((b.round_figure(r)?, s.round_figure(r)?)))
-                    .collect();
-                Change::of(&pairs, SEED)
-            });
-            let verdict = against_best.as_ref().map(|ch| ch.verdict(TIE_PCT, true));
-            let is_best = best.is_some_and(|b| b.model == s.model);
-            let leading = is_best
-                || (figure(s).is_some()
-                    && matches!(verdict, Some(Verdict::NoChange | Verdict::Inconclusive)));
-            let bound = c.and_then(|c| match c.bracket {
-                Bracket::BelowMin { missed } => Some(format!("< {missed:.0}")),
-                Bracket::AboveMax { met } => Some(format!("≥ {met:.0}")),
-                Bracket::Between { .. } => None,
-            });
-            Standing {
-                model: s.model.clone(),
-                capacity_rps: figure(s),
-                interval: c.and_then(|c| c.capacity_interval),
-                against_best,
-                verdict,
-                leading,
-                bound,
-            }
-        })
-        .collect()
-}
-
 /// The knee table in Markdown: each model's capacity, interval, highest passing step and
 /// ratio to the best; empty without searches.
 pub fn table(objective: &Objective, settings_line: &str, searches: &[ModelCapacity]) -> String {
@@ -342,6 +247,7 @@ pub fn advice_line(
     objective: &Objective,
     cores: &str,
     searches: &[ModelCapacity],
+    s: crate::render::Style,
 ) -> Option<String> {
     let ranked = ranking(searches);
     let leaders: Vec<&Standing> = ranked.iter().filter(|s| s.leading).collect();
@@ -371,8 +277,8 @@ pub fn advice_line(
         format!("; {}", others.join(", "))
     };
     Some(format!(
-        "**Capacity at {objective} on {cores}**: {lead}{rest} (median over rounds; ties and \
-         ratios from the rounds' paired ratios)."
+        "{}: {lead}{rest} (median over rounds; ties and ratios from the rounds' paired ratios).",
+        s.bold(&format!("Capacity at {objective} on {cores}"))
     ))
 }
 
@@ -398,25 +304,30 @@ fn settings_line(run: &SuiteRun) -> String {
     )
 }
 
-/// The advice lines of a stored run: the ranking, and the question the issue asks of this
-/// machine, a thread per connection against an event loop at the knee.
-pub fn advice_of(run: &SuiteRun) -> Vec<String> {
-    let Some(objective) = run.capacity_objective else {
-        return Vec::new();
-    };
-    let cores = match run.pinning.server_cpus.as_ref().map(Vec::len) {
+/// The advice lines of a run's capacity search: the ranking, and the question the issue asks
+/// of this machine, a thread per connection against an event loop at the knee.
+pub fn advice_lines(
+    finding: &echo_analysis::advice::CapacityFinding<'_>,
+    s: crate::render::Style,
+) -> Vec<String> {
+    let cores = match finding.server_cores {
         Some(1) => "one server core".to_owned(),
         Some(n) => format!("{n} server cores"),
         None => "an unpinned server".to_owned(),
     };
-    advice_line(&objective, &cores, &run.capacity)
+    advice_line(&finding.objective, &cores, finding.searches, s)
         .into_iter()
-        .chain(pair_line(&run.capacity, "thread-per-connection", "mio"))
+        .chain(pair_line(finding.searches, "thread-per-connection", "mio", s))
         .collect()
 }
 
 /// `a` against `b` at capacity, paired by round: the ratio, its interval and what it says.
-pub fn pair_line(searches: &[ModelCapacity], a: &str, b: &str) -> Option<String> {
+pub fn pair_line(
+    searches: &[ModelCapacity],
+    a: &str,
+    b: &str,
+    s: crate::render::Style,
+) -> Option<String> {
     let (sa, sb) = (
         searches.iter().find(|m| m.model == a)?,
         searches.iter().find(|m| m.model == b)?,
@@ -433,8 +344,8 @@ pub fn pair_line(searches: &[ModelCapacity], a: &str, b: &str) -> Option<String>
         _ => "not separated (the interval reaches past ±5% on both sides of even)".to_owned(),
     };
     Some(format!(
-        "**{a} against {b} at the knee** ({CONNECTIONS} connections): {:.2}× [{:.2}, {:.2}] over \
-         {} paired rounds: {says}.",
+        "{} ({CONNECTIONS} connections): {:.2}× [{:.2}, {:.2}] over {} paired rounds: {says}.",
+        s.bold(&format!("{a} against {b} at the knee")),
         change.ratio,
         1.0 + change.ci_low_pct / 100.0,
         1.0 + change.ci_high_pct / 100.0,
@@ -594,7 +505,7 @@ mod tests {
         let ratio = ranked[2].against_best.as_ref().unwrap().ratio;
         assert!((ratio - 0.6).abs() < 0.02, "{ratio}");
         let o: Objective = "p99=1ms".parse().unwrap();
-        let line = advice_line(&o, "one core", &searches).unwrap();
+        let line = advice_line(&o, "one core", &searches, crate::render::Style::Markdown).unwrap();
         assert!(line.contains("a, b not separated"), "{line}");
         assert!(line.contains("slow 0.60×"), "{line}");
         let table = table(&o, "256 connections × 64 B", &searches);
@@ -617,16 +528,16 @@ mod tests {
         let ranked = ranking(&searches);
         assert_eq!(ranked[1].bound.as_deref(), Some("< 5000"));
         assert!(!ranked[1].leading);
-        let line = advice_line(&o, "one core", &searches).unwrap();
+        let line = advice_line(&o, "one core", &searches, crate::render::Style::Markdown).unwrap();
         assert!(line.contains("mio leads at 81000"), "{line}");
         assert!(line.contains("blocking < 5000 msg/s"), "{line}");
-        let pair = pair_line(&searches, "blocking", "mio");
+        let pair = pair_line(&searches, "blocking", "mio", crate::render::Style::Plain);
         assert_eq!(pair, None, "no round of blocking crossed inside a grid");
         let searches = [
             search("mio", &[80_000.0, 82_000.0, 81_000.0]),
             search("thread-per-connection", &[40_000.0, 41_500.0, 40_400.0]),
         ];
-        let pair = pair_line(&searches, "thread-per-connection", "mio").unwrap();
+        let pair = pair_line(&searches, "thread-per-connection", "mio", crate::render::Style::Plain).unwrap();
         assert!(
             pair.contains("0.50×") && pair.contains("mio is ahead"),
             "{pair}"

@@ -22,8 +22,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::ab::stats::Estimate;
-use crate::config::parse_duration;
+use crate::bootstrap::{Change, Estimate, Verdict as Paired};
+use echo_loadgen::config::parse_duration;
 
 /// The share of the offered rate a step must achieve to pass.
 pub const ACHIEVED_SHARE: f64 = 0.95;
@@ -83,14 +83,15 @@ impl Objective {
 }
 
 impl fmt::Display for Objective {
+    /// `p99 ≤ 1ms`, `p50 ≤ 200us`: the form it is written in.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let limit = Duration::from_secs_f64(self.limit_us / 1e6);
-        write!(
-            f,
-            "{} ≤ {}",
-            self.percentile_name(),
-            humantime::format_duration(limit)
-        )
+        let us = self.limit_us;
+        let ms = us / 1000.0;
+        if us >= 1000.0 && ms.fract() == 0.0 {
+            write!(f, "{} ≤ {ms}ms", self.percentile_name())
+        } else {
+            write!(f, "{} ≤ {us}us", self.percentile_name())
+        }
     }
 }
 
@@ -543,7 +544,7 @@ pub fn summarise(
         capacity_interval: estimate.map(|e| [e.low, e.high]),
         half_width_pct: estimate.and_then(|e| e.half_width_pct()),
         passing_rps,
-        gap_pct: (!gaps.is_empty()).then(|| crate::ab::stats::median_of(&gaps)),
+        gap_pct: (!gaps.is_empty()).then(|| crate::bootstrap::median_of(&gaps)),
         bracket,
         crossings,
         steps,
@@ -588,6 +589,104 @@ fn summarise_step(objective: &Objective, rate: f64, rounds: &[Vec<Step>]) -> Ste
 pub fn step_duration(rate: f64, messages: u64, shortest: Duration, longest: Duration) -> Duration {
     let needed = Duration::from_secs_f64((messages as f64 / rate.max(1e-9)).min(1e6));
     needed.clamp(shortest, longest.max(shortest))
+}
+
+/// One model's search, as run.json stores it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelCapacity {
+    /// The model.
+    pub model: String,
+    /// What the search found (absent when it failed before its ramp ended).
+    pub capacity: Option<Capacity>,
+    /// The ramp's steps.
+    pub ramp: Vec<Step>,
+    /// The grid's rates.
+    pub grid: Vec<f64>,
+    /// Each round's steps, in the order measured.
+    pub rounds: Vec<Vec<Step>>,
+    /// Why the search stopped early (a server that did not start, a step that measured
+    /// nothing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
+}
+
+impl ModelCapacity {
+    /// The round's figure in round `r`, if it crossed inside the grid.
+    pub fn round_figure(&self, r: usize) -> Option<f64> {
+        let c = self.capacity.as_ref()?;
+        c.crossings.get(r).copied().flatten()?.rate()
+    }
+}
+
+/// How one model stands against the best at capacity.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Standing {
+    /// The model.
+    pub model: String,
+    /// Its capacity (median over rounds) and interval.
+    pub capacity_rps: Option<f64>,
+    /// Its interval.
+    pub interval: Option<[f64; 2]>,
+    /// Its capacity over the best's, paired by round (absent for the best itself, and where
+    /// fewer than two rounds pair).
+    pub against_best: Option<Change>,
+    /// What the paired ratio says, at ±[`TIE_PCT`]: no change is a tie.
+    pub verdict: Option<Paired>,
+    /// Whether it belongs to the leading group: the best, and every model the data does not
+    /// separate from it.
+    pub leading: bool,
+    /// A bound rather than a figure: "< 5000" or "≥ 1000000".
+    pub bound: Option<String>,
+}
+
+/// Two models within this many percent of each other at capacity (the whole paired interval)
+/// are tied.
+pub const TIE_PCT: f64 = 5.0;
+/// Seed of the paired bootstrap.
+const PAIRED_SEED: u64 = 0x00CA_9AC1;
+
+/// The models ranked at capacity, best first: each against the best, paired by round.
+pub fn ranking(searches: &[ModelCapacity]) -> Vec<Standing> {
+    let mut order: Vec<&ModelCapacity> = searches.iter().collect();
+    let figure = |s: &ModelCapacity| s.capacity.as_ref().and_then(|c| c.capacity_rps);
+    order.sort_by(|a, b| {
+        figure(b)
+            .unwrap_or(0.0)
+            .total_cmp(&figure(a).unwrap_or(0.0))
+    });
+    let best = order.first().copied().filter(|b| figure(b).is_some());
+    order
+        .iter()
+        .map(|s| {
+            let c = s.capacity.as_ref();
+            let rounds = s.rounds.len();
+            let against_best = best.filter(|b| b.model != s.model).and_then(|b| {
+                let pairs: Vec<(f64, f64)> = (0..rounds.max(b.rounds.len()))
+                    .filter_map(|r| Some((b.round_figure(r)?, s.round_figure(r)?)))
+                    .collect();
+                Change::of(&pairs, PAIRED_SEED)
+            });
+            let verdict = against_best.as_ref().map(|ch| ch.verdict(TIE_PCT, true));
+            let is_best = best.is_some_and(|b| b.model == s.model);
+            let leading = is_best
+                || (figure(s).is_some()
+                    && matches!(verdict, Some(Paired::NoChange | Paired::Inconclusive)));
+            let bound = c.and_then(|c| match c.bracket {
+                Bracket::BelowMin { missed } => Some(format!("< {missed:.0}")),
+                Bracket::AboveMax { met } => Some(format!("≥ {met:.0}")),
+                Bracket::Between { .. } => None,
+            });
+            Standing {
+                model: s.model.clone(),
+                capacity_rps: figure(s),
+                interval: c.and_then(|c| c.capacity_interval),
+                against_best,
+                verdict,
+                leading,
+                bound,
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
