@@ -317,7 +317,12 @@ pub fn advice_lines(
     };
     advice_line(&finding.objective, &cores, finding.searches, s)
         .into_iter()
-        .chain(pair_line(finding.searches, "thread-per-connection", "mio", s))
+        .chain(pair_line(
+            finding.searches,
+            "thread-per-connection",
+            "mio",
+            s,
+        ))
         .collect()
 }
 
@@ -537,7 +542,13 @@ mod tests {
             search("mio", &[80_000.0, 82_000.0, 81_000.0]),
             search("thread-per-connection", &[40_000.0, 41_500.0, 40_400.0]),
         ];
-        let pair = pair_line(&searches, "thread-per-connection", "mio", crate::render::Style::Plain).unwrap();
+        let pair = pair_line(
+            &searches,
+            "thread-per-connection",
+            "mio",
+            crate::render::Style::Plain,
+        )
+        .unwrap();
         assert!(
             pair.contains("0.50×") && pair.contains("mio is ahead"),
             "{pair}"
