@@ -652,7 +652,7 @@ fn transports_get_their_own_tables_and_advice_and_tcp_meets_unix_in_a_chart() {
 fn the_capacity_search_runs_per_model_in_rounds_and_reports_its_table_and_curve() {
     let dir = tempfile::tempdir().unwrap();
     let models = vec![Model::Mio, Model::ThreadPerConnection];
-    let mut settings = suite::capacity::Settings::profile("p50=5ms".parse().unwrap(), 2);
+    let mut settings = suite::capacity::Settings::profile("p50=50ms".parse().unwrap(), 2);
     settings.plan.start_rps = 2_000.0;
     settings.plan.min_rps = 1_000.0;
     settings.plan.max_rps = 8_000.0;
@@ -702,11 +702,11 @@ fn the_capacity_search_runs_per_model_in_rounds_and_reports_its_table_and_curve(
     let found = slow.capacity.as_ref().unwrap().capacity_rps;
     assert!(found.is_none_or(|rps| rps < 2_000.0), "{slow:?}");
     let table = suite::capacity::table_of(&run);
-    assert!(table.contains("### Capacity at p50 ≤ 5ms"), "{table}");
+    assert!(table.contains("### Capacity at p50 ≤ 50ms"), "{table}");
     assert!(table.contains("| mio |") && table.contains("| thread-per-connection |"));
     let written = suite::output::write(dir.path(), &run).unwrap();
     let summary = std::fs::read_to_string(written.join("summary.md")).unwrap();
-    assert!(summary.contains("### Capacity at p50 ≤ 5ms"), "{summary}");
+    assert!(summary.contains("### Capacity at p50 ≤ 50ms"), "{summary}");
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(written.join("run.json")).unwrap()).unwrap();
     assert_eq!(json["capacity"].as_array().unwrap().len(), 2);

@@ -15,6 +15,10 @@
 //! median of the rounds' with the interval of [`Estimate`] (the project's one statistics
 //! implementation); each grid step gets its latency over the rounds the same way, and passes
 //! only when the whole interval meets the objective.
+//!
+//! It is long because the search is one piece: the objective, the ramp, the grid, a round's
+//! crossing and bisection, the summary over rounds and the ranking at capacity decide together,
+//! and their tests, on values, are beside them.
 
 use std::fmt;
 use std::str::FromStr;
@@ -638,6 +642,11 @@ pub struct Standing {
     /// A bound rather than a figure: "< 5000" or "≥ 1000000".
     pub bound: Option<String>,
 }
+
+/// Connections of the suite's capacity steps.
+pub const SUITE_CONNECTIONS: usize = 256;
+/// Bytes per message of the suite's capacity steps.
+pub const SUITE_PAYLOAD: usize = 64;
 
 /// Two models within this many percent of each other at capacity (the whole paired interval)
 /// are tied.

@@ -412,7 +412,7 @@ pub fn advice_lines(advice: &Advice<'_>, s: Style) -> Vec<String> {
         advice
             .capacity
             .as_ref()
-            .map_or_else(Vec::new, |c| crate::suite::capacity::advice_lines(c, s)),
+            .map_or_else(Vec::new, |c| super::capacity::advice_lines(c, s)),
     );
     lines.extend(c10k_lines(&advice.c10k, s));
     if lines.is_empty() {

@@ -17,7 +17,7 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use crate::procfs::process_cpu_clock;
-use crate::stats::{self, encode_histogram, new_histogram};
+use crate::stats::{self, decode_histogram, encode_histogram, new_histogram};
 
 /// The default interval.
 pub const DEFAULT_WIDTH: Duration = Duration::from_millis(100);
@@ -357,12 +357,25 @@ impl Emitter {
         if !self.figures.is_empty() {
             self.close_minute();
         }
-        // A late share of an interval already closed (a worker stalled past the grace) goes
-        // in the last interval rather than nowhere.
-        if let (Some(figures), false) = (self.figures.last_mut(), rest.is_empty()) {
-            for slot in rest.values() {
-                figures.messages += slot.messages;
-                figures.errors += slot.errors;
+        // A late share of an interval already closed (a worker stalled past the grace): added
+        // to that interval as stored (its percentiles too when its histogram was kept), though
+        // it was printed and served without it.
+        for (index, slot) in rest {
+            let Some(figures) = usize::try_from(index)
+                .ok()
+                .and_then(|i| self.figures.get_mut(i))
+            else {
+                continue;
+            };
+            figures.messages += slot.messages;
+            figures.errors += slot.errors;
+            figures.throughput_rps = figures.messages as f64 / figures.duration_s.max(1e-9);
+            if let Some(Ok(mut histogram)) = figures.histogram.as_deref().map(decode_histogram) {
+                histogram.add(&slot.histogram).expect("same bounds");
+                figures.p50_us = histogram.value_at_quantile(0.5);
+                figures.p99_us = histogram.value_at_quantile(0.99);
+                figures.max_us = histogram.max();
+                figures.histogram = Some(encode_histogram(&histogram));
             }
         }
     }

@@ -730,7 +730,7 @@ pub fn draw_all(dir: &Path, run: &SuiteRun, all: &[Aggregate]) -> std::io::Resul
     }
     written.extend(spectrum::draw(dir, run, aggregates)?);
     written.extend(draw_c10k(dir, run)?);
-    written.extend(crate::suite::capacity::draw(dir, run)?);
+    written.extend(super::capacity::draw(dir, run)?);
     Ok(written)
 }
 
