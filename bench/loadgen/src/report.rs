@@ -5,7 +5,7 @@
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{RunConfig, Workload};
+use crate::config::{RunConfig, RunOptions, Workload};
 use crate::engine::{IntervalFigures, MinuteFigures, RunOutcome};
 use crate::meta::Meta;
 use crate::procfs::{MachineUsage, ServerUsage};
@@ -159,7 +159,7 @@ pub struct Report {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub histograms: Option<StoredHistograms>,
     /// Every option of the run.
-    pub config: RunConfig,
+    pub config: RunOptions,
     /// Where and with what it ran.
     pub meta: Meta,
 }
@@ -273,7 +273,7 @@ impl Report {
             } else {
                 Vec::new()
             },
-            config: config.clone(),
+            config: config.options().clone(),
             meta: Meta::current(),
         }
     }

@@ -12,6 +12,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use echo_cli::{EXIT_FAILURE, EXIT_SUCCESS, EXIT_USAGE};
+
 use super::stats::median_of;
 use super::{AbReport, BenchmarkResult, BenchmarkSpec, Change, Metric, MetricResult, Verdict};
 use echo_analysis::run::{PointResult, SuiteRun};
@@ -218,15 +220,15 @@ pub fn compare(old: &SuiteRun, new: &SuiteRun, threshold_pct: f64, command: &str
         .map(|b| b.name.as_str())
         .collect();
     let (exit_code, conclusion) = if benchmarks.is_empty() {
-        (2, "the runs have no point in common".to_owned())
+        (EXIT_USAGE, "the runs have no point in common".to_owned())
     } else if regressed.is_empty() {
         (
-            0,
+            EXIT_SUCCESS,
             format!("no point moved past {threshold_pct:.1}% the bad way"),
         )
     } else {
         (
-            1,
+            EXIT_FAILURE,
             format!(
                 "regressed (unpaired, unconfirmed): {}",
                 regressed.join(", ")

@@ -184,8 +184,8 @@ pub fn table(report: &AbReport) -> String {
 /// Markdown for a pull-request comment.
 pub fn markdown(report: &AbReport) -> String {
     let icon = match report.exit_code {
-        0 => "✅",
-        1 => "❌",
+        echo_cli::EXIT_SUCCESS => "✅",
+        echo_cli::EXIT_FAILURE => "❌",
         _ => "⚠️",
     };
     let mut out = format!("### echo-bench ab: {icon} {}\n\n", report.conclusion);

@@ -131,7 +131,7 @@ impl Running {
 /// Waits for `child` until `deadline`, killing it then; `Err` says what went wrong (a run that
 /// saw errors exits 1 but still wrote its report, which the caller reads).
 pub(super) fn wait_until(mut child: Child, deadline: Instant) -> Result<(), String> {
-    match crate::suite::process::wait_until(&mut child, deadline) {
+    match crate::child::wait_until(&mut child, deadline) {
         Ok(Some(status)) if status.success() => Ok(()),
         Ok(Some(status)) => {
             let mut stderr = String::new();

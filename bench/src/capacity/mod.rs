@@ -14,7 +14,7 @@ use std::time::Duration;
 use echo_cli::Endpoint;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{RunConfig, Stop, Workload};
+use crate::config::{RunConfig, RunOptions, Stop, Workload};
 use crate::{Report, engine};
 pub use search::{Bracket, Capacity, Objective, Plan, RampNext, Step, StepSummary};
 
@@ -52,7 +52,7 @@ impl Load {
             self.shortest,
             self.longest,
         );
-        let config = RunConfig {
+        let options = RunOptions {
             target: self.target.clone(),
             workload: Workload::Rate,
             connections: self.connections,
@@ -64,10 +64,9 @@ impl Load {
             threads: self.threads,
             server_pid: self.server_pid,
             client_cpus: self.client_cpus.clone(),
-            ..RunConfig::default()
+            ..RunOptions::default()
         };
-        config.validate()?;
-        Ok(config)
+        RunConfig::new(options).map_err(|e| e.to_string())
     }
 }
 
@@ -127,9 +126,9 @@ pub struct CapacityRun {
     /// The capacity, its interval and the curve.
     #[serde(flatten)]
     pub capacity: Capacity,
-    /// How each step loaded the server: the load generator's configuration of the ramp's first
-    /// step (the others differ only in rate and duration).
-    pub config: RunConfig,
+    /// How each step loaded the server: the load generator's options of the ramp's first step
+    /// (the others differ only in rate and duration).
+    pub config: RunOptions,
     /// The search's bounds.
     pub plan: Plan,
     /// The ramp's steps, in order.
@@ -226,7 +225,7 @@ pub fn run(
     Ok(CapacityRun {
         tool: TOOL.into(),
         capacity,
-        config: load.config(objective, plan.start_rps)?,
+        config: load.config(objective, plan.start_rps)?.options().clone(),
         plan: *plan,
         ramp: ramp_steps,
         grid,

@@ -35,7 +35,7 @@ use echo_servers::{Model, ServerConfig};
 use super::{Status, SuiteOptions};
 use crate::procfs::ProcSample;
 use crate::report::Latency;
-use crate::{Report, RunConfig, Stop, Workload};
+use crate::{Report, RunConfig, RunOptions, Stop, Workload};
 pub use echo_analysis::c10k::{ACTIVE_CONNECTIONS, Holding, Level, levels};
 
 /// Idle connections opened per second: fast enough to reach 10,000 in 2 s, slow enough not to
@@ -113,7 +113,7 @@ fn active_load(
     addr: SocketAddr,
     pid: u32,
 ) -> Result<(Latency, f64), String> {
-    let config = RunConfig {
+    let load = RunOptions {
         target: addr.into(),
         workload: Workload::PingPong,
         connections: ACTIVE_CONNECTIONS,
@@ -124,8 +124,10 @@ fn active_load(
         threads: options.pinning.client_threads().max(1),
         server_pid: Some(pid),
         client_cpus: options.pinning.client_cpus.clone(),
-        ..RunConfig::default()
+        ..RunOptions::default()
     };
+    // Checked like every run's options (the descriptor limit among them).
+    let config = RunConfig::new(load).map_err(|e| format!("invalid load: {e}"))?;
     // Re-run while other tasks take more than the interference limit, as every trial is
     // ([`super::trial`]): a server kept off its core for the whole window by them stalls every
     // connection, which says nothing about the model. The last attempt is kept, errors and all.

@@ -34,7 +34,7 @@ pub use echo_analysis::run::{
 /// The servers a suite measures: now echo-analysis's, re-exported here.
 pub use echo_analysis::server;
 
-use crate::config::{RunConfig, Stop};
+use crate::config::{RunConfig, RunOptions, Stop};
 use crate::engine;
 use crate::meta::Meta;
 use crate::report::Report;
@@ -260,7 +260,7 @@ pub fn measure(options: &SuiteOptions, point: &Point) -> PointResult {
         Err(err) => return failed(format!("server did not start: {err}"), None),
     };
     let client_threads = options.pinning.client_threads();
-    let config = RunConfig {
+    let options = RunOptions {
         target: server.endpoint().clone(),
         workload: point.workload,
         connections: point.connections,
@@ -273,11 +273,12 @@ pub fn measure(options: &SuiteOptions, point: &Point) -> PointResult {
         server_pid: Some(server.pid()),
         client_cpus: options.pinning.client_cpus.clone(),
         seed: 0x5eed ^ point.round as u64,
-        ..RunConfig::default()
+        ..RunOptions::default()
     };
-    if let Err(err) = config.validate() {
-        return failed(format!("invalid point: {err}"), None);
-    }
+    let config = match RunConfig::new(options) {
+        Ok(config) => config,
+        Err(err) => return failed(format!("invalid point: {err}"), None),
+    };
     let outcome = engine::run(&config, &mut |_| {});
     let driver = server.driver();
     let report = match outcome {

@@ -210,7 +210,9 @@ impl<'a> Worker<'a> {
         if config.workload != Workload::Churn {
             self.connect_all(&mut events);
         }
-        let timeline = self.shared.wait_for_start();
+        let Some(timeline) = self.shared.wait_for_start() else {
+            return WorkerOutcome::called_off();
+        };
         self.measure_start = timeline.measure_start;
         self.measure_end = timeline.end;
         let end = timeline.end;
