@@ -169,7 +169,9 @@ pub fn ramp(
 }
 
 /// One round over the grid, from low to high, stopping once past the knee, then bisecting
-/// between its crossing and the miss above it ([`search::refine_next`]).
+/// between its crossing and the miss above it ([`search::refine_next`]). A step that measured
+/// nothing (every connection failed) counts as a miss with errors: the ramp already showed the
+/// server answers, so one bad step costs the round that step, not the model its search.
 pub fn round(
     measure: &mut dyn FnMut(f64) -> Result<Step, String>,
     objective: &Objective,
@@ -178,9 +180,16 @@ pub fn round(
     index: usize,
     on_step: &mut dyn FnMut(Phase, &Step),
 ) -> Result<Vec<Step>, String> {
+    let mut measure_or_miss = |rate: f64| -> Step {
+        measure(rate).unwrap_or(Step {
+            offered_rps: rate,
+            errors: 1,
+            ..Step::default()
+        })
+    };
     let mut steps = Vec::with_capacity(grid.len() + plan.refinements);
     for &rate in grid {
-        let step = measure(rate)?;
+        let step = measure_or_miss(rate);
         on_step(Phase::Round(index), &step);
         steps.push(step);
         if search::round_is_past_knee(objective, &steps) {
@@ -193,7 +202,7 @@ pub fn round(
         else {
             break;
         };
-        let step = measure(rate)?;
+        let step = measure_or_miss(rate);
         on_step(Phase::Round(index), &step);
         steps.push(step);
     }
