@@ -16,7 +16,9 @@
 #![deny(missing_docs)]
 
 pub mod ab;
+pub mod capacity;
 pub mod history;
+pub mod metrics;
 pub mod render;
 pub mod suite;
 

@@ -3,6 +3,8 @@
 //! - `echo-bench` or `echo-bench suite [options]`: measure every model, store the run in
 //!   `results/`, print the tables and the advice.
 //! - `echo-bench run --target HOST:PORT [options]`: drive one echo server and report.
+//! - `echo-bench capacity --target HOST:PORT --objective p99=1ms`: the highest open-loop rate
+//!   that keeps the objective, with its interval over rounds.
 //! - `echo-bench ab --base BIN --head BIN`: paired comparison of two builds, with a verdict.
 //! - `echo-bench compare OLD NEW`: two stored suite runs side by side (unpaired).
 //! - `echo-bench stability RUN...`: whether several suite runs' advice agrees.
@@ -48,6 +50,9 @@ enum Command {
     Suite(cli::suite::SuiteArgs),
     /// Drive one echo server at an address and report what it did.
     Run(cli::run::RunArgs),
+    /// The highest open-loop rate at which a server keeps a latency objective (p99=1ms), with
+    /// its interval over rounds.
+    Capacity(cli::capacity::CapacityArgs),
     /// Compare two builds (base and head) in interleaved pairs; exit 1 on a confirmed regression.
     Ab(cli::ab::AbArgs),
     /// Compare two stored suite runs (unpaired: a lead to confirm with `ab`).
@@ -95,6 +100,7 @@ fn run() -> ExitCode {
         Some(Command::Suite(suite)) => cli::suite::main(suite),
         Some(Command::Run(run)) => cli::run::main(run),
         Some(Command::Ab(ab)) => cli::ab::main(ab),
+        Some(Command::Capacity(c)) => cli::capacity::main(c),
         Some(Command::Compare(compare)) => cli::compare::main(compare),
         Some(Command::Stability(stability)) => cli::stability::main(stability),
         Some(Command::Report(report)) => cli::report::main(report),

@@ -370,8 +370,8 @@ fn a_failed_trial_over_a_unix_socket_leaves_no_socket_file() {
         warmup: Duration::from_millis(100),
         timeout: Duration::from_secs(2),
         pinning: suite::Pinning::default(),
-        p99_target: Duration::from_millis(1),
-        knee: false,
+        capacity: None,
+        capacity_models: Vec::new(),
         results_dir: dir.clone(),
         launcher: Launcher {
             program: BIN.into(),

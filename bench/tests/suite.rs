@@ -40,8 +40,8 @@ fn options(
         warmup: Duration::from_millis(100),
         timeout: Duration::from_secs(2),
         pinning: Pinning::halves(),
-        p99_target: Duration::from_millis(1),
-        knee: false,
+        capacity: None,
+        capacity_models: Vec::new(),
         results_dir: dir.to_path_buf(),
         launcher: Launcher {
             program: env!("CARGO_BIN_EXE_echo-bench").into(),
@@ -646,4 +646,87 @@ fn transports_get_their_own_tables_and_advice_and_tcp_meets_unix_in_a_chart() {
     roxmltree::Document::parse(&chart).expect("the chart parses");
     assert!(chart.contains("thread-per-connection") && chart.contains("Unix"));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_capacity_search_runs_per_model_in_rounds_and_reports_its_table_and_curve() {
+    let dir = tempfile::tempdir().unwrap();
+    let models = vec![Model::Mio, Model::ThreadPerConnection];
+    let mut settings = suite::capacity::Settings::profile("p50=50ms".parse().unwrap(), 2);
+    settings.plan.start_rps = 2_000.0;
+    settings.plan.min_rps = 1_000.0;
+    settings.plan.max_rps = 8_000.0;
+    settings.plan.grid_steps = 2;
+    settings.connections = 8;
+    settings.shortest = Duration::from_millis(150);
+    settings.longest = Duration::from_millis(300);
+    settings.warmup = Duration::from_millis(50);
+    // 500 µs of work per message caps thread-per-connection near 2,000 msg/s, inside the
+    // ramp's bounds, so its search has a bracket, a grid and rounds; mio's meets the objective
+    // at the highest rate allowed.
+    let work = vec![(
+        Model::ThreadPerConnection,
+        vec!["--work-us".to_owned(), "500".to_owned()],
+    )];
+    let options = SuiteOptions {
+        points: Vec::new(),
+        capacity: Some(settings),
+        capacity_models: models.clone(),
+        rounds: 2,
+        ..options(models, work, dir.path())
+    };
+    let began = Instant::now();
+    let run = suite::run(&options, &mut |_, _, _| {});
+    assert!(began.elapsed() < Duration::from_secs(90));
+    assert_eq!(run.capacity.len(), 2);
+    for search in &run.capacity {
+        assert!(search.failure.is_none(), "{search:?}");
+        assert!(!search.ramp.is_empty(), "{search:?}");
+        let capacity = search.capacity.as_ref().unwrap();
+        // Every rate stays within the plan's bounds, and each round measured the grid.
+        assert!(
+            search
+                .ramp
+                .iter()
+                .all(|s| (1_000.0..=8_000.0).contains(&s.offered_rps))
+        );
+        if !search.grid.is_empty() {
+            assert_eq!(search.rounds.len(), 2, "{search:?}");
+            assert_eq!(capacity.steps.len(), 2);
+        }
+    }
+    // Whatever each search found (the machine decides where a bracket falls), every model
+    // that got one was measured in every round over its grid.
+    assert!(
+        run.capacity
+            .iter()
+            .all(|m| m.grid.is_empty() || m.rounds.len() == 2),
+        "{:?}",
+        run.capacity
+    );
+    let table = suite::capacity::table_of(&run);
+    assert!(table.contains("### Capacity at p50 ≤ 50ms"), "{table}");
+    assert!(table.contains("| mio |") && table.contains("| thread-per-connection |"));
+    let written = suite::output::write(dir.path(), &run).unwrap();
+    let summary = std::fs::read_to_string(written.join("summary.md")).unwrap();
+    assert!(summary.contains("### Capacity at p50 ≤ 50ms"), "{summary}");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(written.join("run.json")).unwrap()).unwrap();
+    assert_eq!(json["capacity"].as_array().unwrap().len(), 2);
+    let back = SuiteRun::from_value(json).unwrap();
+    // Read back as it was written (to JSON's precision: serde_json's reader may differ in the
+    // last bit of a float).
+    assert_eq!(back.capacity.len(), run.capacity.len());
+    for (b, r) in back.capacity.iter().zip(&run.capacity) {
+        assert_eq!(
+            (&b.model, b.ramp.len(), &b.grid.len()),
+            (&r.model, r.ramp.len(), &r.grid.len())
+        );
+        let figure =
+            |m: &suite::capacity::ModelCapacity| m.capacity.as_ref().and_then(|c| c.capacity_rps);
+        match (figure(b), figure(r)) {
+            (Some(x), Some(y)) => assert!((x - y).abs() <= 1e-9 * y),
+            (x, y) => assert_eq!(x, y),
+        }
+    }
 }

@@ -1,6 +1,6 @@
 //! "Which model to pick", as data: every category the advice ranks ([`Finding`]), and the
 //! findings that rank nothing (memory per connection, starvation, what handler work does,
-//! capacity knees, C10K). Renderers turn an [`Advice`] into sentences; nothing here is text.
+//! capacity, C10K). Renderers turn an [`Advice`] into sentences; nothing here is text.
 //!
 //! It is long because the unit tests of every finding, on data, sit beside it.
 
@@ -11,7 +11,7 @@ use crate::aggregate::{Aggregate, Measure, work_sweep};
 use crate::bootstrap::Change;
 use crate::c10k::Holding;
 use crate::rank::{Ranking, measure_for, rank};
-use crate::run::{Knee, SuiteRun};
+use crate::run::SuiteRun;
 use crate::server::Server;
 use crate::status::Status;
 
@@ -564,26 +564,25 @@ pub fn c10k(holdings: &[Holding]) -> C10k {
     }
 }
 
-/// The capacity knees of the full profile, highest first. Each is one bisection per model with
-/// no rounds: lower bounds that cannot be compared, so they rank nothing.
+/// The capacity search of the capacity and full profiles: each model's search, for the
+/// renderer's ranking (`crate::capacity::ranking`) and lines.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Knees<'a> {
-    /// The p99 target, µs.
-    pub target_us: u64,
-    /// Every knee found, highest rate first.
-    pub knees: Vec<&'a Knee>,
+pub struct CapacityFinding<'a> {
+    /// The objective.
+    pub objective: crate::capacity::Objective,
+    /// Every model's search.
+    pub searches: &'a [crate::capacity::ModelCapacity],
+    /// The server's cores, when it was pinned.
+    pub server_cores: Option<usize>,
 }
 
-/// The run's knees, `None` when no search found one.
-pub fn knees(run: &SuiteRun) -> Option<Knees<'_>> {
-    let mut knees: Vec<&Knee> = run.knees.iter().filter(|k| k.rate > 0.0).collect();
-    if knees.is_empty() {
-        return None;
-    }
-    knees.sort_by(|a, b| b.rate.total_cmp(&a.rate));
-    Some(Knees {
-        target_us: run.p99_target_us,
-        knees,
+/// The run's capacity finding, `None` when it searched none.
+pub fn capacity(run: &SuiteRun) -> Option<CapacityFinding<'_>> {
+    let objective = run.capacity_objective?;
+    (!run.capacity.is_empty()).then(|| CapacityFinding {
+        objective,
+        searches: &run.capacity,
+        server_cores: run.pinning.server_cpus.as_ref().map(Vec::len),
     })
 }
 
@@ -600,8 +599,8 @@ pub struct Advice<'a> {
     pub work_categories: Vec<Finding<'a>>,
     /// The work sweep's other findings.
     pub work: Vec<WorkFinding>,
-    /// The capacity knees.
-    pub knees: Option<Knees<'a>>,
+    /// The capacity search.
+    pub capacity: Option<CapacityFinding<'a>>,
     /// The C10K findings.
     pub c10k: C10k,
 }
@@ -615,7 +614,7 @@ impl Advice<'_> {
             && self.starving.is_empty()
             && self.work_categories.is_empty()
             && self.work.is_empty()
-            && self.knees.is_none()
+            && self.capacity.is_none()
             && c10k.memory.is_none()
             && c10k.latency.is_none()
             && c10k.not_measured.is_empty()
@@ -654,7 +653,7 @@ pub fn advice<'a>(run: &'a SuiteRun, all: &'a [Aggregate]) -> Advice<'a> {
         starving,
         work_categories: work_categories(all),
         work: work_findings(all),
-        knees: knees(run),
+        capacity: capacity(run),
         c10k: c10k(&run.c10k),
     }
 }

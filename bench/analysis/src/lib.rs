@@ -12,6 +12,7 @@ pub mod advice;
 pub mod aggregate;
 pub mod bootstrap;
 pub mod c10k;
+pub mod capacity;
 pub mod point;
 pub mod rank;
 pub mod run;

@@ -18,7 +18,7 @@ pub enum Profile {
     /// cores.
     #[default]
     Quick,
-    /// Connections 1 to 10,000, payloads 64 B to 64 KiB, open-loop rate sweeps, capacity knees,
+    /// Connections 1 to 10,000, payloads 64 B to 64 KiB, open-loop rate sweeps, capacity,
     /// a sweep of CPU work per message (0, 50, 500 µs), 3 rounds. Hours.
     Full,
     /// One short ping-pong point per model, one round: for smoke tests and CI.
@@ -34,6 +34,11 @@ pub enum Profile {
     /// `tokio`, `tokio-uring`, `monoio`, `compio` and `glommio`. 3 rounds; about 3 minutes on 2
     /// cores.
     Ablation,
+    /// Each model's capacity under a latency objective (`--objective`, p99=1ms by default) at
+    /// 256 connections × 64 B, open loop: a ramp per model, then 3 rounds over a grid near its
+    /// knee, interleaved across models; a median and an interval per model, and the ranking
+    /// through paired ratios.
+    Capacity,
 }
 
 /// The models the ablation profile measures beside the io-uring steps (those registered and,
@@ -56,6 +61,7 @@ impl Profile {
             Profile::Full => Duration::from_secs(5),
             Profile::Tiny => Duration::from_millis(300),
             Profile::C10k => Duration::from_secs(1),
+            Profile::Capacity => Duration::from_millis(300),
         }
     }
 
@@ -66,6 +72,7 @@ impl Profile {
             Profile::Full => Duration::from_secs(1),
             Profile::Tiny => Duration::from_millis(100),
             Profile::C10k => Duration::from_millis(300),
+            Profile::Capacity => Duration::from_millis(200),
         }
     }
 
@@ -73,7 +80,7 @@ impl Profile {
     /// let a paired comparison separate two models (every round must agree).
     pub fn rounds(self) -> usize {
         match self {
-            Profile::Quick | Profile::Full | Profile::Ablation => 3,
+            Profile::Quick | Profile::Full | Profile::Ablation | Profile::Capacity => 3,
             Profile::Tiny | Profile::C10k => 1,
         }
     }
@@ -86,6 +93,7 @@ impl Profile {
             Profile::Tiny => "tiny",
             Profile::C10k => "c10k",
             Profile::Ablation => "ablation",
+            Profile::Capacity => "capacity",
         }
     }
 

@@ -1,5 +1,5 @@
 //! A suite run as `run.json` stores it: every trial ([`PointResult`]) with its load generator's
-//! report, the run's settings, knees and C10K holdings, and how a stored file is recognised and
+//! report, the run's settings, capacity searches and C10K holdings, and how a stored file is recognised and
 //! read back (older schemas included).
 
 use serde::{Deserialize, Serialize};
@@ -133,20 +133,6 @@ impl PointResult {
     }
 }
 
-/// A model's capacity knee: the highest open-loop rate whose p99 stayed under the target.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Knee {
-    /// The model.
-    pub model: String,
-    /// Highest rate tried that met the target (0 if none did).
-    pub rate: f64,
-    /// p99 at that rate, µs.
-    pub p99_us: u64,
-    /// The rates tried and their p99, in order.
-    pub tried: Vec<(f64, u64)>,
-}
-
 /// A whole suite run, as stored in `run.json`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -175,10 +161,12 @@ pub struct SuiteRun {
     pub elapsed_s: f64,
     /// Every trial, in the order run.
     pub points: Vec<PointResult>,
-    /// Capacity knees (full profile).
-    pub knees: Vec<Knee>,
-    /// p99 target of the knee search, µs.
-    pub p99_target_us: u64,
+    /// Each model's capacity under the objective (capacity and full profiles).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub capacity: Vec<crate::capacity::ModelCapacity>,
+    /// The objective of the capacity search.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity_objective: Option<crate::capacity::Objective>,
     /// Models this machine could not run, with the reason.
     pub skipped: Vec<String>,
     /// The outside servers measured beside the models, with their commands.
@@ -206,7 +194,7 @@ pub const SCHEMAS: [u64; 3] = [1, 2, 3];
 const RENAMED_BEFORE_SCHEMA_3: [(&str, &str); 1] = [("io-uring", "tokio-uring")];
 
 /// Renames, in a run.json of schema 1 or 2, every server name that has since been renamed
-/// (in points, knees, C10K holdings and the skipped list), so the old run reads back as the
+/// (in points, capacity searches, C10K holdings and the skipped list), so the old run reads back as the
 /// models it measured and not as the newer model that took the name.
 fn rename_old_models(value: &mut serde_json::Value) {
     use serde_json::Value;
@@ -240,7 +228,7 @@ fn rename_old_models(value: &mut serde_json::Value) {
             rename_field(inner, "model");
         }
     }
-    for section in ["knees", "c10k"] {
+    for section in ["capacity", "c10k"] {
         for item in value
             .get_mut(section)
             .and_then(Value::as_array_mut)

@@ -25,7 +25,7 @@ pub fn present(run: &SuiteRun) -> Vec<Transport> {
         .collect()
 }
 
-/// `run` with only `transport`'s points. The C10K measurement and the capacity knees are TCP's.
+/// `run` with only `transport`'s points. The C10K measurement and the capacity searches are TCP's.
 pub fn of(run: &SuiteRun, transport: Transport) -> SuiteRun {
     let tcp = transport == Transport::Tcp;
     SuiteRun {
@@ -35,7 +35,11 @@ pub fn of(run: &SuiteRun, transport: Transport) -> SuiteRun {
             .filter(|p| p.point.transport == transport)
             .cloned()
             .collect(),
-        knees: if tcp { run.knees.clone() } else { Vec::new() },
+        capacity: if tcp {
+            run.capacity.clone()
+        } else {
+            Vec::new()
+        },
         c10k: if tcp { run.c10k.clone() } else { Vec::new() },
         ..run.clone()
     }

@@ -6,7 +6,7 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{RunConfig, RunOptions, Workload};
-use crate::engine::RunOutcome;
+use crate::engine::{IntervalFigures, MinuteFigures, RunOutcome};
 use crate::meta::Meta;
 use crate::procfs::{MachineUsage, ServerUsage};
 use crate::stats::{DatagramCounts, Errors, StoredHistograms, encode_histogram, jain_index};
@@ -147,6 +147,14 @@ pub struct Report {
     pub datagrams: Option<DatagramCounts>,
     /// Things a reader must know to trust the numbers.
     pub warnings: Vec<String>,
+    /// The window's figures per interval (100 ms unless `--interval` says otherwise):
+    /// throughput, p50, p99, max, errors, the server's CPU and memory (absent in reports
+    /// written before they were recorded).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub intervals: Vec<IntervalFigures>,
+    /// Per minute, for runs of two minutes or more: the drift of p99 and the server's memory.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub minutes: Vec<MinuteFigures>,
     /// The full latency histograms (absent in reports written before they were stored).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub histograms: Option<StoredHistograms>,
@@ -202,6 +210,14 @@ impl Report {
                     .to_owned(),
             );
         }
+        if outcome.intervals_not_kept > 0 {
+            warnings.push(format!(
+                "{} interval(s) past the first {} were not kept in the report (a longer \
+                 --interval keeps a longer run whole); the per-minute figures cover the whole run",
+                outcome.intervals_not_kept,
+                crate::engine::intervals::MAX_KEPT
+            ));
+        }
         if fairness.starved > 0 {
             warnings.push(format!(
                 "{} of {} connections completed no message in the window (starved)",
@@ -251,6 +267,12 @@ impl Report {
                 latency_uncorrected: (config.workload == Workload::Rate)
                     .then(|| encode_histogram(&s.latency_uncorrected)),
             }),
+            intervals: outcome.intervals.clone(),
+            minutes: if outcome.minutes.len() > 1 {
+                outcome.minutes.clone()
+            } else {
+                Vec::new()
+            },
             config: config.options().clone(),
             meta: Meta::current(),
         }
@@ -371,6 +393,19 @@ impl Report {
                 s.peak_rss_kib as f64 / 1024.0,
                 s.threads,
                 s.context_switches,
+            ));
+        }
+        for m in &self.minutes {
+            line(format!(
+                "minute {:>3}   {:>10} messages  p99 {} µs  errors {}{}",
+                m.minute,
+                m.messages,
+                m.p99_us,
+                m.errors,
+                m.server_rss_kib.map_or_else(String::new, |kib| format!(
+                    "  server RSS {:.1} MiB",
+                    kib as f64 / 1024.0
+                ))
             ));
         }
         for w in &self.warnings {

@@ -1,6 +1,7 @@
 //! The subcommands of `echo-bench`, one module each, and the options they share.
 
 pub mod ab;
+pub mod capacity;
 pub mod compare;
 pub mod conformance;
 pub mod history;

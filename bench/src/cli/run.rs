@@ -87,9 +87,42 @@ pub struct RunArgs {
     /// Start after this long (10s, 500ms), 0 to 24h: `--start-at` relative to now.
     #[arg(long, value_name = "D", value_parser = duration_within(Duration::ZERO, MAX_START_WAIT))]
     start_in: Option<Duration>,
+    /// Print a line per interval of this length while the run goes (1s, 500ms), 10ms to 1h;
+    /// the report records intervals of this length [default: 100ms, not printed].
+    #[arg(long, value_name = "D", value_parser = duration_within(MIN_INTERVAL, MAX_WAIT))]
+    interval: Option<Duration>,
+    /// Write each interval's latency histogram here as an HdrHistogram interval log.
+    #[arg(long, value_name = "PATH")]
+    hlog: Option<PathBuf>,
+    /// Draw the latency over time (p50, p99, max per interval) here as SVG.
+    #[arg(long, value_name = "PATH")]
+    timeline: Option<PathBuf>,
+    /// Serve the live figures at http://ADDR/metrics in the OpenMetrics text format while the
+    /// run goes (updated as each interval closes).
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<std::net::SocketAddr>,
     /// No summary on stdout (errors still go to stderr).
     #[arg(long, short = 'q')]
     quiet: bool,
+}
+
+/// The shortest `--interval`.
+const MIN_INTERVAL: Duration = echo_bench::engine::intervals::MIN_WIDTH;
+
+/// One interval as the line `--interval` prints, as wrk2 and tcpkali print theirs.
+pub fn interval_line(i: &echo_bench::engine::IntervalFigures) -> String {
+    let server = i
+        .server_cpu_cores
+        .map_or_else(String::new, |c| format!("  server {c:.2} cores"));
+    format!(
+        "{:>8.1} s  {:>10.0} msg/s  p50 {:>6} µs  p99 {:>7} µs  max {:>7} µs  errors {}{server}",
+        i.start_s + i.duration_s,
+        i.throughput_rps,
+        i.p50_us,
+        i.p99_us,
+        i.max_us,
+        i.errors
+    )
 }
 
 /// The highest pid Linux gives (`PID_MAX_LIMIT`).
@@ -260,9 +293,47 @@ pub fn main(args: RunArgs) -> ExitCode {
     if let Err(why) = exports(&args).check_writable() {
         usage_exit("echo-bench", &format!("error: {why}"));
     }
+    for (option, path) in [("--hlog", &args.hlog), ("--timeline", &args.timeline)] {
+        if let Some(path) = path
+            && let Err(why) = echo_bench::files::check_writable(path)
+        {
+            usage_exit("echo-bench", &format!("error: {option}: {why}"));
+        }
+    }
+    let live = std::sync::Arc::new(echo_bench::metrics::Live::new());
+    let _exporter = match args.metrics_listen {
+        Some(addr) => match echo_bench::metrics::Exporter::serve(addr, live.clone()) {
+            Ok(exporter) => {
+                eprintln!("echo-bench: metrics at http://{}/metrics", exporter.addr());
+                Some(exporter)
+            }
+            Err(e) => usage_exit(
+                "echo-bench",
+                &format!("error: --metrics-listen {addr}: {e}"),
+            ),
+        },
+        None => None,
+    };
     wait_for_start(&args);
     let (bar, mut on_progress) = progress_bar(&config);
-    let outcome = match engine::run(&config, &mut on_progress) {
+    let print_intervals = args.interval.is_some() && !args.quiet;
+    let mut on_interval = |i: &echo_bench::engine::IntervalFigures| {
+        live.observe(i);
+        if print_intervals {
+            // A hidden bar (stdout not a terminal) prints nothing through `println`.
+            if bar.is_hidden() {
+                println!("{}", interval_line(i));
+            } else {
+                bar.println(interval_line(i));
+            }
+        }
+    };
+    let observe = engine::Observe {
+        width: args.interval.unwrap_or(engine::intervals::DEFAULT_WIDTH),
+        histograms: args.hlog.is_some(),
+        on_interval: &mut on_interval,
+    };
+    let outcome = match engine::run_observed(&config, &mut on_progress, observe) {
         Ok(outcome) => outcome,
         Err(err) => {
             bar.finish_and_clear();
@@ -288,9 +359,30 @@ pub fn main(args: RunArgs) -> ExitCode {
         report: &report,
         latency: &outcome.stats.latency,
     });
-    let write_failed = written.is_err();
+    let mut write_failed = written.is_err();
     for line in written.err().unwrap_or_default() {
         eprintln!("echo-bench: {line}");
+    }
+    if let Some(path) = &args.timeline {
+        let title = format!(
+            "latency over time: {} {} at {}",
+            config.workload,
+            config
+                .rate
+                .map_or_else(String::new, |r| format!("{r:.0} msg/s")),
+            config.target
+        );
+        if let Err(e) = echo_bench::suite::charts::draw_timeline(path, &title, &outcome.intervals) {
+            eprintln!("echo-bench: cannot write {}: {e}", path.display());
+            write_failed = true;
+        }
+    }
+    if let Some(path) = &args.hlog {
+        let log = engine::intervals::interval_log(&outcome.intervals, report.window_start_unix_s);
+        if let Err(e) = echo_bench::files::write(path, log) {
+            eprintln!("echo-bench: cannot write {}: {e}", path.display());
+            write_failed = true;
+        }
     }
     if nothing.is_some() {
         return exit_code(EXIT_FAILURE);

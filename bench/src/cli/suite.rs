@@ -87,9 +87,10 @@ pub struct SuiteArgs {
     warmup: Option<Duration>,
     #[command(flatten)]
     pin: PinArgs,
-    /// p99 target of the capacity-knee search (full profile), 1us to 1h.
-    #[arg(long, value_parser = duration_within(Duration::from_micros(1), MAX_WAIT), default_value = "1ms")]
-    p99_target: Duration,
+    /// The latency objective of the capacity search (capacity and full profiles): a
+    /// percentile and its limit (p99=1ms, p50=200us, p999=5ms).
+    #[arg(long, value_name = "pNN=D", default_value = "p99=1ms", value_parser = parse_objective)]
+    objective: echo_bench::capacity::Objective,
     /// Where run folders are written.
     #[arg(long, default_value = "results")]
     results: PathBuf,
@@ -99,6 +100,10 @@ pub struct SuiteArgs {
 const MAX_ROUNDS: usize = 1000;
 /// The most trials (points × rounds) of a suite run: about 14 hours of the quick profile's.
 const MAX_TRIALS: usize = 100_000;
+
+fn parse_objective(s: &str) -> Result<echo_bench::capacity::Objective, String> {
+    s.parse()
+}
 
 fn parse_model(s: &str) -> Result<Model, String> {
     s.parse::<Model>().map_err(|e| e.to_string())
@@ -132,7 +137,7 @@ pub fn main(args: SuiteArgs) -> ExitCode {
             bar.finish_and_clear();
             let run = so_far.lock().unwrap_or_else(|e| e.into_inner()).clone();
             if !run.partial
-                || (run.points.is_empty() && run.knees.is_empty() && run.c10k.is_empty())
+                || (run.points.is_empty() && run.capacity.is_empty() && run.c10k.is_empty())
             {
                 eprintln!("echo-bench: interrupted before any trial was measured; no run written");
                 return;
@@ -172,6 +177,18 @@ pub fn main(args: SuiteArgs) -> ExitCode {
     let failed = run.points.iter().filter(|p| !p.ok()).count();
     if failed > 0 {
         eprintln!("echo-bench: {failed} point(s) failed; see summary.md");
+        return exit_code(EXIT_FAILURE);
+    }
+    let unsearched: Vec<String> = run
+        .capacity
+        .iter()
+        .filter_map(|m| Some(format!("{} ({})", m.model, m.failure.as_ref()?)))
+        .collect();
+    if !unsearched.is_empty() {
+        eprintln!(
+            "echo-bench: the capacity search failed for {}",
+            unsearched.join("; ")
+        );
         return exit_code(EXIT_FAILURE);
     }
     // Not applicable (a bounded model) is a result; failed is not.
@@ -331,7 +348,19 @@ fn options(args: &SuiteArgs) -> Result<SuiteOptions, ExitCode> {
             .unwrap_or_else(|| echo_servers::Model::ALL.to_vec());
         (echo_servers::Model::runnable(asked), target)
     });
-    if points.is_empty() && c10k.as_ref().is_none_or(|(models, _)| models.is_empty()) {
+    let capacity_models = if profile == Profile::Capacity {
+        let asked = selection
+            .models
+            .clone()
+            .unwrap_or_else(|| echo_servers::Model::ALL.to_vec());
+        echo_servers::Model::runnable(asked)
+    } else {
+        Vec::new()
+    };
+    if points.is_empty()
+        && capacity_models.is_empty()
+        && c10k.as_ref().is_none_or(|(models, _)| models.is_empty())
+    {
         usage_exit(
             "echo-bench",
             "error: the selection leaves no point to measure",
@@ -360,8 +389,9 @@ fn options(args: &SuiteArgs) -> Result<SuiteOptions, ExitCode> {
         warmup: args.warmup.unwrap_or_else(|| profile.warmup()),
         timeout: Duration::from_secs(5),
         pinning: args.pin.pinning(),
-        p99_target: args.p99_target,
-        knee: profile == Profile::Full,
+        capacity: matches!(profile, Profile::Capacity | Profile::Full)
+            .then(|| suite::capacity::Settings::profile(args.objective, rounds)),
+        capacity_models,
         results_dir: args.results.clone(),
         launcher,
         command_line: command_line(),
@@ -386,10 +416,12 @@ fn announce(options: &SuiteOptions) {
                 .join(",")
         })
     };
-    let mut knee = if options.knee {
-        ", plus the capacity-knee search".to_owned()
-    } else {
-        String::new()
+    let mut knee = match &options.capacity {
+        Some(settings) => format!(
+            ", plus the capacity search at {} ({} rounds, about 20 s a model)",
+            settings.objective, settings.plan.rounds
+        ),
+        None => String::new(),
     };
     if let Some((models, target)) = &options.c10k {
         knee.push_str(&format!(
@@ -461,6 +493,8 @@ fn terminal_report(
             part_aggregates,
         );
     }
+    // The capacity search's knee table (capacity and full profiles), as summary.md has it.
+    out.push_str(&suite::capacity::table_of(run));
     let comparisons = suite::transports::compare(aggregates);
     if !comparisons.is_empty() {
         let grid = suite::transports::grid(&comparisons);

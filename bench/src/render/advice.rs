@@ -4,7 +4,7 @@
 //! concludes is tested on the data and only its wording here.
 
 use echo_analysis::advice::{
-    Advice, Basis, C10k, Degraded, Finding, Knees, Memory, Offload, Starving, Title, WorkFinding,
+    Advice, Basis, C10k, Degraded, Finding, Memory, Offload, Starving, Title, WorkFinding,
 };
 use echo_analysis::aggregate::{Aggregate, Ineligible, TIE_PCT};
 use echo_analysis::point::size_label;
@@ -297,22 +297,6 @@ fn offload_line(work: u64, connections: usize, o: &Offload, s: Style) -> String 
     )
 }
 
-/// The capacity knees' line.
-fn knee_line(k: &Knees<'_>, s: Style) -> String {
-    let listed: Vec<String> = k
-        .knees
-        .iter()
-        .map(|k| format!("{} {} msg/s (p99 {} µs)", k.model, figure(k.rate), k.p99_us))
-        .collect();
-    format!(
-        "{} (open loop, 100 connections × 64 B): {}. One \
-         bisection per model and no rounds: a single probe that misses the target ends a search, \
-         so these are lower bounds with no interval, and they rank nothing.",
-        s.bold(&format!("Capacity under a p99 of {} µs", k.target_us)),
-        listed.join(", ")
-    )
-}
-
 /// The C10K lines: memory per idle connection, latency beside them, who was not measured.
 pub fn c10k_lines(c: &C10k, s: Style) -> Vec<String> {
     let mut lines = Vec::new();
@@ -424,7 +408,12 @@ pub fn advice_lines(advice: &Advice<'_>, s: Style) -> Vec<String> {
             } => offload_line(*work, *connections, offload, s),
         });
     }
-    lines.extend(advice.knees.as_ref().map(|k| knee_line(k, s)));
+    lines.extend(
+        advice
+            .capacity
+            .as_ref()
+            .map_or_else(Vec::new, |c| super::capacity::advice_lines(c, s)),
+    );
     lines.extend(c10k_lines(&advice.c10k, s));
     if lines.is_empty() {
         lines.push(

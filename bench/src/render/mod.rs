@@ -5,6 +5,7 @@
 //! its canvas, until those move here too).
 
 pub mod advice;
+pub mod capacity;
 pub mod charts;
 pub mod format;
 pub mod table;

@@ -11,6 +11,7 @@
 pub mod ablation;
 pub mod advice;
 pub mod c10k;
+pub mod capacity;
 pub mod html;
 pub mod output;
 pub mod plan;
@@ -27,14 +28,13 @@ use echo_servers::Model;
 pub use self::server::Server;
 /// The charts, drawn by the renderers (re-exported under the path they had).
 pub use crate::render::charts;
-pub use echo_analysis::run::Knee;
 pub use echo_analysis::run::{
     InterferencePolicy, OutsideServer, Pinning, PointResult, SCHEMAS, Status, SuiteRun, recognise,
 };
 /// The servers a suite measures: now echo-analysis's, re-exported here.
 pub use echo_analysis::server;
 
-use crate::config::{RunConfig, RunOptions, Stop, Workload};
+use crate::config::{RunConfig, RunOptions, Stop};
 use crate::engine;
 use crate::meta::Meta;
 use crate::report::Report;
@@ -62,10 +62,8 @@ pub struct SuiteOptions {
     pub timeout: Duration,
     /// CPU split.
     pub pinning: Pinning,
-    /// p99 target of the capacity-knee search (full profile).
-    pub p99_target: Duration,
-    /// Whether to search each model's capacity knee.
-    pub knee: bool,
+    /// The capacity search under a latency objective (capacity and full profiles).
+    pub capacity: Option<capacity::Settings>,
     /// Where run folders go.
     pub results_dir: PathBuf,
     /// How servers are started.
@@ -76,6 +74,9 @@ pub struct SuiteOptions {
     pub skipped: Vec<String>,
     /// The C10K measurement: the models and the idle connections each must hold.
     pub c10k: Option<(Vec<Model>, usize)>,
+    /// Models whose capacity is searched beside those of the points (the capacity profile
+    /// has no points).
+    pub capacity_models: Vec<Model>,
 }
 
 /// Removes the points of models this machine cannot run ([`Model::available`]); returns the
@@ -111,7 +112,8 @@ pub fn run(options: &SuiteOptions, on_point: &mut dyn FnMut(usize, usize, &str))
     )
 }
 
-/// [`run`], keeping `so_far` up to date after each trial (and knee, and C10K measurement): a
+/// [`run`], keeping `so_far` up to date after each trial (and capacity search, and C10K
+/// measurement): a
 /// [`SuiteRun::partial`] run of what was measured until then, for an interrupt to write. A
 /// trial that ends after an interrupt ([`crate::child::interrupted`]) is not kept.
 pub fn run_sharing(
@@ -131,7 +133,7 @@ pub fn run_sharing(
         pinning: options.pinning.clone(),
         duration_s: options.duration.as_secs_f64(),
         warmup_s: options.warmup.as_secs_f64(),
-        p99_target_us: options.p99_target.as_micros() as u64,
+        capacity_objective: options.capacity.as_ref().map(|c| c.objective),
         skipped: options.skipped.clone(),
         outside: outside_of(&options.points),
         partial: true,
@@ -156,20 +158,24 @@ pub fn run_sharing(
         share(&|run| run.points.push(result.clone()));
         points.push(result);
     }
-    let mut knees = Vec::new();
-    if options.knee {
+    let mut searches = Vec::new();
+    if let Some(settings) = &options.capacity {
         let mut models: Vec<Model> = options
             .points
             .iter()
             .filter_map(|p| p.model.model())
+            .chain(options.capacity_models.iter().copied())
             .collect();
-        models.dedup();
-        for model in models {
-            on_point(total, total, &format!("{model}: capacity knee"));
-            let knee = find_knee(options, model);
-            share(&|run| run.knees.push(knee.clone()));
-            knees.push(knee);
-        }
+        let mut seen = Vec::new();
+        models.retain(|m| {
+            let new = !seen.contains(m);
+            seen.push(*m);
+            new
+        });
+        searches = capacity::measure(options, settings, &models, &mut |label| {
+            on_point(total, total, label)
+        });
+        share(&|run| run.capacity = searches.clone());
     }
     let mut holdings = Vec::new();
     if let Some((models, target)) = &options.c10k {
@@ -187,7 +193,7 @@ pub fn run_sharing(
     SuiteRun {
         elapsed_s: began.elapsed().as_secs_f64(),
         points,
-        knees,
+        capacity: searches,
         c10k: holdings,
         partial: false,
         ..header
@@ -297,69 +303,6 @@ pub fn measure(options: &SuiteOptions, point: &Point) -> PointResult {
             ..failed(why, Some(report))
         },
     }
-}
-
-/// Bisects the open-loop rate at 100 connections × 64 B for the highest rate whose p99 stays
-/// under the target: at most eight probes of the point's length each.
-fn find_knee(options: &SuiteOptions, model: Model) -> Knee {
-    let target_us = options.p99_target.as_micros() as u64;
-    let mut knee = Knee {
-        model: model.name().into(),
-        ..Knee::default()
-    };
-    let probe = |rate: f64| -> Option<u64> {
-        let point = Point {
-            model: model.into(),
-            transport: echo_servers::Transport::Tcp,
-            workload: Workload::Rate,
-            connections: 100,
-            payload: 64,
-            rate: Some(rate),
-            work_us: 0,
-            round: 0,
-        };
-        let result = measure(options, &point);
-        let report = result
-            .report
-            .filter(|r| r.is_clean() && result.status == Status::Ok)?;
-        // A rate the server could not keep up with fails however good the p99 of what got through.
-        let achieved = report.open_loop.map_or(0.0, |o| o.achieved_rps);
-        (achieved >= 0.95 * rate).then_some(report.latency_us.p99)
-    };
-    // Probes `rate`, records it, and says whether it met the target.
-    let meets = |rate: f64, knee: &mut Knee| match probe(rate) {
-        Some(p99) if p99 <= target_us => {
-            knee.tried.push((rate, p99));
-            knee.rate = rate;
-            knee.p99_us = p99;
-            true
-        }
-        other => {
-            knee.tried.push((rate, other.unwrap_or(u64::MAX)));
-            false
-        }
-    };
-    let (mut low, mut high) = (1_000.0_f64, 1_000.0_f64);
-    // Grow until the target is missed, then bisect.
-    for _ in 0..5 {
-        if !meets(high, &mut knee) {
-            break;
-        }
-        low = high;
-        high *= 4.0;
-    }
-    for _ in 0..3 {
-        if knee.rate == 0.0 || high <= low * 1.1 {
-            break;
-        }
-        let mid = (low + high) / 2.0;
-        if meets(mid, &mut knee) {
-            low = mid;
-        } else {
-            high = mid;
-        }
-    }
-    knee
 }
 
 #[cfg(test)]

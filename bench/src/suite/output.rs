@@ -129,6 +129,7 @@ pub fn is_chart_name(name: &str) -> bool {
             | "work-p99"
             | "work-fairness"
             | "cost-tcp-vs-unix"
+            | "capacity-curve"
     ) || stem
         .strip_prefix("rank-")
         .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))

@@ -91,7 +91,7 @@ pub fn points(profile: Profile, selection: &Selection) -> Vec<Point> {
         ),
         Profile::Tiny => (vec![4], vec![64], vec![Workload::PingPong]),
         // Its own measurement (suite::c10k), not points.
-        Profile::C10k => return Vec::new(),
+        Profile::C10k | Profile::Capacity => return Vec::new(),
     };
     let connections = selection.connections.clone().unwrap_or(connections);
     let payloads = selection.payloads.clone().unwrap_or(payloads);

@@ -100,7 +100,10 @@ pub fn check(runs: &[(PathBuf, SuiteRun)]) -> Stability {
             seed: run.seed,
             interfered: run.points.iter().filter(|p| p.interfered).count(),
             failed: run.points.iter().filter(|p| !p.ok()).count(),
-            categories: verdicts(run),
+            categories: verdicts(run)
+                .into_iter()
+                .chain(super::capacity::category(run))
+                .collect(),
         })
         .collect();
     Stability::of(entries)

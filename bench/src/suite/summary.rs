@@ -1,5 +1,5 @@
 //! summary.md's parts, each Markdown: how the run was made, the results tables (as
-//! [`Grid`]s, drawn as Markdown here and by the terminal), the failed points, knees and C10K,
+//! [`Grid`]s, drawn as Markdown here and by the terminal), the failed points, capacity and C10K,
 //! and "Which model to pick"; index.html shows the same parts. [`MARK`] is the first line of
 //! every file echo-bench writes into a run folder.
 //!
@@ -419,23 +419,6 @@ fn saturation_list(aggregates: &[Aggregate]) -> String {
     out
 }
 
-/// The capacity knees of the full profile, as a table.
-fn knee_table(run: &SuiteRun) -> String {
-    let mut out = String::new();
-    if !run.knees.is_empty() {
-        let _ = writeln!(
-            out,
-            "### Capacity knee: highest open-loop rate with p99 under {} µs (100 conn × 64 B)\n\n| model | rate | p99 µs |\n|---|---:|---:|",
-            run.p99_target_us
-        );
-        for k in &run.knees {
-            let _ = writeln!(out, "| {} | {:.0} | {} |", k.model, k.rate, k.p99_us);
-        }
-        out.push('\n');
-    }
-    out
-}
-
 /// summary.md's parts, each Markdown, so that summary.md and index.html can order them as their
 /// readers need (the page puts the advice first).
 #[derive(Debug)]
@@ -444,7 +427,7 @@ pub struct Summary {
     pub title: String,
     /// How the run was made: machine, build, method, CPU split, quietness, skipped models.
     pub about: String,
-    /// The tables, where the client saturated, failed points and knees.
+    /// The tables, where the client saturated, failed points and capacities.
     pub results: String,
     /// The chart files, in order.
     pub charts: Vec<String>,
@@ -558,7 +541,7 @@ impl Summary {
         if let Some(ablation) = super::ablation::of(aggregates) {
             results.push_str(&super::ablation::table(&ablation));
         }
-        results.push_str(&knee_table(run));
+        results.push_str(&super::capacity::table_of(run));
         results.push_str(&super::c10k::table(&run.c10k));
         let mut advice = format!(
             "## Which model to pick\n\nGenerated from this run's numbers. A model is named alone \

@@ -60,6 +60,8 @@ pub(super) struct Worker<'a> {
     measure_end: Option<Instant>,
     measuring: bool,
     quota: Option<u64>,
+    /// The interval it is in, handed over as it passes.
+    interval: super::intervals::Local,
 }
 
 /// Fills `buf` with datagram `seq` of the flow seeded `seed`.
@@ -137,6 +139,7 @@ impl<'a> Worker<'a> {
             measure_end: None,
             measuring: false,
             quota,
+            interval: super::intervals::Local::new(),
         })
     }
 
@@ -221,6 +224,14 @@ impl<'a> Worker<'a> {
                     }
                     let counted = intended >= start && end.is_none_or(|e| now < e);
                     if counted {
+                        let errors = self.stats.errors.total();
+                        self.interval.record(
+                            &self.shared.intervals,
+                            self.measure_start,
+                            now,
+                            now - intended,
+                            errors,
+                        );
                         stats::record(&mut self.stats.latency, now - intended);
                         stats::record(&mut self.stats.latency_uncorrected, now - sent);
                         self.stats.datagrams.returned += 1;
@@ -346,7 +357,18 @@ impl<'a> Worker<'a> {
                 }
             }
             self.shared.report_progress(self.stats.messages);
+            if self.measuring {
+                let errors = self.stats.errors.total();
+                self.interval.tick(
+                    &self.shared.intervals,
+                    self.measure_start,
+                    Instant::now(),
+                    errors,
+                );
+            }
         };
+        self.interval
+            .hand_over(&self.shared.intervals, self.stats.errors.total());
         self.stats.cpu = if self.measuring {
             thread_cpu_time().saturating_sub(cpu_at_start)
         } else {

@@ -171,6 +171,8 @@ pub(super) struct Worker<'a> {
     cpu_at_start: Duration,
     /// The share of `--requests` this worker completes, if the run stops by count.
     quota: Option<u64>,
+    /// The interval it is in, handed over as it passes.
+    interval: super::intervals::Local,
 }
 
 impl<'a> Worker<'a> {
@@ -196,6 +198,7 @@ impl<'a> Worker<'a> {
             stopping: false,
             cpu_at_start: Duration::ZERO,
             quota,
+            interval: super::intervals::Local::new(),
         })
     }
 
@@ -305,9 +308,20 @@ impl<'a> Worker<'a> {
             }
             let done = self.stats.messages;
             self.shared.report_progress(done);
+            if self.measuring {
+                let errors = self.stats.errors.total();
+                self.interval.tick(
+                    &self.shared.intervals,
+                    self.measure_start,
+                    Instant::now(),
+                    errors,
+                );
+            }
         }
         self.stopping = true;
         self.count_stalled();
+        self.interval
+            .hand_over(&self.shared.intervals, self.stats.errors.total());
         let cpu = if self.measuring {
             thread_cpu_time().saturating_sub(self.cpu_at_start)
         } else {
@@ -565,6 +579,14 @@ impl<'a> Worker<'a> {
                             && now >= self.measure_start
                             && self.measure_end.is_none_or(|end| now < end);
                         if in_window {
+                            let errors = self.stats.errors.total();
+                            self.interval.record(
+                                &self.shared.intervals,
+                                self.measure_start,
+                                now,
+                                now - message.intended,
+                                errors,
+                            );
                             stats::record(&mut self.stats.latency, now - message.intended);
                             stats::record(&mut self.stats.latency_uncorrected, now - message.sent);
                             self.stats.messages += 1;

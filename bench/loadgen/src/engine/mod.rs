@@ -9,6 +9,7 @@
 
 mod datagram;
 mod event_loop;
+pub mod intervals;
 mod threads;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -18,6 +19,7 @@ use std::time::{Duration, Instant};
 use crate::config::{Engine, RunConfig, RunOptions, Stop};
 use crate::procfs::{self, CpuTimes, MachineUsage, ProcSample, ServerUsage};
 use crate::stats::WorkerStats;
+pub use intervals::{IntervalFigures, MinuteFigures, Observe};
 
 /// What one worker hands back.
 pub(crate) struct WorkerOutcome {
@@ -94,6 +96,7 @@ pub(crate) struct RunState {
     gate: StartGate,
     started: AtomicBool,
     completed: AtomicU64,
+    intervals: intervals::Shared,
 }
 
 impl RunState {
@@ -179,6 +182,12 @@ pub struct RunOutcome {
     /// When the measured window opened, by the wall clock (so that the windows of agents on
     /// several machines can be lined up).
     pub window_start: std::time::SystemTime,
+    /// The window's figures per interval ([`intervals`]), in order.
+    pub intervals: Vec<IntervalFigures>,
+    /// The window's figures per minute.
+    pub minutes: Vec<intervals::MinuteFigures>,
+    /// Intervals closed past the most a run keeps ([`intervals::MAX_KEPT`]).
+    pub intervals_not_kept: u64,
 }
 
 /// The CPUs whose time counts as the run's: the client's and the server's when both are pinned,
@@ -202,6 +211,29 @@ pub fn run(
     config: &RunConfig,
     on_progress: &mut dyn FnMut(Progress),
 ) -> std::io::Result<RunOutcome> {
+    run_observed(
+        config,
+        on_progress,
+        Observe {
+            width: intervals::DEFAULT_WIDTH,
+            histograms: false,
+            on_interval: &mut |_| {},
+        },
+    )
+}
+
+/// [`run`], with the intervals as `observe` asks: their length, whether to keep their
+/// histograms (for an interval log), and a call as each closes.
+pub fn run_observed(
+    config: &RunConfig,
+    on_progress: &mut dyn FnMut(Progress),
+    observe: Observe<'_>,
+) -> std::io::Result<RunOutcome> {
+    let Observe {
+        width,
+        histograms,
+        on_interval,
+    } = observe;
     if let Some(cpus) = &config.client_cpus {
         // Before the workers are spawned, so they inherit it.
         procfs::pin_current_thread(cpus)?;
@@ -216,6 +248,7 @@ pub fn run(
         gate: StartGate::default(),
         started: AtomicBool::new(false),
         completed: AtomicU64::new(0),
+        intervals: intervals::Shared::new(width),
     };
     // Workers wake the coordinator when they finish, so a short run (a criterion sample) does
     // not wait out the coordinator's nap.
@@ -299,6 +332,8 @@ pub fn run(
         let machine_before = CpuTimes::read(cpus.as_deref());
         let client_before = procfs::process_cpu_time();
         let server_before = config.server_pid.and_then(ProcSample::read);
+        let mut emitter =
+            intervals::Emitter::new(measure_start, end, config.server_pid, histograms);
 
         let mut server_after = None;
         let mut client_after = None;
@@ -319,6 +354,7 @@ pub fn run(
                 warming_up: false,
                 messages: shared.completed.load(Ordering::Relaxed),
             });
+            emitter.close_due(&shared.intervals, now, on_interval);
             let nap = end
                 .map(|e| e.saturating_duration_since(now))
                 .filter(|d| !d.is_zero())
@@ -347,6 +383,7 @@ pub fn run(
             None => last_finish.saturating_duration_since(measure_start),
         }
         .max(Duration::from_micros(1));
+        emitter.close_rest(&shared.intervals, measure_start + window, on_interval);
         let server = match (config.server_pid, server_before, server_after) {
             (Some(pid), Some(before), Some(after)) => {
                 Some(ServerUsage::between(pid, &before, &after, window))
@@ -372,6 +409,9 @@ pub fn run(
             client_threads: workers,
             machine,
             window_start,
+            intervals_not_kept: emitter.not_kept,
+            intervals: emitter.figures,
+            minutes: emitter.minutes,
         })
     })
 }

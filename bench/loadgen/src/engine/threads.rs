@@ -36,6 +36,7 @@ pub(super) fn connection(shared: &RunState, slot: usize, quota: Option<u64>) -> 
     let mut echo = vec![0; config.payload];
     let mut count = 0u64;
     let mut cpu_at_start = None;
+    let mut interval = super::intervals::Local::new();
     let finished_at = loop {
         let now = Instant::now();
         if cpu_at_start.is_none() && now >= timeline.measure_start {
@@ -61,6 +62,14 @@ pub(super) fn connection(shared: &RunState, slot: usize, quota: Option<u64>) -> 
         }
         let done = Instant::now();
         if cpu_at_start.is_some() && timeline.end.is_none_or(|end| done < end) {
+            let errors = stats.errors.total();
+            interval.record(
+                &shared.intervals,
+                timeline.measure_start,
+                done,
+                done - sent,
+                errors,
+            );
             stats::record(&mut stats.latency, done - sent);
             stats::record(&mut stats.latency_uncorrected, done - sent);
             stats.messages += 1;
@@ -71,6 +80,7 @@ pub(super) fn connection(shared: &RunState, slot: usize, quota: Option<u64>) -> 
         stats.sent += 1;
     };
     stats.cpu = cpu_at_start.map_or_else(Default::default, |c| thread_cpu_time().saturating_sub(c));
+    interval.hand_over(&shared.intervals, stats.errors.total());
     stats.per_connection = vec![(slot, count)];
     WorkerOutcome { stats, finished_at }
 }

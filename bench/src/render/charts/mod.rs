@@ -652,6 +652,67 @@ pub fn draw_trend(
     )
 }
 
+/// A run's latency over time (`run --timeline F.svg`): p50, p99 and the largest latency of
+/// each interval against the time into the window (log scale), the throughput of each interval
+/// noted beside.
+pub fn draw_timeline(
+    path: &Path,
+    title: &str,
+    intervals: &[crate::engine::IntervalFigures],
+) -> std::io::Result<()> {
+    type Pick = fn(&crate::engine::IntervalFigures) -> u64;
+    let series: [(&str, Pick); 3] = [
+        ("p50", |i| i.p50_us),
+        ("p99", |i| i.p99_us),
+        ("max", |i| i.max_us),
+    ];
+    let lines = series
+        .iter()
+        .enumerate()
+        .map(|(n, (name, pick))| Line {
+            name: (*name).to_owned(),
+            style: SeriesStyle::nth(n),
+            points: intervals
+                .iter()
+                .filter(|i| i.messages > 0)
+                .map(|i| Point {
+                    x: i.start_s + i.duration_s,
+                    y: pick(i).max(1) as f64,
+                    interval: None,
+                    mark: if i.errors > 0 {
+                        Mark::Crossed
+                    } else {
+                        Mark::None
+                    },
+                })
+                .collect(),
+            note: None,
+        })
+        .collect();
+    let rates: Vec<f64> = intervals.iter().map(|i| i.throughput_rps).collect();
+    let (low, high) = rates
+        .iter()
+        .fold((f64::INFINITY, 0.0f64), |(l, h), &r| (l.min(r), h.max(r)));
+    canvas::draw(
+        path,
+        &Figure {
+            title: title.to_owned(),
+            x: Axis::new("seconds into the measured window", Scale::Linear),
+            y: Axis::new("latency µs (log scale)", Scale::Log),
+            panels: vec![Panel { title: None, lines }],
+            notes: vec![
+                format!("{} intervals", intervals.len()),
+                format!(
+                    "throughput {} to {} msg/s",
+                    axis_number(low.min(high)),
+                    axis_number(high)
+                ),
+                "crossed: an interval with errors".to_owned(),
+            ],
+        },
+    )
+}
+
 /// Draws every chart the run's data supports into `dir`; returns the files written.
 pub fn draw_all(dir: &Path, run: &SuiteRun, all: &[Aggregate]) -> std::io::Result<Vec<PathBuf>> {
     let aggregates = &echo_analysis::aggregate::at_base_work(all)[..];
@@ -669,6 +730,7 @@ pub fn draw_all(dir: &Path, run: &SuiteRun, all: &[Aggregate]) -> std::io::Resul
     }
     written.extend(spectrum::draw(dir, run, aggregates)?);
     written.extend(draw_c10k(dir, run)?);
+    written.extend(super::capacity::draw(dir, run)?);
     Ok(written)
 }
 
