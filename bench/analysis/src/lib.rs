@@ -18,3 +18,4 @@ pub mod rank;
 pub mod run;
 pub mod server;
 pub mod status;
+pub mod transports;
