@@ -86,6 +86,7 @@ fn name_of(point: &PointResult, spec: &BenchmarkSpec) -> String {
 fn spec_of(point: &PointResult) -> BenchmarkSpec {
     let p = &point.point;
     BenchmarkSpec {
+        counted: false,
         workload: p.workload,
         model: p.model,
         connections: p.connections,
