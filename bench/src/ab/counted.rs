@@ -17,9 +17,11 @@
 //! is, only on which paths the code takes.
 //!
 //! Determinism: the client has exactly one message in flight (ping-pong goes round-robin over
-//! its connections, one at a time, so a readiness loop never sees two at once), churn waits for
-//! the server's close before the next connect, and the server is stopped only after it closed
-//! every connection. What remains timing-dependent: stream (how the bytes are cut into reads
+//! its connections, one at a time, so a readiness loop never sees two at once), and sends the
+//! next only once every thread of the server sleeps again (read from /proc: a message that
+//! arrives while the server is still busy with the last one changes how many wake-ups and reads
+//! it costs); churn waits for the server's close before the next connect, and the server is
+//! stopped only after it closed every connection. What remains timing-dependent: stream (how the bytes are cut into reads
 //! depends on when the server runs), and any runtime that spins or parks depending on time
 //! (tokio's work-stealing workers: which worker wakes, and how often a worker finds nothing,
 //! depends on valgrind's thread scheduling). A benchmark's A/A noise floor says how much.
@@ -249,6 +251,47 @@ fn connect(target: &Endpoint) -> Result<Client, String> {
     Ok(client)
 }
 
+/// The server whose threads [`Quiet::wait`] watches.
+#[derive(Debug, Clone, Copy)]
+struct Quiet {
+    pid: u32,
+}
+
+impl Quiet {
+    /// Waits until every thread of the server sleeps (no thread runnable or running), so the
+    /// next step finds it waiting, as it did the last time. Without this the count depends on
+    /// timing: a message that arrives while an edge-triggered loop is still reading the last
+    /// one is read at once, and the loop later wakes for it a second time to find nothing,
+    /// which costs a wake-up, a failed read and an error value more (seen: ±15% per message
+    /// for mio under valgrind, where the server runs slowly and the client does not).
+    fn wait(self) -> Result<(), String> {
+        let deadline = Instant::now() + IO_TIMEOUT;
+        let tasks = PathBuf::from(format!("/proc/{}/task", self.pid));
+        loop {
+            let entries = std::fs::read_dir(&tasks)
+                .map_err(|e| format!("cannot read {}: {e}", tasks.display()))?;
+            let mut quiet = true;
+            for entry in entries.flatten() {
+                let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+                // The state follows the command's closing parenthesis (the command may hold
+                // spaces and parentheses of its own).
+                let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.trim().chars().next());
+                if !matches!(state, Some('S') | None) {
+                    quiet = false;
+                    break;
+                }
+            }
+            if quiet {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(format!("the server did not go idle within {IO_TIMEOUT:?}"));
+            }
+            std::thread::sleep(Duration::from_micros(20));
+        }
+    }
+}
+
 /// Sends one message on `client` and checks its whole echo.
 fn echo_one(client: &Client, sent: &[u8], got: &mut [u8]) -> Result<(), String> {
     let mut stream = client;
@@ -277,32 +320,44 @@ fn close(client: Client) -> Result<(), String> {
 }
 
 /// Sends `units` messages (connections for churn) of `spec` to the server at `target`, one at a
-/// time, checking every echo; every connection is closed by the server before it returns.
-fn drive(target: &Endpoint, spec: &BenchmarkSpec, units: u64) -> Result<(), String> {
+/// time, each once the server is idle again ([`Quiet`]), checking every echo; every connection
+/// is closed by the server before it returns.
+fn drive(target: &Endpoint, quiet: Quiet, spec: &BenchmarkSpec, units: u64) -> Result<(), String> {
     let payload = spec.payload;
     let mut sent = vec![0u8; payload];
     let mut got = vec![0u8; payload];
     match spec.workload {
         Workload::PingPong => {
-            let clients = (0..spec.connections)
-                .map(|_| connect(target))
-                .collect::<Result<Vec<_>, _>>()?;
+            let mut clients = Vec::new();
+            for _ in 0..spec.connections {
+                clients.push(connect(target)?);
+                quiet.wait()?;
+            }
             for k in 0..units {
                 let conn = (k % clients.len() as u64) as usize;
                 fill(&mut sent, conn, k);
                 echo_one(&clients[conn], &sent, &mut got)?;
+                quiet.wait()?;
             }
-            clients.into_iter().try_for_each(close)
+            for client in clients {
+                close(client)?;
+                quiet.wait()?;
+            }
+            Ok(())
         }
         Workload::Churn => {
             for k in 0..units {
                 let client = connect(target)?;
+                quiet.wait()?;
                 fill(&mut sent, 0, k);
                 echo_one(&client, &sent, &mut got)?;
+                quiet.wait()?;
                 close(client)?;
+                quiet.wait()?;
             }
             Ok(())
         }
+        // Back to back: how the bytes are cut into reads depends on timing (said in the docs).
         Workload::Stream => stream(target, payload, units),
         Workload::Rate => Err("an open loop cannot be counted".into()),
     }
@@ -415,10 +470,15 @@ fn counts(
         .iter()
         .map(|&(build, _)| start(valgrind, build, spec))
         .collect();
-    let targets: Vec<Result<Endpoint, String>> = servers
+    let targets: Vec<Result<(Endpoint, Quiet), String>> = servers
         .iter()
         .map(|run| match run {
-            Ok(run) => Ok(run.server.endpoint().clone()),
+            Ok(run) => Ok((
+                run.server.endpoint().clone(),
+                Quiet {
+                    pid: run.server.pid(),
+                },
+            )),
             Err(why) => Err(why.clone()),
         })
         .collect();
@@ -426,7 +486,12 @@ fn counts(
         let handles: Vec<_> = targets
             .into_iter()
             .zip(runs)
-            .map(|(target, &(_, units))| scope.spawn(move || drive(&target?, spec, units)))
+            .map(|(target, &(_, units))| {
+                scope.spawn(move || {
+                    let (endpoint, quiet) = target?;
+                    drive(&endpoint, quiet, spec, units)
+                })
+            })
             .collect();
         handles
             .into_iter()
