@@ -48,13 +48,13 @@ pub const DEFAULT_PAIRS: usize = 5;
 /// a tenth as many connections.
 pub const DEFAULT_MESSAGES: u64 = 2_000;
 /// The counted benchmarks compared with `--metric instructions` when none are named: one model
-/// per family (event loop, async runtime, blocking code), as the loaded benchmarks take; ping-pong at
-/// one connection and at 16 (one message in flight, so a readiness loop scanning or
-/// registering 16 shows), churn, and a 4 KiB stream.
+/// per family (event loop, async runtime, blocking code), as the loaded benchmarks take:
+/// ping-pong at one connection, the mio loop at 16 (one message in flight: the loop's cost with
+/// connections held), and churn on the work-stealing runtime. Left out to keep a counted run
+/// of the defaults short: more models at 16 connections, and stream, whose count depends on
+/// how the bytes are cut into reads, that is on timing (its A/A noise was ±18% here).
 pub const DEFAULT_BENCHMARKS: &str = "counted:ping-pong/mio/1,counted:ping-pong/tokio/1,\
-     counted:ping-pong/thread-per-connection/1,counted:ping-pong/mio/16,\
-     counted:ping-pong/tokio/16,counted:churn/tokio/1,counted:churn/thread-per-connection/1,\
-     counted:stream/mio/1/4096";
+     counted:ping-pong/thread-per-connection/1,counted:ping-pong/mio/16,counted:churn/tokio/1";
 
 /// How long one socket operation against a server under valgrind may take.
 const IO_TIMEOUT: Duration = Duration::from_secs(30);
