@@ -56,6 +56,9 @@ pub const DEFAULT_MESSAGES: u64 = 2_000;
 pub const DEFAULT_BENCHMARKS: &str = "counted:ping-pong/mio/1,counted:ping-pong/tokio/1,\
      counted:ping-pong/thread-per-connection/1,counted:ping-pong/mio/16,counted:churn/tokio/1";
 
+/// How long a server under valgrind may take to listen: valgrind reads the binary's debug
+/// information first (a debug build's 150 MB took over 10 s on a busy 2-core machine).
+const START_LIMIT: Duration = Duration::from_secs(120);
 /// How long one socket operation against a server under valgrind may take.
 const IO_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -186,7 +189,13 @@ fn start(valgrind: &Path, build: &Build, spec: &BenchmarkSpec) -> Result<CountRu
         extra: vec![(spec.model, build.server_args.clone())],
     };
     let server = launcher
-        .start(spec.model, None)
+        .start_within(
+            spec.model,
+            echo_cli::Transport::Tcp,
+            None,
+            &[],
+            START_LIMIT,
+        )
         .map_err(|why| format!("server under valgrind: {why}"))?;
     Ok(CountRun {
         server,

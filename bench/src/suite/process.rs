@@ -91,6 +91,20 @@ impl Launcher {
         cpus: Option<&[usize]>,
         more: &[String],
     ) -> Result<ServerProcess, String> {
+        self.start_within(server, transport, cpus, more, START_TIMEOUT)
+    }
+
+    /// [`Launcher::start_with`], waiting up to `limit` for the `listening on` line (a server
+    /// under valgrind reads the binary's debug information first: seconds, more on a busy
+    /// machine).
+    pub fn start_within(
+        &self,
+        server: Server,
+        transport: Transport,
+        cpus: Option<&[usize]>,
+        more: &[String],
+        limit: Duration,
+    ) -> Result<ServerProcess, String> {
         let Some(model) = server.model() else {
             return Self::start_outside(server, transport, cpus);
         };
@@ -140,24 +154,28 @@ impl Launcher {
             addr: endpoint,
             lines: None,
         };
-        let mut server = server.wait_listening(&rx)?;
+        let mut server = server.wait_listening(&rx, limit)?;
         server.lines = Some(rx);
         Ok(server)
     }
 }
 
 impl ServerProcess {
-    /// Waits up to [`START_TIMEOUT`] for the first line of a model's server, which must be
+    /// Waits up to `limit` for the first line of a model's server, which must be
     /// `listening on ADDR`; anything else (another line, an exit, silence) is one line of error,
     /// and the process is killed (by the drop). The `driver:` line after it is read later
     /// ([`ServerProcess::driver`]), so a build from before that line is not kept waiting.
-    fn wait_listening(mut self, lines: &mpsc::Receiver<String>) -> Result<Self, String> {
+    fn wait_listening(
+        mut self,
+        lines: &mpsc::Receiver<String>,
+        limit: Duration,
+    ) -> Result<Self, String> {
         let Process::Own(child) = &mut self.process else {
             unreachable!("only a model's server prints its line here");
         };
-        let line = match lines.recv_timeout(START_TIMEOUT) {
+        let line = match lines.recv_timeout(limit) {
             Ok(line) => line,
-            Err(_) => return Err(format!("no 'listening on' line within {START_TIMEOUT:?}")),
+            Err(_) => return Err(format!("no 'listening on' line within {limit:?}")),
         };
         let first = line.trim();
         if let Some(addr) = first
