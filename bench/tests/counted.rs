@@ -43,7 +43,7 @@ fn counted_ab(
     command
         .args(["ab", "--base", BIN, "--head", BIN, "--metric", "instructions"])
         .args(["--benchmarks", "ping-pong/mio/1"])
-        .args(["--count-pairs", pairs, "--count-messages", "50"])
+        .args(["--count-pairs", pairs, "--count-messages", "400"])
         .args(["--count-threshold", "2", "--seed", "5", "--quiet", "--json"])
         .arg(&json)
         .args(extra);
@@ -80,7 +80,7 @@ fn a_counted_a_a_comparison_is_no_change_with_a_count_per_message() {
     assert!(bench.noise_floor_pct.is_some_and(|f| f < 2.0), "{bench:?}");
     let counting = report.counting.as_ref().expect("how it counted");
     assert!(counting.tool.contains("cachegrind"), "{counting:?}");
-    assert_eq!((counting.messages, counting.pairs), (50, 3));
+    assert_eq!((counting.messages, counting.pairs), (400, 3));
     std::fs::remove_dir_all(&dir).ok();
 }
 
