@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Checks a run's index.html in a real browser: opens it in headless Chromium, fails (exit 1) if
-# the page's script did not finish or any script or console error occurred, and saves a
-# screenshot of the top of the page at 1400 px wide.
+# the page's script did not finish, any script or console error occurred, or the verdict matrix
+# is missing or below the advice, and saves a screenshot of the top of the page (the matrix)
+# at 1400 px wide.
 #
 #   scripts/check-report.sh [RUN_DIR] [--store]
 #
@@ -60,6 +61,17 @@ if grep -E 'CONSOLE.*(Uncaught|Error|error)' "$work/dom.log"; then
   echo "check-report: FAIL: console errors"
   failed=1
 fi
+# The first screen is the verdict matrix, above the advice's prose (pages drawn before it
+# existed have none: redraw them with `echo-bench report RUN_DIR`).
+verdicts=$(grep -bo '<section id="verdicts"' "$work/dom.html" | head -1 | cut -d: -f1 || true)
+advice=$(grep -bo '<section id="advice"' "$work/dom.html" | head -1 | cut -d: -f1 || true)
+if [ -z "$verdicts" ]; then
+  echo "check-report: FAIL: no verdict matrix (<section id=\"verdicts\">) on the page"
+  failed=1
+elif [ -n "$advice" ] && [ "$verdicts" -gt "$advice" ]; then
+  echo "check-report: FAIL: the verdict matrix comes after the advice"
+  failed=1
+fi
 
 mkdir -p target/check-report
 shot="target/check-report/$(basename "$run").png"
@@ -71,5 +83,6 @@ if [ "$store" = 1 ]; then
 fi
 charts=$(grep -o '<svg' "$work/dom.html" | wc -l)
 tables=$(grep -o '<table' "$work/dom.html" | wc -l)
-echo "check-report: $page: $tables tables, $charts charts, screenshot $shot"
+leading=$(grep -o '<td class="lead"' "$work/dom.html" | wc -l)
+echo "check-report: $page: $tables tables, $charts charts, $leading leading cells in the verdict matrix, screenshot $shot"
 [ "$failed" = 0 ] && echo "check-report: PASS: no script or console errors" || exit 1

@@ -48,12 +48,10 @@ fn main() {
             if filter.as_ref().is_some_and(|f| !name.contains(f.as_str())) {
                 continue;
             }
-            let spec = BenchmarkSpec::parse(&name).expect("a counted benchmark's name");
+            let spec = BenchmarkSpec::parse(&name, &Default::default())
+                .expect("a counted benchmark's name");
             match counted::per_unit(&valgrind, &build, &spec, messages) {
-                Ok(per_unit) => println!(
-                    "{name:<45} {per_unit:>12.1} {}",
-                    spec.primary().unit()
-                ),
+                Ok(per_unit) => println!("{name:<45} {per_unit:>12.1} {}", spec.primary().unit()),
                 Err(why) => {
                     println!("{name:<45} failed: {why}");
                     failed += 1;

@@ -4,22 +4,23 @@
 //! `echo_loadgen::engine` are the same module.
 //!
 //! ```no_run
-//! use echo_bench::{RunConfig, Report, engine};
+//! use echo_bench::{Report, RunConfig, RunOptions, engine};
 //!
-//! let config = RunConfig { target: "127.0.0.1:7878".parse()?, ..RunConfig::default() };
-//! config.validate().map_err(anyhow::Error::msg)?;
+//! let options = RunOptions { target: "127.0.0.1:7878".parse()?, ..RunOptions::default() };
+//! let config = RunConfig::new(options)?;
 //! let outcome = engine::run(&config, &mut |_| {})?;
 //! let report = Report::new(&config, &outcome);
 //! println!("{}", report.summary());
-//! # Ok::<(), anyhow::Error>(())
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![deny(missing_docs)]
 
 pub mod ab;
 pub mod history;
+pub mod render;
 pub mod suite;
 
-pub use echo_loadgen::{Engine, Report, RunConfig, Stop, Workload};
+pub use echo_loadgen::{ConfigError, Engine, Report, RunConfig, RunOptions, Stop, Workload};
 pub use echo_loadgen::{
     child, config, conformance, engine, export, files, merge, meta, pattern, procfs, report,
     socket, stats,

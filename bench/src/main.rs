@@ -7,6 +7,10 @@
 //! - `echo-bench compare OLD NEW`: two stored suite runs side by side (unpaired).
 //! - `echo-bench stability RUN...`: whether several suite runs' advice agrees.
 //! - `echo-bench report RUN_DIR`: redraw a stored run's summary and charts from its run.json.
+//! - `echo-bench conformance --command CMD` (or `--target ADDR`): check any echo server for the
+//!   classic bugs.
+//! - `echo-bench history append|report`: results over commits, and their change points.
+//! - `echo-bench merge REPORT...`: combine the reports of agents that loaded one server at once.
 //! - `echo-bench serve --model NAME`: run one server model (what the suite starts).
 //!
 //! Exit codes: 0 clean run, 1 a run that saw errors (for `ab`, a confirmed regression), 2 usage

@@ -282,3 +282,84 @@ fn cli_usage_errors_exit_2_with_one_line() {
         assert!(stderr.starts_with("echo-bench: "), "{stderr}");
     }
 }
+
+/// The most tasks the child of [`a_client_thread_that_cannot_be_spawned_fails_the_run_cleanly`]
+/// may have as its user: a few for the tool's own threads, far fewer than its connections.
+const THREAD_LIMIT: u64 = 24;
+
+/// A run whose client threads cannot all be started (the threads engine, one thread per
+/// connection, under a thread limit far below its connections) fails with one line and exit
+/// 1: the workers already started are let go instead of waiting for the missing one forever.
+/// `RLIMIT_NPROC` binds only a process without CAP_SYS_RESOURCE, so as root the child also
+/// becomes `nobody` (before the limit, so it counts nobody's tasks, not root's).
+#[test]
+fn a_client_thread_that_cannot_be_spawned_fails_the_run_cleanly() {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    if !root {
+        eprintln!(
+            "skipped: RLIMIT_NPROC counts every process of this user; the test needs root to \
+             run its child as a user of its own"
+        );
+        return;
+    }
+    // Connections wait in the listener's backlog, never accepted: the run must end before any
+    // traffic matters.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let target = listener.local_addr().unwrap().to_string();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_echo-bench"));
+    command.args([
+        "run",
+        "--target",
+        &target,
+        "--engine",
+        "threads",
+        "--connections",
+        "200",
+        "--duration",
+        "1s",
+        "--warmup",
+        "0",
+        "--timeout",
+        "2s",
+        "--quiet",
+    ]);
+    // SAFETY: the closure calls only setgroups, setgid, setuid and setrlimit, which are
+    // async-signal-safe, and allocates nothing.
+    unsafe {
+        command.pre_exec(|| {
+            let nobody = 65534;
+            if libc::setgroups(0, std::ptr::null()) != 0
+                || libc::setgid(nobody) != 0
+                || libc::setuid(nobody) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            let limit = libc::rlimit {
+                rlim_cur: THREAD_LIMIT,
+                rlim_max: THREAD_LIMIT,
+            };
+            if libc::setrlimit(libc::RLIMIT_NPROC, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let began = Instant::now();
+    let output = output_within(&mut command, Duration::from_secs(60))
+        .expect("the run ends (before the fix it hung, its workers waiting for a missing one)");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("run failed: cannot start client thread"),
+        "{stderr}"
+    );
+    assert!(
+        began.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        began.elapsed()
+    );
+    drop(listener);
+}

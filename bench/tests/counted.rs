@@ -15,10 +15,8 @@ use echo_bench::ab::{AbReport, Metric, Verdict, counted};
 const BIN: &str = env!("CARGO_BIN_EXE_echo-bench");
 
 fn temp(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "echo-bench-counted-{}-{name}",
-        std::process::id()
-    ));
+    let dir =
+        std::env::temp_dir().join(format!("echo-bench-counted-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
@@ -41,7 +39,15 @@ fn counted_ab(
     let json = dir.join("ab.json");
     let mut command = Command::new(BIN);
     command
-        .args(["ab", "--base", BIN, "--head", BIN, "--metric", "instructions"])
+        .args([
+            "ab",
+            "--base",
+            BIN,
+            "--head",
+            BIN,
+            "--metric",
+            "instructions",
+        ])
         .args(["--benchmarks", "ping-pong/mio/1"])
         .args(["--count-pairs", pairs, "--count-messages", "400"])
         .args(["--count-threshold", "2", "--seed", "5", "--quiet", "--json"])
@@ -166,7 +172,9 @@ fn without_valgrind_both_skips_the_counted_group_in_one_line_and_instructions_is
     let mut both = Command::new(BIN);
     both.args(["ab", "--base", BIN, "--head", BIN, "--metric", "both"])
         .args(["--benchmarks", "ping-pong/mio/1", "--pairs", "2"])
-        .args(["--trial", "100ms", "--warmup", "0ms", "--seed", "3", "--quiet"])
+        .args([
+            "--trial", "100ms", "--warmup", "0ms", "--seed", "3", "--quiet",
+        ])
         .arg("--json")
         .arg(&json);
     without_valgrind(&mut both, &dir);
@@ -182,7 +190,15 @@ fn without_valgrind_both_skips_the_counted_group_in_one_line_and_instructions_is
     assert!(report.counting.is_none());
 
     let mut instructions = Command::new(BIN);
-    instructions.args(["ab", "--base", BIN, "--head", BIN, "--metric", "instructions"]);
+    instructions.args([
+        "ab",
+        "--base",
+        BIN,
+        "--head",
+        BIN,
+        "--metric",
+        "instructions",
+    ]);
     without_valgrind(&mut instructions, &dir);
     let output = output_within(&mut instructions, Duration::from_secs(20)).expect("finishes");
     let stderr = String::from_utf8_lossy(&output.stderr);

@@ -3,6 +3,9 @@
 //! survives every command pointed at it, the history store survives a torn write and
 //! concurrent appends, an output is never emptied before its result exists, `merge` does not
 //! double a report given twice, and nothing from a run.json becomes markup on its page.
+//!
+//! It is long because it holds one test per rule of how tools treat files, each with its own
+//! fixture.
 
 mod support;
 

@@ -4,6 +4,8 @@
 //! at every UDP model. Nothing may panic, hang or touch a file that is not the tools' own.
 //!
 //! The fuzz targets in `bench/fuzz` (see its README) run the same readers for longer.
+//!
+//! It is long because each hostile input is its own test with its own peer.
 
 mod support;
 

@@ -1,5 +1,8 @@
 //! The suite: end to end, rounds and their order, interference, crashes, skipped models, the
 //! work sweep, and advice from fixtures.
+//!
+//! It is long because it holds every end-to-end test of the suite, one subject each, over the
+//! shared `support/`.
 
 mod support;
 
@@ -9,7 +12,7 @@ use std::time::{Duration, Instant};
 use echo_servers::Model;
 
 use echo_bench::suite::{
-    self, InterferencePolicy, Launcher, Pinning, Profile, SuiteOptions, SuiteRun, plan,
+    self, InterferencePolicy, Launcher, Pinning, Profile, Status, SuiteOptions, SuiteRun, plan,
 };
 
 fn options(
@@ -244,7 +247,23 @@ fn report_redraws_a_runs_summary_and_charts_from_its_run_json() {
     let dir = temp_dir("report");
     let (output, stderr) = tiny_suite(&dir, &["--models", "mio,tokio"], &[]);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
+    // Piped, the terminal's report is plain text: tables drawn, no Markdown, no escape codes.
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("Which model to pick:") && stdout.contains("│ mio"),
+        "{stdout}"
+    );
+    for markup in ["**", "|---", "\x1b["] {
+        assert!(!stdout.contains(markup), "{markup:?} in {stdout}");
+    }
     let (run_dir, _) = the_run_in(&dir);
+    let page = std::fs::read_to_string(run_dir.join("index.html")).unwrap();
+    let (verdicts, advice) = (
+        page.find("<section id=\"verdicts\">")
+            .expect("a verdict matrix"),
+        page.find("<section id=\"advice\">").unwrap(),
+    );
+    assert!(verdicts < advice, "the matrix comes first");
     let summary = std::fs::read_to_string(run_dir.join("summary.md")).unwrap();
     let run_json = std::fs::read(run_dir.join("run.json")).unwrap();
     let html = std::fs::read_to_string(run_dir.join("index.html")).unwrap();
@@ -475,7 +494,7 @@ fn advice_is_derived_from_the_data() {
     );
     // Churn: tokio 6000/s vs mio 5000/s.
     assert!(
-        advice.contains("**tokio** leads with 6600 conn/s"),
+        advice.contains("**tokio** leads with 6.60k conn/s"),
         "{advice}"
     );
 }
@@ -510,7 +529,7 @@ fn the_c10k_profile_holds_idle_connections_and_reports_their_cost() {
         .iter()
         .find(|h| h.model == Model::Mio)
         .expect("mio held");
-    assert_eq!(mio.status, "ok", "{mio:?}");
+    assert_eq!(mio.status, Status::Ok, "{mio:?}");
     let held: Vec<usize> = mio.levels.iter().map(|l| l.connections).collect();
     assert_eq!(held, [0, 100, 300]);
     assert!(mio.levels.iter().all(|l| l.rss_kib > 0 && l.threads > 0));
@@ -523,7 +542,8 @@ fn the_c10k_profile_holds_idle_connections_and_reports_their_cost() {
         .find(|h| h.model == Model::ThreadPool)
         .unwrap();
     assert_eq!(
-        pool.status, "not-applicable",
+        pool.status,
+        Status::NotApplicable,
         "a bounded model is not a failure"
     );
     let summary = std::fs::read_to_string(run_dir.join("summary.md")).unwrap();
@@ -562,7 +582,7 @@ fn a_c10k_target_beyond_the_descriptor_limit_fails_with_the_reason() {
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("descriptor limit"), "{stderr}");
     let (_, run) = the_run_in(&dir);
-    assert_eq!(run.c10k[0].status, "failed");
+    assert_eq!(run.c10k[0].status, Status::Failed);
     std::fs::remove_dir_all(&dir).ok();
 }
 

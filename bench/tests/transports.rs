@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use echo_bench::{RunConfig, Stop, Workload};
+use echo_bench::{RunOptions, Stop, Workload};
 use echo_servers::{Endpoint, Model, ServerConfig, Transport};
 use support::{echo_bench, run, short};
 
@@ -37,7 +37,7 @@ fn every_workload_runs_over_a_unix_socket() {
         Workload::Churn,
         Workload::Stream,
     ] {
-        let config = RunConfig {
+        let config = RunOptions {
             rate: (workload == Workload::Rate).then_some(2_000.0),
             ..short(server.endpoint().clone(), workload)
         };
@@ -103,8 +103,8 @@ impl Drop for DatagramServer {
     }
 }
 
-fn udp_run(target: Endpoint, workload: Workload) -> RunConfig {
-    RunConfig {
+fn udp_run(target: Endpoint, workload: Workload) -> RunOptions {
+    RunOptions {
         target,
         workload,
         connections: 4,
@@ -115,7 +115,7 @@ fn udp_run(target: Endpoint, workload: Workload) -> RunConfig {
         // Short, so a dropped datagram is declared lost (and replaced) many times a run.
         timeout: Duration::from_millis(50),
         threads: 1,
-        ..RunConfig::default()
+        ..RunOptions::default()
     }
 }
 
@@ -190,7 +190,7 @@ fn reordering_is_counted() {
         }
         Some(earlier) => vec![d.to_vec(), earlier],
     });
-    let config = RunConfig {
+    let config = RunOptions {
         connections: 1,
         timeout: Duration::from_millis(500),
         ..udp_run(server.endpoint(), Workload::Rate)
@@ -213,7 +213,7 @@ fn a_model_serves_udp_to_the_load_generator() {
             "127.0.0.1:0".parse().unwrap(),
         )))
         .unwrap();
-    let report = run(&RunConfig {
+    let report = run(&RunOptions {
         timeout: Duration::from_secs(2),
         ..udp_run(server.endpoint().clone(), Workload::PingPong)
     });

@@ -31,7 +31,9 @@ pub mod cli;
 pub use echo_cli::{Endpoint, Transport};
 
 mod blocking_io;
+mod config;
 mod driver;
+mod health;
 pub use driver::{
     DISABLE_IO_URING_ENV as IO_URING_DISABLE_ENV, Driver, UnknownDriver, io_uring_refused,
 };

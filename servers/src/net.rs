@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 use echo_cli::{Endpoint, Transport};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
-use crate::server::{Health, Model, ServerConfig};
+use crate::config::ServerConfig;
+use crate::health::Health;
 
 /// A bound, listening stream socket of either stream transport, in blocking mode until a model
 /// says otherwise.
@@ -175,14 +176,13 @@ pub(crate) fn bind(config: &ServerConfig) -> io::Result<StreamListener> {
     }
 }
 
-/// The error for a transport a model does not serve: names the models that do.
+/// The error for a transport a model does not serve. The front ends that take an address from
+/// a user name the models that serve it (`Model::serving`, asked before a start): this module is
+/// below the registry and does not know the models.
 pub(crate) fn not_served(transport: Transport) -> io::Error {
     io::Error::new(
         io::ErrorKind::Unsupported,
-        format!(
-            "{transport}: is not served by this model (models that serve it: {})",
-            Model::serving(transport)
-        ),
+        format!("{transport}: is not served by this model"),
     )
 }
 

@@ -7,18 +7,17 @@
 
 use std::fmt;
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 
 use echo_cli::{Endpoint, Transport};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+pub use crate::config::ServerConfig;
 use crate::driver::Driver;
+pub use crate::health::{Ended, Health};
 pub use crate::models::{Family, Model};
-pub use crate::uring_features::UringFeatures;
-use crate::work::Work;
 
 /// An echo server built on one concurrency model, serving TCP and Unix stream sockets, and UDP
 /// datagrams where [`EchoServer::transports`] says so.
@@ -100,71 +99,6 @@ pub trait EchoServer: Send + Sync {
     /// path, see `net.rs`); UDP only where a datagram server means something for the model.
     fn transports(&self) -> &'static [Transport] {
         &[Transport::Tcp, Transport::Unix]
-    }
-}
-
-/// How a server is started. Every field has a default that suits a benchmark.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServerConfig {
-    /// Where to listen: TCP, a Unix socket path or UDP ([`Endpoint`]); port 0 picks a free port.
-    pub listen: Endpoint,
-    /// The listen backlog passed to `listen(2)` (the kernel caps it at `net.core.somaxconn`).
-    pub backlog: u32,
-    /// Bytes of buffer per connection: the most a server holds for a client that does not read.
-    pub buffer_size: usize,
-    /// Worker threads, for the models that have them; `None` picks the model's own default.
-    pub threads: Option<usize>,
-    /// CPU spent on every message before it is echoed (default none; see [`Work`]).
-    pub work: Work,
-    /// The io_uring techniques the `io-uring` model uses (default all; see [`UringFeatures`]).
-    /// Every other model ignores them.
-    pub uring: UringFeatures,
-}
-
-impl ServerConfig {
-    /// The default listen address of the `echo-server` binary (TCP).
-    pub const DEFAULT_LISTEN: SocketAddr =
-        SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 7878);
-    /// The default listen backlog.
-    pub const DEFAULT_BACKLOG: u32 = 4096;
-    /// The default per-connection buffer size.
-    pub const DEFAULT_BUFFER: usize = 16 * 1024;
-
-    /// A config listening on `127.0.0.1:0` (a free port), as tests and the suite want.
-    pub fn ephemeral() -> Self {
-        Self {
-            listen: Endpoint::Tcp(SocketAddr::new(
-                std::net::IpAddr::V4(Ipv4Addr::LOCALHOST),
-                0,
-            )),
-            ..Self::default()
-        }
-    }
-
-    /// The default config listening on `listen`.
-    pub fn at(listen: Endpoint) -> Self {
-        Self {
-            listen,
-            ..Self::default()
-        }
-    }
-
-    /// Worker threads to use: the configured count, or `default` when none was given.
-    pub fn threads_or(&self, default: usize) -> usize {
-        self.threads.unwrap_or(default).max(1)
-    }
-}
-
-impl Default for ServerConfig {
-    fn default() -> Self {
-        Self {
-            listen: Endpoint::Tcp(Self::DEFAULT_LISTEN),
-            backlog: Self::DEFAULT_BACKLOG,
-            buffer_size: Self::DEFAULT_BUFFER,
-            threads: None,
-            work: Work::default(),
-            uring: UringFeatures::ALL,
-        }
     }
 }
 
@@ -347,100 +281,6 @@ pub(crate) fn panic_text(panic: &(dyn std::any::Any + Send)) -> &str {
         .copied()
         .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
         .unwrap_or("(no message)")
-}
-
-/// Whether a running server still serves: its loops report here when one dies for good, and
-/// a front end waits here for that or for an interrupt. Cloning shares it.
-///
-/// A loop's failure is recorded only while the server runs: once [`Health::interrupt`] or
-/// [`ServerHandle::shutdown`] began, a loop that ends with an error ends because it was told
-/// to.
-#[derive(Debug, Clone, Default)]
-pub struct Health {
-    inner: Arc<(Mutex<HealthState>, Condvar)>,
-}
-
-#[derive(Debug, Default)]
-struct HealthState {
-    interrupted: bool,
-    failure: Option<String>,
-}
-
-/// How [`Health::wait`] ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Ended {
-    /// [`Health::interrupt`] was called (a signal, in the `echo-server` binary).
-    Interrupted,
-    /// A loop died: which, and why.
-    Died(String),
-}
-
-impl Health {
-    /// Records that a loop died (the first death is kept), says so on stderr, and wakes every
-    /// waiter. Ignored once the server is stopping.
-    pub(crate) fn died(&self, why: fmt::Arguments<'_>) {
-        let (state, changed) = &*self.inner;
-        let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
-        if state.interrupted || state.failure.is_some() {
-            return;
-        }
-        let why = why.to_string();
-        eprintln!("echo-server: {why}; the server no longer serves every client");
-        state.failure = Some(why);
-        changed.notify_all();
-    }
-
-    /// Marks the server as stopping (its loops' errors from now on are the shutdown's) and
-    /// wakes every waiter.
-    pub fn interrupt(&self) {
-        let (state, changed) = &*self.inner;
-        state.lock().unwrap_or_else(|e| e.into_inner()).interrupted = true;
-        changed.notify_all();
-    }
-
-    /// Why a loop died, if one did.
-    pub fn failure(&self) -> Option<String> {
-        let (state, _) = &*self.inner;
-        state
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .failure
-            .clone()
-    }
-
-    /// Waits until a loop dies or [`Health::interrupt`] is called, whichever comes first.
-    pub fn wait(&self) -> Ended {
-        self.wait_until(None)
-            .expect("an unbounded wait ends only by an event")
-    }
-
-    /// As [`Health::wait`], for at most `timeout`; `None` if neither happened by then.
-    pub fn wait_for(&self, timeout: Duration) -> Option<Ended> {
-        self.wait_until(Some(Instant::now() + timeout))
-    }
-
-    fn wait_until(&self, deadline: Option<Instant>) -> Option<Ended> {
-        let (state, changed) = &*self.inner;
-        let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
-        loop {
-            if let Some(why) = &state.failure {
-                return Some(Ended::Died(why.clone()));
-            }
-            if state.interrupted {
-                return Some(Ended::Interrupted);
-            }
-            state = match deadline {
-                None => changed.wait(state).unwrap_or_else(|e| e.into_inner()),
-                Some(deadline) => {
-                    let left = deadline.checked_duration_since(Instant::now())?;
-                    changed
-                        .wait_timeout(state, left)
-                        .unwrap_or_else(|e| e.into_inner())
-                        .0
-                }
-            };
-        }
-    }
 }
 
 /// Reads one connection gets per turn before the others served by the same thread have theirs

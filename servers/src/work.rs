@@ -181,7 +181,9 @@ mod tests {
         work.apply(b"hello");
         assert!(started.elapsed() < Duration::from_millis(50));
         let started = Instant::now();
-        Work::default().with_instructions(400_000_000).apply(b"hello");
+        Work::default()
+            .with_instructions(400_000_000)
+            .apply(b"hello");
         assert!(
             started.elapsed() >= Duration::from_micros(500),
             "400M instructions in {:?}: the loop was removed",

@@ -289,8 +289,8 @@ fn datagram_shutdown_joins_every_thread_and_stops_answering(model: Model, _: Tra
     }
 }
 
-/// A model that does not serve UDP refuses `udp:`: through the trait with an error naming the
-/// models that do, and through the binary with one line and exit 2.
+/// A model that does not serve UDP refuses `udp:`: through the trait with an `Unsupported`
+/// error, and through the binary with one line naming the models that do, and exit 2.
 fn refuses_udp(model: Model) {
     let err = model
         .server()

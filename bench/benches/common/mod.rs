@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use criterion::Criterion;
-use echo_bench::{RunConfig, Workload, engine};
+use echo_bench::{RunConfig, RunOptions, Workload, engine};
 use echo_servers::{Endpoint, Model, ServerConfig, ServerHandle, Transport};
 
 /// Criterion as configured for this suite: 1 s warm-up, 3 s measurement, 100 samples.
@@ -59,15 +59,16 @@ pub fn time(
     payload: usize,
     iters: u64,
 ) -> Duration {
-    let config = RunConfig {
+    let options = RunOptions {
         target: target.clone(),
         workload,
         connections,
         payload,
         threads: 1,
         timeout: Duration::from_secs(10),
-        ..RunConfig::default()
+        ..RunOptions::default()
     };
+    let config = RunConfig::new(options).unwrap_or_else(|e| panic!("{e}"));
     engine::time_messages(&config, iters).unwrap_or_else(|e| panic!("{e}"))
 }
 

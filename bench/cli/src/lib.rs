@@ -4,7 +4,7 @@
 //!
 //! | code | meaning |
 //! |---|---|
-//! | 0 | success (or `--help`, `--version`) |
+//! | [`EXIT_SUCCESS`] = 0 | success (or `--help`, `--version`) |
 //! | [`EXIT_FAILURE`] = 1 | the run worked but saw failures (echo errors, a regression, a crash) |
 //! | [`EXIT_USAGE`] = 2 | a usage error: bad flag, value, argument or path, found before any work |
 //! | [`EXIT_SIGINT`] = 130 | stopped by SIGINT (its child processes stopped first) |
@@ -25,6 +25,8 @@ use std::process::ExitCode;
 mod endpoint;
 pub use endpoint::{BadEndpoint, Endpoint, Transport, UNIX_PATH_MAX};
 
+/// Exit code for success (what `ExitCode::SUCCESS` is), for a tool that computes its code.
+pub const EXIT_SUCCESS: u8 = 0;
 /// Exit code for a usage error (bad flag, value or argument).
 pub const EXIT_USAGE: u8 = 2;
 /// Exit code for a run that saw failures.

@@ -1,6 +1,11 @@
-//! What a load-generator run does, as one validated type: [`RunConfig`]. Every check that can
-//! reject bad input happens in [`RunConfig::validate`], so the engine can trust its fields and
-//! every front end (CLI, suite, benches) reports bad input the same way.
+//! What a load-generator run does: [`RunOptions`], every option as given, and [`RunConfig`],
+//! the same options once checked. A `RunConfig` is made only by [`RunConfig::new`], which runs
+//! every check that can reject bad input, so the engine can trust its fields, no caller can
+//! forget the check, and every front end (CLI, suite, benches) reports bad input the same way.
+//!
+//! The file is long because it holds each option's range twice over, on purpose in one place:
+//! once as the command-line parser that states it (durations, sizes, counts, CPU lists) and once
+//! as the check of [`RunConfig::new`], with their tests; split, a range could drift apart.
 
 use std::net::SocketAddr;
 
@@ -76,10 +81,11 @@ pub enum Stop {
     Requests(u64),
 }
 
-/// Every option of a run. Construct it, then call [`RunConfig::validate`].
+/// Every option of a run, as given (not yet checked): what a report stores. A run takes a
+/// [`RunConfig`], made from these by [`RunConfig::new`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
-pub struct RunConfig {
+pub struct RunOptions {
     /// The echo server to drive: TCP, a Unix socket or UDP ([`Endpoint`]'s syntax).
     #[serde(with = "endpoint_text")]
     pub target: Endpoint,
@@ -115,7 +121,7 @@ pub struct RunConfig {
     pub client_cpus: Option<Vec<usize>>,
 }
 
-impl Default for RunConfig {
+impl Default for RunOptions {
     fn default() -> Self {
         Self {
             target: Endpoint::Tcp(SocketAddr::from(([127, 0, 0, 1], 7878))),
@@ -161,10 +167,82 @@ pub const MAX_WAIT: Duration = Duration::from_secs(3600);
 /// Descriptors the client keeps for itself beyond one per connection.
 const FD_SLACK: u64 = 64;
 
+/// A run's options, checked: made only by [`RunConfig::new`], so a run never starts from options
+/// no one checked. Its fields are read through [`RunOptions`] (`config.connections`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(transparent)]
+pub struct RunConfig {
+    options: RunOptions,
+}
+
+/// Why [`RunConfig::new`] refused a run's options; the message is one line, naming the option.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// An option outside its range, or options that do not go together.
+    #[error("{0}")]
+    Invalid(String),
+    /// More connections than this process may open descriptors for.
+    #[error(
+        "{connections} connections need about {needed} file descriptors but the limit is \
+         {limit} (raise it with `ulimit -n`)"
+    )]
+    Descriptors {
+        /// The connections asked for.
+        connections: usize,
+        /// The descriptors they need, with the client's own.
+        needed: u64,
+        /// The soft limit, already raised to the hard one.
+        limit: u64,
+    },
+}
+
 impl RunConfig {
-    /// Checks every field, returning a one-line reason for the first bad one. Raises the soft
+    /// Checks every option, returning the first bad one's one-line reason. Raises the soft
     /// descriptor limit to the hard one if the connection count needs it.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn new(options: RunOptions) -> Result<Self, ConfigError> {
+        options.check().map_err(ConfigError::Invalid)?;
+        let needed = (options.connections as u64).saturating_add(FD_SLACK);
+        let limit = raise_fd_limit();
+        if needed > limit {
+            return Err(ConfigError::Descriptors {
+                connections: options.connections,
+                needed,
+                limit,
+            });
+        }
+        Ok(Self { options })
+    }
+
+    /// The options.
+    pub fn options(&self) -> &RunOptions {
+        &self.options
+    }
+
+    /// The options, to change some and check them again with [`RunConfig::new`].
+    pub fn into_options(self) -> RunOptions {
+        self.options
+    }
+}
+
+impl std::ops::Deref for RunConfig {
+    type Target = RunOptions;
+
+    fn deref(&self) -> &RunOptions {
+        &self.options
+    }
+}
+
+impl TryFrom<RunOptions> for RunConfig {
+    type Error = ConfigError;
+
+    fn try_from(options: RunOptions) -> Result<Self, ConfigError> {
+        Self::new(options)
+    }
+}
+
+impl RunOptions {
+    /// The checks of [`RunConfig::new`] that need nothing but the options.
+    fn check(&self) -> Result<(), String> {
         if self.connections == 0 || self.connections > MAX_CONNECTIONS {
             return Err(format!(
                 "--connections must be between 1 and {MAX_CONNECTIONS} (got {})",
@@ -238,19 +316,11 @@ impl RunConfig {
             let limit = max_datagram(addr);
             if self.payload < DATAGRAM_HEADER || self.payload > limit {
                 return Err(format!(
-                    "a udp: --payload is one datagram: {DATAGRAM_HEADER} to {limit} bytes over                      {} (each carries a {DATAGRAM_HEADER}-byte sequence number)",
+                    "a udp: --payload is one datagram: {DATAGRAM_HEADER} to {limit} bytes over \
+                     {} (each carries a {DATAGRAM_HEADER}-byte sequence number)",
                     if addr.is_ipv4() { "IPv4" } else { "IPv6" }
                 ));
             }
-        }
-        let needed = (self.connections as u64).saturating_add(FD_SLACK);
-        let limit = raise_fd_limit();
-        if needed > limit {
-            return Err(format!(
-                "{} connections need about {needed} file descriptors but the limit is {limit} \
-                 (raise it with `ulimit -n`)",
-                self.connections
-            ));
         }
         Ok(())
     }
@@ -273,7 +343,7 @@ pub fn max_datagram(addr: SocketAddr) -> usize {
     if addr.is_ipv4() { 65_507 } else { 65_527 }
 }
 
-impl RunConfig {
+impl RunOptions {
     /// Whether this run sends datagrams (a `udp:` target) rather than a byte stream.
     pub fn is_datagram(&self) -> bool {
         self.target.transport() == Transport::Udp
@@ -496,45 +566,66 @@ mod tests {
 
     #[test]
     fn validation_rejects_nonsense() {
-        let ok = RunConfig::default();
-        assert!(ok.validate().is_ok());
+        let ok = RunOptions::default();
+        assert!(RunConfig::new(ok.clone()).is_ok());
         let cases = [
-            RunConfig {
+            RunOptions {
                 connections: 0,
                 ..ok.clone()
             },
-            RunConfig {
+            RunOptions {
                 payload: 0,
                 ..ok.clone()
             },
-            RunConfig {
+            RunOptions {
                 payload: MAX_PAYLOAD + 1,
                 ..ok.clone()
             },
-            RunConfig {
+            RunOptions {
                 workload: Workload::Rate,
                 ..ok.clone()
             },
-            RunConfig {
+            RunOptions {
                 rate: Some(5.0),
                 ..ok.clone()
             },
-            RunConfig {
+            RunOptions {
                 stop: Stop::Requests(0),
                 ..ok.clone()
             },
-            RunConfig {
+            RunOptions {
                 engine: Engine::Threads,
                 workload: Workload::Stream,
                 ..ok.clone()
             },
-            RunConfig {
-                connections: 100_000_000,
-                ..ok.clone()
-            },
         ];
         for case in cases {
-            assert!(case.validate().is_err(), "{case:?}");
+            assert!(
+                matches!(RunConfig::new(case.clone()), Err(ConfigError::Invalid(_))),
+                "{case:?}"
+            );
         }
+        // Within the range of --connections, above any descriptor limit this machine has.
+        let many = RunOptions {
+            connections: MAX_CONNECTIONS,
+            ..ok.clone()
+        };
+        let limit = raise_fd_limit();
+        if limit < MAX_CONNECTIONS as u64 {
+            assert!(matches!(
+                RunConfig::new(many),
+                Err(ConfigError::Descriptors {
+                    connections: MAX_CONNECTIONS,
+                    ..
+                })
+            ));
+        }
+        let config = RunConfig::new(ok.clone()).unwrap();
+        assert_eq!(config.options(), &ok);
+        assert_eq!(
+            serde_json::to_value(&config).unwrap(),
+            serde_json::to_value(&ok).unwrap(),
+            "a config is stored as its options"
+        );
     }
 }

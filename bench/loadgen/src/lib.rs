@@ -4,10 +4,10 @@
 //! reordering, duplication and corruption from each datagram's sequence number.
 //!
 //! ```no_run
-//! use echo_loadgen::{RunConfig, Report, engine};
+//! use echo_loadgen::{Report, RunConfig, RunOptions, engine};
 //!
-//! let config = RunConfig { target: "127.0.0.1:7878".parse()?, ..RunConfig::default() };
-//! config.validate()?;
+//! let options = RunOptions { target: "127.0.0.1:7878".parse()?, ..RunOptions::default() };
+//! let config = RunConfig::new(options)?;
 //! let outcome = engine::run(&config, &mut |_| {})?;
 //! let report = Report::new(&config, &outcome);
 //! println!("{}", report.summary());
@@ -25,6 +25,7 @@ pub mod conformance;
 pub mod engine;
 pub mod export;
 pub mod files;
+pub mod launch;
 pub mod merge;
 pub mod meta;
 pub mod pattern;
@@ -33,6 +34,6 @@ pub mod report;
 pub mod socket;
 pub mod stats;
 
-pub use config::{Engine, RunConfig, Stop, Workload};
+pub use config::{ConfigError, Engine, RunConfig, RunOptions, Stop, Workload};
 pub use echo_cli::{Endpoint, Transport};
 pub use report::Report;

@@ -5,7 +5,7 @@
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{RunConfig, Workload};
+use crate::config::{RunConfig, RunOptions, Workload};
 use crate::engine::RunOutcome;
 use crate::meta::Meta;
 use crate::procfs::{MachineUsage, ServerUsage};
@@ -151,7 +151,7 @@ pub struct Report {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub histograms: Option<StoredHistograms>,
     /// Every option of the run.
-    pub config: RunConfig,
+    pub config: RunOptions,
     /// Where and with what it ran.
     pub meta: Meta,
 }
@@ -251,7 +251,7 @@ impl Report {
                 latency_uncorrected: (config.workload == Workload::Rate)
                     .then(|| encode_histogram(&s.latency_uncorrected)),
             }),
-            config: config.clone(),
+            config: config.options().clone(),
             meta: Meta::current(),
         }
     }

@@ -12,9 +12,11 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use echo_cli::{EXIT_FAILURE, EXIT_SUCCESS, EXIT_USAGE};
+
 use super::stats::median_of;
 use super::{AbReport, BenchmarkResult, BenchmarkSpec, Change, Metric, MetricResult, Verdict};
-use crate::suite::{PointResult, SuiteRun};
+use echo_analysis::run::{PointResult, SuiteRun};
 
 /// The metrics a suite run stores for every point.
 const METRICS: [Metric; 3] = [Metric::Throughput, Metric::P50, Metric::P99];
@@ -88,7 +90,7 @@ fn spec_of(point: &PointResult) -> BenchmarkSpec {
     BenchmarkSpec {
         counted: false,
         workload: p.workload,
-        model: p.model,
+        model: p.model.clone(),
         connections: p.connections,
         payload: p.payload,
         rate: p.rate,
@@ -219,15 +221,15 @@ pub fn compare(old: &SuiteRun, new: &SuiteRun, threshold_pct: f64, command: &str
         .map(|b| b.name.as_str())
         .collect();
     let (exit_code, conclusion) = if benchmarks.is_empty() {
-        (2, "the runs have no point in common".to_owned())
+        (EXIT_USAGE, "the runs have no point in common".to_owned())
     } else if regressed.is_empty() {
         (
-            0,
+            EXIT_SUCCESS,
             format!("no point moved past {threshold_pct:.1}% the bad way"),
         )
     } else {
         (
-            1,
+            EXIT_FAILURE,
             format!(
                 "regressed (unpaired, unconfirmed): {}",
                 regressed.join(", ")

@@ -127,7 +127,7 @@ impl Counting {
 /// connection (the client drives them one connection at a time).
 pub fn check(
     workload: Workload,
-    model: crate::suite::Server,
+    model: &crate::suite::Server,
     connections: usize,
 ) -> Result<(), String> {
     if model.model().is_none() {
@@ -140,7 +140,9 @@ pub fn check(
         Workload::Churn | Workload::Stream => {
             Err("a counted churn or stream runs on one connection (CONNECTIONS 1)".into())
         }
-        Workload::Rate => Err("an open loop cannot be counted: use ping-pong, churn or stream".into()),
+        Workload::Rate => {
+            Err("an open loop cannot be counted: use ping-pong, churn or stream".into())
+        }
     }
 }
 
@@ -186,11 +188,11 @@ fn start(valgrind: &Path, build: &Build, spec: &BenchmarkSpec) -> Result<CountRu
     let launcher = Launcher {
         program: valgrind.to_owned(),
         args,
-        extra: vec![(spec.model, build.server_args.clone())],
+        extra: vec![(spec.model.clone(), build.server_args.clone())],
     };
     let server = launcher
         .start_within(
-            spec.model,
+            spec.model.clone(),
             echo_cli::Transport::Tcp,
             None,
             &[],
@@ -242,7 +244,9 @@ fn byte(conn: usize, k: u64, index: usize) -> u8 {
         .wrapping_mul(0x9E37_79B9_7F4A_7C15)
         .wrapping_add(k.wrapping_mul(0x2545_F491_4F6C_DD1D))
         .wrapping_add(index as u64);
-    (x ^ (x >> 29)).wrapping_mul(0xBF58_476D_1CE4_E5B9).to_le_bytes()[7]
+    (x ^ (x >> 29))
+        .wrapping_mul(0xBF58_476D_1CE4_E5B9)
+        .to_le_bytes()[7]
 }
 
 fn fill(buf: &mut [u8], conn: usize, k: u64) {
@@ -252,8 +256,7 @@ fn fill(buf: &mut [u8], conn: usize, k: u64) {
 }
 
 fn connect(target: &Endpoint) -> Result<Client, String> {
-    let client =
-        Client::connect(target, IO_TIMEOUT).map_err(|e| format!("cannot connect: {e}"))?;
+    let client = Client::connect(target, IO_TIMEOUT).map_err(|e| format!("cannot connect: {e}"))?;
     client
         .set_timeouts(Some(IO_TIMEOUT))
         .map_err(|e| format!("cannot set a timeout: {e}"))?;
@@ -284,7 +287,9 @@ impl Quiet {
                 let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
                 // The state follows the command's closing parenthesis (the command may hold
                 // spaces and parentheses of its own).
-                let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.trim().chars().next());
+                let state = stat
+                    .rsplit_once(')')
+                    .and_then(|(_, rest)| rest.trim().chars().next());
                 if !matches!(state, Some('S') | None) {
                     quiet = false;
                     break;
@@ -400,9 +405,7 @@ fn stream(target: &Endpoint, payload: usize, units: u64) -> Result<(), String> {
                 .read(&mut got)
                 .map_err(|e| format!("no whole echo: {e}"))?;
             if n == 0 {
-                return Err(format!(
-                    "the server closed after {at} of {total} bytes"
-                ));
+                return Err(format!("the server closed after {at} of {total} bytes"));
             }
             for &b in &got[..n] {
                 let (k, i) = (at / payload as u64, (at % payload as u64) as usize);
@@ -412,7 +415,9 @@ fn stream(target: &Endpoint, payload: usize, units: u64) -> Result<(), String> {
                 at += 1;
             }
         }
-        written.join().map_err(|_| "the writer panicked".to_owned())??;
+        written
+            .join()
+            .map_err(|_| "the writer panicked".to_owned())??;
         Ok::<(), String>(())
     })?;
     close(client)
@@ -429,12 +434,8 @@ pub(super) fn pair(
 ) -> [(Side, Sample); 2] {
     let at_s = started.elapsed().as_secs_f64();
     let Some(valgrind) = options.count.valgrind.as_deref() else {
-        return sides.map(|(side, _)| {
-            (
-                side,
-                invalid_sample("valgrind was not found".into(), at_s),
-            )
-        });
+        return sides
+            .map(|(side, _)| (side, invalid_sample("valgrind was not found".into(), at_s)));
     };
     let n = units(spec, options.count.messages);
     // base N, base 2N, head N, head 2N (in the pair's order).
@@ -504,7 +505,10 @@ fn counts(
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err("the client panicked".into())))
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err("the client panicked".into()))
+            })
             .collect()
     });
     servers
@@ -569,7 +573,7 @@ mod tests {
 
     #[test]
     fn a_sample_is_the_slope_between_its_two_runs() {
-        let spec = BenchmarkSpec::parse("counted:ping-pong/mio/1").unwrap();
+        let spec = BenchmarkSpec::parse("counted:ping-pong/mio/1", &Default::default()).unwrap();
         let s = sample(&spec, 1000, Ok(5_000_000), Ok(9_000_000), 0.0);
         assert_eq!(s.invalid, None);
         assert_eq!(s.metrics[&Metric::InstructionsPerMessage], 4000.0);
@@ -582,17 +586,22 @@ mod tests {
 
     #[test]
     fn counted_names_parse_and_say_what_cannot_be_counted() {
-        let spec = BenchmarkSpec::parse("counted:churn/tokio/1").unwrap();
+        let spec = BenchmarkSpec::parse("counted:churn/tokio/1", &Default::default()).unwrap();
         assert!(spec.counted);
         assert_eq!(spec.name(), "counted:churn/tokio/1");
         assert_eq!(spec.primary(), Metric::InstructionsPerConnection);
         assert_eq!(units(&spec, 2000), 200);
-        let timed = BenchmarkSpec::parse("ping-pong/mio/16").unwrap();
+        let timed = BenchmarkSpec::parse("ping-pong/mio/16", &Default::default()).unwrap();
         assert_eq!(
             timed.as_counted().unwrap().name(),
             "counted:ping-pong/mio/16"
         );
-        assert!(BenchmarkSpec::parse("rate/mio/64").unwrap().as_counted().is_none());
+        assert!(
+            BenchmarkSpec::parse("rate/mio/64", &Default::default())
+                .unwrap()
+                .as_counted()
+                .is_none()
+        );
         for bad in [
             "counted:rate/mio/64",
             "counted:churn/tokio/4",
@@ -600,10 +609,13 @@ mod tests {
             "counted:ping-pong/mio/1001",
             "counted:",
         ] {
-            assert!(BenchmarkSpec::parse(bad).is_err(), "{bad} accepted");
+            assert!(
+                BenchmarkSpec::parse(bad, &Default::default()).is_err(),
+                "{bad} accepted"
+            );
         }
         for name in DEFAULT_BENCHMARKS.split(',') {
-            let spec = BenchmarkSpec::parse(name).unwrap();
+            let spec = BenchmarkSpec::parse(name, &Default::default()).unwrap();
             assert!(spec.counted && spec.name() == name, "{name}");
         }
     }

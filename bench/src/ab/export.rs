@@ -9,20 +9,8 @@ use serde_json::{Value, json};
 use super::{AbReport, BenchmarkResult, Metric, MetricResult, Verdict};
 use crate::export::Exporter;
 
-/// A number for a table: three significant figures, thousands as `k`.
-pub fn figure(value: f64) -> String {
-    if value >= 100_000.0 {
-        format!("{:.0}k", value / 1000.0)
-    } else if value >= 10_000.0 {
-        format!("{:.1}k", value / 1000.0)
-    } else if value >= 100.0 {
-        format!("{value:.0}")
-    } else if value >= 10.0 {
-        format!("{value:.1}")
-    } else {
-        format!("{value:.2}")
-    }
-}
+/// A number for a table: the one format of [`crate::render::format`].
+pub use crate::render::format::figure;
 
 fn pct(value: f64) -> String {
     format!("{value:+.1}%")
@@ -196,8 +184,8 @@ pub fn table(report: &AbReport) -> String {
 /// Markdown for a pull-request comment.
 pub fn markdown(report: &AbReport) -> String {
     let icon = match report.exit_code {
-        0 => "✅",
-        1 => "❌",
+        echo_cli::EXIT_SUCCESS => "✅",
+        echo_cli::EXIT_FAILURE => "❌",
         _ => "⚠️",
     };
     let mut out = format!("### echo-bench ab: {icon} {}\n\n", report.conclusion);

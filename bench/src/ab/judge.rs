@@ -2,6 +2,7 @@
 //! benchmark, and the run's exit code and conclusion.
 
 use super::*;
+use echo_cli::{EXIT_FAILURE, EXIT_SUCCESS, EXIT_USAGE};
 
 /// Sets the exit code, the one-line conclusion and the warnings.
 pub(super) fn conclude(report: &mut AbReport, confirmed: bool, strict: bool) {
@@ -32,17 +33,17 @@ pub(super) fn conclude(report: &mut AbReport, confirmed: bool, strict: bool) {
         }
     }
     let (code, conclusion) = if !invalid.is_empty() {
-        (2, format!("invalid: {}", invalid.join(", ")))
+        (EXIT_USAGE, format!("invalid: {}", invalid.join(", ")))
     } else if !regressed.is_empty() {
         let how = if confirmed {
             "confirmed regression"
         } else {
             "regression (not re-run)"
         };
-        (1, format!("{how}: {}", regressed.join(", ")))
+        (EXIT_FAILURE, format!("{how}: {}", regressed.join(", ")))
     } else if !inconclusive.is_empty() && strict {
         (
-            1,
+            EXIT_FAILURE,
             format!(
                 "inconclusive, which --strict counts as a failure: {}",
                 inconclusive.join(", ")
@@ -50,14 +51,14 @@ pub(super) fn conclude(report: &mut AbReport, confirmed: bool, strict: bool) {
         )
     } else if !inconclusive.is_empty() {
         (
-            0,
+            EXIT_SUCCESS,
             format!(
                 "no confirmed regression; inconclusive: {}",
                 inconclusive.join(", ")
             ),
         )
     } else {
-        (0, "no regression".to_owned())
+        (EXIT_SUCCESS, "no regression".to_owned())
     };
     report.exit_code = code;
     report.conclusion = conclusion;

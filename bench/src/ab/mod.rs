@@ -40,8 +40,9 @@ use serde::{Deserialize, Serialize};
 use crate::config::Workload;
 use crate::meta::Meta;
 use crate::report::Report;
+use crate::suite::Launcher;
 use crate::suite::process::ServerProcess;
-use crate::suite::{Launcher, Pinning};
+use echo_analysis::run::Pinning;
 pub use stats::{Change, Estimate, Verdict};
 
 mod judge;
@@ -177,21 +178,24 @@ mod tests {
 
     #[test]
     fn parses_benchmark_names() {
-        let spec = BenchmarkSpec::parse("ping-pong/tokio/1").unwrap();
+        let spec = BenchmarkSpec::parse("ping-pong/tokio/1", &Default::default()).unwrap();
         assert_eq!(spec.workload, Workload::PingPong);
         assert_eq!(
-            (spec.model, spec.connections, spec.payload),
+            (spec.model.clone(), spec.connections, spec.payload),
             (echo_servers::Model::Tokio.into(), 1, 64)
         );
         assert_eq!(spec.name(), "ping-pong/tokio/1");
         assert_eq!(spec.primary(), Metric::Throughput);
 
-        let rate = BenchmarkSpec::parse("rate/mio/64").unwrap();
+        let rate = BenchmarkSpec::parse("rate/mio/64", &Default::default()).unwrap();
         assert_eq!(rate.rate, Some(DEFAULT_RATE));
         assert_eq!(rate.primary(), Metric::ServerCpuPerMessage);
-        let rate = BenchmarkSpec::parse("rate/mio/64/4k@5000").unwrap();
+        let rate = BenchmarkSpec::parse("rate/mio/64/4k@5000", &Default::default()).unwrap();
         assert_eq!((rate.payload, rate.rate), (4096, Some(5000.0)));
-        assert_eq!(BenchmarkSpec::parse(&rate.name()).unwrap(), rate);
+        assert_eq!(
+            BenchmarkSpec::parse(&rate.name(), &Default::default()).unwrap(),
+            rate
+        );
 
         for bad in [
             "ping-pong/tokio",
@@ -201,10 +205,25 @@ mod tests {
             "ping-pong/tokio/1@100",
             "rate/tokio/1@-5",
         ] {
-            assert!(BenchmarkSpec::parse(bad).is_err(), "{bad} accepted");
+            assert!(
+                BenchmarkSpec::parse(bad, &Default::default()).is_err(),
+                "{bad} accepted"
+            );
         }
         for name in DEFAULT_BENCHMARKS.split(',') {
-            BenchmarkSpec::parse(name).unwrap();
+            BenchmarkSpec::parse(name, &Default::default()).unwrap();
         }
+    }
+
+    #[test]
+    fn a_benchmark_names_an_outside_server_only_of_the_registry_passed_in() {
+        use echo_analysis::server::{Registry, Server};
+        let py = Server::parse_outside("py-ab=python3 x.py {addr}").unwrap();
+        let registry = Registry::of(std::slice::from_ref(&py)).unwrap();
+        let spec = BenchmarkSpec::parse("ping-pong/py-ab/1", &registry).unwrap();
+        assert_eq!(spec.model, py);
+        assert!(spec.model.command().is_some(), "it can be started");
+        let err = BenchmarkSpec::parse("ping-pong/py-ab/1", &Registry::default()).unwrap_err();
+        assert!(err.contains("outside server named with --server"), "{err}");
     }
 }

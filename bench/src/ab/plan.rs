@@ -22,11 +22,7 @@ impl<'a> Plan<'a> {
         let most = options.pairs.max(options.count.pairs);
         let blocks = benchmarks
             .iter()
-            .map(|_| {
-                (0..most.div_ceil(2))
-                    .map(|_| rng.random())
-                    .collect()
-            })
+            .map(|_| (0..most.div_ceil(2)).map(|_| rng.random()).collect())
             .collect();
         Self {
             options,

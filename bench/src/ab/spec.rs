@@ -30,7 +30,7 @@ pub struct BenchmarkSpec {
     /// The traffic pattern.
     pub workload: Workload,
     /// The server: a model, or an outside server named with `--server` (by name in JSON).
-    pub model: crate::suite::Server,
+    pub model: echo_analysis::server::Server,
     /// Concurrent connections.
     pub connections: usize,
     /// Bytes per message.
@@ -40,8 +40,9 @@ pub struct BenchmarkSpec {
 }
 
 impl BenchmarkSpec {
-    /// Parses `ping-pong/tokio/1`, `rate/mio/64@20000`, `ping-pong/mio/16/4k`.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    /// Parses `ping-pong/tokio/1`, `rate/mio/64@20000`, `ping-pong/mio/16/4k`; MODEL may name
+    /// an outside server of `outside`.
+    pub fn parse(text: &str, outside: &echo_analysis::server::Registry) -> Result<Self, String> {
         let bad = |why: &str| format!("benchmark '{text}': {why}");
         let (counted, timed) = match text.strip_prefix(super::counted::PREFIX) {
             Some(rest) => (true, rest),
@@ -68,8 +69,8 @@ impl BenchmarkSpec {
         let workload = <Workload as clap::ValueEnum>::from_str(parts[0], true)
             .map_err(|_| bad("workload must be ping-pong, rate, churn or stream"))?;
         let model = match parts[1].parse::<echo_servers::Model>() {
-            Ok(model) => crate::suite::Server::Model(model),
-            Err(_) => crate::suite::Server::registered(parts[1]).ok_or_else(|| {
+            Ok(model) => echo_analysis::server::Server::Model(model),
+            Err(_) => outside.get(parts[1]).cloned().ok_or_else(|| {
                 bad(&format!(
                     "valid models: {} (or an outside server named with --server)",
                     echo_servers::Model::names()
@@ -94,7 +95,7 @@ impl BenchmarkSpec {
             _ => None,
         };
         if counted {
-            super::counted::check(workload, model, connections).map_err(|why| bad(&why))?;
+            super::counted::check(workload, &model, connections).map_err(|why| bad(&why))?;
         }
         Ok(Self {
             counted,
@@ -141,7 +142,7 @@ impl BenchmarkSpec {
     /// The same benchmark counted (`counted: true`), if it can be: ping-pong, churn and stream
     /// of a model, churn and stream on one connection.
     pub fn as_counted(&self) -> Option<Self> {
-        super::counted::check(self.workload, self.model, self.connections).ok()?;
+        super::counted::check(self.workload, &self.model, self.connections).ok()?;
         Some(Self {
             counted: true,
             ..self.clone()

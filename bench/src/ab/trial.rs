@@ -32,11 +32,11 @@ pub(super) fn start_trial(
     started: Instant,
 ) -> Result<Running, Sample> {
     let at_s = started.elapsed().as_secs_f64();
-    let model = spec.model;
+    let model = spec.model.clone();
     let launcher = Launcher {
         program: build.binary.clone(),
         args: vec!["serve".into()],
-        extra: vec![(model, build.server_args.clone())],
+        extra: vec![(model.clone(), build.server_args.clone())],
     };
     let server = launcher
         .start(model, options.pinning.server_cpus.as_deref())
@@ -132,7 +132,7 @@ impl Running {
 /// Waits for `child` until `deadline`, killing it then; `Err` says what went wrong (a run that
 /// saw errors exits 1 but still wrote its report, which the caller reads).
 pub(super) fn wait_until(mut child: Child, deadline: Instant) -> Result<(), String> {
-    match crate::suite::process::wait_until(&mut child, deadline) {
+    match crate::child::wait_until(&mut child, deadline) {
         Ok(Some(status)) if status.success() => Ok(()),
         Ok(Some(status)) => {
             let mut stderr = String::new();

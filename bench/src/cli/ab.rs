@@ -8,7 +8,7 @@ use clap::Args;
 use echo_bench::ab::{self, AbOptions, AbReport, BenchmarkSpec, Build, export};
 use echo_bench::config::{MAX_WAIT, duration_within};
 use echo_bench::export::Exports;
-use echo_cli::{EXIT_USAGE, exit_code, usage_exit};
+use echo_cli::{EXIT_FAILURE, EXIT_SUCCESS, EXIT_USAGE, exit_code, usage_exit};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::PinArgs;
@@ -184,10 +184,12 @@ fn benchmarks(
             ),
         );
     }
+    let registry = echo_bench::suite::server::Registry::of(servers)
+        .unwrap_or_else(|e| usage_exit("echo-bench", &format!("error: --server: {e}")));
     let parsed: Vec<BenchmarkSpec> = names
         .iter()
         .map(|name| {
-            BenchmarkSpec::parse(name.trim())
+            BenchmarkSpec::parse(name.trim(), &registry)
                 .unwrap_or_else(|e| usage_exit("echo-bench", &format!("error: --benchmarks: {e}")))
         })
         .collect();
@@ -341,7 +343,7 @@ pub fn main(args: AbArgs) -> ExitCode {
         eprintln!("echo-bench: warning: {warning}");
     }
     let code = match report.exit_code {
-        0 if failed => 1,
+        EXIT_SUCCESS if failed => EXIT_FAILURE,
         code => code,
     };
     debug_assert!(code <= EXIT_USAGE);

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Args;
 use echo_bench::ab::{compare, export};
 use echo_bench::export::Exports;
-use echo_cli::{exit_code, usage_exit};
+use echo_cli::{EXIT_FAILURE, exit_code, usage_exit};
 
 /// Options of `echo-bench compare`.
 #[derive(Debug, Args)]
@@ -49,7 +49,7 @@ pub fn main(args: CompareArgs) -> ExitCode {
         for line in failures {
             eprintln!("echo-bench: {line}");
         }
-        return exit_code(1);
+        return exit_code(EXIT_FAILURE);
     }
     exit_code(report.exit_code)
 }

@@ -12,7 +12,7 @@ use echo_bench::config::{
 };
 use echo_bench::engine::{self, Progress};
 use echo_bench::export::{self, Exports, RunResult};
-use echo_bench::{Engine, Report, RunConfig, Stop, Workload};
+use echo_bench::{Engine, Report, RunConfig, RunOptions, Stop, Workload};
 use echo_cli::{EXIT_FAILURE, Endpoint, exit_code, usage_exit};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -139,13 +139,13 @@ pub fn parse_cpus(text: &str) -> Result<CpuList, String> {
 }
 
 impl RunArgs {
-    fn config(&self) -> RunConfig {
+    fn options(&self) -> RunOptions {
         let stop = match (self.requests, self.duration) {
             (Some(n), _) => Stop::Requests(n),
             (None, Some(d)) => Stop::Duration(d),
             (None, None) => Stop::Duration(Duration::from_secs(5)),
         };
-        RunConfig {
+        RunOptions {
             target: self.target.clone(),
             workload: self.workload,
             connections: self.connections,
@@ -234,10 +234,8 @@ fn exports<'a>(args: &RunArgs) -> Exports<'static, RunResult<'a>> {
 
 /// Runs the command; returns the process exit code.
 pub fn main(args: RunArgs) -> ExitCode {
-    let config = args.config();
-    if let Err(reason) = config.validate() {
-        usage_exit("echo-bench", &format!("error: {reason}"));
-    }
+    let config = RunConfig::new(args.options())
+        .unwrap_or_else(|reason| usage_exit("echo-bench", &format!("error: {reason}")));
     // What would only fail once the run is under way is checked first.
     let allowed = echo_bench::procfs::allowed_cpus();
     if let Some(cpu) = config

@@ -11,11 +11,12 @@ use echo_bench::config::{
     MAX_CONNECTIONS, MAX_PAYLOAD, MAX_WAIT, bytes_within, count_within, duration_within,
     positive_at_most,
 };
-use echo_bench::suite::Server;
+use echo_bench::render::{Style, terminal};
 use echo_bench::suite::plan::{self, Selection};
 use echo_bench::suite::{
     self, InterferencePolicy, Launcher, Profile, SuiteOptions, advice, output,
 };
+use echo_bench::suite::{Server, Status};
 use echo_cli::{EXIT_FAILURE, exit_code, usage_exit};
 use echo_servers::Model;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -158,30 +159,7 @@ pub fn main(args: SuiteArgs) -> ExitCode {
     // Interrupted: the partial run is the signal handling's to write.
     echo_bench::child::settle();
     let aggregates = advice::aggregate(&run);
-    let split = suite::transports::split(&run, &aggregates);
-    if split.is_empty() {
-        println!("{}", output::tables(&aggregates));
-        println!("Which model to pick:");
-        for line in advice::advice_of(&run, &aggregates) {
-            println!("- {}", line.replace("**", ""));
-        }
-    }
-    for (transport, part_run, part) in &split {
-        println!("## {}\n", suite::transports::title(*transport));
-        println!("{}", output::tables(part));
-        println!("Which model to pick over {transport}:");
-        for line in advice::advice_of(part_run, part) {
-            println!("- {}", line.replace("**", ""));
-        }
-        println!();
-    }
-    let comparisons = suite::transports::compare(&aggregates);
-    if !comparisons.is_empty() {
-        println!("{}", suite::transports::table(&comparisons));
-        if let Some(line) = suite::transports::advice(&comparisons) {
-            println!("- {}", line.replace("**", ""));
-        }
-    }
+    print!("{}", terminal_report(&run, &aggregates, terminal::style()));
     match echo_bench::child::finishing(|| {
         output::write_with(&options.results_dir, &run, &aggregates)
     }) {
@@ -200,7 +178,7 @@ pub fn main(args: SuiteArgs) -> ExitCode {
     let not_held: Vec<String> = run
         .c10k
         .iter()
-        .filter(|h| h.status == "failed")
+        .filter(|h| h.status == Status::Failed)
         .map(|h| format!("{} ({})", h.model, h.note.clone().unwrap_or_default()))
         .collect();
     if !not_held.is_empty() {
@@ -249,6 +227,9 @@ fn outside_servers(args: &SuiteArgs) -> Vec<Server> {
     }
     if args.python {
         servers.extend(python_servers());
+    }
+    if let Err(e) = echo_bench::suite::server::Registry::of(&servers) {
+        usage_exit("echo-bench", &format!("error: {e}"));
     }
     servers
 }
@@ -444,4 +425,49 @@ pub(crate) fn command_line() -> String {
         .chain(args)
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// What the terminal shows once the run is measured: each transport's tables and advice, then
+/// TCP against Unix sockets; in `style` (bold where a terminal takes it, plain when piped).
+fn terminal_report(
+    run: &echo_bench::suite::SuiteRun,
+    aggregates: &[advice::Aggregate],
+    style: Style,
+) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let mut part = |title: Option<String>, part_run, part: &[advice::Aggregate]| {
+        if let Some(title) = title {
+            let _ = writeln!(out, "{}\n", style.bold(&title));
+        }
+        for grid in output::grids(part) {
+            let _ = writeln!(out, "{}", terminal::grid(&grid, style));
+        }
+        let _ = writeln!(out, "{}\n", terminal::legend(style));
+        let _ = writeln!(out, "{}", style.bold("Which model to pick:"));
+        for line in advice::advice_styled(part_run, part, style) {
+            let _ = writeln!(out, "- {line}");
+        }
+        out.push('\n');
+    };
+    let split = suite::transports::split(run, aggregates);
+    if split.is_empty() {
+        part(None, run, aggregates);
+    }
+    for (transport, part_run, part_aggregates) in &split {
+        part(
+            Some(suite::transports::title(*transport).to_owned()),
+            part_run,
+            part_aggregates,
+        );
+    }
+    let comparisons = suite::transports::compare(aggregates);
+    if !comparisons.is_empty() {
+        let grid = suite::transports::grid(&comparisons);
+        let _ = writeln!(out, "{}", terminal::grid(&grid, style));
+        if let Some(line) = suite::transports::advice(&comparisons, style) {
+            let _ = writeln!(out, "- {line}");
+        }
+    }
+    out
 }

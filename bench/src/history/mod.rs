@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::ab::AbReport;
-use crate::suite::SuiteRun;
-use crate::suite::advice::{Measure, aggregate, at_base_work};
+use echo_analysis::aggregate::{Measure, aggregate, at_base_work};
+use echo_analysis::run::SuiteRun;
 
 /// The store's file in its folder.
 pub const STORE_FILE: &str = "history.jsonl";

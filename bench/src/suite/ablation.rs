@@ -14,12 +14,12 @@ use std::path::{Path, PathBuf};
 use echo_servers::Model;
 
 use super::Server;
-use super::advice::{Aggregate, Measure, TIE_PCT};
 use super::charts::canvas::{self, Axis, Figure, Line, Mark, Panel, Point, Scale};
 use super::charts::style::{Dash, SeriesStyle};
 use super::plan::{Load, size_label};
-use crate::ab::stats::{Change, Estimate, Verdict};
 use crate::config::Workload;
+use echo_analysis::aggregate::{Aggregate, Measure, TIE_PCT};
+use echo_analysis::bootstrap::{Change, Estimate, Verdict};
 
 /// The seed of the comparisons' bootstrap (fixed, so a redraw gives the same intervals).
 const SEED: u64 = 0xab1a7e;
@@ -70,12 +70,15 @@ impl Cell {
 
 /// A load's short label: `256 × 64 B`, `churn`, `stream 16 KiB`, `20k msg/s`.
 pub fn load_label(load: &Load) -> String {
-    let (_, workload, connections, payload, rate, _) = *load;
-    match workload {
-        Workload::PingPong => format!("{connections} × {}", size_label(payload)),
+    let connections = load.connections;
+    match load.workload {
+        Workload::PingPong => format!("{connections} × {}", size_label(load.payload)),
         Workload::Churn => "churn".to_owned(),
-        Workload::Stream => format!("stream {}", size_label(payload)),
-        Workload::Rate => format!("{}k msg/s × {connections}", rate.unwrap_or_default() / 1000),
+        Workload::Stream => format!("stream {}", size_label(load.payload)),
+        Workload::Rate => format!(
+            "{}k msg/s × {connections}",
+            load.rate.unwrap_or_default() / 1000
+        ),
     }
 }
 
@@ -94,39 +97,42 @@ pub fn of(all: &[Aggregate]) -> Option<Ablation> {
         }
     }
     let at: BTreeMap<(Server, Load), &Aggregate> =
-        all.iter().map(|a| ((a.model, key(a)), a)).collect();
+        all.iter().map(|a| ((a.model.clone(), key(a)), a)).collect();
     let mio = Server::Model(Model::Mio);
     let row = |server: Server, previous: Option<Server>| Row {
-        server,
         adds: server.step_adds(),
         cells: loads
             .iter()
             .map(|load| {
-                let a = at.get(&(server, *load))?;
+                let a = at.get(&(server.clone(), *load))?;
                 Some(Cell {
                     cpu: a.estimate(Measure::CpuPerMessage)?,
                     served: a.served(),
                     vs_previous: previous
+                        .clone()
                         .and_then(|p| at.get(&(p, *load)))
                         .and_then(|base| paired(base, a)),
-                    vs_mio: at.get(&(mio, *load)).and_then(|base| paired(base, a)),
+                    vs_mio: at
+                        .get(&(mio.clone(), *load))
+                        .and_then(|base| paired(base, a)),
                 })
             })
             .collect(),
+        server,
     };
-    let mut previous = None;
+    let mut previous: Option<Server> = None;
     let step_rows = steps
         .iter()
-        .map(|&step| {
-            let r = row(step, previous);
-            previous = Some(step);
+        .map(|step| {
+            let r = row(step.clone(), previous.clone());
+            previous = Some(step.clone());
             r
         })
         .collect();
     let mut others: Vec<Server> = all
         .iter()
-        .map(|a| a.model)
-        .filter(|s| !steps.contains(s) && loads.iter().any(|l| at.contains_key(&(*s, *l))))
+        .map(|a| a.model.clone())
+        .filter(|s| !steps.contains(s) && loads.iter().any(|l| at.contains_key(&(s.clone(), *l))))
         .collect();
     others.sort();
     others.dedup();
@@ -144,14 +150,14 @@ pub fn of(all: &[Aggregate]) -> Option<Ablation> {
 }
 
 fn key(a: &Aggregate) -> Load {
-    (
-        a.transport,
-        a.workload,
-        a.connections,
-        a.payload,
-        a.rate,
-        a.work_us,
-    )
+    Load {
+        transport: a.transport,
+        workload: a.workload,
+        connections: a.connections,
+        payload: a.payload,
+        rate: a.rate,
+        work_us: a.work_us,
+    }
 }
 
 /// `head` against `base` in server CPU per message, paired by round.
@@ -165,26 +171,11 @@ fn paired(base: &Aggregate, head: &Aggregate) -> Option<Change> {
     Change::of(&pairs, SEED)
 }
 
-/// A signed percentage with a true minus sign.
-fn signed(pct: f64) -> String {
-    format!("{pct:+.0}%").replace('-', "−")
-}
+use crate::render::format::change as change_text;
 
-/// `+12% [+8%, +15%]`.
-fn change_text(change: &Change) -> String {
-    format!(
-        "{} [{}, {}]",
-        signed(change.change_pct),
-        signed(change.ci_low_pct),
-        signed(change.ci_high_pct)
-    )
-}
-
+/// `4.20 µs ±3%`.
 fn estimate_text(e: &Estimate) -> String {
-    match e.half_width_pct() {
-        Some(h) => format!("{:.2} µs ±{h:.0}%", e.median),
-        None => format!("{:.2} µs", e.median),
-    }
+    crate::render::format::with_interval(e, |v| format!("{v:.2} µs"))
 }
 
 /// The ablation as Markdown: a table of every step's server CPU per message with the change

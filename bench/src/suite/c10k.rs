@@ -31,16 +31,12 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use echo_servers::{Model, ServerConfig};
-use serde::{Deserialize, Serialize};
 
-use super::SuiteOptions;
-use super::plan::model_name;
+use super::{Status, SuiteOptions};
 use crate::procfs::ProcSample;
 use crate::report::Latency;
-use crate::{Report, RunConfig, Stop, Workload};
-
-/// Connections of the active load.
-pub const ACTIVE_CONNECTIONS: usize = 16;
+use crate::{Report, RunConfig, RunOptions, Stop, Workload};
+pub use echo_analysis::c10k::{ACTIVE_CONNECTIONS, Holding, Level, levels};
 
 /// Idle connections opened per second: fast enough to reach 10,000 in 2 s, slow enough not to
 /// overflow a 4096 backlog before the server accepts.
@@ -65,95 +61,6 @@ const STALL: Duration = Duration::from_secs(20);
 pub fn echo_deadline(connections: usize) -> Duration {
     Duration::from_secs(10)
         + Duration::from_millis(2) * u32::try_from(connections).unwrap_or(u32::MAX)
-}
-
-/// One level of held connections and what the server used there.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-pub struct Level {
-    /// Idle connections held.
-    pub connections: usize,
-    /// The server's resident memory, KiB.
-    pub rss_kib: u64,
-    /// The server's threads.
-    pub threads: u64,
-}
-
-/// One model's C10K result.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Holding {
-    /// The model.
-    #[serde(with = "model_name")]
-    pub model: Model,
-    /// `ok`, `not-applicable` (a bounded model) or `failed`.
-    pub status: String,
-    /// Why not applicable, or why it failed.
-    pub note: Option<String>,
-    /// The idle connections asked for.
-    pub target: usize,
-    /// RSS and threads at each level, from 0 up to the target.
-    pub levels: Vec<Level>,
-    /// Seconds from the first connect until the server held every connection.
-    pub accept_s: f64,
-    /// The active load with no idle connection.
-    pub baseline: Option<Latency>,
-    /// The same load with the idle connections held.
-    pub under_idle: Option<Latency>,
-    /// Messages/s of the active load, without and with the idle connections.
-    pub baseline_rps: f64,
-    /// See `baseline_rps`.
-    pub under_idle_rps: f64,
-    /// Idle connections that failed to open, or to echo at the end.
-    pub errors: u64,
-    /// The server's RSS after every connection closed, KiB.
-    pub rss_after_close_kib: u64,
-}
-
-impl Default for Holding {
-    fn default() -> Self {
-        Self {
-            model: Model::ALL[0],
-            status: String::new(),
-            note: None,
-            target: 0,
-            levels: Vec::new(),
-            accept_s: 0.0,
-            baseline: None,
-            under_idle: None,
-            baseline_rps: 0.0,
-            under_idle_rps: 0.0,
-            errors: 0,
-            rss_after_close_kib: 0,
-        }
-    }
-}
-
-impl Holding {
-    /// Resident memory per held connection, KiB: the growth from no connection to the target.
-    pub fn kib_per_connection(&self) -> Option<f64> {
-        let first = self.levels.first()?;
-        let last = self.levels.last()?;
-        (last.connections > first.connections).then(|| {
-            (last.rss_kib as f64 - first.rss_kib as f64)
-                / (last.connections - first.connections) as f64
-        })
-    }
-
-    /// Connections accepted per second.
-    pub fn accept_rate(&self) -> f64 {
-        self.target as f64 / self.accept_s.max(1e-9)
-    }
-}
-
-/// The levels sampled on the way to `target`: 0, 100, 1,000, 3,000, 10,000 (those below it),
-/// and the target.
-pub fn levels(target: usize) -> Vec<usize> {
-    let mut levels: Vec<usize> = [0, 100, 1_000, 3_000, 10_000]
-        .into_iter()
-        .filter(|&l| l < target)
-        .collect();
-    levels.push(target);
-    levels
 }
 
 /// Descriptors process `pid` holds.
@@ -206,7 +113,7 @@ fn active_load(
     addr: SocketAddr,
     pid: u32,
 ) -> Result<(Latency, f64), String> {
-    let config = RunConfig {
+    let load = RunOptions {
         target: addr.into(),
         workload: Workload::PingPong,
         connections: ACTIVE_CONNECTIONS,
@@ -214,16 +121,13 @@ fn active_load(
         stop: Stop::Duration(options.duration),
         warmup: options.warmup,
         timeout: options.timeout,
-        threads: options
-            .pinning
-            .client_cpus
-            .as_ref()
-            .map_or_else(crate::config::default_threads, Vec::len)
-            .max(1),
+        threads: options.pinning.client_threads().max(1),
         server_pid: Some(pid),
         client_cpus: options.pinning.client_cpus.clone(),
-        ..RunConfig::default()
+        ..RunOptions::default()
     };
+    // Checked like every run's options (the descriptor limit among them).
+    let config = RunConfig::new(load).map_err(|e| format!("invalid load: {e}"))?;
     // Re-run while other tasks take more than the interference limit, as every trial is
     // ([`super::trial`]): a server kept off its core for the whole window by them stalls every
     // connection, which says nothing about the model. The last attempt is kept, errors and all.
@@ -338,11 +242,11 @@ pub fn measure(options: &SuiteOptions, model: Model, target: usize) -> Holding {
     let mut result = Holding {
         model,
         target,
-        status: "failed".into(),
+        status: Status::Failed,
         ..Holding::default()
     };
     if let Some(limit) = model.concurrency_limit(&ServerConfig::default()) {
-        result.status = "not-applicable".into();
+        result.status = Status::NotApplicable;
         result.note = Some(format!(
             "serves at most {limit} connection(s) at once; the rest would wait unserved"
         ));
@@ -375,7 +279,7 @@ pub fn measure(options: &SuiteOptions, model: Model, target: usize) -> Holding {
     let outcome = hold(options, &mut result, addr, pid);
     let stopped = server.stop();
     match (outcome, stopped) {
-        (Ok(()), Ok(())) => result.status = "ok".into(),
+        (Ok(()), Ok(())) => result.status = Status::Ok,
         (Err(why), _) | (Ok(()), Err(why)) => result.note = Some(why),
     }
     result
@@ -450,117 +354,6 @@ fn hold(
     Ok(())
 }
 
-/// The active load counts as hurt beside idle connections when its p99 is more than this many
-/// times the baseline's, or its messages/s less than the baseline's divided by it: single
-/// samples of a p99 move by up to 2× between runs on this kind of machine.
-const HURT_RATIO: f64 = 2.0;
-
-/// The advice on holding idle connections: memory per connection, and latency beside them.
-pub fn advice(holdings: &[Holding]) -> Vec<String> {
-    let ok: Vec<&Holding> = holdings.iter().filter(|h| h.status == "ok").collect();
-    let mut lines = Vec::new();
-    let mut memory: Vec<(&Holding, f64)> = ok
-        .iter()
-        .filter_map(|h| Some((*h, h.kib_per_connection()?)))
-        .collect();
-    memory.sort_by(|a, b| a.1.total_cmp(&b.1));
-    if let (Some(least), Some(most)) = (memory.first(), memory.last()) {
-        let list: Vec<String> = memory
-            .iter()
-            .map(|(h, kib)| format!("{} {kib:.2}", h.model))
-            .collect();
-        let kept: Vec<String> = ok
-            .iter()
-            .filter(|h| {
-                let first = h.levels.first().map_or(0, |l| l.rss_kib);
-                h.rss_after_close_kib > first + 16 * 1024
-            })
-            .map(|h| {
-                format!(
-                    "{} ({:.0} MiB)",
-                    h.model,
-                    h.rss_after_close_kib as f64 / 1024.0
-                )
-            })
-            .collect();
-        lines.push(format!(
-            "**Memory per idle connection** ({} connections held; resident memory growth, one \
-             measurement per model, no interval): **{}** needs the least, {:.2} KiB per \
-             connection; the most is {} with {:.2} KiB (KiB per connection: {}).{}",
-            least.0.target,
-            least.0.model,
-            least.1,
-            most.0.model,
-            most.1,
-            list.join(", "),
-            if kept.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    " After every connection closed, these kept more than 16 MiB above their \
-                     start: {}.",
-                    kept.join(", ")
-                )
-            }
-        ));
-    }
-    let latency: Vec<(&Holding, u64, u64)> = ok
-        .iter()
-        .filter_map(|h| Some((*h, h.baseline?.p99, h.under_idle?.p99)))
-        .collect();
-    if !latency.is_empty() {
-        // Hurt: the p99 more than doubled, or the messages/s fell to less than half (a loop
-        // whose every wake-up walks the idle connections serves fewer, each slower).
-        let hurt: Vec<String> = latency
-            .iter()
-            .filter(|(h, base, idle)| {
-                *idle as f64 > HURT_RATIO * (*base).max(1) as f64
-                    || h.under_idle_rps * HURT_RATIO < h.baseline_rps
-            })
-            .map(|(h, base, idle)| {
-                format!(
-                    "{} ({base} → {idle} µs, {:.0} → {:.0} msg/s)",
-                    h.model, h.baseline_rps, h.under_idle_rps
-                )
-            })
-            .collect();
-        let target = latency[0].0.target;
-        lines.push(format!(
-            "**Latency beside idle connections** (p99 of {ACTIVE_CONNECTIONS} active ping-pong \
-             connections, without and with {target} idle ones; one sample each): {}",
-            if hurt.is_empty() {
-                format!(
-                    "no model's p99 more than doubled nor its messages/s halved ({}); within \
-                     this machine's run-to-run noise, holding idle connections did not slow the \
-                     active ones.",
-                    latency
-                        .iter()
-                        .map(|(h, base, idle)| format!("{} {base} → {idle} µs", h.model))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            } else {
-                format!(
-                    "p99 more than doubled or messages/s halved for {}.",
-                    hurt.join(", ")
-                )
-            }
-        ));
-    }
-    let na: Vec<String> = holdings
-        .iter()
-        .filter(|h| h.status != "ok")
-        .map(|h| format!("{} ({})", h.model, h.note.clone().unwrap_or_default()))
-        .collect();
-    if !na.is_empty() {
-        lines.push(format!(
-            "Not measured holding idle connections: {}.",
-            na.join("; ")
-        ));
-    }
-    lines
-}
-
 /// The C10K table, Markdown.
 pub fn table(holdings: &[Holding]) -> String {
     if holdings.is_empty() {
@@ -579,13 +372,13 @@ pub fn table(holdings: &[Holding]) -> String {
     let lat =
         |l: Option<Latency>| l.map_or("–".to_owned(), |l| format!("{}/{} µs", l.p50, l.p99));
     for h in holdings {
-        if h.status != "ok" {
+        if h.status != Status::Ok {
             let _ = std::fmt::Write::write_fmt(
                 &mut out,
                 format_args!(
                     "| {} | {} ||||||||| \n",
                     h.model,
-                    if h.status == "not-applicable" {
+                    if h.status == Status::NotApplicable {
                         format!("not applicable: {}", h.note.clone().unwrap_or_default())
                     } else {
                         format!("failed: {}", h.note.clone().unwrap_or_default())
@@ -674,7 +467,7 @@ mod tests {
             })
         };
         let holding = |baseline_rps, under_idle_rps| Holding {
-            status: "ok".into(),
+            status: Status::Ok,
             target: 10_000,
             baseline: p99(16_000),
             under_idle: p99(30_000),
@@ -682,15 +475,19 @@ mod tests {
             under_idle_rps,
             ..Holding::default()
         };
+        let advice = |h: Holding| {
+            let found = echo_analysis::advice::c10k(&[h]);
+            crate::render::advice::c10k_lines(&found, crate::render::Style::Markdown).join("\n")
+        };
         let slow = holding(21_000.0, 740.0);
-        let said = advice(&[slow]).join("\n");
+        let said = advice(slow);
         assert!(
             said.contains("p99 more than doubled or messages/s halved for"),
             "{said}"
         );
         assert!(said.contains("21000 → 740 msg/s"), "{said}");
         let steady = holding(13_000.0, 16_000.0);
-        let said = advice(&[steady]).join("\n");
+        let said = advice(steady);
         assert!(said.contains("no model's p99 more than doubled"), "{said}");
     }
 

@@ -1,5 +1,7 @@
 //! `index.html`: a run as one self-contained page that opens in any browser, with no network:
-//! the advice first, then the tables (sortable: click a column header), every chart as inline
+//! the verdict matrix first (every ranked category down, every model across: who leads, how far
+//! behind the others are where the data separates them, who could not rank), the advice's
+//! prose below it, then the tables (sortable: click a column header), every chart as inline
 //! SVG, how the run was made, and links to the run's files. Rendered from the same Markdown
 //! parts as summary.md ([`Summary`]) by pulldown-cmark, so the two never disagree.
 //!
@@ -12,8 +14,11 @@ use std::path::Path;
 
 use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
 
+use echo_analysis::advice::{Matrix, Verdict};
+
 use super::SuiteRun;
-use super::output::Summary;
+use super::summary::Summary;
+use crate::render::advice::{ineligible, title as category_title};
 
 const STYLE: &str = r#"
 body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #222;
@@ -23,6 +28,13 @@ h2 { margin-top: 36px; border-bottom: 1px solid #ddd; padding-bottom: 4px; }
 h3 { margin-top: 28px; font-size: 17px; }
 #advice { background: #f5f8fc; border: 1px solid #d6e2f0; border-radius: 6px; padding: 4px 20px 12px; }
 #advice li { margin: 6px 0; }
+#verdicts table { font-size: 12px; }
+#verdicts th.model { writing-mode: vertical-rl; transform: rotate(180deg); white-space: nowrap; cursor: default; }
+#verdicts td { text-align: center; min-width: 26px; }
+#verdicts td.category { text-align: left; white-space: nowrap; }
+#verdicts td.lead { background: #2e7d32; color: #fff; font-weight: bold; }
+#verdicts td.behind { color: #555; }
+#verdicts td.no { color: #b71c1c; }
 table { border-collapse: collapse; margin: 8px 0 4px; font-size: 13px; }
 th, td { border: 1px solid #ddd; padding: 4px 8px; }
 td:not(:first-child) { text-align: right; white-space: nowrap; }
@@ -135,6 +147,63 @@ fn to_html(markdown: &str) -> String {
     out
 }
 
+/// The verdict matrix as an HTML table: a filled cell for each category's leading group, this
+/// model's figure over the leader's where the data separates them, `✕` (its reason on hover)
+/// for a model that could not rank, nothing where it was not measured.
+fn verdict_matrix(m: &Matrix) -> String {
+    let mut out = String::from("<section id=\"verdicts\">\n<h2>Verdicts at a glance</h2>\n");
+    if m.rows.is_empty() {
+        out.push_str(
+            "<p class=\"hint\">No category of this run ranks the models.</p>\n</section>\n",
+        );
+        return out;
+    }
+    out.push_str(
+        "<p class=\"hint\">A filled cell: the category's leading group (the models the rounds \
+         cannot separate from the best). A number: the model's figure over the leader's, where \
+         the data separates them (paired over the rounds). ✕: not eligible (hover for why). \
+         The sentences below give every figure and interval.</p>\n<table>\n<thead><tr><th>category \
+         (ranked by)</th>",
+    );
+    for model in &m.models {
+        let _ = write!(out, "<th class=\"model\">{}</th>", escape(model.name()));
+    }
+    out.push_str("</tr></thead>\n<tbody>\n");
+    for (title, measure, verdicts) in &m.rows {
+        let _ = write!(
+            out,
+            "<tr><td class=\"category\">{} <span class=\"hint\">({})</span></td>",
+            escape(&category_title(*title)),
+            escape(measure.name())
+        );
+        for v in verdicts {
+            match v {
+                Verdict::Leading => {
+                    out.push_str("<td class=\"lead\" title=\"leading group\">●</td>")
+                }
+                Verdict::Behind(ratio) => {
+                    let _ = write!(
+                        out,
+                        "<td class=\"behind\" title=\"{ratio:.2}× the leader's {}\">{ratio:.2}×</td>",
+                        escape(measure.name())
+                    );
+                }
+                Verdict::Ineligible(why) => {
+                    let _ = write!(
+                        out,
+                        "<td class=\"no\" title=\"not eligible: {}\">✕</td>",
+                        escape(&ineligible(*why))
+                    );
+                }
+                Verdict::Absent => out.push_str("<td class=\"absent\"></td>"),
+            }
+        }
+        out.push_str("</tr>\n");
+    }
+    out.push_str("</tbody>\n</table>\n</section>\n");
+    out
+}
+
 /// The charts, each inline under its file name.
 fn charts_html(dir: &Path, charts: &[String]) -> std::io::Result<String> {
     let mut out = String::new();
@@ -149,12 +218,13 @@ fn charts_html(dir: &Path, charts: &[String]) -> std::io::Result<String> {
     Ok(out)
 }
 
-/// The page of the run stored in `dir`, from its summary's parts; `histograms` is its
-/// latency.hlog, if written.
+/// The page of the run stored in `dir`, from its summary's parts and its verdict matrix;
+/// `histograms` is its latency.hlog, if written.
 pub fn page(
     run: &SuiteRun,
     dir: &Path,
     summary: &Summary,
+    matrix: &Matrix,
     histograms: Option<&Path>,
 ) -> std::io::Result<String> {
     let title = summary
@@ -185,12 +255,12 @@ pub fn page(
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
          <title>{title}</title>\n<script>{ERRORS_SCRIPT}</script>\n<style>{STYLE}</style>\n\
          </head>\n<body>\n<h1>{title}</h1>\n<p class=\"hint\">{when}, {machine}. Command: \
-         <code>{command}</code></p>\n<section id=\"advice\">\n{advice}</section>\n\
+         <code>{command}</code></p>\n{verdicts}<section id=\"advice\">\n{advice}</section>\n\
          <section id=\"results\">\n<h2>Results</h2>\n<p class=\"hint\">Click a column header to \
          sort the table by it.</p>\n{results}</section>\n<section id=\"charts\">\n<h2>Charts</h2>\n\
          {charts}</section>\n<section id=\"about\">\n<h2>How this run was made</h2>\n{about}\
          <h3>Files</h3>\n{files}\n</section>\n<script>{SORT_SCRIPT}</script>\n</body>\n</html>\n",
-        mark = super::output::MARK,
+        mark = super::summary::MARK,
         title = escape(&title),
         when = escape(&run.meta.time),
         machine = escape(&format!(
@@ -198,6 +268,7 @@ pub fn page(
             run.meta.cpu_model, run.meta.cores, run.meta.host
         )),
         command = escape(&run.command),
+        verdicts = verdict_matrix(matrix),
         advice = to_html(&summary.advice),
         results = to_html(&summary.results),
         charts = charts_html(dir, &summary.charts)?,
@@ -240,7 +311,10 @@ mod tests {
     #[test]
     fn free_text_from_a_run_is_shown_as_written() {
         let text = "**x** `y` <b>z</b> [a](b) ![c](d) _e_ | f &amp; g\n# h";
-        let html = to_html(&format!("about: {}\n", super::super::output::md_text(text)));
+        let html = to_html(&format!(
+            "about: {}\n",
+            super::super::summary::md_text(text)
+        ));
         for markup in [
             "<strong", "<em", "<code", "<b>", "<a ", "<img", "<h1", "<table",
         ] {
@@ -258,5 +332,47 @@ mod tests {
             assert!(!script.contains("http"), "{script}");
             assert!(!script.contains("</script"), "{script}");
         }
+    }
+
+    #[test]
+    fn the_verdict_matrix_fills_the_leaders_and_marks_the_rest() {
+        use echo_analysis::advice::Title;
+        use echo_analysis::aggregate::{Ineligible, Measure};
+        use echo_servers::Model;
+        let m = Matrix {
+            models: vec![
+                Model::Blocking.into(),
+                Model::Mio.into(),
+                Model::Tokio.into(),
+            ],
+            rows: vec![(
+                Title::Churn,
+                Measure::ConnectionRate,
+                vec![
+                    Verdict::Ineligible(Ineligible::Failed),
+                    Verdict::Leading,
+                    Verdict::Behind(0.625),
+                ],
+            )],
+        };
+        let html = verdict_matrix(&m);
+        assert!(html.contains("<td class=\"lead\""), "{html}");
+        assert!(
+            html.contains(">0.62×</td>") || html.contains(">0.63×</td>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("title=\"not eligible: failed\">✕</td>"),
+            "{html}"
+        );
+        assert!(html.contains("Connection churn"), "{html}");
+        let doc = roxmltree::Document::parse(&html).expect("well-formed");
+        let cells = doc.descendants().filter(|n| n.has_tag_name("td")).count();
+        assert_eq!(cells, 4, "the category and one cell per model");
+        let empty = verdict_matrix(&Matrix {
+            models: Vec::new(),
+            rows: Vec::new(),
+        });
+        assert!(empty.contains("No category of this run ranks"), "{empty}");
     }
 }

@@ -11,13 +11,12 @@
 pub mod ablation;
 pub mod advice;
 pub mod c10k;
-pub mod charts;
 pub mod html;
 pub mod output;
 pub mod plan;
 pub mod process;
-pub mod server;
 pub mod stability;
+pub mod summary;
 pub mod transports;
 
 use std::path::PathBuf;
@@ -26,87 +25,21 @@ use std::time::{Duration, Instant};
 use echo_servers::Model;
 
 pub use self::server::Server;
-use serde::{Deserialize, Serialize};
+/// The charts, drawn by the renderers (re-exported under the path they had).
+pub use crate::render::charts;
+pub use echo_analysis::run::Knee;
+pub use echo_analysis::run::{
+    InterferencePolicy, OutsideServer, Pinning, PointResult, SCHEMAS, Status, SuiteRun, recognise,
+};
+/// The servers a suite measures: now echo-analysis's, re-exported here.
+pub use echo_analysis::server;
 
-use crate::config::{RunConfig, Stop, Workload};
+use crate::config::{RunConfig, RunOptions, Stop, Workload};
 use crate::engine;
 use crate::meta::Meta;
 use crate::report::Report;
 pub use plan::{Point, Profile};
 pub use process::Launcher;
-
-/// How the CPUs are split between the server and the client.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Pinning {
-    /// CPUs the server processes run on (`None`: not pinned).
-    pub server_cpus: Option<Vec<usize>>,
-    /// CPUs the client runs on (`None`: not pinned).
-    pub client_cpus: Option<Vec<usize>>,
-}
-
-impl Pinning {
-    /// The default split of the CPUs this process may use ([`Pinning::split`]).
-    pub fn halves() -> Self {
-        Self::split(&crate::procfs::allowed_cpus())
-    }
-
-    /// `cpus` split in two, server first, the client never given fewer than the server: it does
-    /// the same kernel work per message as the server (measured for tokio at 50–256
-    /// connections: client 7.4–7.8 µs per message, server 6.5–7.1), plus the verification. With
-    /// an odd count the extra CPU goes to the client. Fewer than two CPUs: not pinned.
-    pub fn split(cpus: &[usize]) -> Self {
-        if cpus.len() < 2 {
-            return Self::default();
-        }
-        let (server, client) = cpus.split_at(cpus.len() / 2);
-        Self {
-            server_cpus: Some(server.to_vec()),
-            client_cpus: Some(client.to_vec()),
-        }
-    }
-
-    /// `server cores / client cores` for the record, e.g. `1 server core, 1 client core`.
-    pub fn describe(&self) -> String {
-        let count = |cpus: &Option<Vec<usize>>, who: &str| match cpus {
-            Some(cpus) => format!(
-                "{} {who} core{} ({})",
-                cpus.len(),
-                if cpus.len() == 1 { "" } else { "s" },
-                cpus.iter()
-                    .map(usize::to_string)
-                    .collect::<Vec<_>>()
-                    .join(",")
-            ),
-            None => format!("{who} not pinned"),
-        };
-        format!(
-            "{}, {}",
-            count(&self.server_cpus, "server"),
-            count(&self.client_cpus, "client")
-        )
-    }
-}
-
-/// When a trial counts as disturbed, and what to do about it.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct InterferencePolicy {
-    /// Cores used by other tasks (plus steal) above which a trial is re-run. The quiet baseline
-    /// here is 0–0.07 cores (10 ms ticks over a short window); a spinning process takes about
-    /// 0.67 of two busy cores.
-    pub limit_cores: f64,
-    /// Re-runs of a disturbed trial before it is kept, flagged.
-    pub reruns: u32,
-}
-
-impl Default for InterferencePolicy {
-    fn default() -> Self {
-        Self {
-            limit_cores: 0.25,
-            reruns: 2,
-        }
-    }
-}
 
 /// Everything a suite run needs.
 #[derive(Debug, Clone)]
@@ -159,7 +92,7 @@ pub fn without_unavailable(points: Vec<Point>) -> (Vec<Point>, Vec<String>) {
             match point.model.available() {
                 Ok(()) => true,
                 Err(why) => {
-                    unavailable.push(point.model);
+                    unavailable.push(point.model.clone());
                     skipped.push(format!("{}: {why}", point.model));
                     false
                 }
@@ -167,235 +100,6 @@ pub fn without_unavailable(points: Vec<Point>) -> (Vec<Point>, Vec<String>) {
         })
         .collect();
     (kept, skipped)
-}
-
-/// One measured trial: a model at one load in one round.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct PointResult {
-    /// What was measured.
-    pub point: Point,
-    /// Position in the run's order (0-based).
-    pub order: usize,
-    /// `ok`, or `failed` when the server did not start, crashed, or did not exit cleanly.
-    pub status: String,
-    /// Why it failed.
-    pub failure: Option<String>,
-    /// The load generator's report (present when the load ran, even if the server then failed).
-    pub report: Option<Report>,
-    /// Times the trial ran: 1, plus a re-run for each attempt disturbed by interference.
-    pub attempts: u32,
-    /// Cores that other tasks (and steal) took in each discarded attempt.
-    pub discarded_interference: Vec<f64>,
-    /// True when the kept attempt was still above the interference limit.
-    pub interfered: bool,
-    /// The I/O driver the model's server said it waited on (its `driver:` line); none for an
-    /// outside server, a server that did not start, and runs stored before schema 3.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "plan::driver_name"
-    )]
-    pub driver: Option<echo_servers::Driver>,
-}
-
-impl PointResult {
-    /// Whether the point ran and the server behaved.
-    pub fn ok(&self) -> bool {
-        self.status == "ok"
-    }
-
-    /// Cores other tasks took during the kept attempt, if measured.
-    pub fn interference_cores(&self) -> Option<f64> {
-        self.report.as_ref()?.machine.map(|m| m.other_cores)
-    }
-}
-
-/// A model's capacity knee: the highest open-loop rate whose p99 stayed under the target.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Knee {
-    /// The model.
-    pub model: String,
-    /// Highest rate tried that met the target (0 if none did).
-    pub rate: f64,
-    /// p99 at that rate, µs.
-    pub p99_us: u64,
-    /// The rates tried and their p99, in order.
-    pub tried: Vec<(f64, u64)>,
-}
-
-/// A whole suite run, as stored in `run.json`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct SuiteRun {
-    /// Format version of this file.
-    pub schema: u32,
-    /// The profile.
-    pub profile: Profile,
-    /// The command that produced it.
-    pub command: String,
-    /// Machine and build.
-    pub meta: Meta,
-    /// CPU split used.
-    pub pinning: Pinning,
-    /// Rounds per point.
-    pub rounds: usize,
-    /// Seed of the rounds' order: `plan::schedule(points, rounds, seed)` gives it again.
-    pub seed: u64,
-    /// The interference limit and re-runs used.
-    pub interference: InterferencePolicy,
-    /// Measured seconds per point.
-    pub duration_s: f64,
-    /// Warm-up seconds per point.
-    pub warmup_s: f64,
-    /// Wall-clock seconds the whole run took.
-    pub elapsed_s: f64,
-    /// Every trial, in the order run.
-    pub points: Vec<PointResult>,
-    /// Capacity knees (full profile).
-    pub knees: Vec<Knee>,
-    /// p99 target of the knee search, µs.
-    pub p99_target_us: u64,
-    /// Models this machine could not run, with the reason.
-    pub skipped: Vec<String>,
-    /// The outside servers measured beside the models, with their commands.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub outside: Vec<OutsideServer>,
-    /// The C10K measurement, per model (c10k and full profiles).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub c10k: Vec<c10k::Holding>,
-    /// True when the run was interrupted (SIGINT, SIGTERM): it holds only the trials measured
-    /// before, and the reports say so.
-    #[serde(default, skip_serializing_if = "is_false")]
-    pub partial: bool,
-}
-
-fn is_false(value: &bool) -> bool {
-    !value
-}
-
-/// The `schema` versions of run.json this version reads (and, the last, writes). Schema 3 added
-/// each trial's `driver` and gave the name `io-uring` to the model written on the ring itself:
-/// in runs before it, `io-uring` is the model now called `tokio-uring`.
-pub const SCHEMAS: [u64; 3] = [1, 2, 3];
-
-/// The model names a run of an older schema used for a model since renamed: (before, now).
-const RENAMED_BEFORE_SCHEMA_3: [(&str, &str); 1] = [("io-uring", "tokio-uring")];
-
-/// Renames, in a run.json of schema 1 or 2, every server name that has since been renamed
-/// (in points, knees, C10K holdings and the skipped list), so the old run reads back as the
-/// models it measured and not as the newer model that took the name.
-fn rename_old_models(value: &mut serde_json::Value) {
-    use serde_json::Value;
-    if value
-        .get("schema")
-        .and_then(Value::as_u64)
-        .is_none_or(|s| s >= 3)
-    {
-        return;
-    }
-    let renamed = |name: &str| {
-        RENAMED_BEFORE_SCHEMA_3
-            .iter()
-            .find(|(before, _)| *before == name)
-            .map(|(_, now)| *now)
-    };
-    let rename_field = |item: &mut Value, field: &str| {
-        if let Some(Value::String(name)) = item.get_mut(field)
-            && let Some(now) = renamed(name)
-        {
-            *name = now.to_owned();
-        }
-    };
-    for point in value
-        .get_mut("points")
-        .and_then(Value::as_array_mut)
-        .into_iter()
-        .flatten()
-    {
-        if let Some(inner) = point.get_mut("point") {
-            rename_field(inner, "model");
-        }
-    }
-    for section in ["knees", "c10k"] {
-        for item in value
-            .get_mut(section)
-            .and_then(Value::as_array_mut)
-            .into_iter()
-            .flatten()
-        {
-            rename_field(item, "model");
-        }
-    }
-    for skipped in value
-        .get_mut("skipped")
-        .and_then(Value::as_array_mut)
-        .into_iter()
-        .flatten()
-    {
-        if let Value::String(text) = skipped {
-            for (before, now) in RENAMED_BEFORE_SCHEMA_3 {
-                if let Some(rest) = text.strip_prefix(&format!("{before}:")) {
-                    *text = format!("{now}:{rest}");
-                }
-            }
-        }
-    }
-}
-
-/// Checks that `value` has the fields every run.json any version wrote has, each of its type
-/// (`schema` one of [`SCHEMAS`], `profile`, `command`, `meta` with `host` and `time`, `points`
-/// whose entries have `point` and `status`, `duration_s`, `warmup_s`): a JSON object that is
-/// not a suite run is refused, not read as an empty run (every field has a serde default).
-/// `Err` says, in a few words, what is missing.
-pub fn recognise(value: &serde_json::Value) -> Result<(), String> {
-    use serde_json::Value;
-    let field = |name: &str| value.get(name);
-    let has = |name: &str, ok: fn(&Value) -> bool| match field(name) {
-        Some(v) if ok(v) => Ok(()),
-        Some(_) => Err(format!("its `{name}` is not what a suite run holds")),
-        None => Err(format!("it has no `{name}`")),
-    };
-    if !value.is_object() {
-        return Err("it is not a JSON object".into());
-    }
-    match field("schema").and_then(Value::as_u64) {
-        Some(schema) if SCHEMAS.contains(&schema) => {}
-        Some(schema) => return Err(format!("its schema {schema} is not one this version reads")),
-        None => return Err("it has no numeric `schema`".into()),
-    }
-    has("profile", Value::is_string)?;
-    has("command", Value::is_string)?;
-    has("meta", |m| {
-        m.get("host").is_some_and(Value::is_string) && m.get("time").is_some_and(Value::is_string)
-    })?;
-    has("duration_s", Value::is_number)?;
-    has("warmup_s", Value::is_number)?;
-    has("points", |p| {
-        p.as_array().is_some_and(|points| {
-            points.iter().all(|p| {
-                p.get("point").is_some_and(Value::is_object)
-                    && p.get("status").is_some_and(Value::is_string)
-            })
-        })
-    })
-}
-
-impl SuiteRun {
-    /// A suite run from run.json's text, recognised by its fields first ([`recognise`]).
-    pub fn from_json(text: &str) -> Result<Self, String> {
-        let value: serde_json::Value =
-            serde_json::from_str(text).map_err(|e| format!("it is not JSON: {e}"))?;
-        Self::from_value(value)
-    }
-
-    /// [`SuiteRun::from_json`] of parsed JSON.
-    pub fn from_value(mut value: serde_json::Value) -> Result<Self, String> {
-        recognise(&value)?;
-        rename_old_models(&mut value);
-        serde_json::from_value(value).map_err(|e| e.to_string())
-    }
 }
 
 /// Runs the suite, calling `on_point(done, total, label)` before each trial.
@@ -490,19 +194,10 @@ pub fn run_sharing(
     }
 }
 
-/// An outside server as run.json records it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct OutsideServer {
-    /// Its name in the tables.
-    pub name: String,
-    /// The command that started it.
-    pub command: String,
-}
-
 /// The outside servers among `points`, in order.
 fn outside_of(points: &[Point]) -> Vec<OutsideServer> {
     let mut outside: Vec<OutsideServer> = Vec::new();
-    for server in points.iter().map(|p| p.model).filter(|s| s.is_outside()) {
+    for server in points.iter().map(|p| &p.model).filter(|s| s.is_outside()) {
         if !outside.iter().any(|o| o.name == server.name()) {
             outside.push(OutsideServer {
                 name: server.name().to_owned(),
@@ -539,7 +234,7 @@ pub fn trial(options: &SuiteOptions, point: &Point) -> PointResult {
 pub fn measure(options: &SuiteOptions, point: &Point) -> PointResult {
     let failed = |why: String, report: Option<Report>| PointResult {
         point: point.clone(),
-        status: "failed".into(),
+        status: Status::Failed,
         failure: Some(why),
         report,
         ..PointResult::default()
@@ -550,7 +245,7 @@ pub fn measure(options: &SuiteOptions, point: &Point) -> PointResult {
         Vec::new()
     };
     let server = match options.launcher.start_with(
-        point.model,
+        point.model.clone(),
         point.transport,
         options.pinning.server_cpus.as_deref(),
         &work,
@@ -558,12 +253,8 @@ pub fn measure(options: &SuiteOptions, point: &Point) -> PointResult {
         Ok(server) => server,
         Err(err) => return failed(format!("server did not start: {err}"), None),
     };
-    let client_threads = options
-        .pinning
-        .client_cpus
-        .as_ref()
-        .map_or_else(crate::config::default_threads, Vec::len);
-    let config = RunConfig {
+    let client_threads = options.pinning.client_threads();
+    let options = RunOptions {
         target: server.endpoint().clone(),
         workload: point.workload,
         connections: point.connections,
@@ -576,11 +267,12 @@ pub fn measure(options: &SuiteOptions, point: &Point) -> PointResult {
         server_pid: Some(server.pid()),
         client_cpus: options.pinning.client_cpus.clone(),
         seed: 0x5eed ^ point.round as u64,
-        ..RunConfig::default()
+        ..RunOptions::default()
     };
-    if let Err(err) = config.validate() {
-        return failed(format!("invalid point: {err}"), None);
-    }
+    let config = match RunConfig::new(options) {
+        Ok(config) => config,
+        Err(err) => return failed(format!("invalid point: {err}"), None),
+    };
     let outcome = engine::run(&config, &mut |_| {});
     let driver = server.driver();
     let report = match outcome {
@@ -595,7 +287,7 @@ pub fn measure(options: &SuiteOptions, point: &Point) -> PointResult {
     match server.stop() {
         Ok(()) => PointResult {
             point: point.clone(),
-            status: "ok".into(),
+            status: Status::Ok,
             report: Some(report),
             driver,
             ..PointResult::default()
@@ -629,7 +321,7 @@ fn find_knee(options: &SuiteOptions, model: Model) -> Knee {
         let result = measure(options, &point);
         let report = result
             .report
-            .filter(|r| r.is_clean() && result.status == "ok")?;
+            .filter(|r| r.is_clean() && result.status == Status::Ok)?;
         // A rate the server could not keep up with fails however good the p99 of what got through.
         let achieved = report.open_loop.map_or(0.0, |o| o.achieved_rps);
         (achieved >= 0.95 * rate).then_some(report.latency_us.p99)
@@ -714,6 +406,22 @@ mod tests {
     }
 
     #[test]
+    fn a_stored_runs_unknown_server_is_refused_unless_the_run_lists_it_as_outside() {
+        let err = SuiteRun::from_value(stored_run(3, "since-renamed")).unwrap_err();
+        assert!(err.contains("'since-renamed'"), "{err}");
+        assert!(err.contains("neither a model"), "{err}");
+        let mut listed = stored_run(3, "py-test");
+        listed["outside"] =
+            serde_json::json!([{"name": "py-test", "command": "python3 x.py {addr}"}]);
+        let run = SuiteRun::from_value(listed).unwrap();
+        let server = &run.points[0].point.model;
+        assert!(server.is_outside());
+        assert_eq!(server.name(), "py-test");
+        assert!(server.command().is_none(), "reading a run starts nothing");
+        assert_eq!(run.registry().outside(), std::slice::from_ref(server));
+    }
+
+    #[test]
     fn a_trials_driver_is_stored_by_name_and_a_bad_one_is_refused() {
         let mut value = stored_run(3, "mio");
         value["points"][0]["driver"] = "io_uring".into();
@@ -734,7 +442,7 @@ mod tests {
                 model: model.into(),
                 ..Point::default()
             },
-            status: "ok".into(),
+            status: Status::Ok,
             driver,
             ..PointResult::default()
         };

@@ -5,202 +5,17 @@
 //! order shuffled from the run's seed, so a burst of background load or a slow drift of the
 //! machine lands on different models in different rounds and shows up as spread, not as rank.
 
-use std::time::Duration;
-
 use echo_servers::{Model, Transport};
 
 use super::Server;
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use rand::seq::SliceRandom;
-use serde::{Deserialize, Serialize};
 
 use crate::config::Workload;
-
-/// A named set of points and their timing.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum Profile {
-    /// Every model, 3 interleaved rounds of four points: ping-pong 256 × 64 B and 16 × 4 KiB,
-    /// churn, and an open-loop point at 20k msg/s; 0.45 s per trial. Under 3 minutes on 2
-    /// cores.
-    #[default]
-    Quick,
-    /// Connections 1 to 10,000, payloads 64 B to 64 KiB, open-loop rate sweeps, capacity knees,
-    /// a sweep of CPU work per message (0, 50, 500 µs), 3 rounds. Hours.
-    Full,
-    /// One short ping-pong point per model, one round: for smoke tests and CI.
-    Tiny,
-    /// What holding 10,000 mostly idle connections costs each model: memory and threads per
-    /// connection, accept rate, and the latency of a small active load beside them (also
-    /// `suite --connections 10000`). About 15 s per model on 2 cores.
-    C10k,
-    /// The io_uring question: six TCP points (the quick profile's four, ping-pong at one
-    /// connection and stream) for the `io-uring` model at each
-    /// step of its ablation (plain, then multishot accept, multishot receive into a buffer
-    /// ring, batched submission, DEFER_TASKRUN, registered descriptors), beside `poll`, `mio`,
-    /// `tokio`, `tokio-uring`, `monoio`, `compio` and `glommio`. 3 rounds; about 3 minutes on 2
-    /// cores.
-    Ablation,
-}
-
-/// The models the ablation profile measures beside the io-uring steps (those registered and,
-/// as for every profile, runnable here).
-pub const ABLATION_MODELS: [&str; 7] = [
-    "poll",
-    "mio",
-    "tokio",
-    "tokio-uring",
-    "monoio",
-    "compio",
-    "glommio",
-];
-
-impl Profile {
-    /// Measured time per point.
-    pub fn duration(self) -> Duration {
-        match self {
-            Profile::Quick | Profile::Ablation => Duration::from_millis(450),
-            Profile::Full => Duration::from_secs(5),
-            Profile::Tiny => Duration::from_millis(300),
-            Profile::C10k => Duration::from_secs(1),
-        }
-    }
-
-    /// Warm-up per point.
-    pub fn warmup(self) -> Duration {
-        match self {
-            Profile::Quick | Profile::Ablation => Duration::from_millis(150),
-            Profile::Full => Duration::from_secs(1),
-            Profile::Tiny => Duration::from_millis(100),
-            Profile::C10k => Duration::from_millis(300),
-        }
-    }
-
-    /// Rounds: how often each point is measured. Three is the fewest that give an interval and
-    /// let a paired comparison separate two models (every round must agree).
-    pub fn rounds(self) -> usize {
-        match self {
-            Profile::Quick | Profile::Full | Profile::Ablation => 3,
-            Profile::Tiny | Profile::C10k => 1,
-        }
-    }
-
-    /// The name used on the command line.
-    pub fn name(self) -> &'static str {
-        match self {
-            Profile::Quick => "quick",
-            Profile::Full => "full",
-            Profile::Tiny => "tiny",
-            Profile::C10k => "c10k",
-            Profile::Ablation => "ablation",
-        }
-    }
-
-    /// Whether the profile measures the quick profile's six kinds of point (one ping-pong
-    /// payload per connection count, one churn, one stream, one open-loop rate).
-    fn quick_points(self) -> bool {
-        matches!(self, Profile::Quick | Profile::Ablation)
-    }
-}
-
-/// One measurement: a model under one load, on one transport.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Point {
-    /// The server: a model, or an outside server.
-    pub model: Server,
-    /// The transport: TCP (and in runs stored before transports were measured), a Unix
-    /// socket, or UDP.
-    #[serde(with = "transport_name")]
-    pub transport: Transport,
-    /// The workload.
-    pub workload: Workload,
-    /// Connections.
-    pub connections: usize,
-    /// Bytes per message.
-    pub payload: usize,
-    /// Open-loop rate (rate workload).
-    pub rate: Option<f64>,
-    /// CPU work per message in the server (`--work-us`), µs.
-    pub work_us: u64,
-    /// Which round (0-based); older runs called it the repeat.
-    #[serde(alias = "repeat")]
-    pub round: usize,
-}
-
-impl Default for Point {
-    fn default() -> Self {
-        Self {
-            model: Server::default(),
-            transport: Transport::Tcp,
-            workload: Workload::PingPong,
-            connections: 1,
-            payload: 64,
-            rate: None,
-            work_us: 0,
-            round: 0,
-        }
-    }
-}
-
-impl Point {
-    /// A short description for progress lines.
-    pub fn label(&self) -> String {
-        let mut label = format!(
-            "{} {} c={} {}",
-            self.model,
-            self.workload,
-            self.connections,
-            size_label(self.payload)
-        );
-        if self.transport != Transport::Tcp {
-            label = format!("{label} over {}", self.transport);
-        }
-        if let Some(rate) = self.rate {
-            label.push_str(&format!(" {rate:.0}/s"));
-        }
-        if self.work_us > 0 {
-            label.push_str(&format!(" work={}µs", self.work_us));
-        }
-        if self.round > 0 {
-            label.push_str(&format!(" round {}", self.round + 1));
-        }
-        label
-    }
-
-    /// The point's key without the round: the rounds of one key are aggregated.
-    pub fn key(&self) -> (Server, Load) {
-        (self.model, self.load())
-    }
-
-    /// The load without the model: the points that models are compared at.
-    pub fn load(&self) -> Load {
-        (
-            self.transport,
-            self.workload,
-            self.connections,
-            self.payload,
-            self.rate.map(|r| r as u64),
-            self.work_us,
-        )
-    }
-}
-
-/// What models are compared at: transport, workload, connections, payload, open-loop rate and
-/// work per message (µs).
-pub type Load = (Transport, Workload, usize, usize, Option<u64>, u64);
-
-/// `64 B`, `4 KiB`, `1 MiB`.
-pub fn size_label(bytes: usize) -> String {
-    if bytes >= 1 << 20 && bytes.is_multiple_of(1 << 20) {
-        format!("{} MiB", bytes >> 20)
-    } else if bytes >= 1024 && bytes.is_multiple_of(1024) {
-        format!("{} KiB", bytes >> 10)
-    } else {
-        format!("{bytes} B")
-    }
-}
+pub use echo_analysis::point::{
+    ABLATION_MODELS, Load, Point, Profile, driver_name, model_name, size_label, transport_name,
+};
 
 /// Narrowing of a profile by the selection flags; `None` keeps the profile's own choice.
 #[derive(Debug, Clone, Default)]
@@ -294,8 +109,8 @@ pub fn points(profile: Profile, selection: &Selection) -> Vec<Point> {
         .iter()
         .map(|&m| Server::Model(m))
         .filter(|s| !steps.contains(s))
-        .chain(steps.iter().copied())
-        .chain(selection.outside.iter().copied())
+        .chain(steps.iter().cloned())
+        .chain(selection.outside.iter().cloned())
         .collect();
     let mut points = Vec::new();
     let transports = selection
@@ -319,8 +134,8 @@ pub fn points(profile: Profile, selection: &Selection) -> Vec<Point> {
         // Outside servers are measured over TCP only: their commands need not take a path.
         let models: Vec<Server> = servers
             .iter()
-            .copied()
             .filter(|s| !s.is_outside())
+            .cloned()
             .collect();
         // In the quick profile, the ping-pong and open-loop points: what the per-message cost
         // shows in; churn and stream would double its time for little.
@@ -373,13 +188,13 @@ fn datagram_points(
             Profile::Tiny => vec![4],
             _ => vec![1, 64],
         });
-    for &model in servers {
+    for model in servers {
         if !model.model().is_some_and(|m| m.serves(Transport::Udp)) {
             continue;
         }
         let mut push = |workload, connections, rate| {
             points.push(Point {
-                model,
+                model: model.clone(),
                 transport: Transport::Udp,
                 workload,
                 connections,
@@ -419,13 +234,13 @@ fn stream_points(
     points: &mut Vec<Point>,
 ) {
     let first_work = works.first().copied().unwrap_or(0);
-    for &model in servers {
+    for model in servers {
         let mut push = |workload, connections, payload, rate, work_us| {
             if model.is_outside() && work_us > 0 {
                 return; // an outside server's handler cannot be told to work
             }
             points.push(Point {
-                model,
+                model: model.clone(),
                 transport,
                 workload,
                 connections,
@@ -519,55 +334,6 @@ pub fn schedule(points: &[Point], rounds: usize, seed: u64) -> Vec<Point> {
     order
 }
 
-pub(crate) mod transport_name {
-    //! A transport by its name in JSON (`tcp`, `unix`, `udp`).
-    use echo_servers::Transport;
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(t: &Transport, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(t.name())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Transport, D::Error> {
-        let name = String::deserialize(d)?;
-        name.parse().map_err(serde::de::Error::custom)
-    }
-}
-
-pub(crate) mod model_name {
-    //! Models by their stable name in JSON.
-    use echo_servers::Model;
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(m: &Model, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(m.name())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Model, D::Error> {
-        let name = String::deserialize(d)?;
-        name.parse().map_err(serde::de::Error::custom)
-    }
-}
-
-pub(crate) mod driver_name {
-    //! An optional I/O driver by its name in JSON (`epoll`, `io_uring`, ...).
-    use echo_servers::Driver;
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(d: &Option<Driver>, s: S) -> Result<S::Ok, S::Error> {
-        match d {
-            Some(driver) => s.serialize_str(driver.name()),
-            None => s.serialize_none(),
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Driver>, D::Error> {
-        Option::<String>::deserialize(d)?
-            .map(|name| name.parse().map_err(serde::de::Error::custom))
-            .transpose()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -658,7 +424,7 @@ mod tests {
             order
                 .iter()
                 .filter(|p| p.round == round && p.load() == points[0].load())
-                .map(|p| p.model)
+                .map(|p| p.model.clone())
                 .collect()
         };
         assert_ne!(models(0), models(1));
@@ -739,7 +505,7 @@ mod tests {
             .unwrap();
         assert_eq!(variant.model.model(), Some(Model::IoUring));
         assert_eq!(variant.model.server_args(), ["--uring-features", "none"]);
-        assert_eq!(Server::named("io-uring.plain"), variant.model);
+        assert_eq!(Server::known("io-uring.plain"), Some(variant.model.clone()));
         assert!(Server::outside("io-uring.plain", "x {addr}").is_err());
     }
 }

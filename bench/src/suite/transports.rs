@@ -5,23 +5,20 @@
 //! in a table, a chart (one line per model from TCP to Unix) and an advice line.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use echo_servers::Transport;
 
-use super::advice::{Aggregate, Measure, TIE_PCT, at_base_work};
 use super::charts::canvas::{self, Axis, Figure, Line, Mark, Panel, Point, Scale};
 use super::charts::style::SeriesStyle;
 use super::plan::size_label;
 use super::{Server, SuiteRun};
-use crate::ab::stats::{Change, Verdict};
 use crate::config::Workload;
+use echo_analysis::aggregate::{Aggregate, Measure, TIE_PCT, at_base_work};
+use echo_analysis::bootstrap::{Change, Verdict};
 
-/// A signed percentage with a true minus sign, as the advice writes them: `−38%`.
-fn signed(pct: f64) -> String {
-    format!("{pct:+.0}%").replace('-', "−")
-}
+use crate::render::format::signed_pct as signed;
+use crate::render::table::{Cell, Column, Grid, Row};
 
 /// The seed of the comparisons' bootstrap (fixed, so a redraw gives the same intervals).
 const SEED: u64 = 0x7c9_0a1e;
@@ -96,12 +93,7 @@ impl Comparison {
     /// `7.9 → 4.1 µs (−48% [−52, −44])`.
     fn cell(&self) -> String {
         let change = self.change.as_ref().map_or(String::new(), |c| {
-            format!(
-                " ({} [{}, {}])",
-                signed(c.change_pct),
-                signed(c.ci_low_pct),
-                signed(c.ci_high_pct)
-            )
+            format!(" ({})", crate::render::format::change(c))
         });
         format!("{:.1} → {:.1} µs{change}", self.tcp_us, self.unix_us)
     }
@@ -118,7 +110,7 @@ impl Comparison {
 /// each with the paired change of server CPU per message, in load then registry order.
 pub fn compare(all: &[Aggregate]) -> Vec<Comparison> {
     let base = at_base_work(all);
-    let key = |a: &Aggregate| (a.model, a.connections, a.payload);
+    let key = |a: &Aggregate| (a.model.clone(), a.connections, a.payload);
     let ping = |t: Transport| -> BTreeMap<_, &Aggregate> {
         base.iter()
             .filter(|a| a.transport == t && a.workload == Workload::PingPong && a.served())
@@ -142,7 +134,7 @@ pub fn compare(all: &[Aggregate]) -> Vec<Comparison> {
                 .filter_map(|(round, v)| Some((*by_round.get(&round)?, v)))
                 .collect();
             Some(Comparison {
-                model: k.0,
+                model: k.0.clone(),
                 connections: k.1,
                 payload: k.2,
                 tcp_us: te.median,
@@ -151,7 +143,7 @@ pub fn compare(all: &[Aggregate]) -> Vec<Comparison> {
             })
         })
         .collect();
-    out.sort_by_key(|c| (c.connections, c.payload, c.model));
+    out.sort_by_key(|c| (c.connections, c.payload, c.model.clone()));
     out
 }
 
@@ -166,43 +158,60 @@ fn loads(comparisons: &[Comparison]) -> Vec<(usize, usize)> {
     loads
 }
 
-/// The markdown table: one row per model, one column per load.
+/// The comparison as a table: one row per model, one column per load.
+pub fn grid(comparisons: &[Comparison]) -> Grid {
+    let loads = loads(comparisons);
+    let mut models: Vec<Server> = comparisons.iter().map(|c| c.model.clone()).collect();
+    models.sort();
+    models.dedup();
+    Grid {
+        title: "### TCP vs Unix sockets: server CPU per message, ping-pong".to_owned(),
+        columns: loads
+            .iter()
+            .map(|(c, p)| Column {
+                header: format!("{c} conn × {}", size_label(*p)),
+                by_cpu: false,
+            })
+            .collect(),
+        rows: models
+            .into_iter()
+            .map(|model| Row {
+                cells: loads
+                    .iter()
+                    .map(|load| {
+                        comparisons
+                            .iter()
+                            .find(|c| c.model == model && (c.connections, c.payload) == *load)
+                            .map_or(Cell::Missing, |c| Cell::Value {
+                                text: c.cell(),
+                                leading: false,
+                                warnings: Vec::new(),
+                            })
+                    })
+                    .collect(),
+                server: model,
+            })
+            .collect(),
+    }
+}
+
+/// The markdown table, under its title and what its cells hold.
 pub fn table(comparisons: &[Comparison]) -> String {
     if comparisons.is_empty() {
         return String::new();
     }
-    let loads = loads(comparisons);
-    let mut models: Vec<Server> = comparisons.iter().map(|c| c.model).collect();
-    models.sort();
-    models.dedup();
-    let mut out = String::from(
-        "### TCP vs Unix sockets: server CPU per message, ping-pong\n\nTCP → Unix medians, \
-         and the paired change with its 95% interval over the rounds.\n\n| model |",
-    );
-    for (c, p) in &loads {
-        let _ = write!(out, " {c} conn × {} |", size_label(*p));
-    }
-    out.push_str("\n|---|");
-    out.push_str(&"---:|".repeat(loads.len()));
-    out.push('\n');
-    for model in models {
-        let _ = write!(out, "| {model} |");
-        for load in &loads {
-            let cell = comparisons
-                .iter()
-                .find(|c| c.model == model && (c.connections, c.payload) == *load)
-                .map_or("–".to_owned(), Comparison::cell);
-            let _ = write!(out, " {cell} |");
-        }
-        out.push('\n');
-    }
-    out.push('\n');
-    out
+    let grid = grid(comparisons);
+    format!(
+        "{}\n\nTCP → Unix medians, and the paired change with its 95% interval over the \
+         rounds.\n\n{}\n",
+        grid.title,
+        grid.markdown()
+    )
 }
 
 /// The advice line on what a Unix socket saves, per load: the median change over the models,
 /// its range, and how many models the data separates.
-pub fn advice(comparisons: &[Comparison]) -> Option<String> {
+pub fn advice(comparisons: &[Comparison], style: crate::render::Style) -> Option<String> {
     if comparisons.is_empty() {
         return None;
     }
@@ -220,7 +229,7 @@ pub fn advice(comparisons: &[Comparison]) -> Option<String> {
             continue;
         }
         changes.sort_by(f64::total_cmp);
-        let median = crate::ab::stats::median(&changes).unwrap_or(0.0);
+        let median = echo_analysis::bootstrap::median(&changes).unwrap_or(0.0);
         let cheaper = at.iter().filter(|c| c.unix_cheaper()).count();
         let most = at
             .iter()
@@ -243,8 +252,9 @@ pub fn advice(comparisons: &[Comparison]) -> Option<String> {
     }
     (!parts.is_empty()).then(|| {
         format!(
-            "**Unix sockets instead of TCP** (same host: sidecars, local databases, proxies): {}. \
+            "{} (same host: sidecars, local databases, proxies): {}. \
              Without the TCP stack, more of each message's cost is the model's own.",
+            style.bold("Unix sockets instead of TCP"),
             parts.join("; ")
         )
     })
@@ -280,7 +290,7 @@ pub fn draw(
                 .filter(|c| (c.connections, c.payload) == (connections, payload))
                 .map(|c| Line {
                     name: c.model.name().to_owned(),
-                    style: SeriesStyle::of(c.model),
+                    style: SeriesStyle::of(c.model.clone()),
                     points: vec![
                         Point {
                             x: 0.0,

@@ -9,11 +9,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use echo_bench::{Report, RunConfig, Stop, Workload, engine};
+use echo_bench::{Report, RunConfig, RunOptions, Stop, Workload, engine};
 use echo_servers::{Model, ServerConfig};
 
-pub fn short(target: impl Into<echo_servers::Endpoint>, workload: Workload) -> RunConfig {
-    RunConfig {
+pub fn short(target: impl Into<echo_servers::Endpoint>, workload: Workload) -> RunOptions {
+    RunOptions {
         target: target.into(),
         workload,
         connections: 4,
@@ -22,14 +22,14 @@ pub fn short(target: impl Into<echo_servers::Endpoint>, workload: Workload) -> R
         warmup: Duration::from_millis(100),
         timeout: Duration::from_secs(2),
         threads: 2,
-        ..RunConfig::default()
+        ..RunOptions::default()
     }
 }
 
-pub fn run(config: &RunConfig) -> Report {
-    config.validate().expect("valid config");
-    let outcome = engine::run(config, &mut |_| {}).expect("run");
-    Report::new(config, &outcome)
+pub fn run(options: &RunOptions) -> Report {
+    let config = RunConfig::new(options.clone()).expect("valid config");
+    let outcome = engine::run(&config, &mut |_| {}).expect("run");
+    Report::new(&config, &outcome)
 }
 
 pub fn start(model: Model) -> echo_servers::ServerHandle {

@@ -82,7 +82,7 @@
 //! on the ring the kernel gave it. Where the kernel refuses io_uring the model reports itself
 //! unavailable ([`EchoServer::available`]) and the tools skip it: there is no fallback.
 //!
-//! UDP is not served (`udp:` is refused with the names of the models that serve it).
+//! UDP is not served (`udp:` is refused; the front ends name the models that serve it).
 
 use std::collections::VecDeque;
 use std::io;
@@ -133,7 +133,7 @@ impl EchoServer for IoUringServer {
         if let Err(why) = self.available() {
             return Err(io::Error::new(io::ErrorKind::Unsupported, why));
         }
-        // A `udp:` address is refused here, naming the models that serve it.
+        // A `udp:` address is refused here (`net::not_served`).
         let listeners = net::bind_per_core(config, config.threads_or(available_cores()))?;
         let endpoint = listeners[0].endpoint()?;
         let id = ServerId::next();

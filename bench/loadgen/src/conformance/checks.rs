@@ -3,6 +3,9 @@
 //! terms of the socket tutorials' pitfalls, and what usually causes it.
 //!
 //! Bounds: every socket has read and write timeouts, every loop a limit or a deadline.
+//!
+//! It is long because it holds every stream check, each a short function, so they read in one place
+//! beside `CHECKS`.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::Shutdown;

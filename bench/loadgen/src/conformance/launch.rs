@@ -1,25 +1,17 @@
-//! Starting a server from a command line for a check: a free loopback address of the transport
-//! under test filled into the command (`{addr}` in the tools' syntax, `{host}` and `{port}` for
-//! TCP and UDP, `{path}` for a Unix socket), readiness (it accepts connections or answers a
-//! datagram, or prints `listening on ADDR`), a descriptor limit when a check asks for one, and a
-//! bounded stop.
+//! A server's command line for a check: a free loopback address of the transport under test
+//! filled into the command (`{addr}` in the tools' syntax, `{host}` and `{port}` for TCP and
+//! UDP, `{path}` for a Unix socket), and a descriptor limit when a check asks for one. Starting
+//! it, its readiness (it accepts connections or answers a datagram, or prints `listening on
+//! ADDR`) and its bounded stop are the shared launcher's ([`crate::launch`]).
 
-use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, UdpSocket};
 
 use echo_cli::{Endpoint, Transport};
 
-use crate::socket::Client;
 use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
-/// Lines of a started server's stderr kept for a failed check to quote.
-pub const STDERR_LINES_KEPT: usize = 3;
-
-/// How long a started server may take to become ready.
-const READY_WITHIN: Duration = Duration::from_secs(10);
+pub use crate::launch::{Launched, SocketDir};
 
 /// A server command line, run through `sh -c 'exec …'` (so the pid is the server's own), with
 /// `{addr}`, `{host}`, `{port}` and `{path}` replaced by a free loopback address.
@@ -105,13 +97,9 @@ impl ServerCommand {
                 });
             }
         }
-        Launched::spawn(command, free, dir)
+        Ok(Launched::spawn(command, free, dir)?)
     }
 }
-
-/// The private folder of a Unix socket's path (`None` for an IP address), removed when
-/// dropped, after the server that listened there.
-pub type SocketDir = Option<tempfile::TempDir>;
 
 /// A free loopback address of `transport`: a port nothing listens on, or a socket path in a
 /// fresh private folder ([`crate::files::private_socket`]: no one else can guess, pre-create
@@ -131,161 +119,4 @@ fn free_endpoint(transport: Transport) -> std::io::Result<(Endpoint, SocketDir)>
             (Endpoint::Unix(path), Some(dir))
         }
     })
-}
-
-/// Whether a server answers at `endpoint`: accepts a connection, or echoes a datagram within
-/// 100 ms.
-fn answers(endpoint: &Endpoint) -> bool {
-    match endpoint {
-        Endpoint::Udp(addr) => {
-            let Ok(socket) = UdpSocket::bind("127.0.0.1:0") else {
-                return false;
-            };
-            let _ = socket.set_read_timeout(Some(Duration::from_millis(100)));
-            let mut buf = [0; 16];
-            socket.send_to(b"ready?", addr).is_ok() && socket.recv(&mut buf).is_ok()
-        }
-        stream => Client::connect(stream, Duration::from_millis(100)).is_ok(),
-    }
-}
-
-impl Launched {
-    /// Spawns `command` (from [`ServerCommand::prepare`], given `addr`) and waits until it is
-    /// ready.
-    pub fn spawn(
-        mut command: Command,
-        addr: Endpoint,
-        socket_dir: SocketDir,
-    ) -> std::io::Result<Launched> {
-        let mut child = crate::child::spawn(&mut command)?;
-        let stdout = child.stdout.take().expect("piped stdout");
-        let said = std::sync::Arc::new(std::sync::Mutex::new(std::collections::VecDeque::new()));
-        if let Some(stderr) = child.stderr.take() {
-            let said = std::sync::Arc::clone(&said);
-            // Drained to its end (a full pipe would block the server), keeping the last lines.
-            std::thread::spawn(move || {
-                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    let mut said = said.lock().unwrap_or_else(|e| e.into_inner());
-                    if said.len() == STDERR_LINES_KEPT {
-                        said.pop_front();
-                    }
-                    said.push_back(line);
-                }
-            });
-        }
-        let (tx, rx) = mpsc::channel();
-        let lines = std::thread::spawn(move || {
-            let mut all = Vec::new();
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line.clone());
-                all.push(line);
-            }
-            all
-        });
-        let mut launched = Launched {
-            child,
-            addr: addr.clone(),
-            stdout: Some(lines),
-            said,
-            _socket_dir: socket_dir,
-        };
-        launched.wait_ready(&rx, &addr)?;
-        Ok(launched)
-    }
-}
-
-/// A server started by [`ServerCommand::launch`]; killed when dropped.
-#[derive(Debug)]
-pub struct Launched {
-    child: Child,
-    addr: Endpoint,
-    stdout: Option<std::thread::JoinHandle<Vec<String>>>,
-    /// The last lines it wrote on stderr, for a failed check to quote.
-    said: std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<String>>>,
-    /// Dropped after the process (fields drop after `Drop::drop`).
-    _socket_dir: SocketDir,
-}
-
-impl Launched {
-    /// Where it listens.
-    pub fn endpoint(&self) -> &Endpoint {
-        &self.addr
-    }
-
-    /// Its pid.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Ready once it prints `listening on ADDR` (that address is then used) or accepts a
-    /// connection (answers a datagram) at the address it was given; `Err` if it exits first or
-    /// takes too long.
-    fn wait_ready(
-        &mut self,
-        lines: &mpsc::Receiver<String>,
-        given: &Endpoint,
-    ) -> std::io::Result<()> {
-        let deadline = Instant::now() + READY_WITHIN;
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait()? {
-                return Err(std::io::Error::other(format!(
-                    "the server exited before it was ready ({status})"
-                )));
-            }
-            while let Ok(line) = lines.try_recv() {
-                if let Some(addr) = line
-                    .strip_prefix("listening on ")
-                    .and_then(|a| a.trim().parse().ok())
-                {
-                    self.addr = addr;
-                    return Ok(());
-                }
-            }
-            if answers(given) {
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Err(std::io::Error::other(format!(
-            "the server was not ready within {READY_WITHIN:?} (no connection accepted at {given}, \
-             no `listening on` line)"
-        )))
-    }
-
-    /// Sends SIGTERM (to its process group) and waits up to `within` for it to exit; its
-    /// status, or `None` (it is then killed with SIGKILL).
-    pub fn terminate(&mut self, within: Duration) -> Option<ExitStatus> {
-        crate::child::stop(&mut self.child, within)
-    }
-
-    /// The last lines (at most [`STDERR_LINES_KEPT`]) it wrote on stderr so far.
-    pub fn stderr_tail(&self) -> Vec<String> {
-        self.said
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .cloned()
-            .collect()
-    }
-
-    /// Its exit status, if it has exited.
-    pub fn exited(&mut self) -> Option<ExitStatus> {
-        let status = self.child.try_wait().ok()??;
-        crate::child::reaped(self.child.id());
-        Some(status)
-    }
-
-    /// What it printed on stdout, once it has exited (`None` while it runs).
-    pub fn output(&mut self) -> Option<Vec<String>> {
-        self.child.try_wait().ok()??;
-        self.stdout.take()?.join().ok()
-    }
-}
-
-impl Drop for Launched {
-    /// Kills its process group and reaps it; then its socket folder goes, with whatever socket
-    /// file a server killed, or one that failed, left behind.
-    fn drop(&mut self) {
-        crate::child::kill(&mut self.child);
-    }
 }

@@ -260,7 +260,9 @@ impl<'a> Worker<'a> {
 
     pub(super) fn run(mut self) -> WorkerOutcome {
         let config = self.shared.config.clone();
-        let timeline = self.shared.wait_for_start();
+        let Some(timeline) = self.shared.wait_for_start() else {
+            return WorkerOutcome::called_off();
+        };
         self.measure_start = timeline.measure_start;
         self.measure_end = timeline.end;
         let end = timeline.end;

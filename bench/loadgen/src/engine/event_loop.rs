@@ -6,6 +6,9 @@
 //! whatever the segmentation, and a message completes when the cumulative byte count passes its
 //! end. The workloads differ only in when a message is queued: ping-pong when one completes,
 //! rate on the worker's timer, stream whenever the socket takes more, churn once per connection.
+//!
+//! It is long because the four workloads share one worker: one loop over one slab of connections,
+//! each connection's state moved by readiness.
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
@@ -204,7 +207,9 @@ impl<'a> Worker<'a> {
         if config.workload != Workload::Churn {
             self.connect_all(&mut events);
         }
-        let timeline = self.shared.wait_for_start();
+        let Some(timeline) = self.shared.wait_for_start() else {
+            return WorkerOutcome::called_off();
+        };
         self.measure_start = timeline.measure_start;
         self.measure_end = timeline.end;
         let end = timeline.end;

@@ -12,10 +12,10 @@ mod event_loop;
 mod threads;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Barrier, OnceLock};
+use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::config::{Engine, RunConfig, Stop};
+use crate::config::{Engine, RunConfig, RunOptions, Stop};
 use crate::procfs::{self, CpuTimes, MachineUsage, ProcSample, ServerUsage};
 use crate::stats::WorkerStats;
 
@@ -32,23 +32,76 @@ pub(crate) struct Timeline {
     end: Option<Instant>,
 }
 
+/// Where the workers wait for each other before the traffic starts: each says it has opened
+/// its connections, and waits until the coordinator either opens the run for all (with its
+/// timeline) or calls it off. A `Barrier` sized for every worker cannot be called off, so a
+/// worker that could not be spawned would leave the others waiting for it forever.
+#[derive(Default)]
+struct StartGate {
+    state: Mutex<GateState>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct GateState {
+    /// Workers that have opened their connections.
+    arrived: usize,
+    /// `Some(Some(timeline))` once the run is open, `Some(None)` once it is called off.
+    decided: Option<Option<Timeline>>,
+}
+
+impl StartGate {
+    /// A worker's side: counts it in, then waits for the decision.
+    fn arrive_and_wait(&self) -> Option<Timeline> {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.arrived += 1;
+        self.changed.notify_all();
+        loop {
+            if let Some(decided) = state.decided {
+                return decided;
+            }
+            state = self
+                .changed
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    /// The coordinator's side: waits until `workers` have arrived. Each worker arrives after
+    /// its connect attempts, which are bounded by the run's timeout, so this wait ends.
+    fn wait_for(&self, workers: usize) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        while state.arrived < workers {
+            state = self
+                .changed
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    /// Opens the run for every worker (`Some`), or calls it off (`None`).
+    fn decide(&self, timeline: Option<Timeline>) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.decided = Some(timeline);
+        self.changed.notify_all();
+    }
+}
+
 /// What the workers share with each other and the coordinator.
 pub(crate) struct RunState {
     config: RunConfig,
     threads: usize,
-    connected: Barrier,
-    go: Barrier,
-    timeline: OnceLock<Timeline>,
+    gate: StartGate,
     started: AtomicBool,
     completed: AtomicU64,
 }
 
 impl RunState {
-    /// Called by every worker once its connections are open; returns the timeline.
-    fn wait_for_start(&self) -> Timeline {
-        self.connected.wait();
-        self.go.wait();
-        *self.timeline.get().expect("set between the barriers")
+    /// Called by every worker once its connections are open; returns the timeline, or `None`
+    /// when the run was called off (another worker could not be started): the worker then
+    /// returns at once, closing its connections.
+    fn wait_for_start(&self) -> Option<Timeline> {
+        self.gate.arrive_and_wait()
     }
 
     fn started(&self) -> bool {
@@ -74,14 +127,26 @@ pub(crate) fn connection_seed(seed: u64, slot: usize, generation: u64) -> u64 {
 }
 
 /// The outcome of a worker that could not set up (no poll, no socket): one connect error, after
-/// meeting the others at the barriers, which count on every worker.
+/// meeting the others at the start gate, which counts on every worker.
 fn failed_to_start(shared: &RunState) -> WorkerOutcome {
-    let timeline = shared.wait_for_start();
+    let Some(timeline) = shared.wait_for_start() else {
+        return WorkerOutcome::called_off();
+    };
     let mut stats = WorkerStats::default();
     stats.errors.connect += 1;
     WorkerOutcome {
         stats,
         finished_at: timeline.measure_start,
+    }
+}
+
+impl WorkerOutcome {
+    /// The outcome of a worker whose run was called off before it started: nothing measured.
+    fn called_off() -> Self {
+        WorkerOutcome {
+            stats: WorkerStats::default(),
+            finished_at: Instant::now(),
+        }
     }
 }
 
@@ -127,7 +192,7 @@ fn run_cpus(config: &RunConfig) -> Option<Vec<usize>> {
     Some(cpus)
 }
 
-/// Runs `config` (already validated) and returns what it measured. `on_progress` is called
+/// Runs `config` and returns what it measured. `on_progress` is called
 /// about ten times a second from the calling thread.
 ///
 /// Long on purpose: it is the run's whole timeline (spawn, connect barrier, warm-up, the
@@ -148,9 +213,7 @@ pub fn run(
     let shared = RunState {
         config: config.clone(),
         threads: workers,
-        connected: Barrier::new(workers + 1),
-        go: Barrier::new(workers + 1),
-        timeline: OnceLock::new(),
+        gate: StartGate::default(),
         started: AtomicBool::new(false),
         completed: AtomicU64::new(0),
     };
@@ -194,22 +257,30 @@ pub fn run(
             match spawned {
                 Ok(handle) => handles.push(handle),
                 Err(err) => {
-                    // The barriers count on every worker: without one, fail the run outright.
-                    panic!("cannot start client worker {w}: {err}");
+                    // The run needs every worker: call it off, so the workers already spawned
+                    // return (the scope joins them before `run` returns), and say why.
+                    shared.gate.decide(None);
+                    return Err(std::io::Error::new(
+                        err.kind(),
+                        format!(
+                            "cannot start client thread {} of {workers} (the process's thread \
+                             limit?): {err}",
+                            w + 1
+                        ),
+                    ));
                 }
             }
         }
 
-        shared.connected.wait();
+        shared.gate.wait_for(workers);
         let measure_start = Instant::now() + config.warmup;
         let window_start = std::time::SystemTime::now() + config.warmup;
         let end = match config.stop {
             Stop::Duration(d) => Some(measure_start + d),
             Stop::Requests(_) => None,
         };
-        let _ = shared.timeline.set(Timeline { measure_start, end });
         shared.started.store(true, Ordering::Relaxed);
-        shared.go.wait();
+        shared.gate.decide(Some(Timeline { measure_start, end }));
 
         // Warm-up: report, then take the opening samples at the window's start.
         while Instant::now() < measure_start {
@@ -309,11 +380,12 @@ pub fn run(
 /// beforehand (the connect is not timed): the building block of the criterion benches'
 /// `iter_custom`. Fails if the run saw any error, so a broken server never yields a time.
 pub fn time_messages(config: &RunConfig, messages: u64) -> std::io::Result<Duration> {
-    let config = RunConfig {
+    let config = RunConfig::new(RunOptions {
         stop: Stop::Requests(messages.max(1)),
         warmup: Duration::ZERO,
-        ..config.clone()
-    };
+        ..config.options().clone()
+    })
+    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     let outcome = run(&config, &mut |_| {})?;
     let errors = outcome.stats.errors;
     if errors.total() > 0 {

@@ -15,7 +15,9 @@ pub(super) fn connection(shared: &RunState, slot: usize, quota: Option<u64>) -> 
     let config = &shared.config;
     let mut stats = WorkerStats::default();
     let stream = Client::connect(&config.target, config.timeout);
-    let timeline = shared.wait_for_start();
+    let Some(timeline) = shared.wait_for_start() else {
+        return WorkerOutcome::called_off();
+    };
     let mut stream = match stream {
         Ok(stream) => stream,
         Err(err) => {

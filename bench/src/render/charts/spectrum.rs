@@ -7,17 +7,17 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::suite::Server;
+use echo_analysis::server::Server;
 use hdrhistogram::Histogram;
 
 use super::canvas::{self, Axis, Figure, Line, Mark, Panel, Point, Scale};
 use super::style::SeriesStyle;
 use crate::config::Workload;
-use crate::suite::SuiteRun;
-use crate::suite::advice::Aggregate;
-use crate::suite::plan::size_label;
+use echo_analysis::aggregate::Aggregate;
+use echo_analysis::point::size_label;
+use echo_analysis::run::SuiteRun;
 
-use crate::suite::plan::Load;
+use echo_analysis::point::Load;
 
 /// The percentile `q` (0 to 1) as a position on the nines axis: 90% → 1, 99% → 2, ...
 pub fn nines(q: f64) -> f64 {
@@ -90,7 +90,7 @@ fn sources(
             continue;
         };
         let load = result.point.load();
-        if load.5 != base_work || load.1 == Workload::Stream || report.messages == 0 {
+        if load.work_us != base_work || load.workload == Workload::Stream || report.messages == 0 {
             continue;
         }
         let latency = match (&report.open_loop, uncorrected) {
@@ -98,7 +98,9 @@ fn sources(
             (None, true) => continue,
             _ => report.latency_us,
         };
-        let entry = merged.entry((load, result.point.model)).or_default();
+        let entry = merged
+            .entry((load, result.point.model.clone()))
+            .or_default();
         entry.1.push(
             [
                 latency.p50,
@@ -128,7 +130,9 @@ fn sources(
         let source = match histogram {
             Some(h) => Source::Histogram(h),
             None => Source::Percentiles(std::array::from_fn(|i| {
-                crate::ab::stats::median_of(&rounds.iter().map(|r| r[i]).collect::<Vec<_>>())
+                echo_analysis::bootstrap::median_of(
+                    &rounds.iter().map(|r| r[i]).collect::<Vec<_>>(),
+                )
             })),
         };
         by_load.entry(load).or_default().push((model, source));
@@ -138,7 +142,14 @@ fn sources(
 
 /// The file name and title of a load's spectrum.
 fn names(load: &Load, uncorrected: bool) -> (String, String) {
-    let (transport, workload, connections, payload, rate, _) = *load;
+    let Load {
+        transport,
+        workload,
+        connections,
+        payload,
+        rate,
+        ..
+    } = *load;
     let rate_part = rate.map_or(String::new(), |r| format!("-{r}rps"));
     // TCP's charts keep the names they had before transports were measured.
     let (transport_part, transport_title) = match transport {
@@ -181,17 +192,7 @@ pub fn draw(dir: &Path, run: &SuiteRun, aggregates: &[Aggregate]) -> std::io::Re
                 from_percentiles |= matches!(source, Source::Percentiles(_));
                 let starved = aggregates
                     .iter()
-                    .find(|a| {
-                        a.model == *model
-                            && (
-                                a.transport,
-                                a.workload,
-                                a.connections,
-                                a.payload,
-                                a.rate,
-                                a.work_us,
-                            ) == load
-                    })
+                    .find(|a| a.model == *model && a.load() == load)
                     .map_or(0, |a| a.starved);
                 let spectrum = source.spectrum();
                 reach = reach.max(spectrum.last().map_or(0.0, |p| p.0));
@@ -215,12 +216,12 @@ pub fn draw(dir: &Path, run: &SuiteRun, aggregates: &[Aggregate]) -> std::io::Re
                     .collect();
                 lines.push(Line {
                     name: model.name().to_owned(),
-                    style: SeriesStyle::of(*model),
+                    style: SeriesStyle::of(model.clone()),
                     points,
                     note: (starved > 0).then(|| {
                         format!(
                             "starved {starved} of {} connections: only the served ones are here",
-                            load.1
+                            load.connections
                         )
                     }),
                 });

@@ -4,6 +4,9 @@
 //! intervals as error bars, and hollow or crossed markers for points that starved connections
 //! or failed. Log axes are drawn as linear axes over log10 values with ticks placed here (1, 2,
 //! 5 per decade), so labels never repeat and no band of minor gridlines appears.
+//!
+//! It is long because one renderer draws every line chart: panels, the legend column, error bars,
+//! markers and log axes all share one layout.
 
 use std::path::Path;
 

@@ -7,6 +7,9 @@
 //!   fairness; starved points hollow, failed ones crossed;
 //! - the handler-work sweep: throughput, p99 and fairness against the CPU work per message;
 //! - a latency spectrum per point ([`spectrum`]), from the histograms stored in run.json.
+//!
+//! It is long because it decides which charts a run gets and builds each one's figure from the
+//! aggregates, one function per chart.
 
 pub(crate) mod canvas;
 mod spectrum;
@@ -16,16 +19,17 @@ use std::path::{Path, PathBuf};
 
 use echo_servers::Family;
 
-use super::Server;
+use echo_analysis::server::Server;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use self::canvas::{Axis, Figure, Line, Mark, Panel, Point, Scale, axis_number};
 use self::style::SeriesStyle;
-use super::SuiteRun;
-use super::advice::{Aggregate, Measure, rankings};
-use super::plan::size_label;
 use crate::config::Workload;
+use echo_analysis::advice::rankings;
+use echo_analysis::aggregate::{Aggregate, Measure};
+use echo_analysis::point::size_label;
+use echo_analysis::run::{Status, SuiteRun};
 
 pub use self::canvas::{LEGEND_WIDTH, WIDTH};
 pub use self::spectrum::write_log as write_histogram_log;
@@ -155,7 +159,8 @@ fn draw_ranking(
 /// The ranking chart of every advice category; returns the files written.
 fn draw_rankings(dir: &Path, all: &[Aggregate]) -> std::io::Result<Vec<PathBuf>> {
     let mut written = Vec::new();
-    for (i, (category, ranking)) in rankings(all).into_iter().enumerate() {
+    for (i, finding) in rankings(all).into_iter().enumerate() {
+        let ranking = &finding.ranking;
         if ranking.ranked.len() < 2 {
             continue;
         }
@@ -175,9 +180,9 @@ fn draw_rankings(dir: &Path, all: &[Aggregate]) -> std::io::Result<Vec<PathBuf>>
         let path = dir.join(format!("rank-{}.svg", i + 1));
         let title = format!(
             "{}: {} ({})",
-            category.title,
-            category.point,
-            if category.winner.is_some() {
+            crate::render::advice::title(finding.title),
+            crate::render::advice::describe_point(finding.point),
+            if ranking.sole_winner().is_some() {
                 "filled: the sole leader"
             } else {
                 "filled: the leading group, tied"
@@ -255,7 +260,7 @@ fn models_in(aggregates: &[Aggregate]) -> Vec<Server> {
     let mut models: Vec<Server> = Vec::new();
     for a in aggregates {
         if !models.contains(&a.model) {
-            models.push(a.model);
+            models.push(a.model.clone());
         }
     }
     models.sort();
@@ -368,7 +373,7 @@ fn draw_by_connections(
             title: Some(family.map_or("outside servers", Family::title).to_owned()),
             lines: throughput
                 .iter()
-                .filter(|l| Server::named(&l.name).family() == family)
+                .filter(|l| Server::known(&l.name).and_then(|s| s.family()) == family)
                 .cloned()
                 .collect(),
         })
@@ -437,7 +442,7 @@ fn draw_by_connections(
 /// The work sweep at its largest connection count: throughput, p99 and fairness against the
 /// CPU work per message, one line per model; the work levels evenly spaced on x.
 fn draw_work(dir: &Path, all: &[Aggregate]) -> std::io::Result<Vec<PathBuf>> {
-    let sweep = super::advice::work_sweep(all);
+    let sweep = echo_analysis::aggregate::work_sweep(all);
     let Some(connections) = sweep.iter().map(|a| a.connections).max() else {
         return Ok(Vec::new());
     };
@@ -521,7 +526,8 @@ fn draw_work(dir: &Path, all: &[Aggregate]) -> std::io::Result<Vec<PathBuf>> {
 
 /// Server memory against idle connections held (C10K), one line per model, both axes log.
 fn draw_c10k(dir: &Path, run: &SuiteRun) -> std::io::Result<Vec<PathBuf>> {
-    let held: Vec<&super::c10k::Holding> = run.c10k.iter().filter(|h| h.status == "ok").collect();
+    let held: Vec<&echo_analysis::c10k::Holding> =
+        run.c10k.iter().filter(|h| h.status == Status::Ok).collect();
     let Some(target) = held.iter().map(|h| h.target).max() else {
         return Ok(Vec::new());
     };
@@ -546,7 +552,7 @@ fn draw_c10k(dir: &Path, run: &SuiteRun) -> std::io::Result<Vec<PathBuf>> {
                 .map(|kib| format!("{kib:.2} KiB per connection")),
         })
         .collect();
-    let ticks = super::c10k::levels(target)
+    let ticks = echo_analysis::c10k::levels(target)
         .into_iter()
         .filter(|&c| c > 0)
         .map(|c| (c as f64, c.to_string()))
@@ -648,7 +654,7 @@ pub fn draw_trend(
 
 /// Draws every chart the run's data supports into `dir`; returns the files written.
 pub fn draw_all(dir: &Path, run: &SuiteRun, all: &[Aggregate]) -> std::io::Result<Vec<PathBuf>> {
-    let aggregates = &super::advice::at_base_work(all)[..];
+    let aggregates = &echo_analysis::aggregate::at_base_work(all)[..];
     let mut written = draw_rankings(dir, all)?;
     written.extend(draw_work(dir, all)?);
     let mut payloads: Vec<usize> = aggregates
@@ -663,9 +669,6 @@ pub fn draw_all(dir: &Path, run: &SuiteRun, all: &[Aggregate]) -> std::io::Resul
     }
     written.extend(spectrum::draw(dir, run, aggregates)?);
     written.extend(draw_c10k(dir, run)?);
-    if let Some(ablation) = super::ablation::of(all) {
-        written.extend(super::ablation::draw(dir, &ablation)?);
-    }
     Ok(written)
 }
 

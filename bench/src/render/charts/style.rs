@@ -5,7 +5,7 @@
 
 use echo_servers::{Family, Model};
 
-use crate::suite::Server;
+use echo_analysis::server::Server;
 use plotters::style::RGBColor;
 
 /// Seventeen colours, one per model, chosen to stay apart from each other on white (Tableau
@@ -124,8 +124,11 @@ impl SeriesStyle {
                     dash: Dash::Dashed,
                 }
             }
-            Server::Outside(i) => {
-                let i = usize::from(i);
+            Server::Outside(_) => {
+                // By its name, so a server keeps its colour whatever else a run measured.
+                let i = server.name().bytes().fold(0usize, |h, b| {
+                    h.wrapping_mul(31).wrapping_add(usize::from(b))
+                });
                 Self {
                     color: OUTSIDE_PALETTE[i % OUTSIDE_PALETTE.len()],
                     shape: SHAPES[i % SHAPES.len()],

@@ -2,28 +2,113 @@
 //! command (`--server NAME=CMD`, `--servers FILE`, `--python`), measured like a model (same
 //! points, pinning, rounds, tables, charts and advice) and marked as outside.
 //!
-//! A [`Server`] is `Copy`, as `Model` is, so the suite's data stays plain values: an outside
-//! server is an index into this process's registry of outside servers, which the command line
-//! (or a stored run.json, by name) fills before anything is measured.
+//! An outside server carries its own name and command (cheap to clone: both are shared), so
+//! there is no process-wide registry: the outside servers of a run are a [`Registry`] value that
+//! the command line builds and passes to what needs to look a name up, and a stored run.json
+//! lists its own (`SuiteRun::outside`), against which its points are checked when it is read
+//! back. A name that is neither a model, a variant nor one of those is refused, not taken for an
+//! outside server.
 
 use std::fmt;
-use std::str::FromStr;
-use std::sync::Mutex;
+use std::sync::Arc;
 
+use echo_loadgen::conformance::ServerCommand;
 use echo_servers::{Family, Model, ServerConfig};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::conformance::ServerCommand;
-
-/// A model of this project, one of its variants, or an outside server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// A model of this project, one of its variants, or an outside server. Models sort in the
+/// registry's order, then the variants, then outside servers by name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Server {
     /// One of the project's models.
     Model(Model),
     /// The model variant at this index of [`VARIANTS`].
     Variant(u8),
-    /// The outside server registered at this index.
-    Outside(u16),
+    /// An outside server.
+    Outside(Outside),
+}
+
+/// An outside server: its name, and the command that starts it (none when it was read back
+/// from a stored run). Compared, ordered and hashed by name alone.
+#[derive(Debug, Clone)]
+pub struct Outside {
+    name: Arc<str>,
+    command: Option<Arc<ServerCommand>>,
+}
+
+impl PartialEq for Outside {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
+impl Eq for Outside {}
+
+impl PartialOrd for Outside {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Outside {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.name.cmp(&other.name)
+    }
+}
+
+impl std::hash::Hash for Outside {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.name.hash(state);
+    }
+}
+
+/// The outside servers of one invocation, in the order they were named: what `--server`,
+/// `--servers FILE` and `--python` give, passed explicitly to whatever looks a name up.
+#[derive(Debug, Clone, Default)]
+pub struct Registry {
+    outside: Vec<Server>,
+}
+
+impl Registry {
+    /// The registry of `servers` (outside servers; models and variants are left out). `Err`
+    /// when two share a name.
+    pub fn of(servers: &[Server]) -> Result<Registry, String> {
+        let mut registry = Registry::default();
+        for server in servers.iter().filter(|s| s.is_outside()) {
+            registry.add(server.clone())?;
+        }
+        Ok(registry)
+    }
+
+    /// Adds an outside server. `Err` when the name is taken.
+    pub fn add(&mut self, server: Server) -> Result<(), String> {
+        if self.outside.iter().any(|o| o.name() == server.name()) {
+            return Err(format!("two outside servers are named '{server}'"));
+        }
+        self.outside.push(server);
+        Ok(())
+    }
+
+    /// The outside servers, in the order they were named.
+    pub fn outside(&self) -> &[Server] {
+        &self.outside
+    }
+
+    /// The outside server registered as `name`, if any.
+    pub fn get(&self, name: &str) -> Option<&Server> {
+        self.outside.iter().find(|o| o.name() == name)
+    }
+
+    /// The server called `name`: a model, a variant, or an outside server of this registry.
+    /// `Err` names what it is not.
+    pub fn resolve(&self, name: &str) -> Result<Server, String> {
+        if let Some(known) = Server::known(name) {
+            return Ok(known);
+        }
+        self.get(name).cloned().ok_or_else(|| {
+            format!("'{name}' is neither a model of this version nor an outside server named here")
+        })
+    }
 }
 
 /// A model started with arguments that switch some of its techniques off: what an ablation
@@ -81,26 +166,10 @@ pub const VARIANTS: [Variant; 5] = [
 /// What the `io-uring` model itself adds to the last variant: the ablation's final step.
 pub const LAST_STEP_ADDS: &str = "registered (fixed) descriptors: everything";
 
-/// An outside server: its name, and the command that starts it (none when it was read back
-/// from a stored run).
-#[derive(Debug, Clone)]
-struct Outside {
-    name: &'static str,
-    command: Option<ServerCommand>,
-}
-
-/// The outside servers of this process, in the order they were named. Names are leaked so that
-/// [`Server::name`] can return `&'static str` as `Model::name` does: a run names a handful.
-static OUTSIDE: Mutex<Vec<Outside>> = Mutex::new(Vec::new());
-
-fn registry() -> std::sync::MutexGuard<'static, Vec<Outside>> {
-    OUTSIDE.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 impl Server {
-    /// Registers an outside server started by `command` (`{addr}`, `{host}`, `{port}` filled
-    /// with a free loopback address). `Err` for a name that is empty, has other characters than
-    /// letters, digits, `-`, `_` and `.`, is a model's, or is taken.
+    /// An outside server called `name`, started by `command` (`{addr}`, `{host}`, `{port}`
+    /// filled with a free loopback address). `Err` for a name that is empty, has other
+    /// characters than letters, digits, `-`, `_` and `.`, or is a model's.
     pub fn outside(name: &str, command: &str) -> Result<Server, String> {
         let valid = !name.is_empty()
             && name
@@ -111,28 +180,16 @@ impl Server {
                 "'{name}' is not a server name (letters, digits, '-', '_', '.')"
             ));
         }
-        if name.parse::<Model>().is_ok() || Server::variant(name).is_some() {
+        if Server::known(name).is_some() {
             return Err(format!(
                 "'{name}' is a model's name; name the outside server otherwise"
             ));
         }
         let command = ServerCommand::new(command)?;
-        let mut outside = registry();
-        if outside
-            .iter()
-            .any(|o| o.name == name && o.command.is_some())
-        {
-            return Err(format!("two outside servers are named '{name}'"));
-        }
-        if let Some(i) = outside.iter().position(|o| o.name == name) {
-            outside[i].command = Some(command);
-            return Ok(Server::Outside(i as u16));
-        }
-        outside.push(Outside {
-            name: Box::leak(name.to_owned().into_boxed_str()),
-            command: Some(command),
-        });
-        Ok(Server::Outside((outside.len() - 1) as u16))
+        Ok(Server::Outside(Outside {
+            name: name.into(),
+            command: Some(Arc::new(command)),
+        }))
     }
 
     /// `NAME=CMD`, as `--server` takes it.
@@ -143,24 +200,21 @@ impl Server {
         Server::outside(name.trim(), command.trim())
     }
 
-    /// The server called `name`: a model, or an outside server (registered without a command
-    /// when new: how a stored run's servers are read back).
-    pub fn named(name: &str) -> Server {
+    /// The model or model variant called `name`, if any.
+    pub fn known(name: &str) -> Option<Server> {
         if let Ok(model) = name.parse::<Model>() {
-            return Server::Model(model);
+            return Some(Server::Model(model));
         }
-        if let Some(variant) = Server::variant(name) {
-            return variant;
-        }
-        let mut outside = registry();
-        if let Some(i) = outside.iter().position(|o| o.name == name) {
-            return Server::Outside(i as u16);
-        }
-        outside.push(Outside {
-            name: Box::leak(name.to_owned().into_boxed_str()),
+        Server::variant(name)
+    }
+
+    /// An outside server known only by its name (no command): how a stored run's outside
+    /// servers are read back. The caller checks the name against the run's list.
+    fn unlisted(name: &str) -> Server {
+        Server::Outside(Outside {
+            name: name.into(),
             command: None,
-        });
-        Server::Outside((outside.len() - 1) as u16)
+        })
     }
 
     /// The model variant called `name`, if any ([`VARIANTS`]).
@@ -178,56 +232,47 @@ impl Server {
     }
 
     /// What a step of the ablation adds to the one before; `None` for a server that is no step.
-    pub fn step_adds(self) -> Option<&'static str> {
+    pub fn step_adds(&self) -> Option<&'static str> {
         match self {
-            Server::Variant(i) => VARIANTS.get(usize::from(i)).map(|v| v.adds),
+            Server::Variant(i) => VARIANTS.get(usize::from(*i)).map(|v| v.adds),
             Server::Model(Model::IoUring) => Some(LAST_STEP_ADDS),
             _ => None,
         }
     }
 
     /// The arguments a variant adds to its model's server command (none for a model).
-    pub fn server_args(self) -> &'static [&'static str] {
+    pub fn server_args(&self) -> &'static [&'static str] {
         match self {
-            Server::Variant(i) => VARIANTS.get(usize::from(i)).map_or(&[], |v| v.args),
+            Server::Variant(i) => VARIANTS.get(usize::from(*i)).map_or(&[], |v| v.args),
             _ => &[],
         }
     }
 
-    /// The outside server registered as `name` with a command, if any.
-    pub fn registered(name: &str) -> Option<Server> {
-        let outside = registry();
-        let i = outside
-            .iter()
-            .position(|o| o.name == name && o.command.is_some())?;
-        Some(Server::Outside(i as u16))
-    }
-
     /// The stable name used in reports.
-    pub fn name(self) -> &'static str {
+    pub fn name(&self) -> &str {
         match self {
             Server::Model(model) => model.name(),
-            Server::Variant(i) => VARIANTS.get(usize::from(i)).map_or("variant", |v| v.name),
-            Server::Outside(i) => registry().get(usize::from(i)).map_or("outside", |o| o.name),
+            Server::Variant(i) => VARIANTS.get(usize::from(*i)).map_or("variant", |v| v.name),
+            Server::Outside(o) => &o.name,
         }
     }
 
     /// The model, for a model or a variant of one.
-    pub fn model(self) -> Option<Model> {
+    pub fn model(&self) -> Option<Model> {
         match self {
-            Server::Model(model) => Some(model),
-            Server::Variant(i) => VARIANTS.get(usize::from(i)).map(|v| v.model),
+            Server::Model(model) => Some(*model),
+            Server::Variant(i) => VARIANTS.get(usize::from(*i)).map(|v| v.model),
             Server::Outside(_) => None,
         }
     }
 
     /// Whether it is an outside server.
-    pub fn is_outside(self) -> bool {
+    pub fn is_outside(&self) -> bool {
         matches!(self, Server::Outside(_))
     }
 
     /// Whether this machine can run it (`Model::available`); an outside server is assumed to.
-    pub fn available(self) -> Result<(), String> {
+    pub fn available(&self) -> Result<(), String> {
         match self.model() {
             Some(model) => model.available().map_err(|e| e.to_string()),
             None => Ok(()),
@@ -235,21 +280,21 @@ impl Server {
     }
 
     /// Its family; outside servers have none of the project's.
-    pub fn family(self) -> Option<Family> {
+    pub fn family(&self) -> Option<Family> {
         self.model().map(Model::family)
     }
 
-    /// The command that starts an outside server.
-    pub fn command(self) -> Option<ServerCommand> {
+    /// The command that starts an outside server (none for one read back from a stored run).
+    pub fn command(&self) -> Option<ServerCommand> {
         match self {
             Server::Model(_) | Server::Variant(_) => None,
-            Server::Outside(i) => registry().get(usize::from(i))?.command.clone(),
+            Server::Outside(o) => o.command.as_deref().cloned(),
         }
     }
 
     /// How many connections it serves at once, where bounded by design (models only: an
     /// outside server is taken to serve as many as connect, and starves where it does not).
-    pub fn concurrency_limit(self, config: &ServerConfig) -> Option<usize> {
+    pub fn concurrency_limit(&self, config: &ServerConfig) -> Option<usize> {
         self.model()?.concurrency_limit(config)
     }
 }
@@ -266,14 +311,6 @@ impl fmt::Display for Server {
     }
 }
 
-impl FromStr for Server {
-    type Err = std::convert::Infallible;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(Server::named(s))
-    }
-}
-
 impl Serialize for Server {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(self.name())
@@ -282,8 +319,10 @@ impl Serialize for Server {
 
 impl<'de> Deserialize<'de> for Server {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // Only a model or a variant is known here; any other name is kept as an outside server
+        // without a command, which `SuiteRun::from_value` checks against the run's own list.
         let name = String::deserialize(deserializer)?;
-        Ok(Server::named(&name))
+        Ok(Server::known(&name).unwrap_or_else(|| Server::unlisted(&name)))
     }
 }
 
@@ -303,18 +342,30 @@ mod tests {
         assert!(py.is_outside());
         assert_eq!(py.name(), "py-test");
         assert_eq!(py.command().unwrap().template(), "python3 x.py {addr}");
-        assert_eq!(Server::named("py-test"), py);
-        assert_eq!(Server::named("tokio"), Server::Model(Model::Tokio));
+        let registry = Registry::of(std::slice::from_ref(&py)).unwrap();
+        assert_eq!(registry.resolve("py-test"), Ok(py.clone()));
+        assert_eq!(registry.resolve("tokio"), Ok(Server::Model(Model::Tokio)));
+        assert!(registry.resolve("py-other").is_err(), "not named here");
         assert!(
             Server::Model(Model::May) < py,
             "models sort before outside servers"
         );
         assert!(Server::parse_outside("tokio=x").is_err(), "a model's name");
-        assert!(Server::parse_outside("py-test=y").is_err(), "taken");
+        let again = Server::parse_outside("py-test=y").unwrap();
+        assert!(Registry::of(&[py.clone(), again]).is_err(), "taken");
         assert!(Server::parse_outside("no command").is_err());
         assert!(Server::parse_outside("bad name=x").is_err());
         let json = serde_json::to_string(&py).unwrap();
         assert_eq!(json, "\"py-test\"");
-        assert_eq!(serde_json::from_str::<Server>(&json).unwrap(), py);
+        let back: Server = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, py, "equal by name");
+        assert!(back.command().is_none(), "a stored name has no command");
+    }
+
+    #[test]
+    fn outside_servers_sort_by_name_whatever_order_they_were_named_in() {
+        let b = Server::parse_outside("b=x {addr}").unwrap();
+        let a = Server::parse_outside("a=x {addr}").unwrap();
+        assert!(a < b);
     }
 }
