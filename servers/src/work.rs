@@ -20,8 +20,9 @@ use std::time::{Duration, Instant};
 pub struct Work {
     /// CPU time per message.
     pub per_message: Duration,
-    /// Extra instructions per message (the `--handicap-instructions` testing aid): exact on
-    /// x86-64 and AArch64 (a two-instruction loop), about that many elsewhere.
+    /// Extra instructions per message (the `--handicap-instructions` testing aid): N/2 turns of
+    /// a two-instruction loop on x86-64 and AArch64 (plus the few of entering it), about that
+    /// many elsewhere.
     pub instructions: u64,
 }
 
@@ -83,7 +84,8 @@ impl Work {
 
 /// Runs about `instructions` user-space instructions: a count-down loop of two instructions
 /// (decrement, branch) written in assembly where it can be, so the optimizer can neither remove
-/// nor reshape it and a counted comparison sees exactly this many more per message.
+/// nor reshape it and a counted comparison sees this many more per message (and a few for
+/// entering the loop).
 fn spend_instructions(instructions: u64) {
     let iterations = (instructions / 2).max(1);
     #[cfg(target_arch = "x86_64")]
