@@ -145,7 +145,6 @@ fn suite_counts_sizes_durations_and_their_product() {
         ("--duration", "1ms to 1h"),
         ("--reruns", "0 to 10"),
         ("--work-us", "0 to 1000000"),
-        ("--handicap-instructions", "0 to 1000000000"),
     ] {
         documented(&["suite"], option, range);
     }
