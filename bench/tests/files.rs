@@ -535,6 +535,23 @@ fn nothing_from_a_hostile_run_json_becomes_markup_on_its_page_or_charts() {
     points[0]["point"]["model"] = "<img src=z onerror=alert(9)>".into();
     points[1]["status"] = "failed".into();
     points[1]["failure"] = "<script>alert(10)</script>".into();
+    // A server the run does not list as outside is refused, not taken for one.
+    std::fs::write(dir.join("run.json"), serde_json::to_vec(&run).unwrap()).unwrap();
+    let (code, _, stderr) = self::run(&["report", dir.to_str().unwrap()]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("neither a model"), "{stderr}");
+    assert!(
+        !dir.join("index.html").exists(),
+        "nothing drawn from a refused run"
+    );
+    // Listed, it is drawn, its name as text.
+    run["outside"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({
+            "name": "<img src=z onerror=alert(9)>",
+            "command": "<svg onload=alert(11)>"
+        }));
     std::fs::write(dir.join("run.json"), serde_json::to_vec(&run).unwrap()).unwrap();
     let (code, _, stderr) = self::run(&["report", dir.to_str().unwrap()]);
     assert_eq!(code, Some(0), "{stderr}");

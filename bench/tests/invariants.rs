@@ -53,19 +53,8 @@ fn the_load_generator_does_not_depend_on_the_servers() {
 fn the_shared_command_line_crate_depends_on_clap_alone() {
     let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("cli");
     let manifest = std::fs::read_to_string(crate_dir.join("Cargo.toml")).unwrap();
-    let dependencies: Vec<&str> = manifest
-        .split("[dependencies]")
-        .nth(1)
-        .expect("a [dependencies] table")
-        .split("\n[")
-        .next()
-        .unwrap()
-        .lines()
-        .map(str::trim)
-        .filter(|line| !line.is_empty() && !line.starts_with('#'))
-        .collect();
     assert_eq!(
-        dependencies,
+        dependency_lines(&manifest),
         ["clap.workspace = true"],
         "echo-cli is shared by the servers and the load generator, so it must pull in neither"
     );

@@ -17,3 +17,4 @@ pub mod rank;
 pub mod run;
 pub mod server;
 pub mod status;
+pub mod transports;

@@ -150,14 +150,7 @@ pub fn of(all: &[Aggregate]) -> Option<Ablation> {
 }
 
 fn key(a: &Aggregate) -> Load {
-    Load {
-        transport: a.transport,
-        workload: a.workload,
-        connections: a.connections,
-        payload: a.payload,
-        rate: a.rate,
-        work_us: a.work_us,
-    }
+    a.load()
 }
 
 /// `head` against `base` in server CPU per message, paired by round.
