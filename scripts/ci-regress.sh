@@ -9,6 +9,10 @@
 #             uncommitted changes are what is measured.
 # Output: $ECHO_BENCH_AB_OUT (default target/ab-report): ab.txt, ab.json, ab.md, bmf.json,
 #         github-action.json.
+# Metric: $ECHO_BENCH_METRIC (default both): the timed benchmarks and the counted ones (each
+#         server's instructions per message under valgrind, installed with apt-get when missing
+#         and this user may: root, or sudo without a password). Where valgrind is still missing,
+#         `ab` skips the counted benchmarks with one line; that never fails the run.
 # Exit code: echo-bench ab's (0 no confirmed regression, 1 confirmed regression, 2 invalid run).
 set -euo pipefail
 root=$(git rev-parse --show-toplevel)
@@ -36,8 +40,19 @@ cargo build --release --locked -q -p echo-bench \
     --manifest-path "$worktree/Cargo.toml" --target-dir "$root/target/ab-base"
 cargo build --release --locked -q -p echo-bench --target-dir "$root/target/ab-head"
 
+metric=${ECHO_BENCH_METRIC:-both}
+if [ "$metric" != time ] && ! command -v valgrind >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+    as_root=()
+    [ "$(id -u)" = 0 ] || as_root=(sudo -n)
+    if [ ${#as_root[@]} -eq 0 ] || sudo -n true 2>/dev/null; then
+        echo "installing valgrind for the counted benchmarks (apt-get)"
+        { "${as_root[@]}" apt-get update -qq && "${as_root[@]}" apt-get install -y -qq valgrind; } \
+            >/dev/null 2>&1 || echo "valgrind could not be installed: the counted benchmarks will be skipped"
+    fi
+fi
+
 status=0
-target/ab-head/release/echo-bench ab \
+target/ab-head/release/echo-bench ab --metric "$metric" \
     --base target/ab-base/release/echo-bench \
     --head target/ab-head/release/echo-bench \
     --json "$out/ab.json" --markdown "$out/ab.md" \

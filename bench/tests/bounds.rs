@@ -163,6 +163,8 @@ fn ab_counts_durations_and_benchmarks() {
         &["--benchmarks", "ping-pong/tokio/18446744073709551615"],
         &["--benchmarks", "ping-pong/tokio/1/65MiB"],
         &["--benchmarks", "rate/tokio/1@1e12"],
+        &["--count-messages", "9"],
+        &["--count-pairs", "1001"],
     ] {
         rejected(&[&builds[..], bad].concat());
     }
@@ -170,6 +172,8 @@ fn ab_counts_durations_and_benchmarks() {
         ("--pairs", "2 to 1000"),
         ("--trial", "50ms to 1h"),
         ("--warmup", "0 to 1h"),
+        ("--count-messages", "10 to 1000000"),
+        ("--count-pairs", "2 to 1000"),
     ] {
         documented(&["ab"], option, range);
     }
@@ -220,6 +224,7 @@ fn server_options() {
         ["--buffer", "67108865"],
         ["--work-us", "1000001"],
         ["--handicap-ns", "1000000001"],
+        ["--handicap-instructions", "1000000001"],
     ] {
         rejected(&[&["serve", "--model", "tokio"][..], &bad[..]].concat());
     }
@@ -228,6 +233,7 @@ fn server_options() {
         ("--backlog", "1 to 1000000"),
         ("--buffer", "1 to 67108864"),
         ("--work-us", "0 to 1000000"),
+        ("--handicap-instructions", "0 to 1000000000"),
     ] {
         documented(&["serve"], option, range);
     }

@@ -46,6 +46,12 @@ pub struct ServeArgs {
     #[arg(long, value_name = "NS", default_value_t = 0,
           value_parser = clap::value_parser!(u64).range(0..=1_000_000_000))]
     pub handicap_ns: u64,
+    /// Testing aid: this many extra instructions per message (a loop the optimizer cannot
+    /// remove), to make a known regression that `echo-bench ab --metric instructions` counts, 0
+    /// to 1000000000. Never use it otherwise.
+    #[arg(long, value_name = "N", default_value_t = 0,
+          value_parser = clap::value_parser!(u64).range(0..=1_000_000_000))]
+    pub handicap_instructions: u64,
     /// The io_uring techniques the io-uring model uses, for an ablation: a comma-separated list
     /// of multishot-accept, multishot-recv, batch, defer-taskrun and fixed-files, or all, or
     /// none. A feature left out is done the plain way (one-shot accept; one-shot receive into
@@ -105,7 +111,8 @@ pub fn serve(args: ServeArgs, tool: &str) -> ExitCode {
         work: crate::Work::new(
             std::time::Duration::from_micros(args.work_us)
                 + std::time::Duration::from_nanos(args.handicap_ns),
-        ),
+        )
+        .with_instructions(args.handicap_instructions),
         uring: args.uring_features,
     };
     let transport = config.listen.transport();

@@ -9,7 +9,9 @@
 //! only after it returns.
 //!
 //! The work hashes the chunk over and over until the time is spent; it never sleeps, so it
-//! costs a core exactly as a computing handler would.
+//! costs a core exactly as a computing handler would. The `--handicap-instructions` testing aid
+//! adds a fixed number of instructions instead of a time, for the counted comparison (`ab
+//! --metric instructions`), which cannot see a busy wait's length but sees every instruction.
 
 use std::time::{Duration, Instant};
 
@@ -18,6 +20,10 @@ use std::time::{Duration, Instant};
 pub struct Work {
     /// CPU time per message.
     pub per_message: Duration,
+    /// Extra instructions per message (the `--handicap-instructions` testing aid): N/2 turns of
+    /// a two-instruction loop on x86-64 and AArch64 (plus the few of entering it), about that
+    /// many elsewhere.
+    pub instructions: u64,
 }
 
 /// Bytes hashed between two clock reads: small, so short work (a microsecond or less, as the
@@ -27,18 +33,35 @@ const ROUND: usize = 64;
 impl Work {
     /// Work of `per_message` per message.
     pub const fn new(per_message: Duration) -> Self {
-        Self { per_message }
+        Self {
+            per_message,
+            instructions: 0,
+        }
+    }
+
+    /// This work plus `instructions` more per message.
+    pub const fn with_instructions(self, instructions: u64) -> Self {
+        Self {
+            instructions,
+            ..self
+        }
     }
 
     /// Whether there is nothing to do (the echo path then skips the call's clock reads).
     pub fn is_none(&self) -> bool {
-        self.per_message.is_zero()
+        self.per_message.is_zero() && self.instructions == 0
     }
 
     /// Spends [`Work::per_message`] of CPU hashing `message`, never sleeping, and returns the
     /// hash (so the compiler cannot remove the work).
     pub fn apply(&self, message: &[u8]) -> u64 {
         if self.is_none() {
+            return 0;
+        }
+        if self.instructions > 0 {
+            spend_instructions(self.instructions);
+        }
+        if self.per_message.is_zero() {
             return 0;
         }
         let deadline = Instant::now() + self.per_message;
@@ -55,6 +78,44 @@ impl Work {
             if Instant::now() >= deadline {
                 return std::hint::black_box(hash);
             }
+        }
+    }
+}
+
+/// Runs about `instructions` user-space instructions: a count-down loop of two instructions
+/// (decrement, branch) written in assembly where it can be, so the optimizer can neither remove
+/// nor reshape it and a counted comparison sees this many more per message (and a few for
+/// entering the loop).
+fn spend_instructions(instructions: u64) {
+    let iterations = (instructions / 2).max(1);
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: the loop only counts a register down to zero; it touches no memory and no flags
+    // the compiler relies on (asm! assumes flags are clobbered unless told otherwise).
+    unsafe {
+        std::arch::asm!(
+            "2:",
+            "dec {n}",
+            "jnz 2b",
+            n = inout(reg) iterations => _,
+            options(nomem, nostack),
+        );
+    }
+    #[cfg(target_arch = "aarch64")]
+    // SAFETY: as above: a register counted down to zero, no memory touched.
+    unsafe {
+        std::arch::asm!(
+            "2:",
+            "subs {n}, {n}, #1",
+            "b.ne 2b",
+            n = inout(reg) iterations => _,
+            options(nomem, nostack),
+        );
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        let mut n = iterations;
+        while std::hint::black_box(n) > 0 {
+            n -= 1;
         }
     }
 }
@@ -109,6 +170,26 @@ mod tests {
         assert!(
             cpu >= Duration::from_millis(10),
             "only {cpu:?} of CPU in {elapsed:?}"
+        );
+    }
+
+    #[test]
+    fn instructions_alone_are_work_and_take_no_clock() {
+        let work = Work::default().with_instructions(1_000);
+        assert!(!work.is_none());
+        assert_eq!(work.per_message, Duration::ZERO);
+        // A billion instructions take a while even on a fast core; a thousand take nothing.
+        let started = Instant::now();
+        work.apply(b"hello");
+        assert!(started.elapsed() < Duration::from_millis(50));
+        let started = Instant::now();
+        Work::default()
+            .with_instructions(400_000_000)
+            .apply(b"hello");
+        assert!(
+            started.elapsed() >= Duration::from_micros(500),
+            "400M instructions in {:?}: the loop was removed",
+            started.elapsed()
         );
     }
 

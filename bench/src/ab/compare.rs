@@ -88,6 +88,7 @@ fn name_of(point: &PointResult, spec: &BenchmarkSpec) -> String {
 fn spec_of(point: &PointResult) -> BenchmarkSpec {
     let p = &point.point;
     BenchmarkSpec {
+        counted: false,
         workload: p.workload,
         model: p.model.clone(),
         connections: p.connections,

@@ -76,9 +76,14 @@ pub(super) fn judge(
     let name = spec.name();
     let primary = spec.primary();
     let calibrated = options.calibration.get(&name).copied();
-    let threshold_pct = calibrated.map_or(options.threshold_pct, |floor| {
-        floor.max(options.threshold_pct)
-    });
+    // A counted benchmark has its own threshold: a count's noise is a fraction of a timed
+    // figure's.
+    let user_pct = if spec.counted {
+        options.count.threshold_pct
+    } else {
+        options.threshold_pct
+    };
+    let threshold_pct = calibrated.map_or(user_pct, |floor| floor.max(user_pct));
     let mut invalid: Vec<String> = pairs
         .iter()
         .flat_map(|p| [(&p.base, "base"), (&p.head, "head")])

@@ -24,6 +24,7 @@
 //! two suite runs, and the statistics every comparison of the project uses.
 
 pub mod compare;
+pub mod counted;
 pub mod export;
 pub mod stats;
 
@@ -85,6 +86,8 @@ pub struct AbOptions {
     pub duet: bool,
     /// Count an inconclusive benchmark as a failure (exit 1), in the report as in the exit code.
     pub strict: bool,
+    /// How the counted benchmarks (`counted:…`) run: valgrind, messages, pairs, threshold.
+    pub count: counted::CountOptions,
 }
 
 impl AbOptions {
@@ -156,6 +159,11 @@ pub fn run(options: &AbOptions, command: &str, on_trial: &mut OnTrial<'_>) -> Ab
         warmup_s: options.warmup.as_secs_f64(),
         threshold_pct: options.threshold_pct,
         pinning: options.pinning.clone(),
+        counting: options
+            .benchmarks
+            .iter()
+            .any(|b| b.counted)
+            .then(|| counted::Counting::of(&options.count)),
         benchmarks: results,
         ..AbReport::default()
     };

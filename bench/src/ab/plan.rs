@@ -19,13 +19,10 @@ impl<'a> Plan<'a> {
         started: Instant,
     ) -> Self {
         let mut rng = SmallRng::seed_from_u64(seed);
+        let most = options.pairs.max(options.count.pairs);
         let blocks = benchmarks
             .iter()
-            .map(|_| {
-                (0..options.pairs.div_ceil(2))
-                    .map(|_| rng.random())
-                    .collect()
-            })
+            .map(|_| (0..most.div_ceil(2)).map(|_| rng.random()).collect())
             .collect();
         Self {
             options,
@@ -43,13 +40,34 @@ impl<'a> Plan<'a> {
         head: &mut Build,
         on_trial: &mut OnTrial<'_>,
     ) -> Vec<Vec<Pair>> {
-        let total = self.options.pairs * self.benchmarks.len() * 2;
+        // A counted benchmark has its own number of pairs (its counts vary far less).
+        let pairs_of = |spec: &BenchmarkSpec| {
+            if spec.counted {
+                self.options.count.pairs
+            } else {
+                self.options.pairs
+            }
+        };
+        let total: usize = self
+            .benchmarks
+            .iter()
+            .map(|&i| pairs_of(&self.options.benchmarks[i]) * 2)
+            .sum();
+        let rounds = self
+            .benchmarks
+            .iter()
+            .map(|&i| pairs_of(&self.options.benchmarks[i]))
+            .max()
+            .unwrap_or(0);
         let mut done = 0;
         let mut pairs: Vec<Vec<Pair>> = vec![Vec::new(); self.benchmarks.len()];
-        for round in 0..self.options.pairs {
+        for round in 0..rounds {
             for (slot, &index) in self.benchmarks.iter().enumerate() {
                 let options = self.options;
                 let spec = &options.benchmarks[index];
+                if round >= pairs_of(spec) {
+                    continue;
+                }
                 let abba = self.blocks[slot][round / 2];
                 // ABBA: the block's first pair runs base first, its second head first.
                 let base_first = abba == (round % 2 == 0);
@@ -75,7 +93,15 @@ impl<'a> Plan<'a> {
                     Side::Base => &options.base,
                     Side::Head => &options.head,
                 };
-                if options.duet {
+                if spec.counted {
+                    // The four counted runs of a pair go at once: a count does not depend on
+                    // the machine's load.
+                    let samples =
+                        counted::pair(options, spec, sides.map(|s| (s, build(s))), self.started);
+                    for (side, sample) in samples {
+                        record(side, sample, &mut pair);
+                    }
+                } else if options.duet {
                     // Both at once, started in the pair's order, so the machine's noise at
                     // that moment hits both alike.
                     let running =

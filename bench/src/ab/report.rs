@@ -42,6 +42,9 @@ pub struct Sample {
     pub invalid: Option<String>,
     /// Seconds since the start of the `ab` run.
     pub at_s: f64,
+    /// A counted sample's two totals: the server's instructions at N units and at 2N.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub counts: Vec<u64>,
 }
 
 /// One pair of trials.
@@ -146,6 +149,9 @@ pub struct AbReport {
     pub threshold_pct: f64,
     /// CPU split.
     pub pinning: Pinning,
+    /// How the counted benchmarks ran (absent when there were none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub counting: Option<counted::Counting>,
     /// Per benchmark.
     pub benchmarks: Vec<BenchmarkResult>,
     /// Wall time of the whole run, s.

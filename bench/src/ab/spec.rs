@@ -1,5 +1,5 @@
-//! What a benchmark is (`WORKLOAD/MODEL/CONNECTIONS[/PAYLOAD][@RATE]`), the defaults, and the
-//! metrics measured of it.
+//! What a benchmark is (`[counted:]WORKLOAD/MODEL/CONNECTIONS[/PAYLOAD][@RATE]`), the defaults,
+//! and the metrics measured of it.
 
 use super::*;
 
@@ -19,9 +19,14 @@ pub const DEFAULT_RATE: f64 = 5_000.0;
 pub const DEFAULT_BENCHMARKS: &str = "ping-pong/tokio/1,ping-pong/mio/1,churn/tokio/1,\
      churn/async-std/1,rate/mio/256@30000,rate/tokio/64@25000,rate/thread-per-connection/64@20000";
 
-/// One benchmark: `WORKLOAD/MODEL/CONNECTIONS[/PAYLOAD][@RATE]`.
+/// One benchmark: `WORKLOAD/MODEL/CONNECTIONS[/PAYLOAD][@RATE]`, or `counted:` and a
+/// ping-pong, churn or stream benchmark for its instructions counted under valgrind
+/// ([`counted`](super::counted)).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BenchmarkSpec {
+    /// Counted: the server's instructions per message under valgrind, not timed figures.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub counted: bool,
     /// The traffic pattern.
     pub workload: Workload,
     /// The server: a model, or an outside server named with `--server` (by name in JSON).
@@ -39,7 +44,11 @@ impl BenchmarkSpec {
     /// an outside server of `outside`.
     pub fn parse(text: &str, outside: &echo_analysis::server::Registry) -> Result<Self, String> {
         let bad = |why: &str| format!("benchmark '{text}': {why}");
-        let (path, rate) = match text.split_once('@') {
+        let (counted, timed) = match text.strip_prefix(super::counted::PREFIX) {
+            Some(rest) => (true, rest),
+            None => (false, text),
+        };
+        let (path, rate) = match timed.split_once('@') {
             Some((path, rate)) => (
                 path,
                 Some(
@@ -51,7 +60,7 @@ impl BenchmarkSpec {
                         })?,
                 ),
             ),
-            None => (text, None),
+            None => (timed, None),
         };
         let parts: Vec<&str> = path.split('/').collect();
         if !(3..=4).contains(&parts.len()) {
@@ -85,7 +94,11 @@ impl BenchmarkSpec {
             Workload::Rate => Some(rate.unwrap_or(DEFAULT_RATE)),
             _ => None,
         };
+        if counted {
+            super::counted::check(workload, &model, connections).map_err(|why| bad(&why))?;
+        }
         Ok(Self {
+            counted,
             workload,
             model,
             connections,
@@ -96,7 +109,15 @@ impl BenchmarkSpec {
 
     /// The canonical name, as parsed.
     pub fn name(&self) -> String {
-        let mut name = format!("{}/{}/{}", self.workload, self.model, self.connections);
+        let prefix = if self.counted {
+            super::counted::PREFIX
+        } else {
+            ""
+        };
+        let mut name = format!(
+            "{prefix}{}/{}/{}",
+            self.workload, self.model, self.connections
+        );
         if self.payload != 64 {
             name.push_str(&format!("/{}", self.payload));
         }
@@ -107,12 +128,25 @@ impl BenchmarkSpec {
     }
 
     /// The metric the verdict is made on: throughput for closed loops; for an open loop, whose
-    /// throughput is fixed by the offered rate, the server's CPU per message.
+    /// throughput is fixed by the offered rate, the server's CPU per message; for a counted
+    /// benchmark its instructions per message (per connection for churn).
     pub fn primary(&self) -> Metric {
         match self.workload {
+            Workload::Churn if self.counted => Metric::InstructionsPerConnection,
+            _ if self.counted => Metric::InstructionsPerMessage,
             Workload::Rate => Metric::ServerCpuPerMessage,
             _ => Metric::Throughput,
         }
+    }
+
+    /// The same benchmark counted (`counted: true`), if it can be: ping-pong, churn and stream
+    /// of a model, churn and stream on one connection.
+    pub fn as_counted(&self) -> Option<Self> {
+        super::counted::check(self.workload, &self.model, self.connections).ok()?;
+        Some(Self {
+            counted: true,
+            ..self.clone()
+        })
     }
 }
 
@@ -132,17 +166,25 @@ pub enum Metric {
     ContextSwitchesPerMessage,
     /// Server read/write syscalls per message (from /proc/PID/io; absent where it counts none).
     SyscallsPerMessage,
+    /// The server's user-space instructions per message, counted under valgrind (counted
+    /// benchmarks only).
+    InstructionsPerMessage,
+    /// The server's user-space instructions per connection opened, echoed once and closed,
+    /// counted under valgrind (counted churn only).
+    InstructionsPerConnection,
 }
 
 impl Metric {
     /// Every metric, in report order.
-    pub const ALL: [Metric; 6] = [
+    pub const ALL: [Metric; 8] = [
         Metric::Throughput,
         Metric::P50,
         Metric::P99,
         Metric::ServerCpuPerMessage,
         Metric::ContextSwitchesPerMessage,
         Metric::SyscallsPerMessage,
+        Metric::InstructionsPerMessage,
+        Metric::InstructionsPerConnection,
     ];
 
     /// The name in reports.
@@ -154,6 +196,8 @@ impl Metric {
             Metric::ServerCpuPerMessage => "server_cpu_per_msg",
             Metric::ContextSwitchesPerMessage => "ctx_switches_per_msg",
             Metric::SyscallsPerMessage => "syscalls_per_msg",
+            Metric::InstructionsPerMessage => "instructions_per_msg",
+            Metric::InstructionsPerConnection => "instructions_per_conn",
         }
     }
 
@@ -163,6 +207,8 @@ impl Metric {
             Metric::Throughput => "msg/s",
             Metric::P50 | Metric::P99 | Metric::ServerCpuPerMessage => "µs",
             Metric::ContextSwitchesPerMessage | Metric::SyscallsPerMessage => "per msg",
+            Metric::InstructionsPerMessage => "instr/msg",
+            Metric::InstructionsPerConnection => "instr/conn",
         }
     }
 
@@ -171,7 +217,16 @@ impl Metric {
         self == Metric::Throughput
     }
 
-    /// The value in a trial's report, if it has one.
+    /// Whether it is counted under valgrind rather than measured in a timed trial.
+    pub fn is_counted(self) -> bool {
+        matches!(
+            self,
+            Metric::InstructionsPerMessage | Metric::InstructionsPerConnection
+        )
+    }
+
+    /// The value in a trial's report, if it has one (a counted metric never is: its samples
+    /// come from [`counted`](super::counted)).
     pub fn of(self, report: &Report) -> Option<f64> {
         let messages = report.messages as f64;
         let per_message = |x: f64| (messages > 0.0).then(|| x / messages);
@@ -192,6 +247,7 @@ impl Metric {
                 .as_ref()
                 .filter(|s| s.syscalls > 0)
                 .and_then(|s| per_message(s.syscalls as f64)),
+            Metric::InstructionsPerMessage | Metric::InstructionsPerConnection => None,
         };
         value.filter(|v| v.is_finite() && *v > 0.0)
     }

@@ -114,6 +114,7 @@ impl Running {
             server_cores: report.server.as_ref().map_or(0.0, |s| s.cpu_cores),
             invalid: None,
             at_s: self.at_s,
+            counts: Vec::new(),
         };
         sample.invalid = if sample.errors > 0 {
             Some(format!("{} echo error(s)", sample.errors))

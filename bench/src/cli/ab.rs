@@ -68,6 +68,28 @@ pub struct AbArgs {
     /// An extra argument for the head build's servers (repeatable), e.g. --head-server-arg=--handicap-ns=2000.
     #[arg(long, value_name = "ARG", allow_hyphen_values = true)]
     head_server_arg: Vec<String>,
+    /// What to compare: `time` (the timed benchmarks), `instructions` (each server's
+    /// instructions per message counted under valgrind: the `counted:` benchmarks, or each
+    /// named benchmark counted) or `both`. Where valgrind is missing, `both` skips the counted
+    /// benchmarks with one line and `instructions` is an error.
+    #[arg(long, value_enum, default_value_t = MetricChoice::Time)]
+    metric: MetricChoice,
+    /// Messages of a counted sample's shorter run (the longer sends twice as many, and the
+    /// figure is the difference; churn opens a tenth as many connections), 10 to 1000000.
+    #[arg(long, value_name = "N", default_value_t = ab::counted::DEFAULT_MESSAGES,
+          value_parser = clap::value_parser!(u64).range(10..=1_000_000))]
+    count_messages: u64,
+    /// Pairs per counted benchmark, 2 to 1000.
+    #[arg(long, value_name = "N", default_value_t = ab::counted::DEFAULT_PAIRS as u32,
+          value_parser = clap::value_parser!(u32).range(2..=1000))]
+    count_pairs: u32,
+    /// The counted benchmarks' threshold, %, from 0 up to (not including) 100 (raised to a
+    /// benchmark's calibrated noise floor).
+    #[arg(long, value_name = "PCT", default_value_t = ab::counted::DEFAULT_THRESHOLD_PCT, value_parser = parse_pct)]
+    count_threshold: f64,
+    /// The valgrind program for counted benchmarks [default: valgrind on the PATH].
+    #[arg(long, value_name = "PATH")]
+    valgrind: Option<PathBuf>,
     #[command(flatten)]
     pin: PinArgs,
     /// Write the whole report (every sample, pair, interval, both builds) as JSON here.
@@ -89,6 +111,17 @@ pub struct AbArgs {
 
 /// The most benchmarks of one `ab` run.
 const MAX_BENCHMARKS: usize = 100;
+
+/// What `--metric` compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum MetricChoice {
+    /// The timed benchmarks.
+    Time,
+    /// Instructions counted under valgrind.
+    Instructions,
+    /// Both, side by side.
+    Both,
+}
 
 fn parse_pct(text: &str) -> Result<f64, String> {
     text.trim_end_matches('%')
@@ -126,15 +159,20 @@ fn build(binary: PathBuf, server_args: Vec<String>, flag: &str) -> Build {
 fn benchmarks(
     asked: Option<&[String]>,
     servers: &[echo_bench::suite::Server],
+    metric: MetricChoice,
 ) -> Vec<BenchmarkSpec> {
-    let mut names: Vec<String> = match asked {
-        Some(list) => list.to_vec(),
-        None => ab::DEFAULT_BENCHMARKS
-            .split(',')
-            .map(str::to_owned)
-            .collect(),
+    let defaults = |list: &str| list.split(',').map(str::to_owned).collect::<Vec<_>>();
+    let mut names: Vec<String> = match (asked, metric) {
+        (Some(list), _) => list.to_vec(),
+        (None, MetricChoice::Time) => defaults(ab::DEFAULT_BENCHMARKS),
+        (None, MetricChoice::Instructions) => defaults(ab::counted::DEFAULT_BENCHMARKS),
+        (None, MetricChoice::Both) => [
+            defaults(ab::DEFAULT_BENCHMARKS),
+            defaults(ab::counted::DEFAULT_BENCHMARKS),
+        ]
+        .concat(),
     };
-    if asked.is_none() {
+    if asked.is_none() && metric != MetricChoice::Instructions {
         names.extend(servers.iter().map(|s| format!("ping-pong/{s}/1")));
     }
     if names.len() > MAX_BENCHMARKS {
@@ -148,13 +186,52 @@ fn benchmarks(
     }
     let registry = echo_bench::suite::server::Registry::of(servers)
         .unwrap_or_else(|e| usage_exit("echo-bench", &format!("error: --server: {e}")));
-    names
+    let parsed: Vec<BenchmarkSpec> = names
         .iter()
         .map(|name| {
             BenchmarkSpec::parse(name.trim(), &registry)
                 .unwrap_or_else(|e| usage_exit("echo-bench", &format!("error: --benchmarks: {e}")))
         })
-        .collect()
+        .collect();
+    if asked.is_none() {
+        return parsed;
+    }
+    // Named benchmarks: `instructions` counts each one, `both` adds each one's counted twin
+    // where it can be counted.
+    let mut specs = Vec::new();
+    for spec in parsed {
+        match metric {
+            MetricChoice::Time => specs.push(spec),
+            MetricChoice::Instructions if spec.counted => specs.push(spec),
+            MetricChoice::Instructions => specs.push(spec.as_counted().unwrap_or_else(|| {
+                usage_exit(
+                    "echo-bench",
+                    &format!(
+                        "error: --metric instructions: {} cannot be counted (a model's \
+                         ping-pong, or churn or stream on one connection can)",
+                        spec.name()
+                    ),
+                )
+            })),
+            MetricChoice::Both => {
+                let twin = (!spec.counted).then(|| spec.as_counted()).flatten();
+                specs.push(spec);
+                specs.extend(twin);
+            }
+        }
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    specs.retain(|s| seen.insert(s.name()));
+    if specs.len() > MAX_BENCHMARKS {
+        usage_exit(
+            "echo-bench",
+            &format!(
+                "error: --benchmarks: {} benchmarks, at most {MAX_BENCHMARKS}",
+                specs.len()
+            ),
+        );
+    }
+    specs
 }
 
 /// Runs the command; returns the process exit code.
@@ -171,10 +248,43 @@ pub fn main(args: AbArgs) -> ExitCode {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64)
     });
+    let valgrind = match args.valgrind {
+        Some(path) if path.is_file() => Some(std::path::absolute(&path).unwrap_or(path)),
+        Some(path) => usage_exit(
+            "echo-bench",
+            &format!("error: --valgrind {}: not a file", path.display()),
+        ),
+        None => ab::counted::find_valgrind(),
+    };
+    let mut specs = benchmarks(args.benchmarks.as_deref(), &args.servers, args.metric);
+    // Without valgrind the counted benchmarks are left out with one line, never failed; only
+    // a run that asked for nothing else is refused.
+    let mut skipped = None;
+    if valgrind.is_none() && specs.iter().any(|s| s.counted) {
+        if args.metric == MetricChoice::Instructions {
+            usage_exit(
+                "echo-bench",
+                "error: --metric instructions: valgrind not found (apt-get install valgrind, \
+                 or name it with --valgrind)",
+            );
+        }
+        let left_out = specs.iter().filter(|s| s.counted).count();
+        specs.retain(|s| !s.counted);
+        skipped = Some(format!(
+            "{left_out} counted benchmark(s) skipped: valgrind not found (apt-get install \
+             valgrind)"
+        ));
+        if specs.is_empty() {
+            usage_exit(
+                "echo-bench",
+                "error: --benchmarks: only counted benchmarks, and valgrind not found",
+            );
+        }
+    }
     let options = AbOptions {
         base: build(args.base, args.base_server_arg, "--base"),
         head: build(args.head, args.head_server_arg, "--head"),
-        benchmarks: benchmarks(args.benchmarks.as_deref(), &args.servers),
+        benchmarks: specs,
         pairs: args.pairs as usize,
         trial: args.trial,
         warmup: args.warmup,
@@ -185,6 +295,12 @@ pub fn main(args: AbArgs) -> ExitCode {
         pinning: args.pin.pinning(),
         duet: !args.sequential,
         strict: args.strict,
+        count: ab::counted::CountOptions {
+            valgrind,
+            messages: args.count_messages,
+            pairs: args.count_pairs as usize,
+            threshold_pct: args.count_threshold,
+        },
     };
     if options.trial < Duration::from_millis(50) {
         usage_exit("echo-bench", "error: --trial must be at least 50ms");
@@ -209,7 +325,8 @@ pub fn main(args: AbArgs) -> ExitCode {
         bar.set_position(done as u64);
         bar.set_message(what.to_owned());
     };
-    let report = ab::run(&options, &super::suite::command_line(), &mut on_trial);
+    let mut report = ab::run(&options, &super::suite::command_line(), &mut on_trial);
+    report.warnings.extend(skipped);
     bar.finish_and_clear();
     // Interrupted: the trials since are invalid; nothing of them is reported or written.
     echo_bench::child::settle();

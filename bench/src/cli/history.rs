@@ -49,6 +49,15 @@ enum HistoryCommand {
         #[arg(long, value_name = "PCT", default_value_t = 1.0,
               value_parser = echo_bench::config::number_within(0.0, 1000.0))]
         min_change: f64,
+        /// --threshold for the counted series (instructions per message, from `ab --metric
+        /// instructions`), % (0 to 1000).
+        #[arg(long, value_name = "PCT", default_value_t = 0.3,
+              value_parser = echo_bench::config::number_within(0.0, 1000.0))]
+        count_threshold: f64,
+        /// --min-change for the counted series, % (0 to 1000).
+        #[arg(long, value_name = "PCT", default_value_t = 0.1,
+              value_parser = echo_bench::config::number_within(0.0, 1000.0))]
+        count_min_change: f64,
         /// Write the change points as JSON here.
         #[arg(long, value_name = "PATH")]
         json: Option<PathBuf>,
@@ -86,15 +95,41 @@ pub fn main(args: HistoryArgs) -> ExitCode {
             threshold,
             p,
             min_change,
+            count_threshold,
+            count_min_change,
             json,
-        } => report(&store, charts, (threshold, min_change), p, json),
+        } => {
+            let limits = Limits {
+                timed: (threshold, min_change),
+                counted: (count_threshold, count_min_change),
+            };
+            report(&store, charts, limits, p, json)
+        }
+    }
+}
+
+/// The threshold and the smallest change reported, %, of the timed series and of the counted
+/// ones (instruction counts, whose noise is a fraction of a timed figure's).
+struct Limits {
+    timed: (f64, f64),
+    counted: (f64, f64),
+}
+
+impl Limits {
+    /// `(threshold, min_change)` of `series`.
+    fn of(&self, series: &str) -> (f64, f64) {
+        if history::is_counted(series) {
+            self.counted
+        } else {
+            self.timed
+        }
     }
 }
 
 fn report(
     store: &std::path::Path,
     charts: Option<PathBuf>,
-    (threshold, min_change): (f64, f64),
+    limits: Limits,
     p: f64,
     json: Option<PathBuf>,
 ) -> ExitCode {
@@ -125,7 +160,7 @@ fn report(
         p,
         ..Settings::default()
     };
-    let found = history::change_points(&records, &settings, min_change);
+    let found = history::change_points_by(&records, &settings, &|series| limits.of(series).1);
     let commits: Vec<String> = records.iter().map(|r| r.commit.clone()).collect();
     let charts = charts.unwrap_or_else(|| store.join("charts"));
     if let Err(e) = std::fs::create_dir_all(&charts) {
@@ -158,14 +193,15 @@ fn report(
         }
         if let Some(newest) = here.last()
             && newest.regression
-            && newest.change_pct.abs() >= threshold
+            && newest.change_pct.abs() >= limits.of(&name).0
         {
             failing.push(format!(
                 "{name} ({:+.1}% at {})",
                 newest.change_pct, newest.commit
             ));
         }
-        let file = charts.join(format!("{}.svg", name.replace(['/', ' ', '@'], "_")));
+        // No `:` (a counted series' prefix): artefact uploads refuse it in file names.
+        let file = charts.join(format!("{}.svg", name.replace(['/', ' ', '@', ':'], "_")));
         // A file of that name that is not a chart echo-bench drew stays as it is.
         match echo_bench::suite::charts::may_replace(&file) {
             Ok(true) => {}
@@ -216,7 +252,9 @@ fn report(
         exit_code(EXIT_FAILURE)
     } else {
         eprintln!(
-            "echo-bench: the newest change point is a regression past {threshold}% in: {}",
+            "echo-bench: the newest change point is a regression past {}% ({}% for counts) in: {}",
+            limits.timed.0,
+            limits.counted.0,
             failing.join(", ")
         );
         exit_code(EXIT_FAILURE)

@@ -304,6 +304,14 @@ pub fn series(records: &[Record]) -> BTreeMap<String, Vec<(usize, f64, bool)>> {
     all
 }
 
+/// Whether a series is an instruction count (a counted benchmark's), whose noise is a fraction
+/// of a timed figure's, so a far smaller change means something.
+pub fn is_counted(series: &str) -> bool {
+    series.starts_with(crate::ab::counted::PREFIX)
+        || series.ends_with(crate::ab::Metric::InstructionsPerMessage.name())
+        || series.ends_with(crate::ab::Metric::InstructionsPerConnection.name())
+}
+
 /// The change points of every series of `records` that moved the level by at least
 /// `min_change_pct` (a significant split of a fraction of a percent is noise no one acts on).
 pub fn change_points(
@@ -311,8 +319,19 @@ pub fn change_points(
     settings: &edivisive::Settings,
     min_change_pct: f64,
 ) -> Vec<ChangePoint> {
+    change_points_by(records, settings, &|_| min_change_pct)
+}
+
+/// [`change_points`] with the smallest change worth reporting given per series (counted
+/// series get a smaller one, [`is_counted`]).
+pub fn change_points_by(
+    records: &[Record],
+    settings: &edivisive::Settings,
+    min_change_pct: &dyn Fn(&str) -> f64,
+) -> Vec<ChangePoint> {
     let mut found = Vec::new();
     for (name, points) in series(records) {
+        let min_change_pct = min_change_pct(&name);
         let values: Vec<f64> = points.iter().map(|p| p.1).collect();
         let cuts = edivisive::change_points(&values, settings);
         let bounds: Vec<usize> = std::iter::once(0)
@@ -387,6 +406,37 @@ mod tests {
             "{change:?}"
         );
         assert_eq!(change.commit, format!("c{:02}", change.index));
+    }
+
+    #[test]
+    fn a_half_percent_step_of_a_count_is_found_where_a_timed_minimum_would_hide_it() {
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(3);
+        let name = "counted:ping-pong/mio/1 instructions_per_msg";
+        assert!(is_counted(name) && !is_counted("ping-pong/mio/1 throughput"));
+        let records: Vec<Record> = history(0.0, 1)
+            .into_iter()
+            .enumerate()
+            .map(|(i, mut r)| {
+                // 5000 instructions, +0.5% from commit 40, with ±0.02% noise.
+                let level = if i < 40 { 5000.0 } else { 5025.0 };
+                let value = level * (1.0 + 0.0002 * (rng.random::<f64>() * 2.0 - 1.0));
+                r.figures = BTreeMap::from([(
+                    name.to_owned(),
+                    Figure {
+                        value,
+                        higher_is_better: false,
+                    },
+                )]);
+                r
+            })
+            .collect();
+        let settings = edivisive::Settings::default();
+        assert!(change_points(&records, &settings, 1.0).is_empty());
+        let min = |series: &str| if is_counted(series) { 0.1 } else { 1.0 };
+        let found = change_points_by(&records, &settings, &min);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].regression && (39..=41).contains(&found[0].index));
+        assert!((0.4..0.6).contains(&found[0].change_pct), "{found:?}");
     }
 
     #[test]

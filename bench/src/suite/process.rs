@@ -90,6 +90,20 @@ impl Launcher {
         cpus: Option<&[usize]>,
         more: &[String],
     ) -> Result<ServerProcess, String> {
+        self.start_within(server, transport, cpus, more, START_TIMEOUT)
+    }
+
+    /// [`Launcher::start_with`], waiting up to `limit` for the `listening on` line (a server
+    /// under valgrind reads the binary's debug information first: seconds, more on a busy
+    /// machine).
+    pub fn start_within(
+        &self,
+        server: Server,
+        transport: Transport,
+        cpus: Option<&[usize]>,
+        more: &[String],
+        limit: Duration,
+    ) -> Result<ServerProcess, String> {
         let Some(model) = server.model() else {
             return Self::start_outside(server, transport, cpus);
         };
@@ -120,17 +134,11 @@ impl Launcher {
         }
         // The `driver:` line after `listening on` is read once the load ran
         // ([`ServerProcess::driver`]), so a build from before that line is not kept waiting.
-        let launched = launch::start(
-            command,
-            endpoint,
-            socket_dir,
-            Ready::FirstLine,
-            START_TIMEOUT,
-        )
-        .map_err(|e| match e {
-            LaunchError::Spawn(e) => format!("cannot run {}: {e}", self.program.display()),
-            other => other.to_string(),
-        })?;
+        let launched = launch::start(command, endpoint, socket_dir, Ready::FirstLine, limit)
+            .map_err(|e| match e {
+                LaunchError::Spawn(e) => format!("cannot run {}: {e}", self.program.display()),
+                other => other.to_string(),
+            })?;
         Ok(ServerProcess {
             launched,
             outside: false,
