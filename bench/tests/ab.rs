@@ -141,7 +141,9 @@ fn a_large_injected_slowdown_is_a_confirmed_regression_with_exit_1() {
     let bench = &report.benchmarks[0];
     assert_eq!(bench.verdict, Verdict::Regressed, "{:?}", bench.note);
     let change = bench.primary().unwrap().change.clone().unwrap();
-    assert!(change.change_pct < -20.0, "{change:?}");
+    // 20 µs a message is a large slowdown wherever this runs; how large depends on what a
+    // message costs on the machine (−18% to −60% seen), so only its direction and size class are checked.
+    assert!(change.change_pct < -10.0, "{change:?}");
     let again = bench
         .confirmation
         .as_ref()
