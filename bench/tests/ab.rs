@@ -127,7 +127,7 @@ fn a_large_injected_slowdown_is_a_confirmed_regression_with_exit_1() {
     let (code, report) = ab(
         &dir,
         &[
-            "--head-server-arg=--handicap-ns=20000",
+            "--head-server-arg=--handicap-ns=200000",
             "--markdown",
             md.to_str().unwrap(),
             "--bmf",
@@ -141,9 +141,11 @@ fn a_large_injected_slowdown_is_a_confirmed_regression_with_exit_1() {
     let bench = &report.benchmarks[0];
     assert_eq!(bench.verdict, Verdict::Regressed, "{:?}", bench.note);
     let change = bench.primary().unwrap().change.clone().unwrap();
-    // 20 µs a message is a large slowdown wherever this runs; how large depends on what a
-    // message costs on the machine (−18% to −60% seen), so only its direction and size class are checked.
-    assert!(change.change_pct < -10.0, "{change:?}");
+    // 200 µs of CPU a message is several times what a one-connection round trip costs on
+    // loopback, so the slowdown stays unmistakable (and its interval clear of the threshold)
+    // even while this file's other tests load the same two cores. 20 µs was not: on a loaded
+    // runner the change came out at −18% and, once, inconclusive.
+    assert!(change.change_pct < -30.0, "{change:?}");
     let again = bench
         .confirmation
         .as_ref()

@@ -125,7 +125,8 @@ fn suite_counts_sizes_durations_and_their_product() {
         &["--interference-limit", "0"],
         &["--reruns", "11"],
         &["--work-us", "2000000"],
-        &["--p99-target", "0"],
+        &["--objective", "p99=0ms"],
+        &["--objective", "p100=1ms"],
         // 240 points × 1000 rounds.
         &[
             "--profile",

@@ -1,7 +1,8 @@
 //! Runs a load against a socket address and gathers what the workers recorded.
 //!
-//! The timeline of a run: the workers open their connections (not measured), meet at a barrier,
-//! then send traffic through the warm-up (not measured) and the measured window. The
+//! The timeline of a run: the workers open their connections (not measured), wait at a start
+//! gate that the coordinator opens once all of them are ready (or calls off if one failed), then
+//! send traffic through the warm-up (not measured) and the measured window. The
 //! coordinating thread samples the client's and the server's resource use at the window's edges
 //! and reports progress; it never touches a socket. This module knows only a socket address and,
 //! optionally, a server pid: nothing about which server is behind it. A stream target (TCP or
@@ -204,7 +205,7 @@ fn run_cpus(config: &RunConfig) -> Option<Vec<usize>> {
 /// Runs `config` and returns what it measured. `on_progress` is called
 /// about ten times a second from the calling thread.
 ///
-/// Long on purpose: it is the run's whole timeline (spawn, connect barrier, warm-up, the
+/// Long on purpose: it is the run's whole timeline (spawn, start gate, warm-up, the
 /// samples at the window's two edges, teardown) in one place, because the order of those steps
 /// is what makes the figures right; split, the order would be spread over several functions.
 pub fn run(
