@@ -693,6 +693,28 @@ fn the_capacity_search_runs_per_model_in_rounds_and_reports_its_table_and_curve(
         if !search.grid.is_empty() {
             assert_eq!(search.rounds.len(), 2, "{search:?}");
             assert_eq!(capacity.steps.len(), 2);
+            // Each round keeps the timelines of the steps on each side of its crossing, and
+            // only those.
+            for (r, steps) in search.rounds.iter().enumerate() {
+                let mut kept: Vec<f64> = search
+                    .timelines
+                    .iter()
+                    .filter(|t| t.round == r)
+                    .map(|t| t.offered_rps)
+                    .collect();
+                kept.sort_by(f64::total_cmp);
+                let mut sides = suite::capacity::knee_sides(&capacity.objective, steps);
+                sides.retain(|rate| {
+                    steps
+                        .iter()
+                        .any(|s| s.offered_rps == *rate && s.messages > 0)
+                });
+                assert_eq!(kept, sides, "round {r}: {search:?}");
+            }
+            assert!(
+                search.timelines.iter().all(|t| !t.intervals.is_empty()),
+                "{search:?}"
+            );
         }
     }
     // Whatever each search found (the machine decides where a bracket falls), every model
@@ -710,6 +732,12 @@ fn the_capacity_search_runs_per_model_in_rounds_and_reports_its_table_and_curve(
     let written = suite::output::write(dir.path(), &run).unwrap();
     let summary = std::fs::read_to_string(written.join("summary.md")).unwrap();
     assert!(summary.contains("### Capacity at p50 ≤ 50ms"), "{summary}");
+    for search in run.capacity.iter().filter(|m| !m.timelines.is_empty()) {
+        let chart = written.join(format!("capacity-timeline-{}.svg", search.model));
+        let svg =
+            std::fs::read_to_string(&chart).unwrap_or_else(|e| panic!("{}: {e}", chart.display()));
+        assert!(svg.contains("on each side of the knee"), "{svg}");
+    }
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(written.join("run.json")).unwrap()).unwrap();
     assert_eq!(json["capacity"].as_array().unwrap().len(), 2);

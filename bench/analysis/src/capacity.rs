@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::bootstrap::{Change, Estimate, Verdict as Paired};
 use echo_loadgen::config::parse_duration;
+use echo_loadgen::engine::IntervalFigures;
 
 /// The share of the offered rate a step must achieve to pass.
 pub const ACHIEVED_SHARE: f64 = 0.95;
@@ -612,6 +613,38 @@ pub struct ModelCapacity {
     /// nothing).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<String>,
+    /// The latency over time of the steps on each side of every round's crossing
+    /// ([`knee_sides`]), rounds in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub timelines: Vec<StepTimeline>,
+}
+
+/// One step's latency over time. The suite keeps those of the steps on each side of a round's
+/// crossing: whether the last rate that met the objective did so steadily or between bursts,
+/// and how the first that missed it went wrong (a queue that grows all through the window, or
+/// a few stalls), is what the curve's one point per step cannot show.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepTimeline {
+    /// The round (0-based).
+    pub round: usize,
+    /// The step's offered rate, msg/s, as its [`Step`] has it.
+    pub offered_rps: f64,
+    /// Whether the step met the objective.
+    pub met: bool,
+    /// Its figures per interval, in order.
+    pub intervals: Vec<IntervalFigures>,
+}
+
+/// The offered rates of a round's steps on each side of its [`crossing`], ascending: the
+/// crossing and the miss above it; only the lowest step when it already missed, only the
+/// highest when every step met the objective.
+pub fn knee_sides(objective: &Objective, round: &[Step]) -> Vec<f64> {
+    let sorted = by_rate(round);
+    match sorted.iter().position(|s| !objective.met_by(s)) {
+        None => sorted.last().map(|s| s.offered_rps).into_iter().collect(),
+        Some(0) => vec![sorted[0].offered_rps],
+        Some(k) => vec![sorted[k - 1].offered_rps, sorted[k].offered_rps],
+    }
 }
 
 impl ModelCapacity {
@@ -757,6 +790,33 @@ mod tests {
                 "{bad}: {err}"
             );
         }
+    }
+
+    #[test]
+    fn the_knee_sides_are_the_crossing_and_the_miss_above_it_in_any_order() {
+        let o = p99_1ms();
+        let round: Vec<Step> = [16_000.0, 8_000.0, 12_000.0, 11_000.0, 10_000.0]
+            .iter()
+            .map(|&rate| step_of(11_500.0, rate))
+            .collect();
+        // 10,000 is under 0.9 × 11,500 (p99 200 µs); 11,000 is 200 µs × (11,000/10,350)^20,
+        // 676 µs: met; 12,000 misses.
+        assert_eq!(knee_sides(&o, &round), vec![11_000.0, 12_000.0]);
+        assert_eq!(
+            crossing(&o, &round),
+            Some(Crossing::At(knee_sides(&o, &round)[0]))
+        );
+        let all_missed: Vec<Step> = [40_000.0, 20_000.0]
+            .iter()
+            .map(|&rate| step_of(1_000.0, rate))
+            .collect();
+        assert_eq!(knee_sides(&o, &all_missed), vec![20_000.0]);
+        let all_met: Vec<Step> = [2_000.0, 4_000.0]
+            .iter()
+            .map(|&rate| step_of(1e6, rate))
+            .collect();
+        assert_eq!(knee_sides(&o, &all_met), vec![4_000.0]);
+        assert!(knee_sides(&o, &[]).is_empty());
     }
 
     #[test]

@@ -14,8 +14,9 @@ use std::time::Duration;
 use echo_cli::Endpoint;
 use serde::{Deserialize, Serialize};
 
+use crate::Report;
 use crate::config::{RunConfig, RunOptions, Stop, Workload};
-use crate::{Report, engine};
+use crate::engine::{self, IntervalFigures};
 pub use search::{Bracket, Capacity, Objective, Plan, RampNext, Step, StepSummary};
 
 /// How each step loads the server: everything but its rate.
@@ -72,6 +73,15 @@ impl Load {
 
 /// Measures one step: `rate` msg/s for as long as `objective`'s percentile needs.
 pub fn measure_step(load: &Load, objective: &Objective, rate: f64) -> Result<Step, String> {
+    measure_step_over_time(load, objective, rate).map(|(step, _)| step)
+}
+
+/// [`measure_step`], with the step's figures per interval (the engine's default width).
+pub fn measure_step_over_time(
+    load: &Load,
+    objective: &Objective,
+    rate: f64,
+) -> Result<(Step, Vec<IntervalFigures>), String> {
     let config = load.config(objective, rate)?;
     let outcome = engine::run(&config, &mut |_| {})
         .map_err(|e| format!("the load generator failed at {rate:.0} msg/s: {e}"))?;
@@ -83,7 +93,8 @@ pub fn measure_step(load: &Load, objective: &Objective, rate: f64) -> Result<Ste
             report.errors.total()
         ));
     }
-    Ok(step_of(objective, &report, &outcome.stats.latency))
+    let step = step_of(objective, &report, &outcome.stats.latency);
+    Ok((step, outcome.intervals))
 }
 
 /// The step a report measured, with the objective's percentile from its histogram.

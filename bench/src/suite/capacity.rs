@@ -7,6 +7,7 @@
 //! Every model gets its ramp first (one server each), then every round measures every model
 //! over its grid, the models in an order shuffled per round from the run's seed, each on a
 //! fresh server, so a disturbance of the machine lands on different models in different rounds.
+//! Of each round, the latency over time of the steps on each side of its crossing is kept.
 
 use echo_servers::Model;
 use rand::SeedableRng;
@@ -15,7 +16,9 @@ use rand::seq::SliceRandom;
 
 use super::{SuiteOptions, SuiteRun};
 use crate::capacity::{self, Bracket, Load, Objective, Phase, Plan, Step};
-pub use echo_analysis::capacity::{ModelCapacity, Standing, TIE_PCT, ranking};
+pub use echo_analysis::capacity::{
+    ModelCapacity, Standing, StepTimeline, TIE_PCT, knee_sides, ranking,
+};
 
 /// What the suite's capacity search uses: the objective, the search's bounds and the load.
 #[derive(Debug, Clone, PartialEq)]
@@ -131,6 +134,7 @@ pub fn measure(
             grid: bracket.map(|b| plan.grid(b)).unwrap_or_default(),
             rounds: Vec::new(),
             failure,
+            timelines: Vec::new(),
         });
         brackets.push(bracket);
     }
@@ -154,8 +158,19 @@ pub fn measure(
                 plan.rounds
             ));
             let grid = search.grid.clone();
+            let mut timelines: Vec<StepTimeline> = Vec::new();
             let steps = on_server(options, settings, models[i], |load| {
-                let mut measure = |rate: f64| capacity::measure_step(load, &objective, rate);
+                let mut measure = |rate: f64| {
+                    let (step, intervals) =
+                        capacity::measure_step_over_time(load, &objective, rate)?;
+                    timelines.push(StepTimeline {
+                        round,
+                        offered_rps: step.offered_rps,
+                        met: objective.met_by(&step),
+                        intervals,
+                    });
+                    Ok(step)
+                };
                 capacity::round(
                     &mut measure,
                     &objective,
@@ -166,7 +181,12 @@ pub fn measure(
                 )
             });
             match steps {
-                Ok(steps) => search.rounds.push(steps),
+                Ok(steps) => {
+                    let sides = knee_sides(&objective, &steps);
+                    timelines.retain(|t| sides.contains(&t.offered_rps));
+                    search.timelines.extend(timelines);
+                    search.rounds.push(steps);
+                }
                 Err(why) => search.failure = Some(why),
             }
         }

@@ -133,7 +133,7 @@ pub fn is_chart_name(name: &str) -> bool {
     ) || stem
         .strip_prefix("rank-")
         .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-        || ["throughput-", "latency-", "c10k-"]
+        || ["throughput-", "latency-", "c10k-", "capacity-timeline-"]
             .iter()
             .any(|p| stem.len() > p.len() && stem.starts_with(p))
 }

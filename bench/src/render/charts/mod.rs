@@ -660,13 +660,35 @@ pub fn draw_timeline(
     title: &str,
     intervals: &[crate::engine::IntervalFigures],
 ) -> std::io::Result<()> {
+    canvas::draw(
+        path,
+        &Figure {
+            title: title.to_owned(),
+            x: Axis::new("seconds into the measured window", Scale::Linear),
+            y: Axis::new("latency µs (log scale)", Scale::Log),
+            panels: vec![Panel {
+                title: None,
+                lines: timeline_lines(intervals),
+            }],
+            notes: vec![
+                format!("{} intervals", intervals.len()),
+                throughput_range(intervals),
+                "crossed: an interval with errors".to_owned(),
+            ],
+        },
+    )
+}
+
+/// The lines of a latency timeline: p50, p99 and the largest latency of each interval that
+/// completed a message, at the interval's end; an interval with errors is crossed.
+pub fn timeline_lines(intervals: &[crate::engine::IntervalFigures]) -> Vec<Line> {
     type Pick = fn(&crate::engine::IntervalFigures) -> u64;
     let series: [(&str, Pick); 3] = [
         ("p50", |i| i.p50_us),
         ("p99", |i| i.p99_us),
         ("max", |i| i.max_us),
     ];
-    let lines = series
+    series
         .iter()
         .enumerate()
         .map(|(n, (name, pick))| Line {
@@ -688,28 +710,19 @@ pub fn draw_timeline(
                 .collect(),
             note: None,
         })
-        .collect();
-    let rates: Vec<f64> = intervals.iter().map(|i| i.throughput_rps).collect();
-    let (low, high) = rates
+        .collect()
+}
+
+/// "throughput LOW to HIGH msg/s" over the intervals.
+pub fn throughput_range(intervals: &[crate::engine::IntervalFigures]) -> String {
+    let (low, high) = intervals
         .iter()
-        .fold((f64::INFINITY, 0.0f64), |(l, h), &r| (l.min(r), h.max(r)));
-    canvas::draw(
-        path,
-        &Figure {
-            title: title.to_owned(),
-            x: Axis::new("seconds into the measured window", Scale::Linear),
-            y: Axis::new("latency µs (log scale)", Scale::Log),
-            panels: vec![Panel { title: None, lines }],
-            notes: vec![
-                format!("{} intervals", intervals.len()),
-                format!(
-                    "throughput {} to {} msg/s",
-                    axis_number(low.min(high)),
-                    axis_number(high)
-                ),
-                "crossed: an interval with errors".to_owned(),
-            ],
-        },
+        .map(|i| i.throughput_rps)
+        .fold((f64::INFINITY, 0.0f64), |(l, h), r| (l.min(r), h.max(r)));
+    format!(
+        "throughput {} to {} msg/s",
+        axis_number(low.min(high)),
+        axis_number(high)
     )
 }
 
@@ -731,6 +744,7 @@ pub fn draw_all(dir: &Path, run: &SuiteRun, all: &[Aggregate]) -> std::io::Resul
     written.extend(spectrum::draw(dir, run, aggregates)?);
     written.extend(draw_c10k(dir, run)?);
     written.extend(super::capacity::draw(dir, run)?);
+    written.extend(super::capacity::draw_timelines(dir, run)?);
     Ok(written)
 }
 
