@@ -106,6 +106,24 @@ impl Errors {
         .fold(self.connect, |sum, n| sum.saturating_add(*n))
     }
 
+    /// The kinds that occurred with their counts, as `stalled 1, reset 2` (empty without errors).
+    pub fn describe(&self) -> String {
+        [
+            ("connect", self.connect),
+            ("refused", self.refused),
+            ("reset", self.reset),
+            ("eof", self.eof),
+            ("timeout", self.timeout),
+            ("mismatch", self.mismatch),
+            ("stalled", self.stalled),
+        ]
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(name, n)| format!("{name} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+    }
+
     /// Adds `other` into `self` (saturating: a count read from a file may be anything).
     pub fn add(&mut self, other: &Errors) {
         self.connect = self.connect.saturating_add(other.connect);
@@ -324,6 +342,17 @@ mod tests {
         assert!((jain_index(&[5, 5, 5, 5]) - 1.0).abs() < 1e-12);
         assert!((jain_index(&[10, 0, 0, 0]) - 0.25).abs() < 1e-12);
         assert_eq!(jain_index(&[0, 0]), 0.0);
+    }
+
+    #[test]
+    fn errors_are_described_by_the_kinds_that_occurred() {
+        let mut errors = Errors::default();
+        assert_eq!(errors.describe(), "");
+        errors.count(ErrorKind::Stalled);
+        errors.count(ErrorKind::Reset);
+        errors.count(ErrorKind::Reset);
+        assert_eq!(errors.describe(), "reset 2, stalled 1");
+        assert_eq!(errors.total(), 3);
     }
 }
 

@@ -117,7 +117,11 @@ impl Running {
             counts: Vec::new(),
         };
         sample.invalid = if sample.errors > 0 {
-            Some(format!("{} echo error(s)", sample.errors))
+            Some(format!(
+                "{} echo error(s): {}",
+                sample.errors,
+                report.errors.describe()
+            ))
         } else if let Err(why) = stopped {
             Some(format!("server: {why}"))
         } else if report.messages == 0 {
