@@ -197,7 +197,11 @@ fn a_server_of_known_capacity_is_found_below_one_over_s_and_near_it() {
         );
     }
     let [low, high] = run.capacity.capacity_interval.unwrap();
-    assert!(low <= found && found <= high);
+    assert!(
+        low <= found && found <= high,
+        "{found} outside [{low}, {high}]: {:?}",
+        run.capacity.crossings
+    );
     assert_eq!(run.rounds.len(), 3);
     assert!(run.ramp.len() >= 2, "{:?}", run.ramp);
     // Every step was long enough for 100 samples beyond the median at its offered rate (past
