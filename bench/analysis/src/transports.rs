@@ -55,7 +55,11 @@ pub fn split(run: &SuiteRun, all: &[Aggregate]) -> Vec<(Transport, SuiteRun, Vec
     present
         .into_iter()
         .map(|t| {
-            let aggregates = all.iter().filter(|a| a.transport == t).cloned().collect();
+            let aggregates = all
+                .iter()
+                .filter(|a| a.load.transport == t)
+                .cloned()
+                .collect();
             (t, of(run, t), aggregates)
         })
         .collect()
@@ -91,10 +95,12 @@ impl Comparison {
 /// each with the paired change of server CPU per message, in load then registry order.
 pub fn compare(all: &[Aggregate]) -> Vec<Comparison> {
     let base = at_base_work(all);
-    let key = |a: &Aggregate| (a.model.clone(), a.connections, a.payload);
+    let key = |a: &Aggregate| (a.model.clone(), a.load.connections, a.load.payload);
     let ping = |t: Transport| -> BTreeMap<_, &Aggregate> {
         base.iter()
-            .filter(|a| a.transport == t && a.workload == Workload::PingPong && a.served())
+            .filter(|a| {
+                a.load.transport == t && a.load.workload == Workload::PingPong && a.served()
+            })
             .map(|a| (key(a), a))
             .collect()
     };

@@ -150,7 +150,7 @@ pub fn of(all: &[Aggregate]) -> Option<Ablation> {
 }
 
 fn key(a: &Aggregate) -> Load {
-    a.load()
+    a.load
 }
 
 /// `head` against `base` in server CPU per message, paired by round.

@@ -56,7 +56,7 @@ pub fn verdicts(run: &SuiteRun) -> Vec<Category> {
     let first = super::transports::present(run).first().copied();
     let all: Vec<Aggregate> = all
         .into_iter()
-        .filter(|a| first.is_none_or(|t| a.transport == t))
+        .filter(|a| first.is_none_or(|t| a.load.transport == t))
         .collect();
     findings::rankings(&all).iter().map(category).collect()
 }

@@ -73,12 +73,17 @@ fn table(
 ) -> Grid {
     let points: Vec<&Aggregate> = aggregates
         .iter()
-        .filter(|a| a.workload == workload)
+        .filter(|a| a.load.workload == workload)
         .collect();
     let mut columns: Vec<(usize, usize, Option<u64>, u64)> = Vec::new();
     let mut models = Vec::new();
     for a in &points {
-        let column = (a.connections, a.payload, a.rate, a.work_us);
+        let column = (
+            a.load.connections,
+            a.load.payload,
+            a.load.rate,
+            a.load.work_us,
+        );
         if !columns.contains(&column) {
             columns.push(column);
         }
@@ -92,7 +97,14 @@ fn table(
         points
             .iter()
             .copied()
-            .filter(|a| (a.connections, a.payload, a.rate, a.work_us) == *column)
+            .filter(|a| {
+                (
+                    a.load.connections,
+                    a.load.payload,
+                    a.load.rate,
+                    a.load.work_us,
+                ) == *column
+            })
             .collect()
     };
     let leading: Vec<(Vec<super::Server>, bool)> = columns
@@ -117,7 +129,7 @@ fn table(
                             if a.errors > 0 {
                                 warnings.push(format!("{} err", a.errors));
                             }
-                            if a.workload == Workload::Rate && !a.sustained {
+                            if a.load.workload == Workload::Rate && !a.sustained {
                                 warnings.push("behind".to_owned());
                             }
                             if a.failed {
@@ -188,12 +200,17 @@ fn section(out: &mut Vec<Grid>, title: &str, table: Grid) {
 
 /// The column header of a ping-pong or stream point: `16 conn × 4 KiB` (UDP: `16 sockets`).
 fn ping_header(a: &Aggregate) -> String {
-    format!("{} {} × {}", a.connections, peers(a), size_label(a.payload))
+    format!(
+        "{} {} × {}",
+        a.load.connections,
+        peers(a),
+        size_label(a.load.payload)
+    )
 }
 
 /// What a point's clients are: connections, or for UDP client sockets.
 fn peers(a: &Aggregate) -> &'static str {
-    match (a.transport, a.connections) {
+    match (a.load.transport, a.load.connections) {
         (echo_servers::Transport::Udp, 1) => "socket",
         (echo_servers::Transport::Udp, _) => "sockets",
         _ => "conn",
@@ -236,8 +253,8 @@ fn load_tables(aggregates: &[Aggregate]) -> Vec<Grid> {
             &|a| {
                 format!(
                     "{}/s offered, {} {}",
-                    fmt_rate(a.rate.unwrap_or(0) as f64),
-                    a.connections,
+                    fmt_rate(a.load.rate.unwrap_or(0) as f64),
+                    a.load.connections,
                     peers(a)
                 )
             },
@@ -258,7 +275,7 @@ fn load_tables(aggregates: &[Aggregate]) -> Vec<Grid> {
         table(
             aggregates,
             Workload::Churn,
-            &|a| format!("{} loops", a.connections),
+            &|a| format!("{} loops", a.load.connections),
             &|a| {
                 format!(
                     "{} ({} µs; {})",
@@ -316,7 +333,7 @@ fn cost_and_work_tables(aggregates: &[Aggregate], sweep: &[Aggregate]) -> Vec<Gr
         table(
             sweep,
             Workload::PingPong,
-            &|a| format!("{} conn, {} µs work", a.connections, a.work_us),
+            &|a| format!("{} conn, {} µs work", a.load.connections, a.load.work_us),
             &|a| {
                 format!(
                     "{} ({} µs, J {:.2})",
@@ -391,11 +408,11 @@ fn saturation_list(aggregates: &[Aggregate]) -> String {
     for a in aggregates.iter().filter(|a| a.client_saturated) {
         let point = format!(
             "{} {} conn × {}{}",
-            a.workload,
-            a.connections,
-            size_label(a.payload),
-            if a.work_us > 0 {
-                format!(", {} µs work", a.work_us)
+            a.load.workload,
+            a.load.connections,
+            size_label(a.load.payload),
+            if a.load.work_us > 0 {
+                format!(", {} µs work", a.load.work_us)
             } else {
                 String::new()
             }

@@ -149,10 +149,10 @@ pub fn draw(
     let interval = |t: Transport, c: &Comparison| {
         all.iter()
             .find(|a| {
-                a.transport == t
+                a.load.transport == t
                     && a.model == c.model
-                    && a.workload == Workload::PingPong
-                    && (a.connections, a.payload) == (c.connections, c.payload)
+                    && a.load.workload == Workload::PingPong
+                    && (a.load.connections, a.load.payload) == (c.connections, c.payload)
             })
             .and_then(|a| a.estimate(Measure::CpuPerMessage))
             .map(|e| (e.low, e.high))

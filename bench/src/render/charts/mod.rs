@@ -282,20 +282,20 @@ fn connection_lines(
                 .iter()
                 .filter(|a| {
                     a.model == model
-                        && a.workload == Workload::PingPong
-                        && a.payload == payload
+                        && a.load.workload == Workload::PingPong
+                        && a.load.payload == payload
                         && a.runs > 0
                 })
                 .collect();
-            here.sort_by_key(|a| a.connections);
+            here.sort_by_key(|a| a.load.connections);
             let points: Vec<Point> = here
                 .iter()
-                .map(|a| point_of(a, a.connections as f64, value, interval))
+                .map(|a| point_of(a, a.load.connections as f64, value, interval))
                 .collect();
             line_of(
                 model,
                 points,
-                note_of(&here, &|a| a.connections.to_string()),
+                note_of(&here, &|a| a.load.connections.to_string()),
             )
         })
         .collect()
@@ -305,8 +305,8 @@ fn connection_lines(
 fn connections_axis(aggregates: &[Aggregate], payload: usize) -> Axis {
     let mut counts: Vec<usize> = aggregates
         .iter()
-        .filter(|a| a.workload == Workload::PingPong && a.payload == payload)
-        .map(|a| a.connections)
+        .filter(|a| a.load.workload == Workload::PingPong && a.load.payload == payload)
+        .map(|a| a.load.connections)
         .collect();
     counts.sort_unstable();
     counts.dedup();
@@ -443,14 +443,14 @@ fn draw_by_connections(
 /// CPU work per message, one line per model; the work levels evenly spaced on x.
 fn draw_work(dir: &Path, all: &[Aggregate]) -> std::io::Result<Vec<PathBuf>> {
     let sweep = echo_analysis::aggregate::work_sweep(all);
-    let Some(connections) = sweep.iter().map(|a| a.connections).max() else {
+    let Some(connections) = sweep.iter().map(|a| a.load.connections).max() else {
         return Ok(Vec::new());
     };
     let at_c: Vec<&Aggregate> = sweep
         .into_iter()
-        .filter(|a| a.connections == connections && a.runs > 0)
+        .filter(|a| a.load.connections == connections && a.runs > 0)
         .collect();
-    let mut works: Vec<u64> = at_c.iter().map(|a| a.work_us).collect();
+    let mut works: Vec<u64> = at_c.iter().map(|a| a.load.work_us).collect();
     works.sort_unstable();
     works.dedup();
     let x = Axis::new("CPU work per message", Scale::Linear)
@@ -495,14 +495,14 @@ fn draw_work(dir: &Path, all: &[Aggregate]) -> std::io::Result<Vec<PathBuf>> {
                 let points: Vec<Point> = here
                     .iter()
                     .filter_map(|a| {
-                        let x = works.iter().position(|&w| w == a.work_us)?;
+                        let x = works.iter().position(|&w| w == a.load.work_us)?;
                         Some(point_of(a, x as f64, value, interval))
                     })
                     .collect();
                 line_of(
                     model,
                     points,
-                    note_of(&here, &|a| format!("{} µs", a.work_us)),
+                    note_of(&here, &|a| format!("{} µs", a.load.work_us)),
                 )
             })
             .collect();
@@ -720,8 +720,8 @@ pub fn draw_all(dir: &Path, run: &SuiteRun, all: &[Aggregate]) -> std::io::Resul
     written.extend(draw_work(dir, all)?);
     let mut payloads: Vec<usize> = aggregates
         .iter()
-        .filter(|a| a.workload == Workload::PingPong)
-        .map(|a| a.payload)
+        .filter(|a| a.load.workload == Workload::PingPong)
+        .map(|a| a.load.payload)
         .collect();
     payloads.sort_unstable();
     payloads.dedup();
