@@ -22,7 +22,7 @@ use echo_bench::ab::AbReport;
 use echo_bench::ab::compare::compare;
 use echo_bench::history::{self, edivisive::Settings};
 use echo_bench::merge::merge;
-use echo_bench::suite::{SuiteRun, advice, output};
+use echo_bench::suite::{SuiteRun, advice};
 use echo_cli::Endpoint;
 use echo_servers::{Model, Transport};
 use rand::rngs::SmallRng;
@@ -443,7 +443,7 @@ fn run_json_readers_never_panic() {
         // What `report`, `compare` and `stability` then do with it.
         survives("report, compare and advice", &file, || {
             let aggregates = advice::aggregate(&run);
-            let _ = output::tables(&aggregates);
+            let _ = echo_bench::render::markdown::tables(&aggregates);
             let _ = advice::advice_of(&run, &aggregates);
             let _ = advice::verdicts(&run);
             let _ = compare(&good, &run, 10.0, "hostile");

@@ -138,6 +138,16 @@ impl Aggregate {
             .collect()
     }
 
+    /// `(base, self)` values of `measure` in every round both have: a paired comparison's
+    /// pairs, `base` the base and this aggregate the head.
+    pub fn paired_with(&self, base: &Aggregate, measure: Measure) -> Vec<(f64, f64)> {
+        let base: BTreeMap<usize, f64> = base.values(measure).into_iter().collect();
+        self.values(measure)
+            .into_iter()
+            .filter_map(|(round, v)| Some((*base.get(&round)?, v)))
+            .collect()
+    }
+
     /// The median of `measure` over the rounds and its 95% interval.
     pub fn estimate(&self, measure: Measure) -> Option<Estimate> {
         let values: Vec<f64> = self.values(measure).into_iter().map(|(_, v)| v).collect();

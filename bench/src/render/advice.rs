@@ -9,6 +9,7 @@ use echo_analysis::advice::{
 use echo_analysis::aggregate::{Aggregate, Ineligible, TIE_PCT};
 use echo_analysis::point::size_label;
 use echo_analysis::rank::{Ranked, Ranking};
+use echo_analysis::run::SuiteRun;
 use echo_loadgen::config::Workload;
 use echo_servers::Transport;
 
@@ -383,6 +384,12 @@ pub fn c10k_lines(c: &C10k, s: Style) -> Vec<String> {
         ));
     }
     lines
+}
+
+/// The "Which model to pick" section of `run` (or of one transport's part of it, with its
+/// aggregates), one bullet's text per finding, in order.
+pub fn lines_of(run: &SuiteRun, all: &[Aggregate], s: Style) -> Vec<String> {
+    advice_lines(&echo_analysis::advice::advice(run, all), s)
 }
 
 /// The "Which model to pick" section, one bullet's text per finding, in order.

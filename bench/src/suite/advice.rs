@@ -10,25 +10,10 @@ pub use echo_analysis::rank::{Ranked, Ranking, measure_for, rank};
 
 use echo_analysis::advice::{self as findings, Finding};
 
+pub use echo_analysis::stability::Category;
+
 use super::SuiteRun;
 use crate::render::{Style, advice as prose};
-
-/// One category of the advice, as a stability check reads it.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Category {
-    /// Its title.
-    pub title: String,
-    /// The point it looks at.
-    pub point: String,
-    /// What it ranked by.
-    pub measure: String,
-    /// The leading group, leader first.
-    pub group: Vec<String>,
-    /// Every eligible model, best median first.
-    pub ranked: Vec<String>,
-    /// The sole winner, when the data separates one.
-    pub winner: Option<String>,
-}
 
 /// The category a finding ranks, by name.
 pub fn category(f: &Finding<'_>) -> Category {
@@ -53,7 +38,7 @@ pub fn category(f: &Finding<'_>) -> Category {
 /// several transports, the first's (TCP's when it was measured).
 pub fn verdicts(run: &SuiteRun) -> Vec<Category> {
     let all = aggregate(run);
-    let first = super::transports::present(run).first().copied();
+    let first = echo_analysis::transports::present(run).first().copied();
     let all: Vec<Aggregate> = all
         .into_iter()
         .filter(|a| first.is_none_or(|t| a.load.transport == t))
@@ -81,7 +66,7 @@ pub fn advice_of(run: &SuiteRun, all: &[Aggregate]) -> Vec<String> {
 
 /// [`advice_of`] with emphasis written in `style`.
 pub fn advice_styled(run: &SuiteRun, all: &[Aggregate], style: Style) -> Vec<String> {
-    prose::advice_lines(&findings::advice(run, all), style)
+    prose::lines_of(run, all, style)
 }
 
 #[cfg(test)]

@@ -8,17 +8,13 @@
 //! above the interference limit is re-run a bounded number of times and flagged if it stays
 //! above.
 
-pub mod ablation;
 pub mod advice;
 pub mod c10k;
 pub mod capacity;
-pub mod html;
 pub mod output;
 pub mod plan;
 pub mod process;
 pub mod stability;
-pub mod summary;
-pub mod transports;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -375,38 +371,5 @@ mod tests {
         value["points"][0]["driver"] = "kqueue".into();
         let err = SuiteRun::from_value(value).unwrap_err();
         assert!(err.contains("'kqueue' is not a driver"), "{err}");
-    }
-
-    #[test]
-    fn a_trial_not_on_its_models_first_choice_is_a_fallback() {
-        use echo_servers::{Driver, Model};
-        let trial = |model: Model, driver: Option<Driver>| PointResult {
-            point: Point {
-                model: model.into(),
-                ..Point::default()
-            },
-            status: Status::Ok,
-            driver,
-            ..PointResult::default()
-        };
-        let run = SuiteRun {
-            points: vec![
-                trial(Model::Tokio, Some(Driver::Epoll)),
-                trial(Model::Mio, Some(Driver::Epoll)),
-                trial(Model::Mio, Some(Driver::IoUring)),
-                trial(Model::Blocking, None),
-            ],
-            ..SuiteRun::default()
-        };
-        let drivers = output::drivers_of(&run);
-        assert_eq!(
-            drivers.len(),
-            2,
-            "a model that reported no driver is left out"
-        );
-        assert_eq!(drivers[0].model, Model::Mio, "in registry order");
-        assert_eq!(drivers[0].drivers, [Driver::Epoll, Driver::IoUring]);
-        assert_eq!(drivers[0].fallbacks, [Driver::IoUring]);
-        assert_eq!(drivers[1].fallbacks, []);
     }
 }

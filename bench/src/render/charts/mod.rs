@@ -11,9 +11,11 @@
 //! It is long because it decides which charts a run gets and builds each one's figure from the
 //! aggregates, one function per chart.
 
+pub mod ablation;
 pub(crate) mod canvas;
 mod spectrum;
 pub(crate) mod style;
+pub mod transports;
 
 use std::path::{Path, PathBuf};
 
