@@ -159,15 +159,15 @@ fn a_server_of_known_capacity_is_found_below_one_over_s_and_near_it() {
     };
     let began = Instant::now();
     let (machine_before, own_before) = (
-        echo_bench::procfs::CpuTimes::read(None),
-        echo_bench::procfs::process_cpu_time(),
+        echo_loadgen::procfs::CpuTimes::read(None),
+        echo_loadgen::procfs::process_cpu_time(),
     );
     let run = capacity::run(&load(addr), &objective, &plan, &mut |_, _| {}).unwrap();
     // What other tasks took meanwhile (this process holds both the server and the client).
-    let other_cores = match (machine_before, echo_bench::procfs::CpuTimes::read(None)) {
+    let other_cores = match (machine_before, echo_loadgen::procfs::CpuTimes::read(None)) {
         (Some(before), Some(after)) => {
-            let own = echo_bench::procfs::process_cpu_time().saturating_sub(own_before);
-            echo_bench::procfs::MachineUsage::between(&before, &after, own, began.elapsed())
+            let own = echo_loadgen::procfs::process_cpu_time().saturating_sub(own_before);
+            echo_loadgen::procfs::MachineUsage::between(&before, &after, own, began.elapsed())
                 .other_cores
         }
         _ => 0.0,

@@ -72,10 +72,10 @@ pub fn advice_styled(run: &SuiteRun, all: &[Aggregate], style: Style) -> Vec<Str
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::procfs::ServerUsage;
-    use crate::report::Report;
     use crate::suite::plan::Point;
     use crate::suite::{PointResult, Status, SuiteRun};
+    use echo_loadgen::procfs::ServerUsage;
+    use echo_loadgen::report::Report;
     use echo_servers::Model;
 
     /// A trial of `model` at 16 connections × 64 B in `round` with `rps` messages/s over one

@@ -33,10 +33,10 @@ use std::time::{Duration, Instant};
 use echo_servers::{Model, ServerConfig};
 
 use super::{Status, SuiteOptions};
-use crate::procfs::ProcSample;
-use crate::report::Latency;
 use crate::{Report, RunConfig, RunOptions, Stop, Workload};
 pub use echo_analysis::c10k::{ACTIVE_CONNECTIONS, CONNECT_RATE, Holding, Level, levels};
+use echo_loadgen::procfs::ProcSample;
+use echo_loadgen::report::Latency;
 
 /// Descriptors this process needs besides the idle connections (the active load, files).
 const SPARE_DESCRIPTORS: u64 = 256;
@@ -130,7 +130,7 @@ fn active_load(
     let policy = options.interference;
     let mut reruns = 0;
     loop {
-        let outcome = crate::engine::run(&config, &mut |_| {}).map_err(|e| e.to_string())?;
+        let outcome = echo_loadgen::engine::run(&config, &mut |_| {}).map_err(|e| e.to_string())?;
         let report = Report::new(&config, &outcome);
         let other = report.machine.map_or(0.0, |m| m.other_cores);
         if other > policy.limit_cores && reruns < policy.reruns {
@@ -248,7 +248,7 @@ pub fn measure(options: &SuiteOptions, model: Model, target: usize) -> Holding {
         ));
         return result;
     }
-    let have = crate::config::raise_fd_limit();
+    let have = echo_loadgen::config::raise_fd_limit();
     if have < (target as u64).saturating_add(SPARE_DESCRIPTORS) {
         result.note = Some(format!(
             "the descriptor limit is {have}, too low for {target} connections (raise the hard \

@@ -21,19 +21,18 @@ use std::time::{Duration, Instant};
 
 use echo_servers::Model;
 
-pub use self::server::Server;
-/// The charts, drawn by the renderers (re-exported under the path they had).
-pub use crate::render::charts;
+// The types of what a suite run stores (echo-analysis's), named here because `SuiteOptions`
+// and `run` take and return them: a caller of the suite needs no second import. Their modules
+// are not re-exported.
 pub use echo_analysis::run::{
     InterferencePolicy, OutsideServer, Pinning, PointResult, SCHEMAS, Status, SuiteRun, recognise,
 };
-/// The servers a suite measures: now echo-analysis's, re-exported here.
-pub use echo_analysis::server;
+pub use echo_analysis::server::Server;
 
-use crate::config::{RunConfig, RunOptions, Stop};
-use crate::engine;
-use crate::meta::Meta;
-use crate::report::Report;
+use echo_loadgen::config::{RunConfig, RunOptions, Stop};
+use echo_loadgen::engine;
+use echo_loadgen::meta::Meta;
+use echo_loadgen::report::Report;
 pub use plan::{Point, Profile};
 pub use process::Launcher;
 
@@ -111,7 +110,7 @@ pub fn run(options: &SuiteOptions, on_point: &mut dyn FnMut(usize, usize, &str))
 /// [`run`], keeping `so_far` up to date after each trial (and capacity search, and C10K
 /// measurement): a
 /// [`SuiteRun::partial`] run of what was measured until then, for an interrupt to write. A
-/// trial that ends after an interrupt ([`crate::child::interrupted`]) is not kept.
+/// trial that ends after an interrupt ([`echo_loadgen::child::interrupted`]) is not kept.
 pub fn run_sharing(
     options: &SuiteOptions,
     on_point: &mut dyn FnMut(usize, usize, &str),
@@ -136,7 +135,7 @@ pub fn run_sharing(
         ..SuiteRun::default()
     };
     let share = |add: &dyn Fn(&mut SuiteRun)| {
-        if crate::child::interrupted() {
+        if echo_loadgen::child::interrupted() {
             return;
         }
         let mut run = so_far.lock().unwrap_or_else(|e| e.into_inner());

@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 
 use super::SuiteRun;
 use super::advice::{Aggregate, aggregate};
-use crate::files;
 use crate::render::charts;
 use crate::render::markdown::{MARK, Summary};
+use echo_loadgen::files;
 
 /// The folder name of a run: `<YYYY-MM-DD>-<host>-<6 hex digits>`.
 pub fn run_dir_name(run: &SuiteRun) -> String {
@@ -17,7 +17,7 @@ pub fn run_dir_name(run: &SuiteRun) -> String {
 
 /// A folder name `<prefix>-<YYYY-MM-DD>-<host>-<6 hex digits>` (no prefix when empty) for
 /// something made now on `meta`'s machine.
-pub fn unique_name(prefix: &str, meta: &crate::meta::Meta) -> String {
+pub fn unique_name(prefix: &str, meta: &echo_loadgen::meta::Meta) -> String {
     let date = meta.time.get(..10).unwrap_or("0000-00-00");
     let host: String = meta
         .host

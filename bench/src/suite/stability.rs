@@ -33,15 +33,15 @@ pub fn check(runs: &[(PathBuf, SuiteRun)]) -> Stability {
 /// Writes `README.md` and `stability.json` into a new folder under `results_dir` (made here:
 /// a folder that already exists is never written into).
 pub fn write(stability: &Stability, results_dir: &Path, command: &str) -> std::io::Result<PathBuf> {
-    let name = super::output::unique_name("stability", &crate::meta::Meta::current());
+    let name = super::output::unique_name("stability", &echo_loadgen::meta::Meta::current());
     let dir = results_dir.join(name);
     std::fs::create_dir_all(results_dir)?;
     std::fs::create_dir(&dir)?;
-    crate::files::write(
+    echo_loadgen::files::write(
         &dir.join("README.md"),
         crate::render::stability::markdown(stability, command),
     )?;
     let json = serde_json::to_string_pretty(stability).map_err(std::io::Error::other)?;
-    crate::files::write(&dir.join("stability.json"), json + "\n")?;
+    echo_loadgen::files::write(&dir.join("stability.json"), json + "\n")?;
     Ok(dir)
 }

@@ -13,6 +13,7 @@
 
 pub mod ablation;
 pub(crate) mod canvas;
+pub mod capacity;
 mod spectrum;
 pub(crate) mod style;
 pub mod transports;
@@ -27,11 +28,11 @@ use plotters::prelude::*;
 
 use self::canvas::{Axis, Figure, Line, Mark, Panel, Point, Scale, axis_number};
 use self::style::SeriesStyle;
-use crate::config::Workload;
 use echo_analysis::advice::rankings;
 use echo_analysis::aggregate::{Aggregate, Measure};
 use echo_analysis::point::size_label;
 use echo_analysis::run::{Status, SuiteRun};
+use echo_loadgen::config::Workload;
 
 pub use self::canvas::{LEGEND_WIDTH, WIDTH};
 pub use self::spectrum::write_log as write_histogram_log;
@@ -83,9 +84,9 @@ pub fn may_replace(path: &Path) -> std::io::Result<bool> {
     }
 }
 
-/// Writes a chart's SVG to `path`, marked ([`CHART_MARK`]), through [`crate::files::write`].
+/// Writes a chart's SVG to `path`, marked ([`CHART_MARK`]), through [`echo_loadgen::files::write`].
 pub(crate) fn save(path: &Path, svg: String) -> std::io::Result<()> {
-    crate::files::write(path, format!("{CHART_MARK}\n{svg}"))
+    echo_loadgen::files::write(path, format!("{CHART_MARK}\n{svg}"))
 }
 
 fn draw_ranking(
@@ -660,9 +661,9 @@ pub fn draw_trend(
 pub fn draw_timeline(
     path: &Path,
     title: &str,
-    intervals: &[crate::engine::IntervalFigures],
+    intervals: &[echo_loadgen::engine::IntervalFigures],
 ) -> std::io::Result<()> {
-    type Pick = fn(&crate::engine::IntervalFigures) -> u64;
+    type Pick = fn(&echo_loadgen::engine::IntervalFigures) -> u64;
     let series: [(&str, Pick); 3] = [
         ("p50", |i| i.p50_us),
         ("p99", |i| i.p99_us),
@@ -732,7 +733,7 @@ pub fn draw_all(dir: &Path, run: &SuiteRun, all: &[Aggregate]) -> std::io::Resul
     }
     written.extend(spectrum::draw(dir, run, aggregates)?);
     written.extend(draw_c10k(dir, run)?);
-    written.extend(super::capacity::draw(dir, run)?);
+    written.extend(capacity::draw(dir, run)?);
     Ok(written)
 }
 

@@ -12,10 +12,10 @@ use hdrhistogram::Histogram;
 
 use super::canvas::{self, Axis, Figure, Line, Mark, Panel, Point, Scale};
 use super::style::SeriesStyle;
-use crate::config::Workload;
 use echo_analysis::aggregate::Aggregate;
 use echo_analysis::point::size_label;
 use echo_analysis::run::SuiteRun;
+use echo_loadgen::config::Workload;
 
 use echo_analysis::point::Load;
 
@@ -309,7 +309,7 @@ pub fn write_log(
         return Ok(None);
     }
     let path = dir.join("latency.hlog");
-    crate::files::write(&path, text)?;
+    echo_loadgen::files::write(&path, text)?;
     Ok(Some(path))
 }
 
@@ -327,7 +327,7 @@ mod tests {
 
     #[test]
     fn a_histogram_spectrum_rises_and_reaches_as_far_as_its_count() {
-        let mut h = crate::stats::new_histogram();
+        let mut h = echo_loadgen::stats::new_histogram();
         for us in 1..=1000u64 {
             h.record(us).unwrap();
         }

@@ -7,10 +7,6 @@ use std::time::Duration;
 
 use clap::Args;
 use echo_bench::Workload;
-use echo_bench::config::{
-    MAX_CONNECTIONS, MAX_PAYLOAD, MAX_WAIT, bytes_within, count_within, duration_within,
-    positive_at_most,
-};
 use echo_bench::render::terminal;
 use echo_bench::suite::plan::{self, Selection};
 use echo_bench::suite::{
@@ -18,6 +14,10 @@ use echo_bench::suite::{
 };
 use echo_bench::suite::{Server, Status};
 use echo_cli::{EXIT_FAILURE, exit_code, usage_exit};
+use echo_loadgen::config::{
+    MAX_CONNECTIONS, MAX_PAYLOAD, MAX_WAIT, bytes_within, count_within, duration_within,
+    positive_at_most,
+};
 use echo_servers::Model;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -115,7 +115,7 @@ pub fn main(args: SuiteArgs) -> ExitCode {
         Ok(options) => options,
         Err(code) => return code,
     };
-    if let Err(why) = echo_bench::files::check_folder_writable(&options.results_dir) {
+    if let Err(why) = echo_loadgen::files::check_folder_writable(&options.results_dir) {
         usage_exit("echo-bench", &format!("error: --results: {why}"));
     }
     announce(&options);
@@ -133,7 +133,7 @@ pub fn main(args: SuiteArgs) -> ExitCode {
         let so_far = std::sync::Arc::clone(&so_far);
         let dir = options.results_dir.clone();
         let bar = bar.clone();
-        echo_bench::child::on_interrupt(move || {
+        echo_loadgen::child::on_interrupt(move || {
             bar.finish_and_clear();
             let run = so_far.lock().unwrap_or_else(|e| e.into_inner()).clone();
             if !run.partial
@@ -162,10 +162,10 @@ pub fn main(args: SuiteArgs) -> ExitCode {
     );
     bar.finish_and_clear();
     // Interrupted: the partial run is the signal handling's to write.
-    echo_bench::child::settle();
+    echo_loadgen::child::settle();
     let aggregates = advice::aggregate(&run);
     print!("{}", terminal::report(&run, &aggregates, terminal::style()));
-    match echo_bench::child::finishing(|| {
+    match echo_loadgen::child::finishing(|| {
         output::write_with(&options.results_dir, &run, &aggregates)
     }) {
         Ok(dir) => println!("\nwrote {} (run.json, summary.md, charts)", dir.display()),
@@ -245,7 +245,7 @@ fn outside_servers(args: &SuiteArgs) -> Vec<Server> {
     if args.python {
         servers.extend(python_servers());
     }
-    if let Err(e) = echo_bench::suite::server::Registry::of(&servers) {
+    if let Err(e) = echo_analysis::server::Registry::of(&servers) {
         usage_exit("echo-bench", &format!("error: {e}"));
     }
     servers

@@ -26,7 +26,7 @@ pub struct StabilityArgs {
 /// Prints the report, stores it, and exits 1 when any run contradicts another.
 pub fn main(args: StabilityArgs) -> ExitCode {
     if !args.no_store
-        && let Err(why) = echo_bench::files::check_folder_writable(&args.results)
+        && let Err(why) = echo_loadgen::files::check_folder_writable(&args.results)
     {
         usage_exit("echo-bench", &format!("error: --results: {why}"));
     }
