@@ -138,40 +138,7 @@ fn paired(base: &Aggregate, head: &Aggregate) -> Option<Change> {
 mod tests {
     use super::*;
     use crate::aggregate::aggregate;
-    use crate::run::SuiteRun;
-
-    /// A run of three rounds at one ping-pong point: mio at 4 µs per message, the steps from
-    /// 8 µs down by 1 µs each (the last, the model itself, at 3 µs), each round a little
-    /// noisy in the same direction for everyone.
-    fn run() -> SuiteRun {
-        let mut points = Vec::new();
-        let servers: Vec<(String, f64)> = std::iter::once(("mio".to_owned(), 4.0))
-            .chain(
-                Server::uring_steps()
-                    .iter()
-                    .enumerate()
-                    .map(|(i, s)| (s.name().to_owned(), 8.0 - i as f64)),
-            )
-            .collect();
-        for round in 0..3 {
-            for (name, us) in &servers {
-                let cpu_s = us * (1.0 + 0.01 * round as f64) * 1e-6 * 1e5;
-                points.push(serde_json::json!({
-                    "point": {"model": name, "workload": "ping-pong", "connections": 256,
-                              "payload": 64, "round": round},
-                    "status": "ok",
-                    "report": {"messages": 100000, "throughput_rps": 20000.0,
-                               "server": {"pid": 1, "cpu_s": cpu_s, "cpu_cores": 0.5}},
-                }));
-            }
-        }
-        serde_json::from_value(serde_json::json!({
-            "schema": 3, "profile": "ablation", "command": "x",
-            "meta": {"host": "h", "time": "t"}, "duration_s": 0.45, "warmup_s": 0.15,
-            "rounds": 3, "points": points,
-        }))
-        .unwrap()
-    }
+    use crate::fixtures::ablation_run as run;
 
     #[test]
     fn each_step_is_compared_with_the_one_before_and_with_mio() {

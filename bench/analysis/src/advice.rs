@@ -735,54 +735,7 @@ pub fn matrix(findings: &[Finding<'_>]) -> Matrix {
 mod tests {
     use super::*;
     use crate::aggregate::{Ineligible, aggregate};
-    use crate::point::Point;
-    use crate::run::PointResult;
-    use echo_loadgen::procfs::ServerUsage;
-    use echo_loadgen::report::Report;
-
-    /// A trial of `model` at `connections` × 64 B in `round` with `rps` messages/s over one
-    /// second, the server using `cpu_s` of CPU and `rss_kib` of memory.
-    fn trial(model: Model, connections: usize, round: usize, rps: f64, cpu_s: f64) -> PointResult {
-        let mut report = Report {
-            throughput_rps: rps,
-            messages: rps as u64,
-            server: Some(ServerUsage {
-                cpu_s,
-                cpu_cores: cpu_s,
-                peak_rss_kib: 1000 + connections as u64 * 10,
-                ..ServerUsage::default()
-            }),
-            ..Report::default()
-        };
-        report.fairness.jain = 1.0;
-        PointResult {
-            point: Point {
-                model: model.into(),
-                connections,
-                round,
-                ..Point::default()
-            },
-            status: Status::Ok,
-            report: Some(report),
-            attempts: 1,
-            ..PointResult::default()
-        }
-    }
-
-    /// Three rounds at 16 connections: each model's throughput per round, CPU fixed at 0.5 s.
-    fn run_of(models: &[(Model, [f64; 3])]) -> SuiteRun {
-        let mut points = Vec::new();
-        for round in 0..3 {
-            for (model, rps) in models {
-                points.push(trial(*model, 16, round, rps[round], 0.5));
-            }
-        }
-        SuiteRun {
-            rounds: 3,
-            points,
-            ..SuiteRun::default()
-        }
-    }
+    use crate::fixtures::{run_of, trial};
 
     fn names(servers: &[Server]) -> Vec<&str> {
         servers.iter().map(Server::name).collect()

@@ -130,38 +130,23 @@ pub fn saturation(aggregates: &[Aggregate]) -> Vec<Saturated> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fixtures::{saturated, trial};
     use crate::point::Point;
     use crate::status::Status;
-    use echo_loadgen::report::Report;
 
-    fn trial(model: Model, connections: usize, saturated: bool, round: usize) -> PointResult {
-        let mut report = Report {
-            throughput_rps: 1000.0,
-            messages: 1000,
-            ..Report::default()
-        };
-        report.client.saturated = saturated;
-        PointResult {
-            point: Point {
-                model: model.into(),
-                connections,
-                round,
-                ..Point::default()
-            },
-            status: Status::Ok,
-            report: Some(report),
-            attempts: 1,
-            ..PointResult::default()
-        }
+    /// A trial at `connections` in `round`, its client saturated or not.
+    fn at(model: Model, connections: usize, saturate: bool, round: usize) -> PointResult {
+        let t = trial(model, connections, round, 1000.0, 0.5);
+        if saturate { saturated(t) } else { t }
     }
 
     #[test]
     fn saturation_lists_each_point_once_with_its_models_rounds() {
         let mut run = SuiteRun::default();
         for round in 0..3 {
-            run.points.push(trial(Model::Mio, 16, round < 2, round));
-            run.points.push(trial(Model::Tokio, 16, true, round));
-            run.points.push(trial(Model::Mio, 1, false, round));
+            run.points.push(at(Model::Mio, 16, round < 2, round));
+            run.points.push(at(Model::Tokio, 16, true, round));
+            run.points.push(at(Model::Mio, 1, false, round));
         }
         let found = saturation(&crate::aggregate::aggregate(&run));
         assert_eq!(found.len(), 1, "{found:?}");
@@ -209,7 +194,7 @@ mod tests {
         let mut run = SuiteRun::default();
         assert_eq!(quietness(&run), None, "no /proc/stat, no figure");
         for (i, other) in [0.1, 0.4, 0.2].into_iter().enumerate() {
-            let mut t = trial(Model::Mio, 1, false, i);
+            let mut t = at(Model::Mio, 1, false, i);
             t.report.as_mut().unwrap().machine = Some(echo_loadgen::procfs::MachineUsage {
                 other_cores: other,
                 ..Default::default()

@@ -15,6 +15,8 @@ pub mod bootstrap;
 pub mod c10k;
 pub mod capacity;
 pub mod conditions;
+#[cfg(any(test, feature = "fixtures"))]
+pub mod fixtures;
 pub mod point;
 pub mod rank;
 pub mod run;

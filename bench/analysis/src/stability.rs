@@ -192,23 +192,7 @@ fn agreement(runs: &[RunEntry], k: &str) -> Agreement {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn entry(categories: &[(&str, &[&str], Option<&str>)]) -> RunEntry {
-        RunEntry {
-            categories: categories
-                .iter()
-                .map(|(title, group, winner)| Category {
-                    title: (*title).into(),
-                    point: "p".into(),
-                    measure: "throughput".into(),
-                    group: group.iter().map(|m| (*m).into()).collect(),
-                    ranked: group.iter().map(|m| (*m).into()).collect(),
-                    winner: winner.map(Into::into),
-                })
-                .collect(),
-            ..RunEntry::default()
-        }
-    }
+    use crate::fixtures::entry;
 
     #[test]
     fn agreement_names_the_stable_core_and_leaders_another_run_separated() {

@@ -91,44 +91,9 @@ pub fn table(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::point::Point;
-    use crate::run::{PointResult, SuiteRun};
-    use crate::status::Status;
-    use echo_loadgen::procfs::ServerUsage;
-    use echo_loadgen::report::Report;
+    use crate::fixtures::{saturated, trial};
+    use crate::run::SuiteRun;
     use echo_servers::Model;
-
-    fn trial(
-        model: Model,
-        connections: usize,
-        round: usize,
-        rps: f64,
-        saturated: bool,
-    ) -> PointResult {
-        let mut report = Report {
-            throughput_rps: rps,
-            messages: rps as u64,
-            server: Some(ServerUsage {
-                cpu_s: 0.5,
-                cpu_cores: 0.5,
-                ..ServerUsage::default()
-            }),
-            ..Report::default()
-        };
-        report.client.saturated = saturated;
-        PointResult {
-            point: Point {
-                model: model.into(),
-                connections,
-                round,
-                ..Point::default()
-            },
-            status: Status::Ok,
-            report: Some(report),
-            attempts: 1,
-            ..PointResult::default()
-        }
-    }
 
     #[test]
     fn a_table_has_a_column_per_load_and_its_leading_group() {
@@ -137,14 +102,14 @@ mod tests {
             let drift = 1.0 + 0.1 * round as f64;
             // At 16 connections mio is 50% ahead in every round; at 256, tokio and mio tie.
             run.points
-                .push(trial(Model::Tokio, 16, round, 60_000.0 * drift, false));
+                .push(trial(Model::Tokio, 16, round, 60_000.0 * drift, 0.5));
             run.points
-                .push(trial(Model::Mio, 16, round, 90_000.0 * drift, false));
+                .push(trial(Model::Mio, 16, round, 90_000.0 * drift, 0.5));
             run.points
-                .push(trial(Model::Mio, 256, round, 100_000.0 * drift, false));
+                .push(trial(Model::Mio, 256, round, 100_000.0 * drift, 0.5));
             let tokio = [101_000.0, 99_000.0, 100_500.0][round];
             run.points
-                .push(trial(Model::Tokio, 256, round, tokio * drift, false));
+                .push(trial(Model::Tokio, 256, round, tokio * drift, 0.5));
         }
         let all = crate::aggregate::aggregate(&run);
         let t = table(&all, Workload::PingPong, Some(Measure::Throughput));
@@ -180,9 +145,9 @@ mod tests {
         let mut run = SuiteRun::default();
         for round in 0..3 {
             run.points
-                .push(trial(Model::Mio, 16, round, 100_000.0, true));
+                .push(saturated(trial(Model::Mio, 16, round, 100_000.0, 0.5)));
             run.points
-                .push(trial(Model::Tokio, 16, round, 100_000.0, true));
+                .push(saturated(trial(Model::Tokio, 16, round, 100_000.0, 0.5)));
         }
         let all = crate::aggregate::aggregate(&run);
         let t = table(&all, Workload::PingPong, Some(Measure::Throughput));

@@ -105,24 +105,7 @@ fn list_or_dash(items: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use echo_analysis::stability::{Category, RunEntry};
-
-    fn entry(categories: &[(&str, &[&str], Option<&str>)]) -> RunEntry {
-        RunEntry {
-            categories: categories
-                .iter()
-                .map(|(title, group, winner)| Category {
-                    title: (*title).into(),
-                    point: "p".into(),
-                    measure: "throughput".into(),
-                    group: group.iter().map(|m| (*m).into()).collect(),
-                    ranked: group.iter().map(|m| (*m).into()).collect(),
-                    winner: winner.map(Into::into),
-                })
-                .collect(),
-            ..RunEntry::default()
-        }
-    }
+    use echo_analysis::fixtures::entry;
 
     #[test]
     fn the_report_shows_the_agreement_and_the_contradictions() {

@@ -72,55 +72,8 @@ pub fn advice_styled(run: &SuiteRun, all: &[Aggregate], style: Style) -> Vec<Str
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::suite::plan::Point;
-    use crate::suite::{PointResult, Status, SuiteRun};
-    use echo_loadgen::procfs::ServerUsage;
-    use echo_loadgen::report::Report;
+    use echo_analysis::fixtures::{run_of, saturated, trial};
     use echo_servers::Model;
-
-    /// A trial of `model` at 16 connections × 64 B in `round` with `rps` messages/s over one
-    /// second, the server using `cpu_s` of CPU.
-    fn trial(model: Model, round: usize, rps: f64, cpu_s: f64, saturated: bool) -> PointResult {
-        let mut report = Report {
-            throughput_rps: rps,
-            messages: rps as u64,
-            server: Some(ServerUsage {
-                cpu_s,
-                cpu_cores: cpu_s,
-                ..ServerUsage::default()
-            }),
-            ..Report::default()
-        };
-        report.client.saturated = saturated;
-        report.fairness.jain = 1.0;
-        PointResult {
-            point: Point {
-                model: model.into(),
-                connections: 16,
-                round,
-                ..Point::default()
-            },
-            status: Status::Ok,
-            report: Some(report),
-            attempts: 1,
-            ..PointResult::default()
-        }
-    }
-
-    /// A run of three rounds: each model's throughput per round, CPU fixed at 0.5 s.
-    fn run_of(models: &[(Model, [f64; 3])]) -> SuiteRun {
-        let mut points = Vec::new();
-        for round in 0..3 {
-            for (model, rps) in models {
-                points.push(trial(*model, round, rps[round], 0.5, false));
-            }
-        }
-        SuiteRun {
-            rounds: 3,
-            points,
-            ..SuiteRun::default()
-        }
-    }
 
     #[test]
     fn a_model_separated_in_every_round_wins_alone() {
@@ -180,9 +133,9 @@ mod tests {
         let mut run = SuiteRun::default();
         for round in 0..3 {
             run.points
-                .push(trial(Model::Mio, round, 100_000.0, 0.50, true));
+                .push(saturated(trial(Model::Mio, 16, round, 100_000.0, 0.50)));
             run.points
-                .push(trial(Model::Tokio, round, 100_000.0, 0.65, true));
+                .push(saturated(trial(Model::Tokio, 16, round, 100_000.0, 0.65)));
         }
         let categories = verdicts(&run);
         assert_eq!(categories[0].measure, "server CPU per message");

@@ -116,7 +116,7 @@ mod tests {
 
     #[test]
     fn the_chart_draws_a_line_per_load_and_mio_beside_it() {
-        let all = echo_analysis::aggregate::aggregate(&crate::render::ablation::tests::run());
+        let all = echo_analysis::aggregate::aggregate(&echo_analysis::fixtures::ablation_run());
         let ablation = echo_analysis::ablation::of(&all).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let written = draw(dir.path(), &ablation).unwrap();
