@@ -982,4 +982,52 @@ mod tests {
         );
         assert_eq!(verdicts[2..], [Verdict::Leading, Verdict::Leading]);
     }
+
+    #[test]
+    fn the_work_sweep_finds_each_models_degradation_and_what_offloading_buys() {
+        // At 16 connections, 0 and 500 µs of work: tokio drops to 2k msg/s with its p99 up,
+        // tokio-rayon keeps 6k in every round.
+        let mut run = SuiteRun::default();
+        for round in 0..3 {
+            let drift = 1.0 + 0.05 * round as f64;
+            for (model, work, rps, p99) in [
+                (Model::Tokio, 0, 50_000.0, 400),
+                (Model::TokioRayon, 0, 45_000.0, 450),
+                (Model::Tokio, 500, 2_000.0, 9_000),
+                (Model::TokioRayon, 500, 6_000.0, 3_000),
+            ] {
+                let mut t = trial(model, 16, round, rps * drift, 0.5);
+                t.point.work_us = work;
+                t.report.as_mut().unwrap().latency_us.p99 = p99;
+                run.points.push(t);
+            }
+        }
+        let found = work_findings(&aggregate(&run));
+        assert_eq!(found.len(), 2, "{found:?}");
+        let WorkFinding::Degradation {
+            work,
+            base,
+            connections,
+            models,
+        } = &found[0]
+        else {
+            panic!("the degradation first: {found:?}");
+        };
+        assert_eq!((*work, *base, *connections), (500, 0, 16));
+        let tokio = models
+            .iter()
+            .find(|d| d.model == Model::Tokio.into())
+            .unwrap();
+        assert_eq!((tokio.base_p99, tokio.p99), (400, 9_000));
+        let WorkFinding::Offload { offload, .. } = &found[1] else {
+            panic!("then the offload: {found:?}");
+        };
+        assert!((offload.ratio - 3.0).abs() < 0.01, "{offload:?}");
+        assert_eq!(
+            offload.separated,
+            Some((Model::TokioRayon.into(), Model::Tokio.into()))
+        );
+        assert_eq!(offload.p99, (3_000, 9_000));
+        assert!(work_findings(&aggregate(&run_of(&[(Model::Mio, [1.0; 3])]))).is_empty());
+    }
 }
