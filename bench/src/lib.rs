@@ -1,10 +1,13 @@
 //! echo-bench: the suite that compares the server models (`suite`), the paired comparison of two
-//! builds for CI (`ab`), and their outputs. The load generator itself is the `echo-loadgen`
-//! crate, re-exported here under its own module names, so `echo_bench::engine` and
-//! `echo_loadgen::engine` are the same module.
+//! builds for CI (`ab`), the capacity search's runner (`capacity`), regression history
+//! (`history`), live metrics (`metrics`), and the renderers of what echo-analysis computes
+//! (`render`). The load generator is the `echo-loadgen` crate and the analysis `echo-analysis`:
+//! their modules are used under their own names (`echo_loadgen::stats` are the histograms,
+//! `echo_analysis::bootstrap` the statistics of every comparison), never re-exported here.
 //!
 //! ```no_run
-//! use echo_bench::{Report, RunConfig, RunOptions, engine};
+//! use echo_bench::{Report, RunConfig, RunOptions};
+//! use echo_loadgen::engine;
 //!
 //! let options = RunOptions { target: "127.0.0.1:7878".parse()?, ..RunOptions::default() };
 //! let config = RunConfig::new(options)?;
@@ -22,8 +25,7 @@ pub mod metrics;
 pub mod render;
 pub mod suite;
 
+/// The types of one run of the load generator, so that driving a run through this crate (the
+/// example above, the tests and benches) needs one import; the modules they come from are
+/// echo-loadgen's alone.
 pub use echo_loadgen::{ConfigError, Engine, Report, RunConfig, RunOptions, Stop, Workload};
-pub use echo_loadgen::{
-    child, config, conformance, engine, export, files, merge, meta, pattern, procfs, report,
-    socket, stats,
-};

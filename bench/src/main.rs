@@ -20,7 +20,7 @@
 //! stopped by SIGTERM (every child process is stopped first, and an interrupted suite writes
 //! what it measured as a partial run). `serve` exits 0 on SIGINT or SIGTERM, as `echo-server`.
 
-mod cli;
+mod commands;
 
 use std::process::ExitCode;
 
@@ -47,34 +47,34 @@ struct Args {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Measure every model at every point of a profile (the default command).
-    Suite(cli::suite::SuiteArgs),
+    Suite(commands::suite::SuiteArgs),
     /// Drive one echo server at an address and report what it did.
-    Run(cli::run::RunArgs),
+    Run(commands::run::RunArgs),
     /// The highest open-loop rate at which a server keeps a latency objective (p99=1ms), with
     /// its interval over rounds.
-    Capacity(cli::capacity::CapacityArgs),
+    Capacity(commands::capacity::CapacityArgs),
     /// Compare two builds (base and head) in interleaved pairs; exit 1 on a confirmed regression.
-    Ab(cli::ab::AbArgs),
+    Ab(commands::ab::AbArgs),
     /// Compare two stored suite runs (unpaired: a lead to confirm with `ab`).
-    Compare(cli::compare::CompareArgs),
+    Compare(commands::compare::CompareArgs),
     /// Check any echo server for the classic bugs: the checks every model passes.
-    Conformance(cli::conformance::ConformanceArgs),
+    Conformance(commands::conformance::ConformanceArgs),
     /// Track results over commits: a store of one record per commit, and its change points.
-    History(cli::history::HistoryArgs),
+    History(commands::history::HistoryArgs),
     /// Combine the reports of several agents that loaded one server at the same time.
-    Merge(cli::merge::MergeArgs),
+    Merge(commands::merge::MergeArgs),
     /// Redraw a stored run's index.html, charts, summary.md and README.md from its run.json.
-    Report(cli::report::ReportArgs),
+    Report(commands::report::ReportArgs),
     /// Check whether several suite runs' advice agrees; exit 1 on a contradiction.
-    Stability(cli::stability::StabilityArgs),
+    Stability(commands::stability::StabilityArgs),
     /// Run one server model, as `echo-server` does.
-    Serve(echo_servers::cli::ServeArgs),
+    Serve(echo_servers::serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
     let code = run();
     // After SIGINT or SIGTERM the exit code is the signal's, whatever the command returned.
-    echo_bench::child::settle();
+    echo_loadgen::child::settle();
     code
 }
 
@@ -83,7 +83,7 @@ fn run() -> ExitCode {
     // Every tool but a server stops its children and exits 130/143 on SIGINT/SIGTERM; a server
     // handles the signals itself as its normal stop.
     if !matches!(args.command, Some(Command::Serve(_)))
-        && let Err(err) = echo_bench::child::handle_signals("echo-bench")
+        && let Err(err) = echo_loadgen::child::handle_signals("echo-bench")
     {
         eprintln!("echo-bench: cannot install signal handlers: {err}");
         return echo_cli::exit_code(echo_cli::EXIT_FAILURE);
@@ -93,20 +93,20 @@ fn run() -> ExitCode {
             // No subcommand: the suite with its defaults, exactly as `echo-bench suite`.
             let Args { command } = Args::parse_from(["echo-bench", "suite"]);
             match command {
-                Some(Command::Suite(suite)) => cli::suite::main(suite),
+                Some(Command::Suite(suite)) => commands::suite::main(suite),
                 _ => unreachable!("parsed as the suite subcommand"),
             }
         }
-        Some(Command::Suite(suite)) => cli::suite::main(suite),
-        Some(Command::Run(run)) => cli::run::main(run),
-        Some(Command::Ab(ab)) => cli::ab::main(ab),
-        Some(Command::Capacity(c)) => cli::capacity::main(c),
-        Some(Command::Compare(compare)) => cli::compare::main(compare),
-        Some(Command::Stability(stability)) => cli::stability::main(stability),
-        Some(Command::Report(report)) => cli::report::main(report),
-        Some(Command::Merge(merge)) => cli::merge::main(merge),
-        Some(Command::Conformance(c)) => cli::conformance::main(c),
-        Some(Command::History(h)) => cli::history::main(h),
-        Some(Command::Serve(serve)) => echo_servers::cli::serve(serve, "echo-bench serve"),
+        Some(Command::Suite(suite)) => commands::suite::main(suite),
+        Some(Command::Run(run)) => commands::run::main(run),
+        Some(Command::Ab(ab)) => commands::ab::main(ab),
+        Some(Command::Capacity(c)) => commands::capacity::main(c),
+        Some(Command::Compare(compare)) => commands::compare::main(compare),
+        Some(Command::Stability(stability)) => commands::stability::main(stability),
+        Some(Command::Report(report)) => commands::report::main(report),
+        Some(Command::Merge(merge)) => commands::merge::main(merge),
+        Some(Command::Conformance(c)) => commands::conformance::main(c),
+        Some(Command::History(h)) => commands::history::main(h),
+        Some(Command::Serve(serve)) => echo_servers::serve::serve(serve, "echo-bench serve"),
     }
 }

@@ -159,23 +159,32 @@ fn a_server_of_known_capacity_is_found_below_one_over_s_and_near_it() {
     };
     let began = Instant::now();
     let (machine_before, own_before) = (
-        echo_bench::procfs::CpuTimes::read(None),
-        echo_bench::procfs::process_cpu_time(),
+        echo_loadgen::procfs::CpuTimes::read(None),
+        echo_loadgen::procfs::process_cpu_time(),
     );
     let run = capacity::run(&load(addr), &objective, &plan, &mut |_, _| {}).unwrap();
     // What other tasks took meanwhile (this process holds both the server and the client).
-    let other_cores = match (machine_before, echo_bench::procfs::CpuTimes::read(None)) {
+    let other_cores = match (machine_before, echo_loadgen::procfs::CpuTimes::read(None)) {
         (Some(before), Some(after)) => {
-            let own = echo_bench::procfs::process_cpu_time().saturating_sub(own_before);
-            echo_bench::procfs::MachineUsage::between(&before, &after, own, began.elapsed())
+            let own = echo_loadgen::procfs::process_cpu_time().saturating_sub(own_before);
+            echo_loadgen::procfs::MachineUsage::between(&before, &after, own, began.elapsed())
                 .other_cores
         }
         _ => 0.0,
     };
-    let found = run
-        .capacity
-        .capacity_rps
-        .unwrap_or_else(|| panic!("{run:#?}"));
+    let Some(found) = run.capacity.capacity_rps else {
+        // Every round ended beyond the grid: the knee moved between the ramp and the rounds,
+        // which only a machine busy with other work does to this server.
+        assert!(
+            other_cores > QUIET_CORES,
+            "no capacity on a quiet machine: {run:#?}"
+        );
+        eprintln!(
+            "other tasks took {other_cores:.2} cores: no round crossed inside the grid, nothing \
+             to check"
+        );
+        return;
+    };
     let one_over_s = 1.0 / SERVICE.as_secs_f64();
     assert!(
         found < one_over_s,
@@ -272,10 +281,24 @@ fn the_command_writes_the_capacity_and_every_step_and_refuses_bad_options() {
     let value: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(value["tool"], "echo-bench capacity");
-    let rps = value["capacity_rps"].as_f64().unwrap();
-    let interval = value["capacity_interval"].as_array().unwrap();
-    assert_eq!(interval.len(), 2);
-    assert!(interval[0].as_f64().unwrap() <= rps && rps <= interval[1].as_f64().unwrap());
+    // A figure when a round crossed inside the grid; on a machine busy enough to move the
+    // knee between the ramp and the rounds, every round may end beyond the grid instead, and
+    // then the file says so with a bound per round and no figure.
+    match value["capacity_rps"].as_f64() {
+        Some(rps) => {
+            let interval = value["capacity_interval"].as_array().unwrap();
+            assert_eq!(interval.len(), 2);
+            assert!(interval[0].as_f64().unwrap() <= rps && rps <= interval[1].as_f64().unwrap());
+        }
+        None => {
+            let crossings = value["crossings"].as_array().unwrap();
+            assert!(
+                crossings.iter().all(|c| c.is_null() || c["kind"] != "at"),
+                "no figure although a round crossed in the grid: {value}"
+            );
+            eprintln!("no round crossed inside the grid (a busy machine): {crossings:?}");
+        }
+    }
     assert!(!value["ramp"].as_array().unwrap().is_empty());
     assert_eq!(value["rounds"].as_array().unwrap().len(), 2);
     assert_eq!(value["steps"].as_array().unwrap().len(), 3);

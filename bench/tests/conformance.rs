@@ -128,7 +128,7 @@ fn a_running_server_is_checked_at_its_address_and_what_needs_a_start_is_skipped(
     let checks = report["checks"].as_array().unwrap();
     assert_eq!(
         checks.len(),
-        echo_bench::conformance::checks_for(echo_servers::Transport::Tcp).count()
+        echo_loadgen::conformance::checks_for(echo_servers::Transport::Tcp).count()
     );
     assert!(checks.iter().all(|c| c["status"] != "fail"), "{report}");
     server.shutdown().unwrap();
@@ -275,14 +275,14 @@ fn model_on(model: Model, transport: &str) -> (Output, String) {
 fn a_model_passes_the_stream_checks_over_a_unix_socket_and_the_datagram_checks_over_udp() {
     let (output, stdout) = model_on(Model::Tokio, "unix");
     assert_eq!(output.status.code(), Some(0), "{stdout}");
-    let stream = echo_bench::conformance::checks_for(echo_servers::Transport::Unix).count();
+    let stream = echo_loadgen::conformance::checks_for(echo_servers::Transport::Unix).count();
     assert!(
         stdout.contains(&format!("{stream} passed, 0 failed")),
         "{stdout}"
     );
     let (output, stdout) = model_on(Model::Blocking, "udp");
     assert_eq!(output.status.code(), Some(0), "{stdout}");
-    let datagram = echo_bench::conformance::checks_for(echo_servers::Transport::Udp).count();
+    let datagram = echo_loadgen::conformance::checks_for(echo_servers::Transport::Udp).count();
     assert_eq!(datagram, 6);
     assert!(stdout.contains("6 passed, 0 failed"), "{stdout}");
 }
@@ -311,7 +311,7 @@ fn list_names_every_check_with_its_transports() {
     assert_eq!(output.status.code(), Some(0));
     let stdout = String::from_utf8_lossy(&output.stdout);
     let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines.len(), echo_bench::conformance::CHECKS.len());
+    assert_eq!(lines.len(), echo_loadgen::conformance::CHECKS.len());
     let datagram: Vec<&&str> = lines.iter().filter(|l| l.contains(" udp ")).collect();
     assert_eq!(datagram.len(), 6, "{stdout}");
     assert!(

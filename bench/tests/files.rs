@@ -211,7 +211,7 @@ fn report_replaces_only_its_own_files_and_says_which_it_left_alone() {
             assert!(
                 text.lines()
                     .take(2)
-                    .any(|l| l == echo_bench::suite::output::MARK),
+                    .any(|l| l == echo_bench::render::markdown::MARK),
                 "{name}: {text}"
             );
         }

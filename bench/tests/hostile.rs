@@ -21,9 +21,9 @@ use echo_bench::Report;
 use echo_bench::ab::AbReport;
 use echo_bench::ab::compare::compare;
 use echo_bench::history::{self, edivisive::Settings};
-use echo_bench::merge::merge;
-use echo_bench::suite::{SuiteRun, advice, output};
+use echo_bench::suite::{SuiteRun, advice};
 use echo_cli::Endpoint;
+use echo_loadgen::merge::merge;
 use echo_servers::{Model, Transport};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -443,7 +443,7 @@ fn run_json_readers_never_panic() {
         // What `report`, `compare` and `stability` then do with it.
         survives("report, compare and advice", &file, || {
             let aggregates = advice::aggregate(&run);
-            let _ = output::tables(&aggregates);
+            let _ = echo_bench::render::markdown::tables(&aggregates);
             let _ = advice::advice_of(&run, &aggregates);
             let _ = advice::verdicts(&run);
             let _ = compare(&good, &run, 10.0, "hostile");
@@ -827,7 +827,7 @@ fn every_udp_model_survives_random_datagrams() {
             libc::kill(child.id() as i32, libc::SIGTERM);
         }
         let deadline = Instant::now() + Duration::from_secs(10);
-        let Some(status) = echo_bench::child::wait_until(&mut child, deadline).unwrap() else {
+        let Some(status) = echo_loadgen::child::wait_until(&mut child, deadline).unwrap() else {
             let _ = child.kill();
             let _ = child.wait();
             panic!("{model}: still running 10 s after SIGTERM");

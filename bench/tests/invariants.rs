@@ -1,4 +1,7 @@
 //! The architecture's invariants that a test can enforce (ARCHITECTURE.md lists them all).
+//!
+//! It is long because each invariant reads the sources itself (manifests, `use` lines, string
+//! literals, exits), with the small parsers that takes, and every one is kept in this one file.
 
 use std::path::Path;
 
@@ -141,9 +144,9 @@ fn is_documented_code(argument: &str) -> bool {
 /// The exits whose code is computed rather than named, each with the file that computes it from
 /// the documented constants (checked below: no literal code there).
 const COMPUTED_CODES: &[(&str, &str, &str)] = &[
-    ("bench/src/cli/ab.rs", "code", "bench/src/ab/judge.rs"),
+    ("bench/src/commands/ab.rs", "code", "bench/src/ab/judge.rs"),
     (
-        "bench/src/cli/compare.rs",
+        "bench/src/commands/compare.rs",
         "report.exit_code",
         "bench/src/ab/compare.rs",
     ),
@@ -292,6 +295,109 @@ fn the_analysis_crate_renders_nothing() {
     }
 }
 
+/// The runners measure and store; they draw nothing. No chart, Markdown or terminal crate is
+/// named in `suite/` or `capacity/` outside their tests, and no string literal there holds
+/// Markdown's bold or a table rule: what is shown is written by `render/`. (A heading may be
+/// matched, as `output.rs` recognises the files older versions wrote.)
+#[test]
+fn the_runners_render_nothing() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    sources(&root.join("suite"), &mut files);
+    sources(&root.join("capacity"), &mut files);
+    assert!(files.len() >= 6, "found the runners' sources: {files:?}");
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+        for (n, line) in code.lines().enumerate() {
+            let line = line.trim_start();
+            if line.starts_with("//") {
+                continue;
+            }
+            for forbidden in ["plotters", "pulldown_cmark", "comfy_table"] {
+                assert!(
+                    !line.contains(forbidden),
+                    "{}:{}: names {forbidden}: the runners leave drawing to render/",
+                    file.display(),
+                    n + 1
+                );
+            }
+            for literal in line.split('"').skip(1).step_by(2) {
+                for markdown in ["**", "|---", "---:|"] {
+                    assert!(
+                        !literal.contains(markdown),
+                        "{}:{}: Markdown ({markdown}) in a runner; render/ writes it",
+                        file.display(),
+                        n + 1
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// echo-bench names each module of the load generator and of the analysis by its own crate:
+/// none is re-exported as a module of echo-bench, so a name such as `stats` has one home
+/// (`echo_loadgen::stats`, the histograms; `echo_analysis::bootstrap`, the statistics).
+#[test]
+fn no_module_of_another_crate_is_re_exported() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    sources(&root, &mut files);
+    let loadgen: Vec<String> = std::fs::read_dir(root.join("../loadgen/src"))
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().to_string_lossy().into_owned();
+            Some(name.strip_suffix(".rs").unwrap_or(&name).to_owned())
+        })
+        .collect();
+    assert!(
+        loadgen.iter().any(|m| m == "stats"),
+        "read loadgen's modules: {loadgen:?}"
+    );
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        // Whole `pub use` items, which may span lines.
+        for item in text.split(';') {
+            let item = item.trim_start();
+            let Some(body) = item
+                .lines()
+                .find(|l| l.trim_start().starts_with("pub use "))
+                .map(|first| item[item.find(first).unwrap_or(0)..].to_owned())
+            else {
+                continue;
+            };
+            let body: String = body.split_whitespace().collect::<Vec<_>>().join(" ");
+            for krate in ["echo_loadgen", "echo_analysis"] {
+                let Some(rest) = body.split(&format!("pub use {krate}::")).nth(1) else {
+                    continue;
+                };
+                // Only names right below the crate can be its modules: `krate::stats` or
+                // `krate::{stats, ..}`, not `krate::stats::{Histogram, ..}`.
+                let names: Vec<&str> = match rest.strip_prefix('{') {
+                    Some(group) => group.trim_end_matches('}').split(',').collect(),
+                    None if !rest.contains("::") => vec![rest],
+                    None => Vec::new(),
+                };
+                for name in names.into_iter().map(str::trim) {
+                    let module = match krate {
+                        "echo_loadgen" => loadgen.iter().any(|m| m == name),
+                        _ => root
+                            .join("../analysis/src")
+                            .join(format!("{name}.rs"))
+                            .exists(),
+                    };
+                    assert!(
+                        !module,
+                        "{}: re-exports {krate}::{name}, a module: name it by its own crate",
+                        file.display()
+                    );
+                }
+            }
+        }
+    }
+}
+
 /// The modules a source file refers to that are siblings of its own module under `folder`
 /// (`crate::PATH::NAME`, `super::NAME` from a direct child, `use crate::PATH::{A, B}`).
 fn sibling_references(text: &str, crate_path: &str, direct_child: bool) -> Vec<String> {
@@ -429,14 +535,23 @@ fn no_two_modules_of_a_crate_import_each_other() {
     // `server` and `models` name each other by type (`EchoServer::model() -> Model`,
     // `Model::server() -> Box<dyn EchoServer>`), so `models` is left out there; every other
     // module of it is checked.
-    let folders: [(&str, &str, &[&str]); 7] = [
+    let folders: [(&str, &str, &[&str]); 13] = [
         ("servers/src", "crate", &["models"]),
-        // The binary's `cli` modules are another crate than the library beside them.
-        ("bench/src", "crate", &["cli"]),
+        // The binary's `commands` modules are another crate than the library beside them.
+        ("bench/src", "crate", &["commands"]),
         ("bench/src/suite", "crate::suite", &[]),
         ("bench/src/ab", "crate::ab", &[]),
-        ("bench/analysis/src", "crate", &[]),
+        ("bench/src/render", "crate::render", &[]),
+        ("bench/src/render/charts", "crate::render::charts", &[]),
+        // `fixtures` is test support (made-up runs of every type, built only for tests): it
+        // names the modules whose tests use it.
+        ("bench/analysis/src", "crate", &["fixtures"]),
         ("bench/loadgen/src", "crate", &[]),
+        ("bench/loadgen/src/engine", "crate::engine", &[]),
+        ("bench/loadgen/src/conformance", "crate::conformance", &[]),
+        ("bench/src/history", "crate::history", &[]),
+        // The binary's subcommands: a crate of their own, rooted at main.rs.
+        ("bench/src/commands", "crate::commands", &[]),
         ("bench/cli/src", "crate", &[]),
     ];
     let mut checked = 0;

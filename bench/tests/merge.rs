@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use echo_bench::Report;
-use echo_bench::merge::Merged;
+use echo_loadgen::merge::Merged;
 use echo_servers::Model;
 
 fn temp_dir(name: &str) -> PathBuf {

@@ -213,7 +213,7 @@ fn a_trial_disturbed_by_a_cpu_hog_is_rerun_and_flagged() {
     options.duration = Duration::from_millis(400);
     // One spinning process per CPU: whatever the scheduler does, it takes far more than
     // the limit from the server's and the client's CPUs.
-    let cpus = echo_bench::procfs::allowed_cpus().len().max(1);
+    let cpus = echo_loadgen::procfs::allowed_cpus().len().max(1);
     let hogs = Hogs(
         (0..cpus)
             .map(|_| {
@@ -726,7 +726,7 @@ fn the_capacity_search_runs_per_model_in_rounds_and_reports_its_table_and_curve(
         "{:?}",
         run.capacity
     );
-    let table = suite::capacity::table_of(&run);
+    let table = echo_bench::render::capacity::table_of(&run);
     assert!(table.contains("### Capacity at p50 ≤ 50ms"), "{table}");
     assert!(table.contains("| mio |") && table.contains("| thread-per-connection |"));
     let written = suite::output::write(dir.path(), &run).unwrap();

@@ -102,7 +102,7 @@ fn intervals_print_are_stored_logged_and_scraped_while_the_run_goes() {
     assert!(sample(&response, "echo_bench_interval_latency_p99_seconds").is_some_and(|s| s > 0.0));
 
     let status =
-        echo_bench::child::wait_until(&mut child, Instant::now() + Duration::from_secs(20))
+        echo_loadgen::child::wait_until(&mut child, Instant::now() + Duration::from_secs(20))
             .unwrap()
             .expect("the run ended");
     let mut stdout = String::new();
@@ -142,14 +142,14 @@ fn intervals_print_are_stored_logged_and_scraped_while_the_run_goes() {
     let mut logged = 0;
     for row in rows {
         let histogram = row.split(',').nth(3).unwrap();
-        logged += echo_bench::stats::decode_histogram(histogram)
+        logged += echo_loadgen::stats::decode_histogram(histogram)
             .unwrap()
             .len();
     }
     assert_eq!(logged, summed);
 
     let svg = std::fs::read_to_string(&timeline).unwrap();
-    assert!(echo_bench::suite::charts::drawn_by_us(&svg));
+    assert!(echo_bench::render::charts::drawn_by_us(&svg));
     let doc = roxmltree::Document::parse(&svg).unwrap();
     assert!(
         doc.descendants()

@@ -27,7 +27,7 @@ pub use server::{
     available_cores,
 };
 
-pub mod cli;
+pub mod serve;
 pub use echo_cli::{Endpoint, Transport};
 
 mod blocking_io;

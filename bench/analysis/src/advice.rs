@@ -109,28 +109,28 @@ fn ping_pong_categories<'a>(aggregates: &[&'a Aggregate]) -> Vec<Finding<'a>> {
     let ping: Vec<&'a Aggregate> = aggregates
         .iter()
         .copied()
-        .filter(|a| a.workload == Workload::PingPong)
+        .filter(|a| a.load.workload == Workload::PingPong)
         .collect();
     let pick = |connections: usize, payload: usize| -> Vec<&'a Aggregate> {
         ping.iter()
             .copied()
-            .filter(|a| a.connections == connections && a.payload == payload)
+            .filter(|a| a.load.connections == connections && a.load.payload == payload)
             .collect()
     };
     let mut judged = Vec::new();
     if ping.is_empty() {
         return judged;
     }
-    let min_c = ping.iter().map(|a| a.connections).min().unwrap_or(1);
-    let min_p = ping.iter().map(|a| a.payload).min().unwrap_or(64);
-    let max_p = ping.iter().map(|a| a.payload).max().unwrap_or(64);
+    let min_c = ping.iter().map(|a| a.load.connections).min().unwrap_or(1);
+    let min_p = ping.iter().map(|a| a.load.payload).min().unwrap_or(64);
+    let max_p = ping.iter().map(|a| a.load.payload).max().unwrap_or(64);
     let max_c = ping
         .iter()
-        .filter(|a| a.payload == min_p)
-        .map(|a| a.connections)
+        .filter(|a| a.load.payload == min_p)
+        .map(|a| a.load.connections)
         .max()
         .unwrap_or(min_c);
-    let udp = ping.iter().any(|a| a.transport == Transport::Udp);
+    let udp = ping.iter().any(|a| a.load.transport == Transport::Udp);
     let plain = Basis::Measure;
     judged.extend(judge(
         Title::FewSmall { udp },
@@ -149,8 +149,8 @@ fn ping_pong_categories<'a>(aggregates: &[&'a Aggregate]) -> Vec<Finding<'a>> {
     if max_p != min_p {
         let mut counts: Vec<usize> = ping
             .iter()
-            .filter(|a| a.payload == max_p)
-            .map(|a| a.connections)
+            .filter(|a| a.load.payload == max_p)
+            .map(|a| a.load.connections)
             .collect();
         counts.sort_unstable();
         counts.dedup();
@@ -170,9 +170,9 @@ pub fn categories<'a>(aggregates: &[&'a Aggregate]) -> Vec<Finding<'a>> {
     let mut judged = ping_pong_categories(aggregates);
     let loads = |workload: Workload| -> Vec<(usize, usize, Option<u64>)> {
         let mut loads = Vec::new();
-        for a in aggregates.iter().filter(|a| a.workload == workload) {
-            if !loads.contains(&(a.connections, a.payload, a.rate)) {
-                loads.push((a.connections, a.payload, a.rate));
+        for a in aggregates.iter().filter(|a| a.load.workload == workload) {
+            if !loads.contains(&(a.load.connections, a.load.payload, a.load.rate)) {
+                loads.push((a.load.connections, a.load.payload, a.load.rate));
             }
         }
         loads
@@ -181,7 +181,10 @@ pub fn categories<'a>(aggregates: &[&'a Aggregate]) -> Vec<Finding<'a>> {
         aggregates
             .iter()
             .copied()
-            .filter(|a| a.workload == workload && (a.connections, a.payload, a.rate) == (c, p, r))
+            .filter(|a| {
+                a.load.workload == workload
+                    && (a.load.connections, a.load.payload, a.load.rate) == (c, p, r)
+            })
             .collect()
     };
     if let Some(load) = loads(Workload::Churn).into_iter().max_by_key(|l| l.0) {
@@ -219,8 +222,8 @@ pub fn categories<'a>(aggregates: &[&'a Aggregate]) -> Vec<Finding<'a>> {
 
 /// The aggregates at the run's base work (the smallest `--work-us`), borrowed.
 pub fn base_refs(all: &[Aggregate]) -> Vec<&Aggregate> {
-    let base = all.iter().map(|a| a.work_us).min().unwrap_or(0);
-    all.iter().filter(|a| a.work_us == base).collect()
+    let base = all.iter().map(|a| a.load.work_us).min().unwrap_or(0);
+    all.iter().filter(|a| a.load.work_us == base).collect()
 }
 
 /// Every ranked category of `all` (a run's aggregates): the base work's, then the work sweep's.
@@ -236,12 +239,12 @@ fn sweep_at_most_connections(
     aggregates: &[Aggregate],
 ) -> Option<(usize, Vec<&Aggregate>, Vec<u64>)> {
     let sweep = work_sweep(aggregates);
-    let connections = sweep.iter().map(|a| a.connections).max()?;
+    let connections = sweep.iter().map(|a| a.load.connections).max()?;
     let at_c: Vec<&Aggregate> = sweep
         .into_iter()
-        .filter(|a| a.connections == connections)
+        .filter(|a| a.load.connections == connections)
         .collect();
-    let mut works: Vec<u64> = at_c.iter().map(|a| a.work_us).collect();
+    let mut works: Vec<u64> = at_c.iter().map(|a| a.load.work_us).collect();
     works.sort_unstable();
     works.dedup();
     Some((connections, at_c, works))
@@ -257,8 +260,11 @@ pub fn work_categories(aggregates: &[Aggregate]) -> Vec<Finding<'_>> {
         .iter()
         .skip(1)
         .filter_map(|&work| {
-            let here: Vec<&Aggregate> =
-                at_c.iter().copied().filter(|a| a.work_us == work).collect();
+            let here: Vec<&Aggregate> = at_c
+                .iter()
+                .copied()
+                .filter(|a| a.load.work_us == work)
+                .collect();
             judge(
                 Title::HandlerWork(work),
                 here,
@@ -332,12 +338,16 @@ pub fn work_findings(aggregates: &[Aggregate]) -> Vec<WorkFinding> {
     let base = works[0];
     let mut found = Vec::new();
     for &work in works.iter().skip(1) {
-        let here: Vec<&Aggregate> = at_c.iter().copied().filter(|a| a.work_us == work).collect();
+        let here: Vec<&Aggregate> = at_c
+            .iter()
+            .copied()
+            .filter(|a| a.load.work_us == work)
+            .collect();
         let mut models = Vec::new();
         for a in &here {
             let Some(b) = at_c
                 .iter()
-                .find(|b| b.model == a.model && b.work_us == base)
+                .find(|b| b.model == a.model && b.load.work_us == base)
             else {
                 continue;
             };
@@ -407,25 +417,25 @@ pub struct Memory {
 
 /// [`Memory`] of the ping-pong points, `None` with one connection count.
 pub fn memory(ping: &[&Aggregate]) -> Option<Memory> {
-    let min_p = ping.iter().map(|a| a.payload).min()?;
+    let min_p = ping.iter().map(|a| a.load.payload).min()?;
     let small: Vec<&Aggregate> = ping
         .iter()
         .copied()
-        .filter(|a| a.payload == min_p)
+        .filter(|a| a.load.payload == min_p)
         .collect();
-    let min_c = small.iter().map(|a| a.connections).min()?;
-    let max_c = small.iter().map(|a| a.connections).max()?;
+    let min_c = small.iter().map(|a| a.load.connections).min()?;
+    let max_c = small.iter().map(|a| a.load.connections).max()?;
     if max_c == min_c {
         return None;
     }
     let mut memory: Vec<(&Aggregate, f64)> = small
         .iter()
         .copied()
-        .filter(|a| a.connections == max_c)
+        .filter(|a| a.load.connections == max_c)
         .filter(|a| a.server_rss_kib > 0 && !a.failed && a.starved == 0)
         .filter_map(|most| {
             let few = small.iter().find(|a| {
-                a.model == most.model && a.connections == min_c && a.server_rss_kib > 0
+                a.model == most.model && a.load.connections == min_c && a.server_rss_kib > 0
             })?;
             let growth = most.server_rss_kib.saturating_sub(few.server_rss_kib) as f64;
             Some((most, growth / (max_c - min_c) as f64))
@@ -627,10 +637,10 @@ pub fn advice<'a>(run: &'a SuiteRun, all: &'a [Aggregate]) -> Advice<'a> {
     let ping: Vec<&Aggregate> = aggregates
         .iter()
         .copied()
-        .filter(|a| a.workload == Workload::PingPong)
+        .filter(|a| a.load.workload == Workload::PingPong)
         .collect();
     // A datagram server holds nothing per client, so memory per connection means nothing there.
-    let streams = ping.iter().all(|a| a.transport != Transport::Udp);
+    let streams = ping.iter().all(|a| a.load.transport != Transport::Udp);
     let memory = if streams && !ping.is_empty() {
         self::memory(&ping)
     } else {
@@ -640,7 +650,7 @@ pub fn advice<'a>(run: &'a SuiteRun, all: &'a [Aggregate]) -> Advice<'a> {
     for a in ping.iter().filter(|a| a.starved > 0) {
         let found = Starving {
             model: a.model.clone(),
-            connections: a.connections,
+            connections: a.load.connections,
             starved: a.starved,
         };
         if !starving.contains(&found) {
@@ -725,54 +735,7 @@ pub fn matrix(findings: &[Finding<'_>]) -> Matrix {
 mod tests {
     use super::*;
     use crate::aggregate::{Ineligible, aggregate};
-    use crate::point::Point;
-    use crate::run::PointResult;
-    use echo_loadgen::procfs::ServerUsage;
-    use echo_loadgen::report::Report;
-
-    /// A trial of `model` at `connections` × 64 B in `round` with `rps` messages/s over one
-    /// second, the server using `cpu_s` of CPU and `rss_kib` of memory.
-    fn trial(model: Model, connections: usize, round: usize, rps: f64, cpu_s: f64) -> PointResult {
-        let mut report = Report {
-            throughput_rps: rps,
-            messages: rps as u64,
-            server: Some(ServerUsage {
-                cpu_s,
-                cpu_cores: cpu_s,
-                peak_rss_kib: 1000 + connections as u64 * 10,
-                ..ServerUsage::default()
-            }),
-            ..Report::default()
-        };
-        report.fairness.jain = 1.0;
-        PointResult {
-            point: Point {
-                model: model.into(),
-                connections,
-                round,
-                ..Point::default()
-            },
-            status: Status::Ok,
-            report: Some(report),
-            attempts: 1,
-            ..PointResult::default()
-        }
-    }
-
-    /// Three rounds at 16 connections: each model's throughput per round, CPU fixed at 0.5 s.
-    fn run_of(models: &[(Model, [f64; 3])]) -> SuiteRun {
-        let mut points = Vec::new();
-        for round in 0..3 {
-            for (model, rps) in models {
-                points.push(trial(*model, 16, round, rps[round], 0.5));
-            }
-        }
-        SuiteRun {
-            rounds: 3,
-            points,
-            ..SuiteRun::default()
-        }
-    }
+    use crate::fixtures::{run_of, trial};
 
     fn names(servers: &[Server]) -> Vec<&str> {
         servers.iter().map(Server::name).collect()
@@ -1018,5 +981,53 @@ mod tests {
             Verdict::Ineligible(Ineligible::Starved { starved: 8, of: 16 })
         );
         assert_eq!(verdicts[2..], [Verdict::Leading, Verdict::Leading]);
+    }
+
+    #[test]
+    fn the_work_sweep_finds_each_models_degradation_and_what_offloading_buys() {
+        // At 16 connections, 0 and 500 µs of work: tokio drops to 2k msg/s with its p99 up,
+        // tokio-rayon keeps 6k in every round.
+        let mut run = SuiteRun::default();
+        for round in 0..3 {
+            let drift = 1.0 + 0.05 * round as f64;
+            for (model, work, rps, p99) in [
+                (Model::Tokio, 0, 50_000.0, 400),
+                (Model::TokioRayon, 0, 45_000.0, 450),
+                (Model::Tokio, 500, 2_000.0, 9_000),
+                (Model::TokioRayon, 500, 6_000.0, 3_000),
+            ] {
+                let mut t = trial(model, 16, round, rps * drift, 0.5);
+                t.point.work_us = work;
+                t.report.as_mut().unwrap().latency_us.p99 = p99;
+                run.points.push(t);
+            }
+        }
+        let found = work_findings(&aggregate(&run));
+        assert_eq!(found.len(), 2, "{found:?}");
+        let WorkFinding::Degradation {
+            work,
+            base,
+            connections,
+            models,
+        } = &found[0]
+        else {
+            panic!("the degradation first: {found:?}");
+        };
+        assert_eq!((*work, *base, *connections), (500, 0, 16));
+        let tokio = models
+            .iter()
+            .find(|d| d.model == Model::Tokio.into())
+            .unwrap();
+        assert_eq!((tokio.base_p99, tokio.p99), (400, 9_000));
+        let WorkFinding::Offload { offload, .. } = &found[1] else {
+            panic!("then the offload: {found:?}");
+        };
+        assert!((offload.ratio - 3.0).abs() < 0.01, "{offload:?}");
+        assert_eq!(
+            offload.separated,
+            Some((Model::TokioRayon.into(), Model::Tokio.into()))
+        );
+        assert_eq!(offload.p99, (3_000, 9_000));
+        assert!(work_findings(&aggregate(&run_of(&[(Model::Mio, [1.0; 3])]))).is_empty());
     }
 }

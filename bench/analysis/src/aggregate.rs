@@ -69,23 +69,17 @@ impl Measure {
 }
 
 /// One point's figures, aggregated over its rounds: medians for the tables, the samples of
-/// each round for intervals and paired comparisons.
+/// each round for intervals and paired comparisons. Its key is a [`Point`]'s without the
+/// round ([`Point::key`]): the server and the [`Load`].
+///
+/// [`Point`]: crate::point::Point
+/// [`Point::key`]: crate::point::Point::key
 #[derive(Debug, Clone, PartialEq)]
 pub struct Aggregate {
     /// The model.
     pub model: Server,
-    /// The transport.
-    pub transport: echo_servers::Transport,
-    /// The workload.
-    pub workload: Workload,
-    /// Connections.
-    pub connections: usize,
-    /// Payload bytes.
-    pub payload: usize,
-    /// Open-loop rate.
-    pub rate: Option<u64>,
-    /// CPU work per message in the server, µs.
-    pub work_us: u64,
+    /// The load it was measured at.
+    pub load: Load,
     /// Rounds that produced a report.
     pub runs: usize,
     /// Median messages/s.
@@ -144,6 +138,16 @@ impl Aggregate {
             .collect()
     }
 
+    /// `(base, self)` values of `measure` in every round both have: a paired comparison's
+    /// pairs, `base` the base and this aggregate the head.
+    pub fn paired_with(&self, base: &Aggregate, measure: Measure) -> Vec<(f64, f64)> {
+        let base: BTreeMap<usize, f64> = base.values(measure).into_iter().collect();
+        self.values(measure)
+            .into_iter()
+            .filter_map(|(round, v)| Some((*base.get(&round)?, v)))
+            .collect()
+    }
+
     /// The median of `measure` over the rounds and its 95% interval.
     pub fn estimate(&self, measure: Measure) -> Option<Estimate> {
         let values: Vec<f64> = self.values(measure).into_iter().map(|(_, v)| v).collect();
@@ -157,7 +161,7 @@ impl Aggregate {
             && self.errors == 0
             && self.starved == 0
             && self.runs > 0
-            && (self.workload != Workload::Rate || self.sustained)
+            && (self.load.workload != Workload::Rate || self.sustained)
     }
 
     /// Why it did not serve the load, for the advice's "not eligible" list; `None` when it did.
@@ -169,27 +173,15 @@ impl Aggregate {
         } else if self.starved > 0 {
             Ineligible::Starved {
                 starved: self.starved,
-                of: self.connections,
+                of: self.load.connections,
             }
         } else if self.errors > 0 {
             Ineligible::Errors(self.errors)
-        } else if self.workload == Workload::Rate && !self.sustained {
+        } else if self.load.workload == Workload::Rate && !self.sustained {
             Ineligible::FellBehind
         } else {
             return None;
         })
-    }
-
-    /// The load it was measured at.
-    pub fn load(&self) -> Load {
-        Load {
-            transport: self.transport,
-            workload: self.workload,
-            connections: self.connections,
-            payload: self.payload,
-            rate: self.rate,
-            work_us: self.work_us,
-        }
     }
 }
 
@@ -275,25 +267,10 @@ fn aggregate_point(key: Key, results: &[&PointResult]) -> Aggregate {
         })
         .collect();
     let saturated = reports.iter().filter(|r| r.client.saturated).count();
-    let (
-        model,
-        Load {
-            transport,
-            workload,
-            connections,
-            payload,
-            rate,
-            work_us,
-        },
-    ) = key;
+    let (model, load) = key;
     Aggregate {
         model,
-        transport,
-        workload,
-        connections,
-        payload,
-        rate,
-        work_us,
+        load,
         runs: reports.len(),
         rps: of(&|r| r.throughput_rps),
         mib_s: of(&|r| r.throughput_mib_s),
@@ -335,10 +312,10 @@ fn aggregate_point(key: Key, results: &[&PointResult]) -> Aggregate {
 /// The run's points at its base work (the smallest `--work-us`, normally none): what every table,
 /// chart and advice line compares, except the work sweep's own.
 pub fn at_base_work(aggregates: &[Aggregate]) -> Vec<Aggregate> {
-    let base = aggregates.iter().map(|a| a.work_us).min().unwrap_or(0);
+    let base = aggregates.iter().map(|a| a.load.work_us).min().unwrap_or(0);
     aggregates
         .iter()
-        .filter(|a| a.work_us == base)
+        .filter(|a| a.load.work_us == base)
         .cloned()
         .collect()
 }
@@ -346,16 +323,19 @@ pub fn at_base_work(aggregates: &[Aggregate]) -> Vec<Aggregate> {
 /// The work sweep: the ping-pong points measured at more than one work level (the base level
 /// included, as the sweep's starting point), in order of work.
 pub fn work_sweep(aggregates: &[Aggregate]) -> Vec<&Aggregate> {
-    let base = aggregates.iter().map(|a| a.work_us).min().unwrap_or(0);
+    let base = aggregates.iter().map(|a| a.load.work_us).min().unwrap_or(0);
     let swept: Vec<(usize, usize)> = aggregates
         .iter()
-        .filter(|a| a.workload == Workload::PingPong && a.work_us != base)
-        .map(|a| (a.connections, a.payload))
+        .filter(|a| a.load.workload == Workload::PingPong && a.load.work_us != base)
+        .map(|a| (a.load.connections, a.load.payload))
         .collect();
     let mut sweep: Vec<&Aggregate> = aggregates
         .iter()
-        .filter(|a| a.workload == Workload::PingPong && swept.contains(&(a.connections, a.payload)))
+        .filter(|a| {
+            a.load.workload == Workload::PingPong
+                && swept.contains(&(a.load.connections, a.load.payload))
+        })
         .collect();
-    sweep.sort_by_key(|a| (a.connections, a.work_us));
+    sweep.sort_by_key(|a| (a.load.connections, a.load.work_us));
     sweep
 }

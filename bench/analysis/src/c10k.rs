@@ -9,6 +9,11 @@ use crate::status::Status;
 /// Connections of the active load.
 pub const ACTIVE_CONNECTIONS: usize = 16;
 
+/// Idle connections opened per second: fast enough to reach 10,000 in 2 s, slow enough not to
+/// overflow a 4096 backlog before the server accepts. (A constant of the measurement, not
+/// stored in run.json: the report says it beside the accept times.)
+pub const CONNECT_RATE: f64 = 5_000.0;
+
 /// One level of held connections and what the server used there.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Level {
@@ -81,10 +86,48 @@ impl Holding {
         })
     }
 
+    /// What the C10K table shows of it: the memory and threads at no idle connection and at
+    /// the target, or why it has none.
+    pub fn figures(&self) -> Figures<'_> {
+        let note = self.note.as_deref().unwrap_or_default();
+        match self.status {
+            Status::Ok => Figures::Held {
+                first: self.levels.first().copied().unwrap_or_default(),
+                last: self.levels.last().copied().unwrap_or_default(),
+                kib_per_connection: self.kib_per_connection().unwrap_or(0.0),
+            },
+            Status::NotApplicable => Figures::NotApplicable(note),
+            Status::Failed => Figures::Failed(note),
+        }
+    }
+
     /// Connections accepted per second.
     pub fn accept_rate(&self) -> f64 {
         self.target as f64 / self.accept_s.max(1e-9)
     }
+}
+
+/// One model's row of the C10K table.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Figures<'a> {
+    /// It held every connection.
+    Held {
+        /// The level with no idle connection.
+        first: Level,
+        /// The level at the target.
+        last: Level,
+        /// Resident memory per held connection, KiB (0 with a single level).
+        kib_per_connection: f64,
+    },
+    /// A bounded model, and why.
+    NotApplicable(&'a str),
+    /// It failed, and why.
+    Failed(&'a str),
+}
+
+/// The idle connections the table is titled by: the most any model was asked to hold.
+pub fn target(holdings: &[Holding]) -> usize {
+    holdings.iter().map(|h| h.target).max().unwrap_or(0)
 }
 
 /// The levels sampled on the way to `target`: 0, 100, 1,000, 3,000, 10,000 (those below it),
@@ -96,4 +139,67 @@ pub fn levels(target: usize) -> Vec<usize> {
         .collect();
     levels.push(target);
     levels
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn level(connections: usize, rss_kib: u64) -> Level {
+        Level {
+            connections,
+            rss_kib,
+            threads: 2,
+        }
+    }
+
+    #[test]
+    fn levels_climb_to_the_target() {
+        assert_eq!(levels(10_000), [0, 100, 1_000, 3_000, 10_000]);
+        assert_eq!(levels(2_000), [0, 100, 1_000, 2_000]);
+        assert_eq!(levels(50), [0, 50]);
+    }
+
+    #[test]
+    fn a_holding_shows_its_first_and_last_level_or_why_it_has_none() {
+        let held = Holding {
+            status: Status::Ok,
+            target: 10_000,
+            levels: vec![level(0, 4_000), level(100, 4_100), level(10_000, 54_000)],
+            ..Holding::default()
+        };
+        assert_eq!(
+            held.figures(),
+            Figures::Held {
+                first: level(0, 4_000),
+                last: level(10_000, 54_000),
+                kib_per_connection: 5.0
+            }
+        );
+        let bounded = Holding {
+            status: Status::NotApplicable,
+            note: Some("serves at most 4".into()),
+            ..Holding::default()
+        };
+        assert_eq!(
+            bounded.figures(),
+            Figures::NotApplicable("serves at most 4")
+        );
+        let failed = Holding::default();
+        assert_eq!(failed.figures(), Figures::Failed(""));
+        assert_eq!(target(&[held, bounded, failed]), 10_000);
+        assert_eq!(target(&[]), 0);
+    }
+
+    #[test]
+    fn memory_per_connection_is_the_growth_over_the_connections() {
+        let holding = Holding {
+            levels: vec![level(0, 4_000), level(10_000, 54_000)],
+            target: 10_000,
+            accept_s: 2.0,
+            ..Holding::default()
+        };
+        assert_eq!(holding.kib_per_connection(), Some(5.0));
+        assert_eq!(holding.accept_rate(), 5_000.0);
+    }
 }

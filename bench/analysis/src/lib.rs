@@ -8,14 +8,20 @@
 //! manifest and sources.
 #![deny(missing_docs)]
 
+pub mod ablation;
 pub mod advice;
 pub mod aggregate;
 pub mod bootstrap;
 pub mod c10k;
 pub mod capacity;
+pub mod conditions;
+#[cfg(any(test, feature = "fixtures"))]
+pub mod fixtures;
 pub mod point;
 pub mod rank;
 pub mod run;
 pub mod server;
+pub mod stability;
 pub mod status;
+pub mod tables;
 pub mod transports;

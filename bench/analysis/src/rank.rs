@@ -8,8 +8,6 @@
 //! saturated, throughput is only a lower bound, so [`measure_for`] ranks by the server's CPU
 //! time per message instead.
 
-use std::collections::BTreeMap;
-
 use crate::aggregate::{Aggregate, Ineligible, Measure, SEED, TIE_PCT};
 use crate::bootstrap::{Change, Estimate, Verdict};
 use crate::server::Server;
@@ -84,15 +82,9 @@ pub fn rank<'a>(candidates: &[&'a Aggregate], measure: Measure) -> Option<Rankin
     };
     ranked.sort_by(|x, y| better(x.estimate.median, y.estimate.median));
     let leader = ranked.first()?.aggregate;
-    let leader_rounds: BTreeMap<usize, f64> = leader.values(measure).into_iter().collect();
     for r in ranked.iter_mut().skip(1) {
         // Paired within rounds: this model as the base, the leader as the head.
-        let pairs: Vec<(f64, f64)> = r
-            .aggregate
-            .values(measure)
-            .into_iter()
-            .filter_map(|(round, v)| Some((v, *leader_rounds.get(&round)?)))
-            .collect();
+        let pairs = leader.paired_with(r.aggregate, measure);
         r.leader_vs_this = Change::of(&pairs, SEED);
         r.separated = r
             .leader_vs_this

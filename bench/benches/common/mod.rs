@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use criterion::Criterion;
-use echo_bench::{RunConfig, RunOptions, Workload, engine};
+use echo_bench::{RunConfig, RunOptions, Workload};
+use echo_loadgen::engine;
 use echo_servers::{Endpoint, Model, ServerConfig, ServerHandle, Transport};
 
 /// Criterion as configured for this suite: 1 s warm-up, 3 s measurement, 100 samples.

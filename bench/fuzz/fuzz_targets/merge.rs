@@ -2,7 +2,7 @@
 #![no_main]
 
 use echo_bench::Report;
-use echo_bench::merge::merge;
+use echo_loadgen::merge::merge;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -3,7 +3,7 @@
 #![no_main]
 
 use echo_bench::ab::compare::compare;
-use echo_bench::suite::{SuiteRun, advice, output};
+use echo_bench::suite::{SuiteRun, advice};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -15,7 +15,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let aggregates = advice::aggregate(&run);
-    let _ = output::tables(&aggregates);
+    let _ = echo_bench::render::markdown::tables(&aggregates);
     let _ = advice::advice_of(&run, &aggregates);
     let _ = advice::verdicts(&run);
     let _ = compare(&run, &run, 10.0, "fuzz");

@@ -217,10 +217,7 @@ impl Launched {
             Err(mpsc::RecvTimeoutError::Disconnected) => String::new(),
         };
         let first = line.trim();
-        if let Some(addr) = first
-            .strip_prefix("listening on ")
-            .and_then(|a| a.parse().ok())
-        {
+        if let Some(addr) = listening_on(first) {
             self.addr = addr;
             return Ok(());
         }
@@ -243,10 +240,7 @@ impl Launched {
                 return Err(LaunchError::ExitedBeforeReady(status));
             }
             while let Ok(line) = self.lines.try_recv() {
-                if let Some(addr) = line
-                    .strip_prefix("listening on ")
-                    .and_then(|a| a.trim().parse().ok())
-                {
+                if let Some(addr) = listening_on(&line) {
                     self.addr = addr;
                     return Ok(());
                 }
@@ -311,6 +305,11 @@ fn answers(endpoint: &Endpoint) -> bool {
         }
         stream => Client::connect(stream, Duration::from_millis(100)).is_ok(),
     }
+}
+
+/// The address in a server's `listening on ADDR` line, if `line` is one.
+fn listening_on(line: &str) -> Option<Endpoint> {
+    line.strip_prefix("listening on ")?.trim().parse().ok()
 }
 
 #[cfg(test)]

@@ -14,8 +14,8 @@ use std::path::Path;
 
 use echo_cli::{EXIT_FAILURE, EXIT_SUCCESS, EXIT_USAGE};
 
-use super::stats::median_of;
 use super::{AbReport, BenchmarkResult, BenchmarkSpec, Change, Metric, MetricResult, Verdict};
+use echo_analysis::bootstrap::median_of;
 use echo_analysis::run::{PointResult, SuiteRun};
 
 /// The metrics a suite run stores for every point.

@@ -28,6 +28,10 @@
 //!
 //! The load generator is this process's, for both builds: the count is of the server alone,
 //! and one client sends both builds the same bytes.
+//!
+//! It is long because the conditions that make a count repeatable (valgrind's command line,
+//! the one-message-at-a-time client, the wait for every server thread to sleep, the slope) are
+//! kept in one file, where they are read together.
 
 use std::io::{Read, Write};
 use std::net::Shutdown;
@@ -35,7 +39,7 @@ use std::net::Shutdown;
 use echo_cli::Endpoint;
 
 use super::*;
-use crate::socket::Client;
+use echo_loadgen::socket::Client;
 
 /// What names a counted benchmark: `counted:ping-pong/mio/1`.
 pub const PREFIX: &str = "counted:";
@@ -178,7 +182,7 @@ struct CountRun {
 
 /// Starts `build`'s server for `spec` under valgrind.
 fn start(valgrind: &Path, build: &Build, spec: &BenchmarkSpec) -> Result<CountRun, String> {
-    let folder = crate::files::private_dir("echo-bench-counted")
+    let folder = echo_loadgen::files::private_dir("echo-bench-counted")
         .map_err(|e| format!("no folder for valgrind's output: {e}"))?;
     let out = folder.path().join("cachegrind.out");
     let mut args: Vec<String> = TOOL_ARGS.iter().map(|&a| a.to_owned()).collect();

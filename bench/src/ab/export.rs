@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use serde_json::{Value, json};
 
 use super::{AbReport, BenchmarkResult, Metric, MetricResult, Verdict};
-use crate::export::Exporter;
+use echo_loadgen::export::Exporter;
 
 /// A number for a table: the one format of [`crate::render::format`].
 pub use crate::render::format::figure;

@@ -116,7 +116,7 @@ pub(super) fn judge(
                 return None;
             }
             let median = |side: fn(&(f64, f64)) -> f64| {
-                stats::median_of(&values.iter().map(side).collect::<Vec<_>>())
+                echo_analysis::bootstrap::median_of(&values.iter().map(side).collect::<Vec<_>>())
             };
             let change = Change::of(&values, seed ^ (k as u64 + 1).wrapping_mul(0xA24B_AED4));
             let verdict = change.as_ref().map_or(Verdict::Inconclusive, |c| {

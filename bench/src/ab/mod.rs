@@ -14,19 +14,18 @@
 //! symmetric and so cancels in the ratio.
 //! `--sequential` runs them back to back instead. Each build drives its own server
 //! with its own load generator (`BIN serve` and `BIN run`), so a change to a model, to a
-//! dependency or to the load generator is compared the same way. [`stats`] turns the pairs
-//! into a ratio with a confidence interval and a verdict; a regression is re-measured before it
+//! dependency or to the load generator is compared the same way. [`echo_analysis::bootstrap`]
+//! (the project's one statistics implementation) turns the pairs into a ratio with a confidence interval and a verdict; a regression is re-measured before it
 //! is reported.
 //!
 //! The parts: [`spec`](BenchmarkSpec) says what a benchmark and a metric are, `plan` orders the
 //! trials, `trial` runs one, `judge` turns pairs into verdicts, [`report`](AbReport) holds what
-//! is recorded, and `export`, `compare` and `stats` are the outputs, the unpaired comparison of
-//! two suite runs, and the statistics every comparison of the project uses.
+//! is recorded, and `export` and `compare` are the outputs and the unpaired comparison of two
+//! suite runs.
 
 pub mod compare;
 pub mod counted;
 pub mod export;
-pub mod stats;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -37,13 +36,15 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
-use crate::config::Workload;
-use crate::meta::Meta;
-use crate::report::Report;
 use crate::suite::Launcher;
 use crate::suite::process::ServerProcess;
+/// The bootstrap's types, which `ab`'s report holds: named here because they are part of its
+/// API (`AbReport`'s fields), not a second home for the statistics.
+pub use echo_analysis::bootstrap::{Change, Estimate, Verdict};
 use echo_analysis::run::Pinning;
-pub use stats::{Change, Estimate, Verdict};
+use echo_loadgen::config::Workload;
+use echo_loadgen::meta::Meta;
+use echo_loadgen::report::Report;
 
 mod judge;
 mod plan;

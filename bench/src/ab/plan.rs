@@ -133,7 +133,7 @@ impl<'a> Plan<'a> {
                         .pinning
                         .server_cpus
                         .as_ref()
-                        .map_or_else(crate::config::default_threads, Vec::len),
+                        .map_or_else(echo_loadgen::config::default_threads, Vec::len),
                 );
                 pairs[slot].push(pair);
             }

@@ -54,7 +54,9 @@ impl BenchmarkSpec {
                 Some(
                     rate.parse::<f64>()
                         .ok()
-                        .filter(|r| r.is_finite() && *r > 0.0 && *r <= crate::config::MAX_RATE)
+                        .filter(|r| {
+                            r.is_finite() && *r > 0.0 && *r <= echo_loadgen::config::MAX_RATE
+                        })
                         .ok_or_else(|| {
                             bad("the rate after @ must be a number above 0 and at most 1e9")
                         })?,
@@ -80,10 +82,10 @@ impl BenchmarkSpec {
         let connections = parts[2]
             .parse::<usize>()
             .ok()
-            .filter(|&c| c > 0 && c <= crate::config::MAX_CONNECTIONS)
+            .filter(|&c| c > 0 && c <= echo_loadgen::config::MAX_CONNECTIONS)
             .ok_or_else(|| bad("connections must be a number from 1 to 1000000"))?;
         let payload = match parts.get(3) {
-            Some(p) => crate::config::bytes_within(1, crate::config::MAX_PAYLOAD)(p)
+            Some(p) => echo_loadgen::config::bytes_within(1, echo_loadgen::config::MAX_PAYLOAD)(p)
                 .map_err(|e| bad(&e))?,
             None => 64,
         };

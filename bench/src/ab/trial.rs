@@ -43,7 +43,7 @@ pub(super) fn start_trial(
         .map_err(|why| invalid_sample(format!("server: {why}"), at_s))?;
     // The load generator's report goes into a fresh private folder: a name in the shared
     // temporary directory could be guessed and pre-created, or be a symlink to write through.
-    let folder = crate::files::private_dir("echo-bench-ab")
+    let folder = echo_loadgen::files::private_dir("echo-bench-ab")
         .map_err(|e| invalid_sample(format!("client: no folder for its report: {e}"), at_s))?;
     let json = folder.path().join("report.json");
     let mut client = Command::new(&build.binary);
@@ -71,7 +71,7 @@ pub(super) fn start_trial(
             .args(["--client-cpus", &list.join(",")])
             .args(["--threads", &cpus.len().to_string()]);
     }
-    let client = crate::child::spawn(&mut client)
+    let client = echo_loadgen::child::spawn(&mut client)
         .map_err(|e| format!("cannot run {}: {e}", build.binary.display()));
     Ok(Running {
         server,
@@ -136,7 +136,7 @@ impl Running {
 /// Waits for `child` until `deadline`, killing it then; `Err` says what went wrong (a run that
 /// saw errors exits 1 but still wrote its report, which the caller reads).
 pub(super) fn wait_until(mut child: Child, deadline: Instant) -> Result<(), String> {
-    match crate::child::wait_until(&mut child, deadline) {
+    match echo_loadgen::child::wait_until(&mut child, deadline) {
         Ok(Some(status)) if status.success() => Ok(()),
         Ok(Some(status)) => {
             let mut stderr = String::new();
@@ -148,11 +148,11 @@ pub(super) fn wait_until(mut child: Child, deadline: Instant) -> Result<(), Stri
             Err(format!("exited with {status}: {line}"))
         }
         Ok(None) => {
-            crate::child::kill(&mut child);
+            echo_loadgen::child::kill(&mut child);
             Err("did not finish in time".into())
         }
         Err(e) => {
-            crate::child::kill(&mut child);
+            echo_loadgen::child::kill(&mut child);
             Err(format!("cannot wait for it: {e}"))
         }
     }

@@ -15,8 +15,8 @@ use echo_cli::Endpoint;
 use serde::{Deserialize, Serialize};
 
 use crate::Report;
-use crate::config::{RunConfig, RunOptions, Stop, Workload};
-use crate::engine::{self, IntervalFigures};
+use echo_loadgen::config::{RunConfig, RunOptions, Stop, Workload};
+use echo_loadgen::engine::{self, IntervalFigures};
 pub use search::{Bracket, Capacity, Objective, Plan, RampNext, Step, StepSummary};
 
 /// How each step loads the server: everything but its rate.
@@ -235,7 +235,7 @@ pub fn run(
     let mut rounds = Vec::new();
     if !grid.is_empty() {
         for r in 0..plan.rounds {
-            if crate::child::interrupted() {
+            if echo_loadgen::child::interrupted() {
                 break;
             }
             rounds.push(round(&mut measure, objective, plan, &grid, r, on_step)?);

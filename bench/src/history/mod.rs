@@ -106,11 +106,11 @@ fn from_ab(report: &AbReport) -> Record {
 fn from_suite(run: &SuiteRun) -> Record {
     let mut figures = BTreeMap::new();
     for a in at_base_work(&aggregate(run)) {
-        let mut name = format!("{}/{}/{}", a.workload, a.model, a.connections);
-        if a.payload != 64 {
-            name.push_str(&format!("/{}", a.payload));
+        let mut name = format!("{}/{}/{}", a.load.workload, a.model, a.load.connections);
+        if a.load.payload != 64 {
+            name.push_str(&format!("/{}", a.load.payload));
         }
-        if let Some(rate) = a.rate {
+        if let Some(rate) = a.load.rate {
             name.push_str(&format!("@{rate}"));
         }
         for (metric, measure) in [

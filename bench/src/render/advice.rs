@@ -9,6 +9,7 @@ use echo_analysis::advice::{
 use echo_analysis::aggregate::{Aggregate, Ineligible, TIE_PCT};
 use echo_analysis::point::size_label;
 use echo_analysis::rank::{Ranked, Ranking};
+use echo_analysis::run::SuiteRun;
 use echo_loadgen::config::Workload;
 use echo_servers::Transport;
 
@@ -60,30 +61,30 @@ pub fn ineligible(why: Ineligible) -> String {
 /// The point a model's figures were measured at: `256 connections × 64 B`, `churn, 4
 /// concurrent loops`, `open loop, 20.0k msg/s offered over 64 connections × 64 B`.
 pub fn describe_point(a: &Aggregate) -> String {
-    let work = if a.work_us > 0 {
-        format!(", {} µs work", a.work_us)
+    let work = if a.load.work_us > 0 {
+        format!(", {} µs work", a.load.work_us)
     } else {
         String::new()
     };
-    match a.workload {
-        Workload::Churn => format!("churn, {} concurrent loops{work}", a.connections),
+    match a.load.workload {
+        Workload::Churn => format!("churn, {} concurrent loops{work}", a.load.connections),
         Workload::Stream => format!(
             "stream, {} connections × {} writes{work}",
-            a.connections,
-            size_label(a.payload)
+            a.load.connections,
+            size_label(a.load.payload)
         ),
         Workload::Rate => format!(
             "open loop, {} msg/s offered over {} {} × {}{work}",
-            figure(a.rate.unwrap_or(0) as f64),
-            a.connections,
+            figure(a.load.rate.unwrap_or(0) as f64),
+            a.load.connections,
             peers(a, 2),
-            size_label(a.payload)
+            size_label(a.load.payload)
         ),
         Workload::PingPong => format!(
             "{} {} × {}{work}",
-            a.connections,
-            peers(a, a.connections),
-            size_label(a.payload)
+            a.load.connections,
+            peers(a, a.load.connections),
+            size_label(a.load.payload)
         ),
     }
 }
@@ -91,7 +92,7 @@ pub fn describe_point(a: &Aggregate) -> String {
 /// What `n` clients of a point are called: connections, or for UDP client sockets (a datagram
 /// server holds no connection).
 fn peers(a: &Aggregate, n: usize) -> &'static str {
-    match (a.transport == Transport::Udp, n == 1) {
+    match (a.load.transport == Transport::Udp, n == 1) {
         (false, true) => "connection",
         (false, false) => "connections",
         (true, true) => "client socket",
@@ -383,6 +384,12 @@ pub fn c10k_lines(c: &C10k, s: Style) -> Vec<String> {
         ));
     }
     lines
+}
+
+/// The "Which model to pick" section of `run` (or of one transport's part of it, with its
+/// aggregates), one bullet's text per finding, in order.
+pub fn lines_of(run: &SuiteRun, all: &[Aggregate], s: Style) -> Vec<String> {
+    advice_lines(&echo_analysis::advice::advice(run, all), s)
 }
 
 /// The "Which model to pick" section, one bullet's text per finding, in order.

@@ -7,8 +7,45 @@ use std::io::IsTerminal as _;
 
 use comfy_table::{Attribute, Cell as Shown, CellAlignment, Color, ContentArrangement, Table};
 
+use echo_analysis::aggregate::Aggregate;
+use echo_analysis::run::SuiteRun;
+use echo_analysis::transports::{compare, savings, sections};
+
 use super::Style;
 use super::table::Grid;
+
+/// What the terminal shows once the run is measured: each transport's tables and advice, the
+/// capacity search's table, then TCP against Unix sockets; in `style` (bold where a terminal
+/// takes it, plain when piped).
+pub fn report(run: &SuiteRun, aggregates: &[Aggregate], style: Style) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    for section in sections(run, aggregates) {
+        if let Some(transport) = section.transport {
+            let _ = writeln!(out, "{}\n", style.bold(super::transports::title(transport)));
+        }
+        for grid in super::markdown::grids(&section.aggregates) {
+            let _ = writeln!(out, "{}", self::grid(&grid, style));
+        }
+        let _ = writeln!(out, "{}\n", legend(style));
+        let _ = writeln!(out, "{}", style.bold("Which model to pick:"));
+        for line in super::advice::lines_of(&section.run, &section.aggregates, style) {
+            let _ = writeln!(out, "- {line}");
+        }
+        out.push('\n');
+    }
+    // The capacity search's knee table (capacity and full profiles), as summary.md has it.
+    out.push_str(&super::capacity::table_of(run));
+    let comparisons = compare(aggregates);
+    if !comparisons.is_empty() {
+        let grid = super::transports::grid(&comparisons);
+        let _ = writeln!(out, "{}", self::grid(&grid, style));
+        if let Some(line) = super::transports::advice(&savings(&comparisons), style) {
+            let _ = writeln!(out, "- {line}");
+        }
+    }
+    out
+}
 
 /// Whether this process's output gets styled: stdout is a terminal and `NO_COLOR` (any
 /// non-empty value, <https://no-color.org>) is not set.

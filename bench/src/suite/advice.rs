@@ -10,25 +10,10 @@ pub use echo_analysis::rank::{Ranked, Ranking, measure_for, rank};
 
 use echo_analysis::advice::{self as findings, Finding};
 
+pub use echo_analysis::stability::Category;
+
 use super::SuiteRun;
 use crate::render::{Style, advice as prose};
-
-/// One category of the advice, as a stability check reads it.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Category {
-    /// Its title.
-    pub title: String,
-    /// The point it looks at.
-    pub point: String,
-    /// What it ranked by.
-    pub measure: String,
-    /// The leading group, leader first.
-    pub group: Vec<String>,
-    /// Every eligible model, best median first.
-    pub ranked: Vec<String>,
-    /// The sole winner, when the data separates one.
-    pub winner: Option<String>,
-}
 
 /// The category a finding ranks, by name.
 pub fn category(f: &Finding<'_>) -> Category {
@@ -53,10 +38,10 @@ pub fn category(f: &Finding<'_>) -> Category {
 /// several transports, the first's (TCP's when it was measured).
 pub fn verdicts(run: &SuiteRun) -> Vec<Category> {
     let all = aggregate(run);
-    let first = super::transports::present(run).first().copied();
+    let first = echo_analysis::transports::present(run).first().copied();
     let all: Vec<Aggregate> = all
         .into_iter()
-        .filter(|a| first.is_none_or(|t| a.transport == t))
+        .filter(|a| first.is_none_or(|t| a.load.transport == t))
         .collect();
     findings::rankings(&all).iter().map(category).collect()
 }
@@ -81,61 +66,14 @@ pub fn advice_of(run: &SuiteRun, all: &[Aggregate]) -> Vec<String> {
 
 /// [`advice_of`] with emphasis written in `style`.
 pub fn advice_styled(run: &SuiteRun, all: &[Aggregate], style: Style) -> Vec<String> {
-    prose::advice_lines(&findings::advice(run, all), style)
+    prose::lines_of(run, all, style)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::procfs::ServerUsage;
-    use crate::report::Report;
-    use crate::suite::plan::Point;
-    use crate::suite::{PointResult, Status, SuiteRun};
+    use echo_analysis::fixtures::{run_of, saturated, trial};
     use echo_servers::Model;
-
-    /// A trial of `model` at 16 connections × 64 B in `round` with `rps` messages/s over one
-    /// second, the server using `cpu_s` of CPU.
-    fn trial(model: Model, round: usize, rps: f64, cpu_s: f64, saturated: bool) -> PointResult {
-        let mut report = Report {
-            throughput_rps: rps,
-            messages: rps as u64,
-            server: Some(ServerUsage {
-                cpu_s,
-                cpu_cores: cpu_s,
-                ..ServerUsage::default()
-            }),
-            ..Report::default()
-        };
-        report.client.saturated = saturated;
-        report.fairness.jain = 1.0;
-        PointResult {
-            point: Point {
-                model: model.into(),
-                connections: 16,
-                round,
-                ..Point::default()
-            },
-            status: Status::Ok,
-            report: Some(report),
-            attempts: 1,
-            ..PointResult::default()
-        }
-    }
-
-    /// A run of three rounds: each model's throughput per round, CPU fixed at 0.5 s.
-    fn run_of(models: &[(Model, [f64; 3])]) -> SuiteRun {
-        let mut points = Vec::new();
-        for round in 0..3 {
-            for (model, rps) in models {
-                points.push(trial(*model, round, rps[round], 0.5, false));
-            }
-        }
-        SuiteRun {
-            rounds: 3,
-            points,
-            ..SuiteRun::default()
-        }
-    }
 
     #[test]
     fn a_model_separated_in_every_round_wins_alone() {
@@ -195,9 +133,9 @@ mod tests {
         let mut run = SuiteRun::default();
         for round in 0..3 {
             run.points
-                .push(trial(Model::Mio, round, 100_000.0, 0.50, true));
+                .push(saturated(trial(Model::Mio, 16, round, 100_000.0, 0.50)));
             run.points
-                .push(trial(Model::Tokio, round, 100_000.0, 0.65, true));
+                .push(saturated(trial(Model::Tokio, 16, round, 100_000.0, 0.65)));
         }
         let categories = verdicts(&run);
         assert_eq!(categories[0].measure, "server CPU per message");

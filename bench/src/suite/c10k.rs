@@ -33,14 +33,10 @@ use std::time::{Duration, Instant};
 use echo_servers::{Model, ServerConfig};
 
 use super::{Status, SuiteOptions};
-use crate::procfs::ProcSample;
-use crate::report::Latency;
 use crate::{Report, RunConfig, RunOptions, Stop, Workload};
-pub use echo_analysis::c10k::{ACTIVE_CONNECTIONS, Holding, Level, levels};
-
-/// Idle connections opened per second: fast enough to reach 10,000 in 2 s, slow enough not to
-/// overflow a 4096 backlog before the server accepts.
-const CONNECT_RATE: f64 = 5_000.0;
+pub use echo_analysis::c10k::{ACTIVE_CONNECTIONS, CONNECT_RATE, Holding, Level, levels};
+use echo_loadgen::procfs::ProcSample;
+use echo_loadgen::report::Latency;
 
 /// Descriptors this process needs besides the idle connections (the active load, files).
 const SPARE_DESCRIPTORS: u64 = 256;
@@ -134,7 +130,7 @@ fn active_load(
     let policy = options.interference;
     let mut reruns = 0;
     loop {
-        let outcome = crate::engine::run(&config, &mut |_| {}).map_err(|e| e.to_string())?;
+        let outcome = echo_loadgen::engine::run(&config, &mut |_| {}).map_err(|e| e.to_string())?;
         let report = Report::new(&config, &outcome);
         let other = report.machine.map_or(0.0, |m| m.other_cores);
         if other > policy.limit_cores && reruns < policy.reruns {
@@ -252,7 +248,7 @@ pub fn measure(options: &SuiteOptions, model: Model, target: usize) -> Holding {
         ));
         return result;
     }
-    let have = crate::config::raise_fd_limit();
+    let have = echo_loadgen::config::raise_fd_limit();
     if have < (target as u64).saturating_add(SPARE_DESCRIPTORS) {
         result.note = Some(format!(
             "the descriptor limit is {have}, too low for {target} connections (raise the hard \
@@ -354,75 +350,9 @@ fn hold(
     Ok(())
 }
 
-/// The C10K table, Markdown.
-pub fn table(holdings: &[Holding]) -> String {
-    if holdings.is_empty() {
-        return String::new();
-    }
-    let target = holdings.iter().map(|h| h.target).max().unwrap_or(0);
-    let mut out = format!(
-        "### Holding {target} idle connections: server memory, threads, accept rate, and the \
-         latency of {ACTIVE_CONNECTIONS} active connections beside them\n\n\
-         | model | RSS at 0 | RSS at {target} | KiB per connection | threads at {target} | \
-         s to hold all (connects at {CONNECT_RATE:.0}/s) | active p50/p99 alone | active p50/p99 beside idle | \
-         active msg/s alone → beside idle | RSS after close |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
-    );
-    let mib = |kib: u64| format!("{:.1} MiB", kib as f64 / 1024.0);
-    let lat =
-        |l: Option<Latency>| l.map_or("–".to_owned(), |l| format!("{}/{} µs", l.p50, l.p99));
-    for h in holdings {
-        if h.status != Status::Ok {
-            let _ = std::fmt::Write::write_fmt(
-                &mut out,
-                format_args!(
-                    "| {} | {} ||||||||| \n",
-                    h.model,
-                    if h.status == Status::NotApplicable {
-                        format!("not applicable: {}", h.note.clone().unwrap_or_default())
-                    } else {
-                        format!("failed: {}", h.note.clone().unwrap_or_default())
-                    }
-                ),
-            );
-            continue;
-        }
-        let (first, last) = (
-            h.levels.first().copied().unwrap_or_default(),
-            h.levels.last().copied().unwrap_or_default(),
-        );
-        let _ = std::fmt::Write::write_fmt(
-            &mut out,
-            format_args!(
-                "| {} | {} | {} | {:.2} | {} | {:.2} | {} | {} | {:.0} → {:.0} | {} |\n",
-                h.model,
-                mib(first.rss_kib),
-                mib(last.rss_kib),
-                h.kib_per_connection().unwrap_or(0.0),
-                last.threads,
-                h.accept_s,
-                lat(h.baseline),
-                lat(h.under_idle),
-                h.baseline_rps,
-                h.under_idle_rps,
-                mib(h.rss_after_close_kib)
-            ),
-        );
-    }
-    out.push('\n');
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn levels_climb_to_the_target() {
-        assert_eq!(levels(10_000), [0, 100, 1_000, 3_000, 10_000]);
-        assert_eq!(levels(2_000), [0, 100, 1_000, 2_000]);
-        assert_eq!(levels(50), [0, 50]);
-    }
 
     #[test]
     fn the_echo_round_gets_more_time_for_more_connections() {
@@ -489,28 +419,5 @@ mod tests {
         let steady = holding(13_000.0, 16_000.0);
         let said = advice(steady);
         assert!(said.contains("no model's p99 more than doubled"), "{said}");
-    }
-
-    #[test]
-    fn memory_per_connection_is_the_growth_over_the_connections() {
-        let holding = Holding {
-            levels: vec![
-                Level {
-                    connections: 0,
-                    rss_kib: 4_000,
-                    threads: 2,
-                },
-                Level {
-                    connections: 10_000,
-                    rss_kib: 54_000,
-                    threads: 2,
-                },
-            ],
-            target: 10_000,
-            accept_s: 2.0,
-            ..Holding::default()
-        };
-        assert_eq!(holding.kib_per_connection(), Some(5.0));
-        assert_eq!(holding.accept_rate(), 5_000.0);
     }
 }

@@ -63,7 +63,6 @@ impl Settings {
     }
 }
 
-pub use crate::render::capacity::{advice_line, advice_lines, draw, pair_line, table, table_of};
 pub use echo_analysis::capacity::{SUITE_CONNECTIONS as CONNECTIONS, SUITE_PAYLOAD as PAYLOAD};
 
 /// Runs `measure` against a fresh server of `model`, stopping it after.
@@ -89,7 +88,7 @@ fn on_server<T>(
             .pinning
             .client_cpus
             .as_ref()
-            .map_or_else(crate::config::default_threads, Vec::len)
+            .map_or_else(echo_loadgen::config::default_threads, Vec::len)
             .max(1),
         server_pid: Some(server.pid()),
         client_cpus: options.pinning.client_cpus.clone(),
@@ -144,7 +143,7 @@ pub fn measure(
             options.seed ^ (round as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
         ));
         for i in order {
-            if crate::child::interrupted() {
+            if echo_loadgen::child::interrupted() {
                 break;
             }
             let search = &mut searches[i];

@@ -8,36 +8,31 @@
 //! above the interference limit is re-run a bounded number of times and flagged if it stays
 //! above.
 
-pub mod ablation;
 pub mod advice;
 pub mod c10k;
 pub mod capacity;
-pub mod html;
 pub mod output;
 pub mod plan;
 pub mod process;
 pub mod stability;
-pub mod summary;
-pub mod transports;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use echo_servers::Model;
 
-pub use self::server::Server;
-/// The charts, drawn by the renderers (re-exported under the path they had).
-pub use crate::render::charts;
+// The types of what a suite run stores (echo-analysis's), named here because `SuiteOptions`
+// and `run` take and return them: a caller of the suite needs no second import. Their modules
+// are not re-exported.
 pub use echo_analysis::run::{
     InterferencePolicy, OutsideServer, Pinning, PointResult, SCHEMAS, Status, SuiteRun, recognise,
 };
-/// The servers a suite measures: now echo-analysis's, re-exported here.
-pub use echo_analysis::server;
+pub use echo_analysis::server::Server;
 
-use crate::config::{RunConfig, RunOptions, Stop};
-use crate::engine;
-use crate::meta::Meta;
-use crate::report::Report;
+use echo_loadgen::config::{RunConfig, RunOptions, Stop};
+use echo_loadgen::engine;
+use echo_loadgen::meta::Meta;
+use echo_loadgen::report::Report;
 pub use plan::{Point, Profile};
 pub use process::Launcher;
 
@@ -115,7 +110,7 @@ pub fn run(options: &SuiteOptions, on_point: &mut dyn FnMut(usize, usize, &str))
 /// [`run`], keeping `so_far` up to date after each trial (and capacity search, and C10K
 /// measurement): a
 /// [`SuiteRun::partial`] run of what was measured until then, for an interrupt to write. A
-/// trial that ends after an interrupt ([`crate::child::interrupted`]) is not kept.
+/// trial that ends after an interrupt ([`echo_loadgen::child::interrupted`]) is not kept.
 pub fn run_sharing(
     options: &SuiteOptions,
     on_point: &mut dyn FnMut(usize, usize, &str),
@@ -140,7 +135,7 @@ pub fn run_sharing(
         ..SuiteRun::default()
     };
     let share = |add: &dyn Fn(&mut SuiteRun)| {
-        if crate::child::interrupted() {
+        if echo_loadgen::child::interrupted() {
             return;
         }
         let mut run = so_far.lock().unwrap_or_else(|e| e.into_inner());
@@ -375,38 +370,5 @@ mod tests {
         value["points"][0]["driver"] = "kqueue".into();
         let err = SuiteRun::from_value(value).unwrap_err();
         assert!(err.contains("'kqueue' is not a driver"), "{err}");
-    }
-
-    #[test]
-    fn a_trial_not_on_its_models_first_choice_is_a_fallback() {
-        use echo_servers::{Driver, Model};
-        let trial = |model: Model, driver: Option<Driver>| PointResult {
-            point: Point {
-                model: model.into(),
-                ..Point::default()
-            },
-            status: Status::Ok,
-            driver,
-            ..PointResult::default()
-        };
-        let run = SuiteRun {
-            points: vec![
-                trial(Model::Tokio, Some(Driver::Epoll)),
-                trial(Model::Mio, Some(Driver::Epoll)),
-                trial(Model::Mio, Some(Driver::IoUring)),
-                trial(Model::Blocking, None),
-            ],
-            ..SuiteRun::default()
-        };
-        let drivers = output::drivers_of(&run);
-        assert_eq!(
-            drivers.len(),
-            2,
-            "a model that reported no driver is left out"
-        );
-        assert_eq!(drivers[0].model, Model::Mio, "in registry order");
-        assert_eq!(drivers[0].drivers, [Driver::Epoll, Driver::IoUring]);
-        assert_eq!(drivers[0].fallbacks, [Driver::IoUring]);
-        assert_eq!(drivers[1].fallbacks, []);
     }
 }

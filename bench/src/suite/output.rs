@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 
 use super::SuiteRun;
 use super::advice::{Aggregate, aggregate};
-use super::charts;
-pub use super::summary::{DriversOf, MARK, Summary, drivers_of, grids, md_text, tables};
-use crate::files;
+use crate::render::charts;
+use crate::render::markdown::{MARK, Summary};
+use echo_loadgen::files;
 
 /// The folder name of a run: `<YYYY-MM-DD>-<host>-<6 hex digits>`.
 pub fn run_dir_name(run: &SuiteRun) -> String {
@@ -17,7 +17,7 @@ pub fn run_dir_name(run: &SuiteRun) -> String {
 
 /// A folder name `<prefix>-<YYYY-MM-DD>-<host>-<6 hex digits>` (no prefix when empty) for
 /// something made now on `meta`'s machine.
-pub fn unique_name(prefix: &str, meta: &crate::meta::Meta) -> String {
+pub fn unique_name(prefix: &str, meta: &echo_loadgen::meta::Meta) -> String {
     let date = meta.time.get(..10).unwrap_or("0000-00-00");
     let host: String = meta
         .host
@@ -168,17 +168,14 @@ pub fn redraw(dir: &Path, run: &SuiteRun, aggregates: &[Aggregate]) -> std::io::
     let stage = staging.path();
     // Over several transports, the charts are the first transport's (TCP's when it was
     // measured), plus the comparison of TCP with Unix sockets.
-    let split = super::transports::split(run, aggregates);
-    let (primary, primary_aggregates) = match split.first() {
-        Some((_, primary, primary_aggregates)) => (primary, &primary_aggregates[..]),
-        None => (run, aggregates),
-    };
+    let sections = echo_analysis::transports::sections(run, aggregates);
+    let (primary, primary_aggregates) = (&sections[0].run, &sections[0].aggregates[..]);
     let mut charts = charts::draw_all(stage, primary, primary_aggregates)?;
-    if let Some(ablation) = super::ablation::of(primary_aggregates) {
-        charts.extend(super::ablation::draw(stage, &ablation)?);
+    if let Some(ablation) = echo_analysis::ablation::of(primary_aggregates) {
+        charts.extend(charts::ablation::draw(stage, &ablation)?);
     }
-    let comparisons = super::transports::compare(aggregates);
-    charts.extend(super::transports::draw(stage, &comparisons, aggregates)?);
+    let comparisons = echo_analysis::transports::compare(aggregates);
+    charts.extend(charts::transports::draw(stage, &comparisons, aggregates)?);
     let histograms = charts::write_histogram_log(stage, run, aggregates)?;
     let summary = Summary::of(run, aggregates, &charts);
     files::write(
@@ -187,7 +184,7 @@ pub fn redraw(dir: &Path, run: &SuiteRun, aggregates: &[Aggregate]) -> std::io::
     )?;
     files::write(
         &stage.join("index.html"),
-        super::html::page(
+        crate::render::html::page(
             run,
             stage,
             &summary,
@@ -197,7 +194,7 @@ pub fn redraw(dir: &Path, run: &SuiteRun, aggregates: &[Aggregate]) -> std::io::
     )?;
     files::write(
         &stage.join("README.md"),
-        format!("{MARK}\n{}", readme(run, dir)),
+        format!("{MARK}\n{}", crate::render::markdown::readme(run, dir)),
     )?;
     let mut redrawn = Redrawn::default();
     let mut drawn = Vec::new();
@@ -235,52 +232,4 @@ pub fn redraw(dir: &Path, run: &SuiteRun, aggregates: &[Aggregate]) -> std::io::
     }
     staging.close()?;
     Ok(redrawn)
-}
-
-fn readme(run: &SuiteRun, dir: &Path) -> String {
-    let m = &run.meta;
-    let name = dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    format!(
-        "# Suite run {name}\n\nWritten by echo-bench; do not edit.\n\n{}\
-         - Command: `{}`\n- Profile: {}\n- Points: {} ({} failed), {:.0} s in all\n\
-         - Rounds: {}, order seed {}\n\
-         - Machine: {} ({} cores online, {} usable), {} MiB, kernel {}, host {}\n\
-         - Build: echo-bench {} at git {}, {}\n- CPU split: {}\n\
-         - When: {}\n\n\
-         Files: `index.html` (the report to open: advice, sortable tables, every chart), \
-         `run.json` (every point's full report, histograms included, and the environment), \
-         `summary.md` (the same report as Markdown), `*.svg` (charts), `latency.hlog` (each \
-         point's merged latency histograms, HdrHistogram's interval-log format; absent for runs \
-         stored before histograms were kept).\n\n\
-         To reproduce: check out {} and run `{}` on a similar machine. Numbers from \
-         different machines or settings are not comparable.\n",
-        if run.partial {
-            "**Partial run**: interrupted before it finished (`partial` in run.json).\n\n"
-        } else {
-            ""
-        },
-        run.command,
-        run.profile.name(),
-        run.points.len(),
-        run.points.iter().filter(|p| !p.ok()).count(),
-        run.elapsed_s,
-        run.rounds,
-        run.seed,
-        m.cpu_model,
-        m.cores,
-        m.cores_available,
-        m.memory_mib,
-        m.kernel,
-        m.host,
-        m.tool_version,
-        m.git_revision,
-        m.rustc,
-        run.pinning.describe(),
-        m.time,
-        m.git_revision,
-        run.command
-    )
 }

@@ -12,10 +12,10 @@ use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use rand::seq::SliceRandom;
 
-use crate::config::Workload;
 pub use echo_analysis::point::{
     ABLATION_MODELS, Load, Point, Profile, driver_name, model_name, size_label, transport_name,
 };
+use echo_loadgen::config::Workload;
 
 /// Narrowing of a profile by the selection flags; `None` keeps the profile's own choice.
 #[derive(Debug, Clone, Default)]

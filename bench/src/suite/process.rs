@@ -14,7 +14,7 @@ use echo_cli::{Endpoint, Transport};
 use super::Server;
 use echo_loadgen::launch::{self, LaunchError, Launched, Ready, describe};
 
-use crate::procfs;
+use echo_loadgen::procfs;
 
 /// How long a server may take to print its `listening on` line.
 const START_TIMEOUT: Duration = launch::READY_WITHIN;
@@ -216,7 +216,7 @@ fn free_listen(transport: Transport) -> Result<(Endpoint, launch::SocketDir), St
         Transport::Tcp => (Endpoint::Tcp(loopback), None),
         Transport::Udp => (Endpoint::Udp(loopback), None),
         Transport::Unix => {
-            let (dir, path) = crate::files::private_socket("echo-suite")
+            let (dir, path) = echo_loadgen::files::private_socket("echo-suite")
                 .map_err(|e| format!("cannot make a folder for the socket: {e}"))?;
             (Endpoint::Unix(path), Some(dir))
         }

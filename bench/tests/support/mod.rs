@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use echo_bench::{Report, RunConfig, RunOptions, Stop, Workload, engine};
+use echo_bench::{Report, RunConfig, RunOptions, Stop, Workload};
+use echo_loadgen::engine;
 use echo_servers::{Model, ServerConfig};
 
 pub fn short(target: impl Into<echo_servers::Endpoint>, workload: Workload) -> RunOptions {
@@ -157,7 +158,7 @@ pub fn output_within(command: &mut Command, limit: Duration) -> Option<Output> {
         let _ = err.read_to_end(&mut v);
         v
     });
-    let Some(status) = echo_bench::child::wait_until(&mut child, Instant::now() + limit).unwrap()
+    let Some(status) = echo_loadgen::child::wait_until(&mut child, Instant::now() + limit).unwrap()
     else {
         let _ = child.kill();
         let _ = child.wait();

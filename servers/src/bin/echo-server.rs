@@ -5,9 +5,9 @@
 
 use std::process::ExitCode;
 
-use echo_servers::cli::{self, ServeArgs};
+use echo_servers::serve::{self, ServeArgs};
 
 fn main() -> ExitCode {
     let args: ServeArgs = echo_cli::parse_or_exit("echo-server");
-    cli::serve(args, "echo-server")
+    serve::serve(args, "echo-server")
 }

@@ -11,9 +11,12 @@
 //! It is long because it decides which charts a run gets and builds each one's figure from the
 //! aggregates, one function per chart.
 
+pub mod ablation;
 pub(crate) mod canvas;
+pub mod capacity;
 mod spectrum;
 pub(crate) mod style;
+pub mod transports;
 
 use std::path::{Path, PathBuf};
 
@@ -25,11 +28,11 @@ use plotters::prelude::*;
 
 use self::canvas::{Axis, Figure, Line, Mark, Panel, Point, Scale, axis_number};
 use self::style::SeriesStyle;
-use crate::config::Workload;
 use echo_analysis::advice::rankings;
 use echo_analysis::aggregate::{Aggregate, Measure};
 use echo_analysis::point::size_label;
 use echo_analysis::run::{Status, SuiteRun};
+use echo_loadgen::config::Workload;
 
 pub use self::canvas::{LEGEND_WIDTH, WIDTH};
 pub use self::spectrum::write_log as write_histogram_log;
@@ -81,9 +84,9 @@ pub fn may_replace(path: &Path) -> std::io::Result<bool> {
     }
 }
 
-/// Writes a chart's SVG to `path`, marked ([`CHART_MARK`]), through [`crate::files::write`].
+/// Writes a chart's SVG to `path`, marked ([`CHART_MARK`]), through [`echo_loadgen::files::write`].
 pub(crate) fn save(path: &Path, svg: String) -> std::io::Result<()> {
-    crate::files::write(path, format!("{CHART_MARK}\n{svg}"))
+    echo_loadgen::files::write(path, format!("{CHART_MARK}\n{svg}"))
 }
 
 fn draw_ranking(
@@ -282,20 +285,20 @@ fn connection_lines(
                 .iter()
                 .filter(|a| {
                     a.model == model
-                        && a.workload == Workload::PingPong
-                        && a.payload == payload
+                        && a.load.workload == Workload::PingPong
+                        && a.load.payload == payload
                         && a.runs > 0
                 })
                 .collect();
-            here.sort_by_key(|a| a.connections);
+            here.sort_by_key(|a| a.load.connections);
             let points: Vec<Point> = here
                 .iter()
-                .map(|a| point_of(a, a.connections as f64, value, interval))
+                .map(|a| point_of(a, a.load.connections as f64, value, interval))
                 .collect();
             line_of(
                 model,
                 points,
-                note_of(&here, &|a| a.connections.to_string()),
+                note_of(&here, &|a| a.load.connections.to_string()),
             )
         })
         .collect()
@@ -305,8 +308,8 @@ fn connection_lines(
 fn connections_axis(aggregates: &[Aggregate], payload: usize) -> Axis {
     let mut counts: Vec<usize> = aggregates
         .iter()
-        .filter(|a| a.workload == Workload::PingPong && a.payload == payload)
-        .map(|a| a.connections)
+        .filter(|a| a.load.workload == Workload::PingPong && a.load.payload == payload)
+        .map(|a| a.load.connections)
         .collect();
     counts.sort_unstable();
     counts.dedup();
@@ -443,14 +446,14 @@ fn draw_by_connections(
 /// CPU work per message, one line per model; the work levels evenly spaced on x.
 fn draw_work(dir: &Path, all: &[Aggregate]) -> std::io::Result<Vec<PathBuf>> {
     let sweep = echo_analysis::aggregate::work_sweep(all);
-    let Some(connections) = sweep.iter().map(|a| a.connections).max() else {
+    let Some(connections) = sweep.iter().map(|a| a.load.connections).max() else {
         return Ok(Vec::new());
     };
     let at_c: Vec<&Aggregate> = sweep
         .into_iter()
-        .filter(|a| a.connections == connections && a.runs > 0)
+        .filter(|a| a.load.connections == connections && a.runs > 0)
         .collect();
-    let mut works: Vec<u64> = at_c.iter().map(|a| a.work_us).collect();
+    let mut works: Vec<u64> = at_c.iter().map(|a| a.load.work_us).collect();
     works.sort_unstable();
     works.dedup();
     let x = Axis::new("CPU work per message", Scale::Linear)
@@ -495,14 +498,14 @@ fn draw_work(dir: &Path, all: &[Aggregate]) -> std::io::Result<Vec<PathBuf>> {
                 let points: Vec<Point> = here
                     .iter()
                     .filter_map(|a| {
-                        let x = works.iter().position(|&w| w == a.work_us)?;
+                        let x = works.iter().position(|&w| w == a.load.work_us)?;
                         Some(point_of(a, x as f64, value, interval))
                     })
                     .collect();
                 line_of(
                     model,
                     points,
-                    note_of(&here, &|a| format!("{} µs", a.work_us)),
+                    note_of(&here, &|a| format!("{} µs", a.load.work_us)),
                 )
             })
             .collect();
@@ -658,7 +661,7 @@ pub fn draw_trend(
 pub fn draw_timeline(
     path: &Path,
     title: &str,
-    intervals: &[crate::engine::IntervalFigures],
+    intervals: &[echo_loadgen::engine::IntervalFigures],
 ) -> std::io::Result<()> {
     canvas::draw(
         path,
@@ -681,8 +684,8 @@ pub fn draw_timeline(
 
 /// The lines of a latency timeline: p50, p99 and the largest latency of each interval that
 /// completed a message, at the interval's end; an interval with errors is crossed.
-pub fn timeline_lines(intervals: &[crate::engine::IntervalFigures]) -> Vec<Line> {
-    type Pick = fn(&crate::engine::IntervalFigures) -> u64;
+pub fn timeline_lines(intervals: &[echo_loadgen::engine::IntervalFigures]) -> Vec<Line> {
+    type Pick = fn(&echo_loadgen::engine::IntervalFigures) -> u64;
     let series: [(&str, Pick); 3] = [
         ("p50", |i| i.p50_us),
         ("p99", |i| i.p99_us),
@@ -714,7 +717,7 @@ pub fn timeline_lines(intervals: &[crate::engine::IntervalFigures]) -> Vec<Line>
 }
 
 /// "throughput LOW to HIGH msg/s" over the intervals.
-pub fn throughput_range(intervals: &[crate::engine::IntervalFigures]) -> String {
+pub fn throughput_range(intervals: &[echo_loadgen::engine::IntervalFigures]) -> String {
     let (low, high) = intervals
         .iter()
         .map(|i| i.throughput_rps)
@@ -733,8 +736,8 @@ pub fn draw_all(dir: &Path, run: &SuiteRun, all: &[Aggregate]) -> std::io::Resul
     written.extend(draw_work(dir, all)?);
     let mut payloads: Vec<usize> = aggregates
         .iter()
-        .filter(|a| a.workload == Workload::PingPong)
-        .map(|a| a.payload)
+        .filter(|a| a.load.workload == Workload::PingPong)
+        .map(|a| a.load.payload)
         .collect();
     payloads.sort_unstable();
     payloads.dedup();
@@ -743,8 +746,8 @@ pub fn draw_all(dir: &Path, run: &SuiteRun, all: &[Aggregate]) -> std::io::Resul
     }
     written.extend(spectrum::draw(dir, run, aggregates)?);
     written.extend(draw_c10k(dir, run)?);
-    written.extend(super::capacity::draw(dir, run)?);
-    written.extend(super::capacity::draw_timelines(dir, run)?);
+    written.extend(capacity::draw(dir, run)?);
+    written.extend(capacity::draw_timelines(dir, run)?);
     Ok(written)
 }
 

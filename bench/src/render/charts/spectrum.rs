@@ -12,10 +12,10 @@ use hdrhistogram::Histogram;
 
 use super::canvas::{self, Axis, Figure, Line, Mark, Panel, Point, Scale};
 use super::style::SeriesStyle;
-use crate::config::Workload;
 use echo_analysis::aggregate::Aggregate;
 use echo_analysis::point::size_label;
 use echo_analysis::run::SuiteRun;
+use echo_loadgen::config::Workload;
 
 use echo_analysis::point::Load;
 
@@ -181,7 +181,7 @@ fn names(load: &Load, uncorrected: bool) -> (String, String) {
 /// Draws a spectrum per load of the run (ping-pong, churn and open loop, the latter corrected
 /// and uncorrected); returns the files written.
 pub fn draw(dir: &Path, run: &SuiteRun, aggregates: &[Aggregate]) -> std::io::Result<Vec<PathBuf>> {
-    let base_work = aggregates.iter().map(|a| a.work_us).min().unwrap_or(0);
+    let base_work = aggregates.iter().map(|a| a.load.work_us).min().unwrap_or(0);
     let mut written = Vec::new();
     for uncorrected in [false, true] {
         for (load, models) in sources(run, base_work, uncorrected) {
@@ -192,7 +192,7 @@ pub fn draw(dir: &Path, run: &SuiteRun, aggregates: &[Aggregate]) -> std::io::Re
                 from_percentiles |= matches!(source, Source::Percentiles(_));
                 let starved = aggregates
                     .iter()
-                    .find(|a| a.model == *model && a.load() == load)
+                    .find(|a| a.model == *model && a.load == load)
                     .map_or(0, |a| a.starved);
                 let spectrum = source.spectrum();
                 reach = reach.max(spectrum.last().map_or(0.0, |p| p.0));
@@ -274,7 +274,7 @@ pub fn write_log(
 ) -> std::io::Result<Option<PathBuf>> {
     use hdrhistogram::serialization::V2DeflateSerializer;
     use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, Tag};
-    let base_work = aggregates.iter().map(|a| a.work_us).min().unwrap_or(0);
+    let base_work = aggregates.iter().map(|a| a.load.work_us).min().unwrap_or(0);
     let mut text: Vec<u8> = Vec::new();
     let mut serializer = V2DeflateSerializer::new();
     let mut any = false;
@@ -309,7 +309,7 @@ pub fn write_log(
         return Ok(None);
     }
     let path = dir.join("latency.hlog");
-    crate::files::write(&path, text)?;
+    echo_loadgen::files::write(&path, text)?;
     Ok(Some(path))
 }
 
@@ -327,7 +327,7 @@ mod tests {
 
     #[test]
     fn a_histogram_spectrum_rises_and_reaches_as_far_as_its_count() {
-        let mut h = crate::stats::new_histogram();
+        let mut h = echo_loadgen::stats::new_histogram();
         for us in 1..=1000u64 {
             h.record(us).unwrap();
         }

@@ -43,7 +43,7 @@ impl PinArgs {
                 client_cpus: self.client_cpus.clone().map(|c| c.0).or(halves.client_cpus),
             }
         };
-        let allowed = echo_bench::procfs::allowed_cpus();
+        let allowed = echo_loadgen::procfs::allowed_cpus();
         for cpu in pinning
             .server_cpus
             .iter()

@@ -6,8 +6,8 @@ use std::process::ExitCode;
 
 use clap::Args;
 use echo_bench::Report;
-use echo_bench::merge::merge;
 use echo_cli::{EXIT_FAILURE, exit_code, usage_exit};
+use echo_loadgen::merge::merge;
 
 /// Options of `echo-bench merge`.
 #[derive(Debug, Args)]
@@ -26,7 +26,7 @@ pub struct MergeArgs {
 /// Runs the command: exit 0 for a clean merge, 1 when an agent saw errors, 2 on bad input.
 pub fn main(args: MergeArgs) -> ExitCode {
     if let Some(path) = &args.json
-        && let Err(why) = echo_bench::files::check_writable(path)
+        && let Err(why) = echo_loadgen::files::check_writable(path)
     {
         usage_exit("echo-bench", &format!("error: {why}"));
     }
@@ -55,7 +55,7 @@ pub fn main(args: MergeArgs) -> ExitCode {
     if let Some(path) = &args.json {
         let written = serde_json::to_string_pretty(&merged)
             .map_err(std::io::Error::other)
-            .and_then(|json| echo_bench::files::write(path, json + "\n"));
+            .and_then(|json| echo_loadgen::files::write(path, json + "\n"));
         if let Err(e) = written {
             eprintln!("echo-bench: cannot write {}: {e}", path.display());
             return exit_code(EXIT_FAILURE);

@@ -16,9 +16,10 @@ use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
 
 use echo_analysis::advice::{Matrix, Verdict};
 
-use super::SuiteRun;
-use super::summary::Summary;
-use crate::render::advice::{ineligible, title as category_title};
+use echo_analysis::run::SuiteRun;
+
+use super::advice::{ineligible, title as category_title};
+use super::markdown::{MARK, Summary};
 
 const STYLE: &str = r#"
 body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #222;
@@ -260,7 +261,7 @@ pub fn page(
          sort the table by it.</p>\n{results}</section>\n<section id=\"charts\">\n<h2>Charts</h2>\n\
          {charts}</section>\n<section id=\"about\">\n<h2>How this run was made</h2>\n{about}\
          <h3>Files</h3>\n{files}\n</section>\n<script>{SORT_SCRIPT}</script>\n</body>\n</html>\n",
-        mark = super::summary::MARK,
+        mark = MARK,
         title = escape(&title),
         when = escape(&run.meta.time),
         machine = escape(&format!(
@@ -313,7 +314,7 @@ mod tests {
         let text = "**x** `y` <b>z</b> [a](b) ![c](d) _e_ | f &amp; g\n# h";
         let html = to_html(&format!(
             "about: {}\n",
-            super::super::summary::md_text(text)
+            super::super::markdown::md_text(text)
         ));
         for markup in [
             "<strong", "<em", "<code", "<b>", "<a ", "<img", "<h1", "<table",

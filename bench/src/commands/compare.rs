@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use clap::Args;
 use echo_bench::ab::{compare, export};
-use echo_bench::export::Exports;
 use echo_cli::{EXIT_FAILURE, exit_code, usage_exit};
+use echo_loadgen::export::Exports;
 
 /// Options of `echo-bench compare`.
 #[derive(Debug, Args)]
@@ -17,7 +17,7 @@ pub struct CompareArgs {
     new: PathBuf,
     /// Change of a point's primary metric that counts as a regression, %, 0 to 1000.
     #[arg(long, value_name = "PCT", default_value_t = 10.0,
-          value_parser = echo_bench::config::number_within(0.0, 1000.0))]
+          value_parser = echo_loadgen::config::number_within(0.0, 1000.0))]
     threshold: f64,
     /// Also write the comparison as Markdown here.
     #[arg(long, value_name = "PATH")]

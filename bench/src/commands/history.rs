@@ -40,23 +40,23 @@ enum HistoryCommand {
         charts: Option<PathBuf>,
         /// A regression smaller than this, %, does not fail the report (0 to 1000).
         #[arg(long, value_name = "PCT", default_value_t = 3.0,
-              value_parser = echo_bench::config::number_within(0.0, 1000.0))]
+              value_parser = echo_loadgen::config::number_within(0.0, 1000.0))]
         threshold: f64,
         /// The permutation test's significance level, above 0 and below 1.
         #[arg(long, default_value_t = 0.01)]
         p: f64,
         /// Change points that move the level less than this, %, are not reported (0 to 1000).
         #[arg(long, value_name = "PCT", default_value_t = 1.0,
-              value_parser = echo_bench::config::number_within(0.0, 1000.0))]
+              value_parser = echo_loadgen::config::number_within(0.0, 1000.0))]
         min_change: f64,
         /// --threshold for the counted series (instructions per message, from `ab --metric
         /// instructions`), % (0 to 1000).
         #[arg(long, value_name = "PCT", default_value_t = 0.3,
-              value_parser = echo_bench::config::number_within(0.0, 1000.0))]
+              value_parser = echo_loadgen::config::number_within(0.0, 1000.0))]
         count_threshold: f64,
         /// --min-change for the counted series, % (0 to 1000).
         #[arg(long, value_name = "PCT", default_value_t = 0.1,
-              value_parser = echo_bench::config::number_within(0.0, 1000.0))]
+              value_parser = echo_loadgen::config::number_within(0.0, 1000.0))]
         count_min_change: f64,
         /// Write the change points as JSON here.
         #[arg(long, value_name = "PATH")]
@@ -137,7 +137,7 @@ fn report(
         usage_exit("echo-bench", "error: --p must be between 0 and 1");
     }
     if let Some(path) = &json
-        && let Err(why) = echo_bench::files::check_writable(path)
+        && let Err(why) = echo_loadgen::files::check_writable(path)
     {
         usage_exit("echo-bench", &format!("error: {why}"));
     }
@@ -203,7 +203,7 @@ fn report(
         // No `:` (a counted series' prefix): artefact uploads refuse it in file names.
         let file = charts.join(format!("{}.svg", name.replace(['/', ' ', '@', ':'], "_")));
         // A file of that name that is not a chart echo-bench drew stays as it is.
-        match echo_bench::suite::charts::may_replace(&file) {
+        match echo_bench::render::charts::may_replace(&file) {
             Ok(true) => {}
             Ok(false) => {
                 eprintln!(
@@ -224,7 +224,7 @@ fn report(
             .filter_map(|c| points.iter().position(|p| p.0 == c.index))
             .collect();
         if let Err(e) =
-            echo_bench::suite::charts::draw_trend(&file, &name, "value", &values, &cuts, &commits)
+            echo_bench::render::charts::draw_trend(&file, &name, "value", &values, &cuts, &commits)
         {
             eprintln!("echo-bench: {}: {e}", file.display());
             return exit_code(EXIT_FAILURE);
@@ -235,7 +235,7 @@ fn report(
     }
     println!("trend charts in {}", charts.display());
     if let Some(path) = json
-        && let Err(e) = echo_bench::files::write(
+        && let Err(e) = echo_loadgen::files::write(
             &path,
             serde_json::to_string_pretty(&found).unwrap_or_default() + "\n",
         )

@@ -7,17 +7,17 @@ use std::time::Duration;
 
 use clap::Args;
 use echo_bench::Workload;
-use echo_bench::config::{
-    MAX_CONNECTIONS, MAX_PAYLOAD, MAX_WAIT, bytes_within, count_within, duration_within,
-    positive_at_most,
-};
-use echo_bench::render::{Style, terminal};
+use echo_bench::render::terminal;
 use echo_bench::suite::plan::{self, Selection};
 use echo_bench::suite::{
     self, InterferencePolicy, Launcher, Profile, SuiteOptions, advice, output,
 };
 use echo_bench::suite::{Server, Status};
 use echo_cli::{EXIT_FAILURE, exit_code, usage_exit};
+use echo_loadgen::config::{
+    MAX_CONNECTIONS, MAX_PAYLOAD, MAX_WAIT, bytes_within, count_within, duration_within,
+    positive_at_most,
+};
 use echo_servers::Model;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -115,7 +115,7 @@ pub fn main(args: SuiteArgs) -> ExitCode {
         Ok(options) => options,
         Err(code) => return code,
     };
-    if let Err(why) = echo_bench::files::check_folder_writable(&options.results_dir) {
+    if let Err(why) = echo_loadgen::files::check_folder_writable(&options.results_dir) {
         usage_exit("echo-bench", &format!("error: --results: {why}"));
     }
     announce(&options);
@@ -133,7 +133,7 @@ pub fn main(args: SuiteArgs) -> ExitCode {
         let so_far = std::sync::Arc::clone(&so_far);
         let dir = options.results_dir.clone();
         let bar = bar.clone();
-        echo_bench::child::on_interrupt(move || {
+        echo_loadgen::child::on_interrupt(move || {
             bar.finish_and_clear();
             let run = so_far.lock().unwrap_or_else(|e| e.into_inner()).clone();
             if !run.partial
@@ -162,10 +162,10 @@ pub fn main(args: SuiteArgs) -> ExitCode {
     );
     bar.finish_and_clear();
     // Interrupted: the partial run is the signal handling's to write.
-    echo_bench::child::settle();
+    echo_loadgen::child::settle();
     let aggregates = advice::aggregate(&run);
-    print!("{}", terminal_report(&run, &aggregates, terminal::style()));
-    match echo_bench::child::finishing(|| {
+    print!("{}", terminal::report(&run, &aggregates, terminal::style()));
+    match echo_loadgen::child::finishing(|| {
         output::write_with(&options.results_dir, &run, &aggregates)
     }) {
         Ok(dir) => println!("\nwrote {} (run.json, summary.md, charts)", dir.display()),
@@ -245,7 +245,7 @@ fn outside_servers(args: &SuiteArgs) -> Vec<Server> {
     if args.python {
         servers.extend(python_servers());
     }
-    if let Err(e) = echo_bench::suite::server::Registry::of(&servers) {
+    if let Err(e) = echo_analysis::server::Registry::of(&servers) {
         usage_exit("echo-bench", &format!("error: {e}"));
     }
     servers
@@ -457,51 +457,4 @@ pub(crate) fn command_line() -> String {
         .chain(args)
         .collect::<Vec<_>>()
         .join(" ")
-}
-
-/// What the terminal shows once the run is measured: each transport's tables and advice, then
-/// TCP against Unix sockets; in `style` (bold where a terminal takes it, plain when piped).
-fn terminal_report(
-    run: &echo_bench::suite::SuiteRun,
-    aggregates: &[advice::Aggregate],
-    style: Style,
-) -> String {
-    use std::fmt::Write as _;
-    let mut out = String::new();
-    let mut part = |title: Option<String>, part_run, part: &[advice::Aggregate]| {
-        if let Some(title) = title {
-            let _ = writeln!(out, "{}\n", style.bold(&title));
-        }
-        for grid in output::grids(part) {
-            let _ = writeln!(out, "{}", terminal::grid(&grid, style));
-        }
-        let _ = writeln!(out, "{}\n", terminal::legend(style));
-        let _ = writeln!(out, "{}", style.bold("Which model to pick:"));
-        for line in advice::advice_styled(part_run, part, style) {
-            let _ = writeln!(out, "- {line}");
-        }
-        out.push('\n');
-    };
-    let split = suite::transports::split(run, aggregates);
-    if split.is_empty() {
-        part(None, run, aggregates);
-    }
-    for (transport, part_run, part_aggregates) in &split {
-        part(
-            Some(suite::transports::title(*transport).to_owned()),
-            part_run,
-            part_aggregates,
-        );
-    }
-    // The capacity search's knee table (capacity and full profiles), as summary.md has it.
-    out.push_str(&suite::capacity::table_of(run));
-    let comparisons = suite::transports::compare(aggregates);
-    if !comparisons.is_empty() {
-        let grid = suite::transports::grid(&comparisons);
-        let _ = writeln!(out, "{}", terminal::grid(&grid, style));
-        if let Some(line) = suite::transports::advice(&comparisons, style) {
-            let _ = writeln!(out, "- {line}");
-        }
-    }
-    out
 }

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use echo_bench::conformance::{self, CHECKS, Check, ServerCommand, Subject};
 use echo_cli::{EXIT_FAILURE, Endpoint, Transport, exit_code, usage_exit};
+use echo_loadgen::conformance::{self, CHECKS, Check, ServerCommand, Subject};
 
 /// Options of `echo-bench conformance`.
 #[derive(Debug, Args)]
@@ -59,7 +59,7 @@ pub struct ConformanceArgs {
 
 /// A sustain time from 1 s to 1 h.
 fn parse_sustain(s: &str) -> Result<std::time::Duration, String> {
-    let d = echo_bench::config::parse_duration(s)?;
+    let d = echo_loadgen::config::parse_duration(s)?;
     if (std::time::Duration::from_secs(1)..=std::time::Duration::from_secs(3600)).contains(&d) {
         Ok(d)
     } else {
@@ -108,13 +108,13 @@ pub fn main(args: ConformanceArgs) -> ExitCode {
     // The output is checked before any work, and written only once the result exists: a file
     // already there stays as it was until then.
     if let Some(path) = &args.json
-        && let Err(why) = echo_bench::files::check_writable(path)
+        && let Err(why) = echo_loadgen::files::check_writable(path)
     {
         usage_exit("echo-bench", &format!("error: {why}"));
     }
     // A thousand held connections take a descriptor each here, and in a server started here
     // (which inherits the limit).
-    echo_bench::config::raise_fd_limit();
+    echo_loadgen::config::raise_fd_limit();
     let subject = Subject {
         command: args.command.as_deref().map(|c| {
             ServerCommand::new(c)
@@ -129,7 +129,7 @@ pub fn main(args: ConformanceArgs) -> ExitCode {
     if let Some(target) = &subject.target
         && target.transport().is_stream()
         && let Err(e) =
-            echo_bench::socket::Client::connect(target, std::time::Duration::from_secs(5))
+            echo_loadgen::socket::Client::connect(target, std::time::Duration::from_secs(5))
     {
         eprintln!("echo-bench: cannot connect to {target}: {e}");
         return exit_code(EXIT_FAILURE);
@@ -138,7 +138,7 @@ pub fn main(args: ConformanceArgs) -> ExitCode {
     for check in checks {
         let outcome = conformance::run(check, &subject);
         // Interrupted: this check was cut short, and no other runs.
-        echo_bench::child::settle();
+        echo_loadgen::child::settle();
         let reason = outcome
             .reason
             .as_deref()
@@ -165,7 +165,7 @@ pub fn main(args: ConformanceArgs) -> ExitCode {
             "expect_serial": args.expect_serial,
             "checks": outcomes,
         });
-        if let Err(e) = echo_bench::files::write(path, format!("{json:#}\n")) {
+        if let Err(e) = echo_loadgen::files::write(path, format!("{json:#}\n")) {
             eprintln!("echo-bench: cannot write {}: {e}", path.display());
             return exit_code(EXIT_FAILURE);
         }

@@ -6,14 +6,14 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
-use echo_bench::config::{
+use echo_bench::{Engine, Report, RunConfig, RunOptions, Stop, Workload};
+use echo_cli::{EXIT_FAILURE, Endpoint, exit_code, usage_exit};
+use echo_loadgen::config::{
     MAX_CONNECTIONS, MAX_DURATION, MAX_PAYLOAD, MAX_PIPELINE, MAX_RATE, MAX_REQUESTS, MAX_THREADS,
     MAX_WAIT, bytes_within, count_within, duration_within, parse_cpu_list, positive_at_most,
 };
-use echo_bench::engine::{self, Progress};
-use echo_bench::export::{self, Exports, RunResult};
-use echo_bench::{Engine, Report, RunConfig, RunOptions, Stop, Workload};
-use echo_cli::{EXIT_FAILURE, Endpoint, exit_code, usage_exit};
+use echo_loadgen::engine::{self, Progress};
+use echo_loadgen::export::{self, Exports, RunResult};
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// Options of `echo-bench run`.
@@ -107,10 +107,10 @@ pub struct RunArgs {
 }
 
 /// The shortest `--interval`.
-const MIN_INTERVAL: Duration = echo_bench::engine::intervals::MIN_WIDTH;
+const MIN_INTERVAL: Duration = echo_loadgen::engine::intervals::MIN_WIDTH;
 
 /// One interval as the line `--interval` prints, as wrk2 and tcpkali print theirs.
-pub fn interval_line(i: &echo_bench::engine::IntervalFigures) -> String {
+pub fn interval_line(i: &echo_loadgen::engine::IntervalFigures) -> String {
     let server = i
         .server_cpu_cores
         .map_or_else(String::new, |c| format!("  server {c:.2} cores"));
@@ -191,7 +191,7 @@ impl RunArgs {
             connect_rate: self.connect_rate,
             threads: self
                 .threads
-                .unwrap_or_else(echo_bench::config::default_threads),
+                .unwrap_or_else(echo_loadgen::config::default_threads),
             engine: self.engine,
             seed: self.seed,
             server_pid: self.server_pid,
@@ -270,7 +270,7 @@ pub fn main(args: RunArgs) -> ExitCode {
     let config = RunConfig::new(args.options())
         .unwrap_or_else(|reason| usage_exit("echo-bench", &format!("error: {reason}")));
     // What would only fail once the run is under way is checked first.
-    let allowed = echo_bench::procfs::allowed_cpus();
+    let allowed = echo_loadgen::procfs::allowed_cpus();
     if let Some(cpu) = config
         .client_cpus
         .iter()
@@ -295,7 +295,7 @@ pub fn main(args: RunArgs) -> ExitCode {
     }
     for (option, path) in [("--hlog", &args.hlog), ("--timeline", &args.timeline)] {
         if let Some(path) = path
-            && let Err(why) = echo_bench::files::check_writable(path)
+            && let Err(why) = echo_loadgen::files::check_writable(path)
         {
             usage_exit("echo-bench", &format!("error: {option}: {why}"));
         }
@@ -317,7 +317,7 @@ pub fn main(args: RunArgs) -> ExitCode {
     wait_for_start(&args);
     let (bar, mut on_progress) = progress_bar(&config);
     let print_intervals = args.interval.is_some() && !args.quiet;
-    let mut on_interval = |i: &echo_bench::engine::IntervalFigures| {
+    let mut on_interval = |i: &echo_loadgen::engine::IntervalFigures| {
         live.observe(i);
         if print_intervals {
             // A hidden bar (stdout not a terminal) prints nothing through `println`.
@@ -372,14 +372,15 @@ pub fn main(args: RunArgs) -> ExitCode {
                 .map_or_else(String::new, |r| format!("{r:.0} msg/s")),
             config.target
         );
-        if let Err(e) = echo_bench::suite::charts::draw_timeline(path, &title, &outcome.intervals) {
+        if let Err(e) = echo_bench::render::charts::draw_timeline(path, &title, &outcome.intervals)
+        {
             eprintln!("echo-bench: cannot write {}: {e}", path.display());
             write_failed = true;
         }
     }
     if let Some(path) = &args.hlog {
         let log = engine::intervals::interval_log(&outcome.intervals, report.window_start_unix_s);
-        if let Err(e) = echo_bench::files::write(path, log) {
+        if let Err(e) = echo_loadgen::files::write(path, log) {
             eprintln!("echo-bench: cannot write {}: {e}", path.display());
             write_failed = true;
         }

@@ -26,7 +26,7 @@ pub struct StabilityArgs {
 /// Prints the report, stores it, and exits 1 when any run contradicts another.
 pub fn main(args: StabilityArgs) -> ExitCode {
     if !args.no_store
-        && let Err(why) = echo_bench::files::check_folder_writable(&args.results)
+        && let Err(why) = echo_loadgen::files::check_folder_writable(&args.results)
     {
         usage_exit("echo-bench", &format!("error: --results: {why}"));
     }
@@ -39,9 +39,12 @@ pub fn main(args: StabilityArgs) -> ExitCode {
     }
     let report = stability::check(&runs);
     let command = super::suite::command_line();
-    println!("{}", report.markdown(&command));
+    println!(
+        "{}",
+        echo_bench::render::stability::markdown(&report, &command)
+    );
     if !args.no_store {
-        match report.write(&args.results, &command) {
+        match stability::write(&report, &args.results, &command) {
             Ok(dir) => println!("wrote {}", dir.display()),
             Err(err) => {
                 eprintln!("echo-bench: cannot write the report: {err}");

@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use clap::Args;
 use echo_bench::capacity::{self, CapacityRun, Load, Objective, Phase, Plan, Step};
-use echo_bench::config::{
+use echo_cli::{EXIT_FAILURE, Endpoint, exit_code, usage_exit};
+use echo_loadgen::config::{
     MAX_CONNECTIONS, MAX_PAYLOAD, MAX_RATE, MAX_THREADS, MAX_WAIT, bytes_within, count_within,
     duration_within, positive_at_most,
 };
-use echo_cli::{EXIT_FAILURE, Endpoint, exit_code, usage_exit};
 
 use super::run::{CpuList, MAX_PID, parse_cpus};
 
@@ -94,7 +94,7 @@ impl CapacityArgs {
             timeout: self.timeout,
             threads: self
                 .threads
-                .unwrap_or_else(echo_bench::config::default_threads),
+                .unwrap_or_else(echo_loadgen::config::default_threads),
             server_pid: self.server_pid,
             client_cpus: self.client_cpus.as_ref().map(|c| c.0.clone()),
         }
@@ -156,7 +156,7 @@ pub fn summary(run: &CapacityRun) -> String {
         "p50 µs",
         "rounds"
     );
-    let est = |e: Option<echo_bench::ab::stats::Estimate>| {
+    let est = |e: Option<echo_analysis::bootstrap::Estimate>| {
         e.map_or_else(
             || "-".to_owned(),
             |e| format!("{:.0} [{:.0}, {:.0}]", e.median, e.low, e.high),
@@ -222,7 +222,7 @@ pub fn main(args: CapacityArgs) -> ExitCode {
         );
     }
     if let Some(path) = &args.json {
-        let checked = echo_bench::files::check_writable(path)
+        let checked = echo_loadgen::files::check_writable(path)
             .and_then(|()| capacity::check_replaceable(path));
         if let Err(why) = checked {
             usage_exit("echo-bench", &format!("error: {why}"));
@@ -253,7 +253,7 @@ pub fn main(args: CapacityArgs) -> ExitCode {
     print!("{}", summary(&run));
     if let Some(path) = &args.json {
         let json = serde_json::to_string_pretty(&run).expect("a capacity run serialises");
-        if let Err(e) = echo_bench::files::write(path, json + "\n") {
+        if let Err(e) = echo_loadgen::files::write(path, json + "\n") {
             eprintln!("echo-bench: cannot write {}: {e}", path.display());
             return exit_code(EXIT_FAILURE);
         }

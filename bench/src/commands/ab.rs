@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use clap::Args;
 use echo_bench::ab::{self, AbOptions, AbReport, BenchmarkSpec, Build, export};
-use echo_bench::config::{MAX_WAIT, duration_within};
-use echo_bench::export::Exports;
 use echo_cli::{EXIT_FAILURE, EXIT_SUCCESS, EXIT_USAGE, exit_code, usage_exit};
+use echo_loadgen::config::{MAX_WAIT, duration_within};
+use echo_loadgen::export::Exports;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::PinArgs;
@@ -184,7 +184,7 @@ fn benchmarks(
             ),
         );
     }
-    let registry = echo_bench::suite::server::Registry::of(servers)
+    let registry = echo_analysis::server::Registry::of(servers)
         .unwrap_or_else(|e| usage_exit("echo-bench", &format!("error: --server: {e}")));
     let parsed: Vec<BenchmarkSpec> = names
         .iter()
@@ -329,7 +329,7 @@ pub fn main(args: AbArgs) -> ExitCode {
     report.warnings.extend(skipped);
     bar.finish_and_clear();
     // Interrupted: the trials since are invalid; nothing of them is reported or written.
-    echo_bench::child::settle();
+    echo_loadgen::child::settle();
 
     if !args.quiet {
         print!("{}", export::table(&report));

@@ -1,0 +1,113 @@
+//! A run over several transports, shown: each transport's title, and the comparison of TCP
+//! with Unix sockets (computed by [`echo_analysis::transports`]) as a table and an advice line.
+
+use echo_analysis::aggregate::TIE_PCT;
+use echo_analysis::point::size_label;
+use echo_analysis::server::Server;
+use echo_analysis::transports::{Comparison, Saving, loads};
+use echo_servers::Transport;
+
+use super::Style;
+use super::format::signed_pct as signed;
+use super::table::{Cell, Column, Grid, Row};
+
+/// How reports title a transport's section.
+pub fn title(transport: Transport) -> &'static str {
+    match transport {
+        Transport::Tcp => "TCP",
+        Transport::Unix => "Unix domain sockets",
+        Transport::Udp => "UDP datagrams",
+    }
+}
+
+/// `7.9 → 4.1 µs (−48% [−52, −44])`.
+fn cell(c: &Comparison) -> String {
+    let change = c.change.as_ref().map_or(String::new(), |c| {
+        format!(" ({})", super::format::change(c))
+    });
+    format!("{:.1} → {:.1} µs{change}", c.tcp_us, c.unix_us)
+}
+
+/// The comparison as a table: one row per model, one column per load.
+pub fn grid(comparisons: &[Comparison]) -> Grid {
+    let loads = loads(comparisons);
+    let mut models: Vec<Server> = comparisons.iter().map(|c| c.model.clone()).collect();
+    models.sort();
+    models.dedup();
+    Grid {
+        title: "### TCP vs Unix sockets: server CPU per message, ping-pong".to_owned(),
+        columns: loads
+            .iter()
+            .map(|(c, p)| Column {
+                header: format!("{c} conn × {}", size_label(*p)),
+                by_cpu: false,
+            })
+            .collect(),
+        rows: models
+            .into_iter()
+            .map(|model| Row {
+                cells: loads
+                    .iter()
+                    .map(|load| {
+                        comparisons
+                            .iter()
+                            .find(|c| c.model == model && (c.connections, c.payload) == *load)
+                            .map_or(Cell::Missing, |c| Cell::Value {
+                                text: cell(c),
+                                leading: false,
+                                warnings: Vec::new(),
+                            })
+                    })
+                    .collect(),
+                server: model,
+            })
+            .collect(),
+    }
+}
+
+/// The markdown table, under its title and what its cells hold.
+pub fn table(comparisons: &[Comparison]) -> String {
+    if comparisons.is_empty() {
+        return String::new();
+    }
+    let grid = grid(comparisons);
+    format!(
+        "{}\n\nTCP → Unix medians, and the paired change with its 95% interval over the \
+         rounds.\n\n{}\n",
+        grid.title,
+        grid.markdown()
+    )
+}
+
+/// The advice line on what a Unix socket saves, per load: the median change over the models,
+/// its range, and how many models the data separates.
+pub fn advice(savings: &[Saving], style: Style) -> Option<String> {
+    let parts: Vec<String> = savings
+        .iter()
+        .map(|s| {
+            format!(
+                "at {} conn × {} server CPU per message changes by a median {} over {} \
+                 models (from {} to {}); the data puts Unix cheaper by more than ±{TIE_PCT:.0}% for \
+                 {} of them{}",
+                s.connections,
+                size_label(s.payload),
+                signed(s.median_pct),
+                s.models,
+                signed(s.lowest_pct),
+                signed(s.highest_pct),
+                s.cheaper,
+                s.cheapest.as_ref().map_or(String::new(), |(model, us)| format!(
+                    "; cheapest over Unix: {model} at {us:.1} µs"
+                ))
+            )
+        })
+        .collect();
+    (!parts.is_empty()).then(|| {
+        format!(
+            "{} (same host: sidecars, local databases, proxies): {}. \
+             Without the TCP stack, more of each message's cost is the model's own.",
+            style.bold("Unix sockets instead of TCP"),
+            parts.join("; ")
+        )
+    })
+}
