@@ -12,9 +12,9 @@
 //! misses and lock contention. It complements the timed comparison; it does not replace it.
 //!
 //! How the fixed costs go: the counts are read while the server runs, in windows. After the
-//! connections and a warm-up, the client marks (vgdb asks callgrind to dump its counters and
-//! zero them), marks again at once (an empty window: what a mark itself costs), sends N units
-//! and marks a third time; the figure is (full − empty) / N. Valgrind's start-up, the
+//! connections and a warm-up, the client has vgdb zero callgrind's counters, then marks (a
+//! dump of the counters, which zeroes them again) at once (an empty window: what a mark itself
+//! costs), sends N units and marks again; the figure is (full − empty) / N. Valgrind's start-up, the
 //! runtime's, the first messages' allocations and the shutdown are outside every window, so
 //! their variations (a shutdown that polls its threads every 2 ms costs more the slower it
 //! goes) cannot reach the figure, and one server per build and pair is enough. Base and head
@@ -49,16 +49,22 @@ pub const PREFIX: &str = "counted:";
 pub const DEFAULT_THRESHOLD_PCT: f64 = 0.3;
 /// Pairs per counted benchmark by default: a count varies little from run to run.
 pub const DEFAULT_PAIRS: usize = 5;
-/// Messages of a sample's counted window; churn opens a tenth as many connections.
-pub const DEFAULT_MESSAGES: u64 = 2_000;
+/// Messages of a sample's counted window; churn opens a tenth as many connections. The
+/// defaults count the same to the instruction at any size (the windows leave start-up and
+/// shutdown out), so this is only large enough for a timing-dependent benchmark's variations
+/// to average out somewhat.
+pub const DEFAULT_MESSAGES: u64 = 1_000;
 /// The counted benchmarks compared with `--metric instructions` when none are named: one model
-/// per family (event loop, async runtime, blocking code), as the loaded benchmarks take:
-/// ping-pong at one connection, the mio loop at 16 (one message in flight: the loop's cost with
-/// connections held), and churn on the work-stealing runtime. Left out to keep a counted run
-/// of the defaults short: more models at 16 connections, and stream, whose count depends on
-/// how the bytes are cut into reads, that is on timing (its A/A noise was ±18% here).
+/// per family (event loop, async runtime, blocking code) at one connection, the mio loop at 16
+/// (one message in flight: the loop's cost with connections held), and churn on the mio loop
+/// (accept, echo, close). Each of these counts the same to the instruction from run to run
+/// (tokio's ping-pong to a few hundredths of a percent). Left out: more models at 16
+/// connections, churn on tokio and thread-per-connection, whose counts depend on which thread
+/// runs when (tokio: which worker takes the new task and how often one wakes to find nothing,
+/// ±0.3%; thread-per-connection: a rare run of the allocator's slow path, +0.6% in one sample
+/// of six), and stream, whose count depends on how the bytes are cut into reads (±18%).
 pub const DEFAULT_BENCHMARKS: &str = "counted:ping-pong/mio/1,counted:ping-pong/tokio/1,\
-     counted:ping-pong/thread-per-connection/1,counted:ping-pong/mio/16,counted:churn/tokio/1";
+     counted:ping-pong/thread-per-connection/1,counted:ping-pong/mio/16,counted:churn/mio/1";
 
 /// How long a server under valgrind may take to listen: valgrind reads the binary's debug
 /// information first (a debug build's 150 MB took over 10 s on a busy 2-core machine).
@@ -108,7 +114,12 @@ pub struct Counting {
 /// The valgrind options every counted server runs with: callgrind, which counts instructions
 /// only by default (no cache or branch simulation) and, unlike cachegrind, dumps its counters
 /// when asked through vgdb (`--vgdb=yes`) while the server runs.
-const TOOL_ARGS: [&str; 3] = ["-q", "--tool=callgrind", "--vgdb=yes"];
+///
+/// `--fair-sched=yes`: valgrind runs one thread at a time, and with its default lock the next
+/// thread to run is whichever the kernel wakes first; the fair lock hands over in the order the
+/// threads asked, which makes a multi-threaded runtime's path less timing-dependent (tokio's
+/// churn: windows of 100 connections varied 0.9% without it, 0.17% with it).
+const TOOL_ARGS: [&str; 4] = ["-q", "--tool=callgrind", "--vgdb=yes", "--fair-sched=yes"];
 /// The name of callgrind's output in a counted server's folder (each dump a file beginning so).
 const OUT_FILE: &str = "callgrind.out";
 
@@ -235,8 +246,9 @@ fn find_vgdb(valgrind: &Path) -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
-/// How a counted server's counts are read while it runs: vgdb asks callgrind to dump its
-/// counters (and zero them), so each mark gives the instructions since the last one. The server
+/// How a counted server's counts are read while it runs: vgdb asks callgrind to zero its
+/// counters, or to dump them (which zeroes them too), so each mark gives the instructions since
+/// the last one. The server
 /// is idle at every mark ([`Quiet`]): vgdb then interrupts a sleeping thread, which costs the
 /// same few instructions every time, and an empty window measures them.
 #[derive(Debug, Clone)]
@@ -250,8 +262,20 @@ struct Marks {
 }
 
 impl Marks {
-    /// The server's instructions since the last mark (since its start, the first time).
+    /// Zeroes the server's counters (what it ran until now is left out).
+    fn zero(&mut self) -> Result<(), String> {
+        self.ask("zero")
+    }
+
+    /// The server's instructions since the last mark or zeroing.
     fn mark(&mut self) -> Result<u64, String> {
+        self.ask("dump")?;
+        self.dumps += 1;
+        self.read_part(self.dumps)
+    }
+
+    /// Gives callgrind one monitor command through vgdb and waits for it to be done.
+    fn ask(&self, request: &str) -> Result<(), String> {
         let mut command = Command::new(&self.vgdb);
         command
             .arg(format!("--vgdb-prefix={}", self.prefix.display()))
@@ -259,7 +283,7 @@ impl Marks {
             // The server sleeps in a system call at every mark: vgdb has to wake it (ptrace)
             // rather than wait for it to look by itself, which it would never do.
             .arg("--max-invoke-ms=1")
-            .arg("dump")
+            .arg(request)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -277,10 +301,9 @@ impl Marks {
                 let _ = err.read_to_string(&mut why);
             }
             let why = why.lines().last().unwrap_or("no message").to_owned();
-            return Err(format!("vgdb could not read the server's counts ({status}): {why}"));
+            return Err(format!("vgdb could not {request} the server's counts ({status}): {why}"));
         }
-        self.dumps += 1;
-        self.read_part(self.dumps)
+        Ok(())
     }
 
     /// The total of callgrind's dump `part` (each dump is a file of its own in the folder; its
@@ -370,6 +393,10 @@ impl Quiet {
     fn wait(self) -> Result<(), String> {
         let deadline = Instant::now() + IO_TIMEOUT;
         let mut last = None;
+        // Looking costs this process a read of /proc per thread: the pause between looks
+        // doubles up to a millisecond, so a server that is slow to settle (valgrind runs
+        // several at once on a busy machine) is not competed with for the CPU.
+        let mut pause = Duration::from_micros(20);
         loop {
             let now = self.look()?;
             if now.is_some() && now == last {
@@ -379,7 +406,8 @@ impl Quiet {
             if Instant::now() >= deadline {
                 return Err(format!("the server did not go idle within {IO_TIMEOUT:?}"));
             }
-            std::thread::sleep(Duration::from_micros(20));
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(1));
         }
     }
 
@@ -459,7 +487,7 @@ fn windows(
     run: impl FnOnce() -> Result<(), String>,
 ) -> Result<[u64; 2], String> {
     quiet.wait()?;
-    marks.mark()?;
+    marks.zero()?;
     quiet.wait()?;
     let empty = marks.mark()?;
     quiet.wait()?;
@@ -585,30 +613,40 @@ fn stream(target: &Endpoint, payload: usize, units: u64) -> Result<(), String> {
     close(client)
 }
 
-/// Counts one pair of a counted benchmark: `base` and `head`, one server each, both at once
-/// (started from this thread, the main one, so they die with this process; driven from threads
-/// of their own: a count does not depend on the machine's load); each side's sample is its
-/// instructions per unit.
-pub(super) fn pair(
+/// Counts pairs of counted benchmarks, every server of every pair at once (a count does not
+/// depend on how busy the machine is); each side's sample is its instructions per unit.
+pub(super) fn pairs(
     options: &AbOptions,
-    spec: &BenchmarkSpec,
-    sides: [(Side, &Build); 2],
+    jobs: &[(&BenchmarkSpec, [(Side, &Build); 2])],
     started: Instant,
-) -> [(Side, Sample); 2] {
+) -> Vec<[(Side, Sample); 2]> {
     let at_s = started.elapsed().as_secs_f64();
     let Some(valgrind) = options.count.valgrind.as_deref() else {
-        return sides
-            .map(|(side, _)| (side, invalid_sample("valgrind was not found".into(), at_s)));
+        return jobs
+            .iter()
+            .map(|(_, sides)| {
+                sides.map(|(side, _)| (side, invalid_sample("valgrind was not found".into(), at_s)))
+            })
+            .collect();
     };
-    let n = units(spec, options.count.messages);
-    let builds: Vec<&Build> = sides.iter().map(|&(_, build)| build).collect();
-    let mut counts = counts(valgrind, spec, &builds, n).into_iter();
-    sides.map(|(side, _)| (side, sample(spec, n, counts.next().expect("two"), at_s)))
+    let units_of = |spec: &BenchmarkSpec| units(spec, options.count.messages);
+    let servers: Vec<(&BenchmarkSpec, &Build, u64)> = jobs
+        .iter()
+        .flat_map(|&(spec, sides)| sides.map(|(_, build)| (spec, build, units_of(spec))))
+        .collect();
+    let mut counts = counts(valgrind, &servers).into_iter();
+    jobs.iter()
+        .map(|&(spec, sides)| {
+            sides.map(|(side, _)| {
+                let counts = counts.next().expect("one per side");
+                (side, sample(spec, units_of(spec), counts, at_s))
+            })
+        })
+        .collect()
 }
 
 /// A build's instructions per unit of `spec` (message, or connection for churn), counted over
-/// `messages` as a counted benchmark's sample is (from the main thread: the server is its
-/// child): what `cargo bench --bench counted` prints.
+/// `messages` as a counted benchmark's sample is: what `cargo bench --bench counted` prints.
 pub fn per_unit(
     valgrind: &Path,
     build: &Build,
@@ -616,9 +654,7 @@ pub fn per_unit(
     messages: u64,
 ) -> Result<f64, String> {
     let n = units(spec, messages);
-    let counts = counts(valgrind, spec, &[build], n)
-        .pop()
-        .expect("one");
+    let counts = counts(valgrind, &[(spec, build, n)]).pop().expect("one");
     let sample = sample(spec, n, counts, 0.0);
     match sample.invalid {
         Some(why) => Err(why),
@@ -626,27 +662,21 @@ pub fn per_unit(
     }
 }
 
-/// The two windows' counts ([`windows`]) of a server of each build, `units` units in the
-/// second, all at once: every server started from this thread, each driven from a thread of
-/// its own, then each killed (what it does after the last mark is not counted).
-fn counts(
-    valgrind: &Path,
-    spec: &BenchmarkSpec,
-    builds: &[&Build],
-    units: u64,
-) -> Vec<Result<[u64; 2], String>> {
-    let mut servers: Vec<Result<CountRun, String>> = builds
-        .iter()
-        .map(|&build| start(valgrind, build, spec))
-        .collect();
-    let driven: Vec<Result<[u64; 2], String>> = std::thread::scope(|scope| {
+/// The two windows' counts ([`windows`]) of a server for each `(spec, build, units)`, all at
+/// once, each server started, driven and killed by a thread of its own (it dies with that
+/// thread: `child::spawn`; what it does after the last mark is not counted, and waiting for its
+/// shutdown under valgrind would only cost time).
+fn counts(valgrind: &Path, servers: &[(&BenchmarkSpec, &Build, u64)]) -> Vec<Result<[u64; 2], String>> {
+    std::thread::scope(|scope| {
         let handles: Vec<_> = servers
-            .iter_mut()
-            .map(|run| {
+            .iter()
+            .map(|&(spec, build, units)| {
                 scope.spawn(move || {
-                    let run = run.as_mut().map_err(|why| why.clone())?;
+                    let mut run = start(valgrind, build, spec)?;
                     let target = run.server.endpoint().clone();
-                    drive(&target, &mut run.marks, spec, units)
+                    let counts = drive(&target, &mut run.marks, spec, units);
+                    drop(run);
+                    counts
                 })
             })
             .collect();
@@ -657,11 +687,7 @@ fn counts(
                     .unwrap_or_else(|_| Err("the client panicked".into()))
             })
             .collect()
-    });
-    // Dropped, the servers are killed: their shutdown is not counted, and waiting for it under
-    // valgrind would only cost time.
-    drop(servers);
-    driven
+    })
 }
 
 /// A side's sample from its two windows' counts: the empty one's (a mark's own cost) taken
