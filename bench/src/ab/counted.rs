@@ -301,7 +301,9 @@ impl Marks {
                 let _ = err.read_to_string(&mut why);
             }
             let why = why.lines().last().unwrap_or("no message").to_owned();
-            return Err(format!("vgdb could not {request} the server's counts ({status}): {why}"));
+            return Err(format!(
+                "vgdb could not {request} the server's counts ({status}): {why}"
+            ));
         }
         Ok(())
     }
@@ -666,7 +668,10 @@ pub fn per_unit(
 /// once, each server started, driven and killed by a thread of its own (it dies with that
 /// thread: `child::spawn`; what it does after the last mark is not counted, and waiting for its
 /// shutdown under valgrind would only cost time).
-fn counts(valgrind: &Path, servers: &[(&BenchmarkSpec, &Build, u64)]) -> Vec<Result<[u64; 2], String>> {
+fn counts(
+    valgrind: &Path,
+    servers: &[(&BenchmarkSpec, &Build, u64)],
+) -> Vec<Result<[u64; 2], String>> {
     std::thread::scope(|scope| {
         let handles: Vec<_> = servers
             .iter()
