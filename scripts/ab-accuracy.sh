@@ -13,6 +13,8 @@
 #   runs per counted benchmark; AB_OPTS go to every `ab` run (and are recorded in the summary).
 #   METRIC=instructions measures the counted half alone (counts do not depend on the machine's
 #   load, so it may run beside other work; the timed half needs a quiet machine).
+#   BEFORE_RUN="cmd": a command run before every `ab` run (e.g. a gate that waits while someone
+#   else measures on a shared machine), so a long study keeps out of their way between runs.
 # Writes every run's JSON and a summary.md to results/ab-accuracy-<date>-<host>-<time>/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,7 +36,10 @@ out="results/ab-accuracy-$(date -u +%Y-%m-%d)-$(hostname)-$(date -u +%H%M%S)"
 mkdir -p "$out"
 started=$(date +%s)
 
+before_run() { if [ -n "${BEFORE_RUN:-}" ]; then sh -c "$BEFORE_RUN"; fi; }
+
 for i in $(seq 1 "$aa_runs"); do
+    before_run
     # Exit codes 0 and 1 are both results here; 2 (invalid) is kept and counted too.
     # shellcheck disable=SC2086 # AB_OPTS is a list of options.
     "$bin" ab --base "$bin" --head "$bin" --metric "$metric" --seed "$i" --quiet --json "$out/aa-$i.json" ${AB_OPTS:-} || true
@@ -42,6 +47,7 @@ for i in $(seq 1 "$aa_runs"); do
 done
 for ns in "${handicaps[@]+"${handicaps[@]}"}"; do
     for i in $(seq 1 "$per_handicap"); do
+        before_run
         "$bin" ab --base "$bin" --head "$bin" --head-server-arg="--handicap-ns=$ns" \
             --seed "$((1000 + i))" --quiet --json "$out/handicap-$ns-$i.json" ${AB_OPTS:-} || true
         echo "handicap $ns ns $i/$per_handicap done"
@@ -64,6 +70,7 @@ PY
     while read -r name instructions; do
         slug=$(echo "$name" | tr ':/' '__')
         for i in $(seq 1 "$count_runs"); do
+            before_run
             # shellcheck disable=SC2086 # AB_OPTS is a list of options.
             "$bin" ab --base "$bin" --head "$bin" --metric instructions --benchmarks "$name" \
                 --head-server-arg="--handicap-instructions=$instructions" \
@@ -81,6 +88,8 @@ handicaps = sys.argv[10:]
 load = lambda p: json.load(open(p))
 env = f"AB_OPTS=\"{opts}\" " if opts else ""
 env += f"METRIC={metric} COUNT_HANDICAP_PCT={count_pct} COUNT_HANDICAP_RUNS={count_runs} "
+if os.environ.get("BEFORE_RUN"):
+    env += f"BEFORE_RUN=\"{os.environ['BEFORE_RUN']}\" "
 lines = [f"# `echo-bench ab` accuracy on {os.uname().nodename}", "",
          f"Made by `{env}scripts/ab-accuracy.sh {aa_runs} {per} {' '.join(handicaps)}` in {elapsed} s "
          f"(load at the end: `{load_avg.strip()}`).", ""]

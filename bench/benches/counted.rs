@@ -1,16 +1,16 @@
 //! `counted/<workload>/<model>/1`: each model's user-space instructions per message (per
 //! connection for churn), counted under valgrind as `echo-bench ab --metric instructions` counts
-//! them (`echo_bench::ab::counted`): the `echo-bench` binary's server under cachegrind without
-//! its cache simulation, a fixed number of messages from this process, the count at N and at 2N
-//! messages, and their difference per message, so start-up and shutdown cancel. A count does
-//! not depend on the machine's load, so these figures need no quiet machine; they miss the
-//! kernel, waiting and contention, which only the timed benches see.
+//! them (`echo_bench::ab::counted`): the `echo-bench` binary's server under callgrind (no cache
+//! or branch simulation), a fixed number of messages from this process, the counts read while
+//! the server runs (an empty window's taken from a window of N messages), so start-up and
+//! shutdown are left out. A count does not depend on the machine's load, so these figures need
+//! no quiet machine; they miss the kernel, waiting and contention, which only the timed benches
+//! see.
 //!
 //! Not a criterion group: criterion times iterations, and a count comes from a whole server
 //! process. `cargo bench --bench counted [FILTER]` counts ping-pong and churn of every model
 //! this machine runs (FILTER: a substring of the name); in test mode (`cargo test --benches`)
-//! it counts one model's ping-pong at 400 messages, to keep the path working (a debug build's
-//! fixed costs vary by a few thousand instructions, which 20 messages did not outweigh). Without
+//! it counts one model's ping-pong at 400 messages, to keep the path working. Without
 //! valgrind it says so in one line and succeeds.
 
 use std::path::PathBuf;

@@ -85,7 +85,7 @@ fn a_counted_a_a_comparison_is_no_change_with_a_count_per_message() {
     }
     assert!(bench.noise_floor_pct.is_some_and(|f| f < 2.0), "{bench:?}");
     let counting = report.counting.as_ref().expect("how it counted");
-    assert!(counting.tool.contains("cachegrind"), "{counting:?}");
+    assert!(counting.tool.contains("callgrind"), "{counting:?}");
     assert_eq!((counting.messages, counting.pairs), (400, 3));
     std::fs::remove_dir_all(&dir).ok();
 }

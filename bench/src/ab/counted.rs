@@ -1,7 +1,8 @@
 //! Counted benchmarks (`counted:WORKLOAD/MODEL/CONNECTIONS`): each build's server runs under
-//! valgrind (cachegrind without its cache simulation: it counts the user-space instructions the
-//! server executes, nothing else), a client in this process sends it a fixed number of messages,
-//! and the figure is the server's instructions per message (per connection for churn).
+//! valgrind (callgrind without cache or branch simulation: it counts the user-space
+//! instructions the server executes, nothing else), a client in this process sends it a fixed
+//! number of messages, and the figure is the server's instructions per message (per connection
+//! for churn).
 //!
 //! Why: a timed comparison on a shared machine cannot see a change below its noise floor
 //! (0.2–3% here), and a one-connection benchmark is bound by wake-up latency, not by the
@@ -10,21 +11,25 @@
 //! What it cannot see: the kernel (syscalls, the network stack, scheduling), waiting, cache
 //! misses and lock contention. It complements the timed comparison; it does not replace it.
 //!
-//! How the fixed costs go: valgrind's start-up, the runtime's, the first message's allocations
-//! and the shutdown are counted too, so each sample is two server runs, one with N messages and
-//! one with 2N, and the figure is the slope, (count(2N) − count(N)) / N. The four runs of a pair
-//! (base N and 2N, head N and 2N) go at once: a count does not depend on how busy the machine
-//! is, only on which paths the code takes.
+//! How the fixed costs go: the counts are read while the server runs, in windows. After the
+//! connections and a warm-up, the client has vgdb zero callgrind's counters, then marks (a
+//! dump of the counters, which zeroes them again) at once (an empty window: what a mark itself
+//! costs), sends N units and marks again; the figure is (full − empty) / N. Valgrind's start-up, the
+//! runtime's, the first messages' allocations and the shutdown are outside every window, so
+//! their variations (a shutdown that polls its threads every 2 ms costs more the slower it
+//! goes) cannot reach the figure, and one server per build and pair is enough. Base and head
+//! run at once: a count does not depend on how busy the machine is, only on which paths the
+//! code takes.
 //!
 //! Determinism: the client has exactly one message in flight (ping-pong goes round-robin over
 //! its connections, one at a time, so a readiness loop never sees two at once), and sends the
 //! next only once every thread of the server sleeps again (read from /proc: a message that
 //! arrives while the server is still busy with the last one changes how many wake-ups and reads
-//! it costs); churn waits for the server's close before the next connect, and the server is
-//! stopped only after it closed every connection. What remains timing-dependent: stream (how the bytes are cut into reads
-//! depends on when the server runs), and any runtime that spins or parks depending on time
-//! (tokio's work-stealing workers: which worker wakes, and how often a worker finds nothing,
-//! depends on valgrind's thread scheduling). A benchmark's A/A noise floor says how much.
+//! it costs); churn waits for the server's close before the next connect. What remains
+//! timing-dependent: stream (how the bytes are cut into reads depends on when the server runs),
+//! and any runtime that spins or parks depending on time (tokio's work-stealing workers: which
+//! worker wakes, and how often a worker finds nothing, depends on valgrind's thread
+//! scheduling). A benchmark's A/A noise floor says how much.
 //!
 //! The load generator is this process's, for both builds: the count is of the server alone,
 //! and one client sends both builds the same bytes.
@@ -48,17 +53,22 @@ pub const PREFIX: &str = "counted:";
 pub const DEFAULT_THRESHOLD_PCT: f64 = 0.3;
 /// Pairs per counted benchmark by default: a count varies little from run to run.
 pub const DEFAULT_PAIRS: usize = 5;
-/// Messages of the shorter of a sample's two runs (the other has twice as many); churn opens
-/// a tenth as many connections.
-pub const DEFAULT_MESSAGES: u64 = 2_000;
+/// Messages of a sample's counted window; churn opens a tenth as many connections. The
+/// defaults count the same to the instruction at any size (the windows leave start-up and
+/// shutdown out), so this is only large enough for a timing-dependent benchmark's variations
+/// to average out somewhat.
+pub const DEFAULT_MESSAGES: u64 = 1_000;
 /// The counted benchmarks compared with `--metric instructions` when none are named: one model
-/// per family (event loop, async runtime, blocking code), as the loaded benchmarks take:
-/// ping-pong at one connection, the mio loop at 16 (one message in flight: the loop's cost with
-/// connections held), and churn on the work-stealing runtime. Left out to keep a counted run
-/// of the defaults short: more models at 16 connections, and stream, whose count depends on
-/// how the bytes are cut into reads, that is on timing (its A/A noise was ±18% here).
+/// per family (event loop, async runtime, blocking code) at one connection, the mio loop at 16
+/// (one message in flight: the loop's cost with connections held), and churn on the mio loop
+/// (accept, echo, close). Each of these counts the same to the instruction from run to run
+/// (tokio's ping-pong to a few hundredths of a percent). Left out: more models at 16
+/// connections, churn on tokio and thread-per-connection, whose counts depend on which thread
+/// runs when (tokio: which worker takes the new task and how often one wakes to find nothing,
+/// ±0.3%; thread-per-connection: a rare run of the allocator's slow path, +0.6% in one sample
+/// of six), and stream, whose count depends on how the bytes are cut into reads (±18%).
 pub const DEFAULT_BENCHMARKS: &str = "counted:ping-pong/mio/1,counted:ping-pong/tokio/1,\
-     counted:ping-pong/thread-per-connection/1,counted:ping-pong/mio/16,counted:churn/tokio/1";
+     counted:ping-pong/thread-per-connection/1,counted:ping-pong/mio/16,counted:churn/mio/1";
 
 /// How long a server under valgrind may take to listen: valgrind reads the binary's debug
 /// information first (a debug build's 150 MB took over 10 s on a busy 2-core machine).
@@ -72,7 +82,7 @@ pub struct CountOptions {
     /// The valgrind program; `None` where none was found (counted benchmarks are then left out
     /// by the caller, or invalid).
     pub valgrind: Option<PathBuf>,
-    /// Messages of a sample's shorter run ([`DEFAULT_MESSAGES`]).
+    /// Messages of a sample's counted window ([`DEFAULT_MESSAGES`]).
     pub messages: u64,
     /// Pairs per counted benchmark.
     pub pairs: usize,
@@ -97,7 +107,7 @@ impl Default for CountOptions {
 pub struct Counting {
     /// The counting tool and its options.
     pub tool: String,
-    /// Messages of each sample's shorter run (the longer has twice as many; churn a tenth).
+    /// Messages of each sample's counted window (churn: a tenth as many connections).
     pub messages: u64,
     /// Pairs per counted benchmark.
     pub pairs: usize,
@@ -105,8 +115,17 @@ pub struct Counting {
     pub threshold_pct: f64,
 }
 
-/// The valgrind options every counted server runs with: cachegrind counting instructions only.
-const TOOL_ARGS: [&str; 3] = ["-q", "--tool=cachegrind", "--cache-sim=no"];
+/// The valgrind options every counted server runs with: callgrind, which counts instructions
+/// only by default (no cache or branch simulation) and, unlike cachegrind, dumps its counters
+/// when asked through vgdb (`--vgdb=yes`) while the server runs.
+///
+/// `--fair-sched=yes`: valgrind runs one thread at a time, and with its default lock the next
+/// thread to run is whichever the kernel wakes first; the fair lock hands over in the order the
+/// threads asked, which makes a multi-threaded runtime's path less timing-dependent (tokio's
+/// churn: windows of 100 connections varied 0.9% without it, 0.17% with it).
+const TOOL_ARGS: [&str; 4] = ["-q", "--tool=callgrind", "--vgdb=yes", "--fair-sched=yes"];
+/// The name of callgrind's output in a counted server's folder (each dump a file beginning so).
+const OUT_FILE: &str = "callgrind.out";
 
 impl Counting {
     /// The record of `options`.
@@ -163,7 +182,7 @@ pub fn find_valgrind() -> Option<PathBuf> {
         })
 }
 
-/// The units a sample's shorter run sends: messages, or connections for churn.
+/// The units a sample's counted window sends: messages, or connections for churn.
 fn units(spec: &BenchmarkSpec, messages: u64) -> u64 {
     match spec.workload {
         Workload::Churn => (messages / 10).max(2),
@@ -171,22 +190,24 @@ fn units(spec: &BenchmarkSpec, messages: u64) -> u64 {
     }
 }
 
-/// One counted server run under way: a build's server under valgrind, and where valgrind
-/// will write its counts.
+/// One counted server under way: a build's server under callgrind, and where its counts go.
 struct CountRun {
     server: ServerProcess,
-    out: PathBuf,
-    /// The private folder of valgrind's output file, removed when the run is done.
+    marks: Marks,
+    /// The private folder of valgrind's output and vgdb's pipes, removed when the run is done.
     _folder: tempfile::TempDir,
 }
 
 /// Starts `build`'s server for `spec` under valgrind.
 fn start(valgrind: &Path, build: &Build, spec: &BenchmarkSpec) -> Result<CountRun, String> {
+    let vgdb = find_vgdb(valgrind).ok_or("vgdb (valgrind's own) was not found")?;
     let folder = echo_loadgen::files::private_dir("echo-bench-counted")
         .map_err(|e| format!("no folder for valgrind's output: {e}"))?;
-    let out = folder.path().join("cachegrind.out");
+    let out = folder.path().join(OUT_FILE);
+    let prefix = folder.path().join("vgdb");
     let mut args: Vec<String> = TOOL_ARGS.iter().map(|&a| a.to_owned()).collect();
-    args.push(format!("--cachegrind-out-file={}", out.display()));
+    args.push(format!("--callgrind-out-file={}", out.display()));
+    args.push(format!("--vgdb-prefix={}", prefix.display()));
     args.push(build.binary.display().to_string());
     args.push("serve".into());
     let launcher = Launcher {
@@ -203,27 +224,115 @@ fn start(valgrind: &Path, build: &Build, spec: &BenchmarkSpec) -> Result<CountRu
             START_LIMIT,
         )
         .map_err(|why| format!("server under valgrind: {why}"))?;
+    let marks = Marks {
+        vgdb,
+        prefix,
+        folder: folder.path().to_owned(),
+        pid: server.pid(),
+        dumps: 0,
+    };
     Ok(CountRun {
         server,
-        out,
+        marks,
         _folder: folder,
     })
 }
 
-impl CountRun {
-    /// Stops the server (valgrind writes its counts as it exits) and reads its total count.
-    fn finish(self) -> Result<u64, String> {
-        self.server
-            .stop()
-            .map_err(|why| format!("server under valgrind: {why}"))?;
-        let text = std::fs::read_to_string(&self.out)
-            .map_err(|e| format!("valgrind wrote no counts ({e})"))?;
-        total_instructions(&text)
+/// `vgdb` beside `valgrind` (the one of the same installation), else on the PATH.
+fn find_vgdb(valgrind: &Path) -> Option<PathBuf> {
+    let beside = valgrind.with_file_name("vgdb");
+    if beside.is_file() {
+        return Some(beside);
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join("vgdb"))
+        .find(|candidate| candidate.is_file())
+}
+
+/// How a counted server's counts are read while it runs: vgdb asks callgrind to zero its
+/// counters, or to dump them (which zeroes them too), so each mark gives the instructions since
+/// the last one. The server
+/// is idle at every mark ([`Quiet`]): vgdb then interrupts a sleeping thread, which costs the
+/// same few instructions every time, and an empty window measures them.
+#[derive(Debug, Clone)]
+struct Marks {
+    vgdb: PathBuf,
+    prefix: PathBuf,
+    folder: PathBuf,
+    pid: u32,
+    /// Dumps asked for so far: the next one is part `dumps + 1` of callgrind's output.
+    dumps: u32,
+}
+
+impl Marks {
+    /// Zeroes the server's counters (what it ran until now is left out).
+    fn zero(&mut self) -> Result<(), String> {
+        self.ask("zero")
+    }
+
+    /// The server's instructions since the last mark or zeroing.
+    fn mark(&mut self) -> Result<u64, String> {
+        self.ask("dump")?;
+        self.dumps += 1;
+        self.read_part(self.dumps)
+    }
+
+    /// Gives callgrind one monitor command through vgdb and waits for it to be done.
+    fn ask(&self, request: &str) -> Result<(), String> {
+        let mut command = Command::new(&self.vgdb);
+        command
+            .arg(format!("--vgdb-prefix={}", self.prefix.display()))
+            .arg(format!("--pid={}", self.pid))
+            // The server sleeps in a system call at every mark: vgdb has to wake it (ptrace)
+            // rather than wait for it to look by itself, which it would never do.
+            .arg("--max-invoke-ms=1")
+            .arg(request)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = echo_loadgen::child::spawn(&mut command)
+            .map_err(|e| format!("cannot run vgdb: {e}"))?;
+        let status = echo_loadgen::child::wait_until(&mut child, Instant::now() + IO_TIMEOUT)
+            .map_err(|e| format!("vgdb: {e}"))?;
+        let Some(status) = status else {
+            echo_loadgen::child::kill(&mut child);
+            return Err(format!("vgdb did not answer within {IO_TIMEOUT:?}"));
+        };
+        if !status.success() {
+            let mut why = String::new();
+            if let Some(mut err) = child.stderr.take() {
+                let _ = err.read_to_string(&mut why);
+            }
+            let why = why.lines().last().unwrap_or("no message").to_owned();
+            return Err(format!(
+                "vgdb could not {request} the server's counts ({status}): {why}"
+            ));
+        }
+        Ok(())
+    }
+
+    /// The total of callgrind's dump `part` (each dump is a file of its own in the folder; its
+    /// header says which part it is).
+    fn read_part(&self, part: u32) -> Result<u64, String> {
+        let entries = std::fs::read_dir(&self.folder)
+            .map_err(|e| format!("cannot read valgrind's folder: {e}"))?;
+        let want = format!("part: {part}");
+        for entry in entries.flatten() {
+            if !entry.file_name().to_string_lossy().starts_with(OUT_FILE) {
+                continue;
+            }
+            let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+            if text.lines().any(|l| l.trim() == want) {
+                return total_instructions(&text);
+            }
+        }
+        Err(format!("callgrind wrote no dump {part}"))
     }
 }
 
-/// The total instruction count of a cachegrind output file: its `summary:` line's first
-/// figure, the `Ir` event.
+/// The total instruction count of a callgrind (or cachegrind) output file: its `totals:` (or
+/// `summary:`) line's first figure, the `Ir` event.
 pub fn total_instructions(text: &str) -> Result<u64, String> {
     let events = text
         .lines()
@@ -235,10 +344,14 @@ pub fn total_instructions(text: &str) -> Result<u64, String> {
             events.trim()
         ));
     }
-    text.lines()
-        .find_map(|l| l.strip_prefix("summary:"))
-        .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
-        .ok_or_else(|| "valgrind's output has no `summary:` count".into())
+    let line = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+    };
+    line("totals:")
+        .or_else(|| line("summary:"))
+        .ok_or_else(|| "valgrind's output has no `totals:` count".into())
 }
 
 /// The byte at `index` of message `k` on connection `conn`: a pattern the echo is checked
@@ -274,39 +387,63 @@ struct Quiet {
 }
 
 impl Quiet {
-    /// Waits until every thread of the server sleeps (no thread runnable or running), so the
-    /// next step finds it waiting, as it did the last time. Without this the count depends on
-    /// timing: a message that arrives while an edge-triggered loop is still reading the last
-    /// one is read at once, and the loop later wakes for it a second time to find nothing,
-    /// which costs a wake-up, a failed read and an error value more (seen: ±15% per message
-    /// for mio under valgrind, where the server runs slowly and the client does not).
+    /// Waits until every thread of the server sleeps (no thread runnable or running) and none
+    /// has run between two looks, so the next step finds it waiting, as it did the last time.
+    /// Without this the count depends on timing: a message that arrives while an
+    /// edge-triggered loop is still reading the last one is read at once, and the loop later
+    /// wakes for it a second time to find nothing, which costs a wake-up, a failed read and an
+    /// error value more (seen: ±15% per message for mio under valgrind, where the server runs
+    /// slowly and the client does not). The second look, with the threads' run counts
+    /// unchanged, rules out a moment between two of them (valgrind runs one thread at a time
+    /// and hands over to the next).
     fn wait(self) -> Result<(), String> {
         let deadline = Instant::now() + IO_TIMEOUT;
-        let tasks = PathBuf::from(format!("/proc/{}/task", self.pid));
+        let mut last = None;
+        // Looking costs this process a read of /proc per thread: the pause between looks
+        // doubles up to a millisecond, so a server that is slow to settle (valgrind runs
+        // several at once on a busy machine) is not competed with for the CPU.
+        let mut pause = Duration::from_micros(20);
         loop {
-            let entries = std::fs::read_dir(&tasks)
-                .map_err(|e| format!("cannot read {}: {e}", tasks.display()))?;
-            let mut quiet = true;
-            for entry in entries.flatten() {
-                let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-                // The state follows the command's closing parenthesis (the command may hold
-                // spaces and parentheses of its own).
-                let state = stat
-                    .rsplit_once(')')
-                    .and_then(|(_, rest)| rest.trim().chars().next());
-                if !matches!(state, Some('S') | None) {
-                    quiet = false;
-                    break;
-                }
-            }
-            if quiet {
+            let now = self.look()?;
+            if now.is_some() && now == last {
                 return Ok(());
             }
+            last = now;
             if Instant::now() >= deadline {
                 return Err(format!("the server did not go idle within {IO_TIMEOUT:?}"));
             }
-            std::thread::sleep(Duration::from_micros(20));
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(1));
         }
+    }
+
+    /// The server's threads and how often each has been run on a CPU, if every one sleeps.
+    fn look(self) -> Result<Option<Vec<(u64, u64)>>, String> {
+        let tasks = PathBuf::from(format!("/proc/{}/task", self.pid));
+        let entries = std::fs::read_dir(&tasks)
+            .map_err(|e| format!("cannot read {}: {e}", tasks.display()))?;
+        let mut seen = Vec::new();
+        for entry in entries.flatten() {
+            let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+            // The state follows the command's closing parenthesis (the command may hold
+            // spaces and parentheses of its own).
+            let state = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.trim().chars().next());
+            if !matches!(state, Some('S') | None) {
+                return Ok(None);
+            }
+            // schedstat: time on a CPU, time waiting for one, times run (a thread gone
+            // meanwhile reads as nothing).
+            let runs = std::fs::read_to_string(entry.path().join("schedstat"))
+                .ok()
+                .and_then(|s| s.split_whitespace().nth(2)?.parse().ok())
+                .unwrap_or(0);
+            let tid = entry.file_name().to_string_lossy().parse().unwrap_or(0);
+            seen.push((tid, runs));
+        }
+        seen.sort_unstable();
+        Ok(Some(seen))
     }
 }
 
@@ -337,13 +474,48 @@ fn close(client: Client) -> Result<(), String> {
     }
 }
 
-/// Sends `units` messages (connections for churn) of `spec` to the server at `target`, one at a
-/// time, each once the server is idle again ([`Quiet`]), checking every echo; every connection
-/// is closed by the server before it returns.
-fn drive(target: &Endpoint, quiet: Quiet, spec: &BenchmarkSpec, units: u64) -> Result<(), String> {
+/// Units (messages, or connections for churn) sent before the first mark, so the counted
+/// windows find the server's buffers, tables and allocator caches as every later unit does.
+fn warmup_units(spec: &BenchmarkSpec) -> u64 {
+    match spec.workload {
+        Workload::Churn => 16,
+        _ => (4 * spec.connections as u64).max(64),
+    }
+}
+
+/// The two windows of a counted server, read by `marks` with the server idle at each mark:
+/// an empty one (what a mark itself costs: the wake-up of the thread vgdb interrupted) and one
+/// of `run`. Everything before the first mark (valgrind's and the runtime's start-up, the
+/// connections, the warm-up) and after the last (shutdown) is left out.
+fn windows(
+    marks: &mut Marks,
+    quiet: Quiet,
+    run: impl FnOnce() -> Result<(), String>,
+) -> Result<[u64; 2], String> {
+    quiet.wait()?;
+    marks.zero()?;
+    quiet.wait()?;
+    let empty = marks.mark()?;
+    quiet.wait()?;
+    run()?;
+    quiet.wait()?;
+    let full = marks.mark()?;
+    Ok([empty, full])
+}
+
+/// Drives the server at `target` through `spec`'s warm-up and its two windows ([`windows`]),
+/// the second of `units` messages (connections for churn), one at a time, each once the server
+/// is idle again ([`Quiet`]), checking every echo; every connection is closed by the server
+/// before it returns.
+fn drive(
+    target: &Endpoint,
+    marks: &mut Marks,
+    spec: &BenchmarkSpec,
+    units: u64,
+) -> Result<[u64; 2], String> {
+    let quiet = Quiet { pid: marks.pid };
     let payload = spec.payload;
-    let mut sent = vec![0u8; payload];
-    let mut got = vec![0u8; payload];
+    let warmup = warmup_units(spec);
     match spec.workload {
         Workload::PingPong => {
             let mut clients = Vec::new();
@@ -351,32 +523,52 @@ fn drive(target: &Endpoint, quiet: Quiet, spec: &BenchmarkSpec, units: u64) -> R
                 clients.push(connect(target)?);
                 quiet.wait()?;
             }
-            for k in 0..units {
-                let conn = (k % clients.len() as u64) as usize;
-                fill(&mut sent, conn, k);
-                echo_one(&clients[conn], &sent, &mut got)?;
-                quiet.wait()?;
-            }
+            let mut sent = vec![0u8; payload];
+            let mut got = vec![0u8; payload];
+            let mut k = 0u64;
+            let mut send = |count: u64| -> Result<(), String> {
+                for _ in 0..count {
+                    let conn = (k % clients.len() as u64) as usize;
+                    fill(&mut sent, conn, k);
+                    echo_one(&clients[conn], &sent, &mut got)?;
+                    quiet.wait()?;
+                    k += 1;
+                }
+                Ok(())
+            };
+            send(warmup)?;
+            let counts = windows(marks, quiet, || send(units))?;
             for client in clients {
                 close(client)?;
                 quiet.wait()?;
             }
-            Ok(())
+            Ok(counts)
         }
         Workload::Churn => {
-            for k in 0..units {
-                let client = connect(target)?;
-                quiet.wait()?;
-                fill(&mut sent, 0, k);
-                echo_one(&client, &sent, &mut got)?;
-                quiet.wait()?;
-                close(client)?;
-                quiet.wait()?;
-            }
-            Ok(())
+            let mut sent = vec![0u8; payload];
+            let mut got = vec![0u8; payload];
+            let mut k = 0u64;
+            let mut churn = |count: u64| -> Result<(), String> {
+                for _ in 0..count {
+                    let client = connect(target)?;
+                    quiet.wait()?;
+                    fill(&mut sent, 0, k);
+                    echo_one(&client, &sent, &mut got)?;
+                    quiet.wait()?;
+                    close(client)?;
+                    quiet.wait()?;
+                    k += 1;
+                }
+                Ok(())
+            };
+            churn(warmup)?;
+            windows(marks, quiet, || churn(units))
         }
         // Back to back: how the bytes are cut into reads depends on timing (said in the docs).
-        Workload::Stream => stream(target, payload, units),
+        Workload::Stream => {
+            stream(target, payload, warmup)?;
+            windows(marks, quiet, || stream(target, payload, units))
+        }
         Workload::Rate => Err("an open loop cannot be counted".into()),
     }
 }
@@ -427,36 +619,40 @@ fn stream(target: &Endpoint, payload: usize, units: u64) -> Result<(), String> {
     close(client)
 }
 
-/// Counts one pair of a counted benchmark: `base` and `head`, each at N and 2N units, the four
-/// servers at once (started from this thread, the main one, so they die with this process;
-/// driven from threads of their own); each side's sample is its instructions per unit.
-pub(super) fn pair(
+/// Counts pairs of counted benchmarks, every server of every pair at once (a count does not
+/// depend on how busy the machine is); each side's sample is its instructions per unit.
+pub(super) fn pairs(
     options: &AbOptions,
-    spec: &BenchmarkSpec,
-    sides: [(Side, &Build); 2],
+    jobs: &[(&BenchmarkSpec, [(Side, &Build); 2])],
     started: Instant,
-) -> [(Side, Sample); 2] {
+) -> Vec<[(Side, Sample); 2]> {
     let at_s = started.elapsed().as_secs_f64();
     let Some(valgrind) = options.count.valgrind.as_deref() else {
-        return sides
-            .map(|(side, _)| (side, invalid_sample("valgrind was not found".into(), at_s)));
+        return jobs
+            .iter()
+            .map(|(_, sides)| {
+                sides.map(|(side, _)| (side, invalid_sample("valgrind was not found".into(), at_s)))
+            })
+            .collect();
     };
-    let n = units(spec, options.count.messages);
-    // base N, base 2N, head N, head 2N (in the pair's order).
-    let runs: Vec<(&Build, u64)> = sides
+    let units_of = |spec: &BenchmarkSpec| units(spec, options.count.messages);
+    let servers: Vec<(&BenchmarkSpec, &Build, u64)> = jobs
         .iter()
-        .flat_map(|&(_, build)| [(build, n), (build, 2 * n)])
+        .flat_map(|&(spec, sides)| sides.map(|(_, build)| (spec, build, units_of(spec))))
         .collect();
-    let mut counts = counts(valgrind, spec, &runs).into_iter();
-    sides.map(|(side, _)| {
-        let (short, long) = (counts.next().expect("four"), counts.next().expect("four"));
-        (side, sample(spec, n, short, long, at_s))
-    })
+    let mut counts = counts(valgrind, &servers).into_iter();
+    jobs.iter()
+        .map(|&(spec, sides)| {
+            sides.map(|(side, _)| {
+                let counts = counts.next().expect("one per side");
+                (side, sample(spec, units_of(spec), counts, at_s))
+            })
+        })
+        .collect()
 }
 
-/// A build's instructions per unit of `spec` (message, or connection for churn), counted at
-/// `messages` and twice as many at once, as a counted benchmark's sample is (from the main
-/// thread: the servers are its children): what `cargo bench --bench counted` prints.
+/// A build's instructions per unit of `spec` (message, or connection for churn), counted over
+/// `messages` as a counted benchmark's sample is: what `cargo bench --bench counted` prints.
 pub fn per_unit(
     valgrind: &Path,
     build: &Build,
@@ -464,46 +660,32 @@ pub fn per_unit(
     messages: u64,
 ) -> Result<f64, String> {
     let n = units(spec, messages);
-    let mut counts = counts(valgrind, spec, &[(build, n), (build, 2 * n)]).into_iter();
-    let (short, long) = (counts.next().expect("two"), counts.next().expect("two"));
-    let sample = sample(spec, n, short, long, 0.0);
+    let counts = counts(valgrind, &[(spec, build, n)]).pop().expect("one");
+    let sample = sample(spec, n, counts, 0.0);
     match sample.invalid {
         Some(why) => Err(why),
         None => Ok(sample.metrics[&spec.primary()]),
     }
 }
 
-/// The total count of each `(build, units)` run of `spec`, all at once: every server started
-/// from this thread, each driven from a thread of its own, then each stopped and read.
+/// The two windows' counts ([`windows`]) of a server for each `(spec, build, units)`, all at
+/// once, each server started, driven and killed by a thread of its own (it dies with that
+/// thread: `child::spawn`; what it does after the last mark is not counted, and waiting for its
+/// shutdown under valgrind would only cost time).
 fn counts(
     valgrind: &Path,
-    spec: &BenchmarkSpec,
-    runs: &[(&Build, u64)],
-) -> Vec<Result<u64, String>> {
-    let servers: Vec<Result<CountRun, String>> = runs
-        .iter()
-        .map(|&(build, _)| start(valgrind, build, spec))
-        .collect();
-    let targets: Vec<Result<(Endpoint, Quiet), String>> = servers
-        .iter()
-        .map(|run| match run {
-            Ok(run) => Ok((
-                run.server.endpoint().clone(),
-                Quiet {
-                    pid: run.server.pid(),
-                },
-            )),
-            Err(why) => Err(why.clone()),
-        })
-        .collect();
-    let driven: Vec<Result<(), String>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = targets
-            .into_iter()
-            .zip(runs)
-            .map(|(target, &(_, units))| {
+    servers: &[(&BenchmarkSpec, &Build, u64)],
+) -> Vec<Result<[u64; 2], String>> {
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = servers
+            .iter()
+            .map(|&(spec, build, units)| {
                 scope.spawn(move || {
-                    let (endpoint, quiet) = target?;
-                    drive(&endpoint, quiet, spec, units)
+                    let mut run = start(valgrind, build, spec)?;
+                    let target = run.server.endpoint().clone();
+                    let counts = drive(&target, &mut run.marks, spec, units);
+                    drop(run);
+                    counts
                 })
             })
             .collect();
@@ -514,48 +696,30 @@ fn counts(
                     .unwrap_or_else(|_| Err("the client panicked".into()))
             })
             .collect()
-    });
-    servers
-        .into_iter()
-        .zip(driven)
-        .map(|(run, driven)| {
-            let run = run?;
-            match driven {
-                Ok(()) => run.finish(),
-                // Stopped (dropped: killed) at once; the client's failure is the reason.
-                Err(why) => Err(why),
-            }
-        })
-        .collect()
+    })
 }
 
-/// A side's sample from its two counts.
-fn sample(
-    spec: &BenchmarkSpec,
-    units: u64,
-    short: Result<u64, String>,
-    long: Result<u64, String>,
-    at_s: f64,
-) -> Sample {
-    let (short, long) = match (short, long) {
-        (Ok(short), Ok(long)) => (short, long),
-        (Err(why), _) | (_, Err(why)) => return invalid_sample(why, at_s),
+/// A side's sample from its two windows' counts: the empty one's (a mark's own cost) taken
+/// from the full one's, per unit.
+fn sample(spec: &BenchmarkSpec, units: u64, counts: Result<[u64; 2], String>, at_s: f64) -> Sample {
+    let [empty, full] = match counts {
+        Ok(counts) => counts,
+        Err(why) => return invalid_sample(why, at_s),
     };
-    if long <= short {
+    if full <= empty {
         return invalid_sample(
             format!(
-                "the server counted {long} instructions for {} units and {short} for {units}: \
-                 not more",
-                2 * units
+                "the server counted {full} instructions for {units} units and {empty} for none: \
+                 not more"
             ),
             at_s,
         );
     }
-    let per_unit = (long - short) as f64 / units as f64;
+    let per_unit = (full - empty) as f64 / units as f64;
     Sample {
         metrics: BTreeMap::from([(spec.primary(), per_unit)]),
         messages: units,
-        counts: vec![short, long],
+        counts: vec![empty, full],
         at_s,
         ..Sample::default()
     }
@@ -566,25 +730,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reads_the_total_of_a_cachegrind_file() {
-        let text = "desc: no cache simulation\ncmd: echo-bench serve\nevents: Ir\nfl=a.rs\n\
-                    fn=main\n1 5\nsummary: 1234567\n";
-        assert_eq!(total_instructions(text), Ok(1_234_567));
+    fn reads_the_total_of_a_callgrind_dump() {
+        let text = "# callgrind format\nversion: 1\ncmd: echo-bench serve\npart: 2\n\
+                    events: Ir\nsummary: 439\nfn=(1) main\n0 5\ntotals: 439\n";
+        assert_eq!(total_instructions(text), Ok(439));
+        let cachegrind = "desc: no cache simulation\nevents: Ir\nfl=a.rs\nsummary: 1234567\n";
+        assert_eq!(total_instructions(cachegrind), Ok(1_234_567));
         assert!(total_instructions("events: Ir\n").is_err());
-        assert!(total_instructions("events: I1mr Ir\nsummary: 5 6\n").is_err());
-        assert!(total_instructions("summary: 5\n").is_err());
+        assert!(total_instructions("events: I1mr Ir\ntotals: 5 6\n").is_err());
+        assert!(total_instructions("totals: 5\n").is_err());
     }
 
     #[test]
-    fn a_sample_is_the_slope_between_its_two_runs() {
+    fn a_sample_is_the_full_window_less_the_empty_one_per_unit() {
         let spec = BenchmarkSpec::parse("counted:ping-pong/mio/1", &Default::default()).unwrap();
-        let s = sample(&spec, 1000, Ok(5_000_000), Ok(9_000_000), 0.0);
+        let s = sample(&spec, 1000, Ok([439, 4_000_439]), 0.0);
         assert_eq!(s.invalid, None);
         assert_eq!(s.metrics[&Metric::InstructionsPerMessage], 4000.0);
-        assert_eq!(s.counts, [5_000_000, 9_000_000]);
-        let flat = sample(&spec, 1000, Ok(5_000_000), Ok(5_000_000), 0.0);
+        assert_eq!(s.counts, [439, 4_000_439]);
+        let flat = sample(&spec, 1000, Ok([439, 439]), 0.0);
         assert!(flat.invalid.is_some());
-        let failed = sample(&spec, 1000, Ok(5), Err("boom".into()), 0.0);
+        let failed = sample(&spec, 1000, Err("boom".into()), 0.0);
         assert_eq!(failed.invalid.as_deref(), Some("boom"));
     }
 

@@ -61,22 +61,47 @@ impl<'a> Plan<'a> {
             .unwrap_or(0);
         let mut done = 0;
         let mut pairs: Vec<Vec<Pair>> = vec![Vec::new(); self.benchmarks.len()];
+        let options = self.options;
+        let build = |side: Side| match side {
+            Side::Base => &options.base,
+            Side::Head => &options.head,
+        };
         for round in 0..rounds {
+            // ABBA: the block's first pair runs base first, its second head first.
+            let sides_of = |slot: usize| {
+                if self.blocks[slot][round / 2] == (round % 2 == 0) {
+                    [Side::Base, Side::Head]
+                } else {
+                    [Side::Head, Side::Base]
+                }
+            };
+            // The round's counted pairs go all at once, every server of every benchmark: a
+            // count does not depend on the machine's load, and a server under valgrind spends
+            // most of its time starting or waiting for the client.
+            let counted_slots: Vec<usize> = (0..self.benchmarks.len())
+                .filter(|&slot| {
+                    let spec = &options.benchmarks[self.benchmarks[slot]];
+                    spec.counted && round < pairs_of(spec)
+                })
+                .collect();
+            let jobs: Vec<(&BenchmarkSpec, [(Side, &Build); 2])> = counted_slots
+                .iter()
+                .map(|&slot| {
+                    let spec = &options.benchmarks[self.benchmarks[slot]];
+                    (spec, sides_of(slot).map(|s| (s, build(s))))
+                })
+                .collect();
+            let mut counted: BTreeMap<usize, [(Side, Sample); 2]> = counted_slots
+                .into_iter()
+                .zip(counted::pairs(options, &jobs, self.started))
+                .collect();
             for (slot, &index) in self.benchmarks.iter().enumerate() {
-                let options = self.options;
                 let spec = &options.benchmarks[index];
                 if round >= pairs_of(spec) {
                     continue;
                 }
-                let abba = self.blocks[slot][round / 2];
-                // ABBA: the block's first pair runs base first, its second head first.
-                let base_first = abba == (round % 2 == 0);
-                let order = if base_first { "AB" } else { "BA" };
-                let sides = if base_first {
-                    [Side::Base, Side::Head]
-                } else {
-                    [Side::Head, Side::Base]
-                };
+                let sides = sides_of(slot);
+                let order = if sides[0] == Side::Base { "AB" } else { "BA" };
                 let mut pair = Pair {
                     order: order.to_owned(),
                     ..Pair::default()
@@ -89,15 +114,7 @@ impl<'a> Plan<'a> {
                         Side::Head => pair.head = sample,
                     }
                 };
-                let build = |side: Side| match side {
-                    Side::Base => &options.base,
-                    Side::Head => &options.head,
-                };
-                if spec.counted {
-                    // The four counted runs of a pair go at once: a count does not depend on
-                    // the machine's load.
-                    let samples =
-                        counted::pair(options, spec, sides.map(|s| (s, build(s))), self.started);
+                if let Some(samples) = counted.remove(&slot) {
                     for (side, sample) in samples {
                         record(side, sample, &mut pair);
                     }

@@ -42,7 +42,8 @@ pub struct Sample {
     pub invalid: Option<String>,
     /// Seconds since the start of the `ab` run.
     pub at_s: f64,
-    /// A counted sample's two totals: the server's instructions at N units and at 2N.
+    /// A counted sample's two windows: the server's instructions in an empty one (what reading
+    /// the counts costs) and in one of N units.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub counts: Vec<u64>,
 }

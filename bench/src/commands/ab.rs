@@ -74,8 +74,8 @@ pub struct AbArgs {
     /// benchmarks with one line and `instructions` is an error.
     #[arg(long, value_enum, default_value_t = MetricChoice::Time)]
     metric: MetricChoice,
-    /// Messages of a counted sample's shorter run (the longer sends twice as many, and the
-    /// figure is the difference; churn opens a tenth as many connections), 10 to 1000000.
+    /// Messages of a counted sample's window (read while the server runs, an empty window's
+    /// count taken off; churn opens a tenth as many connections), 10 to 1000000.
     #[arg(long, value_name = "N", default_value_t = ab::counted::DEFAULT_MESSAGES,
           value_parser = clap::value_parser!(u64).range(10..=1_000_000))]
     count_messages: u64,
