@@ -294,6 +294,7 @@ const THREAD_LIMIT: u64 = 24;
 /// becomes `nobody` (before the limit, so it counts nobody's tasks, not root's).
 #[test]
 fn a_client_thread_that_cannot_be_spawned_fails_the_run_cleanly() {
+    use std::os::unix::fs::PermissionsExt;
     use std::os::unix::process::CommandExt;
     // SAFETY: geteuid has no preconditions.
     let root = unsafe { libc::geteuid() } == 0;
@@ -308,7 +309,19 @@ fn a_client_thread_that_cannot_be_spawned_fails_the_run_cleanly() {
     // traffic matters.
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let target = listener.local_addr().unwrap().to_string();
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_echo-bench"));
+    // `nobody` must reach the binary, and a clone in a private folder (`mktemp -d` makes it
+    // 0700) is closed to it: the binary is linked (or copied) into a folder open to all.
+    let open = tempfile::Builder::new()
+        .prefix("echo-bench-nproc")
+        .tempdir()
+        .unwrap();
+    std::fs::set_permissions(open.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let binary = open.path().join("echo-bench");
+    let built = env!("CARGO_BIN_EXE_echo-bench");
+    if std::fs::hard_link(built, &binary).is_err() {
+        std::fs::copy(built, &binary).unwrap();
+    }
+    let mut command = std::process::Command::new(&binary);
     command.args([
         "run",
         "--target",
