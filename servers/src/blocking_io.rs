@@ -15,6 +15,7 @@ use crate::net::{self, AcceptAction, Stream, StreamListener};
 use crate::server::{
     Model, READS_PER_TURN, SHUTDOWN_GRACE, ServerConfig, ServerHandle, ServerId, StopServer,
 };
+use crate::tls::TlsServer;
 use crate::work::EchoPath;
 
 /// Echoes `stream` until the peer half-closes or the connection fails, completing every partial
@@ -51,6 +52,8 @@ pub(crate) struct BlockingState {
     id: ServerId,
     path: EchoPath,
     stopping: AtomicBool,
+    /// The TLS every connection is wrapped in, for a `tls:` listener.
+    tls: Option<TlsServer>,
     /// Every open connection, so shutdown can wake the threads blocked on them. Shared rather
     /// than `dup`ed: a connection must not cost two descriptors, or a server near its
     /// descriptor limit would have to drop connections it already accepted.
@@ -119,7 +122,15 @@ impl Conn {
         let path = self.registered.shared.path;
         let mut buf = vec![0; path.buffer_size];
         // An error ends this connection only; there is no one to report it to.
-        let _ = echo(&*self.stream, &mut buf, path, || {});
+        let _ = match &self.registered.shared.tls {
+            None => echo(&*self.stream, &mut buf, path, || {}),
+            Some(tls) => crate::tls::echo_blocking(
+                &*self.stream,
+                tls,
+                |s: &&Stream, t| s.set_read_timeout(t),
+                |stream| echo(stream, &mut buf, path, || {}),
+            ),
+        };
     }
 }
 
@@ -180,14 +191,16 @@ pub(crate) fn start_prepared<P: Send + 'static>(
     prepare: impl FnOnce(&ServerId) -> io::Result<P>,
     body: impl FnOnce(Acceptor, P) + Send + 'static,
 ) -> io::Result<ServerHandle> {
-    let listener = Arc::new(net::bind(config)?);
-    let endpoint = listener.endpoint()?;
+    let (plain, tls) = net::split_tls(config)?;
+    let listener = Arc::new(net::bind(&plain)?);
+    let endpoint = net::served(listener.endpoint()?, &tls);
     let id = ServerId::next();
     let prepared = prepare(&id)?;
     let shared = Arc::new(BlockingState {
         id: id.clone(),
         path: EchoPath::of(config),
         stopping: AtomicBool::new(false),
+        tls,
         open: Mutex::new(Slab::new()),
     });
     let acceptor = Acceptor {

@@ -7,6 +7,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 
 use echo_cli::Endpoint;
 
+use crate::tls::TlsServer;
 use crate::uring_features::UringFeatures;
 use crate::work::Work;
 
@@ -26,6 +27,9 @@ pub struct ServerConfig {
     /// The io_uring techniques the `io-uring` model uses (default all; see [`UringFeatures`]).
     /// Every other model ignores them.
     pub uring: UringFeatures,
+    /// The certificate and settings of a `tls:` listener; `None` for every other transport (a
+    /// `tls:` address without it is an error at start).
+    pub tls: Option<TlsServer>,
 }
 
 impl ServerConfig {
@@ -71,6 +75,7 @@ impl Default for ServerConfig {
             threads: None,
             work: Work::default(),
             uring: UringFeatures::ALL,
+            tls: None,
         }
     }
 }

@@ -28,7 +28,7 @@ pub use server::{
 };
 
 pub mod serve;
-pub use echo_cli::{Endpoint, Transport};
+pub use echo_cli::{Endpoint, TlsVersions, Transport};
 
 mod blocking_io;
 mod config;
@@ -40,6 +40,8 @@ pub use driver::{
 mod datagram;
 mod futures_io;
 mod net;
+mod tls;
+pub use tls::{DEFAULT_HANDSHAKE_TIMEOUT, TlsServer};
 mod uring_features;
 pub use uring_features::{BadUringFeatures, UringFeature, UringFeatures};
 mod work;

@@ -21,6 +21,7 @@ use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use crate::config::ServerConfig;
 use crate::health::Health;
+use crate::tls::TlsServer;
 
 /// A bound, listening stream socket of either stream transport, in blocking mode until a model
 /// says otherwise.
@@ -134,6 +135,16 @@ impl Stream {
     }
 }
 
+impl Stream {
+    /// Sets the read timeout (`None`: reads wait for ever), as a TLS handshake's deadline does.
+    pub(crate) fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        match self {
+            Stream::Tcp(stream) => stream.set_read_timeout(timeout),
+            Stream::Unix(stream) => stream.set_read_timeout(timeout),
+        }
+    }
+}
+
 impl AsRawFd for Stream {
     fn as_raw_fd(&self) -> RawFd {
         match self {
@@ -168,11 +179,42 @@ impl Write for &Stream {
 /// Binds the listening socket `config.listen` names: TCP with `SO_REUSEADDR`, or a Unix stream
 /// socket (a stale socket file left by a server that died is removed first), with the
 /// configured backlog, in blocking mode. A `udp:` address is refused: the caller serves streams.
+/// So is `tls:`: a model that serves TLS binds the plain address [`split_tls`] gives it.
 pub(crate) fn bind(config: &ServerConfig) -> io::Result<StreamListener> {
     match &config.listen {
         Endpoint::Tcp(_) => bind_tcp(config, false).map(StreamListener::Tcp),
         Endpoint::Unix(path) => bind_unix(path, config.backlog).map(StreamListener::Unix),
         Endpoint::Udp(_) => Err(not_served(Transport::Udp)),
+        Endpoint::Tls(_) => Err(not_served(Transport::Tls)),
+    }
+}
+
+/// A TLS model's view of `config`: the config its listener binds (a `tls:` address as plain
+/// TCP) and the TLS every connection is wrapped in (`None` for TCP and Unix). A `tls:` address
+/// without [`ServerConfig::tls`] is an error.
+pub(crate) fn split_tls(config: &ServerConfig) -> io::Result<(ServerConfig, Option<TlsServer>)> {
+    match (&config.listen, &config.tls) {
+        (Endpoint::Tls(addr), Some(tls)) => Ok((
+            ServerConfig {
+                listen: Endpoint::Tcp(*addr),
+                ..config.clone()
+            },
+            Some(tls.clone()),
+        )),
+        (Endpoint::Tls(_), None) => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "tls: needs a certificate (ServerConfig::tls)",
+        )),
+        _ => Ok((config.clone(), None)),
+    }
+}
+
+/// Where a server listens, as the tools write it: the plain endpoint `net` bound, shown as
+/// `tls:` when the connections are wrapped in TLS.
+pub(crate) fn served(endpoint: Endpoint, tls: &Option<TlsServer>) -> Endpoint {
+    match (endpoint, tls) {
+        (Endpoint::Tcp(addr), Some(_)) => Endpoint::Tls(addr),
+        (endpoint, _) => endpoint,
     }
 }
 

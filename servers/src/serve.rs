@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
-use echo_cli::{EXIT_FAILURE, Endpoint, exit_code, usage_exit};
+use echo_cli::{EXIT_FAILURE, Endpoint, TlsVersions, exit_code, usage_exit};
 
 use crate::{Ended, Model, ServerConfig, UringFeatures};
 
@@ -60,6 +60,23 @@ pub struct ServeArgs {
     #[arg(long, value_name = "LIST", default_value_t = UringFeatures::ALL,
           value_parser = parse_uring_features)]
     pub uring_features: UringFeatures,
+    /// For a tls: address: the certificate chain (PEM, leaf first). Without --cert and --key the
+    /// server makes a self-signed ECDSA P-256 certificate for localhost and prints where its PEM
+    /// is (a private temporary folder, removed at exit) and its SHA-256.
+    #[arg(long, value_name = "PEM", requires = "key")]
+    pub cert: Option<std::path::PathBuf>,
+    /// For a tls: address: the private key of --cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "PEM", requires = "cert")]
+    pub key: Option<std::path::PathBuf>,
+    /// For a tls: address: the TLS versions accepted, comma-separated: 1.3, 1.2 or 1.2,1.3.
+    #[arg(long, value_name = "LIST", default_value_t = TlsVersions::TLS13,
+          value_parser = |s: &str| s.parse::<TlsVersions>())]
+    pub tls_versions: TlsVersions,
+    /// For a tls: address: milliseconds a client may take over its handshake before the server
+    /// closes its connection, 1 to 600000.
+    #[arg(long, value_name = "MS", default_value_t = crate::DEFAULT_HANDSHAKE_TIMEOUT.as_millis() as u64,
+          value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    pub tls_handshake_timeout: u64,
     /// Print the model names, one per line with the transports each serves and the driver it
     /// would wait on here (name, transports, driver; tab-separated), and exit.
     #[arg(long)]
@@ -114,6 +131,7 @@ pub fn serve(args: ServeArgs, tool: &str) -> ExitCode {
         )
         .with_instructions(args.handicap_instructions),
         uring: args.uring_features,
+        tls: None,
     };
     let transport = config.listen.transport();
     if !model.serves(transport) {
@@ -124,6 +142,26 @@ pub fn serve(args: ServeArgs, tool: &str) -> ExitCode {
                 Model::serving(transport)
             ),
         );
+    }
+    let mut config = config;
+    if config.listen.transport() == echo_cli::Transport::Tls {
+        let tls = match (&args.cert, &args.key) {
+            (Some(cert), Some(key)) => {
+                crate::TlsServer::from_pem_files(cert, key, args.tls_versions)
+                    .unwrap_or_else(|err| usage_exit(tool, &format!("error: {err}")))
+            }
+            _ => match crate::TlsServer::self_signed(args.tls_versions) {
+                Ok(tls) => tls,
+                Err(err) => {
+                    eprintln!("{tool}: cannot make a self-signed certificate: {err}");
+                    return exit_code(EXIT_FAILURE);
+                }
+            },
+        };
+        let timeout = std::time::Duration::from_millis(args.tls_handshake_timeout);
+        config.tls = Some(tls.with_handshake_timeout(timeout));
+    } else if args.cert.is_some() {
+        usage_exit(tool, "error: --cert and --key are for a tls: address");
     }
     if let Err(why) = model.available() {
         eprintln!("{tool}: {model} is not available on this machine: {why}");
@@ -161,6 +199,13 @@ pub fn serve(args: ServeArgs, tool: &str) -> ExitCode {
     // A second line, so a tool can record what really ran (a fallback is not the model's
     // first choice); tools that read only the first line are not disturbed.
     let _ = writeln!(stdout, "driver: {}", server.driver());
+    // A third line for a tls: listener: what a client is to trust.
+    if let Some(tls) = &config.tls {
+        let ca = tls
+            .ca_file()
+            .map_or_else(String::new, |ca| format!(" ca={}", ca.display()));
+        let _ = writeln!(stdout, "tls: sha256={}{ca}", tls.fingerprint());
+    }
     let _ = stdout.flush();
     drop(stdout);
 
@@ -221,7 +266,11 @@ fn start_within(
     let spawned = std::thread::Builder::new()
         .name("start".into())
         .spawn(move || {
-            let result = std::panic::catch_unwind(|| model.server().start(&config));
+            // AssertUnwindSafe: a start that panics is reported and the process gives the
+            // server up; nothing observes the config (its TLS settings) after a panic.
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                model.server().start(&config)
+            }));
             let _ = started.send(result);
         });
     if let Err(err) = spawned {

@@ -1,11 +1,12 @@
 //! The one address syntax of every tool: where a server listens (`--listen`) and what a client
-//! drives (`--target`), for the three transports the suite covers.
+//! drives (`--target`), for the four transports the suite covers.
 //!
 //! | syntax | transport |
 //! |---|---|
 //! | `HOST:PORT`, `[V6]:PORT` | TCP |
 //! | `unix:PATH` | a Unix stream socket (`AF_UNIX`, `SOCK_STREAM`) |
 //! | `udp:HOST:PORT`, `udp:[V6]:PORT` | UDP datagrams |
+//! | `tls:HOST:PORT`, `tls:[V6]:PORT` | TLS over TCP (rustls) |
 //!
 //! [`Endpoint`]'s `Display` prints exactly the syntax it parses, so `listening on ADDR` can be
 //! pasted into `--target`.
@@ -25,11 +26,18 @@ pub enum Transport {
     Unix,
     /// UDP: one datagram per `recvfrom`/`sendto`, no connections, no delivery guarantee.
     Udp,
+    /// TLS over TCP: the TCP byte stream, encrypted, after a handshake per connection.
+    Tls,
 }
 
 impl Transport {
     /// Every transport, in the order reports list them.
-    pub const ALL: [Transport; 3] = [Transport::Tcp, Transport::Unix, Transport::Udp];
+    pub const ALL: [Transport; 4] = [
+        Transport::Tcp,
+        Transport::Unix,
+        Transport::Udp,
+        Transport::Tls,
+    ];
 
     /// The name on command lines (`--transports tcp,unix`) and in reports.
     pub const fn name(self) -> &'static str {
@@ -37,10 +45,11 @@ impl Transport {
             Transport::Tcp => "tcp",
             Transport::Unix => "unix",
             Transport::Udp => "udp",
+            Transport::Tls => "tls",
         }
     }
 
-    /// Whether the transport is a byte stream (TCP, Unix) rather than datagrams (UDP).
+    /// Whether the transport is a byte stream (TCP, Unix, TLS) rather than datagrams (UDP).
     pub const fn is_stream(self) -> bool {
         !matches!(self, Transport::Udp)
     }
@@ -59,12 +68,12 @@ impl FromStr for Transport {
         Transport::ALL
             .into_iter()
             .find(|t| t.name() == s)
-            .ok_or_else(|| format!("unknown transport '{s}' (valid: tcp, unix, udp)"))
+            .ok_or_else(|| format!("unknown transport '{s}' (valid: tcp, unix, udp, tls)"))
     }
 }
 
-/// Where a server listens or what a client drives: a TCP address, a Unix socket path or a UDP
-/// address.
+/// Where a server listens or what a client drives: a TCP address, a Unix socket path, a UDP
+/// address or a TLS (over TCP) address.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Endpoint {
     /// `HOST:PORT` or `[V6]:PORT`.
@@ -73,6 +82,8 @@ pub enum Endpoint {
     Unix(PathBuf),
     /// `udp:HOST:PORT`.
     Udp(SocketAddr),
+    /// `tls:HOST:PORT`.
+    Tls(SocketAddr),
 }
 
 /// The longest Unix socket path Linux accepts: `sun_path` is 108 bytes with its terminating NUL.
@@ -85,13 +96,14 @@ impl Endpoint {
             Endpoint::Tcp(_) => Transport::Tcp,
             Endpoint::Unix(_) => Transport::Unix,
             Endpoint::Udp(_) => Transport::Udp,
+            Endpoint::Tls(_) => Transport::Tls,
         }
     }
 
-    /// The IP address and port, for TCP and UDP; `None` for a Unix socket.
+    /// The IP address and port, for TCP, UDP and TLS; `None` for a Unix socket.
     pub fn socket_addr(&self) -> Option<SocketAddr> {
         match self {
-            Endpoint::Tcp(addr) | Endpoint::Udp(addr) => Some(*addr),
+            Endpoint::Tcp(addr) | Endpoint::Udp(addr) | Endpoint::Tls(addr) => Some(*addr),
             Endpoint::Unix(_) => None,
         }
     }
@@ -110,6 +122,7 @@ impl Endpoint {
         match self {
             Endpoint::Tcp(_) => Endpoint::Tcp(addr),
             Endpoint::Udp(_) => Endpoint::Udp(addr),
+            Endpoint::Tls(_) => Endpoint::Tls(addr),
             Endpoint::Unix(path) => Endpoint::Unix(path.clone()),
         }
     }
@@ -132,6 +145,7 @@ impl fmt::Display for Endpoint {
             Endpoint::Tcp(addr) => write!(f, "{addr}"),
             Endpoint::Unix(path) => write!(f, "unix:{}", path.display()),
             Endpoint::Udp(addr) => write!(f, "udp:{addr}"),
+            Endpoint::Tls(addr) => write!(f, "tls:{addr}"),
         }
     }
 }
@@ -148,7 +162,7 @@ impl fmt::Display for BadEndpoint {
 
 impl std::error::Error for BadEndpoint {}
 
-const SYNTAX: &str = "HOST:PORT, [V6]:PORT, unix:PATH or udp:HOST:PORT";
+const SYNTAX: &str = "HOST:PORT, [V6]:PORT, unix:PATH, udp:HOST:PORT or tls:HOST:PORT";
 
 impl FromStr for Endpoint {
     type Err = BadEndpoint;
@@ -188,6 +202,9 @@ impl Endpoint {
         }
         if let Some(addr) = text.strip_prefix("udp:") {
             return socket_addr(addr, text, lookup).map(Endpoint::Udp);
+        }
+        if let Some(addr) = text.strip_prefix("tls:") {
+            return socket_addr(addr, text, lookup).map(Endpoint::Tls);
         }
         if let Some((scheme, _)) = text.split_once("://") {
             return Err(BadEndpoint(format!(
@@ -248,6 +265,8 @@ mod tests {
             "unix:relative.sock",
             "udp:127.0.0.1:7878",
             "udp:[::1]:0",
+            "tls:127.0.0.1:4433",
+            "tls:[::1]:0",
         ] {
             let endpoint: Endpoint = text.parse().unwrap();
             assert_eq!(endpoint.to_string(), text);
@@ -260,6 +279,10 @@ mod tests {
             "udp:127.0.0.1:1".parse::<Endpoint>().unwrap().transport(),
             Transport::Udp
         );
+        let tls: Endpoint = "tls:127.0.0.1:1".parse().unwrap();
+        assert_eq!(tls.transport(), Transport::Tls);
+        assert!(tls.transport().is_stream());
+        assert_eq!(tls.socket_addr(), Some("127.0.0.1:1".parse().unwrap()));
     }
 
     #[test]
@@ -276,6 +299,8 @@ mod tests {
             "7878",
             "unix:",
             "udp:nowhere",
+            "tls:",
+            "tls:4433",
             "tcp://127.0.0.1:1",
             "127.0.0.1:99999",
         ] {

@@ -15,7 +15,8 @@
 //! normal stop and exits 0 after a clean shutdown.
 //!
 //! It also holds the one address syntax of every tool ([`Endpoint`]: `HOST:PORT`, `unix:PATH`,
-//! `udp:HOST:PORT`). It lives in a crate of its own, depending on clap only, because both the
+//! `udp:HOST:PORT`, `tls:HOST:PORT`) and the TLS versions both sides of `tls:` take
+//! ([`TlsVersions`]). It lives in a crate of its own, depending on clap only, because both the
 //! servers and the load generator need it and neither may depend on the other.
 
 #![deny(missing_docs)]
@@ -24,6 +25,8 @@ use std::process::ExitCode;
 
 mod endpoint;
 pub use endpoint::{BadEndpoint, Endpoint, Transport, UNIX_PATH_MAX};
+mod tls;
+pub use tls::TlsVersions;
 
 /// Exit code for success (what `ExitCode::SUCCESS` is), for a tool that computes its code.
 pub const EXIT_SUCCESS: u8 = 0;

@@ -303,6 +303,12 @@ impl RunOptions {
         if self.target.needs_port() {
             return Err("--target needs a port other than 0".into());
         }
+        if self.target.transport() == Transport::Tls {
+            return Err(
+                "a tls: target is served by echo-server but not yet spoken by the load generator"
+                    .into(),
+            );
+        }
         if let Endpoint::Udp(addr) = self.target {
             if !matches!(self.workload, Workload::PingPong | Workload::Rate) {
                 return Err(format!(

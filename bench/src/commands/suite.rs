@@ -312,6 +312,16 @@ fn options(args: &SuiteArgs) -> Result<SuiteOptions, ExitCode> {
         usage_exit("echo-bench", "error: --rounds must be at least 1");
     }
     if selection
+        .transports
+        .as_ref()
+        .is_some_and(|t| t.contains(&echo_servers::Transport::Tls))
+    {
+        usage_exit(
+            "echo-bench",
+            "error: --transports tls: the servers serve tls: but the load generator does not speak it yet (valid here: tcp, unix, udp)",
+        );
+    }
+    if selection
         .connections
         .as_ref()
         .is_some_and(|c| c.contains(&0))

@@ -17,6 +17,7 @@ pub fn title(transport: Transport) -> &'static str {
         Transport::Tcp => "TCP",
         Transport::Unix => "Unix domain sockets",
         Transport::Udp => "UDP datagrams",
+        Transport::Tls => "TLS over TCP",
     }
 }
 

@@ -215,6 +215,7 @@ fn free_listen(transport: Transport) -> Result<(Endpoint, launch::SocketDir), St
     Ok(match transport {
         Transport::Tcp => (Endpoint::Tcp(loopback), None),
         Transport::Udp => (Endpoint::Udp(loopback), None),
+        Transport::Tls => (Endpoint::Tls(loopback), None),
         Transport::Unix => {
             let (dir, path) = echo_loadgen::files::private_socket("echo-suite")
                 .map_err(|e| format!("cannot make a folder for the socket: {e}"))?;

@@ -26,6 +26,11 @@ impl EchoServer for ThreadPerConnection {
         crate::driver::Driver::Blocking
     }
 
+    fn transports(&self) -> &'static [echo_cli::Transport] {
+        use echo_cli::Transport;
+        &[Transport::Tcp, Transport::Unix, Transport::Tls]
+    }
+
     fn start(&self, config: &ServerConfig) -> io::Result<ServerHandle> {
         blocking_io::start(Model::ThreadPerConnection, config, |acceptor| {
             let id = acceptor.shared().id();

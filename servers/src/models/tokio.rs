@@ -27,6 +27,7 @@ use crate::server::{
     EchoServer, Health, JOIN_AFTER_DRAIN_AND_RUNTIME, Model, SHUTDOWN_GRACE, ServerConfig,
     ServerHandle, ServerId, StopServer, available_cores,
 };
+use crate::tls::TlsServer;
 use crate::work::EchoPath;
 
 /// tokio's multi-thread runtime, a task per connection.
@@ -64,9 +65,10 @@ impl EchoServer for TokioServer {
             stop.serve_datagrams(&id, runtime, socket, workers, on_message)?;
             endpoint
         } else {
-            let (std_listener, endpoint) = net::bind_nonblocking(config)?;
-            stop.serve(&id, runtime, std_listener, on_message)?;
-            endpoint
+            let (plain, tls) = net::split_tls(config)?;
+            let (std_listener, endpoint) = net::bind_nonblocking(&plain)?;
+            stop.serve(&id, runtime, std_listener, on_message, tls.as_ref())?;
+            net::served(endpoint, &tls)
         };
         Ok(ServerHandle::new(
             Model::Tokio,
@@ -116,18 +118,28 @@ pub(crate) struct Listener<H> {
     on_message: H,
     /// Told if the listener fails while the server runs.
     health: Health,
+    /// For a `tls:` listener: what accepts each connection's handshake, on the connection's
+    /// own task, and how long the handshake may take.
+    tls: Option<(tokio_rustls::TlsAcceptor, std::time::Duration)>,
 }
 
 impl<H: OnMessage> Listener<H> {
     /// A listener over `listener` (already registered with the current runtime), stopped by
-    /// `shutdown`.
+    /// `shutdown`, wrapping every connection in `tls` if given.
     pub(crate) fn new(
         listener: AnyListener,
         shutdown: CancellationToken,
         on_message: H,
         health: Health,
+        tls: Option<&TlsServer>,
     ) -> Self {
         Self {
+            tls: tls.map(|tls| {
+                (
+                    tokio_rustls::TlsAcceptor::from(tls.config()),
+                    tls.handshake_timeout(),
+                )
+            }),
             health,
             listener,
             shutdown,
@@ -147,11 +159,12 @@ impl<H: OnMessage> Listener<H> {
                 Ok(socket) => {
                     let shutdown = self.shutdown.clone();
                     let on_message = self.on_message.clone();
+                    let tls = self.tls.clone();
                     self.handlers.spawn(async move {
                         // The handler ends at EOF, on an error, or at shutdown; dropping the
                         // socket closes it.
                         tokio::select! {
-                            _ = echo(socket, on_message) => {}
+                            _ = serve(socket, tls, on_message) => {}
                             () = shutdown.cancelled() => {}
                         }
                     });
@@ -190,6 +203,23 @@ pub(crate) async fn after_accept_error(
     }
 }
 
+/// Serves one connection: [`echo`], over TLS when `tls` is given (the handshake on this task,
+/// within its timeout, and `close_notify` after the client's).
+async fn serve(
+    socket: impl AsyncRead + AsyncWrite + Unpin,
+    tls: Option<(tokio_rustls::TlsAcceptor, std::time::Duration)>,
+    on_message: impl OnMessage,
+) -> io::Result<()> {
+    let Some((acceptor, timeout)) = tls else {
+        return echo(socket, on_message).await;
+    };
+    let mut stream = tokio::time::timeout(timeout, acceptor.accept(socket))
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))??;
+    echo(&mut stream, on_message).await?;
+    stream.shutdown().await
+}
+
 /// Echoes until the peer half-closes; `write_all` completes partial writes and, while the peer
 /// does not read, keeps the task from reading more (backpressure).
 async fn echo(
@@ -204,6 +234,8 @@ async fn echo(
         }
         buf = on_message.on_message(buf, n).await;
         socket.write_all(&buf[..n]).await?;
+        // A no-op on a plain socket; a TLS stream sends what it still holds.
+        socket.flush().await?;
     }
 }
 
@@ -260,6 +292,7 @@ impl Runtimes {
         runtime: tokio::runtime::Runtime,
         listener: StreamListener,
         on_message: impl OnMessage,
+        tls: Option<&TlsServer>,
     ) -> io::Result<()> {
         let listener = {
             let _context = runtime.enter();
@@ -270,6 +303,7 @@ impl Runtimes {
             self.shutdown.clone(),
             on_message,
             id.health().clone(),
+            tls,
         );
         let thread = id.thread("rt").spawn(move || {
             runtime.block_on(server.run());

@@ -41,12 +41,14 @@ impl EchoServer for TokioCurrentThread {
         if config.listen.transport() == Transport::Udp {
             return start_datagrams(config);
         }
-        let listeners = net::bind_per_core(config, config.threads_or(available_cores()))?;
-        let endpoint = listeners[0].endpoint()?;
+        let (plain, tls) = net::split_tls(config)?;
+        let listeners = net::bind_per_core(&plain, config.threads_or(available_cores()))?;
+        let endpoint = net::served(listeners[0].endpoint()?, &tls);
         let id = ServerId::next();
         let runtimes = start_each(Runtimes::new(), listeners, |runtimes, listener| {
             listener.set_nonblocking(true)?;
-            runtimes.serve(&id, runtime()?, listener, Inline(EchoPath::of(config)))
+            let on_message = Inline(EchoPath::of(config));
+            runtimes.serve(&id, runtime()?, listener, on_message, tls.as_ref())
         })?;
         Ok(ServerHandle::new(
             Model::TokioCurrentThread,

@@ -74,8 +74,10 @@ impl EchoServer for TokioRayon {
             path: EchoPath::of(config),
             pool,
         };
-        let started =
-            runtime.and_then(|runtime| stop.runtimes.serve(&id, runtime, std_listener, on_message));
+        let started = runtime.and_then(|runtime| {
+            stop.runtimes
+                .serve(&id, runtime, std_listener, on_message, None)
+        });
         if let Err(err) = started {
             let _ = Box::new(stop).stop();
             return Err(err);

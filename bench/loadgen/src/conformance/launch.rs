@@ -60,7 +60,7 @@ impl ServerCommand {
                 }
                 line = line.replace("{path}", &path.display().to_string());
             }
-            Endpoint::Tcp(addr) | Endpoint::Udp(addr) => {
+            Endpoint::Tcp(addr) | Endpoint::Udp(addr) | Endpoint::Tls(addr) => {
                 if line.contains("{path}") {
                     return Err(unfit("{path}"));
                 }
@@ -112,6 +112,10 @@ fn free_endpoint(transport: Transport) -> std::io::Result<(Endpoint, SocketDir)>
         ),
         Transport::Udp => (
             Endpoint::Udp(UdpSocket::bind("127.0.0.1:0")?.local_addr()?),
+            None,
+        ),
+        Transport::Tls => (
+            Endpoint::Tls(TcpListener::bind("127.0.0.1:0")?.local_addr()?),
             None,
         ),
         Transport::Unix => {
