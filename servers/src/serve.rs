@@ -19,8 +19,8 @@ pub struct ServeArgs {
     /// The concurrency model (see --list).
     #[arg(long, value_name = "NAME", required_unless_present = "list", value_parser = parse_model)]
     pub model: Option<Model>,
-    /// Where to listen: HOST:PORT, [V6]:PORT, unix:PATH or udp:HOST:PORT (see --list for the
-    /// models that serve udp:); port 0 picks a free port.
+    /// Where to listen: HOST:PORT, [V6]:PORT, unix:PATH, udp:HOST:PORT or tls:HOST:PORT (see
+    /// --list for the models that serve udp: and tls:); port 0 picks a free port.
     #[arg(long, value_name = "ADDR", default_value_t = Endpoint::Tcp(ServerConfig::DEFAULT_LISTEN))]
     pub listen: Endpoint,
     /// Worker threads, for the models that have them, 1 to 65535 (default: the model's own).

@@ -65,7 +65,8 @@ impl FromStr for TlsVersions {
             tls12: false,
             tls13: false,
         };
-        for part in text.split(',').map(str::trim) {
+        // Spaces after a comma are allowed; any other character (a newline) is not.
+        for part in text.split(',').map(|part| part.trim_matches(' ')) {
             match part {
                 "1.2" => versions.tls12 = true,
                 "1.3" => versions.tls13 = true,
