@@ -74,6 +74,11 @@ impl TlsServer {
         let folder = tempfile::Builder::new()
             .prefix("echo-server-tls-")
             .tempdir()?;
+        // Private whatever the umask: only this user may read what a client is to trust.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(folder.path(), std::fs::Permissions::from_mode(0o700))?;
+        }
         let path = folder.path().join("ca.pem");
         // The folder is new and private (0700); the file still goes through a rename.
         let mut file = tempfile::NamedTempFile::new_in(folder.path())?;
