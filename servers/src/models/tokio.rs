@@ -211,20 +211,23 @@ async fn serve(
     on_message: impl OnMessage,
 ) -> io::Result<()> {
     let Some((acceptor, timeout)) = tls else {
-        return echo(socket, on_message).await;
+        return echo(socket, on_message, false).await;
     };
     let mut stream = tokio::time::timeout(timeout, acceptor.accept(socket))
         .await
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))??;
-    echo(&mut stream, on_message).await?;
+    echo(&mut stream, on_message, true).await?;
     stream.shutdown().await
 }
 
 /// Echoes until the peer half-closes; `write_all` completes partial writes and, while the peer
-/// does not read, keeps the task from reading more (backpressure).
+/// does not read, keeps the task from reading more (backpressure). `flush` after every echo is
+/// for a TLS stream, which may keep a record back when the socket is full; a plain socket's
+/// writes are already sent, so its hot path skips the call.
 async fn echo(
     mut socket: impl AsyncRead + AsyncWrite + Unpin,
     on_message: impl OnMessage,
+    flush: bool,
 ) -> io::Result<()> {
     let mut buf = vec![0; on_message.path().buffer_size];
     loop {
@@ -234,8 +237,9 @@ async fn echo(
         }
         buf = on_message.on_message(buf, n).await;
         socket.write_all(&buf[..n]).await?;
-        // A no-op on a plain socket; a TLS stream sends what it still holds.
-        socket.flush().await?;
+        if flush {
+            socket.flush().await?;
+        }
     }
 }
 
