@@ -318,7 +318,7 @@ fn list_names_every_check_with_its_transports() {
         lines
             .iter()
             .filter(|l| !l.contains(" udp "))
-            .all(|l| l.contains(" tcp,unix ")),
+            .all(|l| l.contains(" tcp,unix,tls ")),
         "{stdout}"
     );
 }

@@ -88,8 +88,9 @@ fn config_on(transport: Transport) -> ServerConfig {
         Transport::Tcp => ServerConfig::ephemeral().listen,
         Transport::Unix => Endpoint::Unix(socket_path()),
         Transport::Udp => Endpoint::Udp("127.0.0.1:0".parse().unwrap()),
-        // TLS has checks of its own (tests/tls.rs): the shared ones need a client that speaks it.
-        Transport::Tls => unreachable!("the shared checks do not run over tls:"),
+        // Over TLS only the shared checks run (through the binary, which makes its own
+        // certificate), and the checks of tests/tls.rs; the models' own checks here do not.
+        Transport::Tls => unreachable!("the models' own checks do not run over tls:"),
     })
 }
 
@@ -107,7 +108,7 @@ fn socket_path() -> std::path::PathBuf {
 }
 
 fn connect(endpoint: &Endpoint) -> Client {
-    let stream = Client::connect(endpoint, IO_TIMEOUT).expect("connect");
+    let stream = Client::connect(&endpoint.clone().into(), IO_TIMEOUT).expect("connect");
     stream.set_timeouts(Some(IO_TIMEOUT)).unwrap();
     stream
 }
@@ -210,7 +211,7 @@ fn shutdown_closes_connections_and_joins_every_thread(model: Model, transport: T
         }
     }
     // And the port is closed; a Unix socket's file is gone.
-    assert!(Client::connect(&endpoint, Duration::from_secs(1)).is_err());
+    assert!(Client::connect(&endpoint.clone().into(), Duration::from_secs(1)).is_err());
     if let Some(path) = endpoint.unix_path() {
         assert!(!path.exists(), "{} left behind", path.display());
     }
@@ -346,6 +347,13 @@ fn shared(model: Model, transport: Transport, name: &str) {
     };
     let outcome = conformance::run(check, &subject);
     let bounded_skip = outcome.status == "skip" && serial(model).is_some();
+    // What cannot be checked over TLS says so, and is checked over TCP.
+    let tls_skip = outcome.status == "skip"
+        && transport == Transport::Tls
+        && outcome
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.starts_with("over tls:"));
     // Datagrams from port 0 need a raw socket; as root (CI) that part must run.
     // SAFETY: geteuid has no preconditions.
     let unprivileged_skip = outcome.status == "skip"
@@ -355,7 +363,7 @@ fn shared(model: Model, transport: Transport, name: &str) {
             .is_some_and(|r| r.starts_with("passed, but"))
         && unsafe { libc::geteuid() } != 0;
     assert!(
-        outcome.passed() || bounded_skip || unprivileged_skip,
+        outcome.passed() || bounded_skip || unprivileged_skip || tls_skip,
         "{model} {name}: {} ({})",
         outcome.status,
         outcome.reason.unwrap_or_default()
@@ -472,7 +480,7 @@ fn binary_exits_1_when_its_listener_fails(model: Model, transport: Transport) {
             "{model} still running 10 s after its listener failed"
         );
         // A connection attempt wakes a loop that has not looked at its listener yet.
-        let _ = Client::connect(&endpoint, Duration::from_millis(100));
+        let _ = Client::connect(&endpoint.clone().into(), Duration::from_millis(100));
         std::thread::sleep(Duration::from_millis(50));
     };
     assert_eq!(status.code(), Some(1), "{model}: exit status {status}");
@@ -731,6 +739,13 @@ macro_rules! stream_checks {
             greedy_client_beside_a_busy_one_thread_server,
             binary_prints_listening_line_and_exits_0_on_sigterm_with_connections_open,
         }
+        shared_stream_checks!($transport);
+    };
+}
+
+/// The shared checks of a stream transport (TCP, Unix, TLS).
+macro_rules! shared_stream_checks {
+    ($transport:expr) => {
         shared_checks! {
             $transport;
             basic_echo,
@@ -772,6 +787,13 @@ macro_rules! conformance {
                         echo_servers::Transport::Unix;
                         stale_socket_file_is_replaced_but_a_live_one_is_not,
                     }
+                }
+
+                /// The shared stream checks over TLS, through a client that accepts the
+                /// server's self-signed certificate (the echo is judged, not the certificate).
+                pub mod tls {
+                    use super::MODEL;
+                    shared_stream_checks!(echo_servers::Transport::Tls);
                 }
 
                 pub mod udp {
@@ -904,11 +926,20 @@ fn binary_rejects_a_bad_uring_feature_list_with_one_line_and_exit_2() {
     }
 }
 
-/// Runs `check` on `model` over `transport`; over UDP, a model that does not serve it must
-/// refuse it instead ([`refuses_udp`]).
+/// Runs `check` on `model` over `transport`; a model that does not serve UDP or TLS must refuse
+/// it instead ([`refuses_udp`]; for TLS, through the trait here, and through the binary in
+/// `tests/tls.rs`).
 fn on(model: Model, transport: Transport, check: impl FnOnce(Model)) {
     if model.serves(transport) {
         check(model);
+    } else if transport == Transport::Tls {
+        let err = model
+            .server()
+            .start(&ServerConfig::at(Endpoint::Tls(
+                "127.0.0.1:0".parse().unwrap(),
+            )))
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unsupported, "{model}: {err}");
     } else {
         assert_eq!(transport, Transport::Udp, "every model serves TCP and Unix");
         refuses_udp(model);
@@ -922,6 +953,7 @@ fn every_shared_check_runs_on_every_model_and_transport_it_applies_to() {
     for (transport, listed) in [
         (Transport::Tcp, mio::SHARED),
         (Transport::Unix, mio::unix::SHARED),
+        (Transport::Tls, mio::tls::SHARED),
         (Transport::Udp, mio::udp::SHARED),
     ] {
         let mut listed = listed.to_vec();

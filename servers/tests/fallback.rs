@@ -33,9 +33,11 @@ fn without_io_uring_the_binary_says_it_runs_on_epoll_and_echoes() {
                 .launch(transport, None)
                 .expect("echo-server starts");
             let endpoint = server.endpoint().clone();
-            let mut client =
-                echo_loadgen::socket::Client::connect(&endpoint, Duration::from_secs(10))
-                    .expect("connect");
+            let mut client = echo_loadgen::socket::Client::connect(
+                &endpoint.clone().into(),
+                Duration::from_secs(10),
+            )
+            .expect("connect");
             client.set_timeouts(Some(Duration::from_secs(10))).unwrap();
             use std::io::{Read, Write};
             client.write_all(b"on epoll").unwrap();

@@ -38,7 +38,7 @@ fn launch(transport: Transport, env: &[(&str, &str)]) -> Launched {
 }
 
 fn connect(endpoint: &Endpoint) -> Client {
-    let client = Client::connect(endpoint, IO_TIMEOUT).expect("connect");
+    let client = Client::connect(&endpoint.clone().into(), IO_TIMEOUT).expect("connect");
     client.set_timeouts(Some(IO_TIMEOUT)).unwrap();
     client
 }

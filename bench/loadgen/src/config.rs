@@ -8,9 +8,13 @@
 //! as the check of [`RunConfig::new`], with their tests; split, a range could drift apart.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
-use echo_cli::{Endpoint, Transport};
+use echo_cli::{Endpoint, TlsVersions, Transport};
 use std::time::Duration;
+
+use crate::socket::Peer;
+use crate::tls::{TlsClient, Trust};
 
 use serde::{Deserialize, Serialize};
 
@@ -119,6 +123,75 @@ pub struct RunOptions {
     pub server_pid: Option<u32>,
     /// CPUs the client is pinned to, if any.
     pub client_cpus: Option<Vec<usize>>,
+    /// How a `tls:` target is spoken.
+    pub tls: TlsOptions,
+}
+
+/// How a `tls:` target is spoken; unused (and refused when set) for the other transports.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TlsOptions {
+    /// A PEM file of the certificates to trust (`--ca`), such as the one `echo-server` prints.
+    pub ca: Option<PathBuf>,
+    /// Trust any certificate (`--insecure`), still checking the handshake's signatures.
+    pub insecure: bool,
+    /// The versions offered (`--tls-versions`).
+    #[serde(with = "versions_text")]
+    pub versions: TlsVersions,
+    /// Resume sessions with the tickets the server sends (`--tls-resume`): churn then measures
+    /// resumed handshakes instead of full ones.
+    pub resume: bool,
+    /// The server name to ask for and verify (`--tls-server-name`); the target's IP address
+    /// when absent, which `echo-server`'s self-signed certificate names.
+    pub server_name: Option<String>,
+}
+
+impl TlsOptions {
+    /// Whether any TLS option was given.
+    fn is_set(&self) -> bool {
+        self.ca.is_some() || self.insecure || self.resume || self.server_name.is_some()
+    }
+
+    /// The client configuration for a target at `addr` (when not known yet, the server name
+    /// must be given or is taken as 127.0.0.1, where a started server listens).
+    pub fn client_for(&self, addr: Option<SocketAddr>) -> Result<TlsClient, String> {
+        self.client(addr.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0))))
+    }
+
+    /// The client configuration for a target at `addr`.
+    fn client(&self, addr: SocketAddr) -> Result<TlsClient, String> {
+        let trust = match (&self.ca, self.insecure) {
+            (Some(_), true) => return Err("--ca and --insecure do not go together".into()),
+            (Some(ca), false) => Trust::Ca(ca.clone()),
+            (None, true) => Trust::Insecure,
+            (None, false) => {
+                return Err(
+                    "a tls: target needs a certificate to trust (--ca PEM) or --insecure".into(),
+                );
+            }
+        };
+        let name = match &self.server_name {
+            Some(name) => rustls::pki_types::ServerName::try_from(name.clone())
+                .map_err(|_| format!("--tls-server-name '{name}' is not a DNS name or an IP"))?,
+            None => TlsClient::name_for(addr.ip()),
+        };
+        TlsClient::new(&trust, self.versions, self.resume, name).map_err(|e| e.to_string())
+    }
+}
+
+/// TLS versions stored as the text `--tls-versions` takes (`1.3`, `1.2,1.3`).
+mod versions_text {
+    use echo_cli::TlsVersions;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(versions: &TlsVersions, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(versions)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<TlsVersions, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 impl Default for RunOptions {
@@ -139,6 +212,7 @@ impl Default for RunOptions {
             seed: 0x5eed,
             server_pid: None,
             client_cpus: None,
+            tls: TlsOptions::default(),
         }
     }
 }
@@ -169,10 +243,24 @@ const FD_SLACK: u64 = 64;
 
 /// A run's options, checked: made only by [`RunConfig::new`], so a run never starts from options
 /// no one checked. Its fields are read through [`RunOptions`] (`config.connections`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(transparent)]
+#[derive(Debug, Clone)]
 pub struct RunConfig {
     options: RunOptions,
+    /// The target with its TLS client configuration, built once so that every connection of
+    /// the run shares it (and, when resuming, its tickets).
+    peer: Peer,
+}
+
+impl PartialEq for RunConfig {
+    fn eq(&self, other: &Self) -> bool {
+        self.options == other.options
+    }
+}
+
+impl Serialize for RunConfig {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.options.serialize(s)
+    }
 }
 
 /// Why [`RunConfig::new`] refused a run's options; the message is one line, naming the option.
@@ -210,7 +298,20 @@ impl RunConfig {
                 limit,
             });
         }
-        Ok(Self { options })
+        let tls = match options.target {
+            Endpoint::Tls(addr) => Some(options.tls.client(addr).map_err(ConfigError::Invalid)?),
+            _ => None,
+        };
+        let peer = Peer {
+            endpoint: options.target.clone(),
+            tls,
+        };
+        Ok(Self { options, peer })
+    }
+
+    /// Where the run connects, with its TLS client configuration.
+    pub fn peer(&self) -> &Peer {
+        &self.peer
     }
 
     /// The options.
@@ -303,9 +404,9 @@ impl RunOptions {
         if self.target.needs_port() {
             return Err("--target needs a port other than 0".into());
         }
-        if self.target.transport() == Transport::Tls {
+        if self.target.transport() != Transport::Tls && self.tls.is_set() {
             return Err(
-                "a tls: target is served by echo-server but not yet spoken by the load generator"
+                "--ca, --insecure, --tls-resume and --tls-server-name apply to tls: targets only"
                     .into(),
             );
         }

@@ -14,7 +14,7 @@
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader};
-use std::net::UdpSocket;
+use std::net::{TcpStream, UdpSocket};
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Child, Command, ExitStatus};
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
@@ -303,7 +303,9 @@ fn answers(endpoint: &Endpoint) -> bool {
             let mut buf = [0; 16];
             socket.send_to(b"ready?", addr).is_ok() && socket.recv(&mut buf).is_ok()
         }
-        stream => Client::connect(stream, Duration::from_millis(100)).is_ok(),
+        // A TLS server is ready once it accepts; the handshake is the checks' business.
+        Endpoint::Tls(addr) => TcpStream::connect_timeout(addr, Duration::from_millis(100)).is_ok(),
+        stream => Client::connect(&stream.clone().into(), Duration::from_millis(100)).is_ok(),
     }
 }
 

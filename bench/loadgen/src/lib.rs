@@ -33,6 +33,7 @@ pub mod procfs;
 pub mod report;
 pub mod socket;
 pub mod stats;
+pub mod tls;
 
 pub use config::{ConfigError, Engine, RunConfig, RunOptions, Stop, Workload};
 pub use echo_cli::{Endpoint, Transport};

@@ -93,6 +93,26 @@ pub struct Churn {
     pub ports_exhausted: bool,
 }
 
+/// Figures of a `tls:` run: its handshakes, and what a new connection waits for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TlsFigures {
+    /// Handshakes completed in the window.
+    pub handshakes: u64,
+    /// Of those, the ones that resumed a session with a ticket.
+    pub resumed: u64,
+    /// Handshakes completed per second in the window.
+    pub handshakes_per_s: f64,
+    /// From the end of TCP's connect to the end of the handshake.
+    pub handshake_latency_us: Latency,
+    /// From the start of a connect to the first byte of its first echo.
+    pub first_byte_latency_us: Latency,
+    /// The server's CPU time per handshake, µs, when its pid was known and the run was churn
+    /// (every connection one handshake and one echo).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_cpu_per_handshake_us: Option<f64>,
+}
+
 /// Figures of the `rate` workload.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -142,6 +162,9 @@ pub struct Report {
     pub churn: Option<Churn>,
     /// Open-loop figures.
     pub open_loop: Option<OpenLoop>,
+    /// `tls:` runs: the handshakes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsFigures>,
     /// UDP runs: what happened to the datagrams (loss, reordering, duplication, corruption).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub datagrams: Option<DatagramCounts>,
@@ -236,6 +259,18 @@ impl Report {
             achieved_rps: s.messages as f64 / window,
             latency_uncorrected_us: Latency::of(&s.latency_uncorrected),
         });
+        let server = outcome.server;
+        let tls = (config.target.transport() == echo_cli::Transport::Tls).then(|| TlsFigures {
+            handshakes: s.handshakes,
+            resumed: s.resumed,
+            handshakes_per_s: s.handshakes as f64 / window,
+            handshake_latency_us: Latency::of(&s.handshake_latency),
+            first_byte_latency_us: Latency::of(&s.first_byte_latency),
+            server_cpu_per_handshake_us: server
+                .as_ref()
+                .filter(|_| config.workload == Workload::Churn && s.handshakes > 0)
+                .map(|u| u.cpu_s * 1e6 / s.handshakes as f64),
+        });
         Report {
             throughput_rps: s.messages as f64 / window,
             throughput_mib_s: s.bytes as f64 / window / (1024.0 * 1024.0),
@@ -260,6 +295,7 @@ impl Report {
                 .map_or(0.0, |d| d.as_secs_f64()),
             churn,
             open_loop,
+            tls,
             datagrams: config.is_datagram().then_some(s.datagrams),
             warnings,
             histograms: Some(StoredHistograms {
@@ -341,6 +377,25 @@ impl Report {
             line(format!(
                 "churn        {:.0} connections/s   connect µs p50 {}  p99 {}  max {}",
                 ch.connections_per_s, l.p50, l.p99, l.max
+            ));
+        }
+        // Connections opened before the window (ping-pong, stream, rate) shake hands unmeasured.
+        if let Some(t) = self.tls.as_ref().filter(|t| t.handshakes > 0) {
+            let (h, f) = (&t.handshake_latency_us, &t.first_byte_latency_us);
+            line(format!(
+                "tls          {} handshakes ({} resumed), {:.0}/s   handshake µs p50 {}  p99 {}  \
+                 first byte µs p50 {}  p99 {}{}",
+                t.handshakes,
+                t.resumed,
+                t.handshakes_per_s,
+                h.p50,
+                h.p99,
+                f.p50,
+                f.p99,
+                t.server_cpu_per_handshake_us
+                    .map_or_else(String::new, |c| format!(
+                        "   server {c:.0} µs CPU/handshake"
+                    ))
             ));
         }
         if let Some(d) = &self.datagrams {

@@ -243,8 +243,17 @@ pub struct WorkerStats {
     pub latency: Histogram<u64>,
     /// Latency per message from the actual send time (differs from `latency` for `rate` only).
     pub latency_uncorrected: Histogram<u64>,
-    /// Time to establish a connection (churn).
+    /// Time to establish a connection (churn): TCP's connect alone, also for `tls:`.
     pub connect_latency: Histogram<u64>,
+    /// `tls:`: time from the end of TCP's connect to the end of the handshake.
+    pub handshake_latency: Histogram<u64>,
+    /// `tls:`: time from the start of a connect to the first byte of its first echo, what a
+    /// user of a new connection waits for.
+    pub first_byte_latency: Histogram<u64>,
+    /// `tls:`: handshakes completed in the window.
+    pub handshakes: u64,
+    /// `tls:`: of those, the ones that resumed an earlier session.
+    pub resumed: u64,
     /// Errors seen in the whole run, warm-up included (an error is an error whenever it
     /// happens).
     pub errors: Errors,
@@ -274,6 +283,10 @@ impl Default for WorkerStats {
             latency: new_histogram(),
             latency_uncorrected: new_histogram(),
             connect_latency: new_histogram(),
+            handshake_latency: new_histogram(),
+            first_byte_latency: new_histogram(),
+            handshakes: 0,
+            resumed: 0,
             errors: Errors::default(),
             per_connection: Vec::new(),
             messages: 0,
@@ -298,6 +311,14 @@ impl WorkerStats {
         self.connect_latency
             .add(&other.connect_latency)
             .expect("same bounds");
+        self.handshake_latency
+            .add(&other.handshake_latency)
+            .expect("same bounds");
+        self.first_byte_latency
+            .add(&other.first_byte_latency)
+            .expect("same bounds");
+        self.handshakes += other.handshakes;
+        self.resumed += other.resumed;
         self.errors.add(&other.errors);
         self.per_connection.extend(other.per_connection);
         self.messages += other.messages;

@@ -377,7 +377,8 @@ fn fill(buf: &mut [u8], conn: usize, k: u64) {
 }
 
 fn connect(target: &Endpoint) -> Result<Client, String> {
-    let client = Client::connect(target, IO_TIMEOUT).map_err(|e| format!("cannot connect: {e}"))?;
+    let client = Client::connect(&target.clone().into(), IO_TIMEOUT)
+        .map_err(|e| format!("cannot connect: {e}"))?;
     client
         .set_timeouts(Some(IO_TIMEOUT))
         .map_err(|e| format!("cannot set a timeout: {e}"))?;

@@ -23,11 +23,15 @@ pub struct ConformanceArgs {
         conflicts_with = "target"
     )]
     command: Option<String>,
-    /// Check a server already running at this address: HOST:PORT, unix:PATH or udp:HOST:PORT
-    /// (checks that must start or signal the server are skipped).
+    /// Check a server already running at this address: HOST:PORT, unix:PATH, udp:HOST:PORT or
+    /// tls:HOST:PORT (checks that must start or signal the server are skipped).
     #[arg(long, value_name = "ADDR")]
     target: Option<Endpoint>,
-    /// With --command: the transport to start the server on (tcp, unix, udp).
+    /// How a tls: server is spoken to. Without --ca, any certificate is accepted: the checks
+    /// judge the echo, not the certificate.
+    #[command(flatten)]
+    tls: super::TlsArgs,
+    /// With --command: the transport to start the server on (tcp, unix, udp, tls).
     #[arg(
         long,
         value_name = "NAME",
@@ -95,8 +99,12 @@ fn selected(names: Option<&[String]>, transport: Transport) -> Vec<&'static Chec
 pub fn main(args: ConformanceArgs) -> ExitCode {
     if args.list {
         for check in CHECKS {
-            let kind = if check.datagram { "udp" } else { "tcp,unix" };
-            println!("{:<65} {kind:<9} {}", check.name, check.about);
+            let kind = if check.datagram {
+                "udp"
+            } else {
+                "tcp,unix,tls"
+            };
+            println!("{:<65} {kind:<12} {}", check.name, check.about);
         }
         return ExitCode::SUCCESS;
     }
@@ -104,12 +112,13 @@ pub fn main(args: ConformanceArgs) -> ExitCode {
         .target
         .as_ref()
         .map_or(args.transport, Endpoint::transport);
-    if transport == Transport::Tls {
-        usage_exit(
-            "echo-bench",
-            "error: tls: is served by echo-server, but the conformance checks do not speak it yet (valid here: tcp, unix, udp)",
-        );
-    }
+    let tls = (transport == Transport::Tls).then(|| {
+        let mut options = args.tls.options();
+        options.insecure |= options.ca.is_none();
+        options
+            .client_for(args.target.as_ref().and_then(Endpoint::socket_addr))
+            .unwrap_or_else(|e| usage_exit("echo-bench", &format!("error: {e}")))
+    });
     let checks = selected(args.checks.as_deref(), transport);
     // The output is checked before any work, and written only once the result exists: a file
     // already there stays as it was until then.
@@ -131,11 +140,17 @@ pub fn main(args: ConformanceArgs) -> ExitCode {
         pid: args.server_pid,
         serial: args.expect_serial.then_some(1),
         sustain: args.sustain,
+        tls,
     };
     if let Some(target) = &subject.target
         && target.transport().is_stream()
-        && let Err(e) =
-            echo_loadgen::socket::Client::connect(target, std::time::Duration::from_secs(5))
+        && let Err(e) = echo_loadgen::socket::Client::connect(
+            &echo_loadgen::socket::Peer {
+                endpoint: target.clone(),
+                tls: subject.tls.clone(),
+            },
+            std::time::Duration::from_secs(5),
+        )
     {
         eprintln!("echo-bench: cannot connect to {target}: {e}");
         return exit_code(EXIT_FAILURE);

@@ -19,9 +19,12 @@ use indicatif::{ProgressBar, ProgressStyle};
 /// Options of `echo-bench run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// The echo server: HOST:PORT, [V6]:PORT, unix:PATH or udp:HOST:PORT.
+    /// The echo server: HOST:PORT, [V6]:PORT, unix:PATH, udp:HOST:PORT or tls:HOST:PORT.
     #[arg(long, value_name = "ADDR")]
     target: Endpoint,
+    /// How a tls: target is spoken.
+    #[command(flatten)]
+    tls: super::TlsArgs,
     /// Traffic pattern.
     #[arg(long, value_enum, default_value = "ping-pong")]
     workload: Workload,
@@ -196,6 +199,7 @@ impl RunArgs {
             seed: self.seed,
             server_pid: self.server_pid,
             client_cpus: self.client_cpus.as_ref().map(|c| c.0.clone()),
+            tls: self.tls.options(),
         }
     }
 }

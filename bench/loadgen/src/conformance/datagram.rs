@@ -26,7 +26,7 @@ fn fail(reason: impl Into<String>) -> Verdict {
 
 /// The server's UDP address.
 pub(super) fn server(p: &Probe<'_>) -> Result<SocketAddr, Verdict> {
-    match p.target {
+    match p.target.endpoint {
         Endpoint::Udp(addr) => Ok(addr),
         ref other => Err(Verdict::Skip(format!(
             "a datagram check; {other} is a stream endpoint"

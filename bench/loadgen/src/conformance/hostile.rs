@@ -244,7 +244,7 @@ pub fn one_greedy_client_does_not_starve_sixty_four_others(p: &mut Probe<'_>) ->
 }
 
 /// [`POLITE_ROUND_TRIPS`] round trips of 64 bytes, each finished before `deadline`.
-fn polite_client(target: &echo_cli::Endpoint, c: usize, deadline: Instant) -> Result<(), String> {
+fn polite_client(target: &crate::socket::Peer, c: usize, deadline: Instant) -> Result<(), String> {
     let left = |what: &str| {
         deadline
             .checked_duration_since(Instant::now())

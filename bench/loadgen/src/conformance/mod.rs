@@ -18,7 +18,10 @@ mod sustained;
 
 use std::time::Duration;
 
-use echo_cli::{Endpoint, Transport};
+use echo_cli::{Endpoint, TlsVersions, Transport};
+
+use crate::socket::Peer;
+use crate::tls::{TlsClient, Trust};
 
 use serde::{Deserialize, Serialize};
 
@@ -235,6 +238,9 @@ pub struct Subject {
     pub serial: Option<usize>,
     /// How long the sustained-load checks run; [`DEFAULT_SUSTAIN`] when `None`.
     pub sustain: Option<Duration>,
+    /// How a `tls:` server is spoken to; when `None`, any certificate is accepted and TLS 1.2
+    /// and 1.3 are offered, since the checks judge the server's echo, not its certificate.
+    pub tls: Option<TlsClient>,
 }
 
 /// A check's result, as `echo-bench conformance --json` writes it.
@@ -280,6 +286,27 @@ pub fn run(check: &Check, subject: &Subject) -> Outcome {
     }
 }
 
+/// `endpoint` with the subject's TLS client, or the permissive default for a `tls:` endpoint.
+fn peer(endpoint: &Endpoint, subject: &Subject) -> Result<Peer, Verdict> {
+    let tls = match (endpoint, &subject.tls) {
+        (Endpoint::Tls(_), Some(tls)) => Some(tls.clone()),
+        (Endpoint::Tls(addr), None) => Some(
+            TlsClient::new(
+                &Trust::Insecure,
+                TlsVersions::BOTH,
+                false,
+                TlsClient::name_for(addr.ip()),
+            )
+            .map_err(|e| Verdict::Fail(format!("cannot configure the TLS client: {e}")))?,
+        ),
+        _ => None,
+    };
+    Ok(Peer {
+        endpoint: endpoint.clone(),
+        tls,
+    })
+}
+
 fn run_inner(check: &Check, subject: &Subject) -> CheckResult {
     let transport = subject
         .target
@@ -303,7 +330,7 @@ fn run_inner(check: &Check, subject: &Subject) -> CheckResult {
         let mut server = command
             .launch(subject.transport, fd_limit)
             .map_err(|e| Verdict::Fail(format!("the server did not start: {e}")))?;
-        let (target, pid) = (server.endpoint().clone(), server.pid());
+        let (target, pid) = (peer(server.endpoint(), subject)?, server.pid());
         let result = (check.run)(&mut Probe {
             target,
             pid: Some(pid),
@@ -338,7 +365,7 @@ fn run_inner(check: &Check, subject: &Subject) -> CheckResult {
         ));
     }
     (check.run)(&mut Probe {
-        target,
+        target: peer(&target, subject)?,
         pid: subject.pid,
         serial: subject.serial,
         server: None,

@@ -131,6 +131,8 @@ struct Conn {
     local: usize,
     stream: Connecting,
     phase: Phase,
+    /// When its connect began: what first-byte latency counts from.
+    opened: Instant,
     out: Vec<u8>,
     out_pos: usize,
     tx: ByteStream,
@@ -386,7 +388,7 @@ impl<'a> Worker<'a> {
     fn open(&mut self, local: usize) {
         let config = &self.shared.config;
         let started = Instant::now();
-        match Connecting::start(&config.target) {
+        match Connecting::start(config.peer()) {
             Ok(mut stream) => {
                 let entry = self.conns.vacant_entry();
                 let key = entry.key();
@@ -409,6 +411,7 @@ impl<'a> Worker<'a> {
                     local,
                     stream,
                     phase: Phase::Connecting(started),
+                    opened: started,
                     out: Vec::new(),
                     out_pos: 0,
                     tx: ByteStream::new(seed),
@@ -452,7 +455,17 @@ impl<'a> Worker<'a> {
             conn.phase = Phase::Open;
             let now = Instant::now();
             if self.measuring && now >= self.measure_start {
-                stats::record(&mut self.stats.connect_latency, now - started);
+                // For tls:, the connect ended where the handshake began.
+                let connected = conn.stream.handshake_began();
+                stats::record(
+                    &mut self.stats.connect_latency,
+                    connected.unwrap_or(now) - started,
+                );
+                if let Some(began) = connected {
+                    stats::record(&mut self.stats.handshake_latency, now - began);
+                    self.stats.handshakes += 1;
+                    self.stats.resumed += u64::from(conn.stream.resumed());
+                }
             }
             if self.shared.started() {
                 self.on_open(key);
@@ -564,8 +577,15 @@ impl<'a> Worker<'a> {
                     {
                         return Err(End::Failed(ErrorKind::Mismatch));
                     }
-                    conn.received += n as u64;
                     let now = Instant::now();
+                    if conn.received == 0
+                        && self.measuring
+                        && now >= self.measure_start
+                        && self.measure_end.is_none_or(|end| now < end)
+                    {
+                        stats::record(&mut self.stats.first_byte_latency, now - conn.opened);
+                    }
+                    conn.received += n as u64;
                     while conn
                         .inflight
                         .front()

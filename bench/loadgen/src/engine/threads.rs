@@ -14,7 +14,7 @@ use crate::stats::{self, ErrorKind, WorkerStats, thread_cpu_time};
 pub(super) fn connection(shared: &RunState, slot: usize, quota: Option<u64>) -> WorkerOutcome {
     let config = &shared.config;
     let mut stats = WorkerStats::default();
-    let stream = Client::connect(&config.target, config.timeout);
+    let stream = Client::connect(config.peer(), config.timeout);
     let Some(timeline) = shared.wait_for_start() else {
         return WorkerOutcome::called_off();
     };
