@@ -9,6 +9,9 @@
 //! no thread, but per-message work runs on the executor thread that polls the task, delaying the
 //! tasks queued behind it. The executor's threads are global, so they outlive a server; they are
 //! reused by the next one, not leaked.
+//!
+//! Over `tls:` the handshake runs on the connection's task, through futures-rustls (the shared
+//! `futures_io::serve`).
 
 use std::io;
 use std::time::{Duration, Instant};
@@ -26,6 +29,7 @@ use crate::server::{
     EchoServer, JOIN_AFTER_DRAIN, Model, ServerConfig, ServerHandle, ServerId, StopServer,
 };
 use crate::work::EchoPath;
+use echo_cli::Transport;
 
 /// async-std, a task per connection.
 #[derive(Debug, Clone, Copy, Default)]
@@ -40,15 +44,21 @@ impl EchoServer for AsyncStdServer {
         crate::driver::Driver::Epoll
     }
 
+    fn transports(&self) -> &'static [Transport] {
+        &[Transport::Tcp, Transport::Unix, Transport::Tls]
+    }
+
     fn start(&self, config: &ServerConfig) -> io::Result<ServerHandle> {
-        let (std_listener, endpoint) = net::bind_nonblocking(config)?;
+        let (plain, tls) = net::split_tls(config)?;
+        let (std_listener, endpoint) = net::bind_nonblocking(&plain)?;
+        let endpoint = net::served(endpoint, &tls);
         let listener = AsyncStd::listener(std_listener)?;
         let id = ServerId::next();
         let (notify_shutdown, shutdown) = async_channel::bounded::<()>(1);
         let path = EchoPath::of(config);
         let health = id.health().clone();
         let thread = id.thread("accept").spawn(move || {
-            task::block_on(accept_loop(AsyncStd, listener, shutdown, path, health));
+            task::block_on(accept_loop(AsyncStd, listener, shutdown, path, health, tls));
         })?;
         Ok(ServerHandle::new(
             Model::AsyncStd,

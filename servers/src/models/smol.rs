@@ -11,6 +11,9 @@
 //!
 //! Shutdown closes the shutdown channel; the accept loop stops, waits for the handlers, and then
 //! drops the sender that keeps the executor threads running, so they return and are joined.
+//!
+//! Over `tls:` the handshake runs on the connection's task, through futures-rustls (the shared
+//! `futures_io::serve`).
 
 use std::io;
 use std::sync::Arc;
@@ -30,6 +33,7 @@ use crate::server::{
     available_cores, start_each,
 };
 use crate::work::EchoPath;
+use echo_cli::Transport;
 
 /// smol, a task per connection on a thread-per-core executor.
 #[derive(Debug, Clone, Copy, Default)]
@@ -44,8 +48,14 @@ impl EchoServer for SmolServer {
         crate::driver::Driver::Epoll
     }
 
+    fn transports(&self) -> &'static [Transport] {
+        &[Transport::Tcp, Transport::Unix, Transport::Tls]
+    }
+
     fn start(&self, config: &ServerConfig) -> io::Result<ServerHandle> {
-        let (std_listener, endpoint) = net::bind_nonblocking(config)?;
+        let (plain, tls) = net::split_tls(config)?;
+        let (std_listener, endpoint) = net::bind_nonblocking(&plain)?;
+        let endpoint = net::served(endpoint, &tls);
         let listener = Smol::listener(std_listener)?;
         let id = ServerId::next();
         let executor = Arc::new(Executor::new());
@@ -58,7 +68,7 @@ impl EchoServer for SmolServer {
         let health = id.health().clone();
         executor
             .spawn(async move {
-                accept_loop(smol, listener, shutdown, path, health).await;
+                accept_loop(smol, listener, shutdown, path, health, tls).await;
                 drop(exit_sender);
             })
             .detach();
