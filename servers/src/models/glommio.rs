@@ -235,9 +235,21 @@ async fn serve(
     health: Health,
 ) -> io::Result<()> {
     let unix = matches!(listener, StreamListener::Unix(_));
+    // glommio's accept first tries the system call at once, and makes the listener
+    // non-blocking for it by setting O_NONBLOCK, accepting, and restoring the flags it read.
+    // Those flags belong to the socket, which every executor's descriptor of a Unix listener
+    // shares: one executor could restore "blocking" just before another's accept, which then
+    // blocked its thread, and every connection it held, until the next client connected. A
+    // listener that is non-blocking already is left non-blocking by that dance.
     let raw = match listener {
-        StreamListener::Tcp(listener) => listener.into_raw_fd(),
-        StreamListener::Unix(listener) => listener.into_raw_fd(),
+        StreamListener::Tcp(listener) => {
+            listener.set_nonblocking(true)?;
+            listener.into_raw_fd()
+        }
+        StreamListener::Unix(listener) => {
+            listener.set_nonblocking(true)?;
+            listener.into_raw_fd()
+        }
     };
     // SAFETY: `raw` is a bound, listening stream socket whose ownership moves to the listener.
     let listener = unsafe { TcpListener::from_raw_fd(raw) };
