@@ -13,6 +13,8 @@
 //!
 //! The accept loop runs on a thread of the server's own (`es<id>-accept`): `may`'s accept blocks
 //! a plain thread as it would a coroutine, and each accepted connection gets a coroutine.
+//! Over `tls:` that coroutine runs the blocking models' TLS path too (`tls::echo_blocking`: the
+//! handshake, then `rustls::StreamOwned`), its deadline the socket's read timeout.
 //!
 //! Shutdown: a listening socket shut down fails its pending `accept`, which ends the accept
 //! loop; every registered connection is shut down, which ends its coroutine's read; shutdown
@@ -25,7 +27,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Once};
 use std::time::{Duration, Instant};
 
-use echo_cli::Endpoint;
+use echo_cli::{Endpoint, Transport};
 use may::net::TcpListener;
 use may::os::unix::net::UnixListener;
 use slab::Slab;
@@ -36,6 +38,7 @@ use crate::server::{
     EchoServer, Health, Model, SHUTDOWN_GRACE, ServerConfig, ServerHandle, ServerId, StopServer,
     available_cores,
 };
+use crate::tls::TlsServer;
 use crate::work::EchoPath;
 
 /// Stackful coroutines on `may`, one per connection.
@@ -51,18 +54,23 @@ impl EchoServer for MayServer {
         crate::driver::Driver::Epoll
     }
 
+    fn transports(&self) -> &'static [Transport] {
+        &[Transport::Tcp, Transport::Unix, Transport::Tls]
+    }
+
     fn start(&self, config: &ServerConfig) -> io::Result<ServerHandle> {
         // `may` reads its worker count once, when its scheduler starts.
         static WORKERS: Once = Once::new();
         WORKERS.call_once(|| {
             may::config().set_workers(config.threads_or(available_cores()));
         });
-        let std_listener = net::bind(config)?;
-        let endpoint = std_listener.endpoint()?;
+        let (plain, tls) = net::split_tls(config)?;
+        let std_listener = net::bind(&plain)?;
+        let endpoint = net::served(std_listener.endpoint()?, &tls);
         // The accept loop is generic over `may`'s two listener types, one per stream transport.
         match std_listener {
-            StreamListener::Tcp(l) => start_on(adopt::<TcpListener>(l), config, endpoint),
-            StreamListener::Unix(l) => start_on(adopt::<UnixListener>(l), config, endpoint),
+            StreamListener::Tcp(l) => start_on(adopt::<TcpListener>(l), config, endpoint, tls),
+            StreamListener::Unix(l) => start_on(adopt::<UnixListener>(l), config, endpoint, tls),
         }
     }
 }
@@ -77,7 +85,7 @@ fn adopt<L: FromRawFd>(listener: impl IntoRawFd) -> Arc<L> {
 
 /// A `may` listener of either stream transport.
 trait Accept: AsRawFd + Send + Sync + 'static {
-    type Stream: io::Read + io::Write + AsRawFd + Send + 'static;
+    type Stream: io::Read + io::Write + AsRawFd + ReadTimeout + Send + 'static;
 
     /// Accepts one connection, Nagle off for TCP.
     fn accept_one(&self) -> io::Result<Self::Stream>;
@@ -137,12 +145,14 @@ fn start_on<L: Accept>(
     listener: Arc<L>,
     config: &ServerConfig,
     endpoint: Endpoint,
+    tls: Option<TlsServer>,
 ) -> io::Result<ServerHandle> {
     {
         let id = ServerId::next();
         let shared = Arc::new(MayState {
             health: id.health().clone(),
             path: EchoPath::of(config),
+            tls,
             stopping: AtomicBool::new(false),
             open: Mutex::new(Slab::new()),
             live: AtomicUsize::new(0),
@@ -173,6 +183,8 @@ struct MayState {
     /// Told if the accept loop's listener fails while the server runs.
     health: Health,
     path: EchoPath,
+    /// The TLS every connection is wrapped in, for a `tls:` listener.
+    tls: Option<TlsServer>,
     stopping: AtomicBool,
     /// The descriptor of every open connection, so shutdown can end its coroutine's read. A
     /// descriptor is removed (under the lock) before its stream closes it ([`Connection`]), so
@@ -196,7 +208,8 @@ fn accept_loop(listener: Arc<impl Accept>, shared: Arc<MayState>) {
     while !shared.stopping() {
         match listener.accept_one() {
             Ok(stream) => {
-                serve(stream, &shared, spawn_coroutine);
+                let stack = shared.tls.as_ref().map(|_| TLS_STACK_WORDS);
+                serve(stream, &shared, |job| spawn_coroutine(job, stack));
             }
             Err(err) => match net::after_accept_error(&err, shared.stopping(), &shared.health) {
                 AcceptAction::WaitReady | AcceptAction::Next => {}
@@ -229,17 +242,40 @@ impl<S> Drop for Connection<S> {
 /// A job for a connection's coroutine.
 type Job = Box<dyn FnOnce() + Send + 'static>;
 
-/// Runs `job` on a new `may` coroutine.
-fn spawn_coroutine(job: Job) -> io::Result<()> {
+/// The stack of a TLS connection's coroutine, in words (256 KiB): `may`'s default of 32 KiB
+/// overflows in rustls's handshake (the server said "coroutine has overflowed its stack" at the
+/// first ClientHello). A stack is reserved, and only what is touched takes memory.
+const TLS_STACK_WORDS: usize = 0x8000;
+
+/// Runs `job` on a new `may` coroutine, with a stack of `stack_words` if given (`may`'s default
+/// otherwise).
+fn spawn_coroutine(job: Job, stack_words: Option<usize>) -> io::Result<()> {
+    let mut builder = may::coroutine::Builder::new();
+    if let Some(words) = stack_words {
+        builder = builder.stack_size(words);
+    }
     // SAFETY: `may` requires that a coroutine keep no thread-local state across a switch,
     // since it may resume on another worker; the echo keeps none.
-    unsafe { may::coroutine::Builder::new().spawn(job) }.map(drop)
+    unsafe { builder.spawn(job) }.map(drop)
 }
 
-/// Registers `stream` and echoes it on a coroutine of its own, started by `spawn`.
+/// What the TLS handshake needs of a `may` stream: its deadline is the socket's read timeout,
+/// which `may` keeps per socket and honours in the coroutine's wait.
+trait ReadTimeout {
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()>;
+}
+
+impl ReadTimeout for may::net::TcpStream {
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        may::net::TcpStream::set_read_timeout(self, timeout)
+    }
+}
+
+/// Registers `stream` and echoes it on a coroutine of its own, started by `spawn`, over TLS for a
+/// `tls:` listener (the handshake on that coroutine).
 fn serve<S>(stream: S, shared: &Arc<MayState>, spawn: impl FnOnce(Job) -> io::Result<()>)
 where
-    S: io::Read + io::Write + AsRawFd + Send + 'static,
+    S: io::Read + io::Write + AsRawFd + ReadTimeout + Send + 'static,
 {
     let key = {
         let mut open = shared.lock();
@@ -269,7 +305,15 @@ where
             // test shows). Taking the turn with a 1 ns sleep instead lets the others in, but then
             // a read now and then fails at once and ends its connection (1 in 8 runs of the
             // 64-client check): a sleep leaves its timeout behind for the next I/O call.
-            let _ = blocking_io::echo(stream, &mut buf, path, may::coroutine::yield_now);
+            let _ = match &connection.shared.tls {
+                None => blocking_io::echo(stream, &mut buf, path, may::coroutine::yield_now),
+                Some(tls) => crate::tls::echo_blocking(
+                    stream,
+                    tls,
+                    |s: &&mut S, t| s.set_read_timeout(t),
+                    |stream| blocking_io::echo(stream, &mut buf, path, may::coroutine::yield_now),
+                ),
+            };
         }
     }));
 }
