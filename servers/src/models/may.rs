@@ -363,6 +363,7 @@ mod tests {
         Arc::new(MayState {
             health: Health::default(),
             path: EchoPath::of(&ServerConfig::default()),
+            tls: None,
             stopping: AtomicBool::new(false),
             open: Mutex::new(Slab::new()),
             live: AtomicUsize::new(0),
@@ -397,6 +398,12 @@ mod tests {
         }
         fn flush(&mut self) -> io::Result<()> {
             self.stream.flush()
+        }
+    }
+
+    impl ReadTimeout for Probe {
+        fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+            self.stream.set_read_timeout(timeout)
         }
     }
 
