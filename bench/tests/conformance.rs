@@ -59,6 +59,44 @@ fn the_shipped_python_servers_pass_every_check() {
     }
 }
 
+/// The tutorial's SSL server (`ssl_server.py`) passes every stream check over `tls:`, with a
+/// certificate made for this run.
+#[test]
+fn the_shipped_python_ssl_server_passes_every_check_over_tls() {
+    if !python() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+    let script = root().join("servers/python/ssl_server.py");
+    let command = format!(
+        "python3 {} {{addr}} {} {}",
+        script.display(),
+        cert.display(),
+        key.display()
+    );
+    let output = support::echo_bench(&[
+        "conformance",
+        "--command",
+        &command,
+        "--transport",
+        "tls",
+        "--ca",
+        cert.to_str().unwrap(),
+        "--tls-versions",
+        "1.2,1.3",
+    ]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains(" 0 failed"), "{stdout}");
+    let passed = stdout.lines().filter(|l| l.starts_with("PASS")).count();
+    assert!(passed >= 12, "every check reported:\n{stdout}");
+}
+
 #[test]
 fn faulty_servers_fail_with_the_pitfall_named() {
     if !python() {

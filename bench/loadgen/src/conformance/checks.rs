@@ -42,9 +42,12 @@ fn fail(reason: impl Into<String>) -> Verdict {
 
 fn connect(target: &Peer) -> Result<Client, Verdict> {
     let stream = Client::connect(target, IO_TIMEOUT).map_err(|e| {
-        fail(format!(
-            "cannot connect to {target}: {e} (not listening, or its listen backlog is full?)"
-        ))
+        let hint = if e.kind() == ErrorKind::InvalidData {
+            "the TLS handshake failed: does --ca hold the server's certificate, or its issuer?"
+        } else {
+            "not listening, or its listen backlog is full?"
+        };
+        fail(format!("cannot connect to {target}: {e} ({hint})"))
     })?;
     let _ = stream.set_timeouts(Some(IO_TIMEOUT));
     Ok(stream)
