@@ -318,7 +318,7 @@ fn options(args: &SuiteArgs) -> Result<SuiteOptions, ExitCode> {
     {
         usage_exit(
             "echo-bench",
-            "error: --transports tls: the servers serve tls: but the load generator does not speak it yet (valid here: tcp, unix, udp)",
+            "error: --transports tls: the suite does not measure tls: yet; use `echo-bench run --target tls:...` or scripts/tls-costs.sh (valid here: tcp, unix, udp)",
         );
     }
     if selection
