@@ -65,9 +65,28 @@ for round in $(seq "$rounds"); do
   done
 done
 
-python3 - "$out" "$rounds" "$duration" "$models" <<'PY'
+idle=${IDLE:-0}
+idle_models=${IDLE_MODELS:-tokio}
+if [ "$idle" -gt 0 ]; then
+  for model in $idle_models; do
+    for transport in tls tcp; do
+      echo "idle: $model, $idle connections over $transport" >&2
+      start "$model" "$transport"
+      sleep 0.3
+      awk '/^VmRSS:/ {print $2}' "/proc/$server/status" >"$out/$model.idle-$transport.rss-before-kib"
+      trust=()
+      [ "$transport" = tls ] && trust=(--ca "$ca")
+      measure "$model.idle-$transport" "${trust[@]}" -c "$idle" --connect-rate 2000 \
+        --workload rate --rate 100 --timeout 30s
+      stop
+    done
+  done
+fi
+
+python3 - "$out" "$rounds" "$duration" "$models" "$idle" "$idle_models" <<'PY'
 import json, os, platform, statistics, subprocess, sys
 out, rounds, duration, models = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4].split()
+idle, idle_models = int(sys.argv[5]), sys.argv[6].split()
 def load(model, kind, r):
     return json.load(open(f"{out}/{model}.{kind}.r{r}.json"))
 def spread(values, fmt):
@@ -116,6 +135,29 @@ for m in models:
         spread([per_message(x) for x in tcp], f1),
         spread([per_message(a) / per_message(b) for a, b in zip(tls, tcp)], f2),
     ]) + " |")
+if idle:
+    lines += [
+        "",
+        f"Memory with {idle:,} connections held open ({duration} at 100 msg/s among them, after "
+        "opening them at 2,000/s): the server's RSS in the window less its RSS before the "
+        "connects, per connection.",
+        "",
+        "| model | TCP KiB per connection | TLS KiB per connection | TLS less TCP |",
+        "|---|---:|---:|---:|",
+    ]
+    for m in idle_models:
+        per = {}
+        for t in ("tcp", "tls"):
+            rep = json.load(open(f"{out}/{m}.idle-{t}.json"))
+            before = int(open(f"{out}/{m}.idle-{t}.rss-before-kib").read())
+            per[t] = (rep["server"]["rss_kib"] - before) / idle
+            errors = sum(v for v in rep["errors"].values() if isinstance(v, int))
+            if errors:
+                per[t + "-errors"] = errors
+        lines.append(f"| {m} | {per['tcp']:.1f} | {per['tls']:.1f} | {per['tls'] - per['tcp']:.1f} |")
+        for t in ("tcp", "tls"):
+            if per.get(t + "-errors"):
+                lines.append(f"\n{m} over {t}: {per[t + '-errors']} errors in that run.")
 warnings = sorted({w for f in os.listdir(out) if f.endswith(".json")
                    for w in json.load(open(f"{out}/{f}")).get("warnings", [])})
 if warnings:

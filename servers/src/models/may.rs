@@ -239,6 +239,10 @@ impl<S> Drop for Connection<S> {
     }
 }
 
+/// How long a finished connection's coroutine keeps its stream (shut down already) before
+/// dropping it: far longer than the window of `may`'s race it works around (see `serve`).
+const LINGER_BEFORE_DROP: Duration = Duration::from_millis(10);
+
 /// A job for a connection's coroutine.
 type Job = Box<dyn FnOnce() + Send + 'static>;
 
@@ -298,6 +302,7 @@ where
         let path = connection.shared.path;
         let mut buf = vec![0; path.buffer_size];
         if let Some(stream) = connection.stream.as_mut() {
+            let fd = stream.as_raw_fd();
             // An error ends this connection only.
             // The turn is a `yield_now`, which is all it can be here: may polls for I/O only when
             // its run queue is empty, so on one worker a coroutine that always has input is run
@@ -314,6 +319,14 @@ where
                     |stream| blocking_io::echo(stream, &mut buf, path, may::coroutine::yield_now),
                 ),
             };
+            // The peer sees the close now; the stream itself is dropped a little later. may
+            // 0.3.51 has a race: a worker that parks this coroutine on a read publishes it and
+            // then reads the socket's state, and another worker may in between run the
+            // coroutine, which could finish and free that state first (CI's SIGSEGV in
+            // `socket_read::subscribe`, reading address 0x20, twice in eight runs of
+            // tests/workloads.rs). Lingering keeps the state alive past that window.
+            shut_down(fd);
+            may::coroutine::sleep(LINGER_BEFORE_DROP);
         }
     }));
 }
