@@ -321,7 +321,10 @@ fn the_tls_models_are_the_documented_ones() {
             "thread-per-connection",
             "thread-pool",
             "tokio",
-            "tokio-current-thread"
+            "tokio-current-thread",
+            "async-std",
+            "smol",
+            "may"
         ]
     );
 }
