@@ -322,6 +322,7 @@ fn the_tls_models_are_the_documented_ones() {
             "thread-pool",
             "tokio",
             "tokio-current-thread",
+            "tokio-rayon",
             "async-std",
             "smol",
             "may"

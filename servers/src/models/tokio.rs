@@ -79,15 +79,28 @@ impl EchoServer for TokioServer {
     }
 }
 
-/// How a handler does the per-message work between reading a message and echoing it: inline
-/// on the runtime's worker ([`Inline`]) or elsewhere (`tokio-rayon` sends it to a rayon pool).
+/// Where a handler does its CPU work: the per-message work between reading a message and
+/// echoing it, and the part of a TLS handshake that computes. Inline on the runtime's worker
+/// ([`Inline`]) or elsewhere (`tokio-rayon` sends it to a rayon pool).
 pub(crate) trait OnMessage: Clone + Send + Sync + 'static {
     /// The echo path (buffer size, work per message).
     fn path(&self) -> EchoPath;
 
-    /// Does the work on `buf[..len]` and hands the buffer back for the echo. The buffer moves
-    /// rather than being borrowed, so an implementation may send it to another thread.
-    fn on_message(&self, buf: Vec<u8>, len: usize) -> impl Future<Output = Vec<u8>> + Send;
+    /// Runs `job` and returns its result; the job moves, so an implementation may run it on
+    /// another thread while the worker serves other connections.
+    fn offload<R: Send + 'static>(
+        &self,
+        job: impl FnOnce() -> R + Send + 'static,
+    ) -> impl Future<Output = R> + Send;
+
+    /// Does the work on `buf[..len]` and hands the buffer back for the echo.
+    fn on_message(&self, buf: Vec<u8>, len: usize) -> impl Future<Output = Vec<u8>> + Send {
+        let path = self.path();
+        self.offload(move || {
+            path.on_message(&buf[..len]);
+            buf
+        })
+    }
 }
 
 /// The work done right on the task's worker thread: while it runs, that worker serves nothing
@@ -100,9 +113,8 @@ impl OnMessage for Inline {
         self.0
     }
 
-    async fn on_message(&self, buf: Vec<u8>, len: usize) -> Vec<u8> {
-        self.0.on_message(&buf[..len]);
-        buf
+    async fn offload<R: Send + 'static>(&self, job: impl FnOnce() -> R + Send + 'static) -> R {
+        job()
     }
 }
 
@@ -118,9 +130,9 @@ pub(crate) struct Listener<H> {
     on_message: H,
     /// Told if the listener fails while the server runs.
     health: Health,
-    /// For a `tls:` listener: what accepts each connection's handshake, on the connection's
-    /// own task, and how long the handshake may take.
-    tls: Option<(tokio_rustls::TlsAcceptor, std::time::Duration)>,
+    /// For a `tls:` listener: the configuration each connection's handshake is accepted with,
+    /// and how long the handshake may take.
+    tls: Option<TlsAccept>,
 }
 
 impl<H: OnMessage> Listener<H> {
@@ -134,11 +146,9 @@ impl<H: OnMessage> Listener<H> {
         tls: Option<&TlsServer>,
     ) -> Self {
         Self {
-            tls: tls.map(|tls| {
-                (
-                    tokio_rustls::TlsAcceptor::from(tls.config()),
-                    tls.handshake_timeout(),
-                )
+            tls: tls.map(|tls| TlsAccept {
+                config: tls.config(),
+                timeout: tls.handshake_timeout(),
             }),
             health,
             listener,
@@ -203,17 +213,34 @@ pub(crate) async fn after_accept_error(
     }
 }
 
-/// Serves one connection: [`echo`], over TLS when `tls` is given (the handshake on this task,
-/// within its timeout, and `close_notify` after the client's).
-async fn serve(
-    socket: impl AsyncRead + AsyncWrite + Unpin,
-    tls: Option<(tokio_rustls::TlsAcceptor, std::time::Duration)>,
-    on_message: impl OnMessage,
-) -> io::Result<()> {
-    let Some((acceptor, timeout)) = tls else {
+/// A `tls:` listener's handshake settings.
+#[derive(Clone)]
+struct TlsAccept {
+    config: std::sync::Arc<rustls::ServerConfig>,
+    timeout: std::time::Duration,
+}
+
+/// Serves one connection: [`echo`], over TLS when `tls` is given (then the handshake, within
+/// its timeout, and `close_notify` after the client's).
+///
+/// The handshake is tokio-rustls's lazy acceptor: the ClientHello is read on this task, and
+/// answering it, where a full handshake spends its CPU (the key exchange and the certificate's
+/// signature), is a job for [`OnMessage::offload`], so `tokio-rayon` runs it on its pool. The
+/// rest (sending the answer, checking the client's Finished) is I/O and stays on the task.
+async fn serve<S>(socket: S, tls: Option<TlsAccept>, on_message: impl OnMessage) -> io::Result<()>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let Some(TlsAccept { config, timeout }) = tls else {
         return echo(socket, on_message, false).await;
     };
-    let mut stream = tokio::time::timeout(timeout, acceptor.accept(socket))
+    let handshake = async {
+        let acceptor = rustls::server::Acceptor::default();
+        let hello = tokio_rustls::LazyConfigAcceptor::new(acceptor, socket).await?;
+        let answered = on_message.offload(move || hello.into_stream(config)).await;
+        answered.await
+    };
+    let mut stream = tokio::time::timeout(timeout, handshake)
         .await
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))??;
     echo(&mut stream, on_message, true).await?;
@@ -393,5 +420,106 @@ impl StopServer for Runtimes {
         // Each thread waits up to the grace period for its handlers, then for its runtime.
         let deadline = Instant::now() + JOIN_AFTER_DRAIN_AND_RUNTIME;
         join_all_within(self.threads, deadline)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use echo_cli::TlsVersions;
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, ServerName};
+
+    use super::*;
+    use crate::work::Work;
+
+    const IO_TIMEOUT: Duration = Duration::from_secs(10);
+
+    /// Inline work that counts the jobs it is given.
+    #[derive(Clone)]
+    struct Counting(Arc<AtomicUsize>);
+
+    impl OnMessage for Counting {
+        fn path(&self) -> EchoPath {
+            EchoPath {
+                buffer_size: 4096,
+                work: Work::default(),
+            }
+        }
+
+        async fn offload<R: Send + 'static>(&self, job: impl FnOnce() -> R + Send + 'static) -> R {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            job()
+        }
+    }
+
+    fn client_for(tls: &TlsServer) -> rustls::ClientConnection {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_file_iter(tls.ca_file().unwrap()).unwrap() {
+            roots.add(cert.unwrap()).unwrap();
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let name = ServerName::try_from("localhost").unwrap();
+        rustls::ClientConnection::new(Arc::new(config), name).unwrap()
+    }
+
+    /// What `tokio-rayon` relies on to sign on its pool: the answer to the ClientHello is one
+    /// job given to [`OnMessage::offload`], and each message one more.
+    #[test]
+    fn a_handshake_is_answered_in_one_offloaded_job_and_each_message_in_one_more() {
+        let tls = TlsServer::self_signed(TlsVersions::TLS13).unwrap();
+        let (client, server) = std::os::unix::net::UnixStream::pair().unwrap();
+        client.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        client.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+        server.set_nonblocking(true).unwrap();
+        let jobs = Arc::new(AtomicUsize::new(0));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let accept = TlsAccept {
+            config: tls.config(),
+            timeout: IO_TIMEOUT,
+        };
+        let served = {
+            let _context = runtime.enter();
+            let server = tokio::net::UnixStream::from_std(server).unwrap();
+            runtime.spawn(serve(server, Some(accept), Counting(Arc::clone(&jobs))))
+        };
+        let runtime_thread = std::thread::spawn(move || runtime.block_on(served).unwrap());
+
+        let mut stream = rustls::StreamOwned::new(client_for(&tls), client);
+        while stream.conn.is_handshaking() {
+            stream.conn.complete_io(&mut stream.sock).unwrap();
+        }
+        assert_eq!(jobs.load(Ordering::SeqCst), 1, "jobs for the handshake");
+        for i in 0..3u8 {
+            let message = [i; 100];
+            stream.write_all(&message).unwrap();
+            stream.flush().unwrap();
+            let mut echoed = [0; 100];
+            stream.read_exact(&mut echoed).unwrap();
+            assert_eq!(echoed, message);
+        }
+        stream.conn.send_close_notify();
+        stream.flush().unwrap();
+        let mut rest = Vec::new();
+        stream.read_to_end(&mut rest).unwrap();
+        assert!(rest.is_empty());
+        runtime_thread.join().unwrap().unwrap();
+        assert_eq!(
+            jobs.load(Ordering::SeqCst),
+            4,
+            "jobs for the handshake and 3 messages"
+        );
     }
 }

@@ -9,6 +9,12 @@
 //! waker), which is pure overhead when there is no work (`--work-us 0`) and what buys fairness
 //! when there is.
 //!
+//! Over TLS (`tls:`) the handshake's CPU goes to the pool too: the ClientHello is read on the
+//! connection's task, and answering it (the key exchange and the certificate's signature, nearly
+//! all of a full handshake's cost) runs on a rayon thread, so a storm of handshakes does not
+//! hold the workers that serve established connections. The records' encryption stays on the
+//! workers, as the socket I/O it is part of.
+//!
 //! Shutdown stops the runtime as `tokio` does, then drops the pool and joins its threads, which
 //! rayon itself never joins.
 
@@ -16,6 +22,8 @@ use std::io;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Instant;
+
+use echo_cli::Transport;
 
 use crate::blocking_io::join_all_within;
 use crate::models::tokio::{OnMessage, Runtimes};
@@ -39,8 +47,13 @@ impl EchoServer for TokioRayon {
         crate::driver::Driver::Epoll
     }
 
+    fn transports(&self) -> &'static [Transport] {
+        &[Transport::Tcp, Transport::Unix, Transport::Tls]
+    }
+
     fn start(&self, config: &ServerConfig) -> io::Result<ServerHandle> {
-        let (std_listener, endpoint) = net::bind_nonblocking(config)?;
+        let (plain, tls) = net::split_tls(config)?;
+        let (std_listener, endpoint) = net::bind_nonblocking(&plain)?;
         let id = ServerId::next();
         let threads = config.threads_or(available_cores());
         // rayon detaches its threads; spawning them ourselves keeps their handles for shutdown.
@@ -76,7 +89,7 @@ impl EchoServer for TokioRayon {
         };
         let started = runtime.and_then(|runtime| {
             stop.runtimes
-                .serve(&id, runtime, std_listener, on_message, None)
+                .serve(&id, runtime, std_listener, on_message, tls.as_ref())
         });
         if let Err(err) = started {
             let _ = Box::new(stop).stop();
@@ -85,7 +98,7 @@ impl EchoServer for TokioRayon {
         Ok(ServerHandle::new(
             Model::TokioRayon,
             id,
-            endpoint,
+            net::served(endpoint, &tls),
             Box::new(stop),
         ))
     }
@@ -107,17 +120,15 @@ impl OnMessage for OnRayon {
         self.path
     }
 
-    async fn on_message(&self, buf: Vec<u8>, len: usize) -> Vec<u8> {
+    async fn offload<R: Send + 'static>(&self, job: impl FnOnce() -> R + Send + 'static) -> R {
         let (done, result) = tokio::sync::oneshot::channel();
-        let path = self.path;
         self.pool.spawn(move || {
-            path.on_message(&buf[..len]);
-            // The handler may be gone (shutdown); then the buffer is simply dropped.
-            let _ = done.send(buf);
+            // The handler may be gone (shutdown); then the result is simply dropped.
+            let _ = done.send(job());
         });
         // The pool outlives every handler (shutdown drops it only after the runtime), and a
-        // panicking rayon job aborts the process, so the buffer always comes back.
-        result.await.expect("the rayon pool returns every buffer")
+        // panicking rayon job aborts the process, so the result always comes back.
+        result.await.expect("the rayon pool answers every job")
     }
 }
 
@@ -141,5 +152,35 @@ impl StopServer for TokioRayonStop {
         let threads = std::mem::take(&mut *lock(&pool_threads));
         let joined = join_all_within(threads, Instant::now() + SHUTDOWN_GRACE);
         result.and(joined)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::work::Work;
+
+    #[test]
+    fn offloaded_jobs_run_on_the_pool_and_their_results_come_back() {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .thread_name(|_| "test-rayon".into())
+            .build()
+            .unwrap();
+        let on_rayon = OnRayon {
+            path: EchoPath {
+                buffer_size: 16,
+                work: Work::default(),
+            },
+            pool: Arc::new(pool),
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let ran_on =
+            runtime.block_on(on_rayon.offload(|| std::thread::current().name().map(str::to_owned)));
+        assert_eq!(ran_on.as_deref(), Some("test-rayon"));
+        let buf = runtime.block_on(on_rayon.on_message(vec![7; 16], 16));
+        assert_eq!(buf, vec![7; 16]);
     }
 }
