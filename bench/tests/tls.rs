@@ -180,3 +180,75 @@ fn tls_options_that_cannot_work_are_refused_before_any_traffic() {
     assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
     assert!(stderr.contains("--ca"), "{stderr}");
 }
+
+/// Shutting both directions of a TLS stream is an abort: it returns at once and wakes another
+/// handle's write that a peer which does not read has blocked, instead of queueing a
+/// `close_notify` behind that write and waiting out its timeout (the conformance checks shut a
+/// client down this way to end their writer thread).
+#[test]
+fn shutting_both_directions_wakes_a_blocked_writer_at_once() {
+    use std::io::Write;
+    use std::net::{Shutdown, TcpListener, TcpStream};
+    use std::time::{Duration, Instant};
+
+    use echo_loadgen::tls::{TlsClient, TlsStream, Trust};
+
+    const TIMEOUT: Duration = Duration::from_secs(10);
+    let tls = TlsServer::self_signed(TlsVersions::TLS13).unwrap();
+    let ca = tls.ca_file().unwrap().to_owned();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let config = tls.config();
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    // A peer that shakes hands and then reads nothing until released.
+    let peer = std::thread::spawn(move || {
+        let (mut socket, _) = listener.accept().unwrap();
+        socket.set_read_timeout(Some(TIMEOUT)).unwrap();
+        socket.set_write_timeout(Some(TIMEOUT)).unwrap();
+        let mut conn = rustls::ServerConnection::new(config).unwrap();
+        while conn.is_handshaking() {
+            conn.complete_io(&mut socket).unwrap();
+        }
+        let _ = released.recv_timeout(Duration::from_secs(30));
+    });
+
+    let socket = TcpStream::connect_timeout(&addr, TIMEOUT).unwrap();
+    socket.set_read_timeout(Some(TIMEOUT)).unwrap();
+    socket.set_write_timeout(Some(TIMEOUT)).unwrap();
+    let client = TlsClient::new(
+        &Trust::Ca(ca),
+        TlsVersions::TLS13,
+        false,
+        TlsClient::name_for(addr.ip()),
+    )
+    .unwrap();
+    let stream = TlsStream::handshake(socket, client.connection().unwrap()).unwrap();
+    let writer = stream.try_clone().unwrap();
+    let writing = std::thread::spawn(move || {
+        let chunk = vec![7u8; 64 * 1024];
+        let started = Instant::now();
+        // Bounded: the socket buffers fill within a few MiB, and the write timeout ends a
+        // write the shutdown does not.
+        while started.elapsed() < Duration::from_secs(30) {
+            if (&writer).write_all(&chunk).is_err() {
+                return true;
+            }
+        }
+        false
+    });
+    // Until the writer is blocked: the peer reads nothing, so its buffers fill.
+    std::thread::sleep(Duration::from_millis(500));
+    let started = Instant::now();
+    let _ = stream.shutdown(Shutdown::Both);
+    let shut_in = started.elapsed();
+    let writer_failed = writing.join().unwrap();
+    let writer_ended_in = started.elapsed();
+    release.send(()).unwrap();
+    peer.join().unwrap();
+    assert!(shut_in < TIMEOUT / 4, "shutdown(Both) took {shut_in:?}");
+    assert!(writer_failed, "the blocked write never failed");
+    assert!(
+        writer_ended_in < TIMEOUT / 4,
+        "the blocked writer ended {writer_ended_in:?} after the shutdown: the write timeout, not the shutdown, ended it"
+    );
+}

@@ -282,10 +282,12 @@ impl TlsStream {
         )
     }
 
-    /// Shuts down one or both directions. Closing the write side sends `close_notify` first,
-    /// which is how a TLS peer learns that no more data comes.
+    /// Shuts down one or both directions. Closing the write side alone sends `close_notify`
+    /// first, which is how a TLS peer learns that no more data comes. Closing both is an abort:
+    /// the socket is shut at once, with no `close_notify` (which would have to wait for a writer
+    /// blocked on a peer that does not read), and that wakes every handle blocked on it.
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        if how != Shutdown::Read {
+        if how == Shutdown::Write {
             let output = self.output();
             self.session().connection.send_close_notify();
             self.send(output)?;
