@@ -50,6 +50,10 @@ stop() {
   server=
 }
 
+# A run that saw errors still writes its report; the idle and storm modes go on and the summary
+# counts them (a failed connection is part of what they measure).
+measure_on() { measure "$@" || echo "tls-costs: $1 saw errors (counted in the summary)" >&2; }
+
 measure() { # name, then echo-bench run options
   local name=$1
   shift
@@ -82,15 +86,15 @@ if [ "$storm" = 1 ]; then
     for model in $models; do
       echo "storm round $round: $model" >&2
       start "$model" tls
-      measure "$model.ping-alone.r$round" --ca "$ca" -c 1
+      measure_on "$model.ping-alone.r$round" --ca "$ca" -c 1
       # The storm outlasts the measured window (1 s of warm-up, then DURATION) on both sides.
       "$bench_bin" run --target "$addr" -d "$((secs + 2))s" --warmup 0s --threads 1 \
         --client-cpus 1 --ca "$ca" --workload churn -c 4 --quiet \
         --json "$out/$model.storm.r$round.json" &
       storm_client=$!
       sleep 0.5
-      measure "$model.ping-storm.r$round" --ca "$ca" -c 1
-      wait "$storm_client"
+      measure_on "$model.ping-storm.r$round" --ca "$ca" -c 1
+      wait "$storm_client" || echo "tls-costs: $model's storm saw errors" >&2
       stop
     done
   done
@@ -107,7 +111,7 @@ if [ "$idle" -gt 0 ]; then
       trust=()
       [ "$transport" = tls ] && trust=(--ca "$ca")
       # About one message per connection in the window: each has been used, then sits idle.
-      measure "$model.idle-$transport" "${trust[@]}" -c "$idle" --connect-rate 2000 \
+      measure_on "$model.idle-$transport" "${trust[@]}" -c "$idle" --connect-rate 2000 \
         --workload rate --rate "$((idle / secs + 1))" --timeout 30s
       stop
     done
@@ -191,6 +195,9 @@ if storm:
     rs = range(1, storm_rounds + 1)
     i0 = lambda v: f"{v:,.0f}"
     f2 = lambda v: f"{v:.2f}"
+    def errors(rep):
+        return sum(v for v in rep["errors"].values() if isinstance(v, int))
+    notes = []
     for m in models:
         alone = [ping(m, "ping-alone", r) for r in rs]
         beside = [ping(m, "ping-storm", r) for r in rs]
@@ -203,6 +210,11 @@ if storm:
             spread([x["latency_us"]["p50"] for x in beside], i0),
             spread([x["tls"]["handshakes_per_s"] for x in churn], i0),
         ]) + " |")
+        failed = sum(errors(x) for x in alone + beside + churn)
+        if failed:
+            notes.append(f"{m}: {failed} errors over its storm runs (see the reports).")
+    if notes:
+        lines += [""] + notes
 if idle:
     lines += [
         "",

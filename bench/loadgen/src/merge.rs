@@ -37,6 +37,10 @@ pub struct Agent {
     pub client_saturated: bool,
     /// Its measured window: start (Unix seconds) and length (seconds).
     pub window_start_unix_s: f64,
+    /// Over `tls:`: the p99 of its handshakes, µs (agents keep no handshake histogram, so this
+    /// percentile is not merged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handshake_p99_us: Option<u64>,
     /// See `window_start_unix_s`.
     pub window_s: f64,
 }
@@ -64,11 +68,25 @@ pub struct Merged {
     pub overlap_s: f64,
     /// The merged latency histograms.
     pub histograms: StoredHistograms,
+    /// Over `tls:`, when every agent's report has TLS figures: their handshakes combined.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<MergedTls>,
     /// Each agent's part.
     pub agents: Vec<Agent>,
     /// What a reader must know to trust the sums (windows that do not overlap, different
     /// targets, saturated agents).
     pub warnings: Vec<String>,
+}
+
+/// The agents' handshakes, summed.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct MergedTls {
+    /// Handshakes completed in the agents' windows.
+    pub handshakes: u64,
+    /// Of those, the ones that resumed a session.
+    pub resumed: u64,
+    /// Handshakes per second, summed over the agents.
+    pub handshakes_per_s: f64,
 }
 
 /// Share of the longest window below which the windows are said not to overlap enough to add
@@ -159,6 +177,33 @@ pub fn merge(reports: &[(String, Report)]) -> Result<Merged, String> {
     };
     let agents: Vec<Agent> = reports.iter().map(|(s, r)| agent(s, r)).collect();
     let overlap_s = overlap(&agents);
+    let tls = reports
+        .iter()
+        .map(|(_, r)| r.tls.as_ref())
+        .collect::<Option<Vec<_>>>()
+        .map(|parts| -> Result<MergedTls, String> {
+            let sum = |of: fn(&crate::report::TlsFigures) -> u64| {
+                parts
+                    .iter()
+                    .try_fold(0u64, |sum, t| sum.checked_add(of(t)))
+                    .ok_or_else(|| overflow("handshake counts"))
+            };
+            Ok(MergedTls {
+                handshakes: sum(|t| t.handshakes)?,
+                resumed: sum(|t| t.resumed)?,
+                handshakes_per_s: parts.iter().map(|t| t.handshakes_per_s).sum(),
+            })
+        })
+        .transpose()?;
+    let mut warnings = warnings(&agents, overlap_s);
+    let over_tls = reports.iter().filter(|(_, r)| r.tls.is_some()).count();
+    if over_tls > 0 && over_tls < reports.len() {
+        warnings.push(format!(
+            "{over_tls} of {} agents ran over tls: and the others did not: their handshakes are \
+             left out of the merged figures",
+            reports.len()
+        ));
+    }
     Ok(Merged {
         throughput_rps: reports.iter().map(|(_, r)| r.throughput_rps).sum(),
         throughput_mib_s: reports.iter().map(|(_, r)| r.throughput_mib_s).sum(),
@@ -173,7 +218,8 @@ pub fn merge(reports: &[(String, Report)]) -> Result<Merged, String> {
             latency: encode_histogram(&latency),
             latency_uncorrected: uncorrected.as_ref().map(encode_histogram),
         },
-        warnings: warnings(&agents, overlap_s),
+        warnings,
+        tls,
         agents,
     })
 }
@@ -206,6 +252,7 @@ fn agent(source: &str, r: &Report) -> Agent {
         client_saturated: r.client.saturated,
         window_start_unix_s: r.window_start_unix_s,
         window_s: r.duration_s,
+        handshake_p99_us: r.tls.as_ref().map(|t| t.handshake_latency_us.p99),
     }
 }
 
@@ -291,9 +338,18 @@ impl Merged {
             self.fairness.starved,
             self.errors.total(),
         );
-        for a in &self.agents {
+        if let Some(t) = &self.tls {
             out.push_str(&format!(
-                "  agent {} ({}): {} conn, {:.0} msg/s, p99 {} µs, {} errors, client {:.2} cores{}\n",
+                "tls          {} handshakes ({} resumed), {:.0}/s   (handshake percentiles per agent)\n",
+                t.handshakes, t.resumed, t.handshakes_per_s
+            ));
+        }
+        for a in &self.agents {
+            let handshake = a
+                .handshake_p99_us
+                .map_or_else(String::new, |us| format!(", handshake p99 {us} µs"));
+            out.push_str(&format!(
+                "  agent {} ({}): {} conn, {:.0} msg/s, p99 {} µs{handshake}, {} errors, client {:.2} cores{}\n",
                 a.source,
                 a.host,
                 a.connections,
@@ -396,6 +452,47 @@ mod tests {
             merged.warnings.iter().any(|w| w.contains("overlap")),
             "{:?}",
             merged.warnings
+        );
+    }
+
+    fn over_tls(mut r: Report, handshakes: u64, resumed: u64, p99: u64) -> Report {
+        r.tls = Some(crate::report::TlsFigures {
+            handshakes,
+            resumed,
+            handshakes_per_s: handshakes as f64 / r.duration_s,
+            handshake_latency_us: Latency {
+                p99,
+                ..Latency::default()
+            },
+            ..crate::report::TlsFigures::default()
+        });
+        r
+    }
+
+    #[test]
+    fn handshakes_are_summed_and_their_p99_kept_per_agent() {
+        let a = over_tls(report(&[100; 10], 2, 100.0), 300, 100, 900);
+        let b = over_tls(report(&[100; 12], 2, 100.0), 500, 0, 1500);
+        let merged = merge(&[("a".into(), a), ("b".into(), b)]).unwrap();
+        let tls = merged.tls.expect("both agents ran over tls:");
+        assert_eq!((tls.handshakes, tls.resumed), (800, 100));
+        assert!((tls.handshakes_per_s - 400.0).abs() < 1e-9);
+        let p99s: Vec<_> = merged.agents.iter().map(|a| a.handshake_p99_us).collect();
+        assert_eq!(p99s, [Some(900), Some(1500)]);
+        assert!(merged.summary().contains("800 handshakes (100 resumed)"));
+        assert!(merged.warnings.is_empty(), "{:?}", merged.warnings);
+
+        let plain = report(&[100; 10], 2, 100.0);
+        let tls_agent = over_tls(report(&[100; 12], 2, 100.0), 500, 0, 1500);
+        let mixed = merge(&[("plain".into(), plain), ("tls".into(), tls_agent)]).unwrap();
+        assert_eq!(mixed.tls, None);
+        assert!(
+            mixed
+                .warnings
+                .iter()
+                .any(|w| w.contains("1 of 2 agents ran over tls:")),
+            "{:?}",
+            mixed.warnings
         );
     }
 
