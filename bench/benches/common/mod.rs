@@ -1,12 +1,16 @@
 //! What the bench files share: criterion's settings (with the short mode), starting a
-//! model in-process, and timing messages through the load generator.
+//! model in-process (over `tls:` with a self-signed certificate), and timing messages through the
+//! load generator.
 
 use std::time::Duration;
 
 use criterion::Criterion;
 use echo_bench::{RunConfig, RunOptions, Workload};
+use echo_loadgen::config::TlsOptions;
 use echo_loadgen::engine;
-use echo_servers::{Endpoint, Model, ServerConfig, ServerHandle, Transport};
+use echo_servers::{
+    Endpoint, Model, ServerConfig, ServerHandle, TlsServer, TlsVersions, Transport,
+};
 
 /// Criterion as configured for this suite: 1 s warm-up, 3 s measurement, 100 samples.
 /// `ECHO_BENCH_QUICK=1` selects the short mode (10 samples, 0.3 s warm-up, 1 s measurement,
@@ -33,9 +37,11 @@ pub fn criterion() -> Criterion {
     .configure_from_args()
 }
 
-/// Starts `model` in this process on `transport`: a free loopback port (TCP, UDP), or a socket
-/// file named for this process and model in the temporary directory (Unix; removed at shutdown).
+/// Starts `model` in this process on `transport`: a free loopback port (TCP, UDP, and TLS with
+/// a self-signed certificate made now), or a socket file named for this process and model in
+/// the temporary directory (Unix; removed at shutdown).
 pub fn start_on(model: Model, transport: Transport) -> ServerHandle {
+    let mut tls = None;
     let listen = match transport {
         Transport::Tcp => ServerConfig::ephemeral().listen,
         Transport::Unix => Endpoint::Unix(std::env::temp_dir().join(format!(
@@ -44,17 +50,26 @@ pub fn start_on(model: Model, transport: Transport) -> ServerHandle {
             model.name()
         ))),
         Transport::Udp => Endpoint::Udp("127.0.0.1:0".parse().expect("an address")),
-        // The benches' client speaks no TLS yet, as the load generator does not.
-        Transport::Tls => panic!("{model}: the criterion benches do not drive tls: yet"),
+        Transport::Tls => {
+            let server = TlsServer::self_signed(TlsVersions::TLS13)
+                .unwrap_or_else(|e| panic!("cannot make a certificate: {e}"));
+            tls = Some(server);
+            Endpoint::Tls("127.0.0.1:0".parse().expect("an address"))
+        }
+    };
+    let config = ServerConfig {
+        tls,
+        ..ServerConfig::at(listen)
     };
     model
         .server()
-        .start(&ServerConfig::at(listen))
+        .start(&config)
         .unwrap_or_else(|e| panic!("{model}: cannot start on {transport}: {e}"))
 }
 
 /// Times `iters` messages of `workload` against `target`. One client thread, so the other core
-/// is left to the server.
+/// is left to the server. A `tls:` target is trusted without its chain (`--insecure`: the
+/// handshake's signatures are still checked), full handshakes (no resumption).
 pub fn time(
     target: &Endpoint,
     workload: Workload,
@@ -69,6 +84,10 @@ pub fn time(
         payload,
         threads: 1,
         timeout: Duration::from_secs(10),
+        tls: TlsOptions {
+            insecure: target.transport() == Transport::Tls,
+            ..TlsOptions::default()
+        },
         ..RunOptions::default()
     };
     let config = RunConfig::new(options).unwrap_or_else(|e| panic!("{e}"));
@@ -78,4 +97,15 @@ pub fn time(
 /// The models this machine can run; the others are skipped with a note on stderr.
 pub fn models() -> Vec<Model> {
     Model::runnable(Model::ALL.iter().copied())
+}
+
+/// Those of [`models`] that serve `transport`.
+#[allow(
+    dead_code,
+    reason = "not every bench file has a transport some models lack"
+)]
+pub fn serving(transport: Transport) -> Vec<Model> {
+    let mut models = models();
+    models.retain(|m| m.serves(transport));
+    models
 }
