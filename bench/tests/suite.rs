@@ -649,6 +649,69 @@ fn transports_get_their_own_tables_and_advice_and_tcp_meets_unix_in_a_chart() {
 }
 
 #[test]
+fn tls_gets_its_tables_a_handshake_point_and_what_it_costs_over_tcp() {
+    let dir = temp_dir("suite-tls");
+    let (output, stderr) = tiny_suite(
+        &dir,
+        &[
+            "--models",
+            "tokio,thread-per-connection",
+            "--transports",
+            "tcp,tls",
+            "--workloads",
+            "ping-pong,churn",
+            "--rounds",
+            "2",
+        ],
+        &[],
+    );
+    assert!(output.status.success(), "{stderr}");
+    let (run_dir, run) = the_run_in(&dir);
+    let over =
+        |t: echo_servers::Transport| run.points.iter().filter(move |p| p.point.transport == t);
+    // Per round and transport: both models at ping-pong and at churn.
+    assert_eq!(over(echo_servers::Transport::Tcp).count(), 8);
+    assert_eq!(over(echo_servers::Transport::Tls).count(), 8);
+    for point in over(echo_servers::Transport::Tls) {
+        assert!(point.ok(), "{:?}", point.failure);
+        let report = point.report.as_ref().unwrap();
+        assert_eq!(
+            report.config.target.transport(),
+            echo_servers::Transport::Tls
+        );
+        assert!(report.is_clean(), "{:?}", report.errors);
+        let tls = report
+            .tls
+            .as_ref()
+            .expect("a tls: point reports its handshakes");
+        if point.point.workload == echo_bench::Workload::Churn {
+            // Every connection a full handshake: none resumed.
+            assert!(tls.handshakes > 0 && tls.resumed == 0, "{tls:?}");
+        }
+    }
+    let summary = std::fs::read_to_string(run_dir.join("summary.md")).unwrap();
+    for heading in [
+        "## TLS over TCP\n",
+        "### Over TLS over TCP\n",
+        "### What TLS costs: server CPU per message (ping-pong) and per connection",
+        "**What TLS costs over TCP**",
+        "churn 4 conn",
+    ] {
+        assert!(summary.contains(heading), "no {heading:?} in:\n{summary}");
+    }
+    let table = summary
+        .split("### What TLS costs: server CPU")
+        .nth(1)
+        .unwrap();
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("| tokio |") && l.contains(" → "))
+        .unwrap_or_else(|| panic!("no TCP → TLS row for tokio:\n{summary}"));
+    assert!(row.contains("µs (") && row.contains('['), "{row}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn the_capacity_search_runs_per_model_in_rounds_and_reports_its_table_and_curve() {
     let dir = tempfile::tempdir().unwrap();
     let models = vec![Model::Mio, Model::ThreadPerConnection];

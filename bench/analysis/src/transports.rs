@@ -1,8 +1,11 @@
 //! A run over several transports (`suite --transports tcp,unix,udp`): each transport's share of
 //! the run ([`of`], [`split`]), so that it gets its own tables and advice, and the comparison of
-//! TCP with Unix sockets ([`compare`]): each model's server CPU per message at the loads
-//! measured on both, paired by round and judged with the same paired bootstrap as every other
-//! comparison ([`Change`]).
+//! TCP with another stream transport ([`compare`]): each model's server CPU per message at the
+//! loads measured on both, paired by round and judged with the same paired bootstrap as every
+//! other comparison ([`Change`]). Against a Unix socket the loads are ping-pong's (what leaving
+//! out the TCP stack saves); against TLS they are ping-pong's and churn's, where a message is a
+//! whole connection, so the comparison is what encryption costs per message and what a
+//! handshake costs per connection.
 
 use std::collections::BTreeMap;
 
@@ -98,88 +101,134 @@ pub fn sections<'a>(run: &'a SuiteRun, all: &'a [Aggregate]) -> Vec<Section<'a>>
         .collect()
 }
 
-/// One model at one load on both TCP and a Unix socket: server CPU per message.
+/// One model at one load on both TCP and another transport: server CPU per message.
 #[derive(Debug, Clone)]
 pub struct Comparison {
     /// The model.
     pub model: Server,
+    /// The transport compared with TCP.
+    pub other: Transport,
+    /// Ping-pong (per message) or churn (per connection: one message each).
+    pub workload: Workload,
     /// Connections.
     pub connections: usize,
     /// Payload bytes.
     pub payload: usize,
     /// Median µs per message over TCP.
     pub tcp_us: f64,
-    /// Median µs per message over the Unix socket.
-    pub unix_us: f64,
-    /// The paired change from TCP (base) to Unix (head), over the rounds both measured.
+    /// Median µs per message over the other transport.
+    pub other_us: f64,
+    /// The paired change from TCP (base) to the other transport (head), over the rounds both
+    /// measured.
     pub change: Option<Change>,
 }
 
 impl Comparison {
-    /// Whether the interval puts Unix cheaper by more than [`TIE_PCT`].
-    pub fn unix_cheaper(&self) -> bool {
-        self.change
-            .as_ref()
-            .is_some_and(|c| c.verdict(TIE_PCT, false) == Verdict::Improved)
+    /// Whether the interval puts the other transport cheaper by more than [`TIE_PCT`].
+    pub fn other_cheaper(&self) -> bool {
+        self.verdict() == Some(Verdict::Improved)
+    }
+
+    /// Whether the interval puts the other transport dearer by more than [`TIE_PCT`].
+    pub fn other_dearer(&self) -> bool {
+        self.verdict() == Some(Verdict::Regressed)
+    }
+
+    fn verdict(&self) -> Option<Verdict> {
+        self.change.as_ref().map(|c| c.verdict(TIE_PCT, false))
     }
 }
 
-/// Every model's ping-pong points (at base work) measured over both TCP and a Unix socket,
-/// each with the paired change of server CPU per message, in load then registry order.
-pub fn compare(all: &[Aggregate]) -> Vec<Comparison> {
+/// The workloads compared between TCP and `other`.
+pub fn workloads_compared(other: Transport) -> &'static [Workload] {
+    match other {
+        Transport::Tls => &[Workload::PingPong, Workload::Churn],
+        _ => &[Workload::PingPong],
+    }
+}
+
+/// Every model's points (at base work) of [`workloads_compared`] measured over both TCP and
+/// `other`, each with the paired change of server CPU per message, in load then registry order.
+pub fn compare(all: &[Aggregate], other: Transport) -> Vec<Comparison> {
     let base = at_base_work(all);
-    let key = |a: &Aggregate| (a.model.clone(), a.load.connections, a.load.payload);
-    let ping = |t: Transport| -> BTreeMap<_, &Aggregate> {
+    let workloads = workloads_compared(other);
+    let key = |a: &Aggregate| {
+        (
+            a.load.workload,
+            a.model.clone(),
+            a.load.connections,
+            a.load.payload,
+        )
+    };
+    let on = |t: Transport| -> BTreeMap<_, &Aggregate> {
         base.iter()
-            .filter(|a| {
-                a.load.transport == t && a.load.workload == Workload::PingPong && a.served()
-            })
+            .filter(|a| a.load.transport == t && workloads.contains(&a.load.workload) && a.served())
             .map(|a| (key(a), a))
             .collect()
     };
-    let (tcp, unix) = (ping(Transport::Tcp), ping(Transport::Unix));
+    let (tcp, others) = (on(Transport::Tcp), on(other));
     let mut out: Vec<Comparison> = tcp
         .iter()
         .filter_map(|(k, t)| {
-            let u = unix.get(k)?;
+            let u = others.get(k)?;
             let (te, ue) = (
                 t.estimate(Measure::CpuPerMessage)?,
                 u.estimate(Measure::CpuPerMessage)?,
             );
             let pairs = u.paired_with(t, Measure::CpuPerMessage);
             Some(Comparison {
-                model: k.0.clone(),
-                connections: k.1,
-                payload: k.2,
+                model: k.1.clone(),
+                other,
+                workload: k.0,
+                connections: k.2,
+                payload: k.3,
                 tcp_us: te.median,
-                unix_us: ue.median,
+                other_us: ue.median,
                 change: Change::of(&pairs, SEED),
             })
         })
         .collect();
-    out.sort_by_key(|c| (c.connections, c.payload, c.model.clone()));
+    out.sort_by_key(|c| (c.load(), c.model.clone()));
     out
 }
 
+impl Comparison {
+    /// The load compared: workload order (ping-pong first), connections, payload.
+    pub fn load(&self) -> Load {
+        (
+            workloads_compared(self.other)
+                .iter()
+                .position(|&w| w == self.workload)
+                .unwrap_or(usize::MAX),
+            self.connections,
+            self.payload,
+        )
+    }
+}
+
+/// A load of a comparison: the workload's place in [`workloads_compared`], connections and
+/// payload bytes.
+pub type Load = (usize, usize, usize);
+
 /// The loads compared, in order.
-pub fn loads(comparisons: &[Comparison]) -> Vec<(usize, usize)> {
-    let mut loads: Vec<(usize, usize)> = comparisons
-        .iter()
-        .map(|c| (c.connections, c.payload))
-        .collect();
+pub fn loads(comparisons: &[Comparison]) -> Vec<Load> {
+    let mut loads: Vec<Load> = comparisons.iter().map(Comparison::load).collect();
     loads.sort_unstable();
     loads.dedup();
     loads
 }
 
-/// What a Unix socket saves at one load, over the models compared there.
+/// What the other transport saves (a negative change) or costs at one load, over the models
+/// compared there.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Saving {
+    /// Ping-pong or churn.
+    pub workload: Workload,
     /// Connections.
     pub connections: usize,
     /// Payload bytes.
     pub payload: usize,
-    /// The median over the models of each one's paired change from TCP to Unix, %.
+    /// The median over the models of each one's paired change from TCP to the other, %.
     pub median_pct: f64,
     /// The smallest change, %.
     pub lowest_pct: f64,
@@ -187,22 +236,24 @@ pub struct Saving {
     pub highest_pct: f64,
     /// The models with a paired change.
     pub models: usize,
-    /// Those the data puts cheaper over Unix by more than [`TIE_PCT`].
+    /// Those the data puts cheaper over the other transport by more than [`TIE_PCT`].
     pub cheaper: usize,
-    /// The model cheapest over Unix, and its median µs per message there.
+    /// Those the data puts dearer over the other transport by more than [`TIE_PCT`].
+    pub dearer: usize,
+    /// The model cheapest over the other transport, and its median µs per message there.
     pub cheapest: Option<(Server, f64)>,
 }
 
-/// What a Unix socket saves, per load compared (those where no model has a paired change are
-/// left out), in load order.
+/// What the other transport saves or costs, per load compared (those where no model has a
+/// paired change are left out), in load order.
 pub fn savings(comparisons: &[Comparison]) -> Vec<Saving> {
     loads(comparisons)
         .into_iter()
-        .filter_map(|(connections, payload)| {
-            let at: Vec<&Comparison> = comparisons
-                .iter()
-                .filter(|c| (c.connections, c.payload) == (connections, payload))
-                .collect();
+        .filter_map(|load| {
+            let at: Vec<&Comparison> = comparisons.iter().filter(|c| c.load() == load).collect();
+            let first = at.first()?;
+            let (workload, connections, payload) =
+                (first.workload, first.connections, first.payload);
             let mut changes: Vec<f64> = at
                 .iter()
                 .filter_map(|c| c.change.as_ref().map(|ch| ch.change_pct))
@@ -212,18 +263,20 @@ pub fn savings(comparisons: &[Comparison]) -> Vec<Saving> {
             }
             changes.sort_by(f64::total_cmp);
             Some(Saving {
+                workload,
                 connections,
                 payload,
                 median_pct: crate::bootstrap::median(&changes).unwrap_or(0.0),
                 lowest_pct: changes[0],
                 highest_pct: changes[changes.len() - 1],
                 models: changes.len(),
-                cheaper: at.iter().filter(|c| c.unix_cheaper()).count(),
+                cheaper: at.iter().filter(|c| c.other_cheaper()).count(),
+                dearer: at.iter().filter(|c| c.other_dearer()).count(),
                 cheapest: at
                     .iter()
                     .filter(|c| c.change.is_some())
-                    .min_by(|a, b| a.unix_us.total_cmp(&b.unix_us))
-                    .map(|c| (c.model.clone(), c.unix_us)),
+                    .min_by(|a, b| a.other_us.total_cmp(&b.other_us))
+                    .map(|c| (c.model.clone(), c.other_us)),
             })
         })
         .collect()
@@ -246,10 +299,12 @@ mod tests {
             .collect();
         Comparison {
             model: model.into(),
+            other: Transport::Unix,
+            workload: Workload::PingPong,
             connections,
             payload: 64,
             tcp_us,
-            unix_us,
+            other_us: unix_us,
             change: Change::of(&pairs, 1),
         }
     }
@@ -272,6 +327,62 @@ mod tests {
         assert_eq!(one.cheaper, 2, "tokio's 2% is inside the tie threshold");
         assert_eq!(one.cheapest, Some((Model::Mio.into(), 5.0)));
         assert_eq!(savings[1].models, 1);
+    }
+
+    /// Three rounds of tokio over TCP and TLS at ping-pong (µs per message: 10 over TCP, 13
+    /// over TLS) and churn (100 µs per connection over TCP, 500 over TLS), each round a little
+    /// noisy the same way on both, and a Unix point that the TLS comparison must leave out.
+    #[test]
+    fn tls_is_compared_with_tcp_per_message_and_per_connection() {
+        use crate::fixtures::trial;
+        let mut points = Vec::new();
+        for round in 0..3 {
+            let noise = 1.0 + 0.01 * round as f64;
+            for (transport, workload, us) in [
+                (Transport::Tcp, Workload::PingPong, 10.0),
+                (Transport::Tls, Workload::PingPong, 13.0),
+                (Transport::Unix, Workload::PingPong, 7.0),
+                (Transport::Tcp, Workload::Churn, 100.0),
+                (Transport::Tls, Workload::Churn, 500.0),
+            ] {
+                // 10,000 messages in the second: the server's CPU is µs per message × 10,000.
+                let mut t = trial(Model::Tokio, 4, round, 10_000.0, us * noise / 100.0);
+                t.point.transport = transport;
+                t.point.workload = workload;
+                points.push(t);
+            }
+        }
+        let run = SuiteRun {
+            rounds: 3,
+            points,
+            ..SuiteRun::default()
+        };
+        let all = crate::aggregate::aggregate(&run);
+        let tls = compare(&all, Transport::Tls);
+        assert_eq!(tls.len(), 2, "{tls:?}");
+        let (ping, churn) = (&tls[0], &tls[1]);
+        assert_eq!(
+            (ping.workload, churn.workload),
+            (Workload::PingPong, Workload::Churn)
+        );
+        assert!(
+            (ping.tcp_us - 10.1).abs() < 0.2 && (ping.other_us - 13.1).abs() < 0.2,
+            "{ping:?}"
+        );
+        assert!(
+            (churn.other_us / churn.tcp_us - 5.0).abs() < 0.01,
+            "{churn:?}"
+        );
+        assert!(ping.other_dearer() && churn.other_dearer() && !ping.other_cheaper());
+        let costs = savings(&tls);
+        assert_eq!(costs.len(), 2);
+        assert!((costs[0].median_pct - 30.0).abs() < 0.5, "{costs:?}");
+        assert!((costs[1].median_pct - 400.0).abs() < 1.0, "{costs:?}");
+        assert_eq!((costs[0].dearer, costs[0].cheaper), (1, 0));
+        // Against Unix: ping-pong alone, and Unix cheaper.
+        let unix = compare(&all, Transport::Unix);
+        assert_eq!(unix.len(), 1);
+        assert!(unix[0].other_cheaper());
     }
 
     #[test]

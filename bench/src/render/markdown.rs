@@ -478,9 +478,11 @@ impl Summary {
             results.push_str(&tables(&section.aggregates));
             results.push_str(&saturation_list(&saturation(&section.aggregates)));
         }
-        let comparisons = compare(aggregates);
+        let comparisons = compare(aggregates, Transport::Unix);
+        let tls_costs = compare(aggregates, Transport::Tls);
         if split {
             results.push_str(&super::transports::table(&comparisons));
+            results.push_str(&super::transports::table(&tls_costs));
         }
         let failures: Vec<String> = run
             .points
@@ -525,6 +527,11 @@ impl Summary {
             && let Some(line) = super::transports::advice(&savings(&comparisons), Style::Markdown)
         {
             let _ = writeln!(advice, "### TCP or a Unix socket\n\n- {line}");
+        }
+        if split
+            && let Some(line) = super::transports::tls_advice(&savings(&tls_costs), Style::Markdown)
+        {
+            let _ = writeln!(advice, "### What TLS costs\n\n- {line}");
         }
         Self {
             title,

@@ -10,6 +10,7 @@ use comfy_table::{Attribute, Cell as Shown, CellAlignment, Color, ContentArrange
 use echo_analysis::aggregate::Aggregate;
 use echo_analysis::run::SuiteRun;
 use echo_analysis::transports::{compare, savings, sections};
+use echo_servers::Transport;
 
 use super::Style;
 use super::table::Grid;
@@ -36,11 +37,22 @@ pub fn report(run: &SuiteRun, aggregates: &[Aggregate], style: Style) -> String 
     }
     // The capacity search's knee table (capacity and full profiles), as summary.md has it.
     out.push_str(&super::capacity::table_of(run));
-    let comparisons = compare(aggregates);
-    if !comparisons.is_empty() {
+    // Then TCP against a Unix socket, and what TLS costs over TCP.
+    let advice = [
+        (
+            Transport::Unix,
+            super::transports::advice as fn(&[_], Style) -> _,
+        ),
+        (Transport::Tls, super::transports::tls_advice),
+    ];
+    for (other, advice) in advice {
+        let comparisons = compare(aggregates, other);
+        if comparisons.is_empty() {
+            continue;
+        }
         let grid = super::transports::grid(&comparisons);
         let _ = writeln!(out, "{}", self::grid(&grid, style));
-        if let Some(line) = super::transports::advice(&savings(&comparisons), style) {
+        if let Some(line) = advice(&savings(&comparisons), style) {
             let _ = writeln!(out, "- {line}");
         }
     }

@@ -268,6 +268,13 @@ pub fn measure(options: &SuiteOptions, point: &Point) -> PointResult {
         server_pid: Some(server.pid()),
         client_cpus: options.pinning.client_cpus.clone(),
         seed: 0x5eed ^ point.round as u64,
+        // A model's tls: server makes a self-signed certificate at start: the client checks
+        // the handshake's signatures but not the chain, and keeps no session, so churn is
+        // full handshakes.
+        tls: echo_loadgen::config::TlsOptions {
+            insecure: point.transport == echo_servers::Transport::Tls,
+            ..Default::default()
+        },
         ..RunOptions::default()
     };
     let config = match RunConfig::new(options) {

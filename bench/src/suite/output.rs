@@ -174,7 +174,7 @@ pub fn redraw(dir: &Path, run: &SuiteRun, aggregates: &[Aggregate]) -> std::io::
     if let Some(ablation) = echo_analysis::ablation::of(primary_aggregates) {
         charts.extend(charts::ablation::draw(stage, &ablation)?);
     }
-    let comparisons = echo_analysis::transports::compare(aggregates);
+    let comparisons = echo_analysis::transports::compare(aggregates, echo_servers::Transport::Unix);
     charts.extend(charts::transports::draw(stage, &comparisons, aggregates)?);
     let histograms = charts::write_histogram_log(stage, run, aggregates)?;
     let summary = Summary::of(run, aggregates, &charts);

@@ -116,7 +116,11 @@ pub fn points(profile: Profile, selection: &Selection) -> Vec<Point> {
     let transports = selection
         .transports
         .clone()
-        .unwrap_or_else(|| vec![Transport::Tcp]);
+        .unwrap_or_else(|| match profile {
+            // TLS is part of the full profile, opt-in (`--transports tcp,tls`) elsewhere.
+            Profile::Full => vec![Transport::Tcp, Transport::Tls],
+            _ => vec![Transport::Tcp],
+        });
     if transports.contains(&Transport::Tcp) {
         stream_points(
             profile,
@@ -130,17 +134,28 @@ pub fn points(profile: Profile, selection: &Selection) -> Vec<Point> {
             &mut points,
         );
     }
-    if transports.contains(&Transport::Unix) {
-        // Outside servers are measured over TCP only: their commands need not take a path.
+    // Outside servers are measured over TCP only: their commands need not take a path or a
+    // certificate. In the quick profile each other stream transport measures only the points
+    // it is about: over Unix, ping-pong and open loop (the per-message cost; churn and stream
+    // would double its time for little); over TLS, those and churn, the handshake point (every
+    // connection a full handshake: what TLS costs per connection).
+    for (transport, quick) in [
+        (Transport::Unix, &[Workload::PingPong, Workload::Rate][..]),
+        (
+            Transport::Tls,
+            &[Workload::PingPong, Workload::Rate, Workload::Churn][..],
+        ),
+    ] {
+        if !transports.contains(&transport) {
+            continue;
+        }
         let models: Vec<Server> = servers
             .iter()
-            .filter(|s| !s.is_outside())
+            .filter(|s| s.model().is_some_and(|m| m.serves(transport)))
             .cloned()
             .collect();
-        // In the quick profile, the ping-pong and open-loop points: what the per-message cost
-        // shows in; churn and stream would double its time for little.
         let (workloads, works) = if profile.quick_points() && selection.workloads.is_none() {
-            (vec![Workload::PingPong, Workload::Rate], vec![first_work])
+            (quick.to_vec(), vec![first_work])
         } else {
             (workloads.clone(), works.clone())
         };
@@ -152,7 +167,7 @@ pub fn points(profile: Profile, selection: &Selection) -> Vec<Point> {
             &payloads,
             &works,
             selection,
-            Transport::Unix,
+            transport,
             &mut points,
         );
     }
@@ -402,6 +417,38 @@ mod tests {
     }
 
     #[test]
+    fn tls_points_are_the_tls_models_with_a_handshake_point_and_part_of_the_full_profile() {
+        let selection = Selection {
+            transports: Some(vec![Transport::Tls]),
+            ..Selection::default()
+        };
+        let tls = points(Profile::Quick, &selection);
+        let serving = Model::ALL
+            .iter()
+            .filter(|m| m.serves(Transport::Tls))
+            .count();
+        assert!(serving >= 8);
+        // Ping-pong (256 × 64 B, 16 × 4 KiB), open loop and churn (4 loops of full handshakes).
+        assert_eq!(tls.len(), serving * 4);
+        assert!(tls.iter().all(|p| {
+            p.transport == Transport::Tls
+                && p.model.model().is_some_and(|m| m.serves(Transport::Tls))
+        }));
+        assert_eq!(
+            tls.iter().filter(|p| p.workload == Workload::Churn).count(),
+            serving
+        );
+        let full = points(Profile::Full, &Selection::default());
+        assert!(full.iter().any(|p| p.transport == Transport::Tls));
+        assert!(full.iter().any(|p| p.transport == Transport::Tcp));
+        let quick = points(Profile::Quick, &Selection::default());
+        assert!(
+            quick.iter().all(|p| p.transport == Transport::Tcp),
+            "TLS is opt-in in the quick profile"
+        );
+    }
+
+    #[test]
     fn a_schedule_shuffles_models_within_rounds_and_is_reproducible_from_its_seed() {
         let points = points(Profile::Quick, &Selection::default());
         let order = schedule(&points, 3, 42);
@@ -440,7 +487,8 @@ mod tests {
             rounds: Some(1),
             work_us: None,
             outside: vec![Server::parse_outside("plan-test=python3 x.py {addr}").unwrap()],
-            transports: None,
+            // TCP's points alone (the full profile adds TLS's, the same sweep again).
+            transports: Some(vec![Transport::Tcp]),
         };
         let points = points(Profile::Full, &selection);
         let outside: Vec<&Point> = points.iter().filter(|p| p.model.is_outside()).collect();

@@ -22,6 +22,7 @@ pub fn draw(
     if comparisons.is_empty() {
         return Ok(Vec::new());
     }
+    debug_assert!(comparisons.iter().all(|c| c.other == Transport::Unix));
     let interval = |t: Transport, c: &Comparison| {
         all.iter()
             .find(|a| {
@@ -35,7 +36,7 @@ pub fn draw(
     };
     let panels = loads(comparisons)
         .into_iter()
-        .map(|(connections, payload)| Panel {
+        .map(|(_, connections, payload)| Panel {
             title: Some(format!("{connections} conn × {}", size_label(payload))),
             lines: comparisons
                 .iter()
@@ -52,7 +53,7 @@ pub fn draw(
                         },
                         Point {
                             x: 1.0,
-                            y: c.unix_us,
+                            y: c.other_us,
                             interval: interval(Transport::Unix, c),
                             mark: Mark::Filled,
                         },
