@@ -979,3 +979,252 @@ impl Write for Socket {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! What the shared checks over `tls:` cannot see from outside: that the deadline sweep
+    //! closes each stalled handshake at its own deadline and nothing else, and the bound on
+    //! what a TLS connection holds for a client that does not read.
+    //!
+    //! Bounds: every blocking socket has read and write timeouts, the non-blocking ones are
+    //! driven by loops with a deadline; all traffic goes to 127.0.0.1 or a socket pair.
+
+    use std::net::{SocketAddr, TcpStream};
+
+    use echo_cli::TlsVersions;
+    use echo_loadgen::tls::{TlsClient, TlsStream, Trust};
+
+    use super::*;
+
+    const IO_TIMEOUT: Duration = Duration::from_secs(10);
+
+    fn client_of(tls: &TlsServer) -> TlsClient {
+        let ca = Trust::Ca(tls.ca_file().unwrap().to_owned());
+        let name = TlsClient::name_for([127, 0, 0, 1].into());
+        TlsClient::new(&ca, TlsVersions::TLS13, false, name).unwrap()
+    }
+
+    fn tcp(addr: SocketAddr) -> TcpStream {
+        let socket = TcpStream::connect_timeout(&addr, IO_TIMEOUT).unwrap();
+        socket.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        socket.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+        socket
+    }
+
+    fn round_trip(stream: &mut TlsStream, message: &[u8]) {
+        stream.write_all(message).unwrap();
+        let mut echoed = vec![0; message.len()];
+        stream.read_exact(&mut echoed).unwrap();
+        assert_eq!(echoed, message);
+    }
+
+    /// Whether the server has closed `socket`: EOF or an error, not a read that timed out.
+    fn closed(socket: &TcpStream) -> bool {
+        let mut byte = [0];
+        match (&*socket).read(&mut byte) {
+            Ok(0) => true,
+            Ok(_) => panic!("a stalled handshake got an answer"),
+            Err(err) => !matches!(
+                err.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ),
+        }
+    }
+
+    /// Two silent clients a while apart, one that trickles its ClientHello a byte at a time, one
+    /// that shook hands before any deadline and is quiet past its own, and one served in the
+    /// middle of it all: each stalled one is closed at its own deadline (the trickler too: the
+    /// deadline is the handshake's, not each read's), and the others are served throughout.
+    #[test]
+    fn the_sweep_closes_each_stalled_handshake_at_its_own_deadline_and_nothing_else() {
+        const TIMEOUT: Duration = Duration::from_millis(300);
+        let tls = TlsServer::self_signed(TlsVersions::TLS13)
+            .unwrap()
+            .with_handshake_timeout(TIMEOUT);
+        let client = client_of(&tls);
+        let config = ServerConfig {
+            tls: Some(tls),
+            ..ServerConfig::at(Endpoint::Tls("127.0.0.1:0".parse().unwrap()))
+        };
+        let server = MioLoop.start(&config).unwrap();
+        let addr = server.endpoint().socket_addr().unwrap();
+
+        // Its deadline entry is still queued when it passes: the sweep must skip it.
+        let mut early = TlsStream::handshake(tcp(addr), client.connection().unwrap()).unwrap();
+        let silent = tcp(addr);
+        let silent_at = Instant::now();
+        let trickle = tcp(addr);
+        // Timed from here, not from the thread's start, which a loaded machine may delay.
+        let trickle_at = Instant::now();
+        let trickler = std::thread::spawn(move || {
+            trickle
+                .set_read_timeout(Some(Duration::from_millis(20)))
+                .unwrap();
+            // A handshake record's header, then its body a byte every 20 ms (240 bytes would
+            // take 4.8 s): each byte is read, none completes the record.
+            let header = [0x16, 0x03, 0x01, 0x00, 0xf0];
+            for i in 0..240 {
+                let byte = header.get(i).copied().unwrap_or(0);
+                if (&trickle).write_all(&[byte]).is_err() || closed(&trickle) {
+                    return trickle_at.elapsed();
+                }
+            }
+            panic!("a trickled handshake was never closed");
+        });
+
+        std::thread::sleep(TIMEOUT / 2);
+        let late_silent = tcp(addr);
+        let late_at = Instant::now();
+        // Served while three handshakes stall.
+        let mut other = TlsStream::handshake(tcp(addr), client.connection().unwrap()).unwrap();
+        round_trip(&mut other, b"served meanwhile");
+
+        let waited = |socket: &TcpStream, since: Instant| {
+            assert!(closed(socket), "a silent handshake was not closed");
+            since.elapsed()
+        };
+        let silent_waited = waited(&silent, silent_at);
+        let late_waited = waited(&late_silent, late_at);
+        let trickle_waited = trickler.join().unwrap();
+        let slack = Duration::from_millis(30);
+        for (who, waited) in [
+            ("silent", silent_waited),
+            ("late silent", late_waited),
+            ("trickling", trickle_waited),
+        ] {
+            assert!(
+                waited + slack >= TIMEOUT && waited < Duration::from_secs(5),
+                "the {who} client was closed after {waited:?}; the timeout is {TIMEOUT:?}"
+            );
+        }
+
+        round_trip(&mut early, b"past its handshake deadline, still served");
+        round_trip(&mut other, b"and this one too");
+        server.shutdown().unwrap();
+    }
+
+    /// Writes what `client` has queued and, if `read`, reads what there is, without blocking.
+    fn client_io(
+        client: &mut rustls::ClientConnection,
+        socket: &mut mio::net::UnixStream,
+        read: bool,
+    ) {
+        while client.wants_write() {
+            match client.write_tls(socket) {
+                Ok(_) => {}
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
+                Err(err) => panic!("client write: {err}"),
+            }
+        }
+        if !read {
+            return;
+        }
+        match client.read_tls(socket) {
+            Ok(0) => panic!("the server closed the connection"),
+            Ok(_) => {
+                client.process_new_packets().unwrap();
+            }
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
+            Err(err) => panic!("client read: {err}"),
+        }
+    }
+
+    /// A client that writes without reading, on a socket pair driven by hand: once it stalls,
+    /// the server holds at most `buffer_size` of echo and rustls at most its limit of TLS (plus
+    /// record overhead) and a record's worth of plaintext, and no longer wants to read; once the
+    /// client reads, every byte comes back in order, and its close_notify is answered.
+    #[test]
+    fn a_tls_client_that_does_not_read_is_held_within_bounds_and_then_echoed_whole() {
+        const CAPACITY: usize = 16 * 1024;
+        let tls = TlsServer::self_signed(TlsVersions::TLS13).unwrap();
+        let path = EchoPath::of(&ServerConfig {
+            buffer_size: CAPACITY,
+            ..ServerConfig::default()
+        });
+        let (server_end, mut socket) = mio::net::UnixStream::pair().unwrap();
+        let mut server =
+            TlsConnection::accept(Socket::Unix(server_end), &TlsSetup::new(&tls, path)).unwrap();
+        let poll = Poll::new().unwrap();
+        poll.registry()
+            .register(server.stream(), Token(0), Interest::READABLE)
+            .unwrap();
+        let mut client = client_of(&tls).connection().unwrap();
+        let mut scratch = vec![0; CAPACITY];
+        let deadline = Instant::now() + IO_TIMEOUT;
+        let mut pump = |server: &mut TlsConnection| {
+            assert!(
+                Instant::now() < deadline,
+                "the exchange did not end in time"
+            );
+            let state = server.pump(&mut scratch, path).unwrap();
+            server
+                .update_interest(poll.registry(), Token(0), CAPACITY)
+                .unwrap();
+            state
+        };
+
+        while client.is_handshaking() || server.handshake_deadline().is_some() {
+            client_io(&mut client, &mut socket, true);
+            pump(&mut server);
+        }
+
+        // Push until neither side moves: the client's rustls buffer and the socket pair are full.
+        let pattern = |i: usize| (i % 251) as u8;
+        let mut pushed = 0;
+        let mut still = 0;
+        while still < 3 {
+            let chunk: Vec<u8> = (pushed..pushed + 4096).map(pattern).collect();
+            let taken = client.writer().write(&chunk).unwrap();
+            pushed += taken;
+            client_io(&mut client, &mut socket, false);
+            pump(&mut server);
+            still = if taken == 0 { still + 1 } else { 0 };
+            // Socket buffers take a few hundred KiB; a server without a bound takes it all.
+            assert!(
+                pushed < 16 << 20,
+                "the server goes on reading a client that does not read"
+            );
+        }
+        let held = server.tls.process_new_packets().unwrap();
+        assert!(server.backlog() <= CAPACITY, "{} held", server.backlog());
+        assert!(
+            held.tls_bytes_to_write() <= CAPACITY + 4 * 1024,
+            "rustls holds {} bytes of TLS",
+            held.tls_bytes_to_write()
+        );
+        assert!(
+            held.plaintext_bytes_to_read() <= 2 * 16 * 1024,
+            "rustls holds {} bytes of plaintext",
+            held.plaintext_bytes_to_read()
+        );
+        assert_eq!(server.interest, Interest::WRITABLE, "still reading");
+        assert!(pushed > 4 * CAPACITY, "only {pushed} bytes pushed");
+
+        // Now the client reads: all of it comes back, in order.
+        let mut echoed = 0;
+        let mut buf = vec![0; 64 * 1024];
+        while echoed < pushed {
+            client_io(&mut client, &mut socket, true);
+            while let Ok(n) = client.reader().read(&mut buf) {
+                assert!(n > 0, "close_notify before the echo was complete");
+                let expected: Vec<u8> = (echoed..echoed + n).map(pattern).collect();
+                assert!(buf[..n] == expected[..], "the echo at {echoed} differs");
+                echoed += n;
+            }
+            pump(&mut server);
+        }
+        assert_eq!(echoed, pushed);
+
+        client.send_close_notify();
+        let mut state = State::Open;
+        while !matches!(state, State::Finished) {
+            client_io(&mut client, &mut socket, true);
+            state = pump(&mut server);
+        }
+        client_io(&mut client, &mut socket, true);
+        assert!(
+            matches!(client.reader().read(&mut buf), Ok(0)),
+            "no close_notify from the server"
+        );
+    }
+}
