@@ -33,10 +33,11 @@
 //! client closes its side (`close_notify`, or a bare EOF after its data) the rest is echoed,
 //! `close_notify` follows, and the connection closes once that is written.
 //!
-//! Cost per TLS connection: rustls's session (its keys and buffers: a few KiB, more while a
-//! handshake is buffered) and an entry on the deadline queue until its deadline passes; the
-//! loop's plain connections are a separate type (the loop is generic over [`Pumped`]), so
-//! TCP and Unix connections pay nothing for TLS. Memory stays bounded as on the plain path:
+//! Cost per TLS connection: rustls's session, its keys and its buffers (the server's resident
+//! memory grew by about 8 KiB per connection for 1,000 idle ones held over `tls:`, against
+//! under 1 KiB over TCP), the handshake's CPU on the loop, and an entry on the deadline queue
+//! until its deadline passes. The loop's plain connections are a separate type (the loop is
+//! generic over [`Pumped`]), so TCP and Unix connections pay nothing for TLS. Memory stays bounded as on the plain path:
 //! rustls's outgoing TLS is limited to `buffer_size` (`set_buffer_limit`), the echo it did not
 //! take yet waits in a buffer of at most `buffer_size`, and once that is full the loop stops
 //! reading the client (neither `read_tls` nor `reader()`, which leaves rustls holding at most
