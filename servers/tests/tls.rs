@@ -320,6 +320,8 @@ fn the_tls_models_are_the_documented_ones() {
             "blocking",
             "thread-per-connection",
             "thread-pool",
+            "mio",
+            "mio-per-core",
             "tokio",
             "tokio-current-thread",
             "tokio-rayon",

@@ -7,6 +7,13 @@
 //! connection stays on the loop the kernel gave it, so an unlucky spread leaves a core idle
 //! while another is busy (no work stealing).
 //!
+//! Over `tls:` every loop serves TLS as `mio` does: a rustls session per connection, driven by
+//! the loop's readiness, each loop with its own handshake deadline queue; the listeners are
+//! plain TCP (`SO_REUSEPORT`) and the loops share one rustls configuration, and so one ticket
+//! key, so a client resumes on whichever loop the kernel gives its next connection. A
+//! handshake runs on the loop that accepted it and stalls only that loop's connections while
+//! it signs; the cost per TLS connection is `mio`'s.
+//!
 //! Over UDP, one `mio` datagram loop per core, each with its own `SO_REUSEPORT` socket: the
 //! kernel hashes each sender to one of them.
 
@@ -14,7 +21,7 @@ use std::io;
 
 use echo_cli::Transport;
 
-use crate::models::mio::{DatagramLoop, EventLoop, LoopStop};
+use crate::models::mio::{DatagramLoop, LoopStop};
 use crate::net;
 use crate::server::{
     EchoServer, Model, ServerConfig, ServerHandle, ServerId, available_cores, start_each,
@@ -35,7 +42,7 @@ impl EchoServer for MioPerCore {
     }
 
     fn transports(&self) -> &'static [Transport] {
-        &[Transport::Tcp, Transport::Unix, Transport::Udp]
+        &Transport::ALL
     }
 
     fn start(&self, config: &ServerConfig) -> io::Result<ServerHandle> {
@@ -43,20 +50,17 @@ impl EchoServer for MioPerCore {
             let loops = config.threads_or(available_cores());
             return DatagramLoop::start(Model::MioPerCore, config, loops);
         }
-        let listeners = net::bind_per_core(config, config.threads_or(available_cores()))?;
-        let endpoint = listeners[0].endpoint()?;
+        let (plain, tls) = net::split_tls(config)?;
+        let listeners = net::bind_per_core(&plain, config.threads_or(available_cores()))?;
+        let endpoint = net::served(listeners[0].endpoint()?, &tls);
         let id = ServerId::next();
         let stop = LoopStop {
             wakers: Vec::new(),
             threads: Vec::new(),
         };
+        let path = EchoPath::of(config);
         let stop = start_each(stop, listeners, |stop, listener| {
-            let (event_loop, waker) =
-                EventLoop::new(listener, EchoPath::of(config), id.health().clone())?;
-            stop.wakers.push(waker);
-            let thread = id.spawn_loop("mio", move || event_loop.run())?;
-            stop.threads.push(thread);
-            Ok(())
+            stop.start_loop(&id, listener, path, tls.as_ref())
         })?;
         Ok(ServerHandle::new(
             Model::MioPerCore,
