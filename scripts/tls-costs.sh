@@ -8,15 +8,17 @@
 # handshake storm (a second client on CPU 1 running churn with 4 loops of full handshakes): does
 # a handshake on the server's one core hold up an established connection? IDLE=N adds the
 # server's memory per connection with N connections held open over tls: and tcp (IDLE_MODELS,
-# default tokio). ROUNDS=0 runs only those.
+# default tokio). ROUNDS=0 runs only those. CERT_KIND=rsa2048 gives every tls: server an RSA-2048
+# certificate instead of the default ECDSA P-256 one.
 # Writes every report and a summary.md (medians with the range over rounds; the TLS/TCP ratio of
 # server CPU per message is paired within each round) to results/tls-costs-<date>-<host>-<time>/.
-# Usage: [MODELS="tokio smol"] [STORM=1] [IDLE=10000 [IDLE_MODELS="tokio mio"]] \
+# Usage: [MODELS="tokio smol"] [CERT_KIND=rsa2048] [STORM=1] [IDLE=10000 [IDLE_MODELS="tokio mio"]] \
 #          scripts/tls-costs.sh [ROUNDS] [DURATION]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-3}
 duration=${2:-3s}
+cert_kind=${CERT_KIND:-ecdsa-p256}
 cargo build --release --quiet -p echo-servers -p echo-bench
 server_bin=./target/release/echo-server
 bench_bin=./target/release/echo-bench
@@ -31,8 +33,9 @@ start() {
   local lines
   lines=$(mktemp)
   local listen=127.0.0.1:0
-  [ "$2" = tcp ] || listen="$2:$listen"
-  taskset -c 0 "$server_bin" --model "$1" --threads 1 --listen "$listen" >"$lines" &
+  local kind=()
+  [ "$2" = tcp ] || { listen="$2:$listen"; kind=(--tls-cert-kind "$cert_kind"); }
+  taskset -c 0 "$server_bin" --model "$1" --threads 1 --listen "$listen" "${kind[@]}" >"$lines" &
   server=$!
   for _ in $(seq 50); do
     grep -q '^listening on' "$lines" && { [ "$2" = tcp ] || grep -q '^tls:' "$lines"; } && break
@@ -118,11 +121,13 @@ if [ "$idle" -gt 0 ]; then
   done
 fi
 
-python3 - "$out" "$rounds" "$duration" "$models" "$idle" "$idle_models" "$storm" "${STORM_ROUNDS:-3}" <<'PY'
+python3 - "$out" "$rounds" "$duration" "$models" "$idle" "$idle_models" "$storm" "${STORM_ROUNDS:-3}" "$cert_kind" <<'PY'
 import json, os, platform, statistics, subprocess, sys
 out, rounds, duration, models = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4].split()
 idle, idle_models = int(sys.argv[5]), sys.argv[6].split()
 storm, storm_rounds = sys.argv[7] == "1", int(sys.argv[8])
+cert_kind = sys.argv[9]
+key = {"ecdsa-p256": "ECDSA P-256", "rsa2048": "RSA-2048"}.get(cert_kind, cert_kind)
 def load(model, kind, r):
     return json.load(open(f"{out}/{model}.{kind}.r{r}.json"))
 def spread(values, fmt):
@@ -138,12 +143,13 @@ lines = [
     "# What TLS costs each model, on one server core",
     "",
     "Command: `"
+    + (f"CERT_KIND={cert_kind} " if cert_kind != "ecdsa-p256" else "")
     + (f"STORM=1 STORM_ROUNDS={storm_rounds} " if storm else "")
     + (f"IDLE={idle} IDLE_MODELS=\"{' '.join(idle_models)}\" " if idle else "")
     + f"scripts/tls-costs.sh {rounds} {duration}` (MODELS: {' '.join(models)}), commit {commit}"
     + (" with uncommitted changes" if dirty else "") + ".",
     f"Machine: {cpu}, {os.cpu_count()} CPUs, Linux {platform.release()}. Server on CPU 0 with "
-    "`--threads 1`, client on CPU 1 with one thread; TLS 1.3, X25519, ECDSA P-256 (the servers' "
+    f"`--threads 1`, client on CPU 1 with one thread; TLS 1.3, X25519, {key} (the servers' "
     "self-signed certificate), rustls on ring on both sides.",
     "",
 ]

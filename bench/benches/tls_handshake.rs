@@ -1,8 +1,9 @@
-//! `tls-handshake/{full,resumed}`: the server's side of one TLS 1.3 handshake, in memory, with no
+//! `tls-handshake/{full,resumed}` and `tls-handshake-rsa2048/{full,resumed}`: the server's side of one TLS 1.3 handshake, in memory, with no
 //! socket and no concurrency model: the ceiling a server model's handshakes per core are judged
 //! against (`echo-bench run --workload churn` over `tls:`, whose report gives the server's CPU
 //! per handshake). The server configuration is the one every model serves with
-//! (`TlsServer::self_signed`: ECDSA P-256, X25519, stateless tickets); the client trusts its
+//! (`TlsServer::self_signed`: ECDSA P-256, X25519, stateless tickets; the `-rsa2048` group with
+//! `--tls-cert-kind rsa2048`'s RSA-2048 certificate instead); the client trusts its
 //! certificate and, for `resumed`, keeps the tickets. Only the time spent in the server's calls
 //! is counted (`iter_custom`), as rustls's own benchmarks count one side; the client's work is
 //! done but not timed. Each iteration also sends 64 bytes and reads them back, so the server
@@ -13,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main};
-use echo_servers::{TlsServer, TlsVersions};
+use echo_servers::{CertKind, TlsServer, TlsVersions};
 use rustls::client::Resumption;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
@@ -100,9 +101,18 @@ fn handshake(
 }
 
 fn handshakes(c: &mut criterion::Criterion) {
-    let tls = TlsServer::self_signed(TlsVersions::TLS13).expect("a certificate");
+    for (group, kind) in [
+        ("tls-handshake", CertKind::EcdsaP256),
+        ("tls-handshake-rsa2048", CertKind::Rsa2048),
+    ] {
+        handshakes_with(c, group, kind);
+    }
+}
+
+fn handshakes_with(c: &mut criterion::Criterion, group: &str, kind: CertKind) {
+    let tls = TlsServer::self_signed_with(kind, TlsVersions::TLS13).expect("a certificate");
     let server_config = tls.config();
-    let mut group = c.benchmark_group("tls-handshake");
+    let mut group = c.benchmark_group(group);
     for (name, resume) in [("full", false), ("resumed", true)] {
         let client = client_config(&tls, resume);
         // A first handshake leaves the tickets a resumed one uses.

@@ -61,13 +61,23 @@ pub struct ServeArgs {
           value_parser = parse_uring_features)]
     pub uring_features: UringFeatures,
     /// For a tls: address: the certificate chain (PEM, leaf first). Without --cert and --key the
-    /// server makes a self-signed ECDSA P-256 certificate for localhost and prints where its PEM
-    /// is (a private temporary folder, removed at exit) and its SHA-256.
+    /// server makes a self-signed certificate (--tls-cert-kind) for localhost and prints where its
+    /// PEM is (a private temporary folder, removed at exit) and its SHA-256.
     #[arg(long, value_name = "PEM", requires = "key")]
     pub cert: Option<std::path::PathBuf>,
     /// For a tls: address: the private key of --cert (PEM: PKCS#8, PKCS#1 or SEC1).
     #[arg(long, value_name = "PEM", requires = "cert")]
     pub key: Option<std::path::PathBuf>,
+    /// For a tls: address without --cert: the key of the self-signed certificate, ecdsa-p256 or
+    /// rsa2048 (whose signature makes a full handshake several times dearer).
+    #[arg(
+        long,
+        value_name = "KIND",
+        value_enum,
+        default_value_t,
+        conflicts_with = "cert"
+    )]
+    pub tls_cert_kind: crate::CertKind,
     /// For a tls: address: the TLS versions accepted, comma-separated: 1.3, 1.2 or 1.2,1.3.
     #[arg(long, value_name = "LIST", default_value_t = TlsVersions::TLS13,
           value_parser = |s: &str| s.parse::<TlsVersions>())]
@@ -150,7 +160,7 @@ pub fn serve(args: ServeArgs, tool: &str) -> ExitCode {
                 crate::TlsServer::from_pem_files(cert, key, args.tls_versions)
                     .unwrap_or_else(|err| usage_exit(tool, &format!("error: {err}")))
             }
-            _ => match crate::TlsServer::self_signed(args.tls_versions) {
+            _ => match crate::TlsServer::self_signed_with(args.tls_cert_kind, args.tls_versions) {
                 Ok(tls) => tls,
                 Err(err) => {
                     eprintln!("{tool}: cannot make a self-signed certificate: {err}");
@@ -162,6 +172,8 @@ pub fn serve(args: ServeArgs, tool: &str) -> ExitCode {
         config.tls = Some(tls.with_handshake_timeout(timeout));
     } else if args.cert.is_some() {
         usage_exit(tool, "error: --cert and --key are for a tls: address");
+    } else if args.tls_cert_kind != crate::CertKind::default() {
+        usage_exit(tool, "error: --tls-cert-kind is for a tls: address");
     }
     if let Err(why) = model.available() {
         eprintln!("{tool}: {model} is not available on this machine: {why}");

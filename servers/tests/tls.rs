@@ -185,7 +185,26 @@ fn serves_tls12_when_asked(model: Model) {
 /// The binary on `tls:`: `listening on tls:ADDR`, `driver: ...`, then `tls: sha256=HEX ca=PATH`;
 /// a client trusting that file is served; SIGTERM ends it with exit 0 and the file is gone.
 fn binary_prints_what_to_trust(model: Model) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_echo-server"))
+    binary_serves_what_it_prints(model, &[]);
+}
+
+/// Kills the child it holds if a test fails before it reaped it.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// Starts the binary of `model` on tls: with `extra` arguments, checks its three lines, echoes
+/// through a client that trusts only the certificate it printed, stops it with SIGTERM (exit 0,
+/// the certificate's file removed), and returns the certificate it served.
+fn binary_serves_what_it_prints(model: Model, extra: &[&str]) -> CertificateDer<'static> {
+    let child = Command::new(env!("CARGO_BIN_EXE_echo-server"))
         .args([
             "--model",
             model.name(),
@@ -194,12 +213,14 @@ fn binary_prints_what_to_trust(model: Model) {
             "--listen",
             "tls:127.0.0.1:0",
         ])
+        .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
+    let mut child = KillOnDrop(child);
+    let stdout = child.0.stdout.take().unwrap();
     let (lines_tx, lines) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().take(3) {
@@ -230,12 +251,15 @@ fn binary_prints_what_to_trust(model: Model) {
     let ca = PathBuf::from(fields[1].strip_prefix("ca=").unwrap());
     let mut client = connect(&endpoint, client_config(&ca, &[&rustls::version::TLS13]));
     echoes(&mut client, &[5]);
+    let served = client.conn.peer_certificates().unwrap()[0]
+        .clone()
+        .into_owned();
     closes_cleanly(client);
     // SAFETY: kill with a pid this test spawned and has not reaped.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    unsafe { libc::kill(child.0.id() as i32, libc::SIGTERM) };
     let deadline = Instant::now() + IO_TIMEOUT;
     let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
+        if let Some(status) = child.0.try_wait().unwrap() {
             break status;
         }
         assert!(
@@ -246,6 +270,22 @@ fn binary_prints_what_to_trust(model: Model) {
     };
     assert_eq!(status.code(), Some(0));
     assert!(!ca.exists(), "{} left behind", ca.display());
+    served
+}
+
+/// `--tls-cert-kind rsa2048` serves an RSA certificate (its key carries the rsaEncryption OID,
+/// 1.2.840.113549.1.1.1); the default is ECDSA (id-ecPublicKey, 1.2.840.10045.2.1).
+#[test]
+fn the_binary_serves_an_rsa_certificate_when_asked() {
+    const RSA_ENCRYPTION: &[u8] = &[
+        0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01,
+    ];
+    const EC_PUBLIC_KEY: &[u8] = &[0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
+    let holds = |cert: &CertificateDer<'_>, oid: &[u8]| cert.windows(oid.len()).any(|w| w == oid);
+    let rsa = binary_serves_what_it_prints(Model::Tokio, &["--tls-cert-kind", "rsa2048"]);
+    assert!(holds(&rsa, RSA_ENCRYPTION) && !holds(&rsa, EC_PUBLIC_KEY));
+    let ecdsa = binary_serves_what_it_prints(Model::Tokio, &[]);
+    assert!(holds(&ecdsa, EC_PUBLIC_KEY) && !holds(&ecdsa, RSA_ENCRYPTION));
 }
 
 /// A model without a TLS path refuses `tls:`: `Unsupported` through the trait, exit 2 and one
@@ -345,6 +385,18 @@ fn bad_certificate_options_are_usage_errors() {
         vec!["--listen", "tls:127.0.0.1:0", "--cert", junk, "--key", junk],
         vec!["--listen", "127.0.0.1:0", "--cert", junk, "--key", junk],
         vec!["--listen", "tls:127.0.0.1:0", "--tls-versions", "1.1"],
+        vec!["--listen", "127.0.0.1:0", "--tls-cert-kind", "rsa2048"],
+        vec!["--listen", "tls:127.0.0.1:0", "--tls-cert-kind", "dsa"],
+        vec![
+            "--listen",
+            "tls:127.0.0.1:0",
+            "--cert",
+            junk,
+            "--key",
+            junk,
+            "--tls-cert-kind",
+            "rsa2048",
+        ],
     ] {
         let output = Command::new(env!("CARGO_BIN_EXE_echo-server"))
             .args(["--model", "tokio"])
