@@ -231,6 +231,7 @@ if idle:
         "| model | TCP KiB per connection | TLS KiB per connection | TLS less TCP |",
         "|---|---:|---:|---:|",
     ]
+    idle_notes = []
     for m in idle_models:
         per = {}
         for t in ("tcp", "tls"):
@@ -243,7 +244,10 @@ if idle:
         lines.append(f"| {m} | {per['tcp']:.1f} | {per['tls']:.1f} | {per['tls'] - per['tcp']:.1f} |")
         for t in ("tcp", "tls"):
             if per.get(t + "-errors"):
-                lines.append(f"\n{m} over {t}: {per[t + '-errors']} errors in that run.")
+                idle_notes.append(f"{m} over {t}: {per[t + '-errors']} errors in that run.")
+    # After the table, which a line inside it would break.
+    if idle_notes:
+        lines += [""] + idle_notes
 warnings = sorted({w for f in os.listdir(out) if f.endswith(".json")
                    for w in json.load(open(f"{out}/{f}")).get("warnings", [])})
 if warnings:
