@@ -43,6 +43,12 @@
 //! connection to a `UnixStream` through a duplicate descriptor cost one more descriptor, so a
 //! server out of descriptors dropped the connection it had just accepted.)
 //!
+//! Over `tls:` a connection's task wraps its stream in futures-rustls (glommio's streams are
+//! futures-io streams, as async-std's and smol's are), runs the handshake on the executor that
+//! accepted it under glommio's timer (the handshake timeout), flushes each echoed record, and
+//! closes with `close_notify`. Shutdown reaches a TLS connection as a plain one: through its
+//! descriptor, recorded before it is wrapped.
+//!
 //! glommio checks at start that the locked-memory limit (`RLIMIT_MEMLOCK`) is at least 512 KiB;
 //! where the soft limit is lower and the hard limit allows it, `start` raises the soft limit
 //! (any process may), and where the hard limit is lower the model is unavailable.
@@ -109,7 +115,7 @@ impl EchoServer for GlommioServer {
     }
 
     fn transports(&self) -> &'static [Transport] {
-        &[Transport::Tcp, Transport::Unix]
+        &[Transport::Tcp, Transport::Unix, Transport::Tls]
     }
 
     fn start(&self, config: &ServerConfig) -> io::Result<ServerHandle> {
@@ -119,8 +125,15 @@ impl EchoServer for GlommioServer {
         raise_memlock_soft_limit()?;
         let cores = config.threads_or(available_cores());
         // Refuses `udp:` (see the module doc).
-        let listeners = net::bind_per_core(config, cores)?;
-        let endpoint = listeners[0].endpoint()?;
+        let (plain, tls) = net::split_tls(config)?;
+        let listeners = net::bind_per_core(&plain, cores)?;
+        let endpoint = net::served(listeners[0].endpoint()?, &tls);
+        let tls = tls.map(|tls| {
+            (
+                futures_rustls::TlsAcceptor::from(tls.config()),
+                tls.handshake_timeout(),
+            )
+        });
         let id = ServerId::next();
         let path = EchoPath::of(config);
         let (stop, stopped) = async_channel::bounded::<()>(1);
@@ -133,6 +146,7 @@ impl EchoServer for GlommioServer {
         let mut executors = start_each(executors, listeners, |executors, listener| {
             let stopped = stopped.clone();
             let health = id.health().clone();
+            let tls = tls.clone();
             // An executor is built on the thread it runs on (nothing of it may move between
             // threads); the thread says whether that worked before `start` goes on. It serves
             // only once every executor is built: one that accepted at once could take the
@@ -152,7 +166,7 @@ impl EchoServer for GlommioServer {
                     // Another executor could not be built: `start` failed.
                     return Ok(());
                 }
-                executor.run(serve(listener, stopped, path, health))
+                executor.run(serve(listener, stopped, path, health, tls))
             })?;
             executors.threads.push(thread);
             executors.go.push(go);
@@ -233,6 +247,7 @@ async fn serve(
     stopped: async_channel::Receiver<()>,
     path: EchoPath,
     health: Health,
+    tls: Option<TlsAccept>,
 ) -> io::Result<()> {
     let unix = matches!(listener, StreamListener::Unix(_));
     // glommio's accept first tries the system call at once, and makes the listener
@@ -271,7 +286,7 @@ async fn serve(
                 }
                 let registered = open.register(stream.as_raw_fd());
                 // The gate closes only once shutdown began.
-                if let Ok(task) = gate.spawn(handle(stream, registered, path)) {
+                if let Ok(task) = gate.spawn(handle(stream, registered, path, tls.clone())) {
                     task.detach();
                 }
                 continue;
@@ -365,24 +380,44 @@ impl Drop for Registered {
     }
 }
 
-/// Echoes one connection until it ends or shutdown shuts it down; its entry in the executor's
-/// [`Connections`] is dropped first, then the stream, which closes it.
+/// What accepts a `tls:` connection's handshake, and how long the handshake may take.
+type TlsAccept = (futures_rustls::TlsAcceptor, Duration);
+
+/// Echoes one connection until it ends or shutdown shuts it down, over TLS when `tls` is given;
+/// its entry in the executor's [`Connections`] is dropped first, then the stream, which closes
+/// it.
 async fn handle(
     mut stream: impl AsyncRead + AsyncWrite + Unpin,
     registered: Registered,
     path: EchoPath,
+    tls: Option<TlsAccept>,
 ) {
-    let _ = echo(&mut stream, path).await;
+    match tls {
+        None => {
+            let _ = echo(&mut stream, path, false).await;
+        }
+        Some((acceptor, timeout)) => {
+            let handshake = async { Ok::<_, GlommioError<()>>(acceptor.accept(stream).await?) };
+            if let Ok(mut stream) = glommio::timer::timeout(timeout, handshake).await
+                && echo(&mut stream, path, true).await.is_ok()
+            {
+                // close_notify, after the client's.
+                let _ = stream.close().await;
+            }
+        }
+    }
     drop(registered);
 }
 
 /// Echoes until the peer half-closes. `write_all` completes partial writes, and while the peer
 /// does not read it keeps the task from reading more (backpressure), so the connection holds one
 /// buffer. After `READS_PER_TURN` reads the task pauses on a timer, so that the executor polls
-/// its rings and runs the other connections before this one reads again.
+/// its rings and runs the other connections before this one reads again. `flush` after each
+/// echo is for a TLS stream, which may keep a record back; a plain stream's writes are sent.
 async fn echo(
     stream: &mut (impl AsyncRead + AsyncWrite + Unpin),
     path: EchoPath,
+    flush: bool,
 ) -> io::Result<()> {
     let mut buf = vec![0; path.buffer_size];
     let mut reads = 0;
@@ -393,6 +428,9 @@ async fn echo(
         }
         path.on_message(&buf[..n]);
         stream.write_all(&buf[..n]).await?;
+        if flush {
+            stream.flush().await?;
+        }
         reads += 1;
         if reads == READS_PER_TURN {
             reads = 0;
