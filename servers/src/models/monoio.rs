@@ -330,7 +330,9 @@ async fn serve(
             Ok(Accepted::Tcp(stream)) => {
                 let fd = stream.as_raw_fd();
                 match &tls {
-                    Some(tls) => spawn_handler(&connections, fd, serve_tls(stream, tls.clone(), path)),
+                    Some(tls) => {
+                        spawn_handler(&connections, fd, serve_tls(stream, tls.clone(), path))
+                    }
                     None => spawn_handler(&connections, fd, echo(stream, path, plain_buffer(path))),
                 }
             }
