@@ -368,6 +368,7 @@ fn the_tls_models_are_the_documented_ones() {
             "async-std",
             "smol",
             "may",
+            "monoio",
             "glommio"
         ]
     );
