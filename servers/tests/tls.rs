@@ -367,7 +367,8 @@ fn the_tls_models_are_the_documented_ones() {
             "tokio-rayon",
             "async-std",
             "smol",
-            "may"
+            "may",
+            "compio"
         ]
     );
 }
