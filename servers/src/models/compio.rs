@@ -29,6 +29,34 @@
 //! driver a read that finds bytes waiting completes without returning to the runtime, so a
 //! handler yields after [`READS_PER_TURN`] such reads in a row (compio has no budget of its own).
 //!
+//! Over `tls:` each runtime's listener is a plain TCP one (`net::split_tls`), and TLS is
+//! compio's own adaptor, compio-tls (rustls on ring, through futures-rustls over compio-io's
+//! compat `AsyncStream`), as its authors use it: `TlsAcceptor::accept` takes the connection by
+//! value and the handshake runs in that connection's task, on the runtime of the core that
+//! accepted it, within [`TlsServer::handshake_timeout`] on the runtime's own timer
+//! (`compio::time::timeout`); a client that stalls mid-handshake has its handshake dropped,
+//! which closes only its connection. The echo is the plain one, through compio-tls's
+//! owned-buffer `AsyncRead`/`AsyncWrite`, with a flush after every echo; after the client's
+//! `close_notify` (or a bare end-of-file) the handler sends `close_notify`, flushes and shuts
+//! its write side down. Shutdown shuts a TLS connection's descriptor down as a plain one's,
+//! which ends a handshake or an echo alike. A garbage ClientHello gets a close, not rustls's
+//! alert: the alert is queued in the compat stream's write buffer, which is sent only on a
+//! flush, and the acceptor drops the stream with the error.
+//!
+//! What TLS costs and copies: completion I/O hands owned buffers, and the plain path copies
+//! nothing in user space (the kernel fills the handler's buffer and sends from that same
+//! buffer). TLS puts a buffered compat stream between rustls's synchronous `Read`/`Write` and
+//! the owned-buffer operations, so each connection adds rustls's `ServerConnection` and the
+//! compat stream's read and write buffers (8 KiB each to start), and each message is copied:
+//! in, the completion fills the compat read buffer, rustls copies that into its own record
+//! buffer, decrypts it there, copies each record's plaintext into its received-plaintext queue,
+//! and the read copies it into the handler's buffer (which compio-tls first zero-fills: it
+//! reads through a slice); out, rustls copies the plaintext into a new record and encrypts it in
+//! place, and the record is copied into the compat write buffer, which the flush hands to the
+//! kernel. That is three copies in and two out, where the plain path has none, besides the
+//! cipher itself. A read that rustls or the compat buffer answers without waiting counts
+//! towards [`READS_PER_TURN`] as a plain read does.
+//!
 //! Over UDP each thread has its own `SO_REUSEPORT` socket and one loop receiving into an owned
 //! buffer with `recv_from` and sending it back with `send_to`.
 
@@ -39,12 +67,12 @@ use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::pin::pin;
 use std::rc::Rc;
 use std::sync::{OnceLock, mpsc};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use async_channel::{Receiver, Sender};
 use compio::driver::{DriverType, ProactorBuilder};
 use compio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use compio::net::{TcpListener, UdpSocket, UnixListener};
+use compio::net::{TcpListener, TcpStream, UdpSocket, UnixListener};
 use compio::runtime::Runtime;
 use futures_util::future::{Either, select};
 use slab::Slab;
@@ -60,6 +88,7 @@ use crate::server::{
     EchoServer, Health, JOIN_AFTER_DRAIN, Model, READS_PER_TURN, SHUTDOWN_GRACE, ServerConfig,
     ServerHandle, ServerId, StopServer, available_cores, start_each,
 };
+use crate::tls::TlsServer;
 use crate::work::EchoPath;
 
 /// compio, a runtime per core on io_uring or its epoll fallback.
@@ -91,21 +120,23 @@ impl EchoServer for CompioServer {
     }
 
     fn transports(&self) -> &'static [Transport] {
-        &[Transport::Tcp, Transport::Unix, Transport::Udp]
+        &Transport::ALL
     }
 
     fn start(&self, config: &ServerConfig) -> io::Result<ServerHandle> {
         let cores = config.threads_or(available_cores());
-        let (units, endpoint) = if config.listen.transport() == Transport::Udp {
-            let sockets = net::bind_datagram_per_core(config, cores)?;
+        // A `tls:` address binds as plain TCP; `tls` then wraps every connection.
+        let (plain, tls) = net::split_tls(config)?;
+        let (units, endpoint) = if plain.listen.transport() == Transport::Udp {
+            let sockets = net::bind_datagram_per_core(&plain, cores)?;
             let endpoint = Endpoint::Udp(sockets[0].local_addr()?);
             (
                 sockets.into_iter().map(Unit::Datagram).collect::<Vec<_>>(),
                 endpoint,
             )
         } else {
-            let listeners = net::bind_per_core(config, cores)?;
-            let endpoint = listeners[0].endpoint()?;
+            let listeners = net::bind_per_core(&plain, cores)?;
+            let endpoint = net::served(listeners[0].endpoint()?, &tls);
             (listeners.into_iter().map(Unit::Stream).collect(), endpoint)
         };
         let id = ServerId::next();
@@ -123,6 +154,7 @@ impl EchoServer for CompioServer {
         let stop = start_each(stop, units, |stop, unit| {
             let shutdown = shutdown.clone();
             let health = id.health().clone();
+            let tls = tls.clone();
             // A runtime cannot move between threads, so it is built on its own; the thread says
             // which driver it got (or why it got none) before `start` returns.
             let (started, outcome) = mpsc::channel();
@@ -145,7 +177,7 @@ impl EchoServer for CompioServer {
                     }
                 };
                 let _ = started.send(Ok(driver_of(runtime.driver_type())));
-                runtime.block_on(serve(adopted, shutdown, path, health))
+                runtime.block_on(serve(adopted, shutdown, path, health, tls))
             })?;
             stop.threads.push(thread);
             let built = outcome
@@ -244,7 +276,9 @@ async fn serve(
     shutdown: Receiver<()>,
     path: EchoPath,
     health: Health,
+    tls: Option<TlsServer>,
 ) -> io::Result<()> {
+    let tls = tls.as_ref().map(TlsAccept::new);
     let connections = Rc::new(Connections::default());
     let wake_accept = match &adopted {
         Adopted::Tcp(listener) => WakeAccept::ShutDown(listener.as_raw_fd()),
@@ -261,11 +295,12 @@ async fn serve(
         match adopted {
             Adopted::Tcp(listener) => {
                 let listener = Listener::Tcp(listener);
-                accept_loop(listener, &shutdown, &connections, path, &health).await
+                accept_loop(listener, &shutdown, &connections, path, &health, tls).await
             }
             Adopted::Unix(listener) => {
+                // `tls:` binds TCP: a Unix listener is never wrapped.
                 let listener = Listener::Unix(listener);
-                accept_loop(listener, &shutdown, &connections, path, &health).await
+                accept_loop(listener, &shutdown, &connections, path, &health, None).await
             }
             Adopted::Udp(socket) => echo_datagrams(socket, &shutdown, path, &health).await,
         }
@@ -321,13 +356,15 @@ enum Listener {
     Unix(UnixListener),
 }
 
-/// Accepts until shutdown, a task per connection, then waits (bounded) for every handler.
+/// Accepts until shutdown, a task per connection (over TLS when `tls` is given), then waits
+/// (bounded) for every handler.
 async fn accept_loop(
     listener: Listener,
     shutdown: &Receiver<()>,
     connections: &Rc<Connections>,
     path: EchoPath,
     health: &Health,
+    tls: Option<TlsAccept>,
 ) -> io::Result<()> {
     // Every handler holds a clone; when all are dropped, `recv` on `all_done` fails.
     let (handler_alive, all_done) = async_channel::bounded::<()>(1);
@@ -335,10 +372,20 @@ async fn accept_loop(
         let accepted = match &listener {
             Listener::Tcp(listener) => listener.accept().await.map(|(stream, _)| {
                 let _ = stream.set_nodelay(true);
-                spawn_handler(stream, shutdown, connections, path, &handler_alive);
+                let alive = &handler_alive;
+                match tls.clone() {
+                    Some(tls) => spawn_handler(stream, shutdown, connections, alive, |stream| {
+                        serve_tls(stream, tls, path)
+                    }),
+                    None => spawn_handler(stream, shutdown, connections, alive, |stream| {
+                        serve_plain(stream, path)
+                    }),
+                }
             }),
             Listener::Unix(listener) => listener.accept().await.map(|(stream, _)| {
-                spawn_handler(stream, shutdown, connections, path, &handler_alive)
+                spawn_handler(stream, shutdown, connections, &handler_alive, |stream| {
+                    serve_plain(stream, path)
+                })
             }),
         };
         // The accept that shutdown's shut-down listener failed.
@@ -367,36 +414,90 @@ async fn accept_loop(
     Ok(())
 }
 
-/// Runs the echo of one connection as a task of this runtime, its descriptor in
-/// `connections` while it runs. A connection accepted once shutdown began is closed at once.
-fn spawn_handler<S: AsyncRead + AsyncWrite + AsRawFd + 'static>(
-    mut stream: S,
+/// Runs `serve` on one connection as a task of this runtime, its descriptor in `connections`
+/// while it runs. A connection accepted once shutdown began is closed at once.
+///
+/// `serve` owns the stream (a TLS stream must: compio-tls takes it by value), so the task keeps
+/// a clone of it (compio's streams share their descriptor) and drops that only after removing
+/// the entry: the descriptor stays open while shutdown may still shut it down.
+fn spawn_handler<S, F>(
+    stream: S,
     shutdown: &Receiver<()>,
     connections: &Rc<Connections>,
-    path: EchoPath,
     alive: &Sender<()>,
-) {
+    serve: impl FnOnce(S) -> F,
+) where
+    S: Clone + AsRawFd + 'static,
+    F: Future<Output = io::Result<()>> + 'static,
+{
     if shutdown.is_closed() {
         return;
     }
     let alive = alive.clone();
     let connections = Rc::clone(connections);
     let entry = connections.0.borrow_mut().insert(stream.as_raw_fd());
+    let open = stream.clone();
+    let served = serve(stream);
     compio::runtime::spawn(async move {
         // An error ends this connection only.
-        let _ = echo(&mut stream, path).await;
+        let _ = served.await;
         connections.0.borrow_mut().remove(entry);
-        drop(stream);
+        drop(open);
         drop(alive);
     })
     .detach();
 }
 
+/// Serves a plain TCP or Unix connection: [`echo`], nothing flushed (a socket's writes are
+/// sent when they complete).
+async fn serve_plain(mut stream: impl AsyncRead + AsyncWrite, path: EchoPath) -> io::Result<()> {
+    echo(&mut stream, path, false).await
+}
+
+/// What a `tls:` connection is accepted with: compio-tls's acceptor over the server's rustls
+/// configuration, and how long the handshake may take.
+#[derive(Clone)]
+struct TlsAccept {
+    acceptor: compio_tls::TlsAcceptor,
+    timeout: Duration,
+}
+
+impl TlsAccept {
+    fn new(tls: &TlsServer) -> Self {
+        Self {
+            acceptor: compio_tls::TlsAcceptor::from(tls.config()),
+            timeout: tls.handshake_timeout(),
+        }
+    }
+}
+
+/// Serves one `tls:` connection on this task: the handshake within its timeout, on this
+/// runtime's timer (a client that stalls is dropped, which closes only its connection), then
+/// [`echo`] with a flush after every echo, then `close_notify`.
+///
+/// The end is clean once the client has closed: its `close_notify` (or a bare end-of-file,
+/// which compio-tls reads as the end) comes after every message it sent, and each has been
+/// echoed and flushed by then; `shutdown` then queues `close_notify`, flushes it and shuts the
+/// socket's write side down.
+async fn serve_tls(stream: TcpStream, tls: TlsAccept, path: EchoPath) -> io::Result<()> {
+    let mut stream = compio::time::timeout(tls.timeout, tls.acceptor.accept(stream))
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))??;
+    echo(&mut stream, path, true).await?;
+    stream.shutdown().await
+}
+
 /// Echoes until the peer half-closes or shutdown shuts the socket down. The buffer moves into
 /// each operation and comes back with its result; `write_all` completes partial writes, and
 /// while the peer does not read, the pending write keeps the task from reading more
-/// (backpressure).
-async fn echo(stream: &mut (impl AsyncRead + AsyncWrite), path: EchoPath) -> io::Result<()> {
+/// (backpressure). `flush` after every echo is for a TLS stream, whose records wait in
+/// compio-io's write buffer until flushed; a plain socket's writes are sent, so its hot path
+/// skips the call.
+async fn echo(
+    stream: &mut (impl AsyncRead + AsyncWrite),
+    path: EchoPath,
+    flush: bool,
+) -> io::Result<()> {
     let mut buf: Vec<u8> = Vec::with_capacity(path.buffer_size);
     let mut without_waiting = 0;
     loop {
@@ -412,6 +513,9 @@ async fn echo(stream: &mut (impl AsyncRead + AsyncWrite), path: EchoPath) -> io:
         let compio::BufResult(written, sent) = stream.write_all(buf).await;
         buf = sent;
         written?;
+        if flush {
+            stream.flush().await?;
+        }
         if without_waiting >= READS_PER_TURN {
             without_waiting = 0;
             futures_lite::future::yield_now().await;
