@@ -543,10 +543,21 @@ fn binary_lists_the_models() {
         .collect();
     assert_eq!(listed, expected);
     assert!(listed.iter().all(|l| l.contains("tcp,unix")));
+    let serving = |name: &str| {
+        listed
+            .iter()
+            .filter(|l| {
+                l.split('\t')
+                    .nth(1)
+                    .is_some_and(|t| t.split(',').any(|t| t == name))
+            })
+            .count()
+    };
     assert!(
-        listed.iter().filter(|l| l.contains(",udp\t")).count() >= 5,
+        serving("udp") >= 5,
         "blocking, thread-pool, mio, tokio and tokio-uring at least serve udp:"
     );
+    assert!(serving("tls") >= 8, "the rustls models serve tls:");
 }
 
 /// A model that cannot start everything it serves with (5,000 threads where a cgroup allows
