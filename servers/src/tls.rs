@@ -297,6 +297,24 @@ where
     stream.flush()
 }
 
+/// A client configuration that trusts only `tls`'s self-signed certificate (TLS 1.2 and 1.3),
+/// for the unit tests that shake hands with a model.
+#[cfg(test)]
+pub(crate) fn client_trusting(tls: &TlsServer) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    let ca = tls.ca_file().expect("a self-signed certificate has a file");
+    for cert in CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Arc::new(config)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -324,18 +342,8 @@ mod tests {
     #[test]
     fn an_rsa_certificate_serves_a_handshake_signed_with_rsa() {
         let server = TlsServer::self_signed_with(CertKind::Rsa2048, TlsVersions::TLS13).unwrap();
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in CertificateDer::pem_file_iter(server.ca_file().unwrap()).unwrap() {
-            roots.add(cert.unwrap()).unwrap();
-        }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let client_config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
         let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-        let mut client = rustls::ClientConnection::new(Arc::new(client_config), name).unwrap();
+        let mut client = rustls::ClientConnection::new(client_trusting(&server), name).unwrap();
         let mut conn = ServerConnection::new(server.config()).unwrap();
         // In memory: each side's flight goes straight to the other, a bounded number of times.
         for _ in 0..10 {

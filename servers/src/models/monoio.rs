@@ -593,8 +593,7 @@ mod tests {
     use std::sync::Arc;
 
     use echo_cli::TlsVersions;
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, ServerName};
+    use rustls::pki_types::ServerName;
 
     use super::*;
 
@@ -606,22 +605,13 @@ mod tests {
         let tls = TlsServer::self_signed(TlsVersions::TLS13)
             .unwrap()
             .with_handshake_timeout(HANDSHAKE_TIMEOUT);
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in CertificateDer::pem_file_iter(tls.ca_file().unwrap()).unwrap() {
-            roots.add(cert.unwrap()).unwrap();
-        }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let client = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+        let client = crate::tls::client_trusting(&tls);
         let config = ServerConfig {
             threads: Some(1),
             tls: Some(tls),
             ..ServerConfig::at(Endpoint::Tls("127.0.0.1:0".parse().unwrap()))
         };
-        (MonoioServer.start(&config).unwrap(), Arc::new(client))
+        (MonoioServer.start(&config).unwrap(), client)
     }
 
     fn tcp(server: &ServerHandle) -> TcpStream {

@@ -431,8 +431,7 @@ mod tests {
     use std::time::Duration;
 
     use echo_cli::TlsVersions;
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, ServerName};
+    use rustls::pki_types::ServerName;
 
     use super::*;
     use crate::work::Work;
@@ -458,18 +457,8 @@ mod tests {
     }
 
     fn client_for(tls: &TlsServer) -> rustls::ClientConnection {
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in CertificateDer::pem_file_iter(tls.ca_file().unwrap()).unwrap() {
-            roots.add(cert.unwrap()).unwrap();
-        }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
         let name = ServerName::try_from("localhost").unwrap();
-        rustls::ClientConnection::new(Arc::new(config), name).unwrap()
+        rustls::ClientConnection::new(crate::tls::client_trusting(tls), name).unwrap()
     }
 
     /// What `tokio-rayon` relies on to sign on its pool: the answer to the ClientHello is one
