@@ -214,8 +214,24 @@ fn a_server_of_known_capacity_is_found_below_one_over_s_and_near_it() {
     assert_eq!(run.rounds.len(), 3);
     assert!(run.ramp.len() >= 2, "{:?}", run.ramp);
     // Every step was long enough for 100 samples beyond the median at its offered rate (past
-    // the knee fewer come back), or as long as allowed.
-    for step in run.ramp.iter().chain(run.rounds.iter().flatten()) {
+    // the knee fewer come back), or as long as allowed. A round's step in which no message
+    // completed is a miss with no window (seen once in CI, with other tasks on 1.68 cores);
+    // only a busy machine makes one for this server.
+    let measured = |step: &&echo_analysis::capacity::Step| {
+        step.messages > 0 || {
+            assert!(
+                other_cores > QUIET_CORES,
+                "a step measured nothing on a quiet machine: {step:?}"
+            );
+            false
+        }
+    };
+    for step in run
+        .ramp
+        .iter()
+        .chain(run.rounds.iter().flatten())
+        .filter(measured)
+    {
         let planned = step.offered_rps * step.duration_s;
         assert!(
             planned >= 0.99 * objective.messages_needed() as f64 || step.duration_s >= 1.99,

@@ -669,9 +669,16 @@ fn tls_gets_its_tables_a_handshake_point_and_what_it_costs_over_tcp() {
     let (run_dir, run) = the_run_in(&dir);
     let over =
         |t: echo_servers::Transport| run.points.iter().filter(move |p| p.point.transport == t);
-    // Per round and transport: both models at ping-pong and at churn.
+    // Per round: both models at ping-pong and at churn, and over TLS churn again with resumed
+    // sessions.
     assert_eq!(over(echo_servers::Transport::Tcp).count(), 8);
-    assert_eq!(over(echo_servers::Transport::Tls).count(), 8);
+    assert_eq!(over(echo_servers::Transport::Tls).count(), 12);
+    assert_eq!(
+        over(echo_servers::Transport::Tls)
+            .filter(|p| p.point.tls_resume)
+            .count(),
+        4
+    );
     for point in over(echo_servers::Transport::Tls) {
         assert!(point.ok(), "{:?}", point.failure);
         let report = point.report.as_ref().unwrap();
@@ -684,7 +691,13 @@ fn tls_gets_its_tables_a_handshake_point_and_what_it_costs_over_tcp() {
             .tls
             .as_ref()
             .expect("a tls: point reports its handshakes");
-        if point.point.workload == echo_bench::Workload::Churn {
+        if point.point.workload == echo_bench::Workload::Churn && point.point.tls_resume {
+            // Each loop's first handshake is full; the ones after it resume its session.
+            assert!(
+                tls.resumed > 0 && tls.resumed + 4 >= tls.handshakes,
+                "{tls:?}"
+            );
+        } else if point.point.workload == echo_bench::Workload::Churn {
             // Every connection a full handshake: none resumed.
             assert!(tls.handshakes > 0 && tls.resumed == 0, "{tls:?}");
         }
@@ -696,6 +709,10 @@ fn tls_gets_its_tables_a_handshake_point_and_what_it_costs_over_tcp() {
         "### What TLS costs: server CPU per message (ping-pong) and per connection",
         "**What TLS costs over TCP**",
         "churn 4 conn",
+        "churn 4 conn, resumed",
+        "server CPU per connection (a resumed handshake)",
+        "Connection churn, resumed TLS sessions",
+        "| 4 loops, resumed |",
     ] {
         assert!(summary.contains(heading), "no {heading:?} in:\n{summary}");
     }

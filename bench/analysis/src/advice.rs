@@ -41,8 +41,12 @@ pub enum Title {
     },
     /// The largest payload at the middle connection count measured with it.
     LargeMessages,
-    /// Churn at its most concurrent loops.
-    Churn,
+    /// Churn at its most concurrent loops; over TLS, with full handshakes or (`resumed`) with
+    /// resumed ones, ranked apart.
+    Churn {
+        /// Resumed TLS sessions.
+        resumed: bool,
+    },
     /// Stream.
     BulkTransfer,
     /// Server CPU per message at an offered rate.
@@ -168,32 +172,43 @@ fn ping_pong_categories<'a>(aggregates: &[&'a Aggregate]) -> Vec<Finding<'a>> {
 /// findings that rank nothing).
 pub fn categories<'a>(aggregates: &[&'a Aggregate]) -> Vec<Finding<'a>> {
     let mut judged = ping_pong_categories(aggregates);
-    let loads = |workload: Workload| -> Vec<(usize, usize, Option<u64>)> {
+    type Key = (usize, usize, Option<u64>, bool);
+    let key = |a: &Aggregate| -> Key {
+        (
+            a.load.connections,
+            a.load.payload,
+            a.load.rate,
+            a.load.tls_resume,
+        )
+    };
+    let loads = |workload: Workload| -> Vec<Key> {
         let mut loads = Vec::new();
         for a in aggregates.iter().filter(|a| a.load.workload == workload) {
-            if !loads.contains(&(a.load.connections, a.load.payload, a.load.rate)) {
-                loads.push((a.load.connections, a.load.payload, a.load.rate));
+            if !loads.contains(&key(a)) {
+                loads.push(key(a));
             }
         }
         loads
     };
-    let at = |workload: Workload, (c, p, r): (usize, usize, Option<u64>)| -> Vec<&'a Aggregate> {
+    let at = |workload: Workload, load: Key| -> Vec<&'a Aggregate> {
         aggregates
             .iter()
             .copied()
-            .filter(|a| {
-                a.load.workload == workload
-                    && (a.load.connections, a.load.payload, a.load.rate) == (c, p, r)
-            })
+            .filter(|a| a.load.workload == workload && key(a) == load)
             .collect()
     };
-    if let Some(load) = loads(Workload::Churn).into_iter().max_by_key(|l| l.0) {
-        judged.extend(judge(
-            Title::Churn,
-            at(Workload::Churn, load),
-            Measure::ConnectionRate,
-            Basis::Measure,
-        ));
+    for resumed in [false, true] {
+        let churn = loads(Workload::Churn)
+            .into_iter()
+            .filter(|l| l.3 == resumed);
+        if let Some(load) = churn.max_by_key(|l| l.0) {
+            judged.extend(judge(
+                Title::Churn { resumed },
+                at(Workload::Churn, load),
+                Measure::ConnectionRate,
+                Basis::Measure,
+            ));
+        }
     }
     if let Some(&load) = loads(Workload::Stream).first() {
         judged.extend(judge(

@@ -124,6 +124,11 @@ pub struct Point {
     pub rate: Option<f64>,
     /// CPU work per message in the server (`--work-us`), µs.
     pub work_us: u64,
+    /// Over TLS, whether the client resumes sessions with the server's tickets
+    /// (`--tls-resume`), so that churn measures resumed handshakes, not full ones. Absent
+    /// (false) in runs stored before the suite measured them.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub tls_resume: bool,
     /// Which round (0-based); older runs called it the repeat.
     #[serde(alias = "repeat")]
     pub round: usize,
@@ -139,6 +144,7 @@ impl Default for Point {
             payload: 64,
             rate: None,
             work_us: 0,
+            tls_resume: false,
             round: 0,
         }
     }
@@ -163,6 +169,9 @@ impl Point {
         if self.work_us > 0 {
             label.push_str(&format!(" work={}µs", self.work_us));
         }
+        if self.tls_resume {
+            label.push_str(" resumed");
+        }
         if self.round > 0 {
             label.push_str(&format!(" round {}", self.round + 1));
         }
@@ -183,6 +192,7 @@ impl Point {
             payload: self.payload,
             rate: self.rate.map(|r| r as u64),
             work_us: self.work_us,
+            tls_resume: self.tls_resume,
         }
     }
 }
@@ -203,6 +213,8 @@ pub struct Load {
     pub rate: Option<u64>,
     /// CPU work per message in the server, µs.
     pub work_us: u64,
+    /// Over TLS, resumed sessions (see [`Point::tls_resume`]).
+    pub tls_resume: bool,
 }
 
 /// `64 B`, `4 KiB`, `1 MiB`.

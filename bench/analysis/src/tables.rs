@@ -36,7 +36,7 @@ impl<'a> Column<'a> {
 }
 
 /// The table of `workload`'s points in `aggregates`: a column per load (connections, payload,
-/// rate, work), ranked by `preferred` (`None`: no ranking).
+/// rate, work, resumed), ranked by `preferred` (`None`: no ranking).
 pub fn table(
     aggregates: &[Aggregate],
     workload: Workload,
@@ -52,6 +52,7 @@ pub fn table(
             a.load.payload,
             a.load.rate,
             a.load.work_us,
+            a.load.tls_resume,
         )
     };
     let mut keys = Vec::new();

@@ -114,6 +114,8 @@ pub struct Comparison {
     pub connections: usize,
     /// Payload bytes.
     pub payload: usize,
+    /// Over TLS, whether the handshakes were resumed ones (churn with session tickets).
+    pub resumed: bool,
     /// Median µs per message over TCP.
     pub tcp_us: f64,
     /// Median µs per message over the other transport.
@@ -152,25 +154,28 @@ pub fn workloads_compared(other: Transport) -> &'static [Workload] {
 pub fn compare(all: &[Aggregate], other: Transport) -> Vec<Comparison> {
     let base = at_base_work(all);
     let workloads = workloads_compared(other);
-    let key = |a: &Aggregate| {
+    // Over TLS, churn is measured with full handshakes and with resumed ones; both are
+    // compared with the same TCP churn (a TCP connection has no handshake to resume).
+    let key = |a: &Aggregate, resumed: bool| {
         (
             a.load.workload,
             a.model.clone(),
             a.load.connections,
             a.load.payload,
+            resumed,
         )
     };
     let on = |t: Transport| -> BTreeMap<_, &Aggregate> {
         base.iter()
             .filter(|a| a.load.transport == t && workloads.contains(&a.load.workload) && a.served())
-            .map(|a| (key(a), a))
+            .map(|a| (key(a, a.load.tls_resume), a))
             .collect()
     };
     let (tcp, others) = (on(Transport::Tcp), on(other));
-    let mut out: Vec<Comparison> = tcp
+    let mut out: Vec<Comparison> = others
         .iter()
-        .filter_map(|(k, t)| {
-            let u = others.get(k)?;
+        .filter_map(|(k, u)| {
+            let t = tcp.get(&(k.0, k.1.clone(), k.2, k.3, false))?;
             let (te, ue) = (
                 t.estimate(Measure::CpuPerMessage)?,
                 u.estimate(Measure::CpuPerMessage)?,
@@ -182,6 +187,7 @@ pub fn compare(all: &[Aggregate], other: Transport) -> Vec<Comparison> {
                 workload: k.0,
                 connections: k.2,
                 payload: k.3,
+                resumed: k.4,
                 tcp_us: te.median,
                 other_us: ue.median,
                 change: Change::of(&pairs, SEED),
@@ -193,22 +199,24 @@ pub fn compare(all: &[Aggregate], other: Transport) -> Vec<Comparison> {
 }
 
 impl Comparison {
-    /// The load compared: workload order (ping-pong first), connections, payload.
+    /// The load compared: workload order (ping-pong first; full handshakes before resumed
+    /// ones), connections, payload.
     pub fn load(&self) -> Load {
         (
             workloads_compared(self.other)
                 .iter()
                 .position(|&w| w == self.workload)
                 .unwrap_or(usize::MAX),
+            self.resumed,
             self.connections,
             self.payload,
         )
     }
 }
 
-/// A load of a comparison: the workload's place in [`workloads_compared`], connections and
-/// payload bytes.
-pub type Load = (usize, usize, usize);
+/// A load of a comparison: the workload's place in [`workloads_compared`], whether resumed,
+/// connections and payload bytes.
+pub type Load = (usize, bool, usize, usize);
 
 /// The loads compared, in order.
 pub fn loads(comparisons: &[Comparison]) -> Vec<Load> {
@@ -224,6 +232,8 @@ pub fn loads(comparisons: &[Comparison]) -> Vec<Load> {
 pub struct Saving {
     /// Ping-pong or churn.
     pub workload: Workload,
+    /// Over TLS, whether the handshakes were resumed ones.
+    pub resumed: bool,
     /// Connections.
     pub connections: usize,
     /// Payload bytes.
@@ -252,8 +262,12 @@ pub fn savings(comparisons: &[Comparison]) -> Vec<Saving> {
         .filter_map(|load| {
             let at: Vec<&Comparison> = comparisons.iter().filter(|c| c.load() == load).collect();
             let first = at.first()?;
-            let (workload, connections, payload) =
-                (first.workload, first.connections, first.payload);
+            let (workload, resumed, connections, payload) = (
+                first.workload,
+                first.resumed,
+                first.connections,
+                first.payload,
+            );
             let mut changes: Vec<f64> = at
                 .iter()
                 .filter_map(|c| c.change.as_ref().map(|ch| ch.change_pct))
@@ -264,6 +278,7 @@ pub fn savings(comparisons: &[Comparison]) -> Vec<Saving> {
             changes.sort_by(f64::total_cmp);
             Some(Saving {
                 workload,
+                resumed,
                 connections,
                 payload,
                 median_pct: crate::bootstrap::median(&changes).unwrap_or(0.0),
@@ -303,6 +318,7 @@ mod tests {
             workload: Workload::PingPong,
             connections,
             payload: 64,
+            resumed: false,
             tcp_us,
             other_us: unix_us,
             change: Change::of(&pairs, 1),
@@ -331,24 +347,27 @@ mod tests {
 
     /// Three rounds of tokio over TCP and TLS at ping-pong (µs per message: 10 over TCP, 13
     /// over TLS) and churn (100 µs per connection over TCP, 500 over TLS), each round a little
-    /// noisy the same way on both, and a Unix point that the TLS comparison must leave out.
+    /// noisy the same way on both, resumed TLS churn at 200 µs per connection, and a Unix point
+    /// that the TLS comparison must leave out.
     #[test]
     fn tls_is_compared_with_tcp_per_message_and_per_connection() {
         use crate::fixtures::trial;
         let mut points = Vec::new();
         for round in 0..3 {
             let noise = 1.0 + 0.01 * round as f64;
-            for (transport, workload, us) in [
-                (Transport::Tcp, Workload::PingPong, 10.0),
-                (Transport::Tls, Workload::PingPong, 13.0),
-                (Transport::Unix, Workload::PingPong, 7.0),
-                (Transport::Tcp, Workload::Churn, 100.0),
-                (Transport::Tls, Workload::Churn, 500.0),
+            for (transport, workload, resumed, us) in [
+                (Transport::Tcp, Workload::PingPong, false, 10.0),
+                (Transport::Tls, Workload::PingPong, false, 13.0),
+                (Transport::Unix, Workload::PingPong, false, 7.0),
+                (Transport::Tcp, Workload::Churn, false, 100.0),
+                (Transport::Tls, Workload::Churn, true, 200.0),
+                (Transport::Tls, Workload::Churn, false, 500.0),
             ] {
                 // 10,000 messages in the second: the server's CPU is µs per message × 10,000.
                 let mut t = trial(Model::Tokio, 4, round, 10_000.0, us * noise / 100.0);
                 t.point.transport = transport;
                 t.point.workload = workload;
+                t.point.tls_resume = resumed;
                 points.push(t);
             }
         }
@@ -359,11 +378,16 @@ mod tests {
         };
         let all = crate::aggregate::aggregate(&run);
         let tls = compare(&all, Transport::Tls);
-        assert_eq!(tls.len(), 2, "{tls:?}");
-        let (ping, churn) = (&tls[0], &tls[1]);
+        assert_eq!(tls.len(), 3, "{tls:?}");
+        let (ping, churn, resumed) = (&tls[0], &tls[1], &tls[2]);
         assert_eq!(
-            (ping.workload, churn.workload),
-            (Workload::PingPong, Workload::Churn)
+            (ping.workload, churn.workload, resumed.workload),
+            (Workload::PingPong, Workload::Churn, Workload::Churn)
+        );
+        assert!(!churn.resumed && resumed.resumed, "full handshakes first");
+        assert!(
+            (resumed.other_us / resumed.tcp_us - 2.0).abs() < 0.01,
+            "resumed churn is compared with TCP's churn: {resumed:?}"
         );
         assert!(
             (ping.tcp_us - 10.1).abs() < 0.2 && (ping.other_us - 13.1).abs() < 0.2,
@@ -375,9 +399,13 @@ mod tests {
         );
         assert!(ping.other_dearer() && churn.other_dearer() && !ping.other_cheaper());
         let costs = savings(&tls);
-        assert_eq!(costs.len(), 2);
+        assert_eq!(costs.len(), 3);
         assert!((costs[0].median_pct - 30.0).abs() < 0.5, "{costs:?}");
         assert!((costs[1].median_pct - 400.0).abs() < 1.0, "{costs:?}");
+        assert!(
+            costs[2].resumed && (costs[2].median_pct - 100.0).abs() < 1.0,
+            "{costs:?}"
+        );
         assert_eq!((costs[0].dearer, costs[0].cheaper), (1, 0));
         // Against Unix: ping-pong alone, and Unix cheaper.
         let unix = compare(&all, Transport::Unix);

@@ -27,7 +27,8 @@ pub fn title(title: Title) -> String {
         Title::ManySmall { udp: false } => "Many connections, small messages".to_owned(),
         Title::ManySmall { udp: true } => "Many senders, small datagrams".to_owned(),
         Title::LargeMessages => "Large messages".to_owned(),
-        Title::Churn => "Connection churn".to_owned(),
+        Title::Churn { resumed: false } => "Connection churn".to_owned(),
+        Title::Churn { resumed: true } => "Connection churn, resumed TLS sessions".to_owned(),
         Title::BulkTransfer => "Bulk transfer".to_owned(),
         Title::CostAtRate => "Cost at a fixed rate".to_owned(),
         Title::LatencyAtRate => "Latency at a fixed rate".to_owned(),
@@ -67,6 +68,10 @@ pub fn describe_point(a: &Aggregate) -> String {
         String::new()
     };
     match a.load.workload {
+        Workload::Churn if a.load.tls_resume => format!(
+            "churn, {} concurrent loops, resumed TLS sessions{work}",
+            a.load.connections
+        ),
         Workload::Churn => format!("churn, {} concurrent loops{work}", a.load.connections),
         Workload::Stream => format!(
             "stream, {} connections × {} writes{work}",

@@ -347,7 +347,7 @@ mod tests {
                 Model::Tokio.into(),
             ],
             rows: vec![(
-                Title::Churn,
+                Title::Churn { resumed: false },
                 Measure::ConnectionRate,
                 vec![
                     Verdict::Ineligible(Ineligible::Failed),

@@ -231,7 +231,10 @@ fn load_tables(aggregates: &[Aggregate]) -> Vec<Grid> {
         table(
             aggregates,
             Workload::Churn,
-            &|a| format!("{} loops", a.load.connections),
+            &|a| {
+                let resumed = if a.load.tls_resume { ", resumed" } else { "" };
+                format!("{} loops{resumed}", a.load.connections)
+            },
             &|a| {
                 format!(
                     "{} ({} µs; {})",

@@ -42,8 +42,9 @@ fn short(other: Transport) -> &'static str {
 }
 
 /// `ping-pong 1 conn × 64 B`, `churn 4 conn` (a churn message is a whole connection).
-fn load_label(workload: Workload, connections: usize, payload: usize) -> String {
+fn load_label(workload: Workload, resumed: bool, connections: usize, payload: usize) -> String {
     match workload {
+        Workload::Churn if resumed => format!("churn {connections} conn, resumed"),
         Workload::Churn => format!("churn {connections} conn"),
         _ => format!("{connections} conn × {}", size_label(payload)),
     }
@@ -78,7 +79,7 @@ pub fn grid(comparisons: &[Comparison]) -> Grid {
                     .find(|c| c.load() == *load)
                     .expect("every load comes from a comparison");
                 Column {
-                    header: load_label(c.workload, c.connections, c.payload),
+                    header: load_label(c.workload, c.resumed, c.connections, c.payload),
                     by_cpu: false,
                 }
             })
@@ -127,13 +128,14 @@ pub fn tls_advice(savings: &[Saving], style: Style) -> Option<String> {
         .iter()
         .map(|s| {
             let what = match s.workload {
+                Workload::Churn if s.resumed => "server CPU per connection (a resumed handshake)",
                 Workload::Churn => "server CPU per connection (the handshake)",
                 _ => "server CPU per message (the records' encryption)",
             };
             format!(
                 "at {} {what} changes by a median {} over {} models (from {} to {}); the data \
                  puts TLS dearer by more than ±{TIE_PCT:.0}% for {} of them{}",
-                load_label(s.workload, s.connections, s.payload),
+                load_label(s.workload, s.resumed, s.connections, s.payload),
                 signed(s.median_pct),
                 s.models,
                 signed(s.lowest_pct),
@@ -166,7 +168,7 @@ pub fn advice(savings: &[Saving], style: Style) -> Option<String> {
                 "at {} server CPU per message changes by a median {} over {} \
                  models (from {} to {}); the data puts Unix cheaper by more than ±{TIE_PCT:.0}% for \
                  {} of them{}",
-                load_label(s.workload, s.connections, s.payload),
+                load_label(s.workload, s.resumed, s.connections, s.payload),
                 signed(s.median_pct),
                 s.models,
                 signed(s.lowest_pct),

@@ -269,10 +269,11 @@ pub fn measure(options: &SuiteOptions, point: &Point) -> PointResult {
         client_cpus: options.pinning.client_cpus.clone(),
         seed: 0x5eed ^ point.round as u64,
         // A model's tls: server makes a self-signed certificate at start: the client checks
-        // the handshake's signatures but not the chain, and keeps no session, so churn is
-        // full handshakes.
+        // the handshake's signatures but not the chain. It keeps no session (churn is full
+        // handshakes) unless the point resumes them with the server's tickets.
         tls: echo_loadgen::config::TlsOptions {
             insecure: point.transport == echo_servers::Transport::Tls,
+            resume: point.tls_resume,
             ..Default::default()
         },
         ..RunOptions::default()

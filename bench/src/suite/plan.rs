@@ -216,6 +216,7 @@ fn datagram_points(
                 payload: 64,
                 rate,
                 work_us,
+                tls_resume: false,
                 round: 0,
             });
         };
@@ -250,7 +251,7 @@ fn stream_points(
 ) {
     let first_work = works.first().copied().unwrap_or(0);
     for model in servers {
-        let mut push = |workload, connections, payload, rate, work_us| {
+        let mut push = |workload, connections, payload, rate, work_us, tls_resume| {
             if model.is_outside() && work_us > 0 {
                 return; // an outside server's handler cannot be told to work
             }
@@ -262,6 +263,7 @@ fn stream_points(
                 payload,
                 rate,
                 work_us,
+                tls_resume,
                 round: 0,
             });
         };
@@ -273,23 +275,23 @@ fn stream_points(
                     let small = payloads.iter().copied().min().unwrap_or(64);
                     let large = payloads.iter().copied().max().unwrap_or(4096);
                     for &c in connections {
-                        push(workload, c, small, None, first_work);
+                        push(workload, c, small, None, first_work, false);
                     }
                     if large != small {
-                        push(workload, 16, large, None, first_work);
+                        push(workload, 16, large, None, first_work, false);
                     }
                 }
                 Workload::PingPong => {
                     for &payload in payloads {
                         for &c in connections {
-                            push(workload, c, payload, None, first_work);
+                            push(workload, c, payload, None, first_work, false);
                         }
                     }
                     // The work sweep at the smallest payload, where the work dominates.
                     let payload = payloads.iter().copied().min().unwrap_or(64);
                     for &work in works.iter().skip(1) {
                         for &c in connections {
-                            push(workload, c, payload, None, work);
+                            push(workload, c, payload, None, work, false);
                         }
                     }
                 }
@@ -300,7 +302,12 @@ fn stream_points(
                         vec![4]
                     };
                     for c in concurrent {
-                        push(workload, c, 64, None, first_work);
+                        push(workload, c, 64, None, first_work, false);
+                        // Over TLS, the handshake point twice: full handshakes, then resumed
+                        // ones (the client keeps the server's tickets).
+                        if transport == Transport::Tls {
+                            push(workload, c, 64, None, first_work, true);
+                        }
                     }
                 }
                 Workload::Stream => {
@@ -310,16 +317,16 @@ fn stream_points(
                         vec![4]
                     };
                     for c in concurrent {
-                        push(workload, c, 16 * 1024, None, first_work);
+                        push(workload, c, 16 * 1024, None, first_work, false);
                     }
                 }
                 Workload::Rate if profile.quick_points() => {
                     let (connections, rate) = QUICK_RATE;
-                    push(workload, connections, 64, Some(rate), first_work);
+                    push(workload, connections, 64, Some(rate), first_work, false);
                 }
                 Workload::Rate => {
                     for rate in [10_000.0, 25_000.0, 50_000.0, 100_000.0] {
-                        push(workload, 100, 64, Some(rate), first_work);
+                        push(workload, 100, 64, Some(rate), first_work, false);
                     }
                 }
             }
@@ -428,15 +435,27 @@ mod tests {
             .filter(|m| m.serves(Transport::Tls))
             .count();
         assert!(serving >= 8);
-        // Ping-pong (256 × 64 B, 16 × 4 KiB), open loop and churn (4 loops of full handshakes).
-        assert_eq!(tls.len(), serving * 4);
+        // Ping-pong (256 × 64 B, 16 × 4 KiB), open loop and churn (4 loops), once with full
+        // handshakes and once with resumed ones.
+        assert_eq!(tls.len(), serving * 5);
         assert!(tls.iter().all(|p| {
             p.transport == Transport::Tls
                 && p.model.model().is_some_and(|m| m.serves(Transport::Tls))
         }));
-        assert_eq!(
-            tls.iter().filter(|p| p.workload == Workload::Churn).count(),
-            serving
+        let churn = |resumed: bool| {
+            tls.iter()
+                .filter(|p| p.workload == Workload::Churn && p.tls_resume == resumed)
+                .count()
+        };
+        assert_eq!((churn(false), churn(true)), (serving, serving));
+        assert!(
+            tls.iter()
+                .all(|p| !p.tls_resume || p.workload == Workload::Churn)
+        );
+        let tcp = points(Profile::Quick, &Selection::default());
+        assert!(
+            tcp.iter().all(|p| !p.tls_resume),
+            "TCP has no session to resume"
         );
         let full = points(Profile::Full, &Selection::default());
         assert!(full.iter().any(|p| p.transport == Transport::Tls));

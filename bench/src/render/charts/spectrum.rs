@@ -148,21 +148,27 @@ fn names(load: &Load, uncorrected: bool) -> (String, String) {
         connections,
         payload,
         rate,
+        tls_resume,
         ..
     } = *load;
     let rate_part = rate.map_or(String::new(), |r| format!("-{r}rps"));
+    let (resumed_part, resumed_title) = if tls_resume {
+        ("-resumed", ", resumed sessions")
+    } else {
+        ("", "")
+    };
     // TCP's charts keep the names they had before transports were measured.
     let (transport_part, transport_title) = match transport {
         echo_servers::Transport::Tcp => (String::new(), String::new()),
         other => (format!("-{other}"), format!(" over {other}")),
     };
     let file = format!(
-        "latency-{workload}-{connections}c-{}{rate_part}{transport_part}{}.svg",
+        "latency-{workload}-{connections}c-{}{rate_part}{transport_part}{resumed_part}{}.svg",
         size_label(payload).replace(' ', ""),
         if uncorrected { "-uncorrected" } else { "" }
     );
     let mut title = format!(
-        "latency spectrum, {workload} {connections} conn × {}{transport_title}",
+        "latency spectrum, {workload} {connections} conn × {}{transport_title}{resumed_title}",
         size_label(payload)
     );
     if let Some(r) = rate {

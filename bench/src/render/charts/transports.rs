@@ -36,7 +36,7 @@ pub fn draw(
     };
     let panels = loads(comparisons)
         .into_iter()
-        .map(|(_, connections, payload)| Panel {
+        .map(|(_, _, connections, payload)| Panel {
             title: Some(format!("{connections} conn × {}", size_label(payload))),
             lines: comparisons
                 .iter()
