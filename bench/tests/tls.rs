@@ -252,3 +252,38 @@ fn shutting_both_directions_wakes_a_blocked_writer_at_once() {
         "the blocked writer ended {writer_ended_in:?} after the shutdown: the write timeout, not the shutdown, ended it"
     );
 }
+
+/// A server that serves one client at a time (`blocking`) answers the other clients'
+/// ClientHellos never: over TLS they are starved and stalled, as over TCP, not connect timeouts,
+/// and the run does not wait out the timeout before it starts.
+#[test]
+fn clients_a_bounded_server_never_answers_are_stalled_over_tls_as_over_tcp() {
+    let (server, ca, _tls) = tls_server(Model::Blocking);
+    let tcp_server = start(Model::Blocking);
+    let mut over_tls = short(server.endpoint().clone(), Workload::PingPong);
+    over_tls.tls = trusting(&ca);
+    let over_tcp = short(tcp_server.endpoint().clone(), Workload::PingPong);
+    for options in [over_tcp, over_tls] {
+        let began = std::time::Instant::now();
+        let report = run(&options);
+        let elapsed = began.elapsed();
+        let unserved = options.connections as u64 - 1;
+        assert!(report.messages > 0, "one client is served: {report:?}");
+        assert_eq!(
+            (report.errors.timeout, report.errors.stalled),
+            (0, unserved),
+            "{:?}: {:?}",
+            options.target,
+            report.errors
+        );
+        assert_eq!(report.fairness.starved, unserved);
+        assert!(
+            elapsed < options.timeout,
+            "{:?}: the run took {elapsed:?}, the timeout is {:?}",
+            options.target,
+            options.timeout
+        );
+    }
+    server.shutdown().unwrap();
+    tcp_server.shutdown().unwrap();
+}
