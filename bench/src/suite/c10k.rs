@@ -329,10 +329,14 @@ pub fn measure(
         ));
         return result;
     }
-    if !matches!(transport, Transport::Tcp | Transport::Tls) || !model.serves(transport) {
+    if !matches!(transport, Transport::Tcp | Transport::Tls) {
         result.note = Some(format!(
-            "C10K holds TCP or TLS connections; {model} does not serve {transport}"
+            "C10K holds TCP or TLS connections, not {transport}"
         ));
+        return result;
+    }
+    if !model.serves(transport) {
+        result.note = Some(format!("{model} does not serve {transport}"));
         return result;
     }
     let server = match options.launcher.start_with(
