@@ -9,7 +9,7 @@ mod support;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use echo_servers::Model;
+use echo_servers::{Model, Transport};
 
 use echo_bench::suite::{
     self, InterferencePolicy, Launcher, Pinning, Profile, Status, SuiteOptions, SuiteRun, plan,
@@ -556,6 +556,72 @@ fn the_c10k_profile_holds_idle_connections_and_reports_their_cost() {
         "{summary}"
     );
     assert!(run_dir.join("c10k-memory.svg").is_file());
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// C10K over TCP and TLS for mio: 300 idle connections each way, every TLS one a finished
+/// handshake, and the summary's table of what an idle TLS session adds. thread-pool serves TLS
+/// but is bounded (not applicable both ways); poll serves no TLS, so it is held over TCP only.
+#[test]
+fn the_c10k_profile_over_tls_holds_handshaken_connections_and_prices_a_session() {
+    let dir = temp_dir("c10k-tls");
+    let output = support::output_within(
+        Command::new(env!("CARGO_BIN_EXE_echo-bench"))
+            .args([
+                "suite",
+                "--profile",
+                "c10k",
+                "--models",
+                "mio,thread-pool,poll",
+            ])
+            .args(["--transports", "tcp,tls", "--connections", "300"])
+            .args(["--duration", "300ms", "--warmup", "100ms"])
+            .arg("--results")
+            .arg(&dir),
+        Duration::from_secs(180),
+    )
+    .expect("the run ended within 180 s");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let (run_dir, run) = the_run_in(&dir);
+    let held: Vec<(Model, Transport)> = run.c10k.iter().map(|h| (h.model, h.transport)).collect();
+    assert_eq!(
+        held,
+        [
+            (Model::Mio, Transport::Tcp),
+            (Model::Mio, Transport::Tls),
+            (Model::ThreadPool, Transport::Tcp),
+            (Model::ThreadPool, Transport::Tls),
+            (Model::Poll, Transport::Tcp),
+        ]
+    );
+    let tls = &run.c10k[1];
+    assert_eq!(tls.status, Status::Ok, "{tls:?}");
+    let levels: Vec<usize> = tls.levels.iter().map(|l| l.connections).collect();
+    assert_eq!(levels, [0, 100, 300]);
+    assert_eq!(
+        tls.errors, 0,
+        "every handshake finished and every session echoed"
+    );
+    assert!(tls.baseline.is_some() && tls.under_idle.is_some() && tls.baseline_rps > 0.0);
+    assert!(tls.kib_per_connection().is_some());
+    assert_eq!(run.c10k[3].status, Status::NotApplicable);
+    let sessions = echo_analysis::c10k::tls_sessions(&run.c10k);
+    assert_eq!(sessions.len(), 1, "mio alone was held both ways");
+    let summary = std::fs::read_to_string(run_dir.join("summary.md")).unwrap();
+    assert!(summary.contains("| mio over tls |"), "{summary}");
+    assert!(
+        summary.contains("### What an idle TLS session costs over TCP"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains(&format!("| mio | {:.2} |", sessions[0].tcp_kib)),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("**What an idle TLS session costs**"),
+        "{summary}"
+    );
     std::fs::remove_dir_all(&dir).ok();
 }
 

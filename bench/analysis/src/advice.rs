@@ -487,6 +487,11 @@ pub struct C10k {
     pub latency: Option<IdleLatency>,
     /// Models not measured holding idle connections, with the note.
     pub not_measured: Vec<(Model, String)>,
+    /// The transport the findings above are of: TCP, or the one transport of a run that held
+    /// no connection over TCP.
+    pub transport: echo_servers::Transport,
+    /// What an idle TLS session adds over an idle TCP connection, per model held both ways.
+    pub tls_sessions: Vec<crate::c10k::TlsSession>,
 }
 
 /// Memory per held idle connection.
@@ -533,8 +538,22 @@ pub struct IdleLatency {
 /// samples of a p99 move by up to 2× between runs on this kind of machine.
 pub const HURT_RATIO: f64 = 2.0;
 
-/// The C10K findings of `holdings`.
+/// The C10K findings of `holdings`: of those over TCP, or when none is, of those over the one
+/// transport they were held over (a model held over TCP and TLS would otherwise be ranked
+/// against itself; what TLS adds is [`crate::c10k::tls_sessions`]'s).
 pub fn c10k(holdings: &[Holding]) -> C10k {
+    let tls_sessions = crate::c10k::tls_sessions(holdings);
+    let transport = holdings
+        .iter()
+        .map(|h| h.transport)
+        .min_by_key(|&t| t != echo_servers::Transport::Tcp)
+        .unwrap_or_default();
+    let holdings: Vec<Holding> = holdings
+        .iter()
+        .filter(|h| h.transport == transport)
+        .cloned()
+        .collect();
+    let holdings = &holdings[..];
     let ok: Vec<&Holding> = holdings.iter().filter(|h| h.status == Status::Ok).collect();
     let mut per_model: Vec<(Model, f64, usize)> = ok
         .iter()
@@ -586,6 +605,8 @@ pub fn c10k(holdings: &[Holding]) -> C10k {
             .filter(|h| h.status != Status::Ok)
             .map(|h| (h.model, h.note.clone().unwrap_or_default()))
             .collect(),
+        transport,
+        tls_sessions,
     }
 }
 
@@ -643,6 +664,7 @@ impl Advice<'_> {
             && c10k.memory.is_none()
             && c10k.latency.is_none()
             && c10k.not_measured.is_empty()
+            && c10k.tls_sessions.is_empty()
     }
 }
 
@@ -953,6 +975,51 @@ mod tests {
             [(Model::Blocking, "bounded".to_owned())]
         );
         assert!(found.memory.is_none(), "no levels were sampled");
+    }
+
+    /// mio held over TCP (2 KiB each) and TLS (15 KiB each): the memory finding ranks the
+    /// TCP holdings alone, and the TLS session's 13 KiB is its own finding; a run held over TLS
+    /// alone ranks its TLS holdings and says so.
+    #[test]
+    fn c10k_over_tcp_and_tls_ranks_tcps_holdings_and_prices_the_tls_session() {
+        use crate::c10k::Level;
+        use echo_servers::Transport;
+        let holding = |model, transport, top: u64| Holding {
+            model,
+            transport,
+            status: Status::Ok,
+            target: 1000,
+            levels: vec![
+                Level {
+                    connections: 0,
+                    rss_kib: 1_000,
+                    threads: 1,
+                },
+                Level {
+                    connections: 1_000,
+                    rss_kib: 1_000 + top,
+                    threads: 1,
+                },
+            ],
+            ..Holding::default()
+        };
+        let both = [
+            holding(Model::Mio, Transport::Tcp, 2_000),
+            holding(Model::Mio, Transport::Tls, 15_000),
+            holding(Model::Tokio, Transport::Tcp, 4_000),
+        ];
+        let found = c10k(&both);
+        assert_eq!(found.transport, Transport::Tcp);
+        assert_eq!(
+            found.memory.unwrap().per_model,
+            [(Model::Mio, 2.0), (Model::Tokio, 4.0)]
+        );
+        assert_eq!(found.tls_sessions.len(), 1);
+        assert_eq!(found.tls_sessions[0].extra_kib(), 13.0);
+        let tls_only = c10k(&both[1..2]);
+        assert_eq!(tls_only.transport, Transport::Tls);
+        assert_eq!(tls_only.memory.unwrap().per_model, [(Model::Mio, 15.0)]);
+        assert!(tls_only.tls_sessions.is_empty());
     }
 
     #[test]

@@ -1,7 +1,9 @@
-//! The C10K measurement's data: what holding many mostly idle connections cost one model.
+//! The C10K measurement's data: what holding many mostly idle connections cost one model on
+//! one transport (TCP, or TLS: every idle connection a finished handshake), and what an idle
+//! TLS session costs the server over an idle TCP connection ([`tls_sessions`]).
 
 use echo_loadgen::report::Latency;
-use echo_servers::Model;
+use echo_servers::{Model, Transport};
 use serde::{Deserialize, Serialize};
 
 use crate::status::Status;
@@ -32,6 +34,10 @@ pub struct Holding {
     /// The model.
     #[serde(with = "crate::point::model_name")]
     pub model: Model,
+    /// The transport of the idle connections and the active load: TCP (and in runs stored
+    /// before the C10K measurement was made over TLS), or TLS.
+    #[serde(with = "crate::point::transport_name")]
+    pub transport: Transport,
     /// [`Status::Ok`], [`Status::NotApplicable`] (a bounded model) or [`Status::Failed`].
     pub status: Status,
     /// Why not applicable, or why it failed.
@@ -60,6 +66,7 @@ impl Default for Holding {
     fn default() -> Self {
         Self {
             model: Model::ALL[0],
+            transport: Transport::Tcp,
             status: Status::Failed,
             note: None,
             target: 0,
@@ -130,6 +137,49 @@ pub fn target(holdings: &[Holding]) -> usize {
     holdings.iter().map(|h| h.target).max().unwrap_or(0)
 }
 
+/// What an idle TLS session costs one model's server over an idle TCP connection: its memory
+/// per idle connection measured both ways, in the same run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TlsSession {
+    /// The model.
+    pub model: Model,
+    /// KiB per idle TCP connection.
+    pub tcp_kib: f64,
+    /// KiB per idle TLS connection (the handshake done).
+    pub tls_kib: f64,
+}
+
+impl TlsSession {
+    /// KiB the TLS session adds to an idle connection: `tls_kib - tcp_kib`.
+    pub fn extra_kib(&self) -> f64 {
+        self.tls_kib - self.tcp_kib
+    }
+}
+
+/// Every model held over both TCP and TLS, in the order of its TCP holding, with its memory
+/// per idle connection each way. The C10K measurement has no rounds (one holding per model and
+/// transport), so the two are single measurements paired by model, with no interval; a model
+/// not held over both (failed, not applicable, or measured over one transport) is left out.
+pub fn tls_sessions(holdings: &[Holding]) -> Vec<TlsSession> {
+    let held = |h: &&Holding| h.status == Status::Ok;
+    holdings
+        .iter()
+        .filter(|h| h.transport == Transport::Tcp)
+        .filter(held)
+        .filter_map(|tcp| {
+            let tls = holdings
+                .iter()
+                .filter(held)
+                .find(|h| h.transport == Transport::Tls && h.model == tcp.model)?;
+            Some(TlsSession {
+                model: tcp.model,
+                tcp_kib: tcp.kib_per_connection()?,
+                tls_kib: tls.kib_per_connection()?,
+            })
+        })
+        .collect()
+}
+
 /// The levels sampled on the way to `target`: 0, 100, 1,000, 3,000, 10,000 (those below it),
 /// and the target.
 pub fn levels(target: usize) -> Vec<usize> {
@@ -189,6 +239,49 @@ mod tests {
         assert_eq!(failed.figures(), Figures::Failed(""));
         assert_eq!(target(&[held, bounded, failed]), 10_000);
         assert_eq!(target(&[]), 0);
+    }
+
+    /// mio: 2 KiB per TCP connection and 15 KiB per TLS one, so a TLS session costs 13; tokio
+    /// is held over TCP only, glommio's TLS holding failed: neither has a TLS cost.
+    #[test]
+    fn an_idle_tls_session_costs_the_difference_of_the_two_holdings() {
+        let holding = |model, transport, status, top: u64| Holding {
+            model,
+            transport,
+            status,
+            target: 1_000,
+            levels: vec![level(0, 4_000), level(1_000, 4_000 + top)],
+            ..Holding::default()
+        };
+        let holdings = [
+            holding(Model::Tokio, Transport::Tcp, Status::Ok, 3_000),
+            holding(Model::Mio, Transport::Tcp, Status::Ok, 2_000),
+            holding(Model::Glommio, Transport::Tcp, Status::Ok, 2_500),
+            holding(Model::Mio, Transport::Tls, Status::Ok, 15_000),
+            holding(Model::Glommio, Transport::Tls, Status::Failed, 90_000),
+        ];
+        let sessions = tls_sessions(&holdings);
+        assert_eq!(
+            sessions,
+            [TlsSession {
+                model: Model::Mio,
+                tcp_kib: 2.0,
+                tls_kib: 15.0
+            }]
+        );
+        assert_eq!(sessions[0].extra_kib(), 13.0);
+        assert!(tls_sessions(&holdings[..3]).is_empty());
+    }
+
+    #[test]
+    fn a_holding_stored_before_tls_reads_back_as_tcp() {
+        let json = serde_json::json!({"model": "mio", "status": "ok", "target": 10});
+        let holding: Holding = serde_json::from_value(json).unwrap();
+        assert_eq!(holding.transport, Transport::Tcp);
+        let mut tls = holding.clone();
+        tls.transport = Transport::Tls;
+        let back: Holding = serde_json::from_value(serde_json::to_value(&tls).unwrap()).unwrap();
+        assert_eq!(back.transport, Transport::Tls);
     }
 
     #[test]

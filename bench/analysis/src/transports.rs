@@ -28,7 +28,9 @@ pub fn present(run: &SuiteRun) -> Vec<Transport> {
         .collect()
 }
 
-/// `run` with only `transport`'s points. The C10K measurement and the capacity searches are TCP's.
+/// `run` with only `transport`'s points. The capacity searches are TCP's, and so is the C10K
+/// measurement: TCP's share carries all of it (whichever transports it held connections over),
+/// and its advice is of the TCP holdings, with what TLS adds ([`crate::advice::c10k`]).
 pub fn of(run: &SuiteRun, transport: Transport) -> SuiteRun {
     let tcp = transport == Transport::Tcp;
     SuiteRun {

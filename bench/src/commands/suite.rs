@@ -348,7 +348,14 @@ fn options(args: &SuiteArgs) -> Result<SuiteOptions, ExitCode> {
             .models
             .clone()
             .unwrap_or_else(|| echo_servers::Model::ALL.to_vec());
-        (echo_servers::Model::runnable(asked), target)
+        // Over the transports asked for (TCP and TLS among them), TCP alone by default: the
+        // full profile's default of tcp,tls is its points', not its C10K measurement's.
+        let transports = suite::c10k::Plan::transports_of(selection.transports.as_deref());
+        suite::c10k::Plan {
+            models: echo_servers::Model::runnable(asked),
+            target,
+            transports,
+        }
     });
     let capacity_models = if profile == Profile::Capacity {
         let asked = selection
@@ -361,7 +368,7 @@ fn options(args: &SuiteArgs) -> Result<SuiteOptions, ExitCode> {
     };
     if points.is_empty()
         && capacity_models.is_empty()
-        && c10k.as_ref().is_none_or(|(models, _)| models.is_empty())
+        && c10k.as_ref().is_none_or(|plan| plan.holdings().is_empty())
     {
         usage_exit(
             "echo-bench",
@@ -425,10 +432,13 @@ fn announce(options: &SuiteOptions) {
         ),
         None => String::new(),
     };
-    if let Some((models, target)) = &options.c10k {
+    if let Some(plan) = &options.c10k {
+        let names: Vec<&str> = plan.transports.iter().map(|t| t.name()).collect();
         knee.push_str(&format!(
-            ", plus {target} idle connections held by {} model(s) (about 15 s each)",
-            models.len()
+            ", plus {} idle connections held {} time(s) (models over {}, about 15 s each)",
+            plan.target,
+            plan.holdings().len(),
+            names.join(", ")
         ));
     }
     eprintln!(

@@ -303,9 +303,15 @@ fn offload_line(work: u64, connections: usize, o: &Offload, s: Style) -> String 
     )
 }
 
-/// The C10K lines: memory per idle connection, latency beside them, who was not measured.
+/// The C10K lines: memory per idle connection, latency beside them, who was not measured, and
+/// what an idle TLS session adds.
 pub fn c10k_lines(c: &C10k, s: Style) -> Vec<String> {
     let mut lines = Vec::new();
+    // The findings are TCP's; a run that held connections over TLS alone says so.
+    let over = match c.transport {
+        echo_servers::Transport::Tcp => String::new(),
+        other => format!(" over {other}"),
+    };
     if let Some(m) = &c.memory
         && let (Some(least), Some(most)) = (m.per_model.first(), m.per_model.last())
     {
@@ -320,7 +326,7 @@ pub fn c10k_lines(c: &C10k, s: Style) -> Vec<String> {
             .map(|(model, kib)| format!("{model} ({:.0} MiB)", *kib as f64 / 1024.0))
             .collect();
         lines.push(format!(
-            "{} ({} connections held; resident memory growth, one \
+            "{} ({} connections held{over}; resident memory growth, one \
              measurement per model, no interval): {} needs the least, {:.2} KiB per \
              connection; the most is {} with {:.2} KiB (KiB per connection: {}).{}",
             s.bold("Memory per idle connection"),
@@ -355,7 +361,7 @@ pub fn c10k_lines(c: &C10k, s: Style) -> Vec<String> {
             .collect();
         lines.push(format!(
             "{} (p99 of {ACTIVE_CONNECTIONS} active ping-pong \
-             connections, without and with {} idle ones; one sample each): {}",
+             connections, without and with {} idle ones{over}; one sample each): {}",
             s.bold("Latency beside idle connections"),
             l.target,
             if hurt.is_empty() {
@@ -384,8 +390,29 @@ pub fn c10k_lines(c: &C10k, s: Style) -> Vec<String> {
             .map(|(model, note)| format!("{model} ({note})"))
             .collect();
         lines.push(format!(
-            "Not measured holding idle connections: {}.",
+            "Not measured holding idle connections{over}: {}.",
             na.join("; ")
+        ));
+    }
+    if !c.tls_sessions.is_empty() {
+        let each: Vec<String> = c
+            .tls_sessions
+            .iter()
+            .map(|t| {
+                format!(
+                    "{} {:+.2} KiB ({:.2} → {:.2})",
+                    t.model,
+                    t.extra_kib(),
+                    t.tcp_kib,
+                    t.tls_kib
+                )
+            })
+            .collect();
+        lines.push(format!(
+            "{} (server memory per idle connection over TLS, handshake done, less over TCP; \
+             one holding each way, no interval): {}.",
+            s.bold("What an idle TLS session costs"),
+            each.join(", ")
         ));
     }
     lines

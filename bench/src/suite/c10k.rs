@@ -9,7 +9,7 @@
 //! 4. every idle connection echoes once (they were held, not just queued);
 //! 5. all closed, and the RSS the server keeps afterwards.
 //!
-//! The idle connections are plain blocking sockets of this process (the load generator's
+//! The idle connections are blocking connections of this process (the load generator's
 //! engine drives only the active load). Bounded models (`blocking`, `thread-pool`) serve a
 //! fixed number of connections at once: they are reported as not applicable, with that number.
 //!
@@ -25,18 +25,28 @@
 //! load is re-run when other tasks disturbed it, under the suite's interference policy, and
 //! the idle connections are counted from a base taken once the server has closed its
 //! connections.
+//!
+//! Over TLS (`--transports tls`, for the models that serve it) the server makes its self-signed
+//! certificate at start, as for the suite's other TLS points; the client is insecure (checks
+//! the handshake's signatures, not the chain) and keeps no session, so every idle connection is
+//! a full handshake, finished before it counts as open, and the active load runs over TLS too.
+//! A handshake is bounded by the connect timeout at each step: one that fails or stalls is a
+//! failed connect, like a refused one. Handshakes are made one at a time, so over TLS the time
+//! to hold all includes the client's share of each handshake; the pacing is the same as TCP's
+//! (a finished handshake means the server accepted, so the window is never the bound).
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use echo_servers::{Model, ServerConfig};
+use echo_servers::{Model, ServerConfig, Transport};
 
 use super::{Status, SuiteOptions};
 use crate::{Report, RunConfig, RunOptions, Stop, Workload};
 pub use echo_analysis::c10k::{ACTIVE_CONNECTIONS, CONNECT_RATE, Holding, Level, levels};
+use echo_loadgen::config::TlsOptions;
 use echo_loadgen::procfs::ProcSample;
 use echo_loadgen::report::Latency;
+use echo_loadgen::socket::{Client, Peer};
 
 /// Descriptors this process needs besides the idle connections (the active load, files).
 const SPARE_DESCRIPTORS: u64 = 256;
@@ -45,6 +55,14 @@ const SPARE_DESCRIPTORS: u64 = 256;
 /// so a server that accepts slower than [`CONNECT_RATE`] slows the connects down instead of
 /// overflowing its backlog (the kernel then drops SYNs and connects time out).
 const ACCEPT_WINDOW: usize = 1_000;
+
+/// How long one idle connect may take, and each step of its TLS handshake; and the idle
+/// connections' read and write timeout.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Failed connects (over TLS: failed handshakes) after which opening stops: the level's check
+/// then reports how many opened.
+const MAX_CONNECT_ERRORS: u64 = 100;
 
 /// How long a server's count of descriptors may stay flat before waiting for it to hold a
 /// level fails: a server that accepts, however slowly, is waited for.
@@ -57,6 +75,47 @@ const STALL: Duration = Duration::from_secs(20);
 pub fn echo_deadline(connections: usize) -> Duration {
     Duration::from_secs(10)
         + Duration::from_millis(2) * u32::try_from(connections).unwrap_or(u32::MAX)
+}
+
+/// What the C10K measurement holds: which models, how many idle connections each, over which
+/// transports.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    /// The models, in order.
+    pub models: Vec<Model>,
+    /// Idle connections each holds.
+    pub target: usize,
+    /// TCP, TLS or both, in order; each model is held over those it serves.
+    pub transports: Vec<Transport>,
+}
+
+impl Plan {
+    /// The transports C10K holds connections over, from those asked for (`--transports`):
+    /// TCP and TLS, in the order asked; TCP alone when none was asked for. Unix sockets and
+    /// UDP are not held.
+    pub fn transports_of(asked: Option<&[Transport]>) -> Vec<Transport> {
+        let mut kept: Vec<Transport> = Vec::new();
+        for &t in asked.unwrap_or(&[Transport::Tcp]) {
+            if matches!(t, Transport::Tcp | Transport::Tls) && !kept.contains(&t) {
+                kept.push(t);
+            }
+        }
+        kept
+    }
+
+    /// Each (model, transport) to hold, model by model: each model over every transport of the
+    /// plan it serves, so that a model's TCP and TLS holdings run one after the other.
+    pub fn holdings(&self) -> Vec<(Model, Transport)> {
+        self.models
+            .iter()
+            .flat_map(|&m| {
+                self.transports
+                    .iter()
+                    .filter(move |&&t| m.serves(t))
+                    .map(move |&t| (m, t))
+            })
+            .collect()
+    }
 }
 
 /// Descriptors process `pid` holds.
@@ -103,14 +162,19 @@ fn sample(pid: u32, connections: usize) -> Level {
     }
 }
 
-/// The active load against `addr`: its latency and messages/s, or why it failed.
-fn active_load(
-    options: &SuiteOptions,
-    addr: SocketAddr,
-    pid: u32,
-) -> Result<(Latency, f64), String> {
+/// The client side of a TLS point: insecure (the server's certificate is the self-signed one
+/// it made at start), full handshakes; the default for the other transports.
+fn tls_options(transport: Transport) -> TlsOptions {
+    TlsOptions {
+        insecure: transport == Transport::Tls,
+        ..TlsOptions::default()
+    }
+}
+
+/// The active load against `peer`: its latency and messages/s, or why it failed.
+fn active_load(options: &SuiteOptions, peer: &Peer, pid: u32) -> Result<(Latency, f64), String> {
     let load = RunOptions {
-        target: addr.into(),
+        target: peer.endpoint.clone(),
         workload: Workload::PingPong,
         connections: ACTIVE_CONNECTIONS,
         payload: 64,
@@ -120,6 +184,7 @@ fn active_load(
         threads: options.pinning.client_threads().max(1),
         server_pid: Some(pid),
         client_cpus: options.pinning.client_cpus.clone(),
+        tls: tls_options(peer.endpoint.transport()),
         ..RunOptions::default()
     };
     // Checked like every run's options (the descriptor limit among them).
@@ -150,7 +215,7 @@ fn active_load(
 
 /// Where the idle connections go, and how far the server has got with them.
 struct Target {
-    addr: SocketAddr,
+    peer: Peer,
     pid: u32,
     /// The server's descriptors with no idle connection open.
     base_descriptors: usize,
@@ -164,10 +229,11 @@ impl Target {
 }
 
 /// Opens idle connections to `target` until `held` has `count`, paced at [`CONNECT_RATE`] and
-/// never more than [`ACCEPT_WINDOW`] ahead of what the server holds.
+/// never more than [`ACCEPT_WINDOW`] ahead of what the server holds. Over TLS a connection is
+/// open once its handshake is done; one that fails counts in `errors`, as a failed connect.
 fn open_until(
     target: &Target,
-    held: &mut Vec<TcpStream>,
+    held: &mut Vec<Client>,
     count: usize,
     began: Instant,
     errors: &mut u64,
@@ -192,15 +258,14 @@ fn open_until(
             }
             std::thread::sleep(Duration::from_millis(5));
         }
-        match TcpStream::connect_timeout(&target.addr, Duration::from_secs(2)) {
-            Ok(stream) => {
-                let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-                let _ = stream.set_write_timeout(Some(Duration::from_secs(2)));
-                held.push(stream);
+        match Client::connect(&target.peer, CONNECT_TIMEOUT) {
+            Ok(client) => {
+                let _ = client.set_timeouts(Some(CONNECT_TIMEOUT));
+                held.push(client);
             }
             Err(_) => {
                 *errors += 1;
-                if *errors > 100 {
+                if *errors > MAX_CONNECT_ERRORS {
                     return;
                 }
             }
@@ -211,7 +276,7 @@ fn open_until(
 /// Every held connection echoes one small message; returns how many did not. Every message is
 /// written before the first is read back, so a server answers them together, in as few of its
 /// turns as it can, and all of them must be back by [`echo_deadline`].
-fn echo_each(held: &mut [TcpStream]) -> u64 {
+fn echo_each(held: &mut [Client]) -> u64 {
     let message = *b"c10k-ok\n";
     let deadline = Instant::now() + echo_deadline(held.len());
     let sent: Vec<bool> = held
@@ -233,10 +298,17 @@ fn echo_each(held: &mut [TcpStream]) -> u64 {
     failed
 }
 
-/// Measures `model` holding `target` idle connections (see the module doc).
-pub fn measure(options: &SuiteOptions, model: Model, target: usize) -> Holding {
+/// Measures `model` holding `target` idle connections over `transport` (TCP or TLS; see the
+/// module doc).
+pub fn measure(
+    options: &SuiteOptions,
+    model: Model,
+    transport: Transport,
+    target: usize,
+) -> Holding {
     let mut result = Holding {
         model,
+        transport,
         target,
         status: Status::Failed,
         ..Holding::default()
@@ -257,22 +329,41 @@ pub fn measure(options: &SuiteOptions, model: Model, target: usize) -> Holding {
         ));
         return result;
     }
-    let server = match options
-        .launcher
-        .start(model, options.pinning.server_cpus.as_deref())
-    {
+    if !matches!(transport, Transport::Tcp | Transport::Tls) {
+        result.note = Some(format!(
+            "C10K holds TCP or TLS connections, not {transport}"
+        ));
+        return result;
+    }
+    if !model.serves(transport) {
+        result.note = Some(format!("{model} does not serve {transport}"));
+        return result;
+    }
+    let server = match options.launcher.start_with(
+        model.into(),
+        transport,
+        options.pinning.server_cpus.as_deref(),
+        &[],
+    ) {
         Ok(server) => server,
         Err(why) => {
             result.note = Some(format!("server did not start: {why}"));
             return result;
         }
     };
-    let Some(addr) = server.endpoint().socket_addr() else {
-        result.note = Some("C10K holds TCP connections; the server is not on TCP".into());
-        return result;
+    let endpoint = server.endpoint().clone();
+    let tls = match endpoint.transport() {
+        Transport::Tls => match tls_options(transport).client_for(endpoint.socket_addr()) {
+            Ok(client) => Some(client),
+            Err(why) => {
+                result.note = Some(format!("no TLS client: {why}"));
+                return result;
+            }
+        },
+        _ => None,
     };
     let pid = server.pid();
-    let outcome = hold(options, &mut result, addr, pid);
+    let outcome = hold(options, &mut result, &Peer { endpoint, tls }, pid);
     let stopped = server.stop();
     match (outcome, stopped) {
         (Ok(()), Ok(())) => result.status = Status::Ok,
@@ -282,14 +373,9 @@ pub fn measure(options: &SuiteOptions, model: Model, target: usize) -> Holding {
 }
 
 /// Steps 1–5 of the module doc against a started server.
-fn hold(
-    options: &SuiteOptions,
-    result: &mut Holding,
-    addr: SocketAddr,
-    pid: u32,
-) -> Result<(), String> {
+fn hold(options: &SuiteOptions, result: &mut Holding, peer: &Peer, pid: u32) -> Result<(), String> {
     let idle_descriptors = descriptors(pid);
-    let (baseline, baseline_rps) = active_load(options, addr, pid)?;
+    let (baseline, baseline_rps) = active_load(options, peer, pid)?;
     result.baseline = Some(baseline);
     result.baseline_rps = baseline_rps;
     // The base is counted once the server has closed the active load's connections: counted
@@ -297,12 +383,12 @@ fn hold(
     // closes late), it would wait for that many idle connections too many. A server that keeps
     // descriptors it opened under load costs the 10 s, and its base is what it holds then.
     let target = Target {
-        addr,
+        peer: peer.clone(),
         pid,
         base_descriptors: settle_descriptors(pid, idle_descriptors, Duration::from_secs(10)),
     };
     // Grown as the connections open: reserving `target` up front trusts the user's number.
-    let mut held: Vec<TcpStream> = Vec::with_capacity(result.target.min(1 << 16));
+    let mut held: Vec<Client> = Vec::with_capacity(result.target.min(1 << 16));
     let began = Instant::now();
     for level in levels(result.target) {
         open_until(&target, &mut held, level, began, &mut result.errors);
@@ -329,7 +415,7 @@ fn hold(
         std::thread::sleep(Duration::from_millis(100));
         result.levels.push(sample(pid, level));
     }
-    let (under_idle, under_idle_rps) = active_load(options, addr, pid)?;
+    let (under_idle, under_idle_rps) = active_load(options, peer, pid)?;
     result.under_idle = Some(under_idle);
     result.under_idle_rps = under_idle_rps;
     let connects_failed = result.errors;
@@ -353,6 +439,70 @@ fn hold(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use echo_cli::Endpoint;
+    use std::net::TcpStream;
+
+    #[test]
+    fn the_plan_holds_tcp_and_tls_and_each_model_over_what_it_serves() {
+        assert_eq!(Plan::transports_of(None), [Transport::Tcp]);
+        assert_eq!(
+            Plan::transports_of(Some(&[Transport::Unix, Transport::Tls, Transport::Tcp])),
+            [Transport::Tls, Transport::Tcp]
+        );
+        assert!(Plan::transports_of(Some(&[Transport::Udp])).is_empty());
+        let plan = Plan {
+            models: vec![Model::Mio, Model::ThreadPool],
+            target: 300,
+            transports: vec![Transport::Tcp, Transport::Tls],
+        };
+        let held = plan.holdings();
+        assert!(held.starts_with(&[(Model::Mio, Transport::Tcp), (Model::Mio, Transport::Tls)]));
+        for (model, transport) in held {
+            assert!(model.serves(transport), "{model} over {transport}");
+        }
+    }
+
+    /// A server that accepts and closes before any handshake: each connect fails at once and
+    /// counts as a failed connection; opening gives up after [`MAX_CONNECT_ERRORS`] of them
+    /// instead of waiting.
+    #[test]
+    fn a_failed_handshake_is_a_failed_connection_not_a_hang() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let closer = std::thread::spawn(move || {
+            // One more accept than connects can be made, bounded; the test's own connects end it.
+            for _ in 0..=MAX_CONNECT_ERRORS {
+                match listener.accept() {
+                    Ok((stream, _)) => drop(stream),
+                    Err(_) => return,
+                }
+            }
+        });
+        let endpoint = Endpoint::Tls(addr);
+        let tls = tls_options(Transport::Tls)
+            .client_for(endpoint.socket_addr())
+            .unwrap();
+        let target = Target {
+            peer: Peer {
+                endpoint,
+                tls: Some(tls),
+            },
+            pid: std::process::id(),
+            base_descriptors: usize::MAX / 2,
+        };
+        let mut held = Vec::new();
+        let mut errors = 0;
+        let began = Instant::now();
+        open_until(&target, &mut held, 10, began, &mut errors);
+        assert!(held.is_empty());
+        assert_eq!(errors, MAX_CONNECT_ERRORS + 1);
+        assert!(
+            began.elapsed() < Duration::from_secs(60),
+            "{:?}",
+            began.elapsed()
+        );
+        closer.join().unwrap();
+    }
 
     #[test]
     fn the_echo_round_gets_more_time_for_more_connections() {
@@ -366,7 +516,9 @@ mod tests {
     fn the_echo_round_counts_the_connections_a_server_lost() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
-        let mut held: Vec<TcpStream> = (0..4).map(|_| TcpStream::connect(addr).unwrap()).collect();
+        let mut held: Vec<Client> = (0..4)
+            .map(|_| Client::connect(&Peer::from(Endpoint::Tcp(addr)), CONNECT_TIMEOUT).unwrap())
+            .collect();
         let server = std::thread::spawn(move || {
             let accepted: Vec<TcpStream> = (0..4).map(|_| listener.accept().unwrap().0).collect();
             // The odd ones are dropped (closed); the even ones echo, and are kept open until

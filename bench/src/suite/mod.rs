@@ -67,8 +67,9 @@ pub struct SuiteOptions {
     pub command_line: String,
     /// Models left out because this machine cannot run them, with the reason.
     pub skipped: Vec<String>,
-    /// The C10K measurement: the models and the idle connections each must hold.
-    pub c10k: Option<(Vec<Model>, usize)>,
+    /// The C10K measurement: the models, the idle connections each must hold, and over which
+    /// transports (TCP, TLS; each model over those it serves).
+    pub c10k: Option<c10k::Plan>,
     /// Models whose capacity is searched beside those of the points (the capacity profile
     /// has no points).
     pub capacity_models: Vec<Model>,
@@ -173,14 +174,19 @@ pub fn run_sharing(
         share(&|run| run.capacity = searches.clone());
     }
     let mut holdings = Vec::new();
-    if let Some((models, target)) = &options.c10k {
-        for model in models {
+    if let Some(plan) = &options.c10k {
+        for (model, transport) in plan.holdings() {
+            let over = if transport == echo_servers::Transport::Tcp {
+                String::new()
+            } else {
+                format!(" over {transport}")
+            };
             on_point(
                 total,
                 total,
-                &format!("{model}: holding {target} connections"),
+                &format!("{model}: holding {} connections{over}", plan.target),
             );
-            let holding = c10k::measure(options, *model, *target);
+            let holding = c10k::measure(options, model, transport, plan.target);
             share(&|run| run.c10k.push(holding.clone()));
             holdings.push(holding);
         }

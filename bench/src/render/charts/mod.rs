@@ -537,7 +537,10 @@ fn draw_c10k(dir: &Path, run: &SuiteRun) -> std::io::Result<Vec<PathBuf>> {
     let lines: Vec<Line> = held
         .iter()
         .map(|h| Line {
-            name: h.model.name().to_owned(),
+            name: match h.transport {
+                echo_servers::Transport::Tcp => h.model.name().to_owned(),
+                other => format!("{} over {other}", h.model),
+            },
             style: SeriesStyle::of_model(h.model),
             points: h
                 .levels
