@@ -867,12 +867,19 @@ fn points_of(run: &SuiteRun, server: &str) -> Vec<(echo_servers::Transport, bool
 
 #[test]
 fn an_outside_server_that_takes_a_certificate_is_measured_over_tls_with_one_made_for_the_run() {
+    // One that takes none (from --servers FILE) stays TCP's alone, as before.
     let dir = temp_dir("suite-outside-tls");
     let tmp = temp_dir("suite-outside-tls-tmp");
     let bin = env!("CARGO_BIN_EXE_echo-bench");
     let secure =
         format!("ext-tls={bin} serve --model mio --listen {{addr}} --cert {{cert}} --key {{key}}");
-    let plain = format!("ext-tcp={bin} serve --model mio --listen {{addr}}");
+    // The plain one from a servers file, where the same placeholder rule holds.
+    let file = tmp.join("servers.toml");
+    std::fs::write(
+        &file,
+        format!("[servers]\next-tcp = '{bin} serve --model mio --listen {{addr}}'\n"),
+    )
+    .unwrap();
     let (output, stderr) = tiny_suite_within(
         &dir,
         &tmp,
@@ -883,8 +890,8 @@ fn an_outside_server_that_takes_a_certificate_is_measured_over_tls_with_one_made
             "tcp,tls",
             "--server",
             &secure,
-            "--server",
-            &plain,
+            "--servers",
+            file.to_str().unwrap(),
         ],
     );
     assert!(output.status.success(), "{stderr}");

@@ -348,14 +348,12 @@ fn options(args: &SuiteArgs) -> Result<SuiteOptions, ExitCode> {
     // leaves out gets no point, which is said rather than left to be noticed in the tables.
     for server in &selection.outside {
         if !points.iter().any(|p| p.model == *server) {
-            let serves = if server.serves(echo_servers::Transport::Tls) {
-                "tls (its command takes {cert} or {key})"
+            let why = if server.serves(echo_servers::Transport::Tls) {
+                "its command takes {cert} or {key}, so it is measured over tls only"
             } else {
-                "tcp (its command takes no {cert} or {key})"
+                "its command takes no {cert} or {key}, so it is measured over tcp only"
             };
-            eprintln!(
-                "echo-bench: {server} has no point in this selection: it is measured over {serves} only"
-            );
+            eprintln!("echo-bench: {server} has no point in this selection: {why}");
         }
     }
     let c10k = matches!(profile, Profile::C10k | Profile::Full).then(|| {

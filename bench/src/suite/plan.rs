@@ -4,6 +4,9 @@
 //! Every point is measured once per round. Within a round, the models of each point run in an
 //! order shuffled from the run's seed, so a burst of background load or a slow drift of the
 //! machine lands on different models in different rounds and shows up as spread, not as rank.
+//!
+//! It is long because it is the profiles' table, with a test of each profile's shape and of
+//! which servers (models, variants, outside servers) each transport measures.
 
 use echo_servers::{Model, Transport};
 
