@@ -281,6 +281,11 @@ impl CertFiles {
     pub fn key(&self) -> &Path {
         &self.key
     }
+
+    /// The private folder both are in, which goes when this is dropped.
+    pub fn folder(&self) -> &Path {
+        self._folder.path()
+    }
 }
 
 /// Runs the server side of a handshake over a blocking socket to its end, within the server's

@@ -10,7 +10,7 @@
 //!
 //! An outside server whose command takes `{cert}` or `{key}` is measured at the TLS points
 //! ([`plan`]) with a self-signed certificate and key made once per run, in a private temporary
-//! folder the run removes when it ends. At every TLS point the client accepts any certificate
+//! folder the run removes when it ends (an interrupt too). At every TLS point the client accepts any certificate
 //! but checks the handshake's signatures (`--insecure`), for a model (which makes its own
 //! certificate) and an outside server alike: the same client work per handshake for every
 //! server, so their rows compare.
@@ -153,7 +153,7 @@ pub fn run_sharing(
     let order = plan::schedule(&options.points, options.rounds.max(1), options.seed);
     let total = order.len();
     let mut points = Vec::with_capacity(total.min(1 << 16));
-    // Made once for the run and removed when it ends (an interrupt's exit leaves the folder).
+    // Made once for the run and removed when it ends, or on an interrupt.
     let certificate = certificate_for(&options.points);
     for (i, point) in order.iter().enumerate() {
         on_point(i, total, &point.label());
@@ -222,7 +222,25 @@ fn outside_of(points: &[Point]) -> Vec<OutsideServer> {
 
 /// The certificate and key of the outside TLS servers among `points`: `None` when none of
 /// them needs one, else the files (or why they could not be made, for each such trial to say).
-type Certificate = Option<Result<echo_servers::CertFiles, String>>;
+type Certificate = Option<Result<Certified, String>>;
+
+/// A run's certificate and key, whose folder an interrupt removes too (its exit drops nothing).
+struct Certified(echo_servers::CertFiles);
+
+impl Certified {
+    fn new() -> std::io::Result<Self> {
+        let files = echo_servers::CertFiles::self_signed()?;
+        echo_loadgen::child::remove_on_interrupt(files.folder());
+        Ok(Self(files))
+    }
+}
+
+impl Drop for Certified {
+    /// The files' own drop, right after, removes the folder.
+    fn drop(&mut self) {
+        echo_loadgen::child::forget_on_interrupt(self.0.folder());
+    }
+}
 
 /// Whether `point` starts an outside server that is given the run's certificate and key.
 fn needs_certificate(point: &Point) -> bool {
@@ -234,7 +252,7 @@ fn needs_certificate(point: &Point) -> bool {
 /// A self-signed certificate and key for the outside TLS servers among `points`, if any.
 fn certificate_for(points: &[Point]) -> Certificate {
     points.iter().any(needs_certificate).then(|| {
-        echo_servers::CertFiles::self_signed()
+        Certified::new()
             .map_err(|e| format!("cannot make a certificate for the outside servers: {e}"))
     })
 }
@@ -294,10 +312,12 @@ fn measure_with(options: &SuiteOptions, point: &Point, certificate: &Certificate
         Vec::new()
     };
     let identity = match certificate {
-        Some(Ok(files)) if needs_certificate(point) => Some(echo_loadgen::conformance::Identity {
-            cert: files.cert(),
-            key: files.key(),
-        }),
+        Some(Ok(Certified(files))) if needs_certificate(point) => {
+            Some(echo_loadgen::conformance::Identity {
+                cert: files.cert(),
+                key: files.key(),
+            })
+        }
         Some(Err(why)) if needs_certificate(point) => {
             return failed(format!("server did not start: {why}"), None);
         }
