@@ -4,7 +4,8 @@
 //! that [`handle_signals`] can stop every group still running when the tool gets SIGINT or
 //! SIGTERM: SIGTERM to each group, up to [`STOP_WITHIN`] to exit, then SIGKILL; every child
 //! reaped; the folders the tool asked for removed ([`remove_on_interrupt`]); then the tool's
-//! interrupt hook ([`on_interrupt`], such as the suite's partial run.json), and the exit code [`exit_code_for`] the signal: 130 for SIGINT, 143 for SIGTERM.
+//! interrupt hook ([`on_interrupt`], such as the suite's partial run.json), and the exit code
+//! [`exit_code_for`] the signal: 130 for SIGINT, 143 for SIGTERM.
 //!
 //! A tool calls [`settle`] before it reports or writes results an interrupt may have cut short
 //! (and before it exits, so its own code never replaces the signal's), and writes its final

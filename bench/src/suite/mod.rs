@@ -10,10 +10,10 @@
 //!
 //! An outside server whose command takes `{cert}` or `{key}` is measured at the TLS points
 //! ([`plan`]) with a self-signed certificate and key made once per run, in a private temporary
-//! folder the run removes when it ends (an interrupt too). At every TLS point the client accepts any certificate
-//! but checks the handshake's signatures (`--insecure`), for a model (which makes its own
-//! certificate) and an outside server alike: the same client work per handshake for every
-//! server, so their rows compare.
+//! folder the run removes when it ends (an interrupt too). At every TLS point the client
+//! accepts any certificate but checks the handshake's signatures (`--insecure`), for a model
+//! (which makes its own certificate) and an outside server alike: the same client work per
+//! handshake for every server, so their rows compare.
 
 pub mod advice;
 pub mod c10k;

@@ -146,9 +146,10 @@ pub fn points(profile: Profile, selection: &Selection) -> Vec<Point> {
     }
     // An outside server is measured over TLS when its command takes `{cert}` or `{key}`, and
     // then over TLS alone (`Server::serves`); never over Unix, as no command need take a path.
-    // In the quick profile each other stream transport measures only the points it is about: over Unix, ping-pong and open loop (the per-message cost; churn and stream
-    // would double its time for little); over TLS, those and churn, the handshake point (every
-    // connection a full handshake: what TLS costs per connection).
+    // In the quick profile each other stream transport measures only the points it is about:
+    // over Unix, ping-pong and open loop (the per-message cost; churn and stream would double
+    // its time for little); over TLS, those and churn, the handshake point (every connection a
+    // full handshake: what TLS costs per connection).
     for (transport, quick) in [
         (Transport::Unix, &[Workload::PingPong, Workload::Rate][..]),
         (

@@ -2,9 +2,9 @@
 //! filled into the command (`{addr}` in the tools' syntax, `{host}` and `{port}` for TCP and
 //! UDP, `{path}` for a Unix socket), and a descriptor limit when a check asks for one. A
 //! command that takes `{cert}` or `{key}` serves TLS: it is given a `tls:` address and the
-//! paths of a certificate and key its caller made ([`Identity`]: the suite makes one per run). Starting
-//! it, its readiness (it accepts connections or answers a datagram, or prints `listening on
-//! ADDR`) and its bounded stop are the shared launcher's ([`crate::launch`]).
+//! paths of a certificate and key its caller made ([`Identity`]: the suite makes one per run).
+//! Starting it, its readiness (it accepts connections or answers a datagram, or prints
+//! `listening on ADDR`) and its bounded stop are the shared launcher's ([`crate::launch`]).
 
 use std::net::{TcpListener, UdpSocket};
 use std::path::Path;
