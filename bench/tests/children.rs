@@ -199,6 +199,73 @@ fn an_interrupted_suite_writes_a_partial_run_and_leaves_no_server() {
     }
 }
 
+/// The one certificate a suite makes for its outside TLS servers is gone after an interrupt,
+/// with the servers. Either path may remove it: the run's end (the trials left fail at once
+/// once interrupted, so the main thread drops it while the partial run is written) or the
+/// signal handling (`child::remove_on_interrupt`, for when the exit comes first); this test
+/// passes with either alone.
+#[test]
+fn an_interrupted_suite_removes_the_certificate_it_made_for_its_outside_servers() {
+    let dir = scratch("suite-cert");
+    let tmp = dir.join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let mark = marker("suite-cert");
+    let server =
+        format!("ext={BIN} serve --model mio --listen {{addr}} --cert {{cert}} --key {{key}}");
+    let mut tool = Command::new(BIN)
+        .args([
+            "suite",
+            "--profile",
+            "tiny",
+            "--models",
+            "mio",
+            "--transports",
+            "tls",
+        ])
+        .args([
+            "--server",
+            &server,
+            "--rounds",
+            "100",
+            "--reruns",
+            "0",
+            "--results",
+        ])
+        .arg(dir.join("results"))
+        .env(MARK, &mark)
+        .env("TMPDIR", &tmp)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("stderr.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let certificates = || -> Vec<PathBuf> {
+        std::fs::read_dir(&tmp)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.to_string_lossy().contains("echo-bench-tls-"))
+            .collect()
+    };
+    // Four servers: at least one of them the outside one, given the certificate.
+    let started = children_started(tool.id(), 4, Duration::from_secs(60));
+    let made = certificates();
+    signal(&tool, libc::SIGINT);
+    let status = exit_within(&mut tool, Duration::from_secs(20));
+    let left = none_left(&mark, Duration::from_secs(5));
+    kill_marked(&mark);
+    let stderr = std::fs::read_to_string(dir.join("stderr.log")).unwrap();
+    assert!(
+        started,
+        "the suite did not get to its fourth trial: {stderr}"
+    );
+    assert_eq!(made.len(), 1, "one certificate for the run: {made:?}");
+    assert_eq!(status.and_then(|s| s.code()), Some(130), "{stderr}");
+    assert!(left.is_empty(), "processes left behind: {left:?}");
+    assert_eq!(certificates(), Vec::<PathBuf>::new(), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A suite launcher of `program`, as `ab` makes for a build.
 fn launcher(program: &Path) -> Launcher {
     Launcher {

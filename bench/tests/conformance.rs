@@ -273,6 +273,14 @@ fn outside_servers_from_a_file_and_bad_names_are_checked_before_the_run() {
         vec!["suite", "--server", "mio=python3 x.py {addr}"],
         vec!["suite", "--servers", file.to_str().unwrap()],
         vec!["suite", "--servers", "/no/such/servers.toml"],
+        // Only the suite makes a certificate for {cert} and {key}.
+        vec![
+            "conformance",
+            "--transport",
+            "tls",
+            "--command",
+            "python3 x.py {addr} {cert} {key}",
+        ],
         vec![
             "ab",
             "--base",

@@ -904,3 +904,166 @@ fn the_capacity_search_runs_per_model_in_rounds_and_reports_its_table_and_curve(
         }
     }
 }
+
+/// `echo-bench suite --profile tiny ARGS --results DIR` with the system's temporary folder at
+/// `tmp` (where the run makes its certificate), within a minute and a half.
+fn tiny_suite_within(
+    dir: &std::path::Path,
+    tmp: &std::path::Path,
+    args: &[&str],
+) -> (std::process::Output, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_echo-bench"));
+    command
+        .args(["suite", "--profile", "tiny", "--duration", "300ms"])
+        .args(["--warmup", "50ms"])
+        .args(args)
+        .arg("--results")
+        .arg(dir)
+        .env("TMPDIR", tmp);
+    let output = support::output_within(&mut command, Duration::from_secs(90))
+        .expect("the tiny suite ends within 90 s");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    (output, stderr)
+}
+
+/// The certificate folders (`echo-bench-tls-*`) left in `tmp`.
+fn certificates_left(tmp: &std::path::Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(tmp)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("echo-bench-tls-"))
+        })
+        .collect()
+}
+
+/// The points of `run` measured on `server`, as (transport, ok).
+fn points_of(run: &SuiteRun, server: &str) -> Vec<(echo_servers::Transport, bool)> {
+    run.points
+        .iter()
+        .filter(|p| p.point.model.name() == server)
+        .map(|p| (p.point.transport, p.ok()))
+        .collect()
+}
+
+#[test]
+fn an_outside_server_that_takes_a_certificate_is_measured_over_tls_with_one_made_for_the_run() {
+    // One that takes none (from --servers FILE) stays TCP's alone, as before.
+    let dir = temp_dir("suite-outside-tls");
+    let tmp = temp_dir("suite-outside-tls-tmp");
+    let bin = env!("CARGO_BIN_EXE_echo-bench");
+    let secure =
+        format!("ext-tls={bin} serve --model mio --listen {{addr}} --cert {{cert}} --key {{key}}");
+    // The plain one from a servers file, where the same placeholder rule holds.
+    let file = tmp.join("servers.toml");
+    std::fs::write(
+        &file,
+        format!("[servers]\next-tcp = '{bin} serve --model mio --listen {{addr}}'\n"),
+    )
+    .unwrap();
+    let (output, stderr) = tiny_suite_within(
+        &dir,
+        &tmp,
+        &[
+            "--models",
+            "mio",
+            "--transports",
+            "tcp,tls",
+            "--server",
+            &secure,
+            "--servers",
+            file.to_str().unwrap(),
+        ],
+    );
+    assert!(output.status.success(), "{stderr}");
+    assert!(!stderr.contains("has no point"), "{stderr}");
+    let (run_dir, run) = the_run_in(&dir);
+    use echo_servers::Transport::{Tcp, Tls};
+    // The tiny profile: one ping-pong point per server and transport it serves.
+    assert_eq!(
+        points_of(&run, "ext-tls"),
+        [(Tls, true)],
+        "{:?}",
+        run.points
+    );
+    assert_eq!(points_of(&run, "ext-tcp"), [(Tcp, true)]);
+    let mut mio = points_of(&run, "mio");
+    mio.sort_by_key(|(t, _)| t.to_string());
+    assert_eq!(mio, [(Tcp, true), (Tls, true)]);
+    let point = run
+        .points
+        .iter()
+        .find(|p| p.point.model.name() == "ext-tls")
+        .unwrap();
+    let report = point.report.as_ref().unwrap();
+    assert_eq!(report.config.target.transport(), Tls);
+    assert!(
+        report.is_clean() && report.messages > 0,
+        "{:?}",
+        report.errors
+    );
+    assert!(report.tls.is_some(), "a tls: point reports its handshakes");
+    let listed = run.outside.iter().find(|o| o.name == "ext-tls").unwrap();
+    assert_eq!(format!("ext-tls={}", listed.command), secure);
+    let summary = std::fs::read_to_string(run_dir.join("summary.md")).unwrap();
+    assert!(summary.contains("| ext-tls *(outside)* |"), "{summary}");
+    assert_eq!(
+        certificates_left(&tmp),
+        Vec::<std::path::PathBuf>::new(),
+        "the run's certificate goes with it"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
+#[test]
+fn the_python_ssl_server_is_measured_at_the_tls_points() {
+    let python = Command::new("python3")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !python {
+        eprintln!("SKIP: python3 is not on PATH, so --python adds no py-ssl");
+        return;
+    }
+    let dir = temp_dir("suite-py-ssl");
+    let tmp = temp_dir("suite-py-ssl-tmp");
+    let (output, stderr) = tiny_suite_within(
+        &dir,
+        &tmp,
+        &["--python", "--models", "mio", "--transports", "tls"],
+    );
+    assert!(output.status.success(), "{stderr}");
+    // The TCP-only Python servers are named as left out, py-ssl is not.
+    assert!(
+        stderr.contains("py-asyncio has no point in this selection"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("py-ssl has no point"), "{stderr}");
+    let (_, run) = the_run_in(&dir);
+    assert_eq!(
+        points_of(&run, "py-ssl"),
+        [(echo_servers::Transport::Tls, true)],
+        "{:?}",
+        run.points.iter().map(|p| &p.failure).collect::<Vec<_>>()
+    );
+    assert!(
+        run.points
+            .iter()
+            .all(|p| p.point.transport == echo_servers::Transport::Tls),
+        "only TLS points"
+    );
+    let listed = run.outside.iter().find(|o| o.name == "py-ssl").unwrap();
+    assert!(
+        listed
+            .command
+            .ends_with("ssl_server.py {addr} {cert} {key}")
+    );
+    assert!(certificates_left(&tmp).is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&tmp);
+}

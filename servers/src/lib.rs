@@ -41,7 +41,7 @@ mod datagram;
 mod futures_io;
 mod net;
 mod tls;
-pub use tls::{CertKind, DEFAULT_HANDSHAKE_TIMEOUT, TlsServer};
+pub use tls::{CertFiles, CertKind, DEFAULT_HANDSHAKE_TIMEOUT, TlsServer};
 mod uring_features;
 pub use uring_features::{BadUringFeatures, UringFeature, UringFeatures};
 mod work;

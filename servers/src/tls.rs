@@ -98,36 +98,10 @@ impl TlsServer {
     /// [`TlsServer::self_signed`] with a key of `kind` (an RSA-2048 key takes the RSA crate a
     /// fraction of a second to find).
     pub fn self_signed_with(kind: CertKind, versions: TlsVersions) -> io::Result<Self> {
-        let names = vec!["localhost".into(), "127.0.0.1".into(), "::1".into()];
-        let signing_key = match kind {
-            CertKind::EcdsaP256 => rcgen::KeyPair::generate(),
-            CertKind::Rsa2048 => {
-                use rsa::pkcs8::EncodePrivateKey;
-                let key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048)
-                    .map_err(io::Error::other)?;
-                let der = key.to_pkcs8_der().map_err(io::Error::other)?;
-                let der = rustls::pki_types::PrivatePkcs8KeyDer::from(der.as_bytes());
-                rcgen::KeyPair::from_pkcs8_der_and_sign_algo(&der, &rcgen::PKCS_RSA_SHA256)
-            }
-        }
-        .map_err(io::Error::other)?;
-        let cert = rcgen::CertificateParams::new(names)
-            .and_then(|params| params.self_signed(&signing_key))
-            .map_err(io::Error::other)?;
-        let certified = rcgen::CertifiedKey { cert, signing_key };
-        let folder = tempfile::Builder::new()
-            .prefix("echo-server-tls-")
-            .tempdir()?;
-        // Private whatever the umask: only this user may read what a client is to trust.
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(folder.path(), std::fs::Permissions::from_mode(0o700))?;
-        }
+        let certified = certified(kind)?;
+        let folder = private_folder("echo-server-tls-")?;
         let path = folder.path().join("ca.pem");
-        // The folder is new and private (0700); the file still goes through a rename.
-        let mut file = tempfile::NamedTempFile::new_in(folder.path())?;
-        file.write_all(certified.cert.pem().as_bytes())?;
-        file.persist(&path).map_err(|e| e.error)?;
+        write_new(&path, certified.cert.pem().as_bytes())?;
         let key = PrivateKeyDer::try_from(certified.signing_key.serialize_der())
             .map_err(io::Error::other)?;
         let mut server = Self::new(vec![certified.cert.der().clone()], key, versions)?;
@@ -226,6 +200,92 @@ impl TlsServer {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A self-signed certificate for `localhost`, `127.0.0.1` and `::1` with a new key of `kind`.
+fn certified(kind: CertKind) -> io::Result<rcgen::CertifiedKey<rcgen::KeyPair>> {
+    let names = vec!["localhost".into(), "127.0.0.1".into(), "::1".into()];
+    let signing_key = match kind {
+        CertKind::EcdsaP256 => rcgen::KeyPair::generate(),
+        CertKind::Rsa2048 => {
+            use rsa::pkcs8::EncodePrivateKey;
+            let key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048)
+                .map_err(io::Error::other)?;
+            let der = key.to_pkcs8_der().map_err(io::Error::other)?;
+            let der = rustls::pki_types::PrivatePkcs8KeyDer::from(der.as_bytes());
+            rcgen::KeyPair::from_pkcs8_der_and_sign_algo(&der, &rcgen::PKCS_RSA_SHA256)
+        }
+    }
+    .map_err(io::Error::other)?;
+    let cert = rcgen::CertificateParams::new(names)
+        .and_then(|params| params.self_signed(&signing_key))
+        .map_err(io::Error::other)?;
+    Ok(rcgen::CertifiedKey { cert, signing_key })
+}
+
+/// A new folder under the system's temporary folder that only this user may enter, whatever
+/// the umask (it holds what a client is to trust, or a private key), removed when dropped.
+fn private_folder(prefix: &str) -> io::Result<tempfile::TempDir> {
+    use std::os::unix::fs::PermissionsExt;
+    let folder = tempfile::Builder::new().prefix(prefix).tempdir()?;
+    std::fs::set_permissions(folder.path(), std::fs::Permissions::from_mode(0o700))?;
+    Ok(folder)
+}
+
+/// Writes `bytes` to `path` in a folder of ours through a temporary file (mode 0600) and a
+/// rename, so no reader ever sees half a file.
+fn write_new(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let folder = path.parent().unwrap_or(Path::new("."));
+    let mut file = tempfile::NamedTempFile::new_in(folder)?;
+    file.write_all(bytes)?;
+    file.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// A self-signed certificate and its private key as PEM files, for a server that is given its
+/// identity as files (an outside server's `{cert}` and `{key}` in the suite): both in a new
+/// private folder (0700) that goes, with them, when this is dropped.
+#[derive(Debug)]
+pub struct CertFiles {
+    cert: PathBuf,
+    key: PathBuf,
+    /// Removed (with both files) when dropped.
+    _folder: tempfile::TempDir,
+}
+
+impl CertFiles {
+    /// A new ECDSA P-256 certificate for `localhost`, `127.0.0.1` and `::1` (the names
+    /// [`TlsServer::self_signed`] gives), written as `cert.pem` and `key.pem` (PKCS#8).
+    pub fn self_signed() -> io::Result<Self> {
+        let certified = certified(CertKind::EcdsaP256)?;
+        let folder = private_folder("echo-bench-tls-")?;
+        let (cert, key) = (
+            folder.path().join("cert.pem"),
+            folder.path().join("key.pem"),
+        );
+        write_new(&cert, certified.cert.pem().as_bytes())?;
+        write_new(&key, certified.signing_key.serialize_pem().as_bytes())?;
+        Ok(Self {
+            cert,
+            key,
+            _folder: folder,
+        })
+    }
+
+    /// The certificate's PEM file: what a server serves, and a client may trust (`--ca`).
+    pub fn cert(&self) -> &Path {
+        &self.cert
+    }
+
+    /// The private key's PEM file (PKCS#8).
+    pub fn key(&self) -> &Path {
+        &self.key
+    }
+
+    /// The private folder both are in, which goes when this is dropped.
+    pub fn folder(&self) -> &Path {
+        self._folder.path()
+    }
 }
 
 /// Runs the server side of a handshake over a blocking socket to its end, within the server's
@@ -377,6 +437,27 @@ mod tests {
         ];
         cert.windows(RSA_ENCRYPTION.len())
             .any(|w| w == RSA_ENCRYPTION)
+    }
+
+    #[test]
+    fn cert_files_load_as_a_server_identity_privately_and_go_when_dropped() {
+        use std::os::unix::fs::PermissionsExt;
+        let files = CertFiles::self_signed().unwrap();
+        let server = TlsServer::from_pem_files(files.cert(), files.key(), TlsVersions::TLS13)
+            .expect("the pair loads as --cert and --key do");
+        assert_eq!(server.fingerprint().len(), 64);
+        let folder = files.cert().parent().unwrap().to_owned();
+        assert_eq!(files.key().parent(), Some(folder.as_path()));
+        let mode = std::fs::metadata(&folder).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "the folder is open to others: {mode:o}");
+        let key_mode = std::fs::metadata(files.key()).unwrap().permissions().mode();
+        assert_eq!(
+            key_mode & 0o077,
+            0,
+            "the key is open to others: {key_mode:o}"
+        );
+        drop(files);
+        assert!(!folder.exists(), "the folder goes with the files");
     }
 
     #[test]

@@ -2,6 +2,11 @@
 //! command (`--server NAME=CMD`, `--servers FILE`, `--python`), measured like a model (same
 //! points, pinning, rounds, tables, charts and advice) and marked as outside.
 //!
+//! An outside server serves one transport, which its command says ([`Server::serves`]): one
+//! that takes `{cert}` or `{key}` serves TLS alone (it is given a `tls:` address and the paths
+//! of a certificate and key the suite makes for the run), any other TCP alone. A server that
+//! serves both is named twice, once with `{cert}`/`{key}` and once without.
+//!
 //! An outside server carries its own name and command (cheap to clone: both are shared), so
 //! there is no process-wide registry: the outside servers of a run are a [`Registry`] value that
 //! the command line builds and passes to what needs to look a name up, and a stored run.json
@@ -168,7 +173,8 @@ pub const LAST_STEP_ADDS: &str = "registered (fixed) descriptors: everything";
 
 impl Server {
     /// An outside server called `name`, started by `command` (`{addr}`, `{host}`, `{port}`
-    /// filled with a free loopback address). `Err` for a name that is empty, has other
+    /// filled with a free loopback address; `{cert}` and `{key}`, which make it a TLS server,
+    /// with a certificate's and its key's paths). `Err` for a name that is empty, has other
     /// characters than letters, digits, `-`, `_` and `.`, or is a model's.
     pub fn outside(name: &str, command: &str) -> Result<Server, String> {
         let valid = !name.is_empty()
@@ -271,6 +277,23 @@ impl Server {
         matches!(self, Server::Outside(_))
     }
 
+    /// Whether it serves `transport`: a model's own answer ([`Model::serves`]); an outside
+    /// server serves TLS alone when its command takes `{cert}` or `{key}`
+    /// ([`ServerCommand::serves_tls`]), else TCP alone (so does one read back from a stored
+    /// run, whose command is not known).
+    pub fn serves(&self, transport: echo_servers::Transport) -> bool {
+        use echo_servers::Transport;
+        match self {
+            Server::Model(_) | Server::Variant(_) => {
+                self.model().is_some_and(|m| m.serves(transport))
+            }
+            Server::Outside(o) => {
+                let tls = o.command.as_deref().is_some_and(ServerCommand::serves_tls);
+                transport == if tls { Transport::Tls } else { Transport::Tcp }
+            }
+        }
+    }
+
     /// Whether this machine can run it (`Model::available`); an outside server is assumed to.
     pub fn available(&self) -> Result<(), String> {
         match self.model() {
@@ -360,6 +383,27 @@ mod tests {
         let back: Server = serde_json::from_str(&json).unwrap();
         assert_eq!(back, py, "equal by name");
         assert!(back.command().is_none(), "a stored name has no command");
+    }
+
+    #[test]
+    fn an_outside_server_serves_tls_alone_when_its_command_takes_cert_or_key() {
+        use echo_servers::Transport;
+        let plain = Server::parse_outside("plain=srv {addr}").unwrap();
+        let tls = Server::parse_outside("secure=srv {addr} {cert} {key}").unwrap();
+        let key_only = Server::parse_outside("key-only=srv {addr} --identity {key}").unwrap();
+        for transport in Transport::ALL {
+            assert_eq!(plain.serves(transport), transport == Transport::Tcp);
+            assert_eq!(tls.serves(transport), transport == Transport::Tls);
+            assert_eq!(key_only.serves(transport), transport == Transport::Tls);
+        }
+        for model in Model::ALL.iter().copied() {
+            for transport in Transport::ALL {
+                assert_eq!(
+                    Server::Model(model).serves(transport),
+                    model.serves(transport)
+                );
+            }
+        }
     }
 
     #[test]

@@ -3,8 +3,9 @@
 //! the thread that started it (even when the tool is killed with SIGKILL), and registered, so
 //! that [`handle_signals`] can stop every group still running when the tool gets SIGINT or
 //! SIGTERM: SIGTERM to each group, up to [`STOP_WITHIN`] to exit, then SIGKILL; every child
-//! reaped; then the tool's interrupt hook ([`on_interrupt`], such as the suite's partial
-//! run.json), and the exit code [`exit_code_for`] the signal: 130 for SIGINT, 143 for SIGTERM.
+//! reaped; the folders the tool asked for removed ([`remove_on_interrupt`]); then the tool's
+//! interrupt hook ([`on_interrupt`], such as the suite's partial run.json), and the exit code
+//! [`exit_code_for`] the signal: 130 for SIGINT, 143 for SIGTERM.
 //!
 //! A tool calls [`settle`] before it reports or writes results an interrupt may have cut short
 //! (and before it exits, so its own code never replaces the signal's), and writes its final
@@ -23,6 +24,36 @@ pub const STOP_WITHIN: Duration = Duration::from_secs(5);
 
 /// The process groups started by [`spawn`] and not yet reaped by their owner.
 static GROUPS: Mutex<Vec<i32>> = Mutex::new(Vec::new());
+
+/// Folders a tool made for its run and removes at its end, which an interrupt's exit would
+/// skip: removed on an interrupt once the children are stopped ([`remove_on_interrupt`]).
+static FOLDERS: Mutex<Vec<std::path::PathBuf>> = Mutex::new(Vec::new());
+
+/// Has an interrupt remove `folder`, with what is in it, once the children are stopped: for a
+/// folder the tool made and would remove when done (a run's certificate), which the exit
+/// [`handle_signals`] ends with never drops. [`forget_on_interrupt`] once it is removed.
+pub fn remove_on_interrupt(folder: &std::path::Path) {
+    FOLDERS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(folder.to_owned());
+}
+
+/// Takes `folder` off [`remove_on_interrupt`]'s list (the tool removes it itself).
+pub fn forget_on_interrupt(folder: &std::path::Path) {
+    FOLDERS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .retain(|f| f != folder);
+}
+
+/// Removes the folders of [`remove_on_interrupt`]'s list.
+fn remove_folders() {
+    let folders = std::mem::take(&mut *FOLDERS.lock().unwrap_or_else(|e| e.into_inner()));
+    for folder in folders {
+        let _ = std::fs::remove_dir_all(folder);
+    }
+}
 
 /// What the tool does on an interrupt once its children are stopped (before it exits).
 type Hook = Box<dyn FnOnce() + Send>;
@@ -197,6 +228,7 @@ pub fn handle_signals(tool: &'static str) -> std::io::Result<()> {
             SIGNAL.store(signal, Ordering::SeqCst);
             INTERRUPTED.store(true, Ordering::SeqCst);
             stop_all();
+            remove_folders();
             let _writing = WRITING.lock().unwrap_or_else(|e| e.into_inner());
             let hook = HOOK.lock().unwrap_or_else(|e| e.into_inner()).take();
             if let Some(hook) = hook {

@@ -132,8 +132,17 @@ pub fn main(args: ConformanceArgs) -> ExitCode {
     echo_loadgen::config::raise_fd_limit();
     let subject = Subject {
         command: args.command.as_deref().map(|c| {
-            ServerCommand::new(c)
-                .unwrap_or_else(|e| usage_exit("echo-bench", &format!("error: {e}")))
+            let command = ServerCommand::new(c)
+                .unwrap_or_else(|e| usage_exit("echo-bench", &format!("error: {e}")));
+            // Said once here rather than by every check that would start the server.
+            if command.serves_tls() {
+                usage_exit(
+                    "echo-bench",
+                    "error: --command takes {cert} or {key}, which only `suite --server` fills; \
+                     write the files' paths (and give --ca the certificate)",
+                );
+            }
+            command
         }),
         target: args.target.clone(),
         transport,

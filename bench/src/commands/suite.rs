@@ -33,14 +33,20 @@ pub struct SuiteArgs {
     #[arg(long, value_delimiter = ',', value_parser = parse_model)]
     models: Option<Vec<Model>>,
     /// An outside server to measure beside the models, started by a command in which
-    /// `{addr}` (or `{host}` and `{port}`) is a free loopback address: NAME=CMD, repeatable.
+    /// `{addr}` (or `{host}` and `{port}`) is a free loopback address: NAME=CMD, repeatable. It
+    /// is measured over TCP; a command that takes `{cert}` or `{key}` serves TLS instead, and
+    /// is measured at the TLS points alone (--transports tls), `{addr}` a tls: address and
+    /// `{cert}`/`{key}` the paths of a self-signed certificate and key (PEM) made for the run
+    /// and removed after it. To measure one server over both, name it twice.
     #[arg(long = "server", value_name = "NAME=CMD", value_parser = Server::parse_outside)]
     servers: Vec<Server>,
-    /// Outside servers from a TOML file: a `[servers]` table of `NAME = "CMD"` lines.
+    /// Outside servers from a TOML file: a `[servers]` table of `NAME = "CMD"` lines, with the
+    /// placeholders of --server.
     #[arg(long = "servers", value_name = "FILE")]
     servers_file: Option<PathBuf>,
     /// Add the tutorial's Python servers shipped in servers/python/ (blocking, threading,
-    /// selectors, asyncio) when python3 is on PATH.
+    /// selectors, asyncio over TCP; ssl, the threading server over TLS, at the TLS points)
+    /// when python3 is on PATH.
     #[arg(long)]
     python: bool,
     /// Workloads to run, comma-separated.
@@ -50,8 +56,9 @@ pub struct SuiteArgs {
     /// profile: tcp,tls). Each gets its own tables and advice; tcp and unix together add a
     /// chart of their cost per message, tcp and tls a table of what TLS costs. Unix sockets
     /// measure every model (in the quick profile: ping-pong and open loop only), UDP the models
-    /// that serve it (ping-pong and open loop), TLS the models that serve it (in the quick
-    /// profile: ping-pong, open loop and churn, every connection a full handshake).
+    /// that serve it (ping-pong and open loop), TLS the models and outside servers that serve
+    /// it (in the quick profile: ping-pong, open loop and churn, every connection a full
+    /// handshake).
     #[arg(long, value_delimiter = ',', value_name = "NAMES")]
     transports: Option<Vec<echo_servers::Transport>>,
     /// Connection counts for ping-pong, comma-separated, each 1 to 1000000 (10000 or more, with
@@ -253,8 +260,9 @@ fn outside_servers(args: &SuiteArgs) -> Vec<Server> {
     servers
 }
 
-/// The Python servers shipped in servers/python/, as outside servers named `py-<kind>`; none,
-/// with a note, when python3 is not on PATH or the folder is missing.
+/// The Python servers shipped in servers/python/, as outside servers named `py-<kind>` (`py-ssl`
+/// takes `{cert}` and `{key}`, so it is measured over TLS); none, with a note, when python3 is
+/// not on PATH or the folder is missing.
 fn python_servers() -> Vec<Server> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../servers/python");
     let python = std::process::Command::new("python3")
@@ -274,11 +282,12 @@ fn python_servers() -> Vec<Server> {
         );
         return Vec::new();
     }
-    ["blocking", "threading", "selectors", "asyncio"]
+    ["blocking", "threading", "selectors", "asyncio", "ssl"]
         .into_iter()
         .filter_map(|kind| {
             let script = dir.join(format!("{kind}_server.py"));
-            let command = format!("python3 {} {{addr}}", script.display());
+            let identity = if kind == "ssl" { " {cert} {key}" } else { "" };
+            let command = format!("python3 {} {{addr}}{identity}", script.display());
             Server::outside(&format!("py-{kind}"), &command)
                 .map_err(|e| eprintln!("echo-bench: --python: {e}"))
                 .ok()
@@ -334,6 +343,18 @@ fn options(args: &SuiteArgs) -> Result<SuiteOptions, ExitCode> {
     }
     for line in &skipped {
         eprintln!("echo-bench: skipping {line}");
+    }
+    // An outside server serves one transport (its command says which): one the selection
+    // leaves out gets no point, which is said rather than left to be noticed in the tables.
+    for server in &selection.outside {
+        if !points.iter().any(|p| p.model == *server) {
+            let why = if server.serves(echo_servers::Transport::Tls) {
+                "its command takes {cert} or {key}, so it is measured over tls only"
+            } else {
+                "its command takes no {cert} or {key}, so it is measured over tcp only"
+            };
+            eprintln!("echo-bench: {server} has no point in this selection: {why}");
+        }
     }
     let c10k = matches!(profile, Profile::C10k | Profile::Full).then(|| {
         let target = match profile {

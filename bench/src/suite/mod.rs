@@ -7,6 +7,13 @@
 //! goes on. Each trial also records how much CPU the rest of the machine took from it; a trial
 //! above the interference limit is re-run a bounded number of times and flagged if it stays
 //! above.
+//!
+//! An outside server whose command takes `{cert}` or `{key}` is measured at the TLS points
+//! ([`plan`]) with a self-signed certificate and key made once per run, in a private temporary
+//! folder the run removes when it ends (an interrupt too). At every TLS point the client
+//! accepts any certificate but checks the handshake's signatures (`--insecure`), for a model
+//! (which makes its own certificate) and an outside server alike: the same client work per
+//! handshake for every server, so their rows compare.
 
 pub mod advice;
 pub mod c10k;
@@ -147,9 +154,11 @@ pub fn run_sharing(
     let order = plan::schedule(&options.points, options.rounds.max(1), options.seed);
     let total = order.len();
     let mut points = Vec::with_capacity(total.min(1 << 16));
+    // Made once for the run and removed when it ends, or on an interrupt.
+    let certificate = certificate_for(&options.points);
     for (i, point) in order.iter().enumerate() {
         on_point(i, total, &point.label());
-        let mut result = trial(options, point);
+        let mut result = trial_with(options, point, &certificate);
         result.order = i;
         share(&|run| run.points.push(result.clone()));
         points.push(result);
@@ -217,13 +226,60 @@ fn outside_of(points: &[Point]) -> Vec<OutsideServer> {
     outside
 }
 
+/// The certificate and key of the outside TLS servers among `points`: `None` when none of
+/// them needs one, else the files (or why they could not be made, for each such trial to say).
+type Certificate = Option<Result<Certified, String>>;
+
+/// A run's certificate and key, whose folder an interrupt removes too (its exit drops nothing).
+struct Certified(echo_servers::CertFiles);
+
+impl Certified {
+    fn new() -> std::io::Result<Self> {
+        let files = echo_servers::CertFiles::self_signed()?;
+        echo_loadgen::child::remove_on_interrupt(files.folder());
+        Ok(Self(files))
+    }
+}
+
+impl Drop for Certified {
+    /// The files' own drop, right after, removes the folder.
+    fn drop(&mut self) {
+        echo_loadgen::child::forget_on_interrupt(self.0.folder());
+    }
+}
+
+/// Whether `point` starts an outside server that is given the run's certificate and key.
+fn needs_certificate(point: &Point) -> bool {
+    point.transport == echo_servers::Transport::Tls
+        && point.model.is_outside()
+        && point.model.serves(echo_servers::Transport::Tls)
+}
+
+/// A self-signed certificate and key for the outside TLS servers among `points`, if any.
+fn certificate_for(points: &[Point]) -> Certificate {
+    points.iter().any(needs_certificate).then(|| {
+        Certified::new()
+            .map_err(|e| format!("cannot make a certificate for the outside servers: {e}"))
+    })
+}
+
 /// Measures one trial, re-running it while other tasks take more than the interference limit
-/// (at most `reruns` times); the last attempt is kept and flagged if it is still disturbed.
+/// (at most `reruns` times); the last attempt is kept and flagged if it is still disturbed. An
+/// outside TLS server gets a certificate made for this trial alone ([`run`] makes one per run).
 pub fn trial(options: &SuiteOptions, point: &Point) -> PointResult {
+    trial_with(
+        options,
+        point,
+        &certificate_for(std::slice::from_ref(point)),
+    )
+}
+
+/// [`trial`] with the run's certificate.
+fn trial_with(options: &SuiteOptions, point: &Point, certificate: &Certificate) -> PointResult {
     let policy = options.interference;
     let mut discarded = Vec::new();
     loop {
-        let mut result = measure(options, point);
+        let mut result = measure_with(options, point, certificate);
         let other = result.interference_cores().unwrap_or(0.0);
         let disturbed = other > policy.limit_cores;
         if disturbed && (discarded.len() as u32) < policy.reruns {
@@ -237,8 +293,18 @@ pub fn trial(options: &SuiteOptions, point: &Point) -> PointResult {
     }
 }
 
-/// Measures one point on a fresh server process.
+/// Measures one point on a fresh server process (an outside TLS server with a certificate made
+/// for this measurement alone).
 pub fn measure(options: &SuiteOptions, point: &Point) -> PointResult {
+    measure_with(
+        options,
+        point,
+        &certificate_for(std::slice::from_ref(point)),
+    )
+}
+
+/// [`measure`] with the run's certificate.
+fn measure_with(options: &SuiteOptions, point: &Point, certificate: &Certificate) -> PointResult {
     let failed = |why: String, report: Option<Report>| PointResult {
         point: point.clone(),
         status: Status::Failed,
@@ -251,11 +317,24 @@ pub fn measure(options: &SuiteOptions, point: &Point) -> PointResult {
     } else {
         Vec::new()
     };
-    let server = match options.launcher.start_with(
+    let identity = match certificate {
+        Some(Ok(Certified(files))) if needs_certificate(point) => {
+            Some(echo_loadgen::conformance::Identity {
+                cert: files.cert(),
+                key: files.key(),
+            })
+        }
+        Some(Err(why)) if needs_certificate(point) => {
+            return failed(format!("server did not start: {why}"), None);
+        }
+        _ => None,
+    };
+    let server = match options.launcher.start_identified(
         point.model.clone(),
         point.transport,
         options.pinning.server_cpus.as_deref(),
         &work,
+        identity,
     ) {
         Ok(server) => server,
         Err(err) => return failed(format!("server did not start: {err}"), None),
@@ -274,9 +353,11 @@ pub fn measure(options: &SuiteOptions, point: &Point) -> PointResult {
         server_pid: Some(server.pid()),
         client_cpus: options.pinning.client_cpus.clone(),
         seed: 0x5eed ^ point.round as u64,
-        // A model's tls: server makes a self-signed certificate at start: the client checks
-        // the handshake's signatures but not the chain. It keeps no session (churn is full
-        // handshakes) unless the point resumes them with the server's tickets.
+        // A model's tls: server makes a self-signed certificate at start, an outside one is
+        // given the run's: the client checks the handshake's signatures but not the chain
+        // for both (the same client work per handshake for every server at a point, so their
+        // rows compare). It keeps no session (churn is full handshakes) unless the point
+        // resumes them with the server's tickets.
         tls: echo_loadgen::config::TlsOptions {
             insecure: point.transport == echo_servers::Transport::Tls,
             resume: point.tls_resume,

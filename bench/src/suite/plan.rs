@@ -4,6 +4,9 @@
 //! Every point is measured once per round. Within a round, the models of each point run in an
 //! order shuffled from the run's seed, so a burst of background load or a slow drift of the
 //! machine lands on different models in different rounds and shows up as spread, not as rank.
+//!
+//! It is long because it is the profiles' table, with a test of each profile's shape and of
+//! which servers (models, variants, outside servers) each transport measures.
 
 use echo_servers::{Model, Transport};
 
@@ -23,7 +26,8 @@ pub struct Selection {
     /// Models to run.
     pub models: Option<Vec<Model>>,
     /// Outside servers to measure beside them (`--server`), at the points without handler
-    /// work (their handlers cannot be told to work).
+    /// work (their handlers cannot be told to work), over TCP, or over TLS alone for one whose
+    /// command takes `{cert}` or `{key}`.
     pub outside: Vec<Server>,
     /// Workloads to run.
     pub workloads: Option<Vec<Workload>>,
@@ -122,9 +126,15 @@ pub fn points(profile: Profile, selection: &Selection) -> Vec<Point> {
             _ => vec![Transport::Tcp],
         });
     if transports.contains(&Transport::Tcp) {
+        // Every model; the outside servers whose commands take no certificate.
+        let tcp: Vec<Server> = servers
+            .iter()
+            .filter(|s| s.serves(Transport::Tcp))
+            .cloned()
+            .collect();
         stream_points(
             profile,
-            &servers,
+            &tcp,
             &workloads,
             &connections,
             &payloads,
@@ -134,11 +144,12 @@ pub fn points(profile: Profile, selection: &Selection) -> Vec<Point> {
             &mut points,
         );
     }
-    // Outside servers are measured over TCP only: their commands need not take a path or a
-    // certificate. In the quick profile each other stream transport measures only the points
-    // it is about: over Unix, ping-pong and open loop (the per-message cost; churn and stream
-    // would double its time for little); over TLS, those and churn, the handshake point (every
-    // connection a full handshake: what TLS costs per connection).
+    // An outside server is measured over TLS when its command takes `{cert}` or `{key}`, and
+    // then over TLS alone (`Server::serves`); never over Unix, as no command need take a path.
+    // In the quick profile each other stream transport measures only the points it is about:
+    // over Unix, ping-pong and open loop (the per-message cost; churn and stream would double
+    // its time for little); over TLS, those and churn, the handshake point (every connection a
+    // full handshake: what TLS costs per connection).
     for (transport, quick) in [
         (Transport::Unix, &[Workload::PingPong, Workload::Rate][..]),
         (
@@ -151,7 +162,7 @@ pub fn points(profile: Profile, selection: &Selection) -> Vec<Point> {
         }
         let models: Vec<Server> = servers
             .iter()
-            .filter(|s| s.model().is_some_and(|m| m.serves(transport)))
+            .filter(|s| s.serves(transport))
             .cloned()
             .collect();
         let (workloads, works) = if profile.quick_points() && selection.workloads.is_none() {
@@ -465,6 +476,47 @@ mod tests {
             quick.iter().all(|p| p.transport == Transport::Tcp),
             "TLS is opt-in in the quick profile"
         );
+    }
+
+    #[test]
+    fn an_outside_server_with_a_certificate_gets_the_tls_points_and_one_without_the_tcp_points() {
+        let plain = Server::parse_outside("plain=srv {addr}").unwrap();
+        let secure = Server::parse_outside("secure=srv {addr} {cert} {key}").unwrap();
+        let selection = Selection {
+            models: Some(vec![Model::Mio]),
+            outside: vec![plain.clone(), secure.clone()],
+            transports: Some(vec![Transport::Tcp, Transport::Unix, Transport::Tls]),
+            ..Selection::default()
+        };
+        let points = points(Profile::Quick, &selection);
+        let of = |server: &Server| -> Vec<&Point> {
+            points.iter().filter(|p| p.model == *server).collect()
+        };
+        let mio = of(&Server::Model(Model::Mio));
+        let at = |list: &[&Point], transport| {
+            list.iter()
+                .filter(|p| p.transport == transport)
+                .map(|p| p.load())
+                .collect::<Vec<Load>>()
+        };
+        // The secure one: the models' TLS points (ping-pong ×2, open loop, churn with full and
+        // with resumed handshakes), nothing else.
+        assert_eq!(at(&of(&secure), Transport::Tls), at(&mio, Transport::Tls));
+        assert_eq!(of(&secure).len(), 5);
+        // The plain one: the models' TCP points, nothing over TLS or Unix.
+        assert_eq!(at(&of(&plain), Transport::Tcp), at(&mio, Transport::Tcp));
+        assert!(of(&plain).iter().all(|p| p.transport == Transport::Tcp));
+        assert!(!at(&mio, Transport::Unix).is_empty() && !at(&mio, Transport::Tls).is_empty());
+        // Over TCP alone, the secure one has no point at all.
+        let tcp = super::points(
+            Profile::Quick,
+            &Selection {
+                transports: Some(vec![Transport::Tcp]),
+                ..selection
+            },
+        );
+        assert!(!tcp.iter().any(|p| p.model == secure));
+        assert!(tcp.iter().any(|p| p.model == plain));
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! shared launcher ([`echo_loadgen::launch`]), stopped with SIGTERM and checked for a clean exit. A
 //! model runs as `echo-bench serve` and must print `listening on` first; an outside server from
 //! its command (ready when it accepts connections or says `listening on`), and stopping it by
-//! SIGTERM's default action counts as clean.
+//! SIGTERM's default action counts as clean. An outside server whose command takes `{cert}`
+//! or `{key}` is started on a `tls:` address with the certificate and key the caller made
+//! ([`Launcher::start_identified`]: the suite makes one pair per run).
 
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
@@ -12,6 +14,7 @@ use std::time::Duration;
 use echo_cli::{Endpoint, Transport};
 
 use super::Server;
+use echo_loadgen::conformance::Identity;
 use echo_loadgen::launch::{self, LaunchError, Launched, Ready, describe};
 
 use echo_loadgen::procfs;
@@ -55,16 +58,20 @@ impl Launcher {
         self.start_with(model.into(), Transport::Tcp, cpus, &[])
     }
 
-    /// Starts an outside server from its command on `transport`, pinned to `cpus`.
+    /// Starts an outside server from its command on `transport`, pinned to `cpus`, its
+    /// `{cert}` and `{key}` filled from `identity`.
     fn start_outside(
         server: Server,
         transport: Transport,
         cpus: Option<&[usize]>,
+        identity: Option<Identity<'_>>,
     ) -> Result<ServerProcess, String> {
         let command = server.command().ok_or_else(|| {
             format!("{server}: an outside server read back from a stored run has no command")
         })?;
-        let (mut process, given, dir) = command.prepare(transport).map_err(|e| e.to_string())?;
+        let (mut process, given, dir) = command
+            .prepare_with(transport, identity)
+            .map_err(|e| format!("{server}: {e}"))?;
         if let Some(cpus) = cpus {
             let set = procfs::CpuSet::of(cpus).map_err(|e| e.to_string())?;
             // SAFETY: the closure only calls sched_setaffinity, which is async-signal-safe.
@@ -93,6 +100,22 @@ impl Launcher {
         self.start_within(server, transport, cpus, more, START_TIMEOUT)
     }
 
+    /// [`Launcher::start_with`], giving an outside server that serves TLS (its command takes
+    /// `{cert}` or `{key}`) the certificate and key of `identity`; a model makes its own.
+    pub fn start_identified(
+        &self,
+        server: Server,
+        transport: Transport,
+        cpus: Option<&[usize]>,
+        more: &[String],
+        identity: Option<Identity<'_>>,
+    ) -> Result<ServerProcess, String> {
+        if server.is_outside() {
+            return Self::start_outside(server, transport, cpus, identity);
+        }
+        self.start_with(server, transport, cpus, more)
+    }
+
     /// [`Launcher::start_with`], waiting up to `limit` for the `listening on` line (a server
     /// under valgrind reads the binary's debug information first: seconds, more on a busy
     /// machine).
@@ -105,7 +128,7 @@ impl Launcher {
         limit: Duration,
     ) -> Result<ServerProcess, String> {
         let Some(model) = server.model() else {
-            return Self::start_outside(server, transport, cpus);
+            return Self::start_outside(server, transport, cpus, None);
         };
         let (endpoint, socket_dir) = free_listen(transport)?;
         let listen = endpoint.to_string();

@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 
 pub use self::checks::{EXHAUSTION_FD_LIMIT, Probe, pattern};
 pub use self::hostile::send_from_port_zero;
-pub use self::launch::{Launched, ServerCommand, SocketDir};
+pub use self::launch::{Identity, Launched, ServerCommand, SocketDir};
 pub use self::sustained::{DEFAULT_SUSTAIN, STALL};
 
 /// Why a check did not pass.
