@@ -710,9 +710,14 @@ pub fn ranking(searches: &[ModelCapacity]) -> Vec<Standing> {
             });
             let verdict = against_best.as_ref().map(|ch| ch.verdict(TIE_PCT, true));
             let is_best = best.is_some_and(|b| b.model == s.model);
+            // Fewer than two rounds that both crossed inside their grids: no paired ratio.
+            // Only intervals that lie apart then separate the model from the best; a model the
+            // data cannot compare is not left out of the leading group.
+            let unpaired_tie = verdict.is_none() && best.is_some_and(|b| !intervals_apart(b, s));
             let leading = is_best
                 || (figure(s).is_some()
-                    && matches!(verdict, Some(Paired::NoChange | Paired::Inconclusive)));
+                    && (matches!(verdict, Some(Paired::NoChange | Paired::Inconclusive))
+                        || unpaired_tie));
             let bound = c.and_then(|c| match c.bracket {
                 Bracket::BelowMin { missed } => Some(format!("< {missed:.0}")),
                 Bracket::AboveMax { met } => Some(format!("≥ {met:.0}")),
@@ -729,6 +734,23 @@ pub fn ranking(searches: &[ModelCapacity]) -> Vec<Standing> {
             }
         })
         .collect()
+}
+
+/// Whether `other`'s capacity interval lies wholly below `best`'s, both from at least two
+/// rounds' figures (one round's "interval" is a point): what separates two models that no two
+/// rounds pair.
+fn intervals_apart(best: &ModelCapacity, other: &ModelCapacity) -> bool {
+    let interval = |m: &ModelCapacity| {
+        let c = m.capacity.as_ref()?;
+        let figures = c
+            .crossings
+            .iter()
+            .filter_map(|x| x.and_then(Crossing::rate));
+        (figures.count() >= 2)
+            .then_some(c.capacity_interval)
+            .flatten()
+    };
+    matches!((interval(best), interval(other)), (Some([low, _]), Some([_, high])) if high < low)
 }
 
 #[cfg(test)]

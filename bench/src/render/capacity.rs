@@ -23,7 +23,9 @@ pub fn table(objective: &Objective, settings_line: &str, searches: &[ModelCapaci
     let mut out = format!(
         "### Capacity at {objective} ({settings_line})\n\n| model | capacity msg/s | 95% interval | ± | highest passing step | vs best (paired, 95%) |\n|---|---:|---:|---:|---:|---|\n"
     );
-    for s in ranking(searches) {
+    let ranked = ranking(searches);
+    let best = ranked.first().map(|b| b.model.clone());
+    for s in ranked {
         let search = searches.iter().find(|m| m.model == s.model);
         let c = search.and_then(|m| m.capacity.as_ref());
         let figure = match (&s.bound, s.capacity_rps) {
@@ -54,7 +56,9 @@ pub fn table(objective: &Objective, settings_line: &str, searches: &[ModelCapaci
                     _ => "",
                 }
             ),
-            _ if s.leading => "best".to_owned(),
+            _ if best.as_ref() == Some(&s.model) => "best".to_owned(),
+            _ if s.leading => "no rounds pair; intervals overlap".to_owned(),
+            _ if s.capacity_rps.is_some() => "no rounds pair; interval below".to_owned(),
             _ => "-".to_owned(),
         };
         out.push_str(&format!(
@@ -92,6 +96,9 @@ pub fn advice_line(
         .map(|s| match (&s.bound, &s.against_best) {
             (Some(bound), _) => format!("{} {bound} msg/s", s.model),
             (None, Some(ch)) => format!("{} {:.2}×", s.model, ch.ratio),
+            (None, None) if s.capacity_rps.is_some() => {
+                format!("{} below (its interval lies under the best's)", s.model)
+            }
             (None, None) => format!("{} not measured", s.model),
         })
         .collect();
@@ -177,7 +184,7 @@ pub fn pair_line(searches: &[ModelCapacity], a: &str, b: &str, s: Style) -> Opti
 #[cfg(test)]
 mod tests {
     use super::*;
-    use echo_analysis::capacity::{Bracket, Step, summarise};
+    use echo_analysis::capacity::{Bracket, Crossing, Step, summarise};
 
     /// A model's search whose rounds crossed at `figures` (each round a met step at the figure
     /// and a miss just above).
@@ -233,6 +240,78 @@ mod tests {
         let table = table(&o, "256 connections × 64 B", &searches);
         assert!(table.contains("| slow | 30250 |"), "{table}");
         assert!(table.contains(", tied |"), "{table}");
+    }
+
+    /// A search whose rounds crossed inside the grid only where `figures` has a figure (the
+    /// others met the objective at every grid rate), with its capacity and interval as given.
+    fn unpaired(
+        model: &str,
+        figures: &[Option<f64>],
+        rps: f64,
+        interval: [f64; 2],
+    ) -> ModelCapacity {
+        let mut m = search(model, &[rps; 4]);
+        let c = m.capacity.as_mut().unwrap();
+        c.crossings = figures
+            .iter()
+            .map(|f| Some(f.map_or(Crossing::AboveGrid(rps), Crossing::At)))
+            .collect();
+        c.capacity_rps = Some(rps);
+        c.capacity_interval = Some(interval);
+        m
+    }
+
+    /// Seen in a stored run: the best's rounds crossed inside the grid where no other model's
+    /// did, so no ratio paired, and the best was named alone beside a model of the same median.
+    /// Without pairs, only intervals from two rounds or more that lie apart separate a model.
+    #[test]
+    fn models_no_round_pairs_are_separated_only_by_intervals_that_lie_apart() {
+        let searches = [
+            unpaired(
+                "a",
+                &[Some(50_000.0), Some(50_500.0), None, None],
+                50_250.0,
+                [50_000.0, 50_500.0],
+            ),
+            unpaired(
+                "b",
+                &[None, None, Some(49_800.0), Some(50_200.0)],
+                50_000.0,
+                [49_800.0, 50_200.0],
+            ),
+            unpaired(
+                "slow",
+                &[None, None, Some(30_000.0), Some(30_500.0)],
+                30_250.0,
+                [30_000.0, 30_500.0],
+            ),
+            // One round's figure: a point, not an interval, so it separates nothing.
+            unpaired(
+                "once",
+                &[None, None, None, Some(40_000.0)],
+                40_000.0,
+                [40_000.0, 40_000.0],
+            ),
+        ];
+        let ranked = ranking(&searches);
+        let of = |name: &str| ranked.iter().find(|s| s.model == name).unwrap();
+        assert!(of("a").leading);
+        assert!(
+            of("b").leading && of("b").against_best.is_none(),
+            "{:?}",
+            of("b")
+        );
+        assert!(!of("slow").leading, "{:?}", of("slow"));
+        assert!(of("once").leading, "{:?}", of("once"));
+        let o: Objective = "p99=1ms".parse().unwrap();
+        let line = advice_line(&o, "one core", &searches, Style::Markdown).unwrap();
+        assert!(line.contains("not separated"), "{line}");
+        assert!(line.contains("slow below"), "{line}");
+        let table = table(&o, "256 connections × 64 B", &searches);
+        assert!(
+            table.contains("| b | 50000 |") && table.contains("no rounds pair"),
+            "{table}"
+        );
     }
 
     #[test]
