@@ -669,6 +669,9 @@ pub struct Standing {
     pub against_best: Option<Change>,
     /// What the paired ratio says, at ±[`TIE_PCT`]: no change is a tie.
     pub verdict: Option<Paired>,
+    /// Whether it is the best: the highest median resting on two rounds or more (where any
+    /// does), which every other model is compared with.
+    pub best: bool,
     /// Whether it belongs to the leading group: the best, and every model the data does not
     /// separate from it.
     pub leading: bool,
@@ -696,7 +699,23 @@ pub fn ranking(searches: &[ModelCapacity]) -> Vec<Standing> {
             .unwrap_or(0.0)
             .total_cmp(&figure(a).unwrap_or(0.0))
     });
-    let best = order.first().copied().filter(|b| figure(b).is_some());
+    // The best is the highest median that rests on two rounds' figures or more, where any
+    // does: a median of one round (the others beyond the grid) is compared with it instead.
+    let supported = |m: &&ModelCapacity| {
+        m.capacity.as_ref().is_some_and(|c| {
+            c.crossings
+                .iter()
+                .filter_map(|x| x.and_then(Crossing::rate))
+                .count()
+                >= 2
+        })
+    };
+    let best = order
+        .iter()
+        .copied()
+        .filter(|m| figure(m).is_some())
+        .find(supported)
+        .or_else(|| order.first().copied().filter(|b| figure(b).is_some()));
     order
         .iter()
         .map(|s| {
@@ -729,6 +748,7 @@ pub fn ranking(searches: &[ModelCapacity]) -> Vec<Standing> {
                 interval: c.and_then(|c| c.capacity_interval),
                 against_best,
                 verdict,
+                best: is_best,
                 leading,
                 bound,
             }

@@ -23,9 +23,7 @@ pub fn table(objective: &Objective, settings_line: &str, searches: &[ModelCapaci
     let mut out = format!(
         "### Capacity at {objective} ({settings_line})\n\n| model | capacity msg/s | 95% interval | ± | highest passing step | vs best (paired, 95%) |\n|---|---:|---:|---:|---:|---|\n"
     );
-    let ranked = ranking(searches);
-    let best = ranked.first().map(|b| b.model.clone());
-    for s in ranked {
+    for s in ranking(searches) {
         let search = searches.iter().find(|m| m.model == s.model);
         let c = search.and_then(|m| m.capacity.as_ref());
         let figure = match (&s.bound, s.capacity_rps) {
@@ -56,7 +54,7 @@ pub fn table(objective: &Objective, settings_line: &str, searches: &[ModelCapaci
                     _ => "",
                 }
             ),
-            _ if best.as_ref() == Some(&s.model) => "best".to_owned(),
+            _ if s.best => "best".to_owned(),
             _ if s.leading => "no rounds pair; intervals overlap".to_owned(),
             _ if s.capacity_rps.is_some() => "no rounds pair; interval below".to_owned(),
             _ => "-".to_owned(),
@@ -79,14 +77,14 @@ pub fn advice_line(
 ) -> Option<String> {
     let ranked = ranking(searches);
     let leaders: Vec<&Standing> = ranked.iter().filter(|s| s.leading).collect();
-    let best = leaders.first()?;
-    let rps = best.capacity_rps?;
+    let rps = ranked.iter().find(|s| s.best)?.capacity_rps?;
     let names: Vec<&str> = leaders.iter().map(|s| s.model.as_str()).collect();
     let lead = if names.len() == 1 {
         format!("{} leads at {rps:.0} msg/s", names[0])
     } else {
         format!(
-            "{} not separated (best {rps:.0} msg/s, each within its paired interval)",
+            "{} not separated (best {rps:.0} msg/s; by the paired ratio, or where no rounds \
+             pair by intervals that overlap)",
             names.join(", ")
         )
     };
@@ -292,10 +290,22 @@ mod tests {
                 40_000.0,
                 [40_000.0, 40_000.0],
             ),
+            // The highest median, from one round: compared with the best, not the best.
+            unpaired(
+                "lucky",
+                &[None, None, Some(60_000.0), None],
+                60_000.0,
+                [60_000.0, 60_000.0],
+            ),
         ];
         let ranked = ranking(&searches);
         let of = |name: &str| ranked.iter().find(|s| s.model == name).unwrap();
-        assert!(of("a").leading);
+        assert!(of("a").best && of("a").leading);
+        assert!(
+            !of("lucky").best && of("lucky").leading,
+            "{:?}",
+            of("lucky")
+        );
         assert!(
             of("b").leading && of("b").against_best.is_none(),
             "{:?}",

@@ -208,9 +208,11 @@ pub fn measure(
 pub fn category(run: &SuiteRun) -> Option<super::advice::Category> {
     let objective = run.capacity_objective?;
     let ranked = ranking(&run.capacity);
+    // The best first: the leader a category names is the one the others were compared with.
     let group: Vec<String> = ranked
         .iter()
-        .filter(|s| s.leading)
+        .filter(|s| s.best)
+        .chain(ranked.iter().filter(|s| s.leading && !s.best))
         .map(|s| s.model.clone())
         .collect();
     if group.is_empty() {
