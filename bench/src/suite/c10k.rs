@@ -203,10 +203,13 @@ fn active_load(options: &SuiteOptions, peer: &Peer, pid: u32) -> Result<(Latency
             continue;
         }
         if !report.is_clean() || report.messages == 0 {
+            let what = if report.is_clean() {
+                "the active load was served no message".to_owned()
+            } else {
+                format!("the active load saw errors ({})", report.errors.describe())
+            };
             return Err(format!(
-                "the active load saw errors: {:?} (other tasks took {other:.2} cores; \
-                 {reruns} re-run(s))",
-                report.errors
+                "{what} (other tasks took {other:.2} cores; {reruns} re-run(s))"
             ));
         }
         return Ok((report.latency_us, report.throughput_rps));
