@@ -653,6 +653,16 @@ impl ModelCapacity {
         let c = self.capacity.as_ref()?;
         c.crossings.get(r).copied().flatten()?.rate()
     }
+
+    /// How many rounds crossed inside the grid: what its median and interval rest on.
+    pub fn figures(&self) -> usize {
+        self.capacity.as_ref().map_or(0, |c| {
+            c.crossings
+                .iter()
+                .filter(|x| x.and_then(Crossing::rate).is_some())
+                .count()
+        })
+    }
 }
 
 /// How one model stands against the best at capacity.
@@ -701,20 +711,10 @@ pub fn ranking(searches: &[ModelCapacity]) -> Vec<Standing> {
     });
     // The best is the highest median that rests on two rounds' figures or more, where any
     // does: a median of one round (the others beyond the grid) is compared with it instead.
-    let supported = |m: &&ModelCapacity| {
-        m.capacity.as_ref().is_some_and(|c| {
-            c.crossings
-                .iter()
-                .filter_map(|x| x.and_then(Crossing::rate))
-                .count()
-                >= 2
-        })
-    };
     let best = order
         .iter()
         .copied()
-        .filter(|m| figure(m).is_some())
-        .find(supported)
+        .find(|m| m.figures() >= 2)
         .or_else(|| order.first().copied().filter(|b| figure(b).is_some()));
     order
         .iter()
@@ -761,13 +761,8 @@ pub fn ranking(searches: &[ModelCapacity]) -> Vec<Standing> {
 /// rounds pair.
 fn intervals_apart(best: &ModelCapacity, other: &ModelCapacity) -> bool {
     let interval = |m: &ModelCapacity| {
-        let c = m.capacity.as_ref()?;
-        let figures = c
-            .crossings
-            .iter()
-            .filter_map(|x| x.and_then(Crossing::rate));
-        (figures.count() >= 2)
-            .then_some(c.capacity_interval)
+        (m.figures() >= 2)
+            .then(|| m.capacity.as_ref()?.capacity_interval)
             .flatten()
     };
     matches!((interval(best), interval(other)), (Some([low, _]), Some([_, high])) if high < low)
