@@ -27,9 +27,10 @@
 //! arrives while the server is still busy with the last one changes how many wake-ups and reads
 //! it costs); churn waits for the server's close before the next connect. What remains
 //! timing-dependent: stream (how the bytes are cut into reads depends on when the server runs),
-//! and any runtime that spins or parks depending on time (tokio's work-stealing workers: which
-//! worker wakes, and how often a worker finds nothing, depends on valgrind's thread
-//! scheduling). A benchmark's A/A noise floor says how much.
+//! work stealing (which worker wakes, and how often one finds its task already taken, depends
+//! on how busy the machine is: the [`ONE_WORKER`] models are counted with one worker), and any
+//! runtime that spins or parks depending on time (rayon's threads spin before they sleep). A
+//! benchmark's A/A noise floor says how much.
 //!
 //! The load generator is this process's, for both builds: the count is of the server alone,
 //! and one client sends both builds the same bytes.
@@ -51,11 +52,12 @@ pub const PREFIX: &str = "counted:";
 /// The default threshold of a counted benchmark, % (its noise floor is far below the timed
 /// metrics', so it flags what they cannot).
 pub const DEFAULT_THRESHOLD_PCT: f64 = 0.3;
-/// Pairs per counted benchmark by default. Most counts repeat to the instruction; tokio's
-/// ping-pong now and then runs 0.3% short (a worker that finds its task already taken), and at
-/// five pairs one such sample widened its interval to 0.21%; at eight, A/A floors were
-/// 0.11-0.13% (Intel Xeon 2-core VM, `ab --base B --head B --metric instructions --benchmarks
-/// counted:ping-pong/tokio/1 --count-pairs 8`, three seeds).
+/// Pairs per counted benchmark by default. Most counts repeat to the instruction; eight pairs
+/// were chosen when tokio's ping-pong still ran its two workers and now and then came out 0.3%
+/// short (at five pairs one such sample widened its interval to 0.21%; at eight, A/A floors
+/// were 0.11-0.13%, Intel Xeon 2-core VM, three seeds). With one worker ([`ONE_WORKER`]) its
+/// spread is a few thousandths of a percent; eight pairs are kept for the benchmarks a user
+/// names whose counts still vary.
 pub const DEFAULT_PAIRS: usize = 8;
 /// Messages of a sample's counted window; churn opens a tenth as many connections. The
 /// defaults count the same to the instruction at any size (the windows leave start-up and
@@ -66,11 +68,12 @@ pub const DEFAULT_MESSAGES: u64 = 1_000;
 /// per family (event loop, async runtime, blocking code) at one connection, the mio loop at 16
 /// (one message in flight: the loop's cost with connections held), and churn on the mio loop
 /// (accept, echo, close). Each of these counts the same to the instruction from run to run
-/// (tokio's ping-pong to a few hundredths of a percent). Left out: more models at 16
-/// connections, churn on tokio and thread-per-connection, whose counts depend on which thread
-/// runs when (tokio: which worker takes the new task and how often one wakes to find nothing,
-/// ±0.3%; thread-per-connection: a rare run of the allocator's slow path, +0.6% in one sample
-/// of six), and stream, whose count depends on how the bytes are cut into reads (±18%).
+/// (tokio's ping-pong, on one worker, to a few thousandths of a percent). Left out: more
+/// models at 16 connections, churn on tokio and thread-per-connection, whose counts depend on
+/// which thread runs when (tokio: 16 samples spread 0.9% with two workers and 1.5% with one, so
+/// it is not work stealing alone; thread-per-connection: a rare run of the allocator's slow
+/// path, +0.6% in one sample of six), and stream, whose count depends on how the bytes are cut
+/// into reads (±18%).
 pub const DEFAULT_BENCHMARKS: &str = "counted:ping-pong/mio/1,counted:ping-pong/tokio/1,\
      counted:ping-pong/thread-per-connection/1,counted:ping-pong/mio/16,counted:churn/mio/1";
 
@@ -217,7 +220,7 @@ fn start(valgrind: &Path, build: &Build, spec: &BenchmarkSpec) -> Result<CountRu
     let launcher = Launcher {
         program: valgrind.to_owned(),
         args,
-        extra: vec![(spec.model.clone(), build.server_args.clone())],
+        extra: vec![(spec.model.clone(), server_args(spec, build))],
     };
     let server = launcher
         .start_within(
@@ -240,6 +243,35 @@ fn start(valgrind: &Path, build: &Build, spec: &BenchmarkSpec) -> Result<CountRu
         marks,
         _folder: folder,
     })
+}
+
+/// Models whose workers share their tasks and steal from one another. Under valgrind, which
+/// worker the kernel runs first decides how often a woken worker finds its task already taken
+/// (and so how many instructions a message costs), and that depends on how busy the machine
+/// is: tokio's ping-pong counted 3,364.5k instructions per 1,000 messages on a quiet machine and
+/// 3,366.9k–3,376.0k beside two busy loops, so a window that ran partly beside the other
+/// build's server came out 0.3% short. With one worker there is nobody to steal from: 3,324.1k–
+/// 3,325.0k either way (20 windows each). Over 16 samples of `ab --metric instructions`, one
+/// worker took the spread of smol's count from 0.09% to 0.002% and may's from 5.2% to 0.29%
+/// (AMD EPYC 2-core VM). Their counted servers run one worker; a change to work stealing
+/// itself is left to the timed benchmarks. Not here: tokio-rayon, whose spread grew with one
+/// pool thread (0.8% to 6.9%: rayon's spinning before it sleeps is timing-dependent either
+/// way), and the thread pool, whose threads bound the connections it serves.
+pub const ONE_WORKER: [&str; 3] = ["tokio", "smol", "may"];
+
+/// The options `build`'s counted server of `spec` runs with: the build's own, and one worker
+/// for the [`ONE_WORKER`] models (a `--threads` the build's own options give wins).
+fn server_args(spec: &BenchmarkSpec, build: &Build) -> Vec<String> {
+    let mut args = Vec::new();
+    let own_threads = build
+        .server_args
+        .iter()
+        .any(|a| a == "--threads" || a.starts_with("--threads="));
+    if ONE_WORKER.contains(&spec.model.name()) && !own_threads {
+        args.extend(["--threads".to_owned(), "1".to_owned()]);
+    }
+    args.extend(build.server_args.iter().cloned());
+    args
 }
 
 /// `vgdb` beside `valgrind` (the one of the same installation), else on the PATH.
@@ -792,6 +824,39 @@ mod tests {
         for name in DEFAULT_BENCHMARKS.split(',') {
             let spec = BenchmarkSpec::parse(name, &Default::default()).unwrap();
             assert!(spec.counted && spec.name() == name, "{name}");
+        }
+    }
+
+    #[test]
+    fn work_stealing_models_are_counted_with_one_worker_unless_the_build_says_otherwise() {
+        for name in ONE_WORKER {
+            assert!(
+                name.parse::<echo_servers::Model>().is_ok(),
+                "{name} is not a model"
+            );
+        }
+        let spec = |name: &str| BenchmarkSpec::parse(name, &Default::default()).unwrap();
+        let build = |args: &[&str]| Build {
+            binary: "echo-bench".into(),
+            server_args: args.iter().map(|&a| a.to_owned()).collect(),
+            meta: None,
+        };
+        let handicap = build(&["--handicap-instructions=20"]);
+        assert_eq!(
+            server_args(&spec("counted:ping-pong/tokio/1"), &handicap),
+            ["--threads", "1", "--handicap-instructions=20"]
+        );
+        assert_eq!(
+            server_args(&spec("counted:ping-pong/mio/16"), &handicap),
+            ["--handicap-instructions=20"]
+        );
+        // thread-pool's threads bound the connections it serves: it keeps its own.
+        assert!(server_args(&spec("counted:ping-pong/thread-pool/1"), &build(&[])).is_empty());
+        for own in [&["--threads", "2"][..], &["--threads=2"][..]] {
+            assert_eq!(
+                server_args(&spec("counted:ping-pong/smol/1"), &build(own)),
+                own
+            );
         }
     }
 
