@@ -225,6 +225,16 @@ pub struct Plan {
     pub refinements: usize,
     /// The gap (a ratio above 1) below which a round's bisection stops.
     pub resolution: f64,
+    /// Steps a round may take beyond its grid, one grid ratio at a time: up when every grid
+    /// rate met the objective, down when the lowest already missed, so that a round whose knee
+    /// moved still gives a figure rather than a bound ([`Plan::beyond_next`]).
+    #[serde(default = "default_beyond_grid")]
+    pub beyond_grid: usize,
+}
+
+/// [`Plan::beyond_grid`] of a plan stored before rounds could step beyond their grids.
+fn default_beyond_grid() -> usize {
+    0
 }
 
 impl Default for Plan {
@@ -238,6 +248,7 @@ impl Default for Plan {
             rounds: 5,
             refinements: 2,
             resolution: 1.02,
+            beyond_grid: 3,
         }
     }
 }
@@ -324,6 +335,35 @@ impl Plan {
         }
     }
 
+    /// The next rate a round measures beyond `grid` (its steps so far in `round`): one grid
+    /// ratio above the highest rate it measured when every step met the objective, one below
+    /// the lowest when that one missed, within `[min_rps, max_rps]` and at most
+    /// [`Plan::beyond_grid`] such steps; `None` once the round has a crossing inside what it
+    /// measured (or may go no further).
+    pub fn beyond_next(&self, objective: &Objective, grid: &[f64], round: &[Step]) -> Option<f64> {
+        let (&first, &last) = (grid.first()?, grid.last()?);
+        let ratio = grid.get(1).map(|second| second / first)?;
+        let inside = |rate: f64| rate >= first * (1.0 - 1e-9) && rate <= last * (1.0 + 1e-9);
+        let beyond = round.iter().filter(|s| !inside(s.offered_rps)).count();
+        if beyond >= self.beyond_grid || !ratio.is_finite() || ratio <= 1.0 {
+            return None;
+        }
+        let sorted = by_rate(round);
+        let (lowest, highest) = (sorted.first()?, sorted.last()?);
+        match sorted.iter().position(|s| !objective.met_by(s)) {
+            // Every grid rate met it (a round that stopped early has a miss).
+            None if highest.offered_rps >= last * (1.0 - 1e-9) => {
+                let up = highest.offered_rps * ratio;
+                (highest.offered_rps < self.max_rps).then(|| up.min(self.max_rps))
+            }
+            Some(0) => {
+                let down = lowest.offered_rps / ratio;
+                (lowest.offered_rps > self.min_rps).then(|| down.max(self.min_rps))
+            }
+            _ => None,
+        }
+    }
+
     /// The grid's rates for a bracket, ascending: geometric from a fifth below the rate that
     /// met the objective to the rate that missed it. Empty when the ramp found no bracket.
     pub fn grid(&self, bracket: Bracket) -> Vec<f64> {
@@ -362,9 +402,10 @@ pub enum Crossing {
     /// The highest rate the round measured that met the objective with every lower rate it
     /// measured meeting it too; the next rate it measured above missed.
     At(f64),
-    /// Its lowest step already missed: below the grid.
+    /// Its lowest step already missed: below every rate it measured (the grid's lowest, or as
+    /// far below it as the round could step).
     BelowGrid(f64),
-    /// Every step met it: at least the highest.
+    /// Every step met it: at least the highest it measured.
     AboveGrid(f64),
 }
 
@@ -493,24 +534,34 @@ pub fn summarise(
         .collect();
     let estimate = Estimate::of(&rates, SEED);
     let mut warnings = Vec::new();
-    let below = crossings
-        .iter()
-        .filter(|c| matches!(c, Some(Crossing::BelowGrid(_))))
-        .count();
-    let above = crossings
-        .iter()
-        .filter(|c| matches!(c, Some(Crossing::AboveGrid(_))))
-        .count();
+    let count = |f: &dyn Fn(&Crossing) -> bool| crossings.iter().flatten().filter(|c| f(c)).count();
+    let below = count(&|c| matches!(c, Crossing::BelowGrid(_)));
+    let above = count(&|c| matches!(c, Crossing::AboveGrid(_)));
+    let outside = match (grid.first(), grid.last()) {
+        (Some(&first), Some(&last)) => count(&|c| {
+            c.rate()
+                .is_some_and(|r| r < first * (1.0 - 1e-9) || r > last * (1.0 + 1e-9))
+        }),
+        _ => 0,
+    };
     if below > 0 {
         warnings.push(format!(
-            "{below} of {} round(s) missed the objective at the grid's lowest rate: the knee \
-             moved below where the ramp found it",
+            "{below} of {} round(s) missed the objective at every rate down to the lowest they \
+             measured: their knee is below it, a bound left out of the median",
             rounds.len()
         ));
     }
     if above > 0 {
         warnings.push(format!(
-            "{above} of {} round(s) met the objective at every rate of the grid",
+            "{above} of {} round(s) met the objective at every rate they measured: their knee \
+             is above it, a bound left out of the median",
+            rounds.len()
+        ));
+    }
+    if outside > 0 {
+        warnings.push(format!(
+            "{outside} of {} round(s) crossed outside the grid: the knee moved from where the \
+             ramp found it, and those rounds stepped beyond the grid to find it",
             rounds.len()
         ));
     }
@@ -1004,6 +1055,9 @@ mod tests {
                 break;
             }
         }
+        while let Some(rate) = plan.beyond_next(o, grid, &round) {
+            round.push(step_of(capacity, rate));
+        }
         for done in 0.. {
             match refine_next(o, &round, done, plan.refinements, plan.resolution) {
                 Some(rate) => round.push(step_of(capacity, rate)),
@@ -1049,6 +1103,91 @@ mod tests {
         // Rates past the knee are summarised from the rounds that reached them, and fail.
         assert!(!capacity.steps.last().unwrap().passes);
         assert!(capacity.steps[0].passes && capacity.steps[0].rounds == 5);
+    }
+
+    #[test]
+    fn a_round_whose_knee_moved_out_of_its_grid_steps_beyond_it_for_a_figure() {
+        let o = p99_1ms();
+        let plan = Plan::default();
+        let (_, bracket) = ramp(&plan, 30_000.0);
+        let grid = plan.grid(bracket);
+        let ratio = grid[1] / grid[0];
+        let theory = |capacity: f64| capacity * 0.9 * 5f64.powf(1.0 / 20.0);
+        // One round as the ramp saw the server, one where it served 60% more (every grid rate
+        // met: the grid ends at the ramp's miss, 40,000), one where it served 60% less (the
+        // lowest grid rate, 16,000, missed).
+        let rounds: Vec<Vec<Step>> = [1.0, 1.6, 0.4]
+            .iter()
+            .map(|f| round_against(&o, &plan, &grid, 30_000.0 * f))
+            .collect();
+        let capacity = summarise(&o, bracket, &grid, &rounds);
+        let figures: Vec<f64> = capacity
+            .crossings
+            .iter()
+            .map(|c| c.unwrap().rate().unwrap())
+            .collect();
+        assert!(
+            figures[1] > grid[grid.len() - 1] && figures[2] < grid[0],
+            "{figures:?}"
+        );
+        for (figure, f) in figures.iter().zip([1.0, 1.6, 0.4]) {
+            let knee = theory(30_000.0 * f);
+            assert!(
+                *figure <= knee && *figure > knee * 0.85,
+                "{figure} vs {knee}"
+            );
+        }
+        assert_eq!(capacity.capacity_rps, Some(figures[0]));
+        assert!(
+            capacity
+                .warnings
+                .iter()
+                .any(|w| w.starts_with("2 of 3 round(s) crossed outside")),
+            "{:?}",
+            capacity.warnings
+        );
+        // Beyond the grid a round moves one grid ratio a step, at most `beyond_grid` steps.
+        let above = &rounds[1];
+        let beyond: Vec<f64> = above
+            .iter()
+            .map(|s| s.offered_rps)
+            .filter(|&r| r > grid[grid.len() - 1] * 1.000_001)
+            .collect();
+        assert!(
+            (beyond[0] / grid[grid.len() - 1] - ratio).abs() < 1e-9,
+            "{beyond:?}"
+        );
+        let far = round_against(&o, &plan, &grid, 30_000.0 * 10.0);
+        assert_eq!(
+            far.iter()
+                .filter(|s| s.offered_rps > grid[grid.len() - 1] * 1.000_001)
+                .count(),
+            plan.beyond_grid
+        );
+        assert!(matches!(crossing(&o, &far), Some(Crossing::AboveGrid(_))));
+        // Never below the plan's floor nor above its ceiling, and not at all when told so.
+        let floor = Plan {
+            min_rps: grid[0] / ratio * 1.01,
+            ..plan
+        };
+        let low = round_against(&o, &floor, &grid, 1_000.0);
+        assert!(
+            low.iter()
+                .all(|s| s.offered_rps >= floor.min_rps * (1.0 - 1e-9))
+        );
+        assert_eq!(
+            low.len(),
+            3,
+            "two misses on the grid, one step down to the floor"
+        );
+        let none = Plan {
+            beyond_grid: 0,
+            ..plan
+        };
+        assert_eq!(
+            round_against(&o, &none, &grid, 1_000.0).len(),
+            MISSES_TO_STOP
+        );
     }
 
     #[test]

@@ -179,8 +179,9 @@ pub fn ramp(
     Err("the ramp did not bracket the knee in 256 steps".into())
 }
 
-/// One round over the grid, from low to high, stopping once past the knee, then bisecting
-/// between its crossing and the miss above it ([`search::refine_next`]). A step that measured
+/// One round over the grid, from low to high, stopping once past the knee; beyond the grid
+/// when the knee moved out of it ([`Plan::beyond_next`]); then bisecting between its crossing
+/// and the miss above it ([`search::refine_next`]). A step that measured
 /// nothing (every connection failed) counts as a miss with errors: the ramp already showed the
 /// server answers, so one bad step costs the round that step, not the model its search.
 pub fn round(
@@ -206,6 +207,11 @@ pub fn round(
         if search::round_is_past_knee(objective, &steps) {
             break;
         }
+    }
+    while let Some(rate) = plan.beyond_next(objective, grid, &steps) {
+        let step = measure_or_miss(rate);
+        on_step(Phase::Round(index), &step);
+        steps.push(step);
     }
     for done in 0..plan.refinements {
         let Some(rate) =
