@@ -311,7 +311,14 @@ fn cost_and_work_tables(aggregates: &[Aggregate], sweep: &[Aggregate]) -> Vec<Gr
 /// trials were re-run or kept disturbed.
 fn quietness_text(run: &SuiteRun) -> String {
     let Some(q) = quietness(run) else {
-        return "Machine quietness: not measured (no /proc/stat).\n\n".to_owned();
+        // Only the suite's trials record what other tasks took (the C10K active loads are
+        // re-run for it too, but keep no figure of it).
+        let why = if run.points.is_empty() {
+            "this run has no suite trials, which are what record it"
+        } else {
+            "no /proc/stat"
+        };
+        return format!("Machine quietness: not measured ({why}).\n\n");
     };
     let flagged: Vec<String> = q
         .flagged
