@@ -199,13 +199,14 @@ fn an_interrupted_suite_writes_a_partial_run_and_leaves_no_server() {
     }
 }
 
-/// The one certificate a suite makes for its outside TLS servers is gone after an interrupt,
-/// with the servers. Either path may remove it: the run's end (the trials left fail at once
-/// once interrupted, so the main thread drops it while the partial run is written) or the
-/// signal handling (`child::remove_on_interrupt`, for when the exit comes first); this test
-/// passes with either alone.
+/// The one certificate a suite makes for its outside TLS servers, and the private folders of
+/// its Unix sockets, are gone after an interrupt, with the servers. Either path may remove
+/// them: the run's end (the trials left fail at once once interrupted, so the main thread
+/// drops them while the partial run is written) or the signal handling
+/// (`child::remove_on_interrupt`, for when the exit comes first); this test passes with either
+/// alone.
 #[test]
-fn an_interrupted_suite_removes_the_certificate_it_made_for_its_outside_servers() {
+fn an_interrupted_suite_removes_the_certificate_and_socket_folders_it_made() {
     let dir = scratch("suite-cert");
     let tmp = dir.join("tmp");
     std::fs::create_dir_all(&tmp).unwrap();
@@ -220,7 +221,7 @@ fn an_interrupted_suite_removes_the_certificate_it_made_for_its_outside_servers(
             "--models",
             "mio",
             "--transports",
-            "tls",
+            "tls,unix",
         ])
         .args([
             "--server",
@@ -239,17 +240,28 @@ fn an_interrupted_suite_removes_the_certificate_it_made_for_its_outside_servers(
         .stderr(std::fs::File::create(dir.join("stderr.log")).unwrap())
         .spawn()
         .unwrap();
-    let certificates = || -> Vec<PathBuf> {
-        std::fs::read_dir(&tmp)
-            .unwrap()
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.to_string_lossy().contains("echo-bench-tls-"))
-            .collect()
+    let made_here = |prefix: &'static str| {
+        let tmp = tmp.clone();
+        move || -> Vec<PathBuf> {
+            std::fs::read_dir(&tmp)
+                .unwrap()
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.to_string_lossy().contains(prefix))
+                .collect()
+        }
     };
+    let certificates = made_here("echo-bench-tls-");
+    let socket_folders = made_here("echo-suite-");
     // Four servers: at least one of them the outside one, given the certificate.
     let started = children_started(tool.id(), 4, Duration::from_secs(60));
     let made = certificates();
+    // And a Unix trial under way, so that there is a socket folder to remove.
+    let waited = Instant::now();
+    while socket_folders().is_empty() && waited.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let sockets_made = socket_folders().len();
     signal(&tool, libc::SIGINT);
     let status = exit_within(&mut tool, Duration::from_secs(20));
     let left = none_left(&mark, Duration::from_secs(5));
@@ -260,9 +272,11 @@ fn an_interrupted_suite_removes_the_certificate_it_made_for_its_outside_servers(
         "the suite did not get to its fourth trial: {stderr}"
     );
     assert_eq!(made.len(), 1, "one certificate for the run: {made:?}");
+    assert!(sockets_made > 0, "no Unix trial started: {stderr}");
     assert_eq!(status.and_then(|s| s.code()), Some(130), "{stderr}");
     assert!(left.is_empty(), "processes left behind: {left:?}");
     assert_eq!(certificates(), Vec::<PathBuf>::new(), "{stderr}");
+    assert_eq!(socket_folders(), Vec::<PathBuf>::new(), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -27,30 +27,59 @@ static GROUPS: Mutex<Vec<i32>> = Mutex::new(Vec::new());
 
 /// Folders a tool made for its run and removes at its end, which an interrupt's exit would
 /// skip: removed on an interrupt once the children are stopped ([`remove_on_interrupt`]).
-static FOLDERS: Mutex<Vec<std::path::PathBuf>> = Mutex::new(Vec::new());
+static FOLDERS: Mutex<Folders> = Mutex::new(Folders {
+    list: Vec::new(),
+    closed: false,
+});
+
+/// [`FOLDERS`]' list, and whether the interrupt has already taken it.
+struct Folders {
+    list: Vec<std::path::PathBuf>,
+    /// Set when the interrupt removes the list's folders: a folder made after that would be
+    /// left behind by the exit that follows, so none is made ([`make_removed_on_interrupt`]).
+    closed: bool,
+}
+
+fn folders() -> std::sync::MutexGuard<'static, Folders> {
+    FOLDERS.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// Has an interrupt remove `folder`, with what is in it, once the children are stopped: for a
 /// folder the tool made and would remove when done (a run's certificate), which the exit
 /// [`handle_signals`] ends with never drops. [`forget_on_interrupt`] once it is removed.
 pub fn remove_on_interrupt(folder: &std::path::Path) {
-    FOLDERS
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .push(folder.to_owned());
+    folders().list.push(folder.to_owned());
+}
+
+/// Makes a folder with `make` and puts it on [`remove_on_interrupt`]'s list at once, both while
+/// an interrupt cannot take the list: a folder made while the interrupt removes the others
+/// would be left behind by its exit. Once an interrupt has begun, makes none (`Interrupted`).
+pub fn make_removed_on_interrupt(
+    make: impl FnOnce() -> std::io::Result<tempfile::TempDir>,
+) -> std::io::Result<tempfile::TempDir> {
+    let mut folders = folders();
+    if folders.closed {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::Interrupted,
+            "interrupted: no new folder",
+        ));
+    }
+    let dir = make()?;
+    folders.list.push(dir.path().to_owned());
+    Ok(dir)
 }
 
 /// Takes `folder` off [`remove_on_interrupt`]'s list (the tool removes it itself).
 pub fn forget_on_interrupt(folder: &std::path::Path) {
-    FOLDERS
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .retain(|f| f != folder);
+    folders().list.retain(|f| f != folder);
 }
 
-/// Removes the folders of [`remove_on_interrupt`]'s list.
+/// Removes the folders of [`remove_on_interrupt`]'s list, and makes no more
+/// ([`make_removed_on_interrupt`]).
 fn remove_folders() {
-    let folders = std::mem::take(&mut *FOLDERS.lock().unwrap_or_else(|e| e.into_inner()));
-    for folder in folders {
+    let mut folders = folders();
+    folders.closed = true;
+    for folder in std::mem::take(&mut folders.list) {
         let _ = std::fs::remove_dir_all(folder);
     }
 }

@@ -97,18 +97,41 @@ pub fn check_folder_writable(dir: &Path) -> Result<(), String> {
 }
 
 /// A fresh folder only this user can enter (mode 0700, a random name made with `mkdir`, under
-/// the temporary directory), removed when dropped: where files passed between processes
-/// (reports, Unix sockets) go, so no other user can guess, pre-create or redirect them.
-pub fn private_dir(prefix: &str) -> std::io::Result<tempfile::TempDir> {
-    tempfile::Builder::new()
-        .prefix(&format!("{prefix}-"))
-        .permissions(std::fs::Permissions::from_mode(0o700))
-        .tempdir()
+/// the temporary directory), removed when dropped, and on an interrupt, whose exit drops
+/// nothing ([`crate::child::remove_on_interrupt`]): where files passed between processes
+/// (reports, Unix sockets, valgrind's output) go, so no other user can guess, pre-create or
+/// redirect them.
+pub fn private_dir(prefix: &str) -> std::io::Result<PrivateDir> {
+    crate::child::make_removed_on_interrupt(|| {
+        tempfile::Builder::new()
+            .prefix(&format!("{prefix}-"))
+            .permissions(std::fs::Permissions::from_mode(0o700))
+            .tempdir()
+    })
+    .map(PrivateDir)
+}
+
+/// A folder of [`private_dir`]'s: removed, with what is in it, when dropped.
+#[derive(Debug)]
+pub struct PrivateDir(tempfile::TempDir);
+
+impl PrivateDir {
+    /// Where it is.
+    pub fn path(&self) -> &std::path::Path {
+        self.0.path()
+    }
+}
+
+impl Drop for PrivateDir {
+    /// Taken off the interrupt's list before the folder goes (its field drops after this).
+    fn drop(&mut self) {
+        crate::child::forget_on_interrupt(self.0.path());
+    }
 }
 
 /// A Unix socket's path, `NAME.sock` in a fresh [`private_dir`]; the folder (and the socket
 /// in it) goes when the returned guard is dropped.
-pub fn private_socket(prefix: &str) -> std::io::Result<(tempfile::TempDir, std::path::PathBuf)> {
+pub fn private_socket(prefix: &str) -> std::io::Result<(PrivateDir, std::path::PathBuf)> {
     let dir = private_dir(prefix)?;
     let path = dir.path().join("server.sock");
     Ok((dir, path))

@@ -37,7 +37,7 @@ pub const STDERR_LINES_KEPT: usize = 3;
 
 /// The private folder of a Unix socket's path (`None` for an IP address), removed when
 /// dropped, after the server that listened there.
-pub type SocketDir = Option<tempfile::TempDir>;
+pub type SocketDir = Option<crate::files::PrivateDir>;
 
 /// When a started server counts as ready.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -202,7 +202,7 @@ struct CountRun {
     server: ServerProcess,
     marks: Marks,
     /// The private folder of valgrind's output and vgdb's pipes, removed when the run is done.
-    _folder: tempfile::TempDir,
+    _folder: echo_loadgen::files::PrivateDir,
 }
 
 /// Starts `build`'s server for `spec` under valgrind.

@@ -11,7 +11,7 @@ pub(super) struct Running {
     client: Result<Child, String>,
     json: PathBuf,
     /// The report's private folder, removed when the trial is done.
-    _folder: tempfile::TempDir,
+    _folder: echo_loadgen::files::PrivateDir,
     deadline: Instant,
     at_s: f64,
 }
