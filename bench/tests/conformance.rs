@@ -97,6 +97,51 @@ fn the_shipped_python_ssl_server_passes_every_check_over_tls() {
     assert!(passed >= 12, "every check reported:\n{stdout}");
 }
 
+/// A command that takes `{cert}` and `{key}` is given a certificate and key made for the run,
+/// which the checks' client verifies the server by (a server given other files fails every
+/// check), and whose folder is gone afterwards.
+#[test]
+fn a_command_taking_cert_and_key_is_checked_over_tls_with_a_certificate_made_for_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bin = env!("CARGO_BIN_EXE_echo-bench");
+    let checks = "basic_echo,binary_data_16_kib";
+    let run = |command: &str| {
+        let output = Command::new(bin)
+            .args(["conformance", "--transport", "tls", "--checks", checks])
+            .args(["--command", command])
+            .env("TMPDIR", tmp.path())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+        )
+    };
+    let (code, stdout) = run(&format!(
+        "{bin} serve --model mio --listen {{addr}} --cert {{cert}} --key {{key}}"
+    ));
+    assert_eq!(code, Some(0), "{stdout}");
+    assert_eq!(
+        stdout.lines().filter(|l| l.starts_with("PASS")).count(),
+        2,
+        "{stdout}"
+    );
+    // The client trusts the run's certificate only: a server that makes one of its own (the
+    // shell takes the files' paths as a comment) fails.
+    let (code, stdout) = run(&format!(
+        "{bin} serve --model mio --listen {{addr}} # {{cert}} {{key}}"
+    ));
+    assert_eq!(code, Some(1), "{stdout}");
+    assert_eq!(
+        stdout.lines().filter(|l| l.starts_with("FAIL")).count(),
+        2,
+        "{stdout}"
+    );
+    let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().flatten().collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
 #[test]
 fn faulty_servers_fail_with_the_pitfall_named() {
     if !python() {
@@ -273,11 +318,11 @@ fn outside_servers_from_a_file_and_bad_names_are_checked_before_the_run() {
         vec!["suite", "--server", "mio=python3 x.py {addr}"],
         vec!["suite", "--servers", file.to_str().unwrap()],
         vec!["suite", "--servers", "/no/such/servers.toml"],
-        // Only the suite makes a certificate for {cert} and {key}.
+        // A command that takes {cert} and {key} serves tls: only.
         vec![
             "conformance",
             "--transport",
-            "tls",
+            "tcp",
             "--command",
             "python3 x.py {addr} {cert} {key}",
         ],

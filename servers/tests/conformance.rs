@@ -462,7 +462,7 @@ fn shut_down_listeners_of(pid: u32) -> usize {
 /// and exits 1 within seconds: it never goes on printing that it listens while nothing accepts.
 fn binary_exits_1_when_its_listener_fails(model: Model, transport: Transport) {
     let mut server = binary(model)
-        .launch(transport, None)
+        .launch(transport, None, None)
         .expect("echo-server starts");
     let endpoint = server.endpoint().clone();
     round_trip(&mut connect(&endpoint), b"before the failure");
@@ -491,7 +491,7 @@ fn binary_prints_listening_line_and_exits_0_on_sigterm_with_connections_open(
     transport: Transport,
 ) {
     let mut server = binary(model)
-        .launch(transport, None)
+        .launch(transport, None, None)
         .expect("echo-server starts");
     let endpoint = server.endpoint().clone();
     let mut client = connect(&endpoint);

@@ -30,7 +30,7 @@ fn without_io_uring_the_binary_says_it_runs_on_epoll_and_echoes() {
     for &model in WITH_FALLBACK {
         for transport in [Transport::Tcp, Transport::Unix] {
             let mut server = binary_without_io_uring(model)
-                .launch(transport, None)
+                .launch(transport, None, None)
                 .expect("echo-server starts");
             let endpoint = server.endpoint().clone();
             let mut client = echo_loadgen::socket::Client::connect(

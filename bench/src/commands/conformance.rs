@@ -14,7 +14,9 @@ use echo_loadgen::conformance::{self, CHECKS, Check, ServerCommand, Subject};
 pub struct ConformanceArgs {
     /// Start the server with this command for each check; `{addr}` is replaced with a free
     /// loopback address of --transport in the tools' syntax, `{host}` and `{port}` with its
-    /// parts (TCP, UDP), `{path}` with the socket path (Unix). Ready when it accepts connections
+    /// parts (TCP, UDP), `{path}` with the socket path (Unix), and `{cert}` and `{key}` (a TLS
+    /// server's: with --transport tls) with the files of a certificate and key made for the
+    /// run, which the checks trust unless --ca names another. Ready when it accepts connections
     /// (answers a datagram) there, or when it prints `listening on ADDR`.
     #[arg(
         long,
@@ -112,8 +114,32 @@ pub fn main(args: ConformanceArgs) -> ExitCode {
         .target
         .as_ref()
         .map_or(args.transport, Endpoint::transport);
+    let command = args.command.as_deref().map(|c| {
+        ServerCommand::new(c).unwrap_or_else(|e| usage_exit("echo-bench", &format!("error: {e}")))
+    });
+    // A command that takes {cert} or {key} serves TLS with a certificate made for this run,
+    // which the checks' client trusts unless --ca names another.
+    let certified = match command.as_ref().filter(|c| c.serves_tls()) {
+        None => None,
+        Some(_) if transport != Transport::Tls => usage_exit(
+            "echo-bench",
+            "error: --command takes {cert} or {key}, so it serves tls only: add --transport tls",
+        ),
+        Some(_) => match echo_bench::suite::Certified::new() {
+            Ok(certified) => Some(certified),
+            Err(e) => {
+                eprintln!("echo-bench: cannot make a certificate for the server: {e}");
+                return exit_code(EXIT_FAILURE);
+            }
+        },
+    };
     let tls = (transport == Transport::Tls).then(|| {
         let mut options = args.tls.options();
+        if options.ca.is_none()
+            && let Some(certified) = &certified
+        {
+            options.ca = Some(certified.files().cert().to_owned());
+        }
         options.insecure |= options.ca.is_none();
         options
             .client_for(args.target.as_ref().and_then(Endpoint::socket_addr))
@@ -131,19 +157,10 @@ pub fn main(args: ConformanceArgs) -> ExitCode {
     // (which inherits the limit).
     echo_loadgen::config::raise_fd_limit();
     let subject = Subject {
-        command: args.command.as_deref().map(|c| {
-            let command = ServerCommand::new(c)
-                .unwrap_or_else(|e| usage_exit("echo-bench", &format!("error: {e}")));
-            // Said once here rather than by every check that would start the server.
-            if command.serves_tls() {
-                usage_exit(
-                    "echo-bench",
-                    "error: --command takes {cert} or {key}, which only `suite --server` fills; \
-                     write the files' paths (and give --ca the certificate)",
-                );
-            }
-            command
-        }),
+        command,
+        identity: certified
+            .as_ref()
+            .map(|c| (c.files().cert().to_owned(), c.files().key().to_owned())),
         target: args.target.clone(),
         transport,
         pid: args.server_pid,

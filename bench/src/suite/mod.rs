@@ -230,11 +230,19 @@ fn outside_of(points: &[Point]) -> Vec<OutsideServer> {
 /// them needs one, else the files (or why they could not be made, for each such trial to say).
 type Certificate = Option<Result<Certified, String>>;
 
-/// A run's certificate and key, whose folder an interrupt removes too (its exit drops nothing).
-struct Certified(echo_servers::CertFiles);
+/// A run's certificate and key, whose folder an interrupt removes too (its exit drops nothing):
+/// the suite's outside TLS servers', and `conformance --command`'s with `{cert}`.
+#[derive(Debug)]
+pub struct Certified(echo_servers::CertFiles);
 
 impl Certified {
-    fn new() -> std::io::Result<Self> {
+    /// The files.
+    pub fn files(&self) -> &echo_servers::CertFiles {
+        &self.0
+    }
+
+    /// A self-signed certificate and key ([`echo_servers::CertFiles::self_signed`]).
+    pub fn new() -> std::io::Result<Self> {
         let files = echo_servers::CertFiles::self_signed()?;
         echo_loadgen::child::remove_on_interrupt(files.folder());
         Ok(Self(files))

@@ -132,9 +132,15 @@ impl ServerCommand {
     }
 
     /// Starts the server on a free loopback address of `transport`, with at most `fd_limit`
-    /// descriptors if given, and waits until it is ready.
-    pub fn launch(&self, transport: Transport, fd_limit: Option<u64>) -> std::io::Result<Launched> {
-        let (mut command, free, dir) = self.prepare(transport)?;
+    /// descriptors if given and `{cert}` and `{key}` filled from `identity`, and waits until it
+    /// is ready.
+    pub fn launch(
+        &self,
+        transport: Transport,
+        fd_limit: Option<u64>,
+        identity: Option<Identity<'_>>,
+    ) -> std::io::Result<Launched> {
+        let (mut command, free, dir) = self.prepare_with(transport, identity)?;
         if let Some(limit) = fd_limit {
             // SAFETY: setrlimit is async-signal-safe, as pre_exec requires.
             unsafe {

@@ -241,6 +241,9 @@ pub struct Subject {
     /// How a `tls:` server is spoken to; when `None`, any certificate is accepted and TLS 1.2
     /// and 1.3 are offered, since the checks judge the server's echo, not its certificate.
     pub tls: Option<TlsClient>,
+    /// The certificate and key files a command that takes `{cert}` and `{key}` is given
+    /// ([`ServerCommand::serves_tls`]).
+    pub identity: Option<(std::path::PathBuf, std::path::PathBuf)>,
 }
 
 /// A check's result, as `echo-bench conformance --json` writes it.
@@ -328,7 +331,14 @@ fn run_inner(check: &Check, subject: &Subject) -> CheckResult {
             Needs::Address => None,
         };
         let mut server = command
-            .launch(subject.transport, fd_limit)
+            .launch(
+                subject.transport,
+                fd_limit,
+                subject
+                    .identity
+                    .as_ref()
+                    .map(|(cert, key)| launch::Identity { cert, key }),
+            )
             .map_err(|e| Verdict::Fail(format!("the server did not start: {e}")))?;
         let (target, pid) = (peer(server.endpoint(), subject)?, server.pid());
         let result = (check.run)(&mut Probe {
