@@ -138,6 +138,21 @@ fn a_command_taking_cert_and_key_is_checked_over_tls_with_a_certificate_made_for
         2,
         "{stdout}"
     );
+    // A usage error exits before any certificate is made (an exit drops nothing).
+    let output = Command::new(bin)
+        .args([
+            "conformance",
+            "--transport",
+            "tls",
+            "--json",
+            "/no/such/dir/x.json",
+        ])
+        .args(["--command", "srv {addr} {cert} {key}"])
+        .env("TMPDIR", tmp.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
     let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().flatten().collect();
     assert!(left.is_empty(), "left behind: {left:?}");
 }

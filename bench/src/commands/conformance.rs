@@ -117,34 +117,13 @@ pub fn main(args: ConformanceArgs) -> ExitCode {
     let command = args.command.as_deref().map(|c| {
         ServerCommand::new(c).unwrap_or_else(|e| usage_exit("echo-bench", &format!("error: {e}")))
     });
-    // A command that takes {cert} or {key} serves TLS with a certificate made for this run,
-    // which the checks' client trusts unless --ca names another.
-    let certified = match command.as_ref().filter(|c| c.serves_tls()) {
-        None => None,
-        Some(_) if transport != Transport::Tls => usage_exit(
+    let serves_tls = command.as_ref().is_some_and(ServerCommand::serves_tls);
+    if serves_tls && transport != Transport::Tls {
+        usage_exit(
             "echo-bench",
             "error: --command takes {cert} or {key}, so it serves tls only: add --transport tls",
-        ),
-        Some(_) => match echo_bench::suite::Certified::new() {
-            Ok(certified) => Some(certified),
-            Err(e) => {
-                eprintln!("echo-bench: cannot make a certificate for the server: {e}");
-                return exit_code(EXIT_FAILURE);
-            }
-        },
-    };
-    let tls = (transport == Transport::Tls).then(|| {
-        let mut options = args.tls.options();
-        if options.ca.is_none()
-            && let Some(certified) = &certified
-        {
-            options.ca = Some(certified.files().cert().to_owned());
-        }
-        options.insecure |= options.ca.is_none();
-        options
-            .client_for(args.target.as_ref().and_then(Endpoint::socket_addr))
-            .unwrap_or_else(|e| usage_exit("echo-bench", &format!("error: {e}")))
-    });
+        );
+    }
     let checks = selected(args.checks.as_deref(), transport);
     // The output is checked before any work, and written only once the result exists: a file
     // already there stays as it was until then.
@@ -153,6 +132,43 @@ pub fn main(args: ConformanceArgs) -> ExitCode {
     {
         usage_exit("echo-bench", &format!("error: {why}"));
     }
+    let address = args.target.as_ref().and_then(Endpoint::socket_addr);
+    // The TLS client as asked for, checked before anything is made (an exit drops nothing).
+    let asked = (transport == Transport::Tls).then(|| {
+        let mut options = args.tls.options();
+        options.insecure |= options.ca.is_none();
+        let client = options
+            .client_for(address)
+            .unwrap_or_else(|e| usage_exit("echo-bench", &format!("error: {e}")));
+        (options, client)
+    });
+    // A command that takes {cert} or {key} serves TLS with a certificate made for this run,
+    // which the checks' client trusts unless --ca names another.
+    let certified = if serves_tls {
+        match echo_bench::suite::Certified::new() {
+            Ok(certified) => Some(certified),
+            Err(e) => {
+                eprintln!("echo-bench: cannot make a certificate for the server: {e}");
+                return exit_code(EXIT_FAILURE);
+            }
+        }
+    } else {
+        None
+    };
+    let tls = match (asked, &certified) {
+        (Some((mut options, _)), Some(certified)) if args.tls.options().ca.is_none() => {
+            options.ca = Some(certified.files().cert().to_owned());
+            options.insecure = args.tls.options().insecure;
+            match options.client_for(address) {
+                Ok(client) => Some(client),
+                Err(e) => {
+                    eprintln!("echo-bench: cannot trust the certificate made for the server: {e}");
+                    return exit_code(EXIT_FAILURE);
+                }
+            }
+        }
+        (asked, _) => asked.map(|(_, client)| client),
+    };
     // A thousand held connections take a descriptor each here, and in a server started here
     // (which inherits the limit).
     echo_loadgen::config::raise_fd_limit();
