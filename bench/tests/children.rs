@@ -203,7 +203,7 @@ fn an_interrupted_suite_writes_a_partial_run_and_leaves_no_server() {
 /// its Unix sockets, are gone after an interrupt, with the servers. Either path may remove
 /// them: the run's end (the trials left fail at once once interrupted, so the main thread
 /// drops them while the partial run is written) or the signal handling
-/// (`child::remove_on_interrupt`, for when the exit comes first); this test passes with either
+/// (`child::make_removed_on_interrupt`, for when the exit comes first); this test passes with either
 /// alone.
 #[test]
 fn an_interrupted_suite_removes_the_certificate_and_socket_folders_it_made() {

@@ -343,8 +343,10 @@ impl Plan {
     pub fn beyond_next(&self, objective: &Objective, grid: &[f64], round: &[Step]) -> Option<f64> {
         let (&first, &last) = (grid.first()?, grid.last()?);
         let ratio = grid.get(1).map(|second| second / first)?;
-        let inside = |rate: f64| rate >= first * (1.0 - 1e-9) && rate <= last * (1.0 + 1e-9);
-        let beyond = round.iter().filter(|s| !inside(s.offered_rps)).count();
+        let beyond = round
+            .iter()
+            .filter(|s| !within_grid(grid, s.offered_rps))
+            .count();
         if beyond >= self.beyond_grid || !ratio.is_finite() || ratio <= 1.0 {
             return None;
         }
@@ -437,6 +439,11 @@ pub fn crossing(objective: &Objective, round: &[Step]) -> Option<Crossing> {
         Some(0) => Some(Crossing::BelowGrid(first.offered_rps)),
         Some(k) => Some(Crossing::At(sorted[k - 1].offered_rps)),
     }
+}
+
+/// Whether `rate` lies within `grid`'s span (ascending, not empty), to rounding.
+fn within_grid(grid: &[f64], rate: f64) -> bool {
+    rate >= grid[0] * (1.0 - 1e-9) && rate <= grid[grid.len() - 1] * (1.0 + 1e-9)
 }
 
 /// The next rate a round bisects (geometrically) between its crossing and the miss above it,
@@ -537,12 +544,10 @@ pub fn summarise(
     let count = |f: &dyn Fn(&Crossing) -> bool| crossings.iter().flatten().filter(|c| f(c)).count();
     let below = count(&|c| matches!(c, Crossing::BelowGrid(_)));
     let above = count(&|c| matches!(c, Crossing::AboveGrid(_)));
-    let outside = match (grid.first(), grid.last()) {
-        (Some(&first), Some(&last)) => count(&|c| {
-            c.rate()
-                .is_some_and(|r| r < first * (1.0 - 1e-9) || r > last * (1.0 + 1e-9))
-        }),
-        _ => 0,
+    let outside = if grid.is_empty() {
+        0
+    } else {
+        count(&|c| c.rate().is_some_and(|r| !within_grid(grid, r)))
     };
     if below > 0 {
         warnings.push(format!(

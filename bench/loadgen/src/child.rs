@@ -3,7 +3,7 @@
 //! the thread that started it (even when the tool is killed with SIGKILL), and registered, so
 //! that [`handle_signals`] can stop every group still running when the tool gets SIGINT or
 //! SIGTERM: SIGTERM to each group, up to [`STOP_WITHIN`] to exit, then SIGKILL; every child
-//! reaped; the folders the tool asked for removed ([`remove_on_interrupt`]); then the tool's
+//! reaped; the folders the tool asked for removed ([`make_removed_on_interrupt`]); then the tool's
 //! interrupt hook ([`on_interrupt`], such as the suite's partial run.json), and the exit code
 //! [`exit_code_for`] the signal: 130 for SIGINT, 143 for SIGTERM.
 //!
@@ -26,7 +26,7 @@ pub const STOP_WITHIN: Duration = Duration::from_secs(5);
 static GROUPS: Mutex<Vec<i32>> = Mutex::new(Vec::new());
 
 /// Folders a tool made for its run and removes at its end, which an interrupt's exit would
-/// skip: removed on an interrupt once the children are stopped ([`remove_on_interrupt`]).
+/// skip: removed on an interrupt once the children are stopped ([`make_removed_on_interrupt`]).
 static FOLDERS: Mutex<Folders> = Mutex::new(Folders {
     list: Vec::new(),
     closed: false,
@@ -44,19 +44,16 @@ fn folders() -> std::sync::MutexGuard<'static, Folders> {
     FOLDERS.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Has an interrupt remove `folder`, with what is in it, once the children are stopped: for a
-/// folder the tool made and would remove when done (a run's certificate), which the exit
-/// [`handle_signals`] ends with never drops. [`forget_on_interrupt`] once it is removed.
-pub fn remove_on_interrupt(folder: &std::path::Path) {
-    folders().list.push(folder.to_owned());
-}
-
-/// Makes a folder with `make` and puts it on [`remove_on_interrupt`]'s list at once, both while
-/// an interrupt cannot take the list: a folder made while the interrupt removes the others
-/// would be left behind by its exit. Once an interrupt has begun, makes none (`Interrupted`).
-pub fn make_removed_on_interrupt(
-    make: impl FnOnce() -> std::io::Result<tempfile::TempDir>,
-) -> std::io::Result<tempfile::TempDir> {
+/// Makes a folder with `make` (its path given by `folder`), for a tool that removes it when
+/// done, and has an interrupt (whose exit drops nothing) remove it too, with what is in it,
+/// once the children are stopped. It is made and listed while the interrupt cannot take the
+/// list: a folder made while the interrupt removes the others would be left behind by its exit.
+/// Once an interrupt has begun, makes none (`Interrupted`). [`forget_on_interrupt`] once the
+/// tool removed it.
+pub fn make_removed_on_interrupt<T>(
+    make: impl FnOnce() -> std::io::Result<T>,
+    folder: impl FnOnce(&T) -> &std::path::Path,
+) -> std::io::Result<T> {
     let mut folders = folders();
     if folders.closed {
         return Err(std::io::Error::new(
@@ -64,18 +61,17 @@ pub fn make_removed_on_interrupt(
             "interrupted: no new folder",
         ));
     }
-    let dir = make()?;
-    folders.list.push(dir.path().to_owned());
-    Ok(dir)
+    let made = make()?;
+    folders.list.push(folder(&made).to_owned());
+    Ok(made)
 }
 
-/// Takes `folder` off [`remove_on_interrupt`]'s list (the tool removes it itself).
+/// Takes `folder` off [`make_removed_on_interrupt`]'s list (the tool removes it itself).
 pub fn forget_on_interrupt(folder: &std::path::Path) {
     folders().list.retain(|f| f != folder);
 }
 
-/// Removes the folders of [`remove_on_interrupt`]'s list, and makes no more
-/// ([`make_removed_on_interrupt`]).
+/// Removes the folders of [`make_removed_on_interrupt`]'s list, and has it make no more.
 fn remove_folders() {
     let mut folders = folders();
     folders.closed = true;

@@ -98,16 +98,19 @@ pub fn check_folder_writable(dir: &Path) -> Result<(), String> {
 
 /// A fresh folder only this user can enter (mode 0700, a random name made with `mkdir`, under
 /// the temporary directory), removed when dropped, and on an interrupt, whose exit drops
-/// nothing ([`crate::child::remove_on_interrupt`]): where files passed between processes
+/// nothing ([`crate::child::make_removed_on_interrupt`]): where files passed between processes
 /// (reports, Unix sockets, valgrind's output) go, so no other user can guess, pre-create or
 /// redirect them.
 pub fn private_dir(prefix: &str) -> std::io::Result<PrivateDir> {
-    crate::child::make_removed_on_interrupt(|| {
-        tempfile::Builder::new()
-            .prefix(&format!("{prefix}-"))
-            .permissions(std::fs::Permissions::from_mode(0o700))
-            .tempdir()
-    })
+    crate::child::make_removed_on_interrupt(
+        || {
+            tempfile::Builder::new()
+                .prefix(&format!("{prefix}-"))
+                .permissions(std::fs::Permissions::from_mode(0o700))
+                .tempdir()
+        },
+        tempfile::TempDir::path,
+    )
     .map(PrivateDir)
 }
 

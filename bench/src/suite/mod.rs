@@ -243,9 +243,11 @@ impl Certified {
 
     /// A self-signed certificate and key ([`echo_servers::CertFiles::self_signed`]).
     pub fn new() -> std::io::Result<Self> {
-        let files = echo_servers::CertFiles::self_signed()?;
-        echo_loadgen::child::remove_on_interrupt(files.folder());
-        Ok(Self(files))
+        echo_loadgen::child::make_removed_on_interrupt(
+            echo_servers::CertFiles::self_signed,
+            echo_servers::CertFiles::folder,
+        )
+        .map(Self)
     }
 }
 
