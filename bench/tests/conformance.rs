@@ -6,6 +6,7 @@ mod support;
 
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 use echo_servers::Model;
 
@@ -106,13 +107,14 @@ fn a_command_taking_cert_and_key_is_checked_over_tls_with_a_certificate_made_for
     let bin = env!("CARGO_BIN_EXE_echo-bench");
     let checks = "basic_echo,binary_data_16_kib";
     let run = |command: &str| {
-        let output = Command::new(bin)
-            .args(["conformance", "--transport", "tls", "--checks", checks])
-            .args(["--command", command])
-            .env("TMPDIR", tmp.path())
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
+        let output = support::output_within(
+            Command::new(bin)
+                .args(["conformance", "--transport", "tls", "--checks", checks])
+                .args(["--command", command])
+                .env("TMPDIR", tmp.path()),
+            Duration::from_secs(120),
+        )
+        .expect("conformance finishes within 2 minutes");
         (
             output.status.code(),
             String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -139,19 +141,20 @@ fn a_command_taking_cert_and_key_is_checked_over_tls_with_a_certificate_made_for
         "{stdout}"
     );
     // A usage error exits before any certificate is made (an exit drops nothing).
-    let output = Command::new(bin)
-        .args([
-            "conformance",
-            "--transport",
-            "tls",
-            "--json",
-            "/no/such/dir/x.json",
-        ])
-        .args(["--command", "srv {addr} {cert} {key}"])
-        .env("TMPDIR", tmp.path())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let output = support::output_within(
+        Command::new(bin)
+            .args([
+                "conformance",
+                "--transport",
+                "tls",
+                "--json",
+                "/no/such/dir/x.json",
+            ])
+            .args(["--command", "srv {addr} {cert} {key}"])
+            .env("TMPDIR", tmp.path()),
+        Duration::from_secs(60),
+    )
+    .expect("a usage error exits at once");
     assert_eq!(output.status.code(), Some(2));
     let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().flatten().collect();
     assert!(left.is_empty(), "left behind: {left:?}");
